@@ -1,0 +1,82 @@
+//! Audio in: decode (symphonia) → mono → resample to the model rate (rubato) → windows.
+
+pub mod decode;
+pub mod resample;
+pub mod windows;
+
+use std::path::Path;
+
+pub use decode::{DecodeStats, StreamInfo};
+pub use windows::{Window, Windower};
+
+use crate::Result;
+use crate::model::ModelSpec;
+
+/// What the stream was, once it has been read to the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AudioSummary {
+    pub info: StreamInfo,
+    /// Duration of the source audio in seconds.
+    pub duration_s: f64,
+    pub windows: usize,
+    /// Human-readable notes for the report row (skipped packets, NaN samples, truncation).
+    pub warnings: Vec<String>,
+}
+
+/// Stream `path` into the model's windows; `emit` receives each window in order.
+/// Memory is bounded by about two windows plus one decoded packet, whatever the file length.
+pub fn read_windows(
+    path: &Path,
+    spec: &ModelSpec,
+    emit: &mut dyn FnMut(Window) -> Result<()>,
+) -> Result<AudioSummary> {
+    let target = spec.config.sample_rate;
+    let mut windower = Windower::new(
+        spec.window_samples,
+        spec.hop_samples,
+        spec.min_samples,
+        spec.config.window.pad,
+    );
+    let mut resampler: Option<resample::MonoResampler> = None;
+    let mut count = 0usize;
+    let mut counted = |w: Window| {
+        count += 1;
+        emit(w)
+    };
+    let (info, stats) = decode::decode_mono(
+        path,
+        |info, mono| {
+            let r = match &mut resampler {
+                Some(r) => r,
+                None => resampler.insert(resample::MonoResampler::new(info.sample_rate, target)?),
+            };
+            r.push(mono, &mut |x| windower.push(x, &mut counted))
+        },
+    )?;
+    if let Some(r) = resampler.as_mut() {
+        r.finish(&mut |x| windower.push(x, &mut counted))?;
+    }
+    windower.finish(&mut counted)?;
+    let mut warnings = Vec::new();
+    if stats.skipped_packets > 0 {
+        warnings.push(format!(
+            "{} undecodable packets were skipped",
+            stats.skipped_packets
+        ));
+    }
+    if stats.nonfinite_samples > 0 {
+        warnings.push(format!(
+            "{} NaN/Inf samples were replaced by silence",
+            stats.nonfinite_samples
+        ));
+    }
+    if let Some(t) = stats.truncated {
+        warnings.push(t);
+    }
+    Ok(AudioSummary {
+        duration_s: stats.frames as f64 / info.sample_rate as f64,
+        info,
+        windows: count,
+        warnings,
+    })
+}

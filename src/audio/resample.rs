@@ -1,0 +1,113 @@
+//! Streaming sample-rate conversion to the model's rate (rubato's FFT resampler: a fixed
+//! ratio, band-limited, fast). Output is trimmed of the resampler's delay and has exactly
+//! `round(input_len · to / from)` samples.
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Indexing, Resampler};
+
+use crate::{Error, Result};
+
+const CHUNK: usize = 1024;
+
+pub struct MonoResampler {
+    inner: Option<Fft<f32>>,
+    from: u32,
+    to: u32,
+    pending: Vec<f32>,
+    out: Vec<f32>,
+    delay_left: usize,
+    consumed: u64,
+    produced: u64,
+}
+
+impl MonoResampler {
+    pub fn new(from: u32, to: u32) -> Result<Self> {
+        let inner = if from == to {
+            None
+        } else {
+            let fft = Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input)
+                .map_err(|e| Error::Audio(format!("cannot resample {from} Hz → {to} Hz ({e})")))?;
+            Some(fft)
+        };
+        let delay_left = inner.as_ref().map_or(0, |r| r.output_delay());
+        let out_len = inner.as_ref().map_or(0, |r| r.output_frames_max());
+        Ok(MonoResampler {
+            inner,
+            from,
+            to,
+            pending: Vec::new(),
+            out: vec![0.0; out_len],
+            delay_left,
+            consumed: 0,
+            produced: 0,
+        })
+    }
+
+    /// Feed source samples; resampled samples go to `emit` as they become available.
+    pub fn push(&mut self, input: &[f32], emit: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<()> {
+        self.consumed += input.len() as u64;
+        if self.inner.is_none() {
+            self.produced += input.len() as u64;
+            return emit(input);
+        }
+        self.pending.extend_from_slice(input);
+        loop {
+            let need = self.inner.as_ref().map_or(0, |r| r.input_frames_next());
+            if self.pending.len() < need {
+                return Ok(());
+            }
+            let used = self.run(need, None, u64::MAX, emit)?;
+            self.pending.drain(..used);
+        }
+    }
+
+    /// Flush the tail (zero-padded internally) and emit the remaining samples.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<()> {
+        if self.inner.is_none() {
+            return Ok(());
+        }
+        let expected =
+            ((self.consumed as u128 * self.to as u128 + self.from as u128 / 2) / self.from as u128) as u64;
+        let mut partial = self.pending.len();
+        while self.produced < expected {
+            self.run(partial, Some(partial), expected, emit)?;
+            self.pending.clear();
+            partial = 0;
+        }
+        Ok(())
+    }
+
+    /// One resampler call on `pending[..frames]`, emitting output up to a total of `limit`
+    /// samples; returns input frames consumed.
+    fn run(
+        &mut self,
+        frames: usize,
+        partial: Option<usize>,
+        limit: u64,
+        emit: &mut dyn FnMut(&[f32]) -> Result<()>,
+    ) -> Result<usize> {
+        let Some(resampler) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let fail = |e: &dyn std::fmt::Display| Error::Audio(format!("resampler failed ({e})"));
+        let need = resampler.input_frames_next();
+        // A partial call still reads `need` frames of buffer; pad with zeros beyond `frames`.
+        self.pending.resize(self.pending.len().max(need), 0.0);
+        let input = InterleavedSlice::new(&self.pending[..need], 1, need).map_err(|e| fail(&e))?;
+        let out_frames = self.out.len();
+        let mut output = InterleavedSlice::new_mut(&mut self.out, 1, out_frames).map_err(|e| fail(&e))?;
+        let indexing = Indexing {
+            partial_len: partial,
+            ..Indexing::new()
+        };
+        let (used, made) = resampler
+            .process_into_buffer(&input, &mut output, Some(&indexing))
+            .map_err(|e| fail(&e))?;
+        let skip = self.delay_left.min(made);
+        self.delay_left -= skip;
+        let room = limit.saturating_sub(self.produced).min((made - skip) as u64) as usize;
+        self.produced += room as u64;
+        emit(&self.out[skip..skip + room])?;
+        Ok(used.min(frames))
+    }
+}

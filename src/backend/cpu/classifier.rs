@@ -1,0 +1,233 @@
+//! CPU classifier ops: im2col + SGEMM convolution, pooling, MFM, linear.
+
+use rayon::prelude::*;
+
+use super::{CpuTensor, dims, ensure, sgemm};
+use crate::backend::{Activation, Conv2dParams, GlobalPool, PoolParams};
+use crate::{Error, Result};
+
+fn check_vector(t: Option<&CpuTensor>, len: usize, op: &str, what: &str) -> Result<()> {
+    if let Some(t) = t {
+        ensure(t.shape == [len], op, || {
+            format!("{what} has shape {:?}, expected [{len}]", t.shape)
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn conv2d(
+    input: &CpuTensor,
+    weight: &CpuTensor,
+    bias: Option<&CpuTensor>,
+    p: &Conv2dParams,
+    act: Activation,
+) -> Result<CpuTensor> {
+    let op = "conv2d";
+    let [batch, channels, h, w] = dims(input, op, "input")?;
+    let [out_ch, in_ch, kh, kw] = dims(weight, op, "weight")?;
+    ensure(in_ch == channels, op, || {
+        format!("weight expects {in_ch} input channels, input has {channels}")
+    })?;
+    check_vector(bias, out_ch, op, "bias")?;
+    let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
+        Error::backend(
+            "cpu",
+            format!("{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}", p.padding),
+        )
+    })?;
+    let k = channels * kh * kw;
+    let hw_out = ho * wo;
+    let direct = kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
+    let mut out = vec![0.0f32; batch * out_ch * hw_out];
+    if hw_out == 0 || out_ch == 0 {
+        return CpuTensor::new(out, &[batch, out_ch, ho, wo]);
+    }
+    out.par_chunks_mut(out_ch * hw_out)
+        .zip(input.data.par_chunks(channels * h * w))
+        .for_each_init(
+            || Vec::new(),
+            |col, (dst, x)| {
+                // A 1x1 stride-1 convolution is already a GEMM over the input planes.
+                let columns: &[f32] = if direct {
+                    x
+                } else {
+                    im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
+                    col
+                };
+                sgemm(out_ch, k, hw_out, &weight.data, (k, 1), columns, (hw_out, 1), dst);
+                for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
+                    let b = bias.map_or(0.0, |b| b.data[o]);
+                    for v in plane {
+                        *v = act.apply(*v + b);
+                    }
+                }
+            },
+        );
+    CpuTensor::new(out, &[batch, out_ch, ho, wo])
+}
+
+/// Unfold one image `[C, H, W]` into columns `[C*kh*kw, Ho*Wo]` (zeros where padded).
+fn im2col(
+    x: &[f32],
+    [channels, h, w]: [usize; 3],
+    [kh, kw]: [usize; 2],
+    p: &Conv2dParams,
+    [ho, wo]: [usize; 2],
+    col: &mut Vec<f32>,
+) {
+    let hw_out = ho * wo;
+    col.clear();
+    col.resize(channels * kh * kw * hw_out, 0.0);
+    let [sh, sw] = p.stride;
+    let [ph, pw] = p.padding;
+    for c in 0..channels {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = (c * kh + ki) * kw + kj;
+                let dst = &mut col[row * hw_out..(row + 1) * hw_out];
+                for oh in 0..ho {
+                    let ih = (oh * sh + ki) as isize - ph as isize;
+                    if ih < 0 || ih >= h as isize {
+                        continue; // stays zero
+                    }
+                    let src_row = &plane[ih as usize * w..(ih as usize + 1) * w];
+                    let dst_row = &mut dst[oh * wo..(oh + 1) * wo];
+                    for (ow, d) in dst_row.iter_mut().enumerate() {
+                        let iw = (ow * sw + kj) as isize - pw as isize;
+                        if iw >= 0 && iw < w as isize {
+                            *d = src_row[iw as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn channel_affine(
+    input: &CpuTensor,
+    scale: &CpuTensor,
+    shift: &CpuTensor,
+    act: Activation,
+) -> Result<CpuTensor> {
+    let op = "channel_affine";
+    ensure(input.shape.len() >= 2, op, || {
+        format!("input must be [B, C, ...], got {:?}", input.shape)
+    })?;
+    let channels = input.shape[1];
+    check_vector(Some(scale), channels, op, "scale")?;
+    check_vector(Some(shift), channels, op, "shift")?;
+    let inner: usize = input.shape[2..].iter().product();
+    let mut out = input.data.clone();
+    if inner > 0 {
+        out.par_chunks_mut(inner).enumerate().for_each(|(i, plane)| {
+            let c = i % channels;
+            let (a, b) = (scale.data[c], shift.data[c]);
+            for v in plane {
+                *v = act.apply(*v * a + b);
+            }
+        });
+    }
+    CpuTensor::new(out, &input.shape)
+}
+
+pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
+    let op = "max_pool2d";
+    let [batch, channels, h, w] = dims(input, op, "input")?;
+    ensure(p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1], op, || {
+        format!("padding {:?} must be at most half the kernel {:?}", p.padding, p.kernel)
+    })?;
+    let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
+        Error::backend(
+            "cpu",
+            format!("{op}: kernel {:?} does not fit input {h}x{w}", p.kernel),
+        )
+    })?;
+    let mut out = vec![0.0f32; batch * channels * ho * wo];
+    if ho * wo > 0 {
+        out.par_chunks_mut(ho * wo)
+            .zip(input.data.par_chunks(h * w))
+            .for_each(|(dst, plane)| {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut m = f32::NEG_INFINITY;
+                        for ki in 0..p.kernel[0] {
+                            let ih = (oh * p.stride[0] + ki) as isize - p.padding[0] as isize;
+                            if ih < 0 || ih >= h as isize {
+                                continue;
+                            }
+                            for kj in 0..p.kernel[1] {
+                                let iw = (ow * p.stride[1] + kj) as isize - p.padding[1] as isize;
+                                if iw >= 0 && iw < w as isize {
+                                    m = m.max(plane[ih as usize * w + iw as usize]);
+                                }
+                            }
+                        }
+                        dst[oh * wo + ow] = m;
+                    }
+                }
+            });
+    }
+    CpuTensor::new(out, &[batch, channels, ho, wo])
+}
+
+pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
+    let op = "mfm";
+    ensure(input.shape.len() >= 2 && input.shape[1] % 2 == 0, op, || {
+        format!("input must be [B, C, ...] with even C, got {:?}", input.shape)
+    })?;
+    let batch = input.shape[0];
+    let half: usize = input.shape[1] / 2 * input.shape[2..].iter().product::<usize>();
+    let mut out = Vec::with_capacity(batch * half);
+    if half > 0 {
+        for item in input.data.chunks(2 * half) {
+            let (a, b) = item.split_at(half);
+            out.extend(a.iter().zip(b).map(|(x, y)| x.max(*y)));
+        }
+    }
+    let mut shape = input.shape.clone();
+    shape[1] /= 2;
+    CpuTensor::new(out, &shape)
+}
+
+pub(super) fn global_pool(input: &CpuTensor, mode: GlobalPool) -> Result<CpuTensor> {
+    let op = "global_pool";
+    let [batch, channels, h, w] = dims(input, op, "input")?;
+    ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+    let out = input
+        .data
+        .par_chunks(h * w)
+        .map(|plane| match mode {
+            GlobalPool::Avg => (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32,
+            GlobalPool::Max => plane.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        })
+        .collect();
+    CpuTensor::new(out, &[batch, channels])
+}
+
+pub(super) fn linear(
+    input: &CpuTensor,
+    weight: &CpuTensor,
+    bias: Option<&CpuTensor>,
+    act: Activation,
+) -> Result<CpuTensor> {
+    let op = "linear";
+    let [batch, inputs] = dims(input, op, "input")?;
+    let [outputs, w_in] = dims(weight, op, "weight")?;
+    ensure(w_in == inputs, op, || {
+        format!("weight expects {w_in} inputs, input has {inputs}")
+    })?;
+    check_vector(bias, outputs, op, "bias")?;
+    let mut out = vec![0.0f32; batch * outputs];
+    // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
+    sgemm(batch, inputs, outputs, &input.data, (inputs, 1), &weight.data, (1, inputs), &mut out);
+    if outputs > 0 {
+        for row in out.chunks_mut(outputs) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
+            }
+        }
+    }
+    CpuTensor::new(out, &[batch, outputs])
+}

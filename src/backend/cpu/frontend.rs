@@ -1,0 +1,200 @@
+//! CPU front-end: STFT power spectrum, filterbank + log, DCT, normalisation.
+
+use rayon::prelude::*;
+
+use super::{CpuBackend, CpuTensor, dims, ensure, sgemm};
+use crate::Result;
+use crate::backend::{LogSpec, NORM_EPS, Normalization, Projection, StftParams};
+
+/// Rows handed to one SGEMM call when projecting frames; large enough to amortise packing.
+const ROWS_PER_TASK: usize = 64;
+
+pub(super) fn stft_power(
+    backend: &CpuBackend,
+    signal: &CpuTensor,
+    window: &CpuTensor,
+    p: &StftParams,
+) -> Result<CpuTensor> {
+    let op = "stft_power";
+    let [batch, len] = dims(signal, op, "signal")?;
+    ensure(p.n_fft >= 2 && p.hop > 0, op, || {
+        format!("n_fft {} and hop {} must be ≥ 2 and ≥ 1", p.n_fft, p.hop)
+    })?;
+    ensure(window.data.len() == p.n_fft, op, || {
+        format!("window has {} samples, n_fft is {}", window.data.len(), p.n_fft)
+    })?;
+    let frames = p.frames(len).ok_or_else(|| {
+        crate::Error::backend(
+            "cpu",
+            format!("{op}: signal of {len} samples is too short for n_fft {}", p.n_fft),
+        )
+    })?;
+    let bins = p.bins();
+    let pad = if p.center { p.n_fft / 2 } else { 0 };
+    let fft = backend.fft_plan(p.n_fft);
+    let mut out = vec![0.0f32; batch * frames * bins];
+    let power = p.power;
+    out.par_chunks_mut(bins).enumerate().try_for_each_init(
+        || {
+            (
+                fft.make_input_vec(),
+                fft.make_output_vec(),
+                fft.make_scratch_vec(),
+            )
+        },
+        |(frame, spectrum, scratch), (row, dst)| {
+            let (b, t) = (row / frames, row % frames);
+            let x = &signal.data[b * len..(b + 1) * len];
+            let start = (t * p.hop) as isize - pad as isize;
+            for (i, (f, w)) in frame.iter_mut().zip(&window.data).enumerate() {
+                *f = x[reflect(start + i as isize, len)] * w;
+            }
+            fft.process_with_scratch(frame, spectrum, scratch)
+                .map_err(|e| crate::Error::backend("cpu", format!("{op}: {e}")))?;
+            for (d, c) in dst.iter_mut().zip(spectrum.iter()) {
+                let mag2 = c.re * c.re + c.im * c.im;
+                *d = if power == 2.0 {
+                    mag2
+                } else if power == 1.0 {
+                    mag2.sqrt()
+                } else {
+                    mag2.powf(power / 2.0)
+                };
+            }
+            Ok(())
+        },
+    )?;
+    CpuTensor::new(out, &[batch, frames, bins])
+}
+
+/// Index into a signal of `len` samples with reflect padding (`x[-i] = x[i]`), as PyTorch's
+/// `center=True` STFT does. Callers guarantee the overshoot is less than `len`.
+#[inline]
+fn reflect(i: isize, len: usize) -> usize {
+    let n = len as isize;
+    let r = if i < 0 {
+        -i
+    } else if i >= n {
+        2 * (n - 1) - i
+    } else {
+        i
+    };
+    r as usize
+}
+
+/// `[rows, k] · [k, n]` → `[rows, n]`, parallel over blocks of rows, then `post` per value.
+fn project_rows(x: &[f32], k: usize, matrix: &[f32], n: usize, post: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let rows = x.len() / k.max(1);
+    let mut out = vec![0.0f32; rows * n];
+    out.par_chunks_mut(ROWS_PER_TASK * n)
+        .zip(x.par_chunks(ROWS_PER_TASK * k))
+        .for_each(|(dst, src)| {
+            let m = src.len() / k;
+            sgemm(m, k, n, src, (k, 1), matrix, (n, 1), dst);
+            for v in dst.iter_mut() {
+                *v = post(*v);
+            }
+        });
+    out
+}
+
+pub(super) fn filterbank_log(
+    power: &CpuTensor,
+    projection: Projection<'_, CpuTensor>,
+    log: LogSpec,
+) -> Result<CpuTensor> {
+    let op = "filterbank_log";
+    let [batch, frames, bins] = dims(power, op, "power spectrum")?;
+    match projection {
+        Projection::Bins { start, end } => {
+            ensure(start < end && end <= bins, op, || {
+                format!("bin range {start}..{end} is not inside 0..{bins}")
+            })?;
+            let width = end - start;
+            let mut out = vec![0.0f32; batch * frames * width];
+            out.par_chunks_mut(width)
+                .zip(power.data.par_chunks(bins))
+                .for_each(|(dst, src)| {
+                    for (d, &s) in dst.iter_mut().zip(&src[start..end]) {
+                        *d = log.apply(s);
+                    }
+                });
+            CpuTensor::new(out, &[batch, frames, width])
+        }
+        Projection::Matrix(matrix) => {
+            let [rows, filters] = dims(matrix, op, "filterbank matrix")?;
+            ensure(rows == bins, op, || {
+                format!("filterbank has {rows} rows, spectrum has {bins} bins")
+            })?;
+            let out = project_rows(&power.data, bins, &matrix.data, filters, |v| log.apply(v));
+            CpuTensor::new(out, &[batch, frames, filters])
+        }
+    }
+}
+
+pub(super) fn dct(features: &CpuTensor, basis: &CpuTensor) -> Result<CpuTensor> {
+    let op = "dct";
+    let [batch, frames, filters] = dims(features, op, "features")?;
+    let [rows, coeffs] = dims(basis, op, "DCT basis")?;
+    ensure(rows == filters, op, || {
+        format!("DCT basis has {rows} rows, features have {filters} filters")
+    })?;
+    let out = project_rows(&features.data, filters, &basis.data, coeffs, |v| v);
+    CpuTensor::new(out, &[batch, frames, coeffs])
+}
+
+pub(super) fn normalize(
+    features: &CpuTensor,
+    mode: Normalization<'_, CpuTensor>,
+) -> Result<CpuTensor> {
+    let op = "normalize";
+    let [_, frames, feats] = dims(features, op, "features")?;
+    let mut out = features.data.clone();
+    if let Normalization::Global { mean, std } = mode {
+        ensure(mean.data.len() == feats && std.data.len() == feats, op, || {
+            format!(
+                "global mean/std have {}/{} values, features have {feats}",
+                mean.data.len(),
+                std.data.len()
+            )
+        })?;
+        out.par_chunks_mut(feats).for_each(|row| {
+            for ((v, m), s) in row.iter_mut().zip(&mean.data).zip(&std.data) {
+                *v = (*v - m) / s;
+            }
+        });
+        return CpuTensor::new(out, &features.shape);
+    }
+    let scale_by_std = matches!(mode, Normalization::MeanVar);
+    if frames == 0 || feats == 0 {
+        return CpuTensor::new(out, &features.shape);
+    }
+    out.par_chunks_mut(frames * feats).for_each(|item| {
+        // f64 accumulation keeps the statistics exact enough for long windows.
+        let mut mean = vec![0.0f64; feats];
+        for row in item.chunks(feats) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= frames as f64);
+        let mut inv_std = vec![1.0f64; feats];
+        if scale_by_std {
+            let mut var = vec![0.0f64; feats];
+            for row in item.chunks(feats) {
+                for ((s, m), &v) in var.iter_mut().zip(&mean).zip(row) {
+                    *s += (v as f64 - m).powi(2);
+                }
+            }
+            for (i, s) in inv_std.iter_mut().zip(&var) {
+                *i = 1.0 / (s / frames as f64 + NORM_EPS as f64).sqrt();
+            }
+        }
+        for row in item.chunks_mut(feats) {
+            for ((v, m), i) in row.iter_mut().zip(&mean).zip(&inv_std) {
+                *v = ((*v as f64 - m) * i) as f32;
+            }
+        }
+    });
+    CpuTensor::new(out, &features.shape)
+}

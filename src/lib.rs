@@ -1,0 +1,12 @@
+//! deepscreen: screen audio catalogs for AI-generated (synthetic) speech and music.
+//!
+//! Data flows one way: decode ([`audio`]) → fixed windows → batches → a [`backend::Backend`]
+//! runs the model's front-end and classifier ([`model`]) → per-file rows ([`screen`]).
+
+pub mod audio;
+pub mod backend;
+pub mod error;
+pub mod model;
+pub mod screen;
+
+pub use error::{Error, Result};

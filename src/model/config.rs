@@ -1,0 +1,307 @@
+//! The model config: JSON stored under the `deepscreen` key of the safetensors metadata.
+//!
+//! Every field is documented in README.md ("Model format"); unknown fields are rejected so a
+//! typo in a training export fails loudly instead of being ignored.
+
+use serde::{Deserialize, Serialize};
+
+/// Value of `format` in every deepscreen model config.
+pub const FORMAT_NAME: &str = "deepscreen-model";
+/// Config versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+/// Metadata key that holds the JSON config.
+pub const METADATA_KEY: &str = "deepscreen";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Always "deepscreen-model".
+    pub format: String,
+    /// Schema version; see [`SUPPORTED_VERSIONS`].
+    pub version: u32,
+    /// Stable identifier reported in every row, e.g. "speech-lcnn-v1".
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    /// Sample rate the model expects; audio is resampled to it.
+    pub sample_rate: u32,
+    pub window: WindowConfig,
+    pub frontend: FrontendConfig,
+    pub layers: Vec<LayerConfig>,
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// Default decision threshold on the calibrated score (`--threshold` overrides it).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Free-form: training data, commit, date, metrics. Kept for people and model cards; the
+    /// engine does not interpret it.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+fn default_threshold() -> f32 {
+    0.5
+}
+
+/// How audio is cut into fixed-length windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Window length in seconds.
+    pub seconds: f64,
+    /// Hop between window starts in seconds (≤ `seconds`).
+    pub hop_seconds: f64,
+    /// Files shorter than this are reported as errors instead of being padded.
+    #[serde(default = "default_min_seconds")]
+    pub min_seconds: f64,
+    /// How a file shorter than one window is filled up to the window length.
+    #[serde(default)]
+    pub pad: PadMode,
+}
+
+fn default_min_seconds() -> f64 {
+    0.25
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PadMode {
+    /// Repeat the audio from its start until the window is full (the ASVspoof baselines' rule).
+    #[default]
+    Repeat,
+    /// Append digital silence.
+    Zeros,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    pub n_fft: usize,
+    /// Window length in samples, ≤ n_fft; the window is zero-padded (centred) to n_fft.
+    #[serde(default)]
+    pub win_length: Option<usize>,
+    pub hop_length: usize,
+    #[serde(default)]
+    pub window: WindowFunction,
+    /// Reflect-pad n_fft/2 on both sides (PyTorch `center=True`).
+    #[serde(default)]
+    pub center: bool,
+    /// 2.0 = power spectrum, 1.0 = magnitude.
+    #[serde(default = "default_power")]
+    pub power: f32,
+    pub filterbank: FilterbankConfig,
+    pub log: LogConfig,
+    /// Cepstral coefficients (DCT-II, orthonormal) after the log, e.g. for LFCC/MFCC.
+    #[serde(default)]
+    pub dct: Option<DctConfig>,
+    #[serde(default)]
+    pub normalize: NormalizeMode,
+}
+
+fn default_power() -> f32 {
+    2.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowFunction {
+    /// Periodic Hann (PyTorch's `hann_window` default).
+    #[default]
+    Hann,
+    /// Periodic Hamming.
+    Hamming,
+    Rectangular,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterbankConfig {
+    pub kind: FilterbankKind,
+    /// Number of filters (mel, linear); ignored for `bins` and `custom`.
+    #[serde(default)]
+    pub n_filters: usize,
+    #[serde(default)]
+    pub f_min: f64,
+    /// Upper edge in Hz; defaults to Nyquist.
+    #[serde(default)]
+    pub f_max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterbankKind {
+    /// Keep the FFT bins whose centre frequency lies in [f_min, f_max] (linear spectrogram).
+    Bins,
+    /// Triangular filters equally spaced on the HTK mel scale (torchaudio `melscale_fbanks`,
+    /// `norm=None`, `mel_scale="htk"`).
+    Mel,
+    /// Triangular filters equally spaced in Hz (torchaudio `linear_fbanks`), for LFCC.
+    Linear,
+    /// A `[n_fft/2+1, n_filters]` matrix stored as tensor `frontend.filterbank`.
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub kind: LogKind,
+    #[serde(default = "default_log_eps")]
+    pub eps: f32,
+}
+
+fn default_log_eps() -> f32 {
+    1e-6
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogKind {
+    /// ln(x + eps)
+    Ln,
+    /// log10(x + eps)
+    Log10,
+    /// 10·log10(max(x, eps))
+    Db,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DctConfig {
+    pub n_coeffs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormalizeMode {
+    #[default]
+    None,
+    /// Subtract each feature's mean over the window.
+    Mean,
+    /// Mean and variance normalisation per feature over the window.
+    MeanVar,
+    /// `(x - mean) / std` with tensors `frontend.mean`, `frontend.std`.
+    Global,
+}
+
+/// One classifier layer. Tensors are looked up by `name` + suffix (see README).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerConfig {
+    /// Tensors: `{name}.weight` [out, in, kh, kw], `{name}.bias` [out] (if `bias`), and if
+    /// `batchnorm`: `{name}.bn.weight|bias|running_mean|running_var` [out] (folded at load).
+    Conv2d {
+        name: String,
+        out_channels: usize,
+        kernel: [usize; 2],
+        #[serde(default = "one_pair")]
+        stride: [usize; 2],
+        #[serde(default)]
+        padding: [usize; 2],
+        #[serde(default = "yes")]
+        bias: bool,
+        #[serde(default)]
+        batchnorm: bool,
+        #[serde(default)]
+        bn_eps: Option<f32>,
+        #[serde(default)]
+        activation: ActivationConfig,
+    },
+    /// Inference batch norm on its own. Tensors `{name}.weight|bias|running_mean|running_var`.
+    BatchNorm {
+        name: String,
+        #[serde(default)]
+        eps: Option<f32>,
+        #[serde(default)]
+        activation: ActivationConfig,
+    },
+    /// Max-feature-map over the channel axis (halves the channels).
+    Mfm,
+    MaxPool2d {
+        kernel: [usize; 2],
+        /// Defaults to the kernel size.
+        #[serde(default)]
+        stride: Option<[usize; 2]>,
+        #[serde(default)]
+        padding: [usize; 2],
+    },
+    GlobalAvgPool,
+    GlobalMaxPool,
+    /// `[B, C, H, W]` → `[B, C*H*W]`.
+    Flatten,
+    /// Tensors `{name}.weight` [out, in], `{name}.bias` [out] (if `bias`).
+    Linear {
+        name: String,
+        out_features: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+        #[serde(default)]
+        activation: ActivationConfig,
+    },
+}
+
+fn one_pair() -> [usize; 2] {
+    [1, 1]
+}
+fn yes() -> bool {
+    true
+}
+
+/// `"none"`, `"relu"`, `"sigmoid"` or `{"leaky_relu": slope}`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationConfig {
+    #[default]
+    None,
+    Relu,
+    Sigmoid,
+    LeakyRelu(f32),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub kind: OutputKind,
+    /// For `softmax`: index of the bona fide class; synthetic = 1 - p[bona_fide_index].
+    #[serde(default)]
+    pub bona_fide_index: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// The last layer has one output, a logit where positive means synthetic.
+    Logit,
+    /// The last layer has N ≥ 2 class outputs, turned into probabilities by softmax.
+    Softmax,
+}
+
+/// Calibrated score = sigmoid(scale · logit + bias), fitted on a development set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub scale: f32,
+    pub bias: f32,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration {
+            scale: 1.0,
+            bias: 0.0,
+        }
+    }
+}
+
+/// How window scores become the file score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Mean of the calibrated window scores.
+    #[default]
+    Mean,
+    /// Highest window score (flags a file if any part looks synthetic).
+    Max,
+}

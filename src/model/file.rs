@@ -1,0 +1,119 @@
+//! The model file: one `.safetensors` = f32 tensors + the JSON config in the metadata under
+//! the key `deepscreen`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use safetensors::{Dtype, SafeTensors};
+
+use super::config::{LayerConfig, METADATA_KEY, ModelConfig};
+use super::spec::{BN_PARTS, HostTensor, ModelSpec, plan};
+use crate::{Error, Result};
+
+/// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the
+/// file in error messages.
+pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
+    let fail = |msg: String| Error::model(format!("{source}: {msg}"));
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
+    let json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| {
+            fail(format!(
+                "no deepscreen config: the safetensors metadata has no {METADATA_KEY:?} key"
+            ))
+        })?;
+    let config: ModelConfig =
+        serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))?;
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(fail(format!(
+                "tensor {name:?} has dtype {:?}; deepscreen models store F32",
+                view.dtype()
+            )));
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.insert(
+            name,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    ModelSpec::new(config, tensors).map_err(|e| fail(e.to_string().trim_start_matches("model: ").to_string()))
+}
+
+pub fn load_path(path: &Path) -> Result<ModelSpec> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+/// Serialise a config and its tensors into a model file (what `training/export.py` writes).
+pub fn to_bytes(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
+    let json = serde_json::to_string(config).map_err(|e| Error::model(e.to_string()))?;
+    let raw: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name.clone(), bytes, t.shape.clone())
+        })
+        .collect();
+    let mut views = Vec::with_capacity(raw.len());
+    for (name, bytes, shape) in &raw {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| Error::model(format!("tensor {name:?}: {e}")))?;
+        views.push((name.as_str(), view));
+    }
+    let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::model(e.to_string()))
+}
+
+/// Random weights for every tensor the config needs (He-scaled, batch-norm statistics
+/// plausible). For tests, benchmarks and the demo only: such a model detects nothing.
+pub fn random_tensors(config: &ModelConfig, seed: u64) -> Result<BTreeMap<String, HostTensor>> {
+    let plan = plan(config)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let bn_names: Vec<String> = config
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            LayerConfig::Conv2d { name, batchnorm: true, .. } => Some(format!("{name}.bn.")),
+            LayerConfig::BatchNorm { name, .. } => Some(format!("{name}.")),
+            _ => None,
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (name, shape) in plan.tensors {
+        let n: usize = shape.iter().product();
+        let part = bn_names.iter().find_map(|p| name.strip_prefix(p.as_str()));
+        let data: Vec<f32> = match (part, name.as_str()) {
+            (Some("running_var"), _) | (_, "frontend.std") => (0..n).map(|_| rng.random_range(0.5..2.0)).collect(),
+            (Some("weight"), _) => (0..n).map(|_| rng.random_range(0.5..1.5)).collect(),
+            (Some(p), _) if BN_PARTS.contains(&p) => (0..n).map(|_| rng.random_range(-0.3..0.3)).collect(),
+            (_, "frontend.filterbank") => (0..n).map(|_| rng.random_range(0.0..0.1)).collect(),
+            _ => {
+                // fan-in = product of all dims but the first (conv and linear alike)
+                let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+                let bound = (6.0 / fan_in as f32).sqrt();
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            }
+        };
+        out.insert(name, HostTensor { shape, data });
+    }
+    Ok(out)
+}

@@ -1,0 +1,79 @@
+//! Models: config schema, file format, validation, and the forward pass over a backend.
+
+pub mod config;
+pub mod dsp;
+pub mod file;
+pub mod presets;
+pub mod forward;
+pub mod spec;
+
+use std::path::Path;
+
+pub use config::ModelConfig;
+pub use forward::Model;
+pub use spec::ModelSpec;
+
+use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
+use crate::{Error, Result};
+
+/// Models compiled into the binary, by name. Trained reference models arrive with their own
+/// issue; until then the list is empty and `--model FILE` is required.
+pub const EMBEDDED: &[(&str, &[u8])] = &[];
+
+/// Resolve `--model NAME|FILE`: an embedded name first, otherwise a path.
+pub fn resolve(arg: &str) -> Result<ModelSpec> {
+    if let Some((name, bytes)) = EMBEDDED.iter().find(|(name, _)| *name == arg) {
+        return file::load_bytes(bytes, &format!("embedded model {name:?}"));
+    }
+    let path = Path::new(arg);
+    if path.exists() {
+        return file::load_path(path);
+    }
+    let names: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+    Err(Error::model(format!(
+        "{arg:?} is neither an embedded model ({}) nor an existing file",
+        if names.is_empty() {
+            "this build embeds none".to_string()
+        } else {
+            format!("available: {}", names.join(", "))
+        }
+    )))
+}
+
+/// A model bound to a backend, behind a trait object so the screening pipeline does not
+/// care which backend runs it.
+pub trait Scorer: Send + Sync {
+    fn backend_name(&self) -> &'static str;
+    fn spec(&self) -> &ModelSpec;
+    /// Calibrated window scores for `count` windows laid end to end.
+    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>>;
+}
+
+struct Bound<B: Backend> {
+    backend: B,
+    model: Model<B>,
+}
+
+impl<B: Backend> Scorer for Bound<B> {
+    fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+    fn spec(&self) -> &ModelSpec {
+        &self.model.spec
+    }
+    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>> {
+        self.model.scores(&self.backend, windows, count)
+    }
+}
+
+/// Bind `spec` to the backend `kind` (resolving `auto`); errors say why a backend can't run.
+pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
+    match crate::backend::resolve(kind)? {
+        BackendKind::Cpu | BackendKind::Auto => {
+            let backend = CpuBackend::new();
+            let model = Model::new(&backend, spec)?;
+            Ok(Box::new(Bound { backend, model }))
+        }
+        other => Err(Error::backend(other.name(), "not available in this build")),
+    }
+}

@@ -1,0 +1,596 @@
+//! Validating a model: config sanity, the shape walk through the layer list, and the tensors
+//! each layer needs. The result, [`ModelSpec`], holds host weights ready to upload (batch norms
+//! folded, constants computed), so backends never see the config's loose ends.
+
+use std::collections::BTreeMap;
+
+use super::config::*;
+use super::dsp;
+use crate::backend::{Activation, Conv2dParams, GlobalPool, LogSpec, PoolParams, StftParams};
+use crate::{Error, Result};
+
+/// Row-major f32 host tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Projection from STFT bins to features, with host data.
+#[derive(Debug, Clone)]
+pub enum HostProjection {
+    Bins { start: usize, end: usize },
+    Matrix(HostTensor),
+}
+
+#[derive(Debug, Clone)]
+pub enum HostNormalization {
+    None,
+    Mean,
+    MeanVar,
+    Global { mean: Vec<f32>, std: Vec<f32> },
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendSpec {
+    pub stft: StftParams,
+    /// Window zero-padded to n_fft.
+    pub window: Vec<f32>,
+    pub projection: HostProjection,
+    pub log: LogSpec,
+    pub dct: Option<HostTensor>,
+    pub normalize: HostNormalization,
+}
+
+/// A classifier layer ready to run.
+#[derive(Debug, Clone)]
+pub enum LayerOp {
+    Conv2d {
+        weight: HostTensor,
+        bias: Option<Vec<f32>>,
+        params: Conv2dParams,
+        activation: Activation,
+    },
+    ChannelAffine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        activation: Activation,
+    },
+    Mfm,
+    MaxPool2d(PoolParams),
+    GlobalPool(GlobalPool),
+    Flatten,
+    Linear {
+        weight: HostTensor,
+        bias: Option<Vec<f32>>,
+        activation: Activation,
+    },
+}
+
+/// A loaded, validated model on the host.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub config: ModelConfig,
+    pub frontend: FrontendSpec,
+    pub layers: Vec<LayerOp>,
+    /// Samples per window / between windows / minimum accepted, at the model rate.
+    pub window_samples: usize,
+    pub hop_samples: usize,
+    pub min_samples: usize,
+    /// Classifier input: `[frames, features]` per window.
+    pub feature_shape: [usize; 2],
+    /// Number of outputs of the last layer.
+    pub outputs: usize,
+    pub parameter_count: usize,
+}
+
+/// Shape of the activations between layers (batch dimension omitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Image { c: usize, h: usize, w: usize },
+    Flat(usize),
+}
+
+impl Act {
+    fn channels(self) -> usize {
+        match self {
+            Act::Image { c, .. } => c,
+            Act::Flat(n) => n,
+        }
+    }
+}
+
+/// What the config implies before any tensor is read: geometry and the tensors required.
+pub struct Plan {
+    pub window_samples: usize,
+    pub hop_samples: usize,
+    pub min_samples: usize,
+    pub stft: StftParams,
+    pub feature_shape: [usize; 2],
+    /// Filterbank output width (before the DCT).
+    pub filters: usize,
+    pub outputs: usize,
+    /// Every tensor the file must contain, with its shape, in layer order.
+    pub tensors: Vec<(String, Vec<usize>)>,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::model(msg)
+}
+
+fn activation(cfg: ActivationConfig) -> Activation {
+    match cfg {
+        ActivationConfig::None => Activation::None,
+        ActivationConfig::Relu => Activation::Relu,
+        ActivationConfig::Sigmoid => Activation::Sigmoid,
+        ActivationConfig::LeakyRelu(s) => Activation::LeakyRelu(s),
+    }
+}
+
+fn pool_params(kernel: [usize; 2], stride: Option<[usize; 2]>, padding: [usize; 2]) -> PoolParams {
+    PoolParams {
+        kernel,
+        stride: stride.unwrap_or(kernel),
+        padding,
+    }
+}
+
+/// Nyquist-limited upper filterbank edge.
+fn f_max(config: &ModelConfig) -> f64 {
+    let nyquist = config.sample_rate as f64 / 2.0;
+    config.frontend.filterbank.f_max.unwrap_or(nyquist)
+}
+
+/// Check the config on its own and walk the layer list.
+pub fn plan(config: &ModelConfig) -> Result<Plan> {
+    if config.format != FORMAT_NAME {
+        return Err(bad(format!(
+            "config format is {:?}, expected {FORMAT_NAME:?}",
+            config.format
+        )));
+    }
+    if !SUPPORTED_VERSIONS.contains(&config.version) {
+        return Err(bad(format!(
+            "unsupported config version {} (this build reads versions {SUPPORTED_VERSIONS:?}); \
+             upgrade deepscreen",
+            config.version
+        )));
+    }
+    if !(8_000..=192_000).contains(&config.sample_rate) {
+        return Err(bad(format!(
+            "sample_rate {} is outside 8000..=192000 Hz",
+            config.sample_rate
+        )));
+    }
+    let sr = config.sample_rate as f64;
+    let w = &config.window;
+    if !(w.seconds > 0.0 && w.seconds <= 600.0) {
+        return Err(bad(format!("window.seconds {} must be in (0, 600]", w.seconds)));
+    }
+    if !(w.hop_seconds > 0.0 && w.hop_seconds <= w.seconds) {
+        return Err(bad(format!(
+            "window.hop_seconds {} must be in (0, window.seconds = {}]",
+            w.hop_seconds, w.seconds
+        )));
+    }
+    if !(w.min_seconds >= 0.0) {
+        return Err(bad("window.min_seconds must be ≥ 0"));
+    }
+    let window_samples = (w.seconds * sr).round() as usize;
+    let hop_samples = ((w.hop_seconds * sr).round() as usize).max(1);
+    let min_samples = ((w.min_seconds * sr).round() as usize).clamp(1, window_samples);
+
+    let fe = &config.frontend;
+    let win_length = fe.win_length.unwrap_or(fe.n_fft);
+    if fe.n_fft < 2 || fe.hop_length == 0 || win_length == 0 || win_length > fe.n_fft {
+        return Err(bad(format!(
+            "frontend: need n_fft ≥ 2, hop_length ≥ 1 and 1 ≤ win_length ≤ n_fft \
+             (got n_fft {}, hop_length {}, win_length {win_length})",
+            fe.n_fft, fe.hop_length
+        )));
+    }
+    if !(fe.power > 0.0 && fe.power.is_finite()) {
+        return Err(bad(format!("frontend.power {} must be > 0", fe.power)));
+    }
+    if !(fe.log.eps > 0.0 && fe.log.eps.is_finite()) {
+        return Err(bad(format!("frontend.log.eps {} must be > 0", fe.log.eps)));
+    }
+    let stft = StftParams {
+        n_fft: fe.n_fft,
+        hop: fe.hop_length,
+        center: fe.center,
+        power: fe.power,
+    };
+    let frames = stft.frames(window_samples).ok_or_else(|| {
+        bad(format!(
+            "window of {window_samples} samples is shorter than n_fft {}",
+            fe.n_fft
+        ))
+    })?;
+    let bins = stft.bins();
+    let fb = &fe.filterbank;
+    let top = f_max(config);
+    if fb.kind != FilterbankKind::Custom && !(fb.f_min >= 0.0 && fb.f_min < top && top <= sr / 2.0) {
+        return Err(bad(format!(
+            "frontend.filterbank: need 0 ≤ f_min < f_max ≤ Nyquist ({} Hz), got {}..{top}",
+            sr / 2.0,
+            fb.f_min
+        )));
+    }
+    let mut tensors = Vec::new();
+    let filters = match fb.kind {
+        FilterbankKind::Bins => {
+            let (start, end) = dsp::bin_range(config.sample_rate, fe.n_fft, fb.f_min, top);
+            if start >= end {
+                return Err(bad("frontend.filterbank: no FFT bin lies in [f_min, f_max]"));
+            }
+            end - start
+        }
+        FilterbankKind::Mel | FilterbankKind::Linear => {
+            if fb.n_filters == 0 {
+                return Err(bad("frontend.filterbank.n_filters must be ≥ 1"));
+            }
+            fb.n_filters
+        }
+        FilterbankKind::Custom => {
+            if fb.n_filters == 0 {
+                return Err(bad("frontend.filterbank.n_filters must be ≥ 1 for a custom filterbank"));
+            }
+            tensors.push(("frontend.filterbank".to_string(), vec![bins, fb.n_filters]));
+            fb.n_filters
+        }
+    };
+    let features = match fe.dct {
+        Some(d) if d.n_coeffs == 0 || d.n_coeffs > filters => {
+            return Err(bad(format!(
+                "frontend.dct.n_coeffs {} must be in 1..={filters} (the filter count)",
+                d.n_coeffs
+            )));
+        }
+        Some(d) => d.n_coeffs,
+        None => filters,
+    };
+    if fe.normalize == NormalizeMode::Global {
+        tensors.push(("frontend.mean".to_string(), vec![features]));
+        tensors.push(("frontend.std".to_string(), vec![features]));
+    }
+
+    let mut act = Act::Image {
+        c: 1,
+        h: frames,
+        w: features,
+    };
+    if config.layers.is_empty() {
+        return Err(bad("layers: the model has no layers"));
+    }
+    for (i, layer) in config.layers.iter().enumerate() {
+        let at = |msg: String| bad(format!("layer {i} ({}): {msg}", layer_label(layer)));
+        let image = |act: Act| match act {
+            Act::Image { c, h, w } => Ok((c, h, w)),
+            Act::Flat(_) => Err(at(format!("needs a [C, H, W] input, got a flat vector {act:?}"))),
+        };
+        act = match layer {
+            LayerConfig::Conv2d {
+                name,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                bias,
+                batchnorm,
+                ..
+            } => {
+                let (c, h, w) = image(act)?;
+                if *out_channels == 0 || stride.contains(&0) {
+                    return Err(at("out_channels and stride must be ≥ 1".into()));
+                }
+                let params = Conv2dParams {
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let [ho, wo] = params
+                    .output_hw(h, w, *kernel)
+                    .ok_or_else(|| at(format!("kernel {kernel:?} does not fit input {h}x{w}")))?;
+                tensors.push((format!("{name}.weight"), vec![*out_channels, c, kernel[0], kernel[1]]));
+                if *bias {
+                    tensors.push((format!("{name}.bias"), vec![*out_channels]));
+                }
+                if *batchnorm {
+                    for part in BN_PARTS {
+                        tensors.push((format!("{name}.bn.{part}"), vec![*out_channels]));
+                    }
+                }
+                Act::Image {
+                    c: *out_channels,
+                    h: ho,
+                    w: wo,
+                }
+            }
+            LayerConfig::BatchNorm { name, .. } => {
+                for part in BN_PARTS {
+                    tensors.push((format!("{name}.{part}"), vec![act.channels()]));
+                }
+                act
+            }
+            LayerConfig::Mfm => {
+                let c = act.channels();
+                if c % 2 != 0 {
+                    return Err(at(format!("needs an even channel count, got {c}")));
+                }
+                match act {
+                    Act::Image { c, h, w } => Act::Image { c: c / 2, h, w },
+                    Act::Flat(n) => Act::Flat(n / 2),
+                }
+            }
+            LayerConfig::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (c, h, w) = image(act)?;
+                let p = pool_params(*kernel, *stride, *padding);
+                if p.stride.contains(&0) || p.kernel.contains(&0) {
+                    return Err(at("kernel and stride must be ≥ 1".into()));
+                }
+                if p.padding[0] * 2 > p.kernel[0] || p.padding[1] * 2 > p.kernel[1] {
+                    return Err(at("padding must be at most half the kernel".into()));
+                }
+                let [ho, wo] = p
+                    .output_hw(h, w)
+                    .ok_or_else(|| at(format!("kernel {kernel:?} does not fit input {h}x{w}")))?;
+                Act::Image { c, h: ho, w: wo }
+            }
+            LayerConfig::GlobalAvgPool | LayerConfig::GlobalMaxPool => {
+                let (c, _, _) = image(act)?;
+                Act::Flat(c)
+            }
+            LayerConfig::Flatten => match act {
+                Act::Image { c, h, w } => Act::Flat(c * h * w),
+                flat => flat,
+            },
+            LayerConfig::Linear {
+                name,
+                out_features,
+                bias,
+                ..
+            } => {
+                let Act::Flat(n) = act else {
+                    return Err(at(format!(
+                        "needs a flat input (add a flatten or global pool layer first), got {act:?}"
+                    )));
+                };
+                if *out_features == 0 {
+                    return Err(at("out_features must be ≥ 1".into()));
+                }
+                tensors.push((format!("{name}.weight"), vec![*out_features, n]));
+                if *bias {
+                    tensors.push((format!("{name}.bias"), vec![*out_features]));
+                }
+                Act::Flat(*out_features)
+            }
+        };
+    }
+    let Act::Flat(outputs) = act else {
+        return Err(bad(format!(
+            "the last layer must produce a flat vector (end with linear), got {act:?}"
+        )));
+    };
+    match config.output.kind {
+        OutputKind::Logit if outputs != 1 => {
+            return Err(bad(format!(
+                "output.kind \"logit\" needs exactly 1 output, the last layer has {outputs}"
+            )));
+        }
+        OutputKind::Softmax if outputs < 2 || config.output.bona_fide_index >= outputs => {
+            return Err(bad(format!(
+                "output.kind \"softmax\" needs ≥ 2 outputs and bona_fide_index < outputs \
+                 (got {outputs} outputs, index {})",
+                config.output.bona_fide_index
+            )));
+        }
+        _ => {}
+    }
+    let cal = config.calibration;
+    if !(cal.scale.is_finite() && cal.bias.is_finite()) {
+        return Err(bad("calibration scale and bias must be finite"));
+    }
+    if !(0.0..=1.0).contains(&config.threshold) {
+        return Err(bad(format!("threshold {} must be in [0, 1]", config.threshold)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in &tensors {
+        if !seen.insert(name) {
+            return Err(bad(format!("two layers use the same tensor name {name:?}")));
+        }
+    }
+    Ok(Plan {
+        window_samples,
+        hop_samples,
+        min_samples,
+        stft,
+        feature_shape: [frames, features],
+        filters,
+        outputs,
+        tensors,
+    })
+}
+
+/// Batch-norm tensors, in PyTorch's `state_dict` naming.
+pub const BN_PARTS: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
+const BN_EPS: f32 = 1e-5;
+
+fn layer_label(layer: &LayerConfig) -> String {
+    match layer {
+        LayerConfig::Conv2d { name, .. } => format!("conv2d {name:?}"),
+        LayerConfig::BatchNorm { name, .. } => format!("batch_norm {name:?}"),
+        LayerConfig::Linear { name, .. } => format!("linear {name:?}"),
+        LayerConfig::Mfm => "mfm".into(),
+        LayerConfig::MaxPool2d { .. } => "max_pool2d".into(),
+        LayerConfig::GlobalAvgPool => "global_avg_pool".into(),
+        LayerConfig::GlobalMaxPool => "global_max_pool".into(),
+        LayerConfig::Flatten => "flatten".into(),
+    }
+}
+
+/// `(scale, shift)` of an inference batch norm: y = x·scale + shift.
+fn bn_affine(tensors: &mut BTreeMap<String, HostTensor>, prefix: &str, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut take = |part: &str| tensors.remove(&format!("{prefix}{part}")).map(|t| t.data).unwrap_or_default();
+    let (gamma, beta, mean, var) = (take("weight"), take("bias"), take("running_mean"), take("running_var"));
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| (*g as f64 / (*v as f64 + eps as f64).sqrt()) as f32)
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
+impl ModelSpec {
+    /// Validate `config` against `tensors` (all must be f32, finite, of the planned shapes, and
+    /// none may be left unused) and prepare the layers.
+    pub fn new(config: ModelConfig, mut tensors: BTreeMap<String, HostTensor>) -> Result<Self> {
+        let plan = plan(&config)?;
+        for (name, shape) in &plan.tensors {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| bad(format!("missing tensor {name:?} (expected shape {shape:?})")))?;
+            if &t.shape != shape {
+                return Err(bad(format!(
+                    "tensor {name:?} has shape {:?}, the config needs {shape:?}",
+                    t.shape
+                )));
+            }
+            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!("tensor {name:?} holds a non-finite value at index {i}")));
+            }
+        }
+        let planned: std::collections::HashSet<&str> = plan.tensors.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(extra) = tensors.keys().find(|k| !planned.contains(k.as_str())) {
+            return Err(bad(format!(
+                "tensor {extra:?} is not used by any layer of the config (wrong config or wrong file?)"
+            )));
+        }
+        let parameter_count = tensors.values().map(|t| t.data.len()).sum();
+
+        let fe = &config.frontend;
+        let fb = &fe.filterbank;
+        let top = f_max(&config);
+        let (sr, n_fft) = (config.sample_rate, fe.n_fft);
+        let projection = match fb.kind {
+            FilterbankKind::Bins => {
+                let (start, end) = dsp::bin_range(sr, n_fft, fb.f_min, top);
+                HostProjection::Bins { start, end }
+            }
+            FilterbankKind::Mel => HostProjection::Matrix(HostTensor {
+                shape: vec![plan.stft.bins(), plan.filters],
+                data: dsp::mel_filterbank(sr, n_fft, plan.filters, fb.f_min, top),
+            }),
+            FilterbankKind::Linear => HostProjection::Matrix(HostTensor {
+                shape: vec![plan.stft.bins(), plan.filters],
+                data: dsp::linear_filterbank(sr, n_fft, plan.filters, fb.f_min, top),
+            }),
+            FilterbankKind::Custom => HostProjection::Matrix(tensors.remove("frontend.filterbank").expect("planned")),
+        };
+        let normalize = match fe.normalize {
+            NormalizeMode::None => HostNormalization::None,
+            NormalizeMode::Mean => HostNormalization::Mean,
+            NormalizeMode::MeanVar => HostNormalization::MeanVar,
+            NormalizeMode::Global => {
+                let mean = tensors.remove("frontend.mean").expect("planned").data;
+                let std = tensors.remove("frontend.std").expect("planned").data;
+                if let Some(i) = std.iter().position(|s| *s <= 0.0) {
+                    return Err(bad(format!("tensor \"frontend.std\" must be > 0 everywhere (index {i} is {})", std[i])));
+                }
+                HostNormalization::Global { mean, std }
+            }
+        };
+        let frontend = FrontendSpec {
+            stft: plan.stft,
+            window: dsp::window(fe.window, fe.win_length.unwrap_or(n_fft), n_fft),
+            projection,
+            log: match fe.log.kind {
+                LogKind::Ln => LogSpec::Ln { eps: fe.log.eps },
+                LogKind::Log10 => LogSpec::Log10 { eps: fe.log.eps },
+                LogKind::Db => LogSpec::Db { eps: fe.log.eps },
+            },
+            dct: fe.dct.map(|d| HostTensor {
+                shape: vec![plan.filters, d.n_coeffs],
+                data: dsp::dct_basis(plan.filters, d.n_coeffs),
+            }),
+            normalize,
+        };
+
+        let mut layers = Vec::with_capacity(config.layers.len());
+        for layer in &config.layers {
+            layers.push(match layer {
+                LayerConfig::Conv2d {
+                    name,
+                    stride,
+                    padding,
+                    batchnorm,
+                    bn_eps,
+                    activation: act,
+                    ..
+                } => {
+                    let mut weight = tensors.remove(&format!("{name}.weight")).expect("planned");
+                    let mut bias = tensors.remove(&format!("{name}.bias")).map(|t| t.data);
+                    if *batchnorm {
+                        // Fold: w' = w·s[o], b' = (b − μ)·s + β  with s = γ/√(σ²+ε).
+                        let (scale, shift) = bn_affine(&mut tensors, &format!("{name}.bn."), bn_eps.unwrap_or(BN_EPS));
+                        let per_out = weight.data.len() / scale.len();
+                        for (o, chunk) in weight.data.chunks_mut(per_out).enumerate() {
+                            chunk.iter_mut().for_each(|w| *w *= scale[o]);
+                        }
+                        let b = bias.unwrap_or_else(|| vec![0.0; scale.len()]);
+                        bias = Some(b.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect());
+                    }
+                    LayerOp::Conv2d {
+                        weight,
+                        bias,
+                        params: Conv2dParams {
+                            stride: *stride,
+                            padding: *padding,
+                        },
+                        activation: activation(*act),
+                    }
+                }
+                LayerConfig::BatchNorm { name, eps, activation: act } => {
+                    let (scale, shift) = bn_affine(&mut tensors, &format!("{name}."), eps.unwrap_or(BN_EPS));
+                    LayerOp::ChannelAffine {
+                        scale,
+                        shift,
+                        activation: activation(*act),
+                    }
+                }
+                LayerConfig::Mfm => LayerOp::Mfm,
+                LayerConfig::MaxPool2d { kernel, stride, padding } => {
+                    LayerOp::MaxPool2d(pool_params(*kernel, *stride, *padding))
+                }
+                LayerConfig::GlobalAvgPool => LayerOp::GlobalPool(GlobalPool::Avg),
+                LayerConfig::GlobalMaxPool => LayerOp::GlobalPool(GlobalPool::Max),
+                LayerConfig::Flatten => LayerOp::Flatten,
+                LayerConfig::Linear { name, activation: act, .. } => LayerOp::Linear {
+                    weight: tensors.remove(&format!("{name}.weight")).expect("planned"),
+                    bias: tensors.remove(&format!("{name}.bias")).map(|t| t.data),
+                    activation: activation(*act),
+                },
+            });
+        }
+        Ok(ModelSpec {
+            config,
+            frontend,
+            layers,
+            window_samples: plan.window_samples,
+            hop_samples: plan.hop_samples,
+            min_samples: plan.min_samples,
+            feature_shape: plan.feature_shape,
+            outputs: plan.outputs,
+            parameter_count,
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Screening a catalog: inputs → decode workers → batched scoring → per-file rows.
+
+pub mod inputs;
+pub mod pipeline;
+pub mod report;

@@ -1,0 +1,289 @@
+//! The screening pipeline: decode workers stream windows through a bounded channel to the
+//! scoring loop, which batches windows across files, runs the backend, and turns finished
+//! files into rows (in completion order).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use super::inputs::Input;
+use super::report::{BONA_FIDE, Row, SYNTHETIC, Segment};
+use crate::Result;
+use crate::audio::{AudioSummary, Window, read_windows};
+use crate::model::Scorer;
+use crate::model::config::Aggregation;
+
+#[derive(Debug, Clone)]
+pub struct ScreenOptions {
+    /// Windows per backend call.
+    pub batch: usize,
+    /// Decode workers.
+    pub decoders: usize,
+    /// Decision threshold on the calibrated score.
+    pub threshold: f32,
+    /// Include per-window scores in each row.
+    pub segments: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub files: usize,
+    pub failed: usize,
+    pub flagged: usize,
+    pub audio_seconds: f64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Seconds of audio screened per second of wall time.
+    pub fn realtime_factor(&self) -> f64 {
+        self.audio_seconds / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+enum Msg {
+    Window { file: usize, window: Window },
+    Done { file: usize, result: std::result::Result<AudioSummary, String> },
+}
+
+/// Per-file aggregation state, kept only until the file's row is written.
+#[derive(Default)]
+struct FileState {
+    sent: usize,
+    scored: usize,
+    sum: f64,
+    max: f32,
+    segments: Vec<(u64, u64, f32)>,
+    summary: Option<AudioSummary>,
+    error: Option<String>,
+    done: bool,
+}
+
+/// Screen `inputs`, calling `on_row` once per input (in completion order).
+pub fn run(
+    inputs: &[Input],
+    scorer: &dyn Scorer,
+    opts: &ScreenOptions,
+    on_row: &mut dyn FnMut(Row) -> Result<()>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let batch = opts.batch.max(1);
+    let (tx, rx) = sync_channel::<Msg>(batch * 2);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.decoders.max(1) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || decode_worker(inputs, scorer, next, tx));
+        }
+        drop(tx);
+        let mut agg = Aggregator {
+            inputs,
+            scorer,
+            opts,
+            on_row,
+            files: HashMap::new(),
+            batch_samples: Vec::with_capacity(batch * scorer.spec().window_samples),
+            batch_meta: Vec::with_capacity(batch),
+            summary: Summary::default(),
+        };
+        let result = agg.consume(rx, batch);
+        // On a fatal error (the report cannot be written) stop the workers: once the receiver
+        // is gone their sends fail and they finish.
+        let mut summary = agg.summary;
+        summary.elapsed = started.elapsed();
+        result.map(|_| summary)
+    })
+}
+
+fn decode_worker(inputs: &[Input], scorer: &dyn Scorer, next: &AtomicUsize, tx: SyncSender<Msg>) {
+    let spec = scorer.spec();
+    loop {
+        let file = next.fetch_add(1, Ordering::Relaxed);
+        let Some(input) = inputs.get(file) else {
+            return;
+        };
+        let result = match input {
+            Input::Broken { error, .. } => Err(error.clone()),
+            Input::File(path) => {
+                let mut send = |window: Window| {
+                    tx.send(Msg::Window { file, window })
+                        .map_err(|_| crate::Error::Audio("screening stopped".into()))
+                };
+                // A decoder bug must cost one row, not the run.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    read_windows(path, spec, &mut send)
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(crate::Error::Audio(format!("decoder crashed: {what}")))
+                })
+                .map_err(|e| e.to_string())
+            }
+        };
+        if tx.send(Msg::Done { file, result }).is_err() {
+            return;
+        }
+    }
+}
+
+struct Aggregator<'a> {
+    inputs: &'a [Input],
+    scorer: &'a dyn Scorer,
+    opts: &'a ScreenOptions,
+    on_row: &'a mut dyn FnMut(Row) -> Result<()>,
+    files: HashMap<usize, FileState>,
+    batch_samples: Vec<f32>,
+    batch_meta: Vec<(usize, u64, u64)>,
+    summary: Summary,
+}
+
+impl Aggregator<'_> {
+    fn consume(&mut self, rx: Receiver<Msg>, batch: usize) -> Result<()> {
+        for msg in rx {
+            match msg {
+                Msg::Window { file, window } => {
+                    self.files.entry(file).or_default().sent += 1;
+                    self.batch_samples.extend_from_slice(&window.samples);
+                    self.batch_meta.push((file, window.start, window.end));
+                    if self.batch_meta.len() >= batch {
+                        self.run_batch()?;
+                    }
+                }
+                Msg::Done { file, result } => {
+                    let state = self.files.entry(file).or_default();
+                    state.done = true;
+                    match result {
+                        Ok(summary) => state.summary = Some(summary),
+                        Err(e) => state.error = Some(e),
+                    }
+                    self.try_finish(file)?;
+                }
+            }
+        }
+        self.run_batch()
+    }
+
+    fn run_batch(&mut self) -> Result<()> {
+        if self.batch_meta.is_empty() {
+            return Ok(());
+        }
+        let count = self.batch_meta.len();
+        let scores = self.scorer.score_windows(&self.batch_samples, count);
+        let mut meta = std::mem::take(&mut self.batch_meta);
+        self.batch_samples.clear();
+        let keep_segments = self.opts.segments;
+        for (i, &(file, start, end)) in meta.iter().enumerate() {
+            let state = self.files.entry(file).or_default();
+            state.scored += 1;
+            match &scores {
+                Ok(s) => {
+                    let score = s[i];
+                    state.sum += score as f64;
+                    state.max = if state.scored == 1 { score } else { state.max.max(score) };
+                    if keep_segments {
+                        state.segments.push((start, end, score));
+                    }
+                }
+                Err(e) => {
+                    state.error.get_or_insert_with(|| format!("scoring failed: {e}"));
+                }
+            }
+        }
+        let mut touched: Vec<usize> = meta.iter().map(|m| m.0).collect();
+        touched.dedup();
+        meta.clear();
+        self.batch_meta = meta; // reuse the allocation
+        for file in touched {
+            self.try_finish(file)?;
+        }
+        Ok(())
+    }
+
+    /// Write the file's row once its decoder is done and every window it sent is scored.
+    fn try_finish(&mut self, file: usize) -> Result<()> {
+        let ready = self
+            .files
+            .get(&file)
+            .is_some_and(|s| s.done && s.scored == s.sent);
+        if !ready {
+            return Ok(());
+        }
+        let state = self.files.remove(&file).expect("checked above");
+        let row = self.make_row(file, state);
+        self.summary.files += 1;
+        if row.error.is_some() {
+            self.summary.failed += 1;
+        } else {
+            self.summary.audio_seconds += row.duration_s.unwrap_or(0.0);
+            if row.verdict == Some(SYNTHETIC) {
+                self.summary.flagged += 1;
+            }
+        }
+        (self.on_row)(row)
+    }
+
+    fn make_row(&self, file: usize, state: FileState) -> Row {
+        let spec = self.scorer.spec();
+        let mut row = Row {
+            path: self.inputs[file].path().to_string_lossy().into_owned(),
+            score: None,
+            verdict: None,
+            max_window_score: None,
+            mean_window_score: None,
+            windows: None,
+            duration_s: None,
+            sample_rate: None,
+            channels: None,
+            codec: None,
+            container: None,
+            model: spec.config.id.clone(),
+            backend: self.scorer.backend_name().to_string(),
+            error: state.error,
+            warnings: Vec::new(),
+            segments: None,
+        };
+        if let Some(s) = state.summary {
+            row.duration_s = Some(s.duration_s);
+            row.sample_rate = Some(s.info.sample_rate);
+            row.channels = Some(s.info.channels);
+            row.codec = Some(s.info.codec);
+            row.container = Some(s.info.container);
+            row.warnings = s.warnings;
+        }
+        if row.error.is_some() || state.scored == 0 {
+            row.error.get_or_insert_with(|| "no windows were scored".into());
+            return row;
+        }
+        let mean = (state.sum / state.scored as f64) as f32;
+        let score = match spec.config.aggregation {
+            Aggregation::Mean => mean,
+            Aggregation::Max => state.max,
+        };
+        row.score = Some(score);
+        row.verdict = Some(if score >= self.opts.threshold { SYNTHETIC } else { BONA_FIDE });
+        row.max_window_score = Some(state.max);
+        row.mean_window_score = Some(mean);
+        row.windows = Some(state.scored);
+        if self.opts.segments {
+            let rate = spec.config.sample_rate as f64;
+            row.segments = Some(
+                state
+                    .segments
+                    .iter()
+                    .map(|&(start, end, score)| Segment {
+                        start_s: start as f64 / rate,
+                        end_s: end as f64 / rate,
+                        score,
+                    })
+                    .collect(),
+            );
+        }
+        row
+    }
+}

@@ -1,0 +1,128 @@
+//! Report rows and their writers (JSON Lines or CSV). Each row is flushed as it is written,
+//! so an interrupted run keeps every row it finished.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// Verdict strings, in ASVspoof's vocabulary.
+pub const SYNTHETIC: &str = "synthetic";
+pub const BONA_FIDE: &str = "bona-fide";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub score: f32,
+}
+
+/// One result per input file. On failure `error` is set and the measurement fields that could
+/// not be obtained are null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The path as given or found (lossy UTF-8 for non-UTF-8 names).
+    pub path: String,
+    /// Calibrated probability that the audio is synthetic (aggregated over windows).
+    pub score: Option<f32>,
+    pub verdict: Option<&'static str>,
+    pub max_window_score: Option<f32>,
+    pub mean_window_score: Option<f32>,
+    pub windows: Option<usize>,
+    pub duration_s: Option<f64>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<usize>,
+    pub codec: Option<String>,
+    pub container: Option<String>,
+    pub model: String,
+    pub backend: String,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Per-window scores, with `--segments`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<Segment>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header; warnings joined by "; ", segments as JSON.
+    Csv,
+}
+
+const CSV_HEADER: [&str; 16] = [
+    "path",
+    "score",
+    "verdict",
+    "max_window_score",
+    "mean_window_score",
+    "windows",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "codec",
+    "container",
+    "model",
+    "backend",
+    "error",
+    "warnings",
+    "segments",
+];
+
+pub enum ReportWriter {
+    Jsonl(Box<dyn Write + Send>),
+    Csv(csv::Writer<Box<dyn Write + Send>>),
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+impl ReportWriter {
+    pub fn new(out: Box<dyn Write + Send>, format: Format) -> std::io::Result<Self> {
+        Ok(match format {
+            Format::Jsonl => ReportWriter::Jsonl(out),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(CSV_HEADER)?;
+                w.flush()?;
+                ReportWriter::Csv(w)
+            }
+        })
+    }
+
+    pub fn write(&mut self, row: &Row) -> std::io::Result<()> {
+        match self {
+            ReportWriter::Jsonl(out) => {
+                serde_json::to_writer(&mut *out, row)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            }
+            ReportWriter::Csv(w) => {
+                let segments = match &row.segments {
+                    Some(s) => serde_json::to_string(s)?,
+                    None => String::new(),
+                };
+                w.write_record([
+                    row.path.clone(),
+                    opt(&row.score),
+                    opt(&row.verdict),
+                    opt(&row.max_window_score),
+                    opt(&row.mean_window_score),
+                    opt(&row.windows),
+                    opt(&row.duration_s),
+                    opt(&row.sample_rate),
+                    opt(&row.channels),
+                    opt(&row.codec),
+                    opt(&row.container),
+                    row.model.clone(),
+                    row.backend.clone(),
+                    opt(&row.error),
+                    row.warnings.join("; "),
+                    segments,
+                ])?;
+                w.flush()
+            }
+        }
+    }
+}
