@@ -1,0 +1,226 @@
+//! Shared test helpers: seeded random data and naive f64 reference implementations that
+//! share no code with the backends (plain loops, a direct DFT, textbook formulas).
+#![allow(dead_code)]
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+pub fn random_vec(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// max |a - b| / max |b|: the error relative to the reference's scale.
+pub fn rel_error(actual: &[f32], reference: &[f64]) -> f64 {
+    assert_eq!(actual.len(), reference.len(), "length mismatch");
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let err = actual
+        .iter()
+        .zip(reference)
+        .fold(0.0f64, |m, (a, r)| m.max((*a as f64 - r).abs()));
+    err / scale
+}
+
+pub fn assert_close(actual: &[f32], reference: &[f64], tol: f64, what: &str) {
+    let e = rel_error(actual, reference);
+    assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Direct DFT power spectrum of framed, windowed signals (reflect padding when `center`).
+pub fn ref_stft_power(
+    signal: &[f32],
+    batch: usize,
+    window: &[f32],
+    n_fft: usize,
+    hop: usize,
+    center: bool,
+    power: f64,
+) -> (usize, Vec<f64>) {
+    let len = signal.len() / batch;
+    let pad = if center { n_fft / 2 } else { 0 };
+    let padded_len = len + 2 * pad;
+    let frames = 1 + (padded_len - n_fft) / hop;
+    let bins = n_fft / 2 + 1;
+    let mut out = Vec::with_capacity(batch * frames * bins);
+    for b in 0..batch {
+        let x = &signal[b * len..(b + 1) * len];
+        let padded: Vec<f64> = (0..padded_len)
+            .map(|j| {
+                let i = j as i64 - pad as i64;
+                let i = if i < 0 {
+                    -i
+                } else if i >= len as i64 {
+                    2 * (len as i64 - 1) - i
+                } else {
+                    i
+                };
+                x[i as usize] as f64
+            })
+            .collect();
+        for t in 0..frames {
+            for k in 0..bins {
+                let (mut re, mut im) = (0.0f64, 0.0f64);
+                for n in 0..n_fft {
+                    let v = padded[t * hop + n] * window[n] as f64;
+                    let ang = -2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
+                    re += v * ang.cos();
+                    im += v * ang.sin();
+                }
+                out.push((re * re + im * im).powf(power / 2.0));
+            }
+        }
+    }
+    (frames, out)
+}
+
+/// `[rows, k] · [k, n]` in f64.
+pub fn ref_matmul(x: &[f32], k: usize, m: &[f32], n: usize) -> Vec<f64> {
+    let rows = x.len() / k;
+    let mut out = vec![0.0f64; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            out[r * n + j] = (0..k).map(|i| x[r * k + i] as f64 * m[i * n + j] as f64).sum();
+        }
+    }
+    out
+}
+
+pub fn ref_act(x: f64, act: deepscreen::backend::Activation) -> f64 {
+    use deepscreen::backend::Activation::*;
+    match act {
+        None => x,
+        Relu => x.max(0.0),
+        LeakyRelu(s) => {
+            if x >= 0.0 {
+                x
+            } else {
+                x * s as f64
+            }
+        }
+        Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+/// Direct NCHW convolution with zero padding.
+#[allow(clippy::too_many_arguments)]
+pub fn ref_conv2d(
+    x: &[f64],
+    [b, c, h, w]: [usize; 4],
+    weight: &[f64],
+    [o, kh, kw]: [usize; 3],
+    bias: Option<&[f64]>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    act: deepscreen::backend::Activation,
+) -> (Vec<f64>, [usize; 2]) {
+    let ho = (h + 2 * padding[0] - kh) / stride[0] + 1;
+    let wo = (w + 2 * padding[1] - kw) / stride[1] + 1;
+    let mut out = vec![0.0; b * o * ho * wo];
+    for bi in 0..b {
+        for oc in 0..o {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let mut acc = bias.map_or(0.0, |b| b[oc]);
+                    for ic in 0..c {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let ih = (oh * stride[0] + i) as i64 - padding[0] as i64;
+                                let iw = (ow * stride[1] + j) as i64 - padding[1] as i64;
+                                if ih < 0 || iw < 0 || ih >= h as i64 || iw >= w as i64 {
+                                    continue;
+                                }
+                                acc += x[((bi * c + ic) * h + ih as usize) * w + iw as usize]
+                                    * weight[((oc * c + ic) * kh + i) * kw + j];
+                            }
+                        }
+                    }
+                    out[((bi * o + oc) * ho + oh) * wo + ow] = ref_act(acc, act);
+                }
+            }
+        }
+    }
+    (out, [ho, wo])
+}
+
+pub fn ref_max_pool(
+    x: &[f64],
+    [b, c, h, w]: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (Vec<f64>, [usize; 2]) {
+    let ho = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+    let wo = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+    let mut out = Vec::with_capacity(b * c * ho * wo);
+    for p in 0..b * c {
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let mut m = f64::NEG_INFINITY;
+                for i in 0..kernel[0] {
+                    for j in 0..kernel[1] {
+                        let ih = (oh * stride[0] + i) as i64 - padding[0] as i64;
+                        let iw = (ow * stride[1] + j) as i64 - padding[1] as i64;
+                        if ih >= 0 && iw >= 0 && ih < h as i64 && iw < w as i64 {
+                            m = m.max(x[p * h * w + ih as usize * w + iw as usize]);
+                        }
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    (out, [ho, wo])
+}
+
+pub fn ref_mfm(x: &[f64], batch: usize, channels: usize, inner: usize) -> Vec<f64> {
+    let half = channels / 2;
+    let mut out = Vec::new();
+    for b in 0..batch {
+        for c in 0..half {
+            for i in 0..inner {
+                let a = x[(b * channels + c) * inner + i];
+                let z = x[(b * channels + c + half) * inner + i];
+                out.push(a.max(z));
+            }
+        }
+    }
+    out
+}
+
+pub fn ref_linear(
+    x: &[f64],
+    batch: usize,
+    inputs: usize,
+    weight: &[f64],
+    outputs: usize,
+    bias: Option<&[f64]>,
+    act: deepscreen::backend::Activation,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    for b in 0..batch {
+        for o in 0..outputs {
+            let s: f64 = (0..inputs).map(|i| x[b * inputs + i] * weight[o * inputs + i]).sum();
+            out.push(ref_act(s + bias.map_or(0.0, |b| b[o]), act));
+        }
+    }
+    out
+}
+
+/// Inference batch norm, unfolded: (x - mean) / sqrt(var + eps) * gamma + beta, per channel.
+pub fn ref_batch_norm(x: &[f64], channels: usize, inner: usize, p: &[Vec<f32>; 4], eps: f64) -> Vec<f64> {
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let c = (i / inner) % channels;
+            let (g, b, m, var) = (p[0][c] as f64, p[1][c] as f64, p[2][c] as f64, p[3][c] as f64);
+            (v - m) / (var + eps).sqrt() * g + b
+        })
+        .collect()
+}
