@@ -1,0 +1,468 @@
+//! Model format validation and the whole forward pass against an f64 reference that applies
+//! every layer literally (batch norms unfolded, softmax then logit, calibration).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::{Activation, BackendKind};
+use deepscreen::model::config::*;
+use deepscreen::model::spec::HostTensor;
+use deepscreen::model::{Model, ModelConfig, dsp, file};
+use serde_json::json;
+
+/// Every layer type, mel + DCT + mean/var normalisation, centred Hamming STFT, softmax output.
+fn config_a() -> ModelConfig {
+    serde_json::from_value(json!({
+        "format": "deepscreen-model", "version": 1, "id": "test-a",
+        "sample_rate": 8000,
+        "window": {"seconds": 0.25, "hop_seconds": 0.125},
+        "frontend": {
+            "n_fft": 64, "win_length": 48, "hop_length": 32, "window": "hamming", "center": true,
+            "filterbank": {"kind": "mel", "n_filters": 20, "f_min": 50.0, "f_max": 3800.0},
+            "log": {"kind": "ln", "eps": 1e-6},
+            "dct": {"n_coeffs": 12},
+            "normalize": "mean_var"
+        },
+        "layers": [
+            {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "batchnorm": true},
+            {"type": "mfm"},
+            {"type": "max_pool2d", "kernel": [2, 2], "padding": [1, 1]},
+            {"type": "batch_norm", "name": "bn1", "activation": "relu"},
+            {"type": "conv2d", "name": "c2", "out_channels": 6, "kernel": [3, 1], "stride": [2, 1], "bias": false,
+             "activation": {"leaky_relu": 0.1}},
+            {"type": "global_max_pool"},
+            {"type": "batch_norm", "name": "bn2"},
+            {"type": "linear", "name": "fc1", "out_features": 4, "activation": "sigmoid"},
+            {"type": "mfm"},
+            {"type": "linear", "name": "fc2", "out_features": 3}
+        ],
+        "output": {"kind": "softmax", "bona_fide_index": 1},
+        "calibration": {"scale": 0.8, "bias": 0.3},
+        "threshold": 0.4
+    }))
+    .unwrap()
+}
+
+/// Bins front-end in dB, global normalisation, strided conv, flatten, logit output.
+fn config_b() -> ModelConfig {
+    serde_json::from_value(json!({
+        "format": "deepscreen-model", "version": 1, "id": "test-b",
+        "sample_rate": 16000,
+        "window": {"seconds": 0.1, "hop_seconds": 0.1, "pad": "zeros"},
+        "frontend": {
+            "n_fft": 128, "hop_length": 40,
+            "filterbank": {"kind": "bins", "f_min": 300.0, "f_max": 6000.0},
+            "log": {"kind": "db", "eps": 1e-10},
+            "normalize": "global"
+        },
+        "layers": [
+            {"type": "conv2d", "name": "conv", "out_channels": 4, "kernel": [5, 5], "stride": [2, 2], "activation": "relu"},
+            {"type": "max_pool2d", "kernel": [2, 3], "stride": [1, 2]},
+            {"type": "flatten"},
+            {"type": "linear", "name": "out", "out_features": 1}
+        ],
+        "output": {"kind": "logit"},
+        "calibration": {"scale": 1.3, "bias": -0.2}
+    }))
+    .unwrap()
+}
+
+fn act_of(cfg: ActivationConfig) -> Activation {
+    match cfg {
+        ActivationConfig::None => Activation::None,
+        ActivationConfig::Relu => Activation::Relu,
+        ActivationConfig::Sigmoid => Activation::Sigmoid,
+        ActivationConfig::LeakyRelu(s) => Activation::LeakyRelu(s),
+    }
+}
+
+fn t64(tensors: &BTreeMap<String, HostTensor>, name: &str) -> Vec<f64> {
+    to_f64(&tensors[name].data)
+}
+
+fn bn_params(tensors: &BTreeMap<String, HostTensor>, prefix: &str) -> [Vec<f32>; 4] {
+    ["weight", "bias", "running_mean", "running_var"].map(|p| tensors[&format!("{prefix}{p}")].data.clone())
+}
+
+/// The model computed literally in f64 from the config, one window at a time.
+fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>, windows: &[f32], count: usize) -> Vec<f64> {
+    let fe = &config.frontend;
+    let len = windows.len() / count;
+    let win = dsp::window(fe.window, fe.win_length.unwrap_or(fe.n_fft), fe.n_fft);
+    let (frames, power) = ref_stft_power(windows, count, &win, fe.n_fft, fe.hop_length, fe.center, fe.power as f64);
+    let bins = fe.n_fft / 2 + 1;
+    let log = |x: f64| match fe.log.kind {
+        LogKind::Ln => (x + fe.log.eps as f64).ln(),
+        LogKind::Log10 => (x + fe.log.eps as f64).log10(),
+        LogKind::Db => 10.0 * x.max(fe.log.eps as f64).log10(),
+    };
+    let sr = config.sample_rate;
+    let top = fe.filterbank.f_max.unwrap_or(sr as f64 / 2.0);
+    let mut feats: Vec<f64>;
+    let mut width: usize;
+    match fe.filterbank.kind {
+        FilterbankKind::Bins => {
+            let start = (0..bins).find(|k| *k as f64 * sr as f64 / fe.n_fft as f64 >= fe.filterbank.f_min).unwrap();
+            let end = (0..bins).filter(|k| *k as f64 * sr as f64 / fe.n_fft as f64 <= top).last().unwrap() + 1;
+            width = end - start;
+            feats = power.chunks(bins).flat_map(|row| row[start..end].iter().map(|&v| log(v)).collect::<Vec<_>>()).collect();
+        }
+        FilterbankKind::Mel => {
+            width = fe.filterbank.n_filters;
+            let fb = dsp::mel_filterbank(sr, fe.n_fft, width, fe.filterbank.f_min, top);
+            feats = power
+                .chunks(bins)
+                .flat_map(|row| (0..width).map(|m| log((0..bins).map(|k| row[k] * fb[k * width + m] as f64).sum())).collect::<Vec<_>>())
+                .collect();
+        }
+        _ => unimplemented!("not used by these tests"),
+    }
+    if let Some(d) = fe.dct {
+        let basis = dsp::dct_basis(width, d.n_coeffs);
+        feats = feats
+            .chunks(width)
+            .flat_map(|row| (0..d.n_coeffs).map(|k| (0..width).map(|i| row[i] * basis[i * d.n_coeffs + k] as f64).sum()).collect::<Vec<f64>>())
+            .collect();
+        width = d.n_coeffs;
+    }
+    match fe.normalize {
+        NormalizeMode::None => {}
+        NormalizeMode::Global => {
+            let (m, s) = (t64(tensors, "frontend.mean"), t64(tensors, "frontend.std"));
+            feats.iter_mut().enumerate().for_each(|(i, v)| *v = (*v - m[i % width]) / s[i % width]);
+        }
+        mode => {
+            for item in feats.chunks_mut(frames * width) {
+                for f in 0..width {
+                    let vals: Vec<f64> = (0..frames).map(|t| item[t * width + f]).collect();
+                    let mean = vals.iter().sum::<f64>() / frames as f64;
+                    let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64;
+                    for t in 0..frames {
+                        let c = item[t * width + f] - mean;
+                        item[t * width + f] = if mode == NormalizeMode::MeanVar { c / (var + 1e-5).sqrt() } else { c };
+                    }
+                }
+            }
+        }
+    }
+    let _ = len;
+    // classifier
+    let mut x = feats;
+    let mut shape = vec![count, 1, frames, width];
+    for layer in &config.layers {
+        match layer {
+            LayerConfig::Conv2d { name, out_channels, kernel, stride, padding, bias, batchnorm, activation, .. } => {
+                let b = bias.then(|| t64(tensors, &format!("{name}.bias")));
+                let (mut y, [ho, wo]) = ref_conv2d(
+                    &x,
+                    [shape[0], shape[1], shape[2], shape[3]],
+                    &t64(tensors, &format!("{name}.weight")),
+                    [*out_channels, kernel[0], kernel[1]],
+                    b.as_deref(),
+                    *stride,
+                    *padding,
+                    Activation::None,
+                );
+                if *batchnorm {
+                    y = ref_batch_norm(&y, *out_channels, ho * wo, &bn_params(tensors, &format!("{name}.bn.")), 1e-5);
+                }
+                x = y.into_iter().map(|v| ref_act(v, act_of(*activation))).collect();
+                shape = vec![shape[0], *out_channels, ho, wo];
+            }
+            LayerConfig::BatchNorm { name, activation, .. } => {
+                let inner: usize = shape[2..].iter().product();
+                x = ref_batch_norm(&x, shape[1], inner, &bn_params(tensors, &format!("{name}.")), 1e-5)
+                    .into_iter()
+                    .map(|v| ref_act(v, act_of(*activation)))
+                    .collect();
+            }
+            LayerConfig::Mfm => {
+                let inner: usize = shape[2..].iter().product();
+                x = ref_mfm(&x, shape[0], shape[1], inner);
+                shape[1] /= 2;
+            }
+            LayerConfig::MaxPool2d { kernel, stride, padding } => {
+                let (y, [ho, wo]) = ref_max_pool(&x, [shape[0], shape[1], shape[2], shape[3]], *kernel, stride.unwrap_or(*kernel), *padding);
+                x = y;
+                shape = vec![shape[0], shape[1], ho, wo];
+            }
+            LayerConfig::GlobalAvgPool | LayerConfig::GlobalMaxPool => {
+                let inner = shape[2] * shape[3];
+                x = x
+                    .chunks(inner)
+                    .map(|p| {
+                        if matches!(layer, LayerConfig::GlobalAvgPool) {
+                            p.iter().sum::<f64>() / inner as f64
+                        } else {
+                            p.iter().copied().fold(f64::MIN, f64::max)
+                        }
+                    })
+                    .collect();
+                shape = vec![shape[0], shape[1]];
+            }
+            LayerConfig::Flatten => shape = vec![shape[0], shape[1..].iter().product()],
+            LayerConfig::Linear { name, out_features, bias, activation } => {
+                let b = bias.then(|| t64(tensors, &format!("{name}.bias")));
+                x = ref_linear(&x, shape[0], shape[1], &t64(tensors, &format!("{name}.weight")), *out_features, b.as_deref(), act_of(*activation));
+                shape = vec![shape[0], *out_features];
+            }
+        }
+    }
+    let cal = config.calibration;
+    let n = shape[1];
+    x.chunks(n)
+        .map(|row| {
+            let logit = match config.output.kind {
+                OutputKind::Logit => row[0],
+                OutputKind::Softmax => {
+                    let e: Vec<f64> = row.iter().map(|v| v.exp()).collect();
+                    let p_bona = e[config.output.bona_fide_index] / e.iter().sum::<f64>();
+                    ((1.0 - p_bona) / p_bona).ln()
+                }
+            };
+            1.0 / (1.0 + (-(cal.scale as f64 * logit + cal.bias as f64)).exp())
+        })
+        .collect()
+}
+
+fn check_forward(config: ModelConfig, seed: u64) {
+    let mut tensors = file::random_tensors(&config, seed).unwrap();
+    if let Some(std) = tensors.get_mut("frontend.std") {
+        std.data.iter_mut().for_each(|s| *s *= 20.0); // dB features have a wide range
+    }
+    let bytes = file::to_bytes(&config, &tensors).unwrap();
+    let spec = file::load_bytes(&bytes, "test").unwrap();
+    let backend = CpuBackend::new();
+    let model = Model::new(&backend, spec).unwrap();
+    let count = 5;
+    let len = model.spec.window_samples;
+    let mut r = rng(seed);
+    let windows: Vec<f32> = (0..count * len)
+        .map(|i| 0.5 * (i as f32 * 0.05 * (1 + i / len) as f32).sin() + 0.05 * rand::Rng::random_range(&mut r, -1.0f32..1.0))
+        .collect();
+    let scores = model.scores(&backend, &windows, count).unwrap();
+    let reference = reference_scores(&config, &tensors, &windows, count);
+    for (s, r) in scores.iter().zip(&reference) {
+        assert!((*s as f64 - r).abs() <= 1e-4, "{}: score {s} vs f64 reference {r}", config.id);
+    }
+    // the scores must not all be the same: the test would then be blind
+    assert!(reference.iter().any(|r| (r - reference[0]).abs() > 1e-6), "{}: degenerate scores {reference:?}", config.id);
+}
+
+#[test]
+fn forward_matches_f64_reference_all_layer_types() {
+    check_forward(config_a(), 11);
+}
+
+#[test]
+fn forward_matches_f64_reference_bins_global_flatten() {
+    check_forward(config_b(), 12);
+}
+
+#[test]
+fn presets_load_and_score_silence_without_nan() {
+    for config in [deepscreen::model::presets::speech_lcnn("s"), deepscreen::model::presets::music_cnn("m")] {
+        let tensors = file::random_tensors(&config, 3).unwrap();
+        let spec = file::load_bytes(&file::to_bytes(&config, &tensors).unwrap(), "preset").unwrap();
+        let backend = CpuBackend::new();
+        let len = spec.window_samples;
+        let model = Model::new(&backend, spec).unwrap();
+        let scores = model.scores(&backend, &vec![0.0; 2 * len], 2).unwrap();
+        assert!(scores.iter().all(|s| s.is_finite() && (0.0..=1.0).contains(s)), "{scores:?}");
+    }
+}
+
+// ---- validation: each broken file fails with a message naming the problem ----
+
+fn load_err(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) -> String {
+    let bytes = file::to_bytes(config, tensors).unwrap();
+    file::load_bytes(&bytes, "m.safetensors").unwrap_err().to_string()
+}
+
+fn valid() -> (ModelConfig, BTreeMap<String, HostTensor>) {
+    let c = config_a();
+    let t = file::random_tensors(&c, 1).unwrap();
+    (c, t)
+}
+
+#[test]
+fn valid_model_round_trips() {
+    let (c, t) = valid();
+    let spec = file::load_bytes(&file::to_bytes(&c, &t).unwrap(), "m").unwrap();
+    assert_eq!(spec.config, c);
+    assert_eq!(spec.parameter_count, t.values().map(|t| t.data.len()).sum::<usize>());
+    assert_eq!(spec.window_samples, 2000);
+    assert_eq!(spec.hop_samples, 1000);
+    assert_eq!(spec.feature_shape, [63, 12]);
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let (c, mut t) = valid();
+    t.remove("c1.bn.running_var");
+    let e = load_err(&c, &t);
+    assert!(e.contains("m.safetensors") && e.contains("missing tensor \"c1.bn.running_var\""), "{e}");
+}
+
+#[test]
+fn wrong_shape_is_named() {
+    let (c, mut t) = valid();
+    t.insert("fc1.weight".into(), HostTensor { shape: vec![4, 5], data: vec![0.0; 20] });
+    let e = load_err(&c, &t);
+    assert!(e.contains("\"fc1.weight\" has shape [4, 5]") && e.contains("[4, 6]"), "{e}");
+}
+
+#[test]
+fn unused_tensor_is_named() {
+    let (c, mut t) = valid();
+    t.insert("c9.weight".into(), HostTensor { shape: vec![1], data: vec![0.0] });
+    let e = load_err(&c, &t);
+    assert!(e.contains("\"c9.weight\" is not used"), "{e}");
+}
+
+#[test]
+fn non_finite_weight_is_named() {
+    let (c, mut t) = valid();
+    t.get_mut("fc2.bias").unwrap().data[1] = f32::NAN;
+    let e = load_err(&c, &t);
+    assert!(e.contains("\"fc2.bias\" holds a non-finite value at index 1"), "{e}");
+}
+
+#[test]
+fn unsupported_version_is_named() {
+    let (mut c, t) = valid();
+    c.version = 99;
+    let e = load_err(&c, &t);
+    assert!(e.contains("unsupported config version 99"), "{e}");
+}
+
+fn with_json_edit(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let (c, t) = valid();
+    let mut value = serde_json::to_value(&c).unwrap();
+    edit(&mut value);
+    // bypass the typed config: write the edited JSON straight into the metadata
+    let raw: Vec<(String, Vec<u8>, Vec<usize>)> =
+        t.iter().map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, b, s)| (n.as_str(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    let meta = std::collections::HashMap::from([("deepscreen".to_string(), value.to_string())]);
+    let bytes = safetensors::serialize(views, Some(meta)).unwrap();
+    file::load_bytes(&bytes, "m.safetensors").unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_layer_type_is_named() {
+    let e = with_json_edit(|v| v["layers"][0]["type"] = json!("conv3d"));
+    assert!(e.contains("unknown variant `conv3d`"), "{e}");
+}
+
+#[test]
+fn misspelled_field_is_rejected() {
+    let e = with_json_edit(|v| v["frontend"]["hop_lenght"] = json!(10));
+    assert!(e.contains("unknown field `hop_lenght`"), "{e}");
+}
+
+#[test]
+fn inconsistent_layers_are_explained() {
+    let (mut c, t) = valid();
+    c.layers.remove(5); // drop the global pool: a linear layer then sees an image
+    let e = load_err(&c, &t);
+    assert!(e.contains("needs a flat input"), "{e}");
+    let (mut c, t) = valid();
+    c.output.kind = OutputKind::Logit; // the last layer has 3 outputs
+    let e = load_err(&c, &t);
+    assert!(e.contains("\"logit\" needs exactly 1 output"), "{e}");
+    let (mut c, t) = valid();
+    c.window.seconds = 0.005; // 40 samples < n_fft 64
+    c.window.hop_seconds = 0.005;
+    let e = load_err(&c, &t);
+    assert!(e.contains("shorter than n_fft"), "{e}");
+}
+
+#[test]
+fn non_model_files_are_explained() {
+    let e = file::load_bytes(b"definitely not safetensors", "x.safetensors").unwrap_err().to_string();
+    assert!(e.contains("x.safetensors") && e.contains("not a valid safetensors file"), "{e}");
+    // a safetensors file without our metadata
+    let data = [0u8; 8];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    let bytes = safetensors::serialize([("w", view)], None).unwrap();
+    let e = file::load_bytes(&bytes, "x").unwrap_err().to_string();
+    assert!(e.contains("no deepscreen config"), "{e}");
+    // an f16 tensor
+    let (c, t) = valid();
+    let mut raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = t
+        .iter()
+        .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone(), safetensors::Dtype::F32))
+        .collect();
+    let half = &mut raw[0];
+    half.1.truncate(half.1.len() / 2);
+    half.3 = safetensors::Dtype::F16;
+    let views: Vec<(&str, safetensors::tensor::TensorView)> =
+        raw.iter().map(|(n, b, s, d)| (n.as_str(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let meta = std::collections::HashMap::from([("deepscreen".to_string(), serde_json::to_string(&c).unwrap())]);
+    let e = file::load_bytes(&safetensors::serialize(views, Some(meta)).unwrap(), "x").unwrap_err().to_string();
+    assert!(e.contains("dtype F16"), "{e}");
+}
+
+#[test]
+fn model_resolution_explains_unknown_names() {
+    let e = deepscreen::model::resolve("no-such-model").err().unwrap().to_string();
+    assert!(e.contains("\"no-such-model\" is neither an embedded model"), "{e}");
+}
+
+#[test]
+fn unavailable_backends_are_refused_with_a_reason() {
+    let (c, t) = valid();
+    let spec = file::load_bytes(&file::to_bytes(&c, &t).unwrap(), "m").unwrap();
+    for kind in [BackendKind::Wgpu, BackendKind::Cuda] {
+        let e = deepscreen::model::bind(kind, spec.clone()).err().unwrap().to_string();
+        assert!(e.contains(kind.name()) && e.contains("not available"), "{e}");
+    }
+    let scorer = deepscreen::model::bind(BackendKind::Auto, spec).unwrap();
+    assert_eq!(scorer.backend_name(), "cpu");
+}
+
+// ---- front-end constants: properties from their definitions ----
+
+#[test]
+fn mel_scale_and_filterbank_follow_htk() {
+    assert!((dsp::hz_to_mel(1000.0) - 1000.0).abs() < 0.1, "HTK: 1000 Hz ≈ 1000 mel");
+    assert!((dsp::mel_to_hz(dsp::hz_to_mel(4321.0)) - 4321.0).abs() < 1e-6);
+    // Each triangle peaks at its centre frequency, and only neighbouring triangles overlap.
+    let (sr, n_fft, n) = (16000, 512, 40);
+    let fb = dsp::mel_filterbank(sr, n_fft, n, 0.0, 8000.0);
+    let bins = n_fft / 2 + 1;
+    let hz_per_bin = 8000.0 / (bins - 1) as f64;
+    for m in 0..n {
+        let centre = dsp::mel_to_hz(dsp::hz_to_mel(8000.0) * (m + 1) as f64 / (n + 1) as f64);
+        let peak = (0..bins).max_by(|a, b| fb[a * n + m].total_cmp(&fb[b * n + m])).unwrap();
+        assert!((peak as f64 * hz_per_bin - centre).abs() <= hz_per_bin, "filter {m}: peak bin {peak}, centre {centre} Hz");
+        assert!(fb.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+}
+
+#[test]
+fn dct_basis_is_orthonormal() {
+    let n = 24;
+    let b = dsp::dct_basis(n, n);
+    for i in 0..n {
+        for j in 0..n {
+            let dot: f64 = (0..n).map(|k| b[k * n + i] as f64 * b[k * n + j] as f64).sum();
+            assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-6, "columns {i},{j}: {dot}");
+        }
+    }
+}
+
+#[test]
+fn periodic_hann_window_is_centred_in_n_fft() {
+    let w = dsp::window(WindowFunction::Hann, 400, 512);
+    assert!(w[..56].iter().all(|v| *v == 0.0) && w[456..].iter().all(|v| *v == 0.0));
+    assert_eq!(w[56], 0.0);
+    assert!((w[56 + 200] - 1.0).abs() < 1e-7, "periodic Hann peaks at N/2");
+}
