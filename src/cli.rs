@@ -234,12 +234,12 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     progress.finish_and_clear();
     eprintln!(
         "deepscreen: {} files screened ({} failed, {} flagged synthetic at threshold {threshold}), \
-         {:.2} h of audio in {:.1} s = {:.0}x real time, model {}, backend {}",
+         {} of audio in {} = {:.0}x real time, model {}, backend {}",
         summary.files,
         summary.failed,
         summary.flagged,
-        summary.audio_seconds / 3600.0,
-        summary.elapsed.as_secs_f64(),
+        human_duration(summary.audio_seconds),
+        human_duration(summary.elapsed.as_secs_f64()),
         summary.realtime_factor(),
         scorer.spec().config.id,
         scorer.backend_name(),
@@ -249,4 +249,15 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+/// "42.0 s", "12.5 min", "3.20 h".
+fn human_duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.2} h", seconds / 3600.0)
+    }
 }
