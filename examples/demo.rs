@@ -1,8 +1,9 @@
-//! Writes a demo catalog and an UNTRAINED demo model (random weights) so the screening
-//! pipeline can be tried end to end before trained models exist:
+//! Writes a demo catalog and two UNTRAINED demo models (the speech and music reference
+//! architectures with random weights) so the screening pipeline can be tried end to end before
+//! trained models exist:
 //!
 //!     cargo run --release --example demo -- demo
-//!     cargo run --release -- screen demo/catalog --model demo/untrained-demo.safetensors
+//!     cargo run --release -- screen demo/catalog --model demo/untrained-speech.safetensors
 //!
 //! The scores it produces are meaningless; the point is the rows, errors and summary.
 
@@ -15,11 +16,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let catalog = out.join("catalog");
     std::fs::create_dir_all(catalog.join("bad"))?;
 
-    let mut config = presets::speech_lcnn("demo-untrained-random-weights");
-    config.description = "UNTRAINED: random weights, scores mean nothing. For trying the pipeline.".into();
-    let tensors = file::random_tensors(&config, 7)?;
-    let model_path = out.join("untrained-demo.safetensors");
-    std::fs::write(&model_path, file::to_bytes(&config, &tensors)?)?;
+    let mut model_path = PathBuf::new();
+    for (kind, mut config) in [
+        (
+            "music",
+            presets::music_cnn("demo-music-untrained-random-weights"),
+        ),
+        (
+            "speech",
+            presets::speech_lcnn("demo-speech-untrained-random-weights"),
+        ),
+    ] {
+        config.description =
+            "UNTRAINED: random weights, scores mean nothing. For trying the pipeline.".into();
+        let tensors = file::random_tensors(&config, 7)?;
+        model_path = out.join(format!("untrained-{kind}.safetensors"));
+        std::fs::write(&model_path, file::to_bytes(&config, &tensors)?)?;
+        println!("model:   {}", model_path.display());
+    }
 
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for entry in std::fs::read_dir(&fixtures)? {
@@ -31,10 +45,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mp3 = std::fs::read(fixtures.join("tone.mp3"))?;
     std::fs::write(catalog.join("bad/truncated.mp3"), &mp3[..mp3.len() / 3])?;
     std::fs::write(catalog.join("bad/empty.flac"), b"")?;
-    std::fs::write(catalog.join("bad/notes.wav"), b"this is a text file, not audio\n")?;
-    std::fs::write(catalog.join("bad/noise.ogg"), (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect::<Vec<_>>())?;
+    std::fs::write(
+        catalog.join("bad/notes.wav"),
+        b"this is a text file, not audio\n",
+    )?;
+    std::fs::write(
+        catalog.join("bad/noise.ogg"),
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect::<Vec<_>>(),
+    )?;
 
-    println!("model:   {}", model_path.display());
     println!("catalog: {}", catalog.display());
     println!(
         "try:     cargo run --release -- screen {} --model {}",

@@ -158,7 +158,11 @@ fn devices(json: bool) -> anyhow::Result<()> {
         writeln!(out)?;
     } else {
         for s in statuses {
-            let state = if s.available { "available" } else { "unavailable" };
+            let state = if s.available {
+                "available"
+            } else {
+                "unavailable"
+            };
             writeln!(out, "{:<5} {:<11} {}", s.backend, state, s.detail)?;
         }
     }
@@ -171,7 +175,9 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // Ignore the error if a pool already exists (only possible when embedded in tests).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
 
     let Some(model_arg) = args.model.as_deref() else {
         bail!(
@@ -203,10 +209,13 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     let mut writer = ReportWriter::new(sink, args.format).context("cannot write the report")?;
 
     let progress = if !args.no_progress && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(Some(found.len() as u64), ProgressDrawTarget::stderr());
+        let bar =
+            ProgressBar::with_draw_target(Some(found.len() as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -218,7 +227,10 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         threshold,
         segments: args.segments,
     };
-    let report_name = args.output.clone().unwrap_or_else(|| "<standard output>".into());
+    let report_name = args
+        .output
+        .clone()
+        .unwrap_or_else(|| "<standard output>".into());
     let mut failed = 0usize;
     let summary = pipeline::run(&found, scorer.as_ref(), &opts, &mut |row| {
         if row.error.is_some() {

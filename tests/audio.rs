@@ -11,7 +11,9 @@ use deepscreen::audio::{Window, Windower};
 use deepscreen::model::config::PadMode;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn decode_all(path: &Path) -> (deepscreen::audio::StreamInfo, Vec<f32>) {
@@ -48,16 +50,31 @@ fn every_container_decodes_with_its_stream_facts() {
     ];
     for (name, codec, container, rate, channels) in cases {
         let (info, samples) = decode_all(&fixture(name));
-        assert_eq!((info.codec.as_str(), info.container.as_str()), (codec, container), "{name}");
-        assert_eq!((info.sample_rate, info.channels), (rate, channels), "{name}");
+        assert_eq!(
+            (info.codec.as_str(), info.container.as_str()),
+            (codec, container),
+            "{name}"
+        );
+        assert_eq!(
+            (info.sample_rate, info.channels),
+            (rate, channels),
+            "{name}"
+        );
         let seconds = samples.len() as f64 / rate as f64;
         assert!((seconds - 1.5).abs() < 0.1, "{name}: {seconds} s");
         // The fixtures mix a 440 Hz and a 3 kHz tone (see tests/fixtures/make.sh); measure in
         // the middle half to skip codec start-up.
         let mid = &samples[samples.len() / 4..3 * samples.len() / 4];
-        let (a, b, off) = (tone_level(mid, rate as f64, 440.0), tone_level(mid, rate as f64, 3000.0), tone_level(mid, rate as f64, 1700.0));
+        let (a, b, off) = (
+            tone_level(mid, rate as f64, 440.0),
+            tone_level(mid, rate as f64, 3000.0),
+            tone_level(mid, rate as f64, 1700.0),
+        );
         // ffmpeg's sine source has amplitude 1/8: 0.0625 per tone, 0.031 after a mono mix-down.
-        assert!(a > 0.025 && b > 0.025 && off < 0.002, "{name}: 440 Hz {a}, 3 kHz {b}, 1.7 kHz {off}");
+        assert!(
+            a > 0.025 && b > 0.025 && off < 0.002,
+            "{name}: 440 Hz {a}, 3 kHz {b}, 1.7 kHz {off}"
+        );
     }
 }
 
@@ -81,20 +98,37 @@ fn resample_all(x: &[f32], from: u32, to: u32, chunk: usize) -> Vec<f32> {
 
 #[test]
 fn resampling_keeps_a_sine_frequency_level_and_length() {
-    for (from, to, freq) in [(44100u32, 16000u32, 1000.0f64), (8000, 44100, 700.0), (192000, 16000, 5000.0), (22050, 16000, 3000.0)] {
+    for (from, to, freq) in [
+        (44100u32, 16000u32, 1000.0f64),
+        (8000, 44100, 700.0),
+        (192000, 16000, 5000.0),
+        (22050, 16000, 3000.0),
+    ] {
         let n = from as usize; // one second
-        let x: Vec<f32> = (0..n).map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / from as f64).sin() as f32 * 0.8).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                (2.0 * std::f64::consts::PI * freq * i as f64 / from as f64).sin() as f32 * 0.8
+            })
+            .collect();
         let y = resample_all(&x, from, to, 4096);
         assert_eq!(y.len(), to as usize, "{from}->{to}: exact length");
         let mid = &y[y.len() / 4..3 * y.len() / 4];
         let level = tone_level(mid, to as f64, freq);
-        assert!((level - 0.4).abs() < 0.01, "{from}->{to}: level {level} (expected 0.4)");
+        assert!(
+            (level - 0.4).abs() < 0.01,
+            "{from}->{to}: level {level} (expected 0.4)"
+        );
         let shifted = tone_level(mid, to as f64, freq * 1.05);
-        assert!(shifted < 0.02, "{from}->{to}: energy off-frequency {shifted}");
+        assert!(
+            shifted < 0.02,
+            "{from}->{to}: energy off-frequency {shifted}"
+        );
         // The resampler's delay is removed: the output is in phase with the input to within
         // 20 µs (under one sample at 48 kHz). rubato leaves about half a sample of the higher
         // rate (measured 11 µs for 44.1↔16/8 kHz), irrelevant to detection.
-        let t0 = (0..200).map(|i| (i as f64, y[y.len() / 2 + i] as f64)).collect::<Vec<_>>();
+        let t0 = (0..200)
+            .map(|i| (i as f64, y[y.len() / 2 + i] as f64))
+            .collect::<Vec<_>>();
         let err: f64 = t0
             .iter()
             .map(|(i, v)| {
@@ -103,7 +137,10 @@ fn resampling_keeps_a_sine_frequency_level_and_length() {
             })
             .fold(0.0, f64::max);
         let max_slope_per_s = 0.8 * 2.0 * std::f64::consts::PI * freq;
-        assert!(err < max_slope_per_s * 20e-6, "{from}->{to}: phase error {err} (> 20 µs offset)");
+        assert!(
+            err < max_slope_per_s * 20e-6,
+            "{from}->{to}: phase error {err} (> 20 µs offset)"
+        );
     }
 }
 
@@ -118,7 +155,14 @@ fn resampling_does_not_depend_on_chunking() {
     }
 }
 
-fn windows_of(x: &[f32], len: usize, hop: usize, min: usize, pad: PadMode, chunk: usize) -> Result<Vec<Window>, String> {
+fn windows_of(
+    x: &[f32],
+    len: usize,
+    hop: usize,
+    min: usize,
+    pad: PadMode,
+    chunk: usize,
+) -> Result<Vec<Window>, String> {
     let mut w = Windower::new(len, hop, min, pad);
     let mut out = Vec::new();
     for c in x.chunks(chunk.max(1)) {
@@ -142,7 +186,11 @@ fn windows_cover_the_file_with_an_end_aligned_tail() {
     for chunk in [1, 3, 10, 27] {
         let w = windows_of(&x, 10, 4, 1, PadMode::Repeat, chunk).unwrap();
         let spans: Vec<(u64, u64)> = w.iter().map(|w| (w.start, w.end)).collect();
-        assert_eq!(spans, vec![(0, 10), (4, 14), (8, 18), (12, 22), (16, 26), (17, 27)], "chunk {chunk}");
+        assert_eq!(
+            spans,
+            vec![(0, 10), (4, 14), (8, 18), (12, 22), (16, 26), (17, 27)],
+            "chunk {chunk}"
+        );
         for win in &w {
             let expected: Vec<f32> = (win.start..win.end).map(|i| i as f32).collect();
             assert_eq!(win.samples, expected);
@@ -150,7 +198,10 @@ fn windows_cover_the_file_with_an_end_aligned_tail() {
     }
     // an exact fit has no extra tail window
     let x: Vec<f32> = (0..26).map(|i| i as f32).collect();
-    assert_eq!(windows_of(&x, 10, 4, 1, PadMode::Repeat, 5).unwrap().len(), 5);
+    assert_eq!(
+        windows_of(&x, 10, 4, 1, PadMode::Repeat, 5).unwrap().len(),
+        5
+    );
 }
 
 #[test]
@@ -159,7 +210,10 @@ fn short_files_are_padded_or_refused() {
     let w = windows_of(&x, 12, 6, 3, PadMode::Repeat, 2).unwrap();
     assert_eq!(w.len(), 1);
     assert_eq!((w[0].start, w[0].end), (0, 5));
-    assert_eq!(w[0].samples, vec![1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0]);
+    assert_eq!(
+        w[0].samples,
+        vec![1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0]
+    );
     let w = windows_of(&x, 8, 6, 3, PadMode::Zeros, 2).unwrap();
     assert_eq!(w[0].samples, vec![1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.0, 0.0]);
     let e = windows_of(&x[..2], 8, 6, 3, PadMode::Zeros, 2).unwrap_err();
@@ -183,7 +237,10 @@ fn windowing_memory_stays_bounded_on_a_long_stream() {
             Ok(())
         })
         .unwrap();
-        assert!(w.total() - count * hop as u64 <= len as u64 + 16000, "windows lag behind the stream");
+        assert!(
+            w.total() - count * hop as u64 <= len as u64 + 16000,
+            "windows lag behind the stream"
+        );
     }
     assert_eq!(count, (600 * 16000 - len as u64) / hop as u64 + 1);
 }

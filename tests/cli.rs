@@ -14,7 +14,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A small random-weight model: 16 kHz, 1 s windows with 0.5 s hop.
@@ -40,16 +42,31 @@ fn write_model(dir: &Path) -> PathBuf {
     }))
     .unwrap();
     let path = dir.join("model.safetensors");
-    std::fs::write(&path, file::to_bytes(&config, &file::random_tensors(&config, 3).unwrap()).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        file::to_bytes(&config, &file::random_tensors(&config, 3).unwrap()).unwrap(),
+    )
+    .unwrap();
     path
 }
 
-fn write_wav(path: &Path, rate: u32, channels: u16, frames: usize, float: bool, sample: impl Fn(usize, u16) -> f32) {
+fn write_wav(
+    path: &Path,
+    rate: u32,
+    channels: u16,
+    frames: usize,
+    float: bool,
+    sample: impl Fn(usize, u16) -> f32,
+) {
     let spec = hound::WavSpec {
         channels,
         sample_rate: rate,
         bits_per_sample: if float { 32 } else { 16 },
-        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..frames {
@@ -58,7 +75,8 @@ fn write_wav(path: &Path, rate: u32, channels: u16, frames: usize, float: bool, 
             if float {
                 w.write_sample(v).unwrap();
             } else {
-                w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
+                w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
+                    .unwrap();
             }
         }
     }
@@ -72,9 +90,17 @@ fn tone(i: usize, rate: u32, freq: f32) -> f32 {
 fn rows_by_name(stdout: &[u8]) -> HashMap<String, Value> {
     let mut rows = HashMap::new();
     for line in String::from_utf8_lossy(stdout).lines() {
-        let row: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
-        let name = Path::new(row["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
-        assert!(rows.insert(name.clone(), row).is_none(), "two rows for {name}");
+        let row: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        let name = Path::new(row["path"].as_str().unwrap())
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            rows.insert(name.clone(), row).is_none(),
+            "two rows for {name}"
+        );
     }
     rows
 }
@@ -85,7 +111,14 @@ fn run(cmd: &mut Command) -> Output {
 
 /// Builds the mixed catalog; returns the names expected to score and to fail.
 fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
-    for name in ["tone.wav", "tone.flac", "tone.mp3", "tone.ogg", "tone_aac.m4a", "tone_alac.m4a"] {
+    for name in [
+        "tone.wav",
+        "tone.flac",
+        "tone.mp3",
+        "tone.ogg",
+        "tone_aac.m4a",
+        "tone_alac.m4a",
+    ] {
         std::fs::copy(fixture(name), dir.join(name)).unwrap();
     }
     let mp3 = std::fs::read(fixture("tone.mp3")).unwrap();
@@ -93,34 +126,83 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
     let flac = std::fs::read(fixture("tone.flac")).unwrap();
     std::fs::write(dir.join("truncated.flac"), &flac[..flac.len() / 2]).unwrap();
     std::fs::write(dir.join("empty.wav"), b"").unwrap();
-    std::fs::write(dir.join("random.mp3"), (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        dir.join("random.mp3"),
+        (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     std::fs::write(dir.join("text.flac"), "just some notes\nnot audio\n").unwrap();
     write_wav(&dir.join("zero_length.wav"), 16000, 1, 0, false, |_, _| 0.0);
     write_wav(&dir.join("one_sample.wav"), 16000, 1, 1, false, |_, _| 0.5);
-    write_wav(&dir.join("eight_channels.wav"), 48000, 8, 48000, false, |i, c| tone(i, 48000, 200.0 * (c + 1) as f32));
-    write_wav(&dir.join("hires_192k.wav"), 192000, 2, 192000, true, |i, _| tone(i, 192000, 1000.0));
-    write_wav(&dir.join("nan_samples.wav"), 16000, 1, 24000, true, |i, _| match i % 1000 {
-        0 => f32::NAN,
-        1 => f32::INFINITY,
-        2 => f32::NEG_INFINITY,
-        _ => tone(i, 16000, 440.0),
-    });
+    write_wav(
+        &dir.join("eight_channels.wav"),
+        48000,
+        8,
+        48000,
+        false,
+        |i, c| tone(i, 48000, 200.0 * (c + 1) as f32),
+    );
+    write_wav(
+        &dir.join("hires_192k.wav"),
+        192000,
+        2,
+        192000,
+        true,
+        |i, _| tone(i, 192000, 1000.0),
+    );
+    write_wav(
+        &dir.join("nan_samples.wav"),
+        16000,
+        1,
+        24000,
+        true,
+        |i, _| match i % 1000 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            _ => tone(i, 16000, 440.0),
+        },
+    );
     write_wav(&dir.join("silence.wav"), 16000, 1, 20000, false, |_, _| 0.0);
     std::fs::write(dir.join("readme.txt"), "ignored: not an audio extension").unwrap();
     let sub = dir.join("sub");
     std::fs::create_dir(&sub).unwrap();
     std::os::unix::fs::symlink(dir, sub.join("loop")).unwrap(); // a loop back to the root
-    std::os::unix::fs::symlink("/nonexistent/deepscreen/target.wav", dir.join("dangling.wav")).unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/deepscreen/target.wav",
+        dir.join("dangling.wav"),
+    )
+    .unwrap();
     {
         use std::os::unix::ffi::OsStrExt;
         let name = std::ffi::OsStr::from_bytes(b"caf\xe9_latin1.wav");
         std::fs::copy(fixture("tone.wav"), dir.join(name)).unwrap();
     }
     let ok = vec![
-        "tone.wav", "tone.flac", "tone.mp3", "tone.ogg", "tone_aac.m4a", "tone_alac.m4a", "truncated.mp3",
-        "eight_channels.wav", "hires_192k.wav", "nan_samples.wav", "silence.wav", "caf\u{FFFD}_latin1.wav",
+        "tone.wav",
+        "tone.flac",
+        "tone.mp3",
+        "tone.ogg",
+        "tone_aac.m4a",
+        "tone_alac.m4a",
+        "truncated.mp3",
+        "eight_channels.wav",
+        "hires_192k.wav",
+        "nan_samples.wav",
+        "silence.wav",
+        "caf\u{FFFD}_latin1.wav",
     ];
-    let failed = vec!["empty.wav", "random.mp3", "text.flac", "zero_length.wav", "one_sample.wav", "loop", "dangling.wav"];
+    let failed = vec![
+        "empty.wav",
+        "random.mp3",
+        "text.flac",
+        "zero_length.wav",
+        "one_sample.wav",
+        "loop",
+        "dangling.wav",
+    ];
     (ok, failed)
 }
 
@@ -132,39 +214,91 @@ fn mixed_catalog_gives_one_row_per_input() {
     std::fs::create_dir(&catalog).unwrap();
     let (ok, failed) = mixed_catalog(&catalog);
 
-    let out = run(bin().args(["screen", "--model"]).arg(&model).arg(&catalog).args(["--segments", "--batch", "3"]));
+    let out = run(bin()
+        .args(["screen", "--model"])
+        .arg(&model)
+        .arg(&catalog)
+        .args(["--segments", "--batch", "3"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "some inputs failed, so exit 1; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some inputs failed, so exit 1; stderr: {stderr}"
+    );
     let rows = rows_by_name(&out.stdout);
     // truncated.flac may decode partially or fail; either way it gets exactly one row
-    assert_eq!(rows.len(), ok.len() + failed.len() + 1, "rows: {:?}", rows.keys().collect::<Vec<_>>());
+    assert_eq!(
+        rows.len(),
+        ok.len() + failed.len() + 1,
+        "rows: {:?}",
+        rows.keys().collect::<Vec<_>>()
+    );
     for name in &ok {
-        let row = rows.get(*name).unwrap_or_else(|| panic!("no row for {name}"));
+        let row = rows
+            .get(*name)
+            .unwrap_or_else(|| panic!("no row for {name}"));
         assert!(row["error"].is_null(), "{name}: {}", row["error"]);
         let score = row["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{name}: score {score}");
-        assert_eq!(row["verdict"], if score >= 0.5 { "synthetic" } else { "bona-fide" });
+        assert_eq!(
+            row["verdict"],
+            if score >= 0.5 {
+                "synthetic"
+            } else {
+                "bona-fide"
+            }
+        );
         assert_eq!(row["model"], "cli-test");
         assert_eq!(row["backend"], "cpu");
         let segments = row["segments"].as_array().unwrap();
         assert_eq!(segments.len() as u64, row["windows"].as_u64().unwrap());
-        let max = segments.iter().map(|s| s["score"].as_f64().unwrap()).fold(0.0, f64::max);
+        let max = segments
+            .iter()
+            .map(|s| s["score"].as_f64().unwrap())
+            .fold(0.0, f64::max);
         assert!((max - row["max_window_score"].as_f64().unwrap()).abs() < 1e-6);
     }
     for name in &failed {
-        let row = rows.get(*name).unwrap_or_else(|| panic!("no row for {name}"));
-        assert!(row["score"].is_null() && row["verdict"].is_null(), "{name} must not be scored");
-        assert!(!row["error"].as_str().unwrap_or("").is_empty(), "{name} needs an error");
+        let row = rows
+            .get(*name)
+            .unwrap_or_else(|| panic!("no row for {name}"));
+        assert!(
+            row["score"].is_null() && row["verdict"].is_null(),
+            "{name} must not be scored"
+        );
+        assert!(
+            !row["error"].as_str().unwrap_or("").is_empty(),
+            "{name} needs an error"
+        );
     }
     let err = |name: &str| rows[name]["error"].as_str().unwrap().to_string();
-    assert!(err("empty.wav").contains("empty file"), "{}", err("empty.wav"));
-    assert!(err("text.flac").contains("not a recognised audio file"), "{}", err("text.flac"));
-    assert!(err("one_sample.wav").contains("too short"), "{}", err("one_sample.wav"));
+    assert!(
+        err("empty.wav").contains("empty file"),
+        "{}",
+        err("empty.wav")
+    );
+    assert!(
+        err("text.flac").contains("not a recognised audio file"),
+        "{}",
+        err("text.flac")
+    );
+    assert!(
+        err("one_sample.wav").contains("too short"),
+        "{}",
+        err("one_sample.wav")
+    );
     assert!(err("loop").contains("loop"), "{}", err("loop"));
-    assert!(err("dangling.wav").contains("No such file"), "{}", err("dangling.wav"));
+    assert!(
+        err("dangling.wav").contains("No such file"),
+        "{}",
+        err("dangling.wav")
+    );
 
     let eight = &rows["eight_channels.wav"];
-    assert_eq!((eight["channels"].as_u64(), eight["sample_rate"].as_u64()), (Some(8), Some(48000)));
+    assert_eq!(
+        (eight["channels"].as_u64(), eight["sample_rate"].as_u64()),
+        (Some(8), Some(48000))
+    );
     assert!((eight["duration_s"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     let hires = &rows["hires_192k.wav"];
     assert_eq!(hires["sample_rate"].as_u64(), Some(192000));
@@ -172,7 +306,12 @@ fn mixed_catalog_gives_one_row_per_input() {
     let warnings = nan["warnings"].to_string();
     assert!(warnings.contains("72 NaN/Inf samples"), "{warnings}");
     // 1.5 s at 1 s windows with 0.5 s hop: [0,1], [0.5,1.5]
-    let spans: Vec<(f64, f64)> = nan["segments"].as_array().unwrap().iter().map(|s| (s["start_s"].as_f64().unwrap(), s["end_s"].as_f64().unwrap())).collect();
+    let spans: Vec<(f64, f64)> = nan["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["start_s"].as_f64().unwrap(), s["end_s"].as_f64().unwrap()))
+        .collect();
     assert_eq!(spans, vec![(0.0, 1.0), (0.5, 1.5)]);
     let truncated = &rows["truncated.flac"];
     assert!(
@@ -180,7 +319,14 @@ fn mixed_catalog_gives_one_row_per_input() {
         "a cut FLAC must be reported: {truncated}"
     );
 
-    assert!(stderr.contains(&format!("{} files screened ({} failed", rows.len(), rows.values().filter(|r| r["error"].is_string()).count())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} files screened ({} failed",
+            rows.len(),
+            rows.values().filter(|r| r["error"].is_string()).count()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -195,10 +341,18 @@ fn all_good_inputs_exit_zero_and_csv_has_one_record_per_file() {
         .arg(&model)
         .arg(fixture("tone.ogg"))
         .arg(fixture("tone_alac.m4a")));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "rows go to the -o file only");
     let mut reader = csv::Reader::from_path(&out_path).unwrap();
-    assert_eq!(reader.headers().unwrap().iter().take(3).collect::<Vec<_>>(), ["path", "score", "verdict"]);
+    assert_eq!(
+        reader.headers().unwrap().iter().take(3).collect::<Vec<_>>(),
+        ["path", "score", "verdict"]
+    );
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(records.len(), 2);
     for r in &records {
@@ -220,14 +374,28 @@ fn files_from_stdin_and_missing_paths() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let list = format!("{}\n\n{}\n", fixture("tone.wav").display(), tmp.path().join("missing.mp3").display());
-    child.stdin.take().unwrap().write_all(list.as_bytes()).unwrap();
+    let list = format!(
+        "{}\n\n{}\n",
+        fixture("tone.wav").display(),
+        tmp.path().join("missing.mp3").display()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let rows = rows_by_name(&out.stdout);
     assert_eq!(rows.len(), 2);
     assert!(rows["tone.wav"]["score"].is_number());
-    assert!(rows["missing.mp3"]["error"].as_str().unwrap().contains("cannot open"));
+    assert!(
+        rows["missing.mp3"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open")
+    );
 }
 
 #[test]
@@ -235,10 +403,18 @@ fn same_scores_whatever_the_batch_and_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     let scores = |extra: &[&str]| {
-        let out = run(bin().args(["screen", "--model"]).arg(&model).arg(fixture("tone.flac")).arg(fixture("tone.mp3")).args(extra));
+        let out = run(bin()
+            .args(["screen", "--model"])
+            .arg(&model)
+            .arg(fixture("tone.flac"))
+            .arg(fixture("tone.mp3"))
+            .args(extra));
         assert_eq!(out.status.code(), Some(0));
         let rows = rows_by_name(&out.stdout);
-        let mut v: Vec<(String, f64)> = rows.iter().map(|(k, r)| (k.clone(), r["score"].as_f64().unwrap())).collect();
+        let mut v: Vec<(String, f64)> = rows
+            .iter()
+            .map(|(k, r)| (k.clone(), r["score"].as_f64().unwrap()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
@@ -254,29 +430,82 @@ fn fatal_errors_exit_two_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["screen".into(), fixture("tone.wav").display().to_string()], "no model given"),
-        (vec!["screen".into(), "--model".into(), "nope".into(), fixture("tone.wav").display().to_string()], "neither an embedded model"),
         (
-            vec!["screen".into(), "--backend".into(), "wgpu".into(), "--model".into(), model.display().to_string(), fixture("tone.wav").display().to_string()],
+            vec!["screen".into(), fixture("tone.wav").display().to_string()],
+            "no model given",
+        ),
+        (
+            vec![
+                "screen".into(),
+                "--model".into(),
+                "nope".into(),
+                fixture("tone.wav").display().to_string(),
+            ],
+            "neither an embedded model",
+        ),
+        (
+            vec![
+                "screen".into(),
+                "--backend".into(),
+                "wgpu".into(),
+                "--model".into(),
+                model.display().to_string(),
+                fixture("tone.wav").display().to_string(),
+            ],
             "wgpu",
         ),
         (
-            vec!["screen".into(), "--backend".into(), "cuda".into(), "--model".into(), model.display().to_string(), fixture("tone.wav").display().to_string()],
+            vec![
+                "screen".into(),
+                "--backend".into(),
+                "cuda".into(),
+                "--model".into(),
+                model.display().to_string(),
+                fixture("tone.wav").display().to_string(),
+            ],
             "cuda",
         ),
-        (vec!["screen".into(), "--model".into(), model.display().to_string()], "nothing to screen"),
         (
-            vec!["screen".into(), "--model".into(), model.display().to_string(), "-o".into(), "/nonexistent/dir/out.jsonl".into(), fixture("tone.wav").display().to_string()],
+            vec![
+                "screen".into(),
+                "--model".into(),
+                model.display().to_string(),
+            ],
+            "nothing to screen",
+        ),
+        (
+            vec![
+                "screen".into(),
+                "--model".into(),
+                model.display().to_string(),
+                "-o".into(),
+                "/nonexistent/dir/out.jsonl".into(),
+                fixture("tone.wav").display().to_string(),
+            ],
             "cannot create output file",
         ),
-        (vec!["screen".into(), "--threshold".into(), "1.5".into()], "outside [0, 1]"),
-        (vec!["screen".into(), "--model".into(), fixture("tone.wav").display().to_string(), fixture("tone.wav").display().to_string()], "not a valid safetensors file"),
+        (
+            vec!["screen".into(), "--threshold".into(), "1.5".into()],
+            "outside [0, 1]",
+        ),
+        (
+            vec![
+                "screen".into(),
+                "--model".into(),
+                fixture("tone.wav").display().to_string(),
+                fixture("tone.wav").display().to_string(),
+            ],
+            "not a valid safetensors file",
+        ),
     ];
     for (args, needle) in cases {
         let out = run(bin().args(&args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
     }
 }
 
@@ -285,11 +514,19 @@ fn devices_lists_every_backend_with_a_reason() {
     let out = run(bin().args(["devices", "--json"]));
     assert_eq!(out.status.code(), Some(0));
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let by_name: HashMap<&str, &Value> = list.iter().map(|v| (v["backend"].as_str().unwrap(), v)).collect();
+    let by_name: HashMap<&str, &Value> = list
+        .iter()
+        .map(|v| (v["backend"].as_str().unwrap(), v))
+        .collect();
     assert_eq!(by_name["cpu"]["available"], true);
     for gpu in ["wgpu", "cuda"] {
         assert_eq!(by_name[gpu]["available"], false);
-        assert!(by_name[gpu]["detail"].as_str().unwrap().contains("not available"));
+        assert!(
+            by_name[gpu]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not available")
+        );
     }
     let text = run(bin().arg("devices"));
     assert!(String::from_utf8_lossy(&text.stdout).contains("cpu   available"));
@@ -299,7 +536,13 @@ fn devices_lists_every_backend_with_a_reason() {
 fn help_teaches_exit_codes_and_row_fields() {
     let out = run(bin().args(["screen", "--help"]));
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["Exit codes:", "--files-from", "--segments", "max_window_score", "symbolic links"] {
+    for needle in [
+        "Exit codes:",
+        "--files-from",
+        "--segments",
+        "max_window_score",
+        "symbolic links",
+    ] {
         assert!(help.contains(needle), "screen --help lacks {needle:?}");
     }
 }

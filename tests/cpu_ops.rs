@@ -26,7 +26,12 @@ fn stft_matches_direct_dft<B: Backend>(be: &B) {
     for (n_fft, hop, len, batch, center, power) in cases {
         let signal = random_vec(&mut r, batch * len, -1.0, 1.0);
         let window = random_vec(&mut r, n_fft, 0.0, 1.0);
-        let p = StftParams { n_fft, hop, center, power };
+        let p = StftParams {
+            n_fft,
+            hop,
+            center,
+            power,
+        };
         let out = be
             .stft_power(
                 &be.upload(&signal, &[batch, len]).unwrap(),
@@ -34,25 +39,55 @@ fn stft_matches_direct_dft<B: Backend>(be: &B) {
                 &p,
             )
             .unwrap();
-        let (frames, reference) = ref_stft_power(&signal, batch, &window, n_fft, hop, center, power as f64);
-        assert_eq!(out.shape(), &[batch, frames, n_fft / 2 + 1], "case n_fft {n_fft}");
-        assert_close(&be.download(&out).unwrap(), &reference, TOL, &format!("stft n_fft {n_fft} hop {hop}"));
+        let (frames, reference) =
+            ref_stft_power(&signal, batch, &window, n_fft, hop, center, power as f64);
+        assert_eq!(
+            out.shape(),
+            &[batch, frames, n_fft / 2 + 1],
+            "case n_fft {n_fft}"
+        );
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            TOL,
+            &format!("stft n_fft {n_fft} hop {hop}"),
+        );
     }
 }
 
 fn stft_finds_a_known_sine<B: Backend>(be: &B) {
     // 1 kHz at 16 kHz with n_fft 512: 31.25 Hz per bin, so the peak is bin 32 exactly.
     let (sr, n_fft) = (16000.0f32, 512);
-    let signal: Vec<f32> = (0..4000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / sr).sin()).collect();
-    let window = deepscreen::model::dsp::window(deepscreen::model::config::WindowFunction::Hann, n_fft, n_fft);
-    let p = StftParams { n_fft, hop: 256, center: false, power: 2.0 };
+    let signal: Vec<f32> = (0..4000)
+        .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / sr).sin())
+        .collect();
+    let window = deepscreen::model::dsp::window(
+        deepscreen::model::config::WindowFunction::Hann,
+        n_fft,
+        n_fft,
+    );
+    let p = StftParams {
+        n_fft,
+        hop: 256,
+        center: false,
+        power: 2.0,
+    };
     let out = be
-        .stft_power(&be.upload(&signal, &[1, 4000]).unwrap(), &be.upload(&window, &[n_fft]).unwrap(), &p)
+        .stft_power(
+            &be.upload(&signal, &[1, 4000]).unwrap(),
+            &be.upload(&window, &[n_fft]).unwrap(),
+            &p,
+        )
         .unwrap();
     let bins = n_fft / 2 + 1;
     let data = be.download(&out).unwrap();
     for frame in data.chunks(bins) {
-        let peak = frame.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let peak = frame
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         assert_eq!(peak, 32);
     }
 }
@@ -62,28 +97,55 @@ fn filterbank_log_matches_reference<B: Backend>(be: &B) {
     let (batch, frames, bins) = (3, 7, 33);
     let power = random_vec(&mut r, batch * frames * bins, 0.0, 10.0);
     let pt = be.upload(&power, &[batch, frames, bins]).unwrap();
-    for log in [LogSpec::Ln { eps: 1e-6 }, LogSpec::Log10 { eps: 1e-3 }, LogSpec::Db { eps: 1e-10 }] {
+    for log in [
+        LogSpec::Ln { eps: 1e-6 },
+        LogSpec::Log10 { eps: 1e-3 },
+        LogSpec::Db { eps: 1e-10 },
+    ] {
         let f = |x: f64| match log {
             LogSpec::Ln { eps } => (x + eps as f64).ln(),
             LogSpec::Log10 { eps } => (x + eps as f64).log10(),
             LogSpec::Db { eps } => 10.0 * x.max(eps as f64).log10(),
         };
         // a bin range
-        let out = be.filterbank_log(&pt, Projection::Bins { start: 3, end: 30 }, log).unwrap();
+        let out = be
+            .filterbank_log(&pt, Projection::Bins { start: 3, end: 30 }, log)
+            .unwrap();
         assert_eq!(out.shape(), &[batch, frames, 27]);
-        let reference: Vec<f64> = power.chunks(bins).flat_map(|row| row[3..30].iter().map(|&v| f(v as f64))).collect();
-        assert_close(&be.download(&out).unwrap(), &reference, TOL, "filterbank bins");
+        let reference: Vec<f64> = power
+            .chunks(bins)
+            .flat_map(|row| row[3..30].iter().map(|&v| f(v as f64)))
+            .collect();
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            TOL,
+            "filterbank bins",
+        );
         // a matrix (odd filter count)
         let filters = 13;
         let matrix = random_vec(&mut r, bins * filters, 0.0, 1.0);
         let mt = be.upload(&matrix, &[bins, filters]).unwrap();
-        let out = be.filterbank_log(&pt, Projection::Matrix(&mt), log).unwrap();
-        let reference: Vec<f64> = ref_matmul(&power, bins, &matrix, filters).into_iter().map(f).collect();
-        assert_close(&be.download(&out).unwrap(), &reference, TOL, "filterbank matrix");
+        let out = be
+            .filterbank_log(&pt, Projection::Matrix(&mt), log)
+            .unwrap();
+        let reference: Vec<f64> = ref_matmul(&power, bins, &matrix, filters)
+            .into_iter()
+            .map(f)
+            .collect();
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            TOL,
+            "filterbank matrix",
+        );
     }
     // a spectrum with a wrong bin count is an error, not a panic
-    let wrong = be.upload(&vec![1.0; 5 * 2], &[5, 2]).unwrap();
-    assert!(be.filterbank_log(&pt, Projection::Matrix(&wrong), LogSpec::Ln { eps: 1e-6 }).is_err());
+    let wrong = be.upload(&[1.0; 5 * 2], &[5, 2]).unwrap();
+    assert!(
+        be.filterbank_log(&pt, Projection::Matrix(&wrong), LogSpec::Ln { eps: 1e-6 })
+            .is_err()
+    );
 }
 
 fn dct_matches_reference<B: Backend>(be: &B) {
@@ -92,10 +154,18 @@ fn dct_matches_reference<B: Backend>(be: &B) {
     let x = random_vec(&mut r, batch * frames * filters, -5.0, 5.0);
     let basis = deepscreen::model::dsp::dct_basis(filters, coeffs);
     let out = be
-        .dct(&be.upload(&x, &[batch, frames, filters]).unwrap(), &be.upload(&basis, &[filters, coeffs]).unwrap())
+        .dct(
+            &be.upload(&x, &[batch, frames, filters]).unwrap(),
+            &be.upload(&basis, &[filters, coeffs]).unwrap(),
+        )
         .unwrap();
     assert_eq!(out.shape(), &[batch, frames, coeffs]);
-    assert_close(&be.download(&out).unwrap(), &ref_matmul(&x, filters, &basis, coeffs), TOL, "dct");
+    assert_close(
+        &be.download(&out).unwrap(),
+        &ref_matmul(&x, filters, &basis, coeffs),
+        TOL,
+        "dct",
+    );
 }
 
 fn normalize_matches_reference<B: Backend>(be: &B) {
@@ -104,7 +174,9 @@ fn normalize_matches_reference<B: Backend>(be: &B) {
     let x = random_vec(&mut r, batch * frames * feats, -3.0, 7.0);
     let xt = be.upload(&x, &[batch, frames, feats]).unwrap();
     let stats = |b: usize, f: usize| {
-        let vals: Vec<f64> = (0..frames).map(|t| x[(b * frames + t) * feats + f] as f64).collect();
+        let vals: Vec<f64> = (0..frames)
+            .map(|t| x[(b * frames + t) * feats + f] as f64)
+            .collect();
         let mean = vals.iter().sum::<f64>() / frames as f64;
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64;
         (mean, var)
@@ -115,27 +187,64 @@ fn normalize_matches_reference<B: Backend>(be: &B) {
                 let (b, f) = (i / (frames * feats), i % feats);
                 let (mean, var) = stats(b, f);
                 let centred = x[i] as f64 - mean;
-                if scale { centred / (var + deepscreen::backend::NORM_EPS as f64).sqrt() } else { centred }
+                if scale {
+                    centred / (var + deepscreen::backend::NORM_EPS as f64).sqrt()
+                } else {
+                    centred
+                }
             })
             .collect()
     };
     let out = be.normalize(&xt, Normalization::Mean).unwrap();
-    assert_close(&be.download(&out).unwrap(), &reference(false), TOL, "normalize mean");
+    assert_close(
+        &be.download(&out).unwrap(),
+        &reference(false),
+        TOL,
+        "normalize mean",
+    );
     let out = be.normalize(&xt, Normalization::MeanVar).unwrap();
-    assert_close(&be.download(&out).unwrap(), &reference(true), TOL, "normalize mean_var");
+    assert_close(
+        &be.download(&out).unwrap(),
+        &reference(true),
+        TOL,
+        "normalize mean_var",
+    );
     let mean = random_vec(&mut r, feats, -1.0, 1.0);
     let std = random_vec(&mut r, feats, 0.5, 2.0);
-    let (mt, st) = (be.upload(&mean, &[feats]).unwrap(), be.upload(&std, &[feats]).unwrap());
-    let out = be.normalize(&xt, Normalization::Global { mean: &mt, std: &st }).unwrap();
+    let (mt, st) = (
+        be.upload(&mean, &[feats]).unwrap(),
+        be.upload(&std, &[feats]).unwrap(),
+    );
+    let out = be
+        .normalize(
+            &xt,
+            Normalization::Global {
+                mean: &mt,
+                std: &st,
+            },
+        )
+        .unwrap();
     let reference: Vec<f64> = x
         .iter()
         .enumerate()
         .map(|(i, v)| (*v as f64 - mean[i % feats] as f64) / std[i % feats] as f64)
         .collect();
-    assert_close(&be.download(&out).unwrap(), &reference, TOL, "normalize global");
+    assert_close(
+        &be.download(&out).unwrap(),
+        &reference,
+        TOL,
+        "normalize global",
+    );
     // silence (constant features) must not produce NaN
-    let flat = be.upload(&vec![-13.8; batch * frames * feats], &[batch, frames, feats]).unwrap();
-    let out = be.download(&be.normalize(&flat, Normalization::MeanVar).unwrap()).unwrap();
+    let flat = be
+        .upload(
+            &vec![-13.8; batch * frames * feats],
+            &[batch, frames, feats],
+        )
+        .unwrap();
+    let out = be
+        .download(&be.normalize(&flat, Normalization::MeanVar).unwrap())
+        .unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
 }
 
@@ -143,14 +252,57 @@ fn conv2d_matches_reference<B: Backend>(be: &B) {
     let mut r = rng(5);
     // ([b, c, h, w], [o, kh, kw], stride, padding, bias, activation)
     let cases = [
-        ([1, 1, 9, 7], [4, 3, 3], [1, 1], [1, 1], true, Activation::None),
-        ([2, 3, 17, 13], [5, 5, 3], [2, 1], [2, 0], true, Activation::Relu),
-        ([3, 4, 8, 8], [6, 1, 1], [1, 1], [0, 0], true, Activation::LeakyRelu(0.1)), // direct GEMM path
-        ([2, 2, 10, 11], [3, 1, 1], [2, 3], [0, 1], false, Activation::None),        // 1x1 but strided
-        ([1, 2, 5, 5], [2, 5, 5], [1, 1], [0, 0], true, Activation::Sigmoid),         // one output pixel
-        ([2, 8, 31, 29], [16, 3, 3], [1, 2], [1, 1], true, Activation::None),
+        (
+            [1, 1, 9, 7],
+            [4, 3, 3],
+            [1, 1],
+            [1, 1],
+            true,
+            Activation::None,
+        ),
+        (
+            [2, 3, 17, 13],
+            [5, 5, 3],
+            [2, 1],
+            [2, 0],
+            true,
+            Activation::Relu,
+        ),
+        (
+            [3, 4, 8, 8],
+            [6, 1, 1],
+            [1, 1],
+            [0, 0],
+            true,
+            Activation::LeakyRelu(0.1),
+        ), // direct GEMM path
+        (
+            [2, 2, 10, 11],
+            [3, 1, 1],
+            [2, 3],
+            [0, 1],
+            false,
+            Activation::None,
+        ), // 1x1 but strided
+        (
+            [1, 2, 5, 5],
+            [2, 5, 5],
+            [1, 1],
+            [0, 0],
+            true,
+            Activation::Sigmoid,
+        ), // one output pixel
+        (
+            [2, 8, 31, 29],
+            [16, 3, 3],
+            [1, 2],
+            [1, 1],
+            true,
+            Activation::None,
+        ),
     ];
-    for (i, (shape, [o, kh, kw], stride, padding, with_bias, act)) in cases.into_iter().enumerate() {
+    for (i, (shape, [o, kh, kw], stride, padding, with_bias, act)) in cases.into_iter().enumerate()
+    {
         let [b, c, h, w] = shape;
         let x = random_vec(&mut r, b * c * h * w, -1.0, 1.0);
         let weight = random_vec(&mut r, o * c * kh * kw, -1.0, 1.0);
@@ -178,12 +330,20 @@ fn conv2d_matches_reference<B: Backend>(be: &B) {
             act,
         );
         assert_eq!(out.shape(), &[b, o, ho, wo], "conv case {i}");
-        assert_close(&be.download(&out).unwrap(), &reference, TOL, &format!("conv case {i}"));
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            TOL,
+            &format!("conv case {i}"),
+        );
     }
     // mismatched channels and a kernel larger than the input are errors, not panics
     let x = be.upload(&[0.0; 2 * 3 * 3], &[1, 2, 3, 3]).unwrap();
     let w = be.upload(&[0.0; 3 * 3 * 3], &[1, 3, 3, 3]).unwrap();
-    let p = Conv2dParams { stride: [1, 1], padding: [0, 0] };
+    let p = Conv2dParams {
+        stride: [1, 1],
+        padding: [0, 0],
+    };
     assert!(be.conv2d(&x, &w, None, &p, Activation::None).is_err());
     let w = be.upload(&[0.0; 2 * 16], &[1, 2, 4, 4]).unwrap();
     assert!(be.conv2d(&x, &w, None, &p, Activation::None).is_err());
@@ -215,7 +375,12 @@ fn channel_affine_matches_reference<B: Backend>(be: &B) {
                 ref_act(*v as f64 * scale[ch] as f64 + shift[ch] as f64, act)
             })
             .collect();
-        assert_close(&be.download(&out).unwrap(), &reference, TOL, "channel_affine");
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            TOL,
+            "channel_affine",
+        );
     }
 }
 
@@ -231,7 +396,14 @@ fn max_pool_matches_reference<B: Backend>(be: &B) {
         let [b, c, h, w] = shape;
         let x = random_vec(&mut r, b * c * h * w, -5.0, 5.0);
         let out = be
-            .max_pool2d(&be.upload(&x, &shape).unwrap(), &PoolParams { kernel, stride, padding })
+            .max_pool2d(
+                &be.upload(&x, &shape).unwrap(),
+                &PoolParams {
+                    kernel,
+                    stride,
+                    padding,
+                },
+            )
             .unwrap();
         let (reference, [ho, wo]) = ref_max_pool(&to_f64(&x), shape, kernel, stride, padding);
         assert_eq!(out.shape(), &[b, c, ho, wo]);
@@ -249,24 +421,46 @@ fn mfm_and_global_pool_match_reference<B: Backend>(be: &B) {
         let mut expected_shape = shape.clone();
         expected_shape[1] /= 2;
         assert_eq!(out.shape(), expected_shape.as_slice());
-        assert_close(&be.download(&out).unwrap(), &ref_mfm(&to_f64(&x), shape[0], shape[1], inner), TOL, "mfm");
+        assert_close(
+            &be.download(&out).unwrap(),
+            &ref_mfm(&to_f64(&x), shape[0], shape[1], inner),
+            TOL,
+            "mfm",
+        );
     }
-    assert!(be.mfm(&be.upload(&[0.0; 6], &[2, 3]).unwrap()).is_err(), "odd channel count must be an error");
+    assert!(
+        be.mfm(&be.upload(&[0.0; 6], &[2, 3]).unwrap()).is_err(),
+        "odd channel count must be an error"
+    );
 
     let shape = [3, 4, 5, 7];
     let x = random_vec(&mut r, 3 * 4 * 5 * 7, -1.0, 1.0);
     let xt = be.upload(&x, &shape).unwrap();
-    let avg: Vec<f64> = x.chunks(35).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 35.0).collect();
-    let max: Vec<f64> = x.chunks(35).map(|p| p.iter().map(|&v| v as f64).fold(f64::MIN, f64::max)).collect();
+    let avg: Vec<f64> = x
+        .chunks(35)
+        .map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 35.0)
+        .collect();
+    let max: Vec<f64> = x
+        .chunks(35)
+        .map(|p| p.iter().map(|&v| v as f64).fold(f64::MIN, f64::max))
+        .collect();
     let out = be.global_pool(&xt, GlobalPool::Avg).unwrap();
     assert_eq!(out.shape(), &[3, 4]);
     assert_close(&be.download(&out).unwrap(), &avg, TOL, "global avg pool");
-    assert_close(&be.download(&be.global_pool(&xt, GlobalPool::Max).unwrap()).unwrap(), &max, TOL, "global max pool");
+    assert_close(
+        &be.download(&be.global_pool(&xt, GlobalPool::Max).unwrap())
+            .unwrap(),
+        &max,
+        TOL,
+        "global max pool",
+    );
 }
 
 fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B) {
     let mut r = rng(9);
-    for (batch, inputs, outputs, with_bias) in [(1, 1, 1, true), (5, 37, 3, true), (64, 128, 33, false)] {
+    for (batch, inputs, outputs, with_bias) in
+        [(1, 1, 1, true), (5, 37, 3, true), (64, 128, 33, false)]
+    {
         let x = random_vec(&mut r, batch * inputs, -1.0, 1.0);
         let w = random_vec(&mut r, outputs * inputs, -1.0, 1.0);
         let b = random_vec(&mut r, outputs, -1.0, 1.0);
@@ -280,17 +474,35 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B) {
             )
             .unwrap();
         let b64 = to_f64(&b);
-        let reference = ref_linear(&to_f64(&x), batch, inputs, &to_f64(&w), outputs, with_bias.then_some(b64.as_slice()), Activation::Relu);
+        let reference = ref_linear(
+            &to_f64(&x),
+            batch,
+            inputs,
+            &to_f64(&w),
+            outputs,
+            with_bias.then_some(b64.as_slice()),
+            Activation::Relu,
+        );
         assert_close(&be.download(&out).unwrap(), &reference, TOL, "linear");
     }
     let x = vec![-1000.0, -3.0, 0.0, 0.5, 2.0, 1000.0];
-    let out = be.download(&be.sigmoid(&be.upload(&x, &[6, 1]).unwrap(), 1.5, -0.25).unwrap()).unwrap();
-    let reference: Vec<f64> = x.iter().map(|&v| 1.0 / (1.0 + (-(1.5 * v as f64 - 0.25)).exp())).collect();
+    let out = be
+        .download(
+            &be.sigmoid(&be.upload(&x, &[6, 1]).unwrap(), 1.5, -0.25)
+                .unwrap(),
+        )
+        .unwrap();
+    let reference: Vec<f64> = x
+        .iter()
+        .map(|&v| 1.0 / (1.0 + (-(1.5 * v as f64 - 0.25)).exp()))
+        .collect();
     assert!(out.iter().all(|v| v.is_finite()));
     assert_close(&out, &reference, TOL, "sigmoid");
 
     let x = random_vec(&mut r, 4 * 3, -20.0, 20.0);
-    let out = be.download(&be.softmax(&be.upload(&x, &[4, 3]).unwrap()).unwrap()).unwrap();
+    let out = be
+        .download(&be.softmax(&be.upload(&x, &[4, 3]).unwrap()).unwrap())
+        .unwrap();
     let reference: Vec<f64> = x
         .chunks(3)
         .flat_map(|row| {
@@ -305,7 +517,19 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B) {
 fn stft_rejects_a_too_short_signal<B: Backend>(be: &B) {
     let s = be.upload(&[0.0; 10], &[1, 10]).unwrap();
     let w = be.upload(&[1.0; 16], &[16]).unwrap();
-    assert!(be.stft_power(&s, &w, &StftParams { n_fft: 16, hop: 4, center: false, power: 2.0 }).is_err());
+    assert!(
+        be.stft_power(
+            &s,
+            &w,
+            &StftParams {
+                n_fft: 16,
+                hop: 4,
+                center: false,
+                power: 2.0
+            }
+        )
+        .is_err()
+    );
 }
 
 /// Instantiate every test body for one backend.
@@ -313,17 +537,50 @@ macro_rules! backend_suite {
     ($module:ident, $make:expr) => {
         mod $module {
             use super::*;
-            #[test] fn stft_matches_direct_dft() { super::stft_matches_direct_dft(&$make) }
-            #[test] fn stft_finds_a_known_sine() { super::stft_finds_a_known_sine(&$make) }
-            #[test] fn stft_rejects_a_too_short_signal() { super::stft_rejects_a_too_short_signal(&$make) }
-            #[test] fn filterbank_log_matches_reference() { super::filterbank_log_matches_reference(&$make) }
-            #[test] fn dct_matches_reference() { super::dct_matches_reference(&$make) }
-            #[test] fn normalize_matches_reference() { super::normalize_matches_reference(&$make) }
-            #[test] fn conv2d_matches_reference() { super::conv2d_matches_reference(&$make) }
-            #[test] fn channel_affine_matches_reference() { super::channel_affine_matches_reference(&$make) }
-            #[test] fn max_pool_matches_reference() { super::max_pool_matches_reference(&$make) }
-            #[test] fn mfm_and_global_pool_match_reference() { super::mfm_and_global_pool_match_reference(&$make) }
-            #[test] fn linear_sigmoid_softmax_match_reference() { super::linear_sigmoid_softmax_match_reference(&$make) }
+            #[test]
+            fn stft_matches_direct_dft() {
+                super::stft_matches_direct_dft(&$make)
+            }
+            #[test]
+            fn stft_finds_a_known_sine() {
+                super::stft_finds_a_known_sine(&$make)
+            }
+            #[test]
+            fn stft_rejects_a_too_short_signal() {
+                super::stft_rejects_a_too_short_signal(&$make)
+            }
+            #[test]
+            fn filterbank_log_matches_reference() {
+                super::filterbank_log_matches_reference(&$make)
+            }
+            #[test]
+            fn dct_matches_reference() {
+                super::dct_matches_reference(&$make)
+            }
+            #[test]
+            fn normalize_matches_reference() {
+                super::normalize_matches_reference(&$make)
+            }
+            #[test]
+            fn conv2d_matches_reference() {
+                super::conv2d_matches_reference(&$make)
+            }
+            #[test]
+            fn channel_affine_matches_reference() {
+                super::channel_affine_matches_reference(&$make)
+            }
+            #[test]
+            fn max_pool_matches_reference() {
+                super::max_pool_matches_reference(&$make)
+            }
+            #[test]
+            fn mfm_and_global_pool_match_reference() {
+                super::mfm_and_global_pool_match_reference(&$make)
+            }
+            #[test]
+            fn linear_sigmoid_softmax_match_reference() {
+                super::linear_sigmoid_softmax_match_reference(&$make)
+            }
         }
     };
 }

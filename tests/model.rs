@@ -84,15 +84,29 @@ fn t64(tensors: &BTreeMap<String, HostTensor>, name: &str) -> Vec<f64> {
 }
 
 fn bn_params(tensors: &BTreeMap<String, HostTensor>, prefix: &str) -> [Vec<f32>; 4] {
-    ["weight", "bias", "running_mean", "running_var"].map(|p| tensors[&format!("{prefix}{p}")].data.clone())
+    ["weight", "bias", "running_mean", "running_var"]
+        .map(|p| tensors[&format!("{prefix}{p}")].data.clone())
 }
 
 /// The model computed literally in f64 from the config, one window at a time.
-fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>, windows: &[f32], count: usize) -> Vec<f64> {
+fn reference_scores(
+    config: &ModelConfig,
+    tensors: &BTreeMap<String, HostTensor>,
+    windows: &[f32],
+    count: usize,
+) -> Vec<f64> {
     let fe = &config.frontend;
     let len = windows.len() / count;
     let win = dsp::window(fe.window, fe.win_length.unwrap_or(fe.n_fft), fe.n_fft);
-    let (frames, power) = ref_stft_power(windows, count, &win, fe.n_fft, fe.hop_length, fe.center, fe.power as f64);
+    let (frames, power) = ref_stft_power(
+        windows,
+        count,
+        &win,
+        fe.n_fft,
+        fe.hop_length,
+        fe.center,
+        fe.power as f64,
+    );
     let bins = fe.n_fft / 2 + 1;
     let log = |x: f64| match fe.log.kind {
         LogKind::Ln => (x + fe.log.eps as f64).ln(),
@@ -105,17 +119,29 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
     let mut width: usize;
     match fe.filterbank.kind {
         FilterbankKind::Bins => {
-            let start = (0..bins).find(|k| *k as f64 * sr as f64 / fe.n_fft as f64 >= fe.filterbank.f_min).unwrap();
-            let end = (0..bins).filter(|k| *k as f64 * sr as f64 / fe.n_fft as f64 <= top).last().unwrap() + 1;
+            let start = (0..bins)
+                .find(|k| *k as f64 * sr as f64 / fe.n_fft as f64 >= fe.filterbank.f_min)
+                .unwrap();
+            let end = (0..bins)
+                .rfind(|k| *k as f64 * sr as f64 / fe.n_fft as f64 <= top)
+                .unwrap()
+                + 1;
             width = end - start;
-            feats = power.chunks(bins).flat_map(|row| row[start..end].iter().map(|&v| log(v)).collect::<Vec<_>>()).collect();
+            feats = power
+                .chunks(bins)
+                .flat_map(|row| row[start..end].iter().map(|&v| log(v)).collect::<Vec<_>>())
+                .collect();
         }
         FilterbankKind::Mel => {
             width = fe.filterbank.n_filters;
             let fb = dsp::mel_filterbank(sr, fe.n_fft, width, fe.filterbank.f_min, top);
             feats = power
                 .chunks(bins)
-                .flat_map(|row| (0..width).map(|m| log((0..bins).map(|k| row[k] * fb[k * width + m] as f64).sum())).collect::<Vec<_>>())
+                .flat_map(|row| {
+                    (0..width)
+                        .map(|m| log((0..bins).map(|k| row[k] * fb[k * width + m] as f64).sum()))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
         }
         _ => unimplemented!("not used by these tests"),
@@ -124,7 +150,15 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
         let basis = dsp::dct_basis(width, d.n_coeffs);
         feats = feats
             .chunks(width)
-            .flat_map(|row| (0..d.n_coeffs).map(|k| (0..width).map(|i| row[i] * basis[i * d.n_coeffs + k] as f64).sum()).collect::<Vec<f64>>())
+            .flat_map(|row| {
+                (0..d.n_coeffs)
+                    .map(|k| {
+                        (0..width)
+                            .map(|i| row[i] * basis[i * d.n_coeffs + k] as f64)
+                            .sum()
+                    })
+                    .collect::<Vec<f64>>()
+            })
             .collect();
         width = d.n_coeffs;
     }
@@ -132,7 +166,10 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
         NormalizeMode::None => {}
         NormalizeMode::Global => {
             let (m, s) = (t64(tensors, "frontend.mean"), t64(tensors, "frontend.std"));
-            feats.iter_mut().enumerate().for_each(|(i, v)| *v = (*v - m[i % width]) / s[i % width]);
+            feats
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (*v - m[i % width]) / s[i % width]);
         }
         mode => {
             for item in feats.chunks_mut(frames * width) {
@@ -142,7 +179,11 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
                     let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64;
                     for t in 0..frames {
                         let c = item[t * width + f] - mean;
-                        item[t * width + f] = if mode == NormalizeMode::MeanVar { c / (var + 1e-5).sqrt() } else { c };
+                        item[t * width + f] = if mode == NormalizeMode::MeanVar {
+                            c / (var + 1e-5).sqrt()
+                        } else {
+                            c
+                        };
                     }
                 }
             }
@@ -154,7 +195,17 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
     let mut shape = vec![count, 1, frames, width];
     for layer in &config.layers {
         match layer {
-            LayerConfig::Conv2d { name, out_channels, kernel, stride, padding, bias, batchnorm, activation, .. } => {
+            LayerConfig::Conv2d {
+                name,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                bias,
+                batchnorm,
+                activation,
+                ..
+            } => {
                 let b = bias.then(|| t64(tensors, &format!("{name}.bias")));
                 let (mut y, [ho, wo]) = ref_conv2d(
                     &x,
@@ -167,25 +218,52 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
                     Activation::None,
                 );
                 if *batchnorm {
-                    y = ref_batch_norm(&y, *out_channels, ho * wo, &bn_params(tensors, &format!("{name}.bn.")), 1e-5);
+                    y = ref_batch_norm(
+                        &y,
+                        *out_channels,
+                        ho * wo,
+                        &bn_params(tensors, &format!("{name}.bn.")),
+                        1e-5,
+                    );
                 }
-                x = y.into_iter().map(|v| ref_act(v, act_of(*activation))).collect();
-                shape = vec![shape[0], *out_channels, ho, wo];
-            }
-            LayerConfig::BatchNorm { name, activation, .. } => {
-                let inner: usize = shape[2..].iter().product();
-                x = ref_batch_norm(&x, shape[1], inner, &bn_params(tensors, &format!("{name}.")), 1e-5)
+                x = y
                     .into_iter()
                     .map(|v| ref_act(v, act_of(*activation)))
                     .collect();
+                shape = vec![shape[0], *out_channels, ho, wo];
+            }
+            LayerConfig::BatchNorm {
+                name, activation, ..
+            } => {
+                let inner: usize = shape[2..].iter().product();
+                x = ref_batch_norm(
+                    &x,
+                    shape[1],
+                    inner,
+                    &bn_params(tensors, &format!("{name}.")),
+                    1e-5,
+                )
+                .into_iter()
+                .map(|v| ref_act(v, act_of(*activation)))
+                .collect();
             }
             LayerConfig::Mfm => {
                 let inner: usize = shape[2..].iter().product();
                 x = ref_mfm(&x, shape[0], shape[1], inner);
                 shape[1] /= 2;
             }
-            LayerConfig::MaxPool2d { kernel, stride, padding } => {
-                let (y, [ho, wo]) = ref_max_pool(&x, [shape[0], shape[1], shape[2], shape[3]], *kernel, stride.unwrap_or(*kernel), *padding);
+            LayerConfig::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (y, [ho, wo]) = ref_max_pool(
+                    &x,
+                    [shape[0], shape[1], shape[2], shape[3]],
+                    *kernel,
+                    stride.unwrap_or(*kernel),
+                    *padding,
+                );
                 x = y;
                 shape = vec![shape[0], shape[1], ho, wo];
             }
@@ -204,9 +282,22 @@ fn reference_scores(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>
                 shape = vec![shape[0], shape[1]];
             }
             LayerConfig::Flatten => shape = vec![shape[0], shape[1..].iter().product()],
-            LayerConfig::Linear { name, out_features, bias, activation } => {
+            LayerConfig::Linear {
+                name,
+                out_features,
+                bias,
+                activation,
+            } => {
                 let b = bias.then(|| t64(tensors, &format!("{name}.bias")));
-                x = ref_linear(&x, shape[0], shape[1], &t64(tensors, &format!("{name}.weight")), *out_features, b.as_deref(), act_of(*activation));
+                x = ref_linear(
+                    &x,
+                    shape[0],
+                    shape[1],
+                    &t64(tensors, &format!("{name}.weight")),
+                    *out_features,
+                    b.as_deref(),
+                    act_of(*activation),
+                );
                 shape = vec![shape[0], *out_features];
             }
         }
@@ -241,15 +332,26 @@ fn check_forward(config: ModelConfig, seed: u64) {
     let len = model.spec.window_samples;
     let mut r = rng(seed);
     let windows: Vec<f32> = (0..count * len)
-        .map(|i| 0.5 * (i as f32 * 0.05 * (1 + i / len) as f32).sin() + 0.05 * rand::Rng::random_range(&mut r, -1.0f32..1.0))
+        .map(|i| {
+            0.5 * (i as f32 * 0.05 * (1 + i / len) as f32).sin()
+                + 0.05 * rand::Rng::random_range(&mut r, -1.0f32..1.0)
+        })
         .collect();
     let scores = model.scores(&backend, &windows, count).unwrap();
     let reference = reference_scores(&config, &tensors, &windows, count);
     for (s, r) in scores.iter().zip(&reference) {
-        assert!((*s as f64 - r).abs() <= 1e-4, "{}: score {s} vs f64 reference {r}", config.id);
+        assert!(
+            (*s as f64 - r).abs() <= 1e-4,
+            "{}: score {s} vs f64 reference {r}",
+            config.id
+        );
     }
     // the scores must not all be the same: the test would then be blind
-    assert!(reference.iter().any(|r| (r - reference[0]).abs() > 1e-6), "{}: degenerate scores {reference:?}", config.id);
+    assert!(
+        reference.iter().any(|r| (r - reference[0]).abs() > 1e-6),
+        "{}: degenerate scores {reference:?}",
+        config.id
+    );
 }
 
 #[test]
@@ -264,14 +366,22 @@ fn forward_matches_f64_reference_bins_global_flatten() {
 
 #[test]
 fn presets_load_and_score_silence_without_nan() {
-    for config in [deepscreen::model::presets::speech_lcnn("s"), deepscreen::model::presets::music_cnn("m")] {
+    for config in [
+        deepscreen::model::presets::speech_lcnn("s"),
+        deepscreen::model::presets::music_cnn("m"),
+    ] {
         let tensors = file::random_tensors(&config, 3).unwrap();
         let spec = file::load_bytes(&file::to_bytes(&config, &tensors).unwrap(), "preset").unwrap();
         let backend = CpuBackend::new();
         let len = spec.window_samples;
         let model = Model::new(&backend, spec).unwrap();
         let scores = model.scores(&backend, &vec![0.0; 2 * len], 2).unwrap();
-        assert!(scores.iter().all(|s| s.is_finite() && (0.0..=1.0).contains(s)), "{scores:?}");
+        assert!(
+            scores
+                .iter()
+                .all(|s| s.is_finite() && (0.0..=1.0).contains(s)),
+            "{scores:?}"
+        );
     }
 }
 
@@ -279,7 +389,9 @@ fn presets_load_and_score_silence_without_nan() {
 
 fn load_err(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) -> String {
     let bytes = file::to_bytes(config, tensors).unwrap();
-    file::load_bytes(&bytes, "m.safetensors").unwrap_err().to_string()
+    file::load_bytes(&bytes, "m.safetensors")
+        .unwrap_err()
+        .to_string()
 }
 
 fn valid() -> (ModelConfig, BTreeMap<String, HostTensor>) {
@@ -293,7 +405,10 @@ fn valid_model_round_trips() {
     let (c, t) = valid();
     let spec = file::load_bytes(&file::to_bytes(&c, &t).unwrap(), "m").unwrap();
     assert_eq!(spec.config, c);
-    assert_eq!(spec.parameter_count, t.values().map(|t| t.data.len()).sum::<usize>());
+    assert_eq!(
+        spec.parameter_count,
+        t.values().map(|t| t.data.len()).sum::<usize>()
+    );
     assert_eq!(spec.window_samples, 2000);
     assert_eq!(spec.hop_samples, 1000);
     assert_eq!(spec.feature_shape, [63, 12]);
@@ -304,21 +419,39 @@ fn missing_tensor_is_named() {
     let (c, mut t) = valid();
     t.remove("c1.bn.running_var");
     let e = load_err(&c, &t);
-    assert!(e.contains("m.safetensors") && e.contains("missing tensor \"c1.bn.running_var\""), "{e}");
+    assert!(
+        e.contains("m.safetensors") && e.contains("missing tensor \"c1.bn.running_var\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_shape_is_named() {
     let (c, mut t) = valid();
-    t.insert("fc1.weight".into(), HostTensor { shape: vec![4, 5], data: vec![0.0; 20] });
+    t.insert(
+        "fc1.weight".into(),
+        HostTensor {
+            shape: vec![4, 5],
+            data: vec![0.0; 20],
+        },
+    );
     let e = load_err(&c, &t);
-    assert!(e.contains("\"fc1.weight\" has shape [4, 5]") && e.contains("[4, 6]"), "{e}");
+    assert!(
+        e.contains("\"fc1.weight\" has shape [4, 5]") && e.contains("[4, 6]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unused_tensor_is_named() {
     let (c, mut t) = valid();
-    t.insert("c9.weight".into(), HostTensor { shape: vec![1], data: vec![0.0] });
+    t.insert(
+        "c9.weight".into(),
+        HostTensor {
+            shape: vec![1],
+            data: vec![0.0],
+        },
+    );
     let e = load_err(&c, &t);
     assert!(e.contains("\"c9.weight\" is not used"), "{e}");
 }
@@ -328,7 +461,10 @@ fn non_finite_weight_is_named() {
     let (c, mut t) = valid();
     t.get_mut("fc2.bias").unwrap().data[1] = f32::NAN;
     let e = load_err(&c, &t);
-    assert!(e.contains("\"fc2.bias\" holds a non-finite value at index 1"), "{e}");
+    assert!(
+        e.contains("\"fc2.bias\" holds a non-finite value at index 1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -344,15 +480,31 @@ fn with_json_edit(edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut value = serde_json::to_value(&c).unwrap();
     edit(&mut value);
     // bypass the typed config: write the edited JSON straight into the metadata
-    let raw: Vec<(String, Vec<u8>, Vec<usize>)> =
-        t.iter().map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
+    let raw: Vec<(String, Vec<u8>, Vec<usize>)> = t
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
     let views: Vec<(&str, safetensors::tensor::TensorView)> = raw
         .iter()
-        .map(|(n, b, s)| (n.as_str(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, b, s)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
         .collect();
     let meta = std::collections::HashMap::from([("deepscreen".to_string(), value.to_string())]);
     let bytes = safetensors::serialize(views, Some(meta)).unwrap();
-    file::load_bytes(&bytes, "m.safetensors").unwrap_err().to_string()
+    file::load_bytes(&bytes, "m.safetensors")
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -386,11 +538,17 @@ fn inconsistent_layers_are_explained() {
 
 #[test]
 fn non_model_files_are_explained() {
-    let e = file::load_bytes(b"definitely not safetensors", "x.safetensors").unwrap_err().to_string();
-    assert!(e.contains("x.safetensors") && e.contains("not a valid safetensors file"), "{e}");
+    let e = file::load_bytes(b"definitely not safetensors", "x.safetensors")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("x.safetensors") && e.contains("not a valid safetensors file"),
+        "{e}"
+    );
     // a safetensors file without our metadata
     let data = [0u8; 8];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     let bytes = safetensors::serialize([("w", view)], None).unwrap();
     let e = file::load_bytes(&bytes, "x").unwrap_err().to_string();
     assert!(e.contains("no deepscreen config"), "{e}");
@@ -398,22 +556,47 @@ fn non_model_files_are_explained() {
     let (c, t) = valid();
     let mut raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = t
         .iter()
-        .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone(), safetensors::Dtype::F32))
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+                safetensors::Dtype::F32,
+            )
+        })
         .collect();
     let half = &mut raw[0];
     half.1.truncate(half.1.len() / 2);
     half.3 = safetensors::Dtype::F16;
-    let views: Vec<(&str, safetensors::tensor::TensorView)> =
-        raw.iter().map(|(n, b, s, d)| (n.as_str(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    let meta = std::collections::HashMap::from([("deepscreen".to_string(), serde_json::to_string(&c).unwrap())]);
-    let e = file::load_bytes(&safetensors::serialize(views, Some(meta)).unwrap(), "x").unwrap_err().to_string();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, b, s, d)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let meta = std::collections::HashMap::from([(
+        "deepscreen".to_string(),
+        serde_json::to_string(&c).unwrap(),
+    )]);
+    let e = file::load_bytes(&safetensors::serialize(views, Some(meta)).unwrap(), "x")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("dtype F16"), "{e}");
 }
 
 #[test]
 fn model_resolution_explains_unknown_names() {
-    let e = deepscreen::model::resolve("no-such-model").err().unwrap().to_string();
-    assert!(e.contains("\"no-such-model\" is neither an embedded model"), "{e}");
+    let e = deepscreen::model::resolve("no-such-model")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("\"no-such-model\" is neither an embedded model"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -421,8 +604,14 @@ fn unavailable_backends_are_refused_with_a_reason() {
     let (c, t) = valid();
     let spec = file::load_bytes(&file::to_bytes(&c, &t).unwrap(), "m").unwrap();
     for kind in [BackendKind::Wgpu, BackendKind::Cuda] {
-        let e = deepscreen::model::bind(kind, spec.clone()).err().unwrap().to_string();
-        assert!(e.contains(kind.name()) && e.contains("not available"), "{e}");
+        let e = deepscreen::model::bind(kind, spec.clone())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(kind.name()) && e.contains("not available"),
+            "{e}"
+        );
     }
     let scorer = deepscreen::model::bind(BackendKind::Auto, spec).unwrap();
     assert_eq!(scorer.backend_name(), "cpu");
@@ -432,7 +621,10 @@ fn unavailable_backends_are_refused_with_a_reason() {
 
 #[test]
 fn mel_scale_and_filterbank_follow_htk() {
-    assert!((dsp::hz_to_mel(1000.0) - 1000.0).abs() < 0.1, "HTK: 1000 Hz ≈ 1000 mel");
+    assert!(
+        (dsp::hz_to_mel(1000.0) - 1000.0).abs() < 0.1,
+        "HTK: 1000 Hz ≈ 1000 mel"
+    );
     assert!((dsp::mel_to_hz(dsp::hz_to_mel(4321.0)) - 4321.0).abs() < 1e-6);
     // Each triangle peaks at its centre frequency, and only neighbouring triangles overlap.
     let (sr, n_fft, n) = (16000, 512, 40);
@@ -441,8 +633,13 @@ fn mel_scale_and_filterbank_follow_htk() {
     let hz_per_bin = 8000.0 / (bins - 1) as f64;
     for m in 0..n {
         let centre = dsp::mel_to_hz(dsp::hz_to_mel(8000.0) * (m + 1) as f64 / (n + 1) as f64);
-        let peak = (0..bins).max_by(|a, b| fb[a * n + m].total_cmp(&fb[b * n + m])).unwrap();
-        assert!((peak as f64 * hz_per_bin - centre).abs() <= hz_per_bin, "filter {m}: peak bin {peak}, centre {centre} Hz");
+        let peak = (0..bins)
+            .max_by(|a, b| fb[a * n + m].total_cmp(&fb[b * n + m]))
+            .unwrap();
+        assert!(
+            (peak as f64 * hz_per_bin - centre).abs() <= hz_per_bin,
+            "filter {m}: peak bin {peak}, centre {centre} Hz"
+        );
         assert!(fb.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
@@ -453,8 +650,13 @@ fn dct_basis_is_orthonormal() {
     let b = dsp::dct_basis(n, n);
     for i in 0..n {
         for j in 0..n {
-            let dot: f64 = (0..n).map(|k| b[k * n + i] as f64 * b[k * n + j] as f64).sum();
-            assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-6, "columns {i},{j}: {dot}");
+            let dot: f64 = (0..n)
+                .map(|k| b[k * n + i] as f64 * b[k * n + j] as f64)
+                .sum();
+            assert!(
+                (dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-6,
+                "columns {i},{j}: {dot}"
+            );
         }
     }
 }
@@ -464,5 +666,8 @@ fn periodic_hann_window_is_centred_in_n_fft() {
     let w = dsp::window(WindowFunction::Hann, 400, 512);
     assert!(w[..56].iter().all(|v| *v == 0.0) && w[456..].iter().all(|v| *v == 0.0));
     assert_eq!(w[56], 0.0);
-    assert!((w[56 + 200] - 1.0).abs() < 1e-7, "periodic Hann peaks at N/2");
+    assert!(
+        (w[56 + 200] - 1.0).abs() < 1e-7,
+        "periodic Hann peaks at N/2"
+    );
 }

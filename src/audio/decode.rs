@@ -48,7 +48,9 @@ pub fn decode_mono(
     mut sink: impl FnMut(&StreamInfo, &[f32]) -> Result<()>,
 ) -> Result<(StreamInfo, DecodeStats)> {
     let file = File::open(path).map_err(|e| audio_err(format!("cannot open: {e}")))?;
-    let meta = file.metadata().map_err(|e| audio_err(format!("cannot stat: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| audio_err(format!("cannot stat: {e}")))?;
     if meta.is_dir() {
         return Err(audio_err("is a directory"));
     }
@@ -61,7 +63,12 @@ pub fn decode_mono(
         hint.with_extension(ext);
     }
     let mut format = symphonia::default::get_probe()
-        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
         .map_err(|e| audio_err(format!("not a recognised audio file ({e})")))?;
     let track = format
         .default_track(TrackType::Audio)
@@ -97,7 +104,9 @@ pub fn decode_mono(
                 break;
             }
             Err(SymError::ResetRequired) => {
-                return Err(audio_err("stream changes its parameters mid-file (unsupported)"));
+                return Err(audio_err(
+                    "stream changes its parameters mid-file (unsupported)",
+                ));
             }
             Err(e) if stats.frames > 0 => {
                 stats.truncated = Some(format!("stopped at an unreadable packet ({e})"));
@@ -129,15 +138,15 @@ pub fn decode_mono(
         let rate = buf.spec().rate();
         let channels = buf.spec().channels().count();
         if let Some(declared) = declared_frames
-        && stats.truncated.is_none()
-        && stats.frames * 100 < declared * 99
-    {
-        stats.truncated = Some(format!(
-            "decoded {} of the {declared} frames the header declares (truncated?)",
-            stats.frames
-        ));
-    }
-    if !started {
+            && stats.truncated.is_none()
+            && stats.frames * 100 < declared * 99
+        {
+            stats.truncated = Some(format!(
+                "decoded {} of the {declared} frames the header declares (truncated?)",
+                stats.frames
+            ));
+        }
+        if !started {
             if rate == 0 || channels == 0 {
                 return Err(audio_err(format!(
                     "stream declares {rate} Hz and {channels} channels"

@@ -43,16 +43,13 @@ pub fn read_windows(
         count += 1;
         emit(w)
     };
-    let (info, stats) = decode::decode_mono(
-        path,
-        |info, mono| {
-            let r = match &mut resampler {
-                Some(r) => r,
-                None => resampler.insert(resample::MonoResampler::new(info.sample_rate, target)?),
-            };
-            r.push(mono, &mut |x| windower.push(x, &mut counted))
-        },
-    )?;
+    let (info, stats) = decode::decode_mono(path, |info, mono| {
+        let r = match &mut resampler {
+            Some(r) => r,
+            None => resampler.insert(resample::MonoResampler::new(info.sample_rate, target)?),
+        };
+        r.push(mono, &mut |x| windower.push(x, &mut counted))
+    })?;
     if let Some(r) = resampler.as_mut() {
         r.finish(&mut |x| windower.push(x, &mut counted))?;
     }

@@ -35,8 +35,16 @@ impl MonoResampler {
             let (f, t) = (from as usize, to as usize);
             let g = gcd(f, t);
             let chunk = MIN_FFT_OUT.div_ceil(t / g) * (f / g);
-            let fft = Fft::<f32>::new_custom(f, t, chunk, 1, 1, WindowFunction::BlackmanHarris2, FixedSync::Input)
-                .map_err(|e| Error::Audio(format!("cannot resample {from} Hz → {to} Hz ({e})")))?;
+            let fft = Fft::<f32>::new_custom(
+                f,
+                t,
+                chunk,
+                1,
+                1,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Input,
+            )
+            .map_err(|e| Error::Audio(format!("cannot resample {from} Hz → {to} Hz ({e})")))?;
             Some(fft)
         };
         let delay_left = inner.as_ref().map_or(0, |r| r.output_delay());
@@ -54,7 +62,11 @@ impl MonoResampler {
     }
 
     /// Feed source samples; resampled samples go to `emit` as they become available.
-    pub fn push(&mut self, input: &[f32], emit: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        input: &[f32],
+        emit: &mut dyn FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
         self.consumed += input.len() as u64;
         if self.inner.is_none() {
             self.produced += input.len() as u64;
@@ -76,8 +88,8 @@ impl MonoResampler {
         if self.inner.is_none() {
             return Ok(());
         }
-        let expected =
-            ((self.consumed as u128 * self.to as u128 + self.from as u128 / 2) / self.from as u128) as u64;
+        let expected = ((self.consumed as u128 * self.to as u128 + self.from as u128 / 2)
+            / self.from as u128) as u64;
         let mut partial = self.pending.len();
         while self.produced < expected {
             self.run(partial, Some(partial), expected, emit)?;
@@ -105,7 +117,8 @@ impl MonoResampler {
         self.pending.resize(self.pending.len().max(need), 0.0);
         let input = InterleavedSlice::new(&self.pending[..need], 1, need).map_err(|e| fail(&e))?;
         let out_frames = self.out.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.out, 1, out_frames).map_err(|e| fail(&e))?;
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.out, 1, out_frames).map_err(|e| fail(&e))?;
         let indexing = Indexing {
             partial_len: partial,
             ..Indexing::new()
@@ -115,7 +128,9 @@ impl MonoResampler {
             .map_err(|e| fail(&e))?;
         let skip = self.delay_left.min(made);
         self.delay_left -= skip;
-        let room = limit.saturating_sub(self.produced).min((made - skip) as u64) as usize;
+        let room = limit
+            .saturating_sub(self.produced)
+            .min((made - skip) as u64) as usize;
         self.produced += room as u64;
         emit(&self.out[skip..skip + room])?;
         Ok(used.min(frames))

@@ -57,7 +57,11 @@ impl Windower {
         self.buf[i..i + self.len].to_vec()
     }
 
-    pub fn push(&mut self, input: &[f32], emit: &mut dyn FnMut(Window) -> Result<()>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        input: &[f32],
+        emit: &mut dyn FnMut(Window) -> Result<()>,
+    ) -> Result<()> {
         self.buf.extend_from_slice(input);
         self.total += input.len() as u64;
         let len = self.len as u64;

@@ -151,7 +151,12 @@ pub struct PoolParams {
 impl PoolParams {
     pub fn output_hw(&self, h: usize, w: usize) -> Option<[usize; 2]> {
         window_output(h, self.kernel[0], self.stride[0], self.padding[0])
-            .zip(window_output(w, self.kernel[1], self.stride[1], self.padding[1]))
+            .zip(window_output(
+                w,
+                self.kernel[1],
+                self.stride[1],
+                self.padding[1],
+            ))
             .map(|(a, b)| [a, b])
     }
 }

@@ -69,14 +69,26 @@ fn triangular(sample_rate: u32, n_fft: usize, corners: &[f64]) -> Vec<f32> {
 }
 
 /// HTK mel filterbank, as torchaudio's `melscale_fbanks(norm=None, mel_scale="htk")`.
-pub fn mel_filterbank(sample_rate: u32, n_fft: usize, n_filters: usize, f_min: f64, f_max: f64) -> Vec<f32> {
+pub fn mel_filterbank(
+    sample_rate: u32,
+    n_fft: usize,
+    n_filters: usize,
+    f_min: f64,
+    f_max: f64,
+) -> Vec<f32> {
     let mels = linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_filters + 2);
     let corners: Vec<f64> = mels.into_iter().map(mel_to_hz).collect();
     triangular(sample_rate, n_fft, &corners)
 }
 
 /// Linearly spaced triangular filterbank, as torchaudio's `linear_fbanks`.
-pub fn linear_filterbank(sample_rate: u32, n_fft: usize, n_filters: usize, f_min: f64, f_max: f64) -> Vec<f32> {
+pub fn linear_filterbank(
+    sample_rate: u32,
+    n_fft: usize,
+    n_filters: usize,
+    f_min: f64,
+    f_max: f64,
+) -> Vec<f32> {
     triangular(sample_rate, n_fft, &linspace(f_min, f_max, n_filters + 2))
 }
 
@@ -86,7 +98,11 @@ pub fn dct_basis(n_filters: usize, n_coeffs: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n_filters * n_coeffs];
     for i in 0..n_filters {
         for k in 0..n_coeffs {
-            let norm = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+            let norm = if k == 0 {
+                (1.0 / n).sqrt()
+            } else {
+                (2.0 / n).sqrt()
+            };
             out[i * n_coeffs + k] = (norm * (PI / n * (i as f64 + 0.5) * k as f64).cos()) as f32;
         }
     }

@@ -52,7 +52,8 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
             },
         );
     }
-    ModelSpec::new(config, tensors).map_err(|e| fail(e.to_string().trim_start_matches("model: ").to_string()))
+    ModelSpec::new(config, tensors)
+        .map_err(|e| fail(e.to_string().trim_start_matches("model: ").to_string()))
 }
 
 pub fn load_path(path: &Path) -> Result<ModelSpec> {
@@ -92,7 +93,11 @@ pub fn random_tensors(config: &ModelConfig, seed: u64) -> Result<BTreeMap<String
         .layers
         .iter()
         .filter_map(|l| match l {
-            LayerConfig::Conv2d { name, batchnorm: true, .. } => Some(format!("{name}.bn.")),
+            LayerConfig::Conv2d {
+                name,
+                batchnorm: true,
+                ..
+            } => Some(format!("{name}.bn.")),
             LayerConfig::BatchNorm { name, .. } => Some(format!("{name}.")),
             _ => None,
         })
@@ -102,9 +107,13 @@ pub fn random_tensors(config: &ModelConfig, seed: u64) -> Result<BTreeMap<String
         let n: usize = shape.iter().product();
         let part = bn_names.iter().find_map(|p| name.strip_prefix(p.as_str()));
         let data: Vec<f32> = match (part, name.as_str()) {
-            (Some("running_var"), _) | (_, "frontend.std") => (0..n).map(|_| rng.random_range(0.5..2.0)).collect(),
+            (Some("running_var"), _) | (_, "frontend.std") => {
+                (0..n).map(|_| rng.random_range(0.5..2.0)).collect()
+            }
             (Some("weight"), _) => (0..n).map(|_| rng.random_range(0.5..1.5)).collect(),
-            (Some(p), _) if BN_PARTS.contains(&p) => (0..n).map(|_| rng.random_range(-0.3..0.3)).collect(),
+            (Some(p), _) if BN_PARTS.contains(&p) => {
+                (0..n).map(|_| rng.random_range(-0.3..0.3)).collect()
+            }
             (_, "frontend.filterbank") => (0..n).map(|_| rng.random_range(0.0..0.1)).collect(),
             _ => {
                 // fan-in = product of all dims but the first (conv and linear alike)

@@ -199,7 +199,10 @@ impl<B: Backend> Model<B> {
         if windows.len() != count * len {
             return Err(Error::backend(
                 backend.name(),
-                format!("scores: got {} samples for {count} windows of {len}", windows.len()),
+                format!(
+                    "scores: got {} samples for {count} windows of {len}",
+                    windows.len()
+                ),
             ));
         }
         if count == 0 {

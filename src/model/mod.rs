@@ -3,8 +3,8 @@
 pub mod config;
 pub mod dsp;
 pub mod file;
-pub mod presets;
 pub mod forward;
+pub mod presets;
 pub mod spec;
 
 use std::path::Path;

@@ -165,7 +165,10 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
     let sr = config.sample_rate as f64;
     let w = &config.window;
     if !(w.seconds > 0.0 && w.seconds <= 600.0) {
-        return Err(bad(format!("window.seconds {} must be in (0, 600]", w.seconds)));
+        return Err(bad(format!(
+            "window.seconds {} must be in (0, 600]",
+            w.seconds
+        )));
     }
     if !(w.hop_seconds > 0.0 && w.hop_seconds <= w.seconds) {
         return Err(bad(format!(
@@ -173,7 +176,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
             w.hop_seconds, w.seconds
         )));
     }
-    if !(w.min_seconds >= 0.0) {
+    if w.min_seconds.is_nan() || w.min_seconds < 0.0 {
         return Err(bad("window.min_seconds must be ≥ 0"));
     }
     let window_samples = (w.seconds * sr).round() as usize;
@@ -210,7 +213,8 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
     let bins = stft.bins();
     let fb = &fe.filterbank;
     let top = f_max(config);
-    if fb.kind != FilterbankKind::Custom && !(fb.f_min >= 0.0 && fb.f_min < top && top <= sr / 2.0) {
+    if fb.kind != FilterbankKind::Custom && !(fb.f_min >= 0.0 && fb.f_min < top && top <= sr / 2.0)
+    {
         return Err(bad(format!(
             "frontend.filterbank: need 0 ≤ f_min < f_max ≤ Nyquist ({} Hz), got {}..{top}",
             sr / 2.0,
@@ -222,7 +226,9 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         FilterbankKind::Bins => {
             let (start, end) = dsp::bin_range(config.sample_rate, fe.n_fft, fb.f_min, top);
             if start >= end {
-                return Err(bad("frontend.filterbank: no FFT bin lies in [f_min, f_max]"));
+                return Err(bad(
+                    "frontend.filterbank: no FFT bin lies in [f_min, f_max]",
+                ));
             }
             end - start
         }
@@ -234,7 +240,9 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         }
         FilterbankKind::Custom => {
             if fb.n_filters == 0 {
-                return Err(bad("frontend.filterbank.n_filters must be ≥ 1 for a custom filterbank"));
+                return Err(bad(
+                    "frontend.filterbank.n_filters must be ≥ 1 for a custom filterbank",
+                ));
             }
             tensors.push(("frontend.filterbank".to_string(), vec![bins, fb.n_filters]));
             fb.n_filters
@@ -267,7 +275,9 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         let at = |msg: String| bad(format!("layer {i} ({}): {msg}", layer_label(layer)));
         let image = |act: Act| match act {
             Act::Image { c, h, w } => Ok((c, h, w)),
-            Act::Flat(_) => Err(at(format!("needs a [C, H, W] input, got a flat vector {act:?}"))),
+            Act::Flat(_) => Err(at(format!(
+                "needs a [C, H, W] input, got a flat vector {act:?}"
+            ))),
         };
         act = match layer {
             LayerConfig::Conv2d {
@@ -291,7 +301,10 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
                 let [ho, wo] = params
                     .output_hw(h, w, *kernel)
                     .ok_or_else(|| at(format!("kernel {kernel:?} does not fit input {h}x{w}")))?;
-                tensors.push((format!("{name}.weight"), vec![*out_channels, c, kernel[0], kernel[1]]));
+                tensors.push((
+                    format!("{name}.weight"),
+                    vec![*out_channels, c, kernel[0], kernel[1]],
+                ));
                 if *bias {
                     tensors.push((format!("{name}.bias"), vec![*out_channels]));
                 }
@@ -314,7 +327,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
             }
             LayerConfig::Mfm => {
                 let c = act.channels();
-                if c % 2 != 0 {
+                if !c.is_multiple_of(2) {
                     return Err(at(format!("needs an even channel count, got {c}")));
                 }
                 match act {
@@ -395,7 +408,10 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         return Err(bad("calibration scale and bias must be finite"));
     }
     if !(0.0..=1.0).contains(&config.threshold) {
-        return Err(bad(format!("threshold {} must be in [0, 1]", config.threshold)));
+        return Err(bad(format!(
+            "threshold {} must be in [0, 1]",
+            config.threshold
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     for (name, _) in &tensors {
@@ -433,9 +449,23 @@ fn layer_label(layer: &LayerConfig) -> String {
 }
 
 /// `(scale, shift)` of an inference batch norm: y = x·scale + shift.
-fn bn_affine(tensors: &mut BTreeMap<String, HostTensor>, prefix: &str, eps: f32) -> (Vec<f32>, Vec<f32>) {
-    let mut take = |part: &str| tensors.remove(&format!("{prefix}{part}")).map(|t| t.data).unwrap_or_default();
-    let (gamma, beta, mean, var) = (take("weight"), take("bias"), take("running_mean"), take("running_var"));
+fn bn_affine(
+    tensors: &mut BTreeMap<String, HostTensor>,
+    prefix: &str,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut take = |part: &str| {
+        tensors
+            .remove(&format!("{prefix}{part}"))
+            .map(|t| t.data)
+            .unwrap_or_default()
+    };
+    let (gamma, beta, mean, var) = (
+        take("weight"),
+        take("bias"),
+        take("running_mean"),
+        take("running_var"),
+    );
     let scale: Vec<f32> = gamma
         .iter()
         .zip(&var)
@@ -456,9 +486,11 @@ impl ModelSpec {
     pub fn new(config: ModelConfig, mut tensors: BTreeMap<String, HostTensor>) -> Result<Self> {
         let plan = plan(&config)?;
         for (name, shape) in &plan.tensors {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| bad(format!("missing tensor {name:?} (expected shape {shape:?})")))?;
+            let t = tensors.get(name).ok_or_else(|| {
+                bad(format!(
+                    "missing tensor {name:?} (expected shape {shape:?})"
+                ))
+            })?;
             if &t.shape != shape {
                 return Err(bad(format!(
                     "tensor {name:?} has shape {:?}, the config needs {shape:?}",
@@ -466,10 +498,13 @@ impl ModelSpec {
                 )));
             }
             if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(bad(format!("tensor {name:?} holds a non-finite value at index {i}")));
+                return Err(bad(format!(
+                    "tensor {name:?} holds a non-finite value at index {i}"
+                )));
             }
         }
-        let planned: std::collections::HashSet<&str> = plan.tensors.iter().map(|(n, _)| n.as_str()).collect();
+        let planned: std::collections::HashSet<&str> =
+            plan.tensors.iter().map(|(n, _)| n.as_str()).collect();
         if let Some(extra) = tensors.keys().find(|k| !planned.contains(k.as_str())) {
             return Err(bad(format!(
                 "tensor {extra:?} is not used by any layer of the config (wrong config or wrong file?)"
@@ -494,7 +529,9 @@ impl ModelSpec {
                 shape: vec![plan.stft.bins(), plan.filters],
                 data: dsp::linear_filterbank(sr, n_fft, plan.filters, fb.f_min, top),
             }),
-            FilterbankKind::Custom => HostProjection::Matrix(tensors.remove("frontend.filterbank").expect("planned")),
+            FilterbankKind::Custom => {
+                HostProjection::Matrix(tensors.remove("frontend.filterbank").expect("planned"))
+            }
         };
         let normalize = match fe.normalize {
             NormalizeMode::None => HostNormalization::None,
@@ -504,7 +541,10 @@ impl ModelSpec {
                 let mean = tensors.remove("frontend.mean").expect("planned").data;
                 let std = tensors.remove("frontend.std").expect("planned").data;
                 if let Some(i) = std.iter().position(|s| *s <= 0.0) {
-                    return Err(bad(format!("tensor \"frontend.std\" must be > 0 everywhere (index {i} is {})", std[i])));
+                    return Err(bad(format!(
+                        "tensor \"frontend.std\" must be > 0 everywhere (index {i} is {})",
+                        std[i]
+                    )));
                 }
                 HostNormalization::Global { mean, std }
             }
@@ -541,13 +581,23 @@ impl ModelSpec {
                     let mut bias = tensors.remove(&format!("{name}.bias")).map(|t| t.data);
                     if *batchnorm {
                         // Fold: w' = w·s[o], b' = (b − μ)·s + β  with s = γ/√(σ²+ε).
-                        let (scale, shift) = bn_affine(&mut tensors, &format!("{name}.bn."), bn_eps.unwrap_or(BN_EPS));
+                        let (scale, shift) = bn_affine(
+                            &mut tensors,
+                            &format!("{name}.bn."),
+                            bn_eps.unwrap_or(BN_EPS),
+                        );
                         let per_out = weight.data.len() / scale.len();
                         for (o, chunk) in weight.data.chunks_mut(per_out).enumerate() {
                             chunk.iter_mut().for_each(|w| *w *= scale[o]);
                         }
                         let b = bias.unwrap_or_else(|| vec![0.0; scale.len()]);
-                        bias = Some(b.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect());
+                        bias = Some(
+                            b.iter()
+                                .zip(&scale)
+                                .zip(&shift)
+                                .map(|((b, s), t)| b * s + t)
+                                .collect(),
+                        );
                     }
                     LayerOp::Conv2d {
                         weight,
@@ -559,8 +609,13 @@ impl ModelSpec {
                         activation: activation(*act),
                     }
                 }
-                LayerConfig::BatchNorm { name, eps, activation: act } => {
-                    let (scale, shift) = bn_affine(&mut tensors, &format!("{name}."), eps.unwrap_or(BN_EPS));
+                LayerConfig::BatchNorm {
+                    name,
+                    eps,
+                    activation: act,
+                } => {
+                    let (scale, shift) =
+                        bn_affine(&mut tensors, &format!("{name}."), eps.unwrap_or(BN_EPS));
                     LayerOp::ChannelAffine {
                         scale,
                         shift,
@@ -568,13 +623,19 @@ impl ModelSpec {
                     }
                 }
                 LayerConfig::Mfm => LayerOp::Mfm,
-                LayerConfig::MaxPool2d { kernel, stride, padding } => {
-                    LayerOp::MaxPool2d(pool_params(*kernel, *stride, *padding))
-                }
+                LayerConfig::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => LayerOp::MaxPool2d(pool_params(*kernel, *stride, *padding)),
                 LayerConfig::GlobalAvgPool => LayerOp::GlobalPool(GlobalPool::Avg),
                 LayerConfig::GlobalMaxPool => LayerOp::GlobalPool(GlobalPool::Max),
                 LayerConfig::Flatten => LayerOp::Flatten,
-                LayerConfig::Linear { name, activation: act, .. } => LayerOp::Linear {
+                LayerConfig::Linear {
+                    name,
+                    activation: act,
+                    ..
+                } => LayerOp::Linear {
                     weight: tensors.remove(&format!("{name}.weight")).expect("planned"),
                     bias: tensors.remove(&format!("{name}.bias")).map(|t| t.data),
                     activation: activation(*act),

@@ -18,7 +18,10 @@ pub const AUDIO_EXTENSIONS: &[&str] = &[
 pub enum Input {
     File(PathBuf),
     /// Something that could not even be listed; reported as a failed row.
-    Broken { path: PathBuf, error: String },
+    Broken {
+        path: PathBuf,
+        error: String,
+    },
 }
 
 impl Input {
@@ -54,10 +57,9 @@ pub fn expand(paths: &[PathBuf], out: &mut Vec<Input>) {
                 Err(e) => {
                     let at = e.path().unwrap_or(path).to_path_buf();
                     let error = match e.loop_ancestor() {
-                        Some(a) => format!(
-                            "symbolic link loop back to {}; not followed",
-                            a.display()
-                        ),
+                        Some(a) => {
+                            format!("symbolic link loop back to {}; not followed", a.display())
+                        }
                         None => match e.io_error() {
                             Some(io) => format!("cannot list: {io}"),
                             None => format!("cannot list: {e}"),

@@ -43,8 +43,14 @@ impl Summary {
 }
 
 enum Msg {
-    Window { file: usize, window: Window },
-    Done { file: usize, result: std::result::Result<AudioSummary, String> },
+    Window {
+        file: usize,
+        window: Window,
+    },
+    Done {
+        file: usize,
+        result: std::result::Result<AudioSummary, String>,
+    },
 }
 
 /// Per-file aggregation state, kept only until the file's row is written.
@@ -185,13 +191,19 @@ impl Aggregator<'_> {
                 Ok(s) => {
                     let score = s[i];
                     state.sum += score as f64;
-                    state.max = if state.scored == 1 { score } else { state.max.max(score) };
+                    state.max = if state.scored == 1 {
+                        score
+                    } else {
+                        state.max.max(score)
+                    };
                     if keep_segments {
                         state.segments.push((start, end, score));
                     }
                 }
                 Err(e) => {
-                    state.error.get_or_insert_with(|| format!("scoring failed: {e}"));
+                    state
+                        .error
+                        .get_or_insert_with(|| format!("scoring failed: {e}"));
                 }
             }
         }
@@ -257,7 +269,8 @@ impl Aggregator<'_> {
             row.warnings = s.warnings;
         }
         if row.error.is_some() || state.scored == 0 {
-            row.error.get_or_insert_with(|| "no windows were scored".into());
+            row.error
+                .get_or_insert_with(|| "no windows were scored".into());
             return row;
         }
         let mean = (state.sum / state.scored as f64) as f32;
@@ -266,7 +279,11 @@ impl Aggregator<'_> {
             Aggregation::Max => state.max,
         };
         row.score = Some(score);
-        row.verdict = Some(if score >= self.opts.threshold { SYNTHETIC } else { BONA_FIDE });
+        row.verdict = Some(if score >= self.opts.threshold {
+            SYNTHETIC
+        } else {
+            BONA_FIDE
+        });
         row.max_window_score = Some(state.max);
         row.mean_window_score = Some(mean);
         row.windows = Some(state.scored);

@@ -71,7 +71,7 @@ const CSV_HEADER: [&str; 16] = [
 
 pub enum ReportWriter {
     Jsonl(Box<dyn Write + Send>),
-    Csv(csv::Writer<Box<dyn Write + Send>>),
+    Csv(Box<csv::Writer<Box<dyn Write + Send>>>),
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -86,7 +86,7 @@ impl ReportWriter {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(CSV_HEADER)?;
                 w.flush()?;
-                ReportWriter::Csv(w)
+                ReportWriter::Csv(Box::new(w))
             }
         })
     }

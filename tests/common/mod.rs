@@ -16,7 +16,10 @@ pub fn random_vec(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
 /// max |a - b| / max |b|: the error relative to the reference's scale.
 pub fn rel_error(actual: &[f32], reference: &[f64]) -> f64 {
     assert_eq!(actual.len(), reference.len(), "length mismatch");
-    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let scale = reference
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-30);
     let err = actual
         .iter()
         .zip(reference)
@@ -86,7 +89,9 @@ pub fn ref_matmul(x: &[f32], k: usize, m: &[f32], n: usize) -> Vec<f64> {
     let mut out = vec![0.0f64; rows * n];
     for r in 0..rows {
         for j in 0..n {
-            out[r * n + j] = (0..k).map(|i| x[r * k + i] as f64 * m[i * n + j] as f64).sum();
+            out[r * n + j] = (0..k)
+                .map(|i| x[r * k + i] as f64 * m[i * n + j] as f64)
+                .sum();
         }
     }
     out
@@ -206,7 +211,9 @@ pub fn ref_linear(
     let mut out = Vec::new();
     for b in 0..batch {
         for o in 0..outputs {
-            let s: f64 = (0..inputs).map(|i| x[b * inputs + i] * weight[o * inputs + i]).sum();
+            let s: f64 = (0..inputs)
+                .map(|i| x[b * inputs + i] * weight[o * inputs + i])
+                .sum();
             out.push(ref_act(s + bias.map_or(0.0, |b| b[o]), act));
         }
     }
@@ -214,12 +221,23 @@ pub fn ref_linear(
 }
 
 /// Inference batch norm, unfolded: (x - mean) / sqrt(var + eps) * gamma + beta, per channel.
-pub fn ref_batch_norm(x: &[f64], channels: usize, inner: usize, p: &[Vec<f32>; 4], eps: f64) -> Vec<f64> {
+pub fn ref_batch_norm(
+    x: &[f64],
+    channels: usize,
+    inner: usize,
+    p: &[Vec<f32>; 4],
+    eps: f64,
+) -> Vec<f64> {
     x.iter()
         .enumerate()
         .map(|(i, v)| {
             let c = (i / inner) % channels;
-            let (g, b, m, var) = (p[0][c] as f64, p[1][c] as f64, p[2][c] as f64, p[3][c] as f64);
+            let (g, b, m, var) = (
+                p[0][c] as f64,
+                p[1][c] as f64,
+                p[2][c] as f64,
+                p[3][c] as f64,
+            );
             (v - m) / (var + eps).sqrt() * g + b
         })
         .collect()

@@ -32,7 +32,10 @@ pub(super) fn conv2d(
     let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
         Error::backend(
             "cpu",
-            format!("{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}", p.padding),
+            format!(
+                "{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
+                p.padding
+            ),
         )
     })?;
     let k = channels * kh * kw;
@@ -44,25 +47,31 @@ pub(super) fn conv2d(
     }
     out.par_chunks_mut(out_ch * hw_out)
         .zip(input.data.par_chunks(channels * h * w))
-        .for_each_init(
-            || Vec::new(),
-            |col, (dst, x)| {
-                // A 1x1 stride-1 convolution is already a GEMM over the input planes.
-                let columns: &[f32] = if direct {
-                    x
-                } else {
-                    im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
-                    col
-                };
-                sgemm(out_ch, k, hw_out, &weight.data, (k, 1), columns, (hw_out, 1), dst);
-                for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
-                    let b = bias.map_or(0.0, |b| b.data[o]);
-                    for v in plane {
-                        *v = act.apply(*v + b);
-                    }
+        .for_each_init(Vec::new, |col, (dst, x)| {
+            // A 1x1 stride-1 convolution is already a GEMM over the input planes.
+            let columns: &[f32] = if direct {
+                x
+            } else {
+                im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
+                col
+            };
+            sgemm(
+                out_ch,
+                k,
+                hw_out,
+                &weight.data,
+                (k, 1),
+                columns,
+                (hw_out, 1),
+                dst,
+            );
+            for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
+                let b = bias.map_or(0.0, |b| b.data[o]);
+                for v in plane {
+                    *v = act.apply(*v + b);
                 }
-            },
-        );
+            }
+        });
     CpuTensor::new(out, &[batch, out_ch, ho, wo])
 }
 
@@ -121,13 +130,15 @@ pub(super) fn channel_affine(
     let inner: usize = input.shape[2..].iter().product();
     let mut out = input.data.clone();
     if inner > 0 {
-        out.par_chunks_mut(inner).enumerate().for_each(|(i, plane)| {
-            let c = i % channels;
-            let (a, b) = (scale.data[c], shift.data[c]);
-            for v in plane {
-                *v = act.apply(*v * a + b);
-            }
-        });
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(i, plane)| {
+                let c = i % channels;
+                let (a, b) = (scale.data[c], shift.data[c]);
+                for v in plane {
+                    *v = act.apply(*v * a + b);
+                }
+            });
     }
     CpuTensor::new(out, &input.shape)
 }
@@ -135,9 +146,16 @@ pub(super) fn channel_affine(
 pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
     let op = "max_pool2d";
     let [batch, channels, h, w] = dims(input, op, "input")?;
-    ensure(p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1], op, || {
-        format!("padding {:?} must be at most half the kernel {:?}", p.padding, p.kernel)
-    })?;
+    ensure(
+        p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
+        op,
+        || {
+            format!(
+                "padding {:?} must be at most half the kernel {:?}",
+                p.padding, p.kernel
+            )
+        },
+    )?;
     let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
         Error::backend(
             "cpu",
@@ -174,9 +192,16 @@ pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor>
 
 pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
     let op = "mfm";
-    ensure(input.shape.len() >= 2 && input.shape[1] % 2 == 0, op, || {
-        format!("input must be [B, C, ...] with even C, got {:?}", input.shape)
-    })?;
+    ensure(
+        input.shape.len() >= 2 && input.shape[1].is_multiple_of(2),
+        op,
+        || {
+            format!(
+                "input must be [B, C, ...] with even C, got {:?}",
+                input.shape
+            )
+        },
+    )?;
     let batch = input.shape[0];
     let half: usize = input.shape[1] / 2 * input.shape[2..].iter().product::<usize>();
     let mut out = Vec::with_capacity(batch * half);
@@ -199,7 +224,9 @@ pub(super) fn global_pool(input: &CpuTensor, mode: GlobalPool) -> Result<CpuTens
         .data
         .par_chunks(h * w)
         .map(|plane| match mode {
-            GlobalPool::Avg => (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32,
+            GlobalPool::Avg => {
+                (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32
+            }
             GlobalPool::Max => plane.iter().copied().fold(f32::NEG_INFINITY, f32::max),
         })
         .collect();
@@ -221,7 +248,16 @@ pub(super) fn linear(
     check_vector(bias, outputs, op, "bias")?;
     let mut out = vec![0.0f32; batch * outputs];
     // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
-    sgemm(batch, inputs, outputs, &input.data, (inputs, 1), &weight.data, (1, inputs), &mut out);
+    sgemm(
+        batch,
+        inputs,
+        outputs,
+        &input.data,
+        (inputs, 1),
+        &weight.data,
+        (1, inputs),
+        &mut out,
+    );
     if outputs > 0 {
         for row in out.chunks_mut(outputs) {
             for (j, v) in row.iter_mut().enumerate() {

@@ -21,12 +21,19 @@ pub(super) fn stft_power(
         format!("n_fft {} and hop {} must be ≥ 2 and ≥ 1", p.n_fft, p.hop)
     })?;
     ensure(window.data.len() == p.n_fft, op, || {
-        format!("window has {} samples, n_fft is {}", window.data.len(), p.n_fft)
+        format!(
+            "window has {} samples, n_fft is {}",
+            window.data.len(),
+            p.n_fft
+        )
     })?;
     let frames = p.frames(len).ok_or_else(|| {
         crate::Error::backend(
             "cpu",
-            format!("{op}: signal of {len} samples is too short for n_fft {}", p.n_fft),
+            format!(
+                "{op}: signal of {len} samples is too short for n_fft {}",
+                p.n_fft
+            ),
         )
     })?;
     let bins = p.bins();
@@ -83,7 +90,13 @@ fn reflect(i: isize, len: usize) -> usize {
 }
 
 /// `[rows, k] · [k, n]` → `[rows, n]`, parallel over blocks of rows, then `post` per value.
-fn project_rows(x: &[f32], k: usize, matrix: &[f32], n: usize, post: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+fn project_rows(
+    x: &[f32],
+    k: usize,
+    matrix: &[f32],
+    n: usize,
+    post: impl Fn(f32) -> f32 + Sync,
+) -> Vec<f32> {
     let rows = x.len() / k.max(1);
     let mut out = vec![0.0f32; rows * n];
     out.par_chunks_mut(ROWS_PER_TASK * n)
@@ -151,13 +164,17 @@ pub(super) fn normalize(
     let [_, frames, feats] = dims(features, op, "features")?;
     let mut out = features.data.clone();
     if let Normalization::Global { mean, std } = mode {
-        ensure(mean.data.len() == feats && std.data.len() == feats, op, || {
-            format!(
-                "global mean/std have {}/{} values, features have {feats}",
-                mean.data.len(),
-                std.data.len()
-            )
-        })?;
+        ensure(
+            mean.data.len() == feats && std.data.len() == feats,
+            op,
+            || {
+                format!(
+                    "global mean/std have {}/{} values, features have {feats}",
+                    mean.data.len(),
+                    std.data.len()
+                )
+            },
+        )?;
         out.par_chunks_mut(feats).for_each(|row| {
             for ((v, m), s) in row.iter_mut().zip(&mean.data).zip(&std.data) {
                 *v = (*v - m) / s;

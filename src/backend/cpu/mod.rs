@@ -94,7 +94,10 @@ fn dims<const N: usize>(t: &CpuTensor, op: &str, what: &str) -> Result<[usize; N
     t.shape.as_slice().try_into().map_err(|_| {
         Error::backend(
             "cpu",
-            format!("{op}: {what} must have {N} dimensions, got shape {:?}", t.shape),
+            format!(
+                "{op}: {what} must have {N} dimensions, got shape {:?}",
+                t.shape
+            ),
         )
     })
 }
@@ -119,8 +122,14 @@ fn sgemm(
         c[..m * n].fill(0.0);
         return;
     }
-    assert!((m - 1) * rsa + (k - 1) * csa < a.len(), "sgemm: a out of bounds");
-    assert!((k - 1) * rsb + (n - 1) * csb < b.len(), "sgemm: b out of bounds");
+    assert!(
+        (m - 1) * rsa + (k - 1) * csa < a.len(),
+        "sgemm: a out of bounds"
+    );
+    assert!(
+        (k - 1) * rsb + (n - 1) * csb < b.len(),
+        "sgemm: b out of bounds"
+    );
     assert!(m * n <= c.len(), "sgemm: c out of bounds");
     // SAFETY: every index the kernel touches is within the slices (asserted above), and `c`
     // does not alias `a` or `b` (it is a distinct &mut).
