@@ -35,14 +35,14 @@ fn frontend(c: &mut Criterion) {
         let len = model.spec.window_samples;
         let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
         let fe = &model.spec.frontend;
-        let window = be.upload(&fe.window, &[fe.window.len()]).unwrap();
+        let window = be.upload(&fe.window.data, &fe.window.shape).unwrap();
         g.bench_function(BenchmarkId::new("stft_power", &config.id), |b| {
             b.iter(|| be.stft_power(&x, &window, &fe.stft).unwrap())
         });
         let power = be.stft_power(&x, &window, &fe.stft).unwrap();
         let log = LogSpec::Ln { eps: 1e-6 };
         match &fe.projection {
-            deepscreen::model::spec::HostProjection::Matrix(m) => {
+            deepscreen::backend::Projection::Matrix(m) => {
                 let mt = be.upload(&m.data, &m.shape).unwrap();
                 g.bench_function(BenchmarkId::new("filterbank_log", &config.id), |b| {
                     b.iter(|| {
@@ -51,7 +51,7 @@ fn frontend(c: &mut Criterion) {
                     })
                 });
             }
-            deepscreen::model::spec::HostProjection::Bins { start, end } => {
+            deepscreen::backend::Projection::Bins { start, end } => {
                 g.bench_function(BenchmarkId::new("filterbank_log", &config.id), |b| {
                     b.iter(|| {
                         be.filterbank_log(

@@ -249,6 +249,13 @@ fn mixed_catalog_gives_one_row_per_input() {
             }
         );
         assert_eq!(row["model"], "cli-test");
+        if name.starts_with("tone") {
+            assert_eq!(
+                row["warnings"],
+                json!([]),
+                "{name}: an intact file has no warnings"
+            );
+        }
         assert_eq!(row["backend"], "cpu");
         let segments = row["segments"].as_array().unwrap();
         assert_eq!(segments.len() as u64, row["windows"].as_u64().unwrap());

@@ -137,15 +137,6 @@ pub fn decode_mono(
         }
         let rate = buf.spec().rate();
         let channels = buf.spec().channels().count();
-        if let Some(declared) = declared_frames
-            && stats.truncated.is_none()
-            && stats.frames * 100 < declared * 99
-        {
-            stats.truncated = Some(format!(
-                "decoded {} of the {declared} frames the header declares (truncated?)",
-                stats.frames
-            ));
-        }
         if !started {
             if rate == 0 || channels == 0 {
                 return Err(audio_err(format!(

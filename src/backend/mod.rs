@@ -13,8 +13,11 @@
 //! - linear weights are `[out_features, in_features]` (PyTorch's).
 
 pub mod cpu;
+mod layer;
 
 use crate::Result;
+
+pub use layer::Layer;
 
 /// Activation fused into the epilogue of conv, affine and linear ops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,22 +108,69 @@ impl LogSpec {
     }
 }
 
-/// Projection of the STFT bins onto the model's features.
-pub enum Projection<'a, T> {
+/// Projection of the STFT bins onto the model's features. Backends take `Projection<&Tensor>`;
+/// models hold `Projection<Tensor>` (on the host or on a device).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection<T> {
     /// Keep FFT bins `start..end` unchanged (a linear-frequency spectrogram).
     Bins { start: usize, end: usize },
     /// Multiply by a `[n_bins, n_filters]` matrix (mel, linear-triangular, or custom).
-    Matrix(&'a T),
+    Matrix(T),
 }
 
-/// Per-window feature normalisation.
-pub enum Normalization<'a, T> {
+impl<T> Projection<T> {
+    pub fn as_ref(&self) -> Projection<&T> {
+        match self {
+            Projection::Bins { start, end } => Projection::Bins {
+                start: *start,
+                end: *end,
+            },
+            Projection::Matrix(m) => Projection::Matrix(m),
+        }
+    }
+    pub fn try_map<U, E>(&self, mut f: impl FnMut(&T) -> Result<U, E>) -> Result<Projection<U>, E> {
+        Ok(match self {
+            Projection::Bins { start, end } => Projection::Bins {
+                start: *start,
+                end: *end,
+            },
+            Projection::Matrix(m) => Projection::Matrix(f(m)?),
+        })
+    }
+}
+
+/// Per-window feature normalisation (see [`Projection`] for the `T` convention).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalization<T> {
     /// Subtract each feature's mean over the window's frames (cepstral mean normalisation).
     Mean,
     /// Subtract the mean and divide by `sqrt(var + NORM_EPS)`, per feature, over the frames.
     MeanVar,
     /// `(x - mean[f]) / std[f]` with statistics stored in the model file.
-    Global { mean: &'a T, std: &'a T },
+    Global { mean: T, std: T },
+}
+
+impl<T> Normalization<T> {
+    pub fn as_ref(&self) -> Normalization<&T> {
+        match self {
+            Normalization::Mean => Normalization::Mean,
+            Normalization::MeanVar => Normalization::MeanVar,
+            Normalization::Global { mean, std } => Normalization::Global { mean, std },
+        }
+    }
+    pub fn try_map<U, E>(
+        &self,
+        mut f: impl FnMut(&T) -> Result<U, E>,
+    ) -> Result<Normalization<U>, E> {
+        Ok(match self {
+            Normalization::Mean => Normalization::Mean,
+            Normalization::MeanVar => Normalization::MeanVar,
+            Normalization::Global { mean, std } => Normalization::Global {
+                mean: f(mean)?,
+                std: f(std)?,
+            },
+        })
+    }
 }
 
 /// Epsilon added to the variance in [`Normalization::MeanVar`].
@@ -211,7 +261,7 @@ pub trait Backend: Send + Sync {
     fn filterbank_log(
         &self,
         power: &Self::Tensor,
-        projection: Projection<'_, Self::Tensor>,
+        projection: Projection<&Self::Tensor>,
         log: LogSpec,
     ) -> Result<Self::Tensor>;
 
@@ -222,7 +272,7 @@ pub trait Backend: Send + Sync {
     fn normalize(
         &self,
         features: &Self::Tensor,
-        mode: Normalization<'_, Self::Tensor>,
+        mode: Normalization<&Self::Tensor>,
     ) -> Result<Self::Tensor>;
 
     // ---- classifier ----

@@ -2,134 +2,41 @@
 //! bound to a backend; a batch of windows goes up, only scores come down.
 
 use super::config::OutputKind;
-use super::spec::{HostNormalization, HostProjection, HostTensor, LayerOp, ModelSpec};
+use super::spec::{HostTensor, ModelSpec};
 use crate::backend::{
-    Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, Normalization,
-    PoolParams, Projection, StftParams, sigmoid,
+    Backend, DeviceTensor, Layer, LogSpec, Normalization, Projection, StftParams, sigmoid,
 };
 use crate::{Error, Result};
-
-enum DeviceLayer<T> {
-    Conv2d {
-        weight: T,
-        bias: Option<T>,
-        params: Conv2dParams,
-        activation: Activation,
-    },
-    ChannelAffine {
-        scale: T,
-        shift: T,
-        activation: Activation,
-    },
-    Mfm,
-    MaxPool2d(PoolParams),
-    GlobalPool(GlobalPool),
-    Flatten,
-    Linear {
-        weight: T,
-        bias: Option<T>,
-        activation: Activation,
-    },
-}
-
-enum DeviceProjection<T> {
-    Bins { start: usize, end: usize },
-    Matrix(T),
-}
-
-enum DeviceNormalization<T> {
-    None,
-    Mean,
-    MeanVar,
-    Global { mean: T, std: T },
-}
 
 /// A model bound to one backend: its weights live on that backend's device.
 pub struct Model<B: Backend> {
     pub spec: ModelSpec,
     stft: StftParams,
     window: B::Tensor,
-    projection: DeviceProjection<B::Tensor>,
+    projection: Projection<B::Tensor>,
     log: LogSpec,
     dct: Option<B::Tensor>,
-    normalize: DeviceNormalization<B::Tensor>,
-    layers: Vec<DeviceLayer<B::Tensor>>,
-}
-
-fn up<B: Backend>(b: &B, t: &HostTensor) -> Result<B::Tensor> {
-    b.upload(&t.data, &t.shape)
-}
-
-fn up_vec<B: Backend>(b: &B, v: &[f32]) -> Result<B::Tensor> {
-    b.upload(v, &[v.len()])
+    normalize: Option<Normalization<B::Tensor>>,
+    layers: Vec<Layer<B::Tensor>>,
 }
 
 impl<B: Backend> Model<B> {
+    /// Upload every constant and weight of `spec` to `backend`.
     pub fn new(backend: &B, spec: ModelSpec) -> Result<Self> {
+        let up = |t: &HostTensor| backend.upload(&t.data, &t.shape);
         let fe = &spec.frontend;
-        let layers = spec
-            .layers
-            .iter()
-            .map(|layer| {
-                Ok(match layer {
-                    LayerOp::Conv2d {
-                        weight,
-                        bias,
-                        params,
-                        activation,
-                    } => DeviceLayer::Conv2d {
-                        weight: up(backend, weight)?,
-                        bias: bias.as_deref().map(|b| up_vec(backend, b)).transpose()?,
-                        params: *params,
-                        activation: *activation,
-                    },
-                    LayerOp::ChannelAffine {
-                        scale,
-                        shift,
-                        activation,
-                    } => DeviceLayer::ChannelAffine {
-                        scale: up_vec(backend, scale)?,
-                        shift: up_vec(backend, shift)?,
-                        activation: *activation,
-                    },
-                    LayerOp::Mfm => DeviceLayer::Mfm,
-                    LayerOp::MaxPool2d(p) => DeviceLayer::MaxPool2d(*p),
-                    LayerOp::GlobalPool(m) => DeviceLayer::GlobalPool(*m),
-                    LayerOp::Flatten => DeviceLayer::Flatten,
-                    LayerOp::Linear {
-                        weight,
-                        bias,
-                        activation,
-                    } => DeviceLayer::Linear {
-                        weight: up(backend, weight)?,
-                        bias: bias.as_deref().map(|b| up_vec(backend, b)).transpose()?,
-                        activation: *activation,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             stft: fe.stft,
-            window: up_vec(backend, &fe.window)?,
-            projection: match &fe.projection {
-                HostProjection::Bins { start, end } => DeviceProjection::Bins {
-                    start: *start,
-                    end: *end,
-                },
-                HostProjection::Matrix(m) => DeviceProjection::Matrix(up(backend, m)?),
-            },
+            window: up(&fe.window)?,
+            projection: fe.projection.try_map(up)?,
             log: fe.log,
-            dct: fe.dct.as_ref().map(|d| up(backend, d)).transpose()?,
-            normalize: match &fe.normalize {
-                HostNormalization::None => DeviceNormalization::None,
-                HostNormalization::Mean => DeviceNormalization::Mean,
-                HostNormalization::MeanVar => DeviceNormalization::MeanVar,
-                HostNormalization::Global { mean, std } => DeviceNormalization::Global {
-                    mean: up_vec(backend, mean)?,
-                    std: up_vec(backend, std)?,
-                },
-            },
-            layers,
+            dct: fe.dct.as_ref().map(up).transpose()?,
+            normalize: fe.normalize.as_ref().map(|n| n.try_map(up)).transpose()?,
+            layers: spec
+                .layers
+                .iter()
+                .map(|l| l.try_map(up))
+                .collect::<Result<_>>()?,
             spec,
         })
     }
@@ -137,24 +44,14 @@ impl<B: Backend> Model<B> {
     /// Front-end: windows `[B, window_samples]` → features `[B, frames, features]`.
     pub fn features(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
         let power = backend.stft_power(signal, &self.window, &self.stft)?;
-        let projection = match &self.projection {
-            DeviceProjection::Bins { start, end } => Projection::Bins {
-                start: *start,
-                end: *end,
-            },
-            DeviceProjection::Matrix(m) => Projection::Matrix(m),
-        };
-        let mut x = backend.filterbank_log(&power, projection, self.log)?;
+        let mut x = backend.filterbank_log(&power, self.projection.as_ref(), self.log)?;
         if let Some(basis) = &self.dct {
             x = backend.dct(&x, basis)?;
         }
-        let mode = match &self.normalize {
-            DeviceNormalization::None => return Ok(x),
-            DeviceNormalization::Mean => Normalization::Mean,
-            DeviceNormalization::MeanVar => Normalization::MeanVar,
-            DeviceNormalization::Global { mean, std } => Normalization::Global { mean, std },
-        };
-        backend.normalize(&x, mode)
+        match &self.normalize {
+            Some(mode) => backend.normalize(&x, mode.as_ref()),
+            None => Ok(x),
+        }
     }
 
     /// Classifier: features `[B, frames, features]` → raw outputs `[B, outputs]`.
@@ -163,26 +60,26 @@ impl<B: Backend> Model<B> {
         let mut x = backend.reshape(features, &[shape[0], 1, shape[1], shape[2]])?;
         for layer in &self.layers {
             x = match layer {
-                DeviceLayer::Conv2d {
+                Layer::Conv2d {
                     weight,
                     bias,
                     params,
                     activation,
                 } => backend.conv2d(&x, weight, bias.as_ref(), params, *activation)?,
-                DeviceLayer::ChannelAffine {
+                Layer::ChannelAffine {
                     scale,
                     shift,
                     activation,
                 } => backend.channel_affine(&x, scale, shift, *activation)?,
-                DeviceLayer::Mfm => backend.mfm(&x)?,
-                DeviceLayer::MaxPool2d(p) => backend.max_pool2d(&x, p)?,
-                DeviceLayer::GlobalPool(mode) => backend.global_pool(&x, *mode)?,
-                DeviceLayer::Flatten => {
+                Layer::Mfm => backend.mfm(&x)?,
+                Layer::MaxPool2d(p) => backend.max_pool2d(&x, p)?,
+                Layer::GlobalPool(mode) => backend.global_pool(&x, *mode)?,
+                Layer::Flatten => {
                     let batch = x.shape()[0];
                     let rest = x.len() / batch.max(1);
                     backend.reshape(x, &[batch, rest])?
                 }
-                DeviceLayer::Linear {
+                Layer::Linear {
                     weight,
                     bias,
                     activation,

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use super::config::*;
 use super::dsp;
-use crate::backend::{Activation, Conv2dParams, GlobalPool, LogSpec, PoolParams, StftParams};
+use crate::backend::{
+    Activation, Conv2dParams, GlobalPool, Layer, LogSpec, Normalization, PoolParams, Projection,
+    StftParams,
+};
 use crate::{Error, Result};
 
 /// Row-major f32 host tensor.
@@ -16,55 +19,24 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// Projection from STFT bins to features, with host data.
-#[derive(Debug, Clone)]
-pub enum HostProjection {
-    Bins { start: usize, end: usize },
-    Matrix(HostTensor),
-}
-
-#[derive(Debug, Clone)]
-pub enum HostNormalization {
-    None,
-    Mean,
-    MeanVar,
-    Global { mean: Vec<f32>, std: Vec<f32> },
+impl HostTensor {
+    pub fn vector(data: Vec<f32>) -> Self {
+        HostTensor {
+            shape: vec![data.len()],
+            data,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct FrontendSpec {
     pub stft: StftParams,
     /// Window zero-padded to n_fft.
-    pub window: Vec<f32>,
-    pub projection: HostProjection,
+    pub window: HostTensor,
+    pub projection: Projection<HostTensor>,
     pub log: LogSpec,
     pub dct: Option<HostTensor>,
-    pub normalize: HostNormalization,
-}
-
-/// A classifier layer ready to run.
-#[derive(Debug, Clone)]
-pub enum LayerOp {
-    Conv2d {
-        weight: HostTensor,
-        bias: Option<Vec<f32>>,
-        params: Conv2dParams,
-        activation: Activation,
-    },
-    ChannelAffine {
-        scale: Vec<f32>,
-        shift: Vec<f32>,
-        activation: Activation,
-    },
-    Mfm,
-    MaxPool2d(PoolParams),
-    GlobalPool(GlobalPool),
-    Flatten,
-    Linear {
-        weight: HostTensor,
-        bias: Option<Vec<f32>>,
-        activation: Activation,
-    },
+    pub normalize: Option<Normalization<HostTensor>>,
 }
 
 /// A loaded, validated model on the host.
@@ -72,7 +44,7 @@ pub enum LayerOp {
 pub struct ModelSpec {
     pub config: ModelConfig,
     pub frontend: FrontendSpec,
-    pub layers: Vec<LayerOp>,
+    pub layers: Vec<Layer<HostTensor>>,
     /// Samples per window / between windows / minimum accepted, at the model rate.
     pub window_samples: usize,
     pub hop_samples: usize,
@@ -519,39 +491,43 @@ impl ModelSpec {
         let projection = match fb.kind {
             FilterbankKind::Bins => {
                 let (start, end) = dsp::bin_range(sr, n_fft, fb.f_min, top);
-                HostProjection::Bins { start, end }
+                Projection::Bins { start, end }
             }
-            FilterbankKind::Mel => HostProjection::Matrix(HostTensor {
+            FilterbankKind::Mel => Projection::Matrix(HostTensor {
                 shape: vec![plan.stft.bins(), plan.filters],
                 data: dsp::mel_filterbank(sr, n_fft, plan.filters, fb.f_min, top),
             }),
-            FilterbankKind::Linear => HostProjection::Matrix(HostTensor {
+            FilterbankKind::Linear => Projection::Matrix(HostTensor {
                 shape: vec![plan.stft.bins(), plan.filters],
                 data: dsp::linear_filterbank(sr, n_fft, plan.filters, fb.f_min, top),
             }),
             FilterbankKind::Custom => {
-                HostProjection::Matrix(tensors.remove("frontend.filterbank").expect("planned"))
+                Projection::Matrix(tensors.remove("frontend.filterbank").expect("planned"))
             }
         };
         let normalize = match fe.normalize {
-            NormalizeMode::None => HostNormalization::None,
-            NormalizeMode::Mean => HostNormalization::Mean,
-            NormalizeMode::MeanVar => HostNormalization::MeanVar,
+            NormalizeMode::None => None,
+            NormalizeMode::Mean => Some(Normalization::Mean),
+            NormalizeMode::MeanVar => Some(Normalization::MeanVar),
             NormalizeMode::Global => {
-                let mean = tensors.remove("frontend.mean").expect("planned").data;
-                let std = tensors.remove("frontend.std").expect("planned").data;
-                if let Some(i) = std.iter().position(|s| *s <= 0.0) {
+                let mean = tensors.remove("frontend.mean").expect("planned");
+                let std = tensors.remove("frontend.std").expect("planned");
+                if let Some(i) = std.data.iter().position(|s| *s <= 0.0) {
                     return Err(bad(format!(
                         "tensor \"frontend.std\" must be > 0 everywhere (index {i} is {})",
-                        std[i]
+                        std.data[i]
                     )));
                 }
-                HostNormalization::Global { mean, std }
+                Some(Normalization::Global { mean, std })
             }
         };
         let frontend = FrontendSpec {
             stft: plan.stft,
-            window: dsp::window(fe.window, fe.win_length.unwrap_or(n_fft), n_fft),
+            window: HostTensor::vector(dsp::window(
+                fe.window,
+                fe.win_length.unwrap_or(n_fft),
+                n_fft,
+            )),
             projection,
             log: match fe.log.kind {
                 LogKind::Ln => LogSpec::Ln { eps: fe.log.eps },
@@ -578,7 +554,7 @@ impl ModelSpec {
                     ..
                 } => {
                     let mut weight = tensors.remove(&format!("{name}.weight")).expect("planned");
-                    let mut bias = tensors.remove(&format!("{name}.bias")).map(|t| t.data);
+                    let mut bias = tensors.remove(&format!("{name}.bias"));
                     if *batchnorm {
                         // Fold: w' = w·s[o], b' = (b − μ)·s + β  with s = γ/√(σ²+ε).
                         let (scale, shift) = bn_affine(
@@ -590,16 +566,16 @@ impl ModelSpec {
                         for (o, chunk) in weight.data.chunks_mut(per_out).enumerate() {
                             chunk.iter_mut().for_each(|w| *w *= scale[o]);
                         }
-                        let b = bias.unwrap_or_else(|| vec![0.0; scale.len()]);
-                        bias = Some(
+                        let b = bias.map_or_else(|| vec![0.0; scale.len()], |t| t.data);
+                        bias = Some(HostTensor::vector(
                             b.iter()
                                 .zip(&scale)
                                 .zip(&shift)
                                 .map(|((b, s), t)| b * s + t)
                                 .collect(),
-                        );
+                        ));
                     }
-                    LayerOp::Conv2d {
+                    Layer::Conv2d {
                         weight,
                         bias,
                         params: Conv2dParams {
@@ -616,28 +592,28 @@ impl ModelSpec {
                 } => {
                     let (scale, shift) =
                         bn_affine(&mut tensors, &format!("{name}."), eps.unwrap_or(BN_EPS));
-                    LayerOp::ChannelAffine {
-                        scale,
-                        shift,
+                    Layer::ChannelAffine {
+                        scale: HostTensor::vector(scale),
+                        shift: HostTensor::vector(shift),
                         activation: activation(*act),
                     }
                 }
-                LayerConfig::Mfm => LayerOp::Mfm,
+                LayerConfig::Mfm => Layer::Mfm,
                 LayerConfig::MaxPool2d {
                     kernel,
                     stride,
                     padding,
-                } => LayerOp::MaxPool2d(pool_params(*kernel, *stride, *padding)),
-                LayerConfig::GlobalAvgPool => LayerOp::GlobalPool(GlobalPool::Avg),
-                LayerConfig::GlobalMaxPool => LayerOp::GlobalPool(GlobalPool::Max),
-                LayerConfig::Flatten => LayerOp::Flatten,
+                } => Layer::MaxPool2d(pool_params(*kernel, *stride, *padding)),
+                LayerConfig::GlobalAvgPool => Layer::GlobalPool(GlobalPool::Avg),
+                LayerConfig::GlobalMaxPool => Layer::GlobalPool(GlobalPool::Max),
+                LayerConfig::Flatten => Layer::Flatten,
                 LayerConfig::Linear {
                     name,
                     activation: act,
                     ..
-                } => LayerOp::Linear {
+                } => Layer::Linear {
                     weight: tensors.remove(&format!("{name}.weight")).expect("planned"),
-                    bias: tensors.remove(&format!("{name}.bias")).map(|t| t.data),
+                    bias: tensors.remove(&format!("{name}.bias")),
                     activation: activation(*act),
                 },
             });

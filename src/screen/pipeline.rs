@@ -180,7 +180,19 @@ impl Aggregator<'_> {
             return Ok(());
         }
         let count = self.batch_meta.len();
-        let scores = self.scorer.score_windows(&self.batch_samples, count);
+        let scores = self
+            .scorer
+            .score_windows(&self.batch_samples, count)
+            .and_then(|s| {
+                if s.len() == count {
+                    Ok(s)
+                } else {
+                    Err(crate::Error::backend(
+                        self.scorer.backend_name(),
+                        format!("returned {} scores for {count} windows", s.len()),
+                    ))
+                }
+            });
         let mut meta = std::mem::take(&mut self.batch_meta);
         self.batch_samples.clear();
         let keep_segments = self.opts.segments;

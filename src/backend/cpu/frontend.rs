@@ -113,7 +113,7 @@ fn project_rows(
 
 pub(super) fn filterbank_log(
     power: &CpuTensor,
-    projection: Projection<'_, CpuTensor>,
+    projection: Projection<&CpuTensor>,
     log: LogSpec,
 ) -> Result<CpuTensor> {
     let op = "filterbank_log";
@@ -158,7 +158,7 @@ pub(super) fn dct(features: &CpuTensor, basis: &CpuTensor) -> Result<CpuTensor> 
 
 pub(super) fn normalize(
     features: &CpuTensor,
-    mode: Normalization<'_, CpuTensor>,
+    mode: Normalization<&CpuTensor>,
 ) -> Result<CpuTensor> {
     let op = "normalize";
     let [_, frames, feats] = dims(features, op, "features")?;

@@ -184,7 +184,7 @@ impl Backend for CpuBackend {
     fn filterbank_log(
         &self,
         power: &CpuTensor,
-        projection: Projection<'_, CpuTensor>,
+        projection: Projection<&CpuTensor>,
         log: LogSpec,
     ) -> Result<CpuTensor> {
         frontend::filterbank_log(power, projection, log)
@@ -197,7 +197,7 @@ impl Backend for CpuBackend {
     fn normalize(
         &self,
         features: &CpuTensor,
-        mode: Normalization<'_, CpuTensor>,
+        mode: Normalization<&CpuTensor>,
     ) -> Result<CpuTensor> {
         frontend::normalize(features, mode)
     }
