@@ -198,6 +198,9 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     }
     let mut found: Vec<Input> = Vec::new();
     inputs::expand(&paths, &mut found);
+    if found.is_empty() {
+        bail!("nothing to screen: no audio files found in the given paths");
+    }
 
     let sink: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(

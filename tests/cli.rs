@@ -166,6 +166,7 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         },
     );
     write_wav(&dir.join("silence.wav"), 16000, 1, 20000, false, |_, _| 0.0);
+    write_wav(&dir.join("rate_1hz.wav"), 1, 1, 100, false, |_, _| 0.1);
     std::fs::write(dir.join("readme.txt"), "ignored: not an audio extension").unwrap();
     let sub = dir.join("sub");
     std::fs::create_dir(&sub).unwrap();
@@ -200,6 +201,7 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "text.flac",
         "zero_length.wav",
         "one_sample.wav",
+        "rate_1hz.wav",
         "loop",
         "dangling.wav",
     ];
@@ -436,6 +438,7 @@ fn same_scores_whatever_the_batch_and_thread_count() {
 fn fatal_errors_exit_two_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
+    std::fs::create_dir(tmp.path().join("empty_dir")).unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["screen".into(), fixture("tone.wav").display().to_string()],

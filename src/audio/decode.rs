@@ -13,6 +13,10 @@ use symphonia::core::meta::MetadataOptions;
 
 use crate::{Error, Result};
 
+/// Source sample rates accepted. Beyond these a file is almost surely corrupt, and resampling
+/// it would cost time or memory out of all proportion (1 Hz → 16 kHz is a 16,000× blow-up).
+pub const SUPPORTED_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
 /// What the source stream is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamInfo {
@@ -138,10 +142,15 @@ pub fn decode_mono(
         let rate = buf.spec().rate();
         let channels = buf.spec().channels().count();
         if !started {
-            if rate == 0 || channels == 0 {
+            if !SUPPORTED_RATES.contains(&rate) {
                 return Err(audio_err(format!(
-                    "stream declares {rate} Hz and {channels} channels"
+                    "unsupported sample rate {rate} Hz (accepted: {} to {} Hz)",
+                    SUPPORTED_RATES.start(),
+                    SUPPORTED_RATES.end()
                 )));
+            }
+            if channels == 0 {
+                return Err(audio_err("the stream declares zero channels"));
             }
             info.sample_rate = rate;
             info.channels = channels;

@@ -45,6 +45,7 @@ pub fn expand(paths: &[PathBuf], out: &mut Vec<Input>) {
             out.push(Input::File(path.clone()));
             continue;
         }
+        let before = out.len();
         let walk = walkdir::WalkDir::new(path)
             .follow_links(true)
             .sort_by_file_name();
@@ -68,6 +69,13 @@ pub fn expand(paths: &[PathBuf], out: &mut Vec<Input>) {
                     out.push(Input::Broken { path: at, error });
                 }
             }
+        }
+        if out.len() == before {
+            eprintln!(
+                "deepscreen: warning: no audio files under {} (extensions: {})",
+                path.display(),
+                AUDIO_EXTENSIONS.join(" ")
+            );
         }
     }
 }
