@@ -556,3 +556,29 @@ fn help_teaches_exit_codes_and_row_fields() {
         assert!(help.contains(needle), "screen --help lacks {needle:?}");
     }
 }
+
+#[test]
+fn unreadable_file_gets_an_error_row() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let locked = tmp.path().join("locked.wav");
+    std::fs::copy(fixture("tone.wav"), &locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root (as in CI containers) reads through permissions; then the file must simply be scored
+    let privileged = std::fs::File::open(&locked).is_ok();
+    let out = run(bin().args(["screen", "--model"]).arg(&model).arg(&locked));
+    let rows = rows_by_name(&out.stdout);
+    let row = &rows["locked.wav"];
+    if privileged {
+        assert_eq!(out.status.code(), Some(0));
+        assert!(row["score"].is_number(), "{row}");
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        let e = row["error"].as_str().unwrap();
+        assert!(
+            e.contains("cannot open") && e.contains("ermission denied"),
+            "{e}"
+        );
+    }
+}
