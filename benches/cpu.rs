@@ -11,6 +11,10 @@ use deepscreen::backend::{Activation, Backend, Conv2dParams, LogSpec, Projection
 use deepscreen::model::{Model, ModelConfig, file, presets};
 use std::time::Duration;
 
+/// Same allocator as the binary (see src/main.rs), so the figures match what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 32;
 
 fn signal(len: usize) -> Vec<f32> {

@@ -162,27 +162,28 @@ pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor>
             format!("{op}: kernel {:?} does not fit input {h}x{w}", p.kernel),
         )
     })?;
+    // Window bounds per output column, computed once: [start, end) input columns.
+    let col_range = |o: usize, kernel: usize, stride: usize, pad: usize, len: usize| {
+        let first = (o * stride) as isize - pad as isize;
+        let lo = first.max(0) as usize;
+        let hi = ((first + kernel as isize).max(0) as usize).min(len);
+        (lo, hi)
+    };
+    let cols: Vec<(usize, usize)> = (0..wo)
+        .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
+        .collect();
     let mut out = vec![0.0f32; batch * channels * ho * wo];
     if ho * wo > 0 {
         out.par_chunks_mut(ho * wo)
             .zip(input.data.par_chunks(h * w))
             .for_each(|(dst, plane)| {
-                for oh in 0..ho {
-                    for ow in 0..wo {
-                        let mut m = f32::NEG_INFINITY;
-                        for ki in 0..p.kernel[0] {
-                            let ih = (oh * p.stride[0] + ki) as isize - p.padding[0] as isize;
-                            if ih < 0 || ih >= h as isize {
-                                continue;
-                            }
-                            for kj in 0..p.kernel[1] {
-                                let iw = (ow * p.stride[1] + kj) as isize - p.padding[1] as isize;
-                                if iw >= 0 && iw < w as isize {
-                                    m = m.max(plane[ih as usize * w + iw as usize]);
-                                }
-                            }
+                for (oh, dst_row) in dst.chunks_mut(wo).enumerate() {
+                    let (r0, r1) = col_range(oh, p.kernel[0], p.stride[0], p.padding[0], h);
+                    dst_row.fill(f32::NEG_INFINITY);
+                    for row in plane[r0 * w..r1 * w].chunks(w) {
+                        for (d, &(c0, c1)) in dst_row.iter_mut().zip(&cols) {
+                            *d = row[c0..c1].iter().fold(*d, |m, &v| m.max(v));
                         }
-                        dst[oh * wo + ow] = m;
                     }
                 }
             });
@@ -204,12 +205,16 @@ pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
     )?;
     let batch = input.shape[0];
     let half: usize = input.shape[1] / 2 * input.shape[2..].iter().product::<usize>();
-    let mut out = Vec::with_capacity(batch * half);
+    let mut out = vec![0.0f32; batch * half];
     if half > 0 {
-        for item in input.data.chunks(2 * half) {
-            let (a, b) = item.split_at(half);
-            out.extend(a.iter().zip(b).map(|(x, y)| x.max(*y)));
-        }
+        out.par_chunks_mut(half)
+            .zip(input.data.par_chunks(2 * half))
+            .for_each(|(dst, item)| {
+                let (a, b) = item.split_at(half);
+                for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+                    *d = x.max(*y);
+                }
+            });
     }
     let mut shape = input.shape.clone();
     shape[1] /= 2;
