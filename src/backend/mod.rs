@@ -14,6 +14,7 @@
 
 pub mod cpu;
 mod layer;
+pub mod wgpu;
 
 use crate::Result;
 
@@ -324,7 +325,7 @@ pub trait Backend: Send + Sync {
 /// Which implementation of [`Backend`] to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
-    /// First available of cuda, wgpu, cpu.
+    /// First available of cuda, wgpu (hardware GPUs only), cpu.
     Auto,
     Cpu,
     Wgpu,
@@ -353,6 +354,7 @@ pub struct BackendStatus {
 
 /// Probe every backend, in `auto` preference order (cuda, wgpu, cpu). Never panics.
 pub fn probe_all() -> Vec<BackendStatus> {
+    let (wgpu_ok, wgpu_detail) = wgpu::status();
     vec![
         BackendStatus {
             backend: "cuda",
@@ -361,8 +363,8 @@ pub fn probe_all() -> Vec<BackendStatus> {
         },
         BackendStatus {
             backend: "wgpu",
-            available: false,
-            detail: "not available yet: the wgpu backend is not part of this build".into(),
+            available: wgpu_ok,
+            detail: wgpu_detail,
         },
         BackendStatus {
             backend: "cpu",
@@ -372,20 +374,19 @@ pub fn probe_all() -> Vec<BackendStatus> {
     ]
 }
 
-/// Resolve `auto` to the first available backend, or explain why the requested one cannot run.
+/// Resolve `auto` (cuda, then wgpu on a hardware GPU, then cpu), or explain why the requested
+/// backend cannot run.
 pub fn resolve(kind: BackendKind) -> Result<BackendKind> {
     let statuses = probe_all();
     let status_of = |name: &str| statuses.iter().find(|s| s.backend == name).cloned();
     match kind {
-        BackendKind::Auto => statuses
-            .iter()
-            .find(|s| s.available)
-            .map(|s| match s.backend {
-                "cuda" => BackendKind::Cuda,
-                "wgpu" => BackendKind::Wgpu,
-                _ => BackendKind::Cpu,
-            })
-            .ok_or_else(|| crate::Error::backend("auto", "no backend is available")),
+        BackendKind::Auto => Ok(if status_of("cuda").is_some_and(|s| s.available) {
+            BackendKind::Cuda
+        } else if wgpu::preferred_by_auto() {
+            BackendKind::Wgpu
+        } else {
+            BackendKind::Cpu
+        }),
         other => {
             let status = status_of(other.name()).expect("every kind is probed");
             if status.available {

@@ -74,6 +74,11 @@ pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
             let model = Model::new(&backend, spec)?;
             Ok(Box::new(Bound { backend, model }))
         }
+        BackendKind::Wgpu => {
+            let backend = crate::backend::wgpu::WgpuBackend::new()?;
+            let model = Model::new(&backend, spec)?;
+            Ok(Box::new(Bound { backend, model }))
+        }
         other => Err(Error::backend(other.name(), "not available in this build")),
     }
 }

@@ -1,0 +1,50 @@
+// Front-end ops after the STFT: bin selection + log, and per-window feature normalisation.
+
+struct Params {
+    rows: u32, width_in: u32, start: u32, width_out: u32,
+    log_kind: u32, eps: f32, frames: u32, mode: u32,
+    norm_eps: f32, batch: u32, _p0: u32, _p1: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// out[row, f] = compress(x[row, start + f])
+@compute @workgroup_size(256)
+fn select_bins_log(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let id = linear_id(wid, nwg, lid);
+    if (id >= p.rows * p.width_out) { return; }
+    let row = id / p.width_out;
+    let f = id % p.width_out;
+    out[id] = compress(x[row * p.width_in + p.start + f], p.log_kind, p.eps);
+}
+
+// One invocation per (window, feature): statistics over the window's frames.
+// mode 0: subtract the mean; mode 1: and divide by sqrt(var + norm_eps).
+@compute @workgroup_size(256)
+fn normalize_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let id = linear_id(wid, nwg, lid);
+    if (id >= p.batch * p.width_in) { return; }
+    let b = id / p.width_in;
+    let f = id % p.width_in;
+    let base = b * p.frames * p.width_in + f;
+    var sum = 0.0;
+    for (var t = 0u; t < p.frames; t++) { sum += x[base + t * p.width_in]; }
+    let mean = sum / f32(p.frames);
+    var inv = 1.0;
+    if (p.mode == 1u) {
+        var ss = 0.0;
+        for (var t = 0u; t < p.frames; t++) {
+            let d = x[base + t * p.width_in] - mean;
+            ss += d * d;
+        }
+        inv = 1.0 / sqrt(ss / f32(p.frames) + p.norm_eps);
+    }
+    for (var t = 0u; t < p.frames; t++) {
+        let i = base + t * p.width_in;
+        out[i] = (x[i] - mean) * inv;
+    }
+}
