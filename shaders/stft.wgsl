@@ -44,7 +44,7 @@ fn magnitude_power(z: vec2<f32>) -> f32 {
 fn stft_radix2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
     let row = linear_group(wid, nwg);       // uniform across the workgroup
-    let active = row < p.batch * p.frames;
+    let in_range = row < p.batch * p.frames;
     let b = min(row / p.frames, p.batch - 1u);
     let t = row % p.frames;
     let start = i32(t * p.hop) - i32(p.pad);
@@ -72,7 +72,7 @@ fn stft_radix2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         }
         workgroupBarrier();
     }
-    if (!active) { return; }
+    if (!in_range) { return; }
     // split: X[k] = E[k] + e^{-2πik/n} O[k]
     for (var k = lid; k <= half; k += WG) {
         let zk = buf[k % half];

@@ -457,17 +457,6 @@ fn fatal_errors_exit_two_with_a_reason() {
             vec![
                 "screen".into(),
                 "--backend".into(),
-                "wgpu".into(),
-                "--model".into(),
-                model.display().to_string(),
-                fixture("tone.wav").display().to_string(),
-            ],
-            "wgpu",
-        ),
-        (
-            vec![
-                "screen".into(),
-                "--backend".into(),
                 "cuda".into(),
                 "--model".into(),
                 model.display().to_string(),
@@ -529,14 +518,19 @@ fn devices_lists_every_backend_with_a_reason() {
         .map(|v| (v["backend"].as_str().unwrap(), v))
         .collect();
     assert_eq!(by_name["cpu"]["available"], true);
-    for gpu in ["wgpu", "cuda"] {
-        assert_eq!(by_name[gpu]["available"], false);
-        assert!(
-            by_name[gpu]["detail"]
-                .as_str()
-                .unwrap()
-                .contains("not available")
-        );
+    assert_eq!(by_name["cuda"]["available"], false);
+    assert!(
+        by_name["cuda"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not available")
+    );
+    // wgpu: an adapter description, or the reason there is none (and a hint to fix it)
+    let wgpu = by_name["wgpu"]["detail"].as_str().unwrap();
+    if by_name["wgpu"]["available"] == true {
+        assert!(wgpu.contains("max storage binding"), "{wgpu}");
+    } else {
+        assert!(wgpu.contains("no ") && wgpu.contains("adapter"), "{wgpu}");
     }
     let text = run(bin().arg("devices"));
     assert!(String::from_utf8_lossy(&text.stdout).contains("cpu   available"));
@@ -580,5 +574,57 @@ fn unreadable_file_gets_an_error_row() {
             e.contains("cannot open") && e.contains("ermission denied"),
             "{e}"
         );
+    }
+}
+
+#[test]
+fn wgpu_backend_gives_the_cpu_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let screen = |backend: &str| {
+        let out = run(bin()
+            .args(["screen", "--segments", "--backend", backend, "--model"])
+            .arg(&model)
+            .arg(fixture("tone.flac"))
+            .arg(fixture("tone.ogg"))
+            .arg(fixture("tone_aac.m4a")));
+        (
+            out.status.code(),
+            rows_by_name(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, wgpu_rows, stderr) = screen("wgpu");
+    if code == Some(2) {
+        let required = std::env::var("DEEPSCREEN_REQUIRE_WGPU").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "DEEPSCREEN_REQUIRE_WGPU=1 but --backend wgpu failed: {stderr}"
+        );
+        assert!(
+            stderr.contains("wgpu"),
+            "the refusal must name the backend: {stderr}"
+        );
+        eprintln!("skipping: {stderr}");
+        return;
+    }
+    let (_, cpu_rows, _) = screen("cpu");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(wgpu_rows.len(), 3);
+    for (name, cpu) in &cpu_rows {
+        let gpu = &wgpu_rows[name];
+        assert_eq!(gpu["backend"], "wgpu");
+        for field in ["score", "max_window_score", "mean_window_score"] {
+            let (a, b) = (cpu[field].as_f64().unwrap(), gpu[field].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-4, "{name} {field}: cpu {a} vs wgpu {b}");
+        }
+        for (s, t) in cpu["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(gpu["segments"].as_array().unwrap())
+        {
+            assert!((s["score"].as_f64().unwrap() - t["score"].as_f64().unwrap()).abs() <= 1e-4);
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use deepscreen::backend::Backend;
 use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::model::{Model, file};
 use safetensors::SafeTensors;
 
@@ -28,20 +29,34 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// CPU must match PyTorch within 1e-4; so must every GPU backend that can start here.
 fn check(case: &str) {
+    check_on(case, &CpuBackend::new());
+    match WgpuBackend::new() {
+        Ok(be) => check_on(case, &be),
+        Err(e) if std::env::var("DEEPSCREEN_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
+            panic!("DEEPSCREEN_REQUIRE_WGPU=1 but wgpu cannot start: {e}")
+        }
+        Err(e) => eprintln!("skipping wgpu golden check: {e}"),
+    }
+}
+
+fn check_on<B: Backend>(case: &str, be: &B) {
+    let case_name = format!("{case} on {}", be.name());
+    let case = case_name.as_str();
+    let file_case = case_name.split(' ').next().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let spec = file::load_path(&dir.join(format!("{case}.safetensors"))).unwrap();
-    let io_bytes = std::fs::read(dir.join(format!("{case}_io.safetensors"))).unwrap();
+    let spec = file::load_path(&dir.join(format!("{file_case}.safetensors"))).unwrap();
+    let io_bytes = std::fs::read(dir.join(format!("{file_case}_io.safetensors"))).unwrap();
     let io = SafeTensors::deserialize(&io_bytes).unwrap();
     let (wshape, windows) = tensor(&io, "windows");
     let (fshape, features_ref) = tensor(&io, "features");
     let (_, outputs_ref) = tensor(&io, "outputs");
     let (_, scores_ref) = tensor(&io, "scores");
 
-    let be = CpuBackend::new();
-    let model = Model::new(&be, spec).unwrap();
+    let model = Model::new(be, spec).unwrap();
     let signal = be.upload(&windows, &wshape).unwrap();
-    let features = model.features(&be, &signal).unwrap();
+    let features = model.features(be, &signal).unwrap();
     let features_host = be.download(&features).unwrap();
     assert_eq!(
         deepscreen::backend::DeviceTensor::shape(&features),
@@ -51,16 +66,14 @@ fn check(case: &str) {
     let d = max_abs_diff(&features_host, &features_ref);
     eprintln!("{case}: max |features - torch| = {d:e}");
     assert!(d <= 1e-4, "{case}: features differ from PyTorch by {d:e}");
-    let outputs = be
-        .download(&model.classify(&be, features).unwrap())
-        .unwrap();
+    let outputs = be.download(&model.classify(be, features).unwrap()).unwrap();
     let d = max_abs_diff(&outputs, &outputs_ref);
     eprintln!("{case}: max |outputs - torch| = {d:e}");
     assert!(
         d <= 1e-4,
         "{case}: classifier outputs differ from PyTorch by {d:e}"
     );
-    let scores = model.scores(&be, &windows, wshape[0]).unwrap();
+    let scores = model.scores(be, &windows, wshape[0]).unwrap();
     let d = max_abs_diff(&scores, &scores_ref);
     eprintln!("{case}: max |scores - torch| = {d:e}");
     assert!(d <= 1e-4, "{case}: scores differ from PyTorch by {d:e}");

@@ -183,10 +183,17 @@ fn pick_adapter(instance: &wgpu::Instance) -> std::result::Result<wgpu::Adapter,
         })
 }
 
-/// Uniform parameters: 32-bit words, padded to a multiple of 16 bytes.
+/// Every kernel's `Params` struct fits in this many bytes; unused trailing words are zero.
+const PARAMS_BYTES: usize = 128;
+
+/// Uniform parameters: 32-bit words, zero-padded to the common uniform size.
 fn words(values: &[u32]) -> Vec<u8> {
     let mut v: Vec<u8> = values.iter().flat_map(|w| w.to_le_bytes()).collect();
-    v.resize(v.len().div_ceil(16) * 16, 0);
+    assert!(
+        v.len() <= PARAMS_BYTES,
+        "kernel parameters exceed {PARAMS_BYTES} bytes"
+    );
+    v.resize(PARAMS_BYTES, 0);
     v
 }
 
