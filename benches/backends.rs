@@ -1,0 +1,171 @@
+//! Backend benchmarks, the same bodies for every backend that starts here (cpu always, wgpu
+//! when an adapter exists): front-end ops, the heaviest classifier ops, and whole forward
+//! passes of the two reference architectures (random weights; speed does not depend on them).
+//!
+//!     cargo bench --bench backends                 # everything
+//!     cargo bench --bench backends -- forward      # one group
+//!
+//! Benchmark ids are `group/op/model/backend`. Throughput is in windows/s; ×real-time =
+//! windows/s × hop seconds (see BENCHMARKS.md). A GPU timing includes the readback of the
+//! result (each iteration ends with a download), as the screening pipeline does.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::wgpu::WgpuBackend;
+use deepscreen::backend::{Activation, Backend, Conv2dParams, LogSpec, Projection};
+use deepscreen::model::{Model, ModelConfig, file, presets};
+use std::time::Duration;
+
+/// Same allocator as the binary (see src/main.rs), so the figures match what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Windows per batch: 16 keeps the music CNN's largest activation (82 MiB) under the 128 MiB
+/// storage-binding limit of common adapters (lavapipe included).
+const BATCH: usize = 16;
+
+fn signal(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i as f32 * 0.0137).sin() + (i as f32 * 0.291).sin()) * 0.3)
+        .collect()
+}
+
+fn bind<B: Backend>(be: &B, config: &ModelConfig) -> Model<B> {
+    let tensors = file::random_tensors(config, 1).unwrap();
+    let spec = file::load_bytes(&file::to_bytes(config, &tensors).unwrap(), "bench").unwrap();
+    Model::new(be, spec).unwrap()
+}
+
+/// Run `f` and wait for the device: downloading the (small) result forces completion.
+fn sync<B: Backend>(be: &B, t: B::Tensor) {
+    let _ = be.download(&t).unwrap();
+}
+
+fn frontend<B: Backend>(c: &mut Criterion, be: &B) {
+    let mut g = c.benchmark_group("frontend");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
+        let model = bind(be, &config);
+        let id = |op: &str| BenchmarkId::new(op, format!("{}/{}", config.id, be.name()));
+        let len = model.spec.window_samples;
+        let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
+        let fe = &model.spec.frontend;
+        let window = be.upload(&fe.window.data, &fe.window.shape).unwrap();
+        g.bench_function(id("stft_power"), |b| {
+            b.iter(|| sync(be, be.stft_power(&x, &window, &fe.stft).unwrap()))
+        });
+        let power = be.stft_power(&x, &window, &fe.stft).unwrap();
+        let log = LogSpec::Ln { eps: 1e-6 };
+        let matrix = match &fe.projection {
+            Projection::Matrix(m) => Some(be.upload(&m.data, &m.shape).unwrap()),
+            Projection::Bins { .. } => None,
+        };
+        let projection = || match (&fe.projection, &matrix) {
+            (Projection::Bins { start, end }, _) => Projection::Bins {
+                start: *start,
+                end: *end,
+            },
+            (_, Some(m)) => Projection::Matrix(m),
+            _ => unreachable!("a matrix projection was uploaded"),
+        };
+        g.bench_function(id("filterbank_log"), |b| {
+            b.iter(|| sync(be, be.filterbank_log(&power, projection(), log).unwrap()))
+        });
+        g.bench_function(id("features"), |b| {
+            b.iter(|| sync(be, model.features(be, &x).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
+    let mut g = c.benchmark_group("classifier");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    // LCNN first layer on 401 frames × 40 cepstra, and a 3×3 16→32 layer of the music CNN.
+    for (name, [c_in, h, w], [c_out, k]) in [
+        ("conv5x5_1to32_401x40", [1, 401, 40], [32, 5]),
+        ("conv3x3_16to32_107x186", [16, 107, 186], [32, 3]),
+    ] {
+        let x = be
+            .upload(&signal(BATCH * c_in * h * w), &[BATCH, c_in, h, w])
+            .unwrap();
+        let wt = be
+            .upload(&signal(c_out * c_in * k * k), &[c_out, c_in, k, k])
+            .unwrap();
+        let bias = be.upload(&vec![0.1; c_out], &[c_out]).unwrap();
+        let p = Conv2dParams {
+            stride: [1, 1],
+            padding: [k / 2, k / 2],
+        };
+        g.bench_function(BenchmarkId::new(name, be.name()), |b| {
+            b.iter(|| {
+                sync(
+                    be,
+                    be.conv2d(&x, &wt, Some(&bias), &p, Activation::Relu)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
+        let model = bind(be, &config);
+        let len = model.spec.window_samples;
+        let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
+        let features = model.features(be, &x).unwrap();
+        let shape = deepscreen::backend::DeviceTensor::shape(&features).to_vec();
+        let host = be.download(&features).unwrap();
+        // includes re-uploading the features (the classifier consumes its input tensor)
+        g.bench_function(
+            BenchmarkId::new("classify", format!("{}/{}", config.id, be.name())),
+            |b| {
+                b.iter(|| {
+                    sync(
+                        be,
+                        model
+                            .classify(be, be.upload(&host, &shape).unwrap())
+                            .unwrap(),
+                    )
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn forward<B: Backend>(c: &mut Criterion, be: &B) {
+    let mut g = c.benchmark_group("forward");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
+        let model = bind(be, &config);
+        let windows = signal(BATCH * model.spec.window_samples);
+        g.bench_function(
+            BenchmarkId::new("scores", format!("{}/{}", config.id, be.name())),
+            |b| b.iter(|| model.scores(be, &windows, BATCH).unwrap()),
+        );
+    }
+    g.finish();
+}
+
+fn all<B: Backend>(c: &mut Criterion, be: &B) {
+    frontend(c, be);
+    classifier(c, be);
+    forward(c, be);
+}
+
+fn backends(c: &mut Criterion) {
+    all(c, &CpuBackend::new());
+    match WgpuBackend::new() {
+        Ok(be) => {
+            eprintln!("wgpu adapter: {}", be.adapter_name());
+            all(c, &be)
+        }
+        Err(e) => eprintln!("wgpu benches skipped: {e}"),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    targets = backends
+}
+criterion_main!(benches);
