@@ -534,6 +534,62 @@ fn stft_rejects_a_too_short_signal<B: Backend>(be: &B, _tol: f64) {
     );
 }
 
+/// Long inputs: more workgroups than one dispatch dimension allows (65,535), so GPU kernels
+/// fold their grid into two dimensions. Compared with the CPU backend.
+fn long_inputs_match_the_cpu_backend<B: Backend>(be: &B, tol: f64) {
+    let cpu = CpuBackend::new();
+    let mut r = rng(10);
+    // 70,000 frames of a 16-point STFT (one workgroup per frame on GPUs)
+    let (n_fft, hop, len) = (16, 4, 280_012);
+    let signal = random_vec(&mut r, len, -1.0, 1.0);
+    let window = random_vec(&mut r, n_fft, 0.0, 1.0);
+    let p = StftParams {
+        n_fft,
+        hop,
+        center: false,
+        power: 2.0,
+    };
+    let got = be
+        .download(
+            &be.stft_power(
+                &be.upload(&signal, &[1, len]).unwrap(),
+                &be.upload(&window, &[n_fft]).unwrap(),
+                &p,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let want = cpu
+        .download(
+            &cpu.stft_power(
+                &cpu.upload(&signal, &[1, len]).unwrap(),
+                &cpu.upload(&window, &[n_fft]).unwrap(),
+                &p,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    assert_close(&got, &to_f64(&want), tol, "long stft");
+    // 17 M elements through an elementwise kernel (over 65,535 × 256 invocations)
+    let n = 17_000_000;
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i % 2001) as f32 - 1000.0) * 0.01)
+        .collect();
+    let got = be
+        .download(
+            &be.sigmoid(&be.upload(&x, &[n, 1]).unwrap(), 0.7, 0.1)
+                .unwrap(),
+        )
+        .unwrap();
+    let want = cpu
+        .download(
+            &cpu.sigmoid(&cpu.upload(&x, &[n, 1]).unwrap(), 0.7, 0.1)
+                .unwrap(),
+        )
+        .unwrap();
+    assert_close(&got, &to_f64(&want), tol, "long sigmoid");
+}
+
 /// The backend under test, or `None` (skip, reason printed) when it cannot start here and the
 /// environment does not require it.
 fn require<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
@@ -576,6 +632,7 @@ macro_rules! backend_suite {
             case!(max_pool_matches_reference);
             case!(mfm_and_global_pool_match_reference);
             case!(linear_sigmoid_softmax_match_reference);
+            case!(long_inputs_match_the_cpu_backend);
         }
     };
 }

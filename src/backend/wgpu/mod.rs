@@ -96,6 +96,8 @@ pub struct WgpuBackend {
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Bound where a kernel's optional input (e.g. bias) is absent.
     dummy: wgpu::Buffer,
+    /// Persistent staging buffer for readback, grown to the largest download so far.
+    readback: Mutex<Option<wgpu::Buffer>>,
     device_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -307,6 +309,7 @@ impl WgpuBackend {
             pipelines,
             encoder: Mutex::new(None),
             dummy,
+            readback: Mutex::new(None),
             device_error,
         };
         backend.check_device()?;
@@ -502,12 +505,16 @@ impl Backend for WgpuBackend {
     fn download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
         let n = tensor.len();
         let bytes = (n * 4) as u64;
-        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut staging = self.readback.lock().unwrap_or_else(|p| p.into_inner());
+        if staging.as_ref().is_none_or(|b| b.size() < bytes) {
+            *staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes.max(256).next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let readback = staging.as_ref().expect("created above");
         let encoder = self
             .encoder
             .lock()
@@ -520,7 +527,7 @@ impl Backend for WgpuBackend {
                 })
         });
         if n > 0 {
-            encoder.copy_buffer_to_buffer(tensor.buffer.buffer(), 0, &readback, 0, bytes);
+            encoder.copy_buffer_to_buffer(tensor.buffer.buffer(), 0, readback, 0, bytes);
         }
         self.queue.submit([encoder.finish()]);
         if n == 0 {
@@ -528,7 +535,7 @@ impl Backend for WgpuBackend {
             return Ok(Vec::new());
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        readback.map_async(wgpu::MapMode::Read, .., move |r| {
+        readback.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
             let _ = tx.send(r);
         });
         self.device
