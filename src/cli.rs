@@ -10,9 +10,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use deepscreen::backend::{self, BackendKind};
 use deepscreen::model;
-use deepscreen::screen::inputs::{self, Input};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use deepscreen::screen::inputs;
 use deepscreen::screen::pipeline::{self, ScreenOptions};
 use deepscreen::screen::report::{Format, ReportWriter};
+use deepscreen::screen::shard::Shard;
+use deepscreen::screen::{journal, merge};
 
 /// Exit code: every file was screened.
 pub const EXIT_OK: u8 = 0;
@@ -52,6 +58,8 @@ pub enum Command {
     /// Score audio files and write one row per file (JSON Lines or CSV).
     #[command(after_long_help = SCREEN_EXAMPLES)]
     Screen(ScreenArgs),
+    /// Combine shard reports into one, checking for duplicate rows and (with --expect) gaps.
+    Merge(MergeArgs),
     /// List the compute backends, whether each can run here, and why not.
     Devices {
         /// Print JSON instead of a table.
@@ -125,6 +133,41 @@ pub struct ScreenArgs {
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Continue an interrupted run: keep the rows already in -o FILE (a torn last row is cut),
+    /// skip their inputs, append the rest.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Screen only shard I of N (0-based): inputs whose path hashes to I mod N. Defaults to the
+    /// Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or the Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX with DEEPSCREEN_SHARD_COUNT) when those are set.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+
+    /// Write rows in input order instead of completion order.
+    #[arg(long)]
+    pub ordered: bool,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Reports to combine (all JSON Lines, or all CSV).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+
+    /// Write the merged report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Format of the reports [default: csv if every file ends in .csv, else jsonl].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// The catalog's path list (one per line, as given to --files-from): report inputs with
+    /// no row.
+    #[arg(long, value_name = "LIST")]
+    pub expect: Option<PathBuf>,
 }
 
 fn parse_probability(s: &str) -> Result<f32, String> {
@@ -139,6 +182,7 @@ fn parse_probability(s: &str) -> Result<f32, String> {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => screen(args),
+        Command::Merge(args) => merge(args),
         Command::Devices { json } => devices(json).map(|_| EXIT_OK),
     };
     match result {
@@ -185,40 +229,75 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
              see README \"Quick start\" for a demo model)"
         );
     };
+    if args.paths.is_empty() && args.files_from.is_none() {
+        bail!("nothing to screen: give files or directories, or --files-from FILE|-");
+    }
+    if args.resume && args.output.is_none() {
+        bail!("--resume needs -o FILE: the report to continue");
+    }
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => Shard::from_env()?,
+    };
     let spec = model::resolve(model_arg)?;
     let threshold = args.threshold.unwrap_or(spec.config.threshold);
     let scorer = model::bind(args.backend, spec)?;
 
-    let mut paths = args.paths.clone();
-    if let Some(list) = &args.files_from {
-        inputs::read_list(list, &mut paths)?;
+    // The report: replaced, or (--resume) repaired and appended to.
+    let mut done = HashSet::new();
+    let mut writer = match &args.output {
+        Some(path) => {
+            let mut header = true;
+            if args.resume {
+                let resumed = journal::resume(path, args.format)?;
+                if resumed.repaired_bytes > 0 {
+                    eprintln!(
+                        "deepscreen: {}: cut a torn last row ({} bytes) left by an interrupted run",
+                        path.display(),
+                        resumed.repaired_bytes
+                    );
+                }
+                header = !resumed.has_content;
+                done = resumed.done;
+            }
+            let file = journal::DurableFile::open(path, args.resume)
+                .with_context(|| format!("cannot create output file {}", path.display()))?;
+            ReportWriter::new(Box::new(std::io::BufWriter::new(file)), args.format, header)
+        }
+        None => ReportWriter::new(
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            args.format,
+            true,
+        ),
     }
-    if paths.is_empty() {
-        bail!("nothing to screen: give files or directories, or --files-from FILE|-");
-    }
-    let mut found: Vec<Input> = Vec::new();
-    inputs::expand(&paths, &mut found);
-    if found.is_empty() {
-        bail!("nothing to screen: no audio files found in the given paths");
-    }
+    .context("cannot write the report")?;
 
-    let sink: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create output file {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    let mut writer = ReportWriter::new(sink, args.format).context("cannot write the report")?;
+    // Inputs stream through the shard and resume filters; counts say what was skipped.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let skipped_done = Arc::new(AtomicUsize::new(0));
+    let (seen_c, skipped_c) = (seen.clone(), skipped_done.clone());
+    let inputs: inputs::Inputs = Box::new(
+        inputs::stream(args.paths.clone(), args.files_from.as_deref())?
+            .inspect(move |_| {
+                seen_c.fetch_add(1, Ordering::Relaxed);
+            })
+            .filter(move |input| shard.is_none_or(|s| s.contains(input.path())))
+            .filter(move |input| {
+                let finished = done.contains(input.path().to_string_lossy().as_ref());
+                if finished {
+                    skipped_c.fetch_add(1, Ordering::Relaxed);
+                }
+                !finished
+            }),
+    );
 
     let progress = if !args.no_progress && std::io::stderr().is_terminal() {
-        let bar =
-            ProgressBar::with_draw_target(Some(found.len() as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}  {msg}",
+                "{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar
     } else {
@@ -229,13 +308,14 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         decoders: threads,
         threshold,
         segments: args.segments,
+        ordered: args.ordered,
     };
     let report_name = args
         .output
         .clone()
         .unwrap_or_else(|| "<standard output>".into());
     let mut failed = 0usize;
-    let summary = pipeline::run(&found, scorer.as_ref(), &opts, &mut |row| {
+    let summary = pipeline::run(inputs, scorer.as_ref(), &opts, &mut |row| {
         if row.error.is_some() {
             failed += 1;
             progress.set_message(format!("{failed} failed"));
@@ -247,9 +327,27 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         })
     })?;
     progress.finish_and_clear();
+    let seen = seen.load(Ordering::Relaxed);
+    if seen == 0 {
+        bail!("nothing to screen: no audio files found in the given paths");
+    }
+    let mut notes = Vec::new();
+    if let Some(s) = shard {
+        notes.push(format!(
+            "shard {s}: {} of {seen} inputs",
+            summary.files + skipped_done.load(Ordering::Relaxed)
+        ));
+    }
+    let skipped = skipped_done.load(Ordering::Relaxed);
+    if skipped > 0 {
+        notes.push(format!("{skipped} already in the report, skipped"));
+    }
+    if let Some(mib) = peak_rss_mib() {
+        notes.push(format!("peak RSS {mib} MiB"));
+    }
     eprintln!(
         "deepscreen: {} files screened ({} failed, {} flagged synthetic at threshold {threshold}), \
-         {} of audio in {} = {:.0}x real time, model {}, backend {}",
+         {} of audio in {} = {:.0}x real time, model {}, backend {}{}",
         summary.files,
         summary.failed,
         summary.flagged,
@@ -258,12 +356,69 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         summary.realtime_factor(),
         scorer.spec().config.id,
         scorer.backend_name(),
+        notes.iter().map(|n| format!("; {n}")).collect::<String>(),
     );
     Ok(if summary.failed > 0 {
         EXIT_SOME_FAILED
     } else {
         EXIT_OK
     })
+}
+
+/// Peak resident memory of this process (Linux: VmHWM), for the summary line.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<u8> {
+    let format = args.format.unwrap_or_else(|| {
+        if args
+            .reports
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+        {
+            Format::Csv
+        } else {
+            Format::Jsonl
+        }
+    });
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let report = merge::merge(&args.reports, format, &mut out, args.expect.as_deref())?;
+    drop(out);
+    for p in report.duplicates.iter().take(20) {
+        eprintln!("deepscreen: duplicate row for {p} (kept the first)");
+    }
+    for p in report.missing.iter().take(20) {
+        eprintln!("deepscreen: no row for {p}");
+    }
+    eprintln!(
+        "deepscreen: merged {} reports: {} rows, {} duplicates, {} missing{}",
+        args.reports.len(),
+        report.rows,
+        report.duplicates.len(),
+        report.missing.len(),
+        if args.expect.is_none() {
+            " (pass --expect LIST to check for gaps)"
+        } else {
+            ""
+        }
+    );
+    Ok(
+        if report.duplicates.is_empty() && report.missing.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_SOME_FAILED
+        },
+    )
 }
 
 /// "42.0 s", "12.5 min", "3.20 h".

@@ -352,6 +352,8 @@ pub struct BackendStatus {
     pub detail: String,
 }
 
+const CUDA_UNAVAILABLE: &str = "not available yet: the CUDA backend is not part of this build";
+
 /// Probe every backend, in `auto` preference order (cuda, wgpu, cpu). Never panics.
 pub fn probe_all() -> Vec<BackendStatus> {
     let (wgpu_ok, wgpu_detail) = wgpu::status();
@@ -359,7 +361,7 @@ pub fn probe_all() -> Vec<BackendStatus> {
         BackendStatus {
             backend: "cuda",
             available: false,
-            detail: "not available yet: the CUDA backend is not part of this build".into(),
+            detail: CUDA_UNAVAILABLE.into(),
         },
         BackendStatus {
             backend: "wgpu",
@@ -377,23 +379,19 @@ pub fn probe_all() -> Vec<BackendStatus> {
 /// Resolve `auto` (cuda, then wgpu on a hardware GPU, then cpu), or explain why the requested
 /// backend cannot run.
 pub fn resolve(kind: BackendKind) -> Result<BackendKind> {
-    let statuses = probe_all();
-    let status_of = |name: &str| statuses.iter().find(|s| s.backend == name).cloned();
+    // Probe only what is asked for: starting a GPU API can be slow and chatty.
+    let unavailable = |name: &'static str, detail: String| Err(crate::Error::backend(name, detail));
     match kind {
-        BackendKind::Auto => Ok(if status_of("cuda").is_some_and(|s| s.available) {
-            BackendKind::Cuda
-        } else if wgpu::preferred_by_auto() {
+        BackendKind::Cpu => Ok(BackendKind::Cpu),
+        BackendKind::Cuda => unavailable("cuda", CUDA_UNAVAILABLE.into()),
+        BackendKind::Wgpu => match wgpu::status() {
+            (true, _) => Ok(BackendKind::Wgpu),
+            (false, reason) => unavailable("wgpu", reason),
+        },
+        BackendKind::Auto => Ok(if wgpu::preferred_by_auto() {
             BackendKind::Wgpu
         } else {
             BackendKind::Cpu
         }),
-        other => {
-            let status = status_of(other.name()).expect("every kind is probed");
-            if status.available {
-                Ok(other)
-            } else {
-                Err(crate::Error::backend(other.name(), status.detail))
-            }
-        }
     }
 }

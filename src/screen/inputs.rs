@@ -38,73 +38,108 @@ pub fn has_audio_extension(path: &Path) -> bool {
         .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
 }
 
-/// Expand `paths` (files, or directories walked recursively, following symlinks safely).
-pub fn expand(paths: &[PathBuf], out: &mut Vec<Input>) {
-    for path in paths {
-        if !path.is_dir() {
-            out.push(Input::File(path.clone()));
-            continue;
-        }
-        let before = out.len();
-        let walk = walkdir::WalkDir::new(path)
-            .follow_links(true)
-            .sort_by_file_name();
-        for entry in walk {
-            match entry {
-                Ok(e) if e.file_type().is_file() && has_audio_extension(e.path()) => {
-                    out.push(Input::File(e.into_path()))
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let at = e.path().unwrap_or(path).to_path_buf();
-                    let error = match e.loop_ancestor() {
-                        Some(a) => {
-                            format!("symbolic link loop back to {}; not followed", a.display())
+/// A stream of inputs; nothing is listed ahead of need, so a manifest of millions of paths or
+/// a huge directory tree costs memory for one entry at a time.
+pub type Inputs = Box<dyn Iterator<Item = Input> + Send>;
+
+/// Inputs from command-line paths, then from `--files-from` (one path per line, `-` = stdin).
+/// Directories (on the command line or in the list) are walked recursively by extension.
+pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
+    let listed: Inputs = match files_from {
+        None => Box::new(std::iter::empty()),
+        Some(source) => {
+            let reader: Box<dyn BufRead + Send> = if source == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                let file = std::fs::File::open(source).map_err(|e| Error::Io {
+                    path: source.into(),
+                    source: e,
+                })?;
+                Box::new(std::io::BufReader::new(file))
+            };
+            let source = PathBuf::from(source);
+            Box::new(reader.split(b'\n').flat_map(move |line| -> Inputs {
+                match line {
+                    Ok(mut line) => {
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
                         }
-                        None => match e.io_error() {
-                            Some(io) => format!("cannot list: {io}"),
-                            None => format!("cannot list: {e}"),
-                        },
-                    };
-                    out.push(Input::Broken { path: at, error });
+                        if line.is_empty() {
+                            Box::new(std::iter::empty())
+                        } else {
+                            expand_one(path_from_bytes(line))
+                        }
+                    }
+                    Err(e) => Box::new(std::iter::once(Input::Broken {
+                        path: source.clone(),
+                        error: format!("cannot read the list: {e}"),
+                    })),
                 }
-            }
+            }))
         }
-        if out.len() == before {
+    };
+    Ok(Box::new(
+        paths.into_iter().flat_map(expand_one).chain(listed),
+    ))
+}
+
+/// One path: a file as it is, a directory walked (symlinks followed safely, sorted by name).
+fn expand_one(path: PathBuf) -> Inputs {
+    if !path.is_dir() {
+        return Box::new(std::iter::once(Input::File(path)));
+    }
+    let walk = walkdir::WalkDir::new(&path)
+        .follow_links(true)
+        .sort_by_file_name();
+    let root = path.clone();
+    let entries = walk.into_iter().filter_map(move |entry| match entry {
+        Ok(e) if e.file_type().is_file() && has_audio_extension(e.path()) => {
+            Some(Input::File(e.into_path()))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            let at = e.path().unwrap_or(&root).to_path_buf();
+            let error = match e.loop_ancestor() {
+                Some(a) => format!("symbolic link loop back to {}; not followed", a.display()),
+                None => match e.io_error() {
+                    Some(io) => format!("cannot list: {io}"),
+                    None => format!("cannot list: {e}"),
+                },
+            };
+            Some(Input::Broken { path: at, error })
+        }
+    });
+    Box::new(WarnIfEmpty {
+        inner: Box::new(entries),
+        dir: path,
+        found: false,
+    })
+}
+
+/// Passes a directory's inputs through and, if there were none, says so once (a wrong path
+/// is the usual cause).
+struct WarnIfEmpty {
+    inner: Inputs,
+    dir: PathBuf,
+    found: bool,
+}
+
+impl Iterator for WarnIfEmpty {
+    type Item = Input;
+    fn next(&mut self) -> Option<Input> {
+        let next = self.inner.next();
+        if next.is_some() {
+            self.found = true;
+        } else if !self.found {
+            self.found = true;
             eprintln!(
                 "deepscreen: warning: no audio files under {} (extensions: {})",
-                path.display(),
+                self.dir.display(),
                 AUDIO_EXTENSIONS.join(" ")
             );
         }
+        next
     }
-}
-
-/// Read one path per line from `source` (`-` = standard input). Empty lines are skipped;
-/// bytes are taken as they are, so non-UTF-8 names survive.
-pub fn read_list(source: &str, out: &mut Vec<PathBuf>) -> Result<()> {
-    let reader: Box<dyn BufRead> = if source == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(source).map_err(|e| Error::Io {
-            path: source.into(),
-            source: e,
-        })?;
-        Box::new(std::io::BufReader::new(file))
-    };
-    for line in reader.split(b'\n') {
-        let mut line = line.map_err(|e| Error::Io {
-            path: source.into(),
-            source: e,
-        })?;
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        if !line.is_empty() {
-            out.push(path_from_bytes(line));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(unix)]

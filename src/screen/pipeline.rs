@@ -1,13 +1,15 @@
-//! The screening pipeline: decode workers stream windows through a bounded channel to the
-//! scoring loop, which batches windows across files, runs the backend, and turns finished
-//! files into rows (in completion order).
+//! The screening pipeline: decode workers pull inputs from a shared stream and send windows
+//! through a bounded channel (back-pressure) to the scoring loop, which batches windows across
+//! files, runs the backend, and turns finished files into rows (in completion order, or in
+//! input order with `ordered`). A partial batch is flushed when no window has arrived for
+//! `FLUSH_AFTER`, so a slow decoder never holds finished files back.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use super::inputs::Input;
+use super::inputs::{Input, Inputs};
 use super::report::{BONA_FIDE, Row, SYNTHETIC, Segment};
 use crate::Result;
 use crate::audio::{AudioSummary, Window, read_windows};
@@ -24,7 +26,12 @@ pub struct ScreenOptions {
     pub threshold: f32,
     /// Include per-window scores in each row.
     pub segments: bool,
+    /// Write rows in input order (held back until earlier inputs finish).
+    pub ordered: bool,
 }
+
+/// Longest a partial batch waits for more windows before it is scored anyway.
+const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -49,6 +56,7 @@ enum Msg {
     },
     Done {
         file: usize,
+        path: String,
         result: std::result::Result<AudioSummary, String>,
     },
 }
@@ -63,12 +71,13 @@ struct FileState {
     segments: Vec<(u64, u64, f32)>,
     summary: Option<AudioSummary>,
     error: Option<String>,
+    path: String,
     done: bool,
 }
 
-/// Screen `inputs`, calling `on_row` once per input (in completion order).
+/// Screen `inputs`, calling `on_row` once per input.
 pub fn run(
-    inputs: &[Input],
+    inputs: Inputs,
     scorer: &dyn Scorer,
     opts: &ScreenOptions,
     on_row: &mut dyn FnMut(Row) -> Result<()>,
@@ -76,41 +85,46 @@ pub fn run(
     let started = Instant::now();
     let batch = opts.batch.max(1);
     let (tx, rx) = sync_channel::<Msg>(batch * 2);
-    let next = AtomicUsize::new(0);
+    // Workers take (index, input) pairs from here; indices follow input order.
+    let source = Mutex::new(inputs.enumerate());
     std::thread::scope(|scope| {
         for _ in 0..opts.decoders.max(1) {
             let tx = tx.clone();
-            let next = &next;
-            scope.spawn(move || decode_worker(inputs, scorer, next, tx));
+            let source = &source;
+            scope.spawn(move || decode_worker(source, scorer, tx));
         }
         drop(tx);
         let mut agg = Aggregator {
-            inputs,
             scorer,
             opts,
             on_row,
             files: HashMap::new(),
             batch_samples: Vec::with_capacity(batch * scorer.spec().window_samples),
             batch_meta: Vec::with_capacity(batch),
+            held: BTreeMap::new(),
+            next_out: 0,
             summary: Summary::default(),
         };
         let result = agg.consume(rx, batch);
-        // On a fatal error (the report cannot be written) stop the workers: once the receiver
-        // is gone their sends fail and they finish.
+        // On a fatal error (the report cannot be written) the receiver is gone: the workers'
+        // sends fail and they finish.
         let mut summary = agg.summary;
         summary.elapsed = started.elapsed();
         result.map(|_| summary)
     })
 }
 
-fn decode_worker(inputs: &[Input], scorer: &dyn Scorer, next: &AtomicUsize, tx: SyncSender<Msg>) {
+type Source = Mutex<std::iter::Enumerate<Inputs>>;
+
+fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
     let spec = scorer.spec();
     loop {
-        let file = next.fetch_add(1, Ordering::Relaxed);
-        let Some(input) = inputs.get(file) else {
+        let next = source.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let Some((file, input)) = next else {
             return;
         };
-        let result = match input {
+        let path = input.path().to_string_lossy().into_owned();
+        let result = match &input {
             Input::Broken { error, .. } => Err(error.clone()),
             Input::File(path) => {
                 let mut send = |window: Window| {
@@ -132,26 +146,43 @@ fn decode_worker(inputs: &[Input], scorer: &dyn Scorer, next: &AtomicUsize, tx: 
                 .map_err(|e| e.to_string())
             }
         };
-        if tx.send(Msg::Done { file, result }).is_err() {
+        if tx.send(Msg::Done { file, path, result }).is_err() {
             return;
         }
     }
 }
 
 struct Aggregator<'a> {
-    inputs: &'a [Input],
     scorer: &'a dyn Scorer,
     opts: &'a ScreenOptions,
     on_row: &'a mut dyn FnMut(Row) -> Result<()>,
     files: HashMap<usize, FileState>,
     batch_samples: Vec<f32>,
     batch_meta: Vec<(usize, u64, u64)>,
+    /// With `ordered`: finished rows waiting for earlier inputs, and the next index to write.
+    held: BTreeMap<usize, Row>,
+    next_out: usize,
     summary: Summary,
 }
 
 impl Aggregator<'_> {
     fn consume(&mut self, rx: Receiver<Msg>, batch: usize) -> Result<()> {
-        for msg in rx {
+        loop {
+            let msg = if self.batch_meta.is_empty() {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            } else {
+                match rx.recv_timeout(FLUSH_AFTER) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.run_batch()?;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
             match msg {
                 Msg::Window { file, window } => {
                     self.files.entry(file).or_default().sent += 1;
@@ -161,9 +192,10 @@ impl Aggregator<'_> {
                         self.run_batch()?;
                     }
                 }
-                Msg::Done { file, result } => {
+                Msg::Done { file, path, result } => {
                     let state = self.files.entry(file).or_default();
                     state.done = true;
+                    state.path = path;
                     match result {
                         Ok(summary) => state.summary = Some(summary),
                         Err(e) => state.error = Some(e),
@@ -239,7 +271,7 @@ impl Aggregator<'_> {
             return Ok(());
         }
         let state = self.files.remove(&file).expect("checked above");
-        let row = self.make_row(file, state);
+        let row = self.make_row(state);
         self.summary.files += 1;
         if row.error.is_some() {
             self.summary.failed += 1;
@@ -249,13 +281,21 @@ impl Aggregator<'_> {
                 self.summary.flagged += 1;
             }
         }
-        (self.on_row)(row)
+        if !self.opts.ordered {
+            return (self.on_row)(row);
+        }
+        self.held.insert(file, row);
+        while let Some(row) = self.held.remove(&self.next_out) {
+            self.next_out += 1;
+            (self.on_row)(row)?;
+        }
+        Ok(())
     }
 
-    fn make_row(&self, file: usize, state: FileState) -> Row {
+    fn make_row(&self, state: FileState) -> Row {
         let spec = self.scorer.spec();
         let mut row = Row {
-            path: self.inputs[file].path().to_string_lossy().into_owned(),
+            path: state.path,
             score: None,
             verdict: None,
             max_window_score: None,

@@ -79,13 +79,16 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 impl ReportWriter {
-    pub fn new(out: Box<dyn Write + Send>, format: Format) -> std::io::Result<Self> {
+    /// `header`: write the CSV header (not when appending to an existing report).
+    pub fn new(out: Box<dyn Write + Send>, format: Format, header: bool) -> std::io::Result<Self> {
         Ok(match format {
             Format::Jsonl => ReportWriter::Jsonl(out),
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(CSV_HEADER)?;
-                w.flush()?;
+                if header {
+                    w.write_record(CSV_HEADER)?;
+                    w.flush()?;
+                }
                 ReportWriter::Csv(Box::new(w))
             }
         })

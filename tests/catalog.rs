@@ -1,0 +1,445 @@
+//! Catalog-scale behaviour: resume after SIGKILL (torn line repaired, no duplicate, no lost
+//! row), shard partition and merge, scheduler environment defaults, input order, and memory
+//! that does not grow with file length.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deepscreen::model::{ModelConfig, file};
+use deepscreen::screen::shard::Shard;
+use serde_json::{Value, json};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deepscreen"));
+    c.stdin(Stdio::null());
+    c
+}
+
+fn write_model(dir: &Path) -> PathBuf {
+    let config: ModelConfig = serde_json::from_value(json!({
+        "format": "deepscreen-model", "version": 1, "id": "catalog-test",
+        "sample_rate": 16000,
+        "window": {"seconds": 1.0, "hop_seconds": 0.5},
+        "frontend": {"n_fft": 256, "hop_length": 128, "filterbank": {"kind": "mel", "n_filters": 32},
+                     "log": {"kind": "ln"}, "normalize": "mean"},
+        "layers": [
+            {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "activation": "relu"},
+            {"type": "max_pool2d", "kernel": [2, 2]},
+            {"type": "global_avg_pool"},
+            {"type": "linear", "name": "fc", "out_features": 1}
+        ],
+        "output": {"kind": "logit"}
+    }))
+    .unwrap();
+    let path = dir.join("model.safetensors");
+    std::fs::write(
+        &path,
+        file::to_bytes(&config, &file::random_tensors(&config, 5).unwrap()).unwrap(),
+    )
+    .unwrap();
+    path
+}
+
+fn write_wav(path: &Path, seconds: f32, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 16000.0) as usize {
+        let v = 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / 16000.0).sin();
+        w.write_sample((v * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// `n` WAV files of a few seconds each (different tones), plus one broken file.
+fn catalog(dir: &Path, n: usize, seconds: f32) -> PathBuf {
+    let cat = dir.join("catalog");
+    std::fs::create_dir_all(&cat).unwrap();
+    for i in 0..n {
+        write_wav(
+            &cat.join(format!("track{i:03}.wav")),
+            seconds,
+            200.0 + 37.0 * i as f32,
+        );
+    }
+    std::fs::write(cat.join("broken.wav"), b"not audio").unwrap();
+    cat
+}
+
+fn rows(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+fn by_path(rows: &[Value]) -> BTreeMap<String, Value> {
+    let mut map = BTreeMap::new();
+    for r in rows {
+        let p = r["path"].as_str().unwrap().to_string();
+        assert!(
+            map.insert(p.clone(), r.clone()).is_none(),
+            "duplicate row for {p}"
+        );
+    }
+    map
+}
+
+/// Rows equal field by field (scores within 1e-6: batches differ between runs).
+fn assert_same_rows(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (path, ra) in a {
+        let rb = &b[path];
+        for (k, va) in ra.as_object().unwrap() {
+            let vb = &rb[k];
+            match (va.as_f64(), vb.as_f64()) {
+                (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-6, "{path} {k}: {x} vs {y}"),
+                _ => assert_eq!(va, vb, "{path} {k}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn resume_after_sigkill_equals_a_clean_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 60, 8.0);
+    let clean = tmp.path().join("clean.jsonl");
+    let status = bin()
+        .args(["screen", "--no-progress", "-o"])
+        .arg(&clean)
+        .arg("--model")
+        .arg(&model)
+        .arg(&cat)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "the broken file fails");
+    let clean_rows = by_path(&rows(&clean));
+    assert_eq!(clean_rows.len(), 61);
+
+    // Kill a slow run (one thread, one window per batch) once it has written a few rows.
+    let out = tmp.path().join("killed.jsonl");
+    let mut child = bin()
+        .args([
+            "screen",
+            "--no-progress",
+            "--threads",
+            "1",
+            "--batch",
+            "1",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .arg(&cat)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(&out)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if lines >= 5 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = std::fs::read_to_string(&out).unwrap();
+    let written = partial.lines().count();
+    assert!(
+        (5..41).contains(&written),
+        "killed after {written} rows: the run was too fast to interrupt"
+    );
+    // As if the kill had landed in the middle of a row:
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .unwrap()
+        .write_all(b"{\"path\":\"/half/a/row")
+        .unwrap();
+
+    let resumed = bin()
+        .args(["screen", "--no-progress", "--resume", "-o"])
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .arg(&cat)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    // exit status covers this run's inputs: 1 only if the broken file was still to do
+    assert!(matches!(resumed.status.code(), Some(0 | 1)), "{stderr}");
+    assert!(stderr.contains("cut a torn last row"), "{stderr}");
+    assert!(
+        stderr.contains("already in the report, skipped"),
+        "{stderr}"
+    );
+    let all = rows(&out);
+    assert_eq!(all.len(), 61, "no row lost, none duplicated");
+    assert_eq!(all.iter().filter(|r| r["error"].is_string()).count(), 1);
+    assert_same_rows(&by_path(&all), &clean_rows);
+
+    // Resuming a finished report does nothing more.
+    let again = bin()
+        .args(["screen", "--no-progress", "--resume", "-o"])
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .arg(&cat)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 files screened"));
+    assert_eq!(rows(&out).len(), 61);
+}
+
+use std::io::Write;
+
+#[test]
+fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 12, 1.5);
+    // the catalog as a list, the way a cluster job would get it
+    let list = tmp.path().join("list.txt");
+    let mut names: Vec<String> = std::fs::read_dir(&cat)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    names.sort();
+    std::fs::write(&list, names.join("\n") + "\n").unwrap();
+
+    let mut shard_files = Vec::new();
+    let mut union = BTreeMap::new();
+    for i in 0..3 {
+        let out = tmp.path().join(format!("shard{i}.jsonl"));
+        let status = bin()
+            .args([
+                "screen",
+                "--no-progress",
+                "--shard",
+                &format!("{i}/3"),
+                "--files-from",
+            ])
+            .arg(&list)
+            .arg("-o")
+            .arg(&out)
+            .arg("--model")
+            .arg(&model)
+            .status()
+            .unwrap();
+        assert!(matches!(status.code(), Some(0 | 1)));
+        for (p, r) in by_path(&rows(&out)) {
+            assert!(
+                Shard { index: i, count: 3 }.contains(Path::new(&p)),
+                "{p} is not in shard {i}"
+            );
+            assert!(union.insert(p.clone(), r).is_none(), "{p} is in two shards");
+        }
+        shard_files.push(out);
+    }
+    assert_eq!(
+        union.keys().cloned().collect::<Vec<_>>(),
+        names,
+        "the shards' union is the catalog"
+    );
+    assert!(
+        shard_files.iter().all(|f| !rows(f).is_empty()),
+        "13 inputs over 3 shards: none empty"
+    );
+
+    // merge: complete and clean
+    let merged = tmp.path().join("merged.jsonl");
+    let m = bin()
+        .arg("merge")
+        .args(&shard_files)
+        .arg("-o")
+        .arg(&merged)
+        .arg("--expect")
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(
+        m.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&m.stderr)
+    );
+    assert_eq!(by_path(&rows(&merged)).len(), names.len());
+    // merge: a shard missing, and a shard given twice
+    let m = bin()
+        .arg("merge")
+        .arg(&shard_files[0])
+        .arg(&shard_files[0])
+        .arg(&shard_files[1])
+        .arg("--expect")
+        .arg(&list)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(1));
+    let dup = rows(&shard_files[0]).len();
+    let missing = rows(&shard_files[2]).len();
+    assert!(
+        stderr.contains(&format!("{dup} duplicates, {missing} missing")),
+        "{stderr}"
+    );
+
+    // the Slurm array variables select the same shard as --shard
+    let out = tmp.path().join("slurm.jsonl");
+    let status = bin()
+        .args(["screen", "--no-progress", "--files-from"])
+        .arg(&list)
+        .arg("-o")
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .env("SLURM_ARRAY_TASK_ID", "11")
+        .env("SLURM_ARRAY_TASK_MIN", "10")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .status()
+        .unwrap();
+    assert!(matches!(status.code(), Some(0 | 1)));
+    assert_eq!(
+        by_path(&rows(&out)).keys().collect::<Vec<_>>(),
+        by_path(&rows(&shard_files[1])).keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn shard_spec_and_environment() {
+    assert_eq!("2/5".parse::<Shard>(), Ok(Shard { index: 2, count: 5 }));
+    assert!("5/5".parse::<Shard>().is_err());
+    assert!("1/0".parse::<Shard>().is_err());
+    assert!("x".parse::<Shard>().is_err());
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(Shard::from_vars(env(&[])).unwrap(), None);
+    assert_eq!(
+        Shard::from_vars(env(&[
+            ("JOB_COMPLETION_INDEX", "3"),
+            ("DEEPSCREEN_SHARD_COUNT", "8")
+        ]))
+        .unwrap(),
+        Some(Shard { index: 3, count: 8 })
+    );
+    let e = Shard::from_vars(env(&[("JOB_COMPLETION_INDEX", "3")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("DEEPSCREEN_SHARD_COUNT"), "{e}");
+    assert_eq!(
+        Shard::from_vars(env(&[
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "5")
+        ]))
+        .unwrap(),
+        Some(Shard { index: 4, count: 5 })
+    );
+    // stable: the same path always hashes to the same shard (xxh3, fixed seed)
+    let s = Shard { index: 0, count: 7 };
+    let picks: Vec<bool> = (0..50)
+        .map(|i| s.contains(Path::new(&format!("/music/{i}.flac"))))
+        .collect();
+    assert_eq!(
+        picks,
+        (0..50)
+            .map(|i| s.contains(Path::new(&format!("/music/{i}.flac"))))
+            .collect::<Vec<_>>()
+    );
+    let hits = picks.iter().filter(|b| **b).count();
+    assert!(
+        (2..=14).contains(&hits),
+        "about 1/7 of paths in a shard, got {hits}/50"
+    );
+}
+
+#[test]
+fn ordered_rows_follow_the_input_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = tmp.path().join("c");
+    std::fs::create_dir(&cat).unwrap();
+    // a long file first, so it finishes last without --ordered
+    write_wav(&cat.join("long.wav"), 30.0, 300.0);
+    let mut list = vec![cat.join("long.wav").display().to_string()];
+    for i in 0..6 {
+        let p = cat.join(format!("short{i}.wav"));
+        write_wav(&p, 1.2, 500.0 + i as f32);
+        list.push(p.display().to_string());
+    }
+    let list_file = tmp.path().join("list.txt");
+    std::fs::write(&list_file, list.join("\n")).unwrap();
+    let out = bin()
+        .args(["screen", "--ordered", "--threads", "2", "--files-from"])
+        .arg(&list_file)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, list);
+}
+
+fn peak_rss(stderr: &str) -> u64 {
+    let at = stderr
+        .find("peak RSS ")
+        .unwrap_or_else(|| panic!("no peak RSS in {stderr}"));
+    stderr[at + 9..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn memory_does_not_grow_with_file_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let short = tmp.path().join("short.wav");
+    let long = tmp.path().join("long.wav");
+    write_wav(&short, 10.0, 440.0);
+    write_wav(&long, 1800.0, 440.0); // 30 minutes, 57 MB of PCM
+    let run = |p: &Path| {
+        let out = bin()
+            .args(["screen", "--threads", "2", "--model"])
+            .arg(&model)
+            .arg(p)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        peak_rss(&String::from_utf8_lossy(&out.stderr))
+    };
+    let (a, b) = (run(&short), run(&long));
+    assert!(
+        b <= a + 32,
+        "peak RSS {b} MiB for 30 min vs {a} MiB for 10 s: memory grows with length"
+    );
+}
