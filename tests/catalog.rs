@@ -423,10 +423,12 @@ fn peak_rss(stderr: &str) -> u64 {
 fn memory_does_not_grow_with_file_length() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
-    let short = tmp.path().join("short.wav");
-    let long = tmp.path().join("long.wav");
-    write_wav(&short, 10.0, 440.0);
-    write_wav(&long, 1800.0, 440.0); // 30 minutes, 57 MB of PCM
+    // Both fill many full batches (32 windows = 16.5 s), so the forward pass's working set is
+    // the same; only the length differs, 15-fold.
+    let short = tmp.path().join("two_minutes.wav");
+    let long = tmp.path().join("thirty_minutes.wav");
+    write_wav(&short, 120.0, 440.0);
+    write_wav(&long, 1800.0, 440.0); // 57 MB of PCM
     let run = |p: &Path| {
         let out = bin()
             .args(["screen", "--threads", "2", "--model"])

@@ -1,8 +1,14 @@
-//! The screening pipeline: decode workers pull inputs from a shared stream and send windows
-//! through a bounded channel (back-pressure) to the scoring loop, which batches windows across
-//! files, runs the backend, and turns finished files into rows (in completion order, or in
-//! input order with `ordered`). A partial batch is flushed when no window has arrived for
-//! `FLUSH_AFTER`, so a slow decoder never holds finished files back.
+//! The screening pipeline, three stages joined by bounded channels (back-pressure everywhere):
+//!
+//! 1. decode workers pull inputs from a shared stream and send windows;
+//! 2. the batcher packs windows of many files into full device batches (a partial batch goes
+//!    out when no window has arrived for `FLUSH_AFTER`, so a slow decoder never holds finished
+//!    files back);
+//! 3. the scorer runs the backend on each batch and turns finished files into rows (completion
+//!    order, or input order with `ordered`).
+//!
+//! The batcher → scorer channel holds one batch: while the device scores batch k, batch k+1 is
+//! being filled (double buffering).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -40,6 +46,11 @@ pub struct Summary {
     pub flagged: usize,
     pub audio_seconds: f64,
     pub elapsed: Duration,
+    /// Time the scorer spent in the backend (upload, compute, readback).
+    pub device_time: Duration,
+    /// Decode + resample + windowing time summed over workers (excluding time blocked on a
+    /// full queue).
+    pub decode_time: Duration,
 }
 
 impl Summary {
@@ -57,13 +68,26 @@ enum Msg {
     Done {
         file: usize,
         path: String,
+        /// Windows the worker sent for this file before finishing (or failing).
+        sent: usize,
         result: std::result::Result<AudioSummary, String>,
+        decode_time: Duration,
     },
+}
+
+/// What the batcher hands the scorer, in order.
+enum Stage {
+    Batch {
+        samples: Vec<f32>,
+        meta: Vec<(usize, u64, u64)>,
+    },
+    Done(Msg),
 }
 
 /// Per-file aggregation state, kept only until the file's row is written.
 #[derive(Default)]
 struct FileState {
+    /// Windows the decoder sent (known once it is done).
     sent: usize,
     scored: usize,
     sum: f64,
@@ -85,8 +109,13 @@ pub fn run(
     let started = Instant::now();
     let batch = opts.batch.max(1);
     let (tx, rx) = sync_channel::<Msg>(batch * 2);
+    let (stage_tx, stage_rx) = sync_channel::<Stage>(1);
+    // Scored batch buffers go back to the batcher: two buffers alternate, no allocation churn
+    // (fresh multi-MiB buffers freed on another thread made the allocator's footprint grow).
+    let (recycle_tx, recycle_rx) = sync_channel::<Vec<f32>>(2);
     // Workers take (index, input) pairs from here; indices follow input order.
     let source = Mutex::new(inputs.enumerate());
+    let window_samples = scorer.spec().window_samples;
     std::thread::scope(|scope| {
         for _ in 0..opts.decoders.max(1) {
             let tx = tx.clone();
@@ -94,24 +123,86 @@ pub fn run(
             scope.spawn(move || decode_worker(source, scorer, tx));
         }
         drop(tx);
+        scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, window_samples));
         let mut agg = Aggregator {
             scorer,
             opts,
             on_row,
             files: HashMap::new(),
-            batch_samples: Vec::with_capacity(batch * scorer.spec().window_samples),
-            batch_meta: Vec::with_capacity(batch),
             held: BTreeMap::new(),
             next_out: 0,
             summary: Summary::default(),
+            recycle: recycle_tx,
         };
-        let result = agg.consume(rx, batch);
-        // On a fatal error (the report cannot be written) the receiver is gone: the workers'
-        // sends fail and they finish.
+        // On a fatal error (the report cannot be written) the receivers are dropped: the
+        // batcher's and then the workers' sends fail and they finish.
+        let result = agg.consume(stage_rx);
         let mut summary = agg.summary;
         summary.elapsed = started.elapsed();
         result.map(|_| summary)
     })
+}
+
+/// Stage 2: pack windows into batches of `batch`, pass `Done` messages through in order.
+fn batcher(
+    rx: Receiver<Msg>,
+    tx: SyncSender<Stage>,
+    recycled: Receiver<Vec<f32>>,
+    batch: usize,
+    window_samples: usize,
+) {
+    let mut samples: Vec<f32> = Vec::with_capacity(batch * window_samples);
+    let mut meta: Vec<(usize, u64, u64)> = Vec::with_capacity(batch);
+    // Hand the pending batch to the scorer; false once the scorer has gone.
+    let flush = |samples: &mut Vec<f32>, meta: &mut Vec<(usize, u64, u64)>| -> bool {
+        if meta.is_empty() {
+            return true;
+        }
+        let next = match recycled.try_recv() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf
+            }
+            Err(_) => Vec::with_capacity(batch * window_samples),
+        };
+        let samples = std::mem::replace(samples, next);
+        let meta = std::mem::replace(meta, Vec::with_capacity(batch));
+        tx.send(Stage::Batch { samples, meta }).is_ok()
+    };
+    loop {
+        let msg = if meta.is_empty() {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(FLUSH_AFTER) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !flush(&mut samples, &mut meta) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        match msg {
+            Msg::Window { file, window } => {
+                samples.extend_from_slice(&window.samples);
+                meta.push((file, window.start, window.end));
+                if meta.len() >= batch && !flush(&mut samples, &mut meta) {
+                    return;
+                }
+            }
+            done @ Msg::Done { .. } => {
+                if tx.send(Stage::Done(done)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    flush(&mut samples, &mut meta);
 }
 
 type Source = Mutex<std::iter::Enumerate<Inputs>>;
@@ -124,12 +215,20 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
             return;
         };
         let path = input.path().to_string_lossy().into_owned();
+        let mut sent = 0usize;
+        let mut blocked = Duration::ZERO;
+        let began = Instant::now();
         let result = match &input {
             Input::Broken { error, .. } => Err(error.clone()),
             Input::File(path) => {
                 let mut send = |window: Window| {
-                    tx.send(Msg::Window { file, window })
-                        .map_err(|_| crate::Error::Audio("screening stopped".into()))
+                    let t = Instant::now();
+                    let r = tx
+                        .send(Msg::Window { file, window })
+                        .map_err(|_| crate::Error::Audio("screening stopped".into()));
+                    blocked += t.elapsed();
+                    sent += 1;
+                    r
                 };
                 // A decoder bug must cost one row, not the run.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -146,7 +245,15 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
                 .map_err(|e| e.to_string())
             }
         };
-        if tx.send(Msg::Done { file, path, result }).is_err() {
+        let decode_time = began.elapsed().saturating_sub(blocked);
+        let done = Msg::Done {
+            file,
+            path,
+            sent,
+            result,
+            decode_time,
+        };
+        if tx.send(done).is_err() {
             return;
         }
     }
@@ -157,44 +264,34 @@ struct Aggregator<'a> {
     opts: &'a ScreenOptions,
     on_row: &'a mut dyn FnMut(Row) -> Result<()>,
     files: HashMap<usize, FileState>,
-    batch_samples: Vec<f32>,
-    batch_meta: Vec<(usize, u64, u64)>,
     /// With `ordered`: finished rows waiting for earlier inputs, and the next index to write.
     held: BTreeMap<usize, Row>,
     next_out: usize,
     summary: Summary,
+    /// Returns scored batch buffers to the batcher.
+    recycle: SyncSender<Vec<f32>>,
 }
 
 impl Aggregator<'_> {
-    fn consume(&mut self, rx: Receiver<Msg>, batch: usize) -> Result<()> {
-        loop {
-            let msg = if self.batch_meta.is_empty() {
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
+    /// Stage 3: score each batch, record each finished decode, write rows as files complete.
+    fn consume(&mut self, rx: Receiver<Stage>) -> Result<()> {
+        for stage in rx {
+            match stage {
+                Stage::Batch { samples, meta } => {
+                    self.run_batch(&samples, &meta)?;
+                    let _ = self.recycle.try_send(samples);
                 }
-            } else {
-                match rx.recv_timeout(FLUSH_AFTER) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.run_batch()?;
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            };
-            match msg {
-                Msg::Window { file, window } => {
-                    self.files.entry(file).or_default().sent += 1;
-                    self.batch_samples.extend_from_slice(&window.samples);
-                    self.batch_meta.push((file, window.start, window.end));
-                    if self.batch_meta.len() >= batch {
-                        self.run_batch()?;
-                    }
-                }
-                Msg::Done { file, path, result } => {
+                Stage::Done(Msg::Done {
+                    file,
+                    path,
+                    sent,
+                    result,
+                    decode_time,
+                }) => {
+                    self.summary.decode_time += decode_time;
                     let state = self.files.entry(file).or_default();
                     state.done = true;
+                    state.sent = sent;
                     state.path = path;
                     match result {
                         Ok(summary) => state.summary = Some(summary),
@@ -202,31 +299,26 @@ impl Aggregator<'_> {
                     }
                     self.try_finish(file)?;
                 }
+                Stage::Done(Msg::Window { .. }) => unreachable!("the batcher batches windows"),
             }
         }
-        self.run_batch()
+        Ok(())
     }
 
-    fn run_batch(&mut self) -> Result<()> {
-        if self.batch_meta.is_empty() {
-            return Ok(());
-        }
-        let count = self.batch_meta.len();
-        let scores = self
-            .scorer
-            .score_windows(&self.batch_samples, count)
-            .and_then(|s| {
-                if s.len() == count {
-                    Ok(s)
-                } else {
-                    Err(crate::Error::backend(
-                        self.scorer.backend_name(),
-                        format!("returned {} scores for {count} windows", s.len()),
-                    ))
-                }
-            });
-        let mut meta = std::mem::take(&mut self.batch_meta);
-        self.batch_samples.clear();
+    fn run_batch(&mut self, samples: &[f32], meta: &[(usize, u64, u64)]) -> Result<()> {
+        let count = meta.len();
+        let t = Instant::now();
+        let scores = self.scorer.score_windows(samples, count).and_then(|s| {
+            if s.len() == count {
+                Ok(s)
+            } else {
+                Err(crate::Error::backend(
+                    self.scorer.backend_name(),
+                    format!("returned {} scores for {count} windows", s.len()),
+                ))
+            }
+        });
+        self.summary.device_time += t.elapsed();
         let keep_segments = self.opts.segments;
         for (i, &(file, start, end)) in meta.iter().enumerate() {
             let state = self.files.entry(file).or_default();
@@ -253,8 +345,6 @@ impl Aggregator<'_> {
         }
         let mut touched: Vec<usize> = meta.iter().map(|m| m.0).collect();
         touched.dedup();
-        meta.clear();
-        self.batch_meta = meta; // reuse the allocation
         for file in touched {
             self.try_finish(file)?;
         }
