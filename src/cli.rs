@@ -60,6 +60,9 @@ pub enum Command {
     Screen(ScreenArgs),
     /// Combine shard reports into one, checking for duplicate rows and (with --expect) gaps.
     Merge(MergeArgs),
+    /// Measure end-to-end throughput on a catalog per backend and thread count, and decoding
+    /// alone; say where the time goes.
+    Bench(BenchArgs),
     /// List the compute backends, whether each can run here, and why not.
     Devices {
         /// Print JSON instead of a table.
@@ -151,6 +154,30 @@ pub struct ScreenArgs {
 }
 
 #[derive(Args)]
+pub struct BenchArgs {
+    /// Directory (walked like `screen`) whose audio files are the benchmark catalog.
+    #[arg(long, value_name = "DIR")]
+    pub catalog: PathBuf,
+
+    /// Model: an embedded model's name or a .safetensors model file.
+    #[arg(short, long, value_name = "NAME|FILE")]
+    pub model: String,
+
+    /// Backends to time, comma-separated [default: cpu, plus wgpu on a hardware GPU]. Those
+    /// that cannot start are reported and skipped.
+    #[arg(short, long, value_enum, value_delimiter = ',')]
+    pub backends: Vec<BackendKind>,
+
+    /// Thread counts to time, comma-separated [default: 1 and all cores].
+    #[arg(short = 'j', long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+
+    /// Windows per backend call.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+}
+
+#[derive(Args)]
 pub struct MergeArgs {
     /// Reports to combine (all JSON Lines, or all CSV).
     #[arg(required = true)]
@@ -183,6 +210,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => screen(args),
         Command::Merge(args) => merge(args),
+        Command::Bench(args) => bench(args),
         Command::Devices { json } => devices(json).map(|_| EXIT_OK),
     };
     match result {
@@ -363,6 +391,98 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = args.threads.clone();
+    if threads.is_empty() {
+        threads = vec![1, cores];
+        threads.dedup();
+    }
+    let spec = model::resolve(&args.model)?;
+    let list = || inputs::stream(vec![args.catalog.clone()], None);
+    let files = list()?.count();
+    if files == 0 {
+        bail!("no audio files under {}", args.catalog.display());
+    }
+    println!(
+        "catalog {} ({files} files), model {}, batch {}, {cores} cores",
+        args.catalog.display(),
+        spec.config.id,
+        args.batch
+    );
+    println!(
+        "{:<8} {:>7} {:>9} {:>10} {:>11} {:>12} {:>13}",
+        "backend", "threads", "files/s", "x realtime", "wall s", "decode cpu-s", "device s"
+    );
+    for &t in &threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build()?;
+        let d =
+            pool.install(|| pipeline::decode_only(list().expect("listed above"), &spec, t.max(1)));
+        println!(
+            "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13}",
+            "decode",
+            t,
+            d.files as f64 / d.elapsed.as_secs_f64(),
+            d.realtime_factor(),
+            d.elapsed.as_secs_f64(),
+            d.decode_time.as_secs_f64(),
+            "-"
+        );
+    }
+    let mut backends = args.backends.clone();
+    if backends.is_empty() {
+        backends.push(BackendKind::Cpu);
+        if backend::wgpu::preferred_by_auto() {
+            backends.push(BackendKind::Wgpu);
+        }
+    }
+    for &kind in &backends {
+        let scorer = match model::bind(kind, spec.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("{:<8} unavailable: {e}", kind.name());
+                continue;
+            }
+        };
+        for &t in &threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t.max(1))
+                .build()?;
+            let opts = ScreenOptions {
+                batch: args.batch.max(1),
+                decoders: t.max(1),
+                threshold: 0.5,
+                segments: false,
+                ordered: false,
+            };
+            let summary = pool.install(|| {
+                pipeline::run(
+                    list().expect("listed above"),
+                    scorer.as_ref(),
+                    &opts,
+                    &mut |_| Ok(()),
+                )
+            })?;
+            println!(
+                "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13.2}",
+                scorer.backend_name(),
+                t,
+                summary.files as f64 / summary.elapsed.as_secs_f64(),
+                summary.realtime_factor(),
+                summary.elapsed.as_secs_f64(),
+                summary.decode_time.as_secs_f64(),
+                summary.device_time.as_secs_f64(),
+            );
+        }
+    }
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak RSS {mib} MiB");
+    }
+    Ok(EXIT_OK)
 }
 
 /// Peak resident memory of this process (Linux: VmHWM), for the summary line.

@@ -445,3 +445,40 @@ fn memory_does_not_grow_with_file_length() {
         "peak RSS {b} MiB for 30 min vs {a} MiB for 10 s: memory grows with length"
     );
 }
+
+#[test]
+fn bench_reports_decode_and_backend_throughput() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 4, 3.0);
+    let out = bin()
+        .args([
+            "bench",
+            "--backends",
+            "cpu",
+            "--threads",
+            "1,2",
+            "--catalog",
+        ])
+        .arg(&cat)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(5 files)"), "{text}");
+    for (label, threads) in [("decode", "1"), ("decode", "2"), ("cpu", "1"), ("cpu", "2")] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([label, threads]))
+            .unwrap_or_else(|| panic!("no {label} row for {threads} threads in:\n{text}"));
+        let realtime: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+        assert!(realtime > 1.0, "{line}");
+    }
+}

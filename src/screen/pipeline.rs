@@ -205,6 +205,43 @@ fn batcher(
     flush(&mut samples, &mut meta);
 }
 
+/// Decode and window every input on `decoders` threads without scoring: the decode side's
+/// ceiling, for `deepscreen bench`.
+pub fn decode_only(
+    inputs: Inputs,
+    scorer_spec: &crate::model::ModelSpec,
+    decoders: usize,
+) -> Summary {
+    let started = Instant::now();
+    let source = Mutex::new(inputs);
+    let totals = Mutex::new(Summary::default());
+    std::thread::scope(|scope| {
+        for _ in 0..decoders.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let next = source.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    let Some(input) = next else { return };
+                    let t = Instant::now();
+                    let result = match &input {
+                        Input::File(p) => read_windows(p, scorer_spec, &mut |_| Ok(())).ok(),
+                        Input::Broken { .. } => None,
+                    };
+                    let mut s = totals.lock().unwrap_or_else(|p| p.into_inner());
+                    s.files += 1;
+                    s.decode_time += t.elapsed();
+                    match result {
+                        Some(a) => s.audio_seconds += a.duration_s,
+                        None => s.failed += 1,
+                    }
+                }
+            });
+        }
+    });
+    let mut summary = totals.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.elapsed = started.elapsed();
+    summary
+}
+
 type Source = Mutex<std::iter::Enumerate<Inputs>>;
 
 fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
