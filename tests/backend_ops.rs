@@ -649,3 +649,9 @@ backend_suite!(
     deepscreen::backend::wgpu::WgpuBackend::new(),
     1e-4
 );
+backend_suite!(
+    cuda,
+    "cuda",
+    deepscreen::backend::cuda::CudaBackend::new(),
+    1e-4
+);

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use deepscreen::backend::Backend;
 use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cuda::CudaBackend;
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::model::{Model, file};
 use safetensors::SafeTensors;
@@ -32,12 +33,27 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 /// CPU must match PyTorch within 1e-4; so must every GPU backend that can start here.
 fn check(case: &str) {
     check_on(case, &CpuBackend::new());
-    match WgpuBackend::new() {
-        Ok(be) => check_on(case, &be),
-        Err(e) if std::env::var("DEEPSCREEN_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
-            panic!("DEEPSCREEN_REQUIRE_WGPU=1 but wgpu cannot start: {e}")
+    if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+        check_on(case, &be);
+    }
+    if let Some(be) = gpu("cuda", CudaBackend::new()) {
+        check_on(case, &be);
+    }
+}
+
+/// The backend, or `None` (reason printed) unless `DEEPSCREEN_REQUIRE_<NAME>=1` demands it.
+fn gpu<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
+    match made {
+        Ok(b) => Some(b),
+        Err(e) => {
+            let var = format!("DEEPSCREEN_REQUIRE_{}", name.to_uppercase());
+            assert!(
+                !std::env::var(&var).is_ok_and(|v| v == "1"),
+                "{var}=1 but {name} cannot start: {e}"
+            );
+            eprintln!("skipping {name} golden check: {e}");
+            None
         }
-        Err(e) => eprintln!("skipping wgpu golden check: {e}"),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - linear weights are `[out_features, in_features]` (PyTorch's).
 
 pub mod cpu;
+pub mod cuda;
 mod layer;
 pub mod wgpu;
 
@@ -352,16 +353,15 @@ pub struct BackendStatus {
     pub detail: String,
 }
 
-const CUDA_UNAVAILABLE: &str = "not available yet: the CUDA backend is not part of this build";
-
 /// Probe every backend, in `auto` preference order (cuda, wgpu, cpu). Never panics.
 pub fn probe_all() -> Vec<BackendStatus> {
     let (wgpu_ok, wgpu_detail) = wgpu::status();
+    let (cuda_ok, cuda_detail) = cuda::status();
     vec![
         BackendStatus {
             backend: "cuda",
-            available: false,
-            detail: CUDA_UNAVAILABLE.into(),
+            available: cuda_ok,
+            detail: cuda_detail,
         },
         BackendStatus {
             backend: "wgpu",
@@ -383,12 +383,17 @@ pub fn resolve(kind: BackendKind) -> Result<BackendKind> {
     let unavailable = |name: &'static str, detail: String| Err(crate::Error::backend(name, detail));
     match kind {
         BackendKind::Cpu => Ok(BackendKind::Cpu),
-        BackendKind::Cuda => unavailable("cuda", CUDA_UNAVAILABLE.into()),
+        BackendKind::Cuda => match cuda::status() {
+            (true, _) => Ok(BackendKind::Cuda),
+            (false, reason) => unavailable("cuda", reason),
+        },
         BackendKind::Wgpu => match wgpu::status() {
             (true, _) => Ok(BackendKind::Wgpu),
             (false, reason) => unavailable("wgpu", reason),
         },
-        BackendKind::Auto => Ok(if wgpu::preferred_by_auto() {
+        BackendKind::Auto => Ok(if cuda::status().0 {
+            BackendKind::Cuda
+        } else if wgpu::preferred_by_auto() {
             BackendKind::Wgpu
         } else {
             BackendKind::Cpu

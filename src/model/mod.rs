@@ -79,6 +79,10 @@ pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
             let model = Model::new(&backend, spec)?;
             Ok(Box::new(Bound { backend, model }))
         }
-        other => Err(Error::backend(other.name(), "not available in this build")),
+        BackendKind::Cuda => {
+            let backend = crate::backend::cuda::CudaBackend::new()?;
+            let model = Model::new(&backend, spec)?;
+            Ok(Box::new(Bound { backend, model }))
+        }
     }
 }

@@ -1,0 +1,170 @@
+// Classifier kernels: tiled GEMM with fused epilogue, implicit-GEMM convolution, pooling,
+// max-feature-map, per-channel affine, calibrated sigmoid, softmax.
+
+#define TILE 16
+
+__device__ __forceinline__ float activate(float x, int kind, float slope) {
+    switch (kind) {
+        case 1: return fmaxf(x, 0.0f);
+        case 2: return x >= 0.0f ? x : x * slope;
+        case 3: return 1.0f / (1.0f + expf(-x));
+        default: return x;
+    }
+}
+
+__device__ __forceinline__ float compress(float x, int kind, float eps) {
+    switch (kind) {
+        case 1: return logf(x + eps);
+        case 2: return log10f(x + eps);
+        case 3: return 10.0f * log10f(fmaxf(x, eps));
+        default: return x;
+    }
+}
+
+__device__ __forceinline__ long long global_id() {
+    return (long long)blockIdx.x * blockDim.x + threadIdx.x +
+           (long long)blockIdx.y * gridDim.x * blockDim.x;
+}
+
+// out[M, N] = compress(activate(a[M, K] · B + bias)); B is [K, N], or [N, K] when b_trans.
+extern "C" __global__ void matmul(const float* a, const float* b, const float* bias, float* out,
+                                  int m, int n, int k, int b_trans, int has_bias, int act,
+                                  float slope, int log_kind, float eps) {
+    __shared__ float ta[TILE][TILE];
+    __shared__ float tb[TILE][TILE + 1];
+    int row = blockIdx.y * TILE + threadIdx.y;
+    int col = blockIdx.x * TILE + threadIdx.x;
+    float acc = 0.0f;
+    for (int s = 0; s < k; s += TILE) {
+        int ka = s + threadIdx.x;
+        ta[threadIdx.y][threadIdx.x] = (row < m && ka < k) ? a[(long long)row * k + ka] : 0.0f;
+        int kb = s + threadIdx.y;
+        float vb = 0.0f;
+        if (col < n && kb < k) vb = b_trans ? b[(long long)col * k + kb] : b[(long long)kb * n + col];
+        tb[threadIdx.y][threadIdx.x] = vb;
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < TILE; i++) acc += ta[threadIdx.y][i] * tb[i][threadIdx.x];
+        __syncthreads();
+    }
+    if (row < m && col < n) {
+        float v = acc + (has_bias ? bias[col] : 0.0f);
+        out[(long long)row * n + col] = compress(activate(v, act, slope), log_kind, eps);
+    }
+}
+
+// Implicit-GEMM convolution: per batch item (blockIdx.z), out[O, Ho*Wo] = W[O, C*kh*kw] · cols,
+// with 16×16 tiles of the virtual im2col matrix gathered straight into shared memory.
+extern "C" __global__ void conv2d(const float* x, const float* weight, const float* bias, float* out,
+                                  int c, int h, int w, int o, int kh, int kw, int sh, int sw,
+                                  int ph, int pw, int ho, int wo, int has_bias, int act, float slope) {
+    __shared__ float tw[TILE][TILE];
+    __shared__ float tx[TILE][TILE + 1];
+    int item = blockIdx.z;
+    int oc = blockIdx.y * TILE + threadIdx.y;
+    int px = blockIdx.x * TILE + threadIdx.x;
+    int kk = kh * kw;
+    int k_total = c * kk;
+    int hw_out = ho * wo;
+    const float* xi = x + (long long)item * c * h * w;
+    float acc = 0.0f;
+    for (int s = 0; s < k_total; s += TILE) {
+        int ka = s + threadIdx.x;
+        tw[threadIdx.y][threadIdx.x] = (oc < o && ka < k_total) ? weight[(long long)oc * k_total + ka] : 0.0f;
+        int kb = s + threadIdx.y;
+        float v = 0.0f;
+        if (kb < k_total && px < hw_out) {
+            int ch = kb / kk, r = kb % kk;
+            int ki = r / kw, kj = r % kw;
+            int ih = (px / wo) * sh + ki - ph;
+            int iw = (px % wo) * sw + kj - pw;
+            if (ih >= 0 && iw >= 0 && ih < h && iw < w) v = xi[((long long)ch * h + ih) * w + iw];
+        }
+        tx[threadIdx.y][threadIdx.x] = v;
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < TILE; i++) acc += tw[threadIdx.y][i] * tx[i][threadIdx.x];
+        __syncthreads();
+    }
+    if (oc < o && px < hw_out) {
+        float v = acc + (has_bias ? bias[oc] : 0.0f);
+        out[((long long)item * o + oc) * hw_out + px] = activate(v, act, slope);
+    }
+}
+
+extern "C" __global__ void channel_affine(const float* x, const float* scale, const float* shift,
+                                          float* out, long long n, int channels, int inner,
+                                          int act, float slope) {
+    long long id = global_id();
+    if (id >= n) return;
+    int ch = (int)((id / inner) % channels);
+    out[id] = activate(x[id] * scale[ch] + shift[ch], act, slope);
+}
+
+// n outputs of [B, C/2, inner]; channels = C of the input
+extern "C" __global__ void mfm(const float* x, float* out, long long n, int channels, int inner) {
+    long long id = global_id();
+    if (id >= n) return;
+    long long half = (long long)(channels / 2) * inner;
+    long long item = id / half, r = id % half;
+    out[id] = fmaxf(x[item * 2 * half + r], x[item * 2 * half + half + r]);
+}
+
+extern "C" __global__ void max_pool2d(const float* x, float* out, long long n, int h, int w,
+                                      int ho, int wo, int kh, int kw, int sh, int sw, int ph, int pw) {
+    long long id = global_id();
+    if (id >= n) return;
+    long long plane = id / ((long long)ho * wo);
+    int r = (int)(id % ((long long)ho * wo));
+    int oh = r / wo, ow = r % wo;
+    const float* p = x + plane * h * w;
+    float m = -3.402823e38f;
+    for (int i = 0; i < kh; i++) {
+        int ih = oh * sh + i - ph;
+        if (ih < 0 || ih >= h) continue;
+        for (int j = 0; j < kw; j++) {
+            int iw = ow * sw + j - pw;
+            if (iw >= 0 && iw < w) m = fmaxf(m, p[(long long)ih * w + iw]);
+        }
+    }
+    out[id] = m;
+}
+
+// One 256-thread block per plane; mode 0 = average, 1 = max.
+extern "C" __global__ void global_pool(const float* x, float* out, long long planes, int inner, int mode) {
+    __shared__ float partial[256];
+    long long plane = blockIdx.x + (long long)blockIdx.y * gridDim.x;
+    if (plane >= planes) return;
+    const float* p = x + plane * inner;
+    float acc = mode == 1 ? -3.402823e38f : 0.0f;
+    for (int i = threadIdx.x; i < inner; i += blockDim.x) acc = mode == 1 ? fmaxf(acc, p[i]) : acc + p[i];
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            float a = partial[threadIdx.x], b = partial[threadIdx.x + s];
+            partial[threadIdx.x] = mode == 1 ? fmaxf(a, b) : a + b;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[plane] = mode == 1 ? partial[0] : partial[0] / inner;
+}
+
+extern "C" __global__ void sigmoid(const float* x, float* out, long long n, float scale, float shift) {
+    long long id = global_id();
+    if (id >= n) return;
+    float z = scale * x[id] + shift;
+    float e = expf(-fabsf(z));
+    out[id] = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+extern "C" __global__ void softmax(const float* x, float* out, long long rows, int classes) {
+    long long row = global_id();
+    if (row >= rows) return;
+    const float* p = x + row * classes;
+    float m = -3.402823e38f;
+    for (int i = 0; i < classes; i++) m = fmaxf(m, p[i]);
+    float s = 0.0f;
+    for (int i = 0; i < classes; i++) s += expf(p[i] - m);
+    for (int i = 0; i < classes; i++) out[row * classes + i] = expf(p[i] - m) / s;
+}

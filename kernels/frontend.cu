@@ -1,0 +1,146 @@
+// Front-end kernels: fused STFT power spectrum, bin selection + log, normalisation.
+// Compiled at run time with NVRTC (see src/backend/cuda/); layouts as in src/backend/mod.rs.
+
+#define TAU 6.283185307179586f
+
+__device__ __forceinline__ float compress(float x, int kind, float eps) {
+    switch (kind) {
+        case 1: return logf(x + eps);
+        case 2: return log10f(x + eps);
+        case 3: return 10.0f * log10f(fmaxf(x, eps));
+        default: return x;
+    }
+}
+
+__device__ __forceinline__ float reflect_sample(const float* signal, int len, int b, int i) {
+    if (i < 0) i = -i;
+    if (i >= len) i = 2 * (len - 1) - i;
+    return signal[(long long)b * len + i];
+}
+
+__device__ __forceinline__ float magnitude_power(float re, float im, float power) {
+    float m2 = re * re + im * im;
+    if (power == 2.0f) return m2;
+    if (power == 1.0f) return sqrtf(m2);
+    return powf(m2, power * 0.5f);
+}
+
+// One block per frame. An n-point real FFT as an n/2-point complex radix-2 DIT FFT of
+// z[m] = x[2m] + i x[2m+1] in shared memory (bit-reversed load), then the even/odd split.
+// n_fft is a power of two, 4..8192 (dynamic shared memory: n_fft/2 float2).
+extern "C" __global__ void stft_radix2(const float* signal, const float* window, float* out,
+                                       int batch, int len, int frames, int n_fft, int hop,
+                                       int pad, int bins, int log2_half, float power) {
+    extern __shared__ float2 buf[];
+    long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
+    if (row >= (long long)batch * frames) return;  // whole block exits together
+    int b = (int)(row / frames);
+    int t = (int)(row % frames);
+    int start = t * hop - pad;
+    int half = n_fft / 2;
+    for (int m = threadIdx.x; m < half; m += blockDim.x) {
+        int r = __brev(m) >> (32 - log2_half);
+        int i0 = 2 * m;
+        buf[r] = make_float2(reflect_sample(signal, len, b, start + i0) * window[i0],
+                             reflect_sample(signal, len, b, start + i0 + 1) * window[i0 + 1]);
+    }
+    __syncthreads();
+    for (int s = 1; s <= log2_half; s++) {
+        int span = 1 << s;
+        int h = span >> 1;
+        for (int q = threadIdx.x; q < half / 2; q += blockDim.x) {
+            int j = q % h;
+            int k = (q / h) * span + j;
+            float sn, cs;
+            sincospif(-2.0f * (float)j / (float)span, &sn, &cs);
+            float2 a = buf[k];
+            float2 c = buf[k + h];
+            float2 wc = make_float2(cs * c.x - sn * c.y, cs * c.y + sn * c.x);
+            buf[k] = make_float2(a.x + wc.x, a.y + wc.y);
+            buf[k + h] = make_float2(a.x - wc.x, a.y - wc.y);
+        }
+        __syncthreads();
+    }
+    for (int k = threadIdx.x; k <= half; k += blockDim.x) {
+        float2 zk = buf[k % half];
+        float2 zc = buf[(half - k) % half];
+        float er = 0.5f * (zk.x + zc.x), ei = 0.5f * (zk.y - zc.y);
+        float dr = 0.5f * (zk.x - zc.x), di = 0.5f * (zk.y + zc.y);
+        float orr = di, oi = -dr;  // d / i
+        float sn, cs;
+        sincospif(-2.0f * (float)k / (float)n_fft, &sn, &cs);
+        float xr = er + cs * orr - sn * oi;
+        float xi = ei + cs * oi + sn * orr;
+        out[row * bins + k] = magnitude_power(xr, xi, power);
+    }
+}
+
+// Any n_fft: one thread per output bin, direct DFT with exact integer angle reduction.
+extern "C" __global__ void stft_dft(const float* signal, const float* window, float* out,
+                                    int batch, int len, int frames, int n_fft, int hop,
+                                    int pad, int bins, float power) {
+    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
+                   (long long)blockIdx.y * gridDim.x * blockDim.x;
+    if (id >= (long long)batch * frames * bins) return;
+    int k = (int)(id % bins);
+    long long row = id / bins;
+    int b = (int)(row / frames);
+    int t = (int)(row % frames);
+    int start = t * hop - pad;
+    float re = 0.0f, im = 0.0f;
+    for (int n = 0; n < n_fft; n++) {
+        float v = reflect_sample(signal, len, b, start + n) * window[n];
+        float sn, cs;
+        sincospif(-2.0f * (float)((long long)k * n % n_fft) / (float)n_fft, &sn, &cs);
+        re += v * cs;
+        im += v * sn;
+    }
+    out[id] = magnitude_power(re, im, power);
+}
+
+extern "C" __global__ void select_bins_log(const float* x, float* out, long long rows,
+                                           int width_in, int start, int width_out,
+                                           int log_kind, float eps) {
+    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
+                   (long long)blockIdx.y * gridDim.x * blockDim.x;
+    if (id >= rows * width_out) return;
+    long long row = id / width_out;
+    int f = (int)(id % width_out);
+    out[id] = compress(x[row * width_in + start + f], log_kind, eps);
+}
+
+// One thread per (window, feature): mode 0 subtracts the mean, 1 also divides by
+// sqrt(var + eps).
+extern "C" __global__ void normalize_window(const float* x, float* out, int batch, int frames,
+                                            int feats, int mode, float eps) {
+    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (id >= (long long)batch * feats) return;
+    int b = (int)(id / feats);
+    int f = (int)(id % feats);
+    long long base = (long long)b * frames * feats + f;
+    float sum = 0.0f;
+    for (int t = 0; t < frames; t++) sum += x[base + (long long)t * feats];
+    float mean = sum / frames;
+    float inv = 1.0f;
+    if (mode == 1) {
+        float ss = 0.0f;
+        for (int t = 0; t < frames; t++) {
+            float d = x[base + (long long)t * feats] - mean;
+            ss += d * d;
+        }
+        inv = rsqrtf(ss / frames + eps);
+    }
+    for (int t = 0; t < frames; t++) {
+        long long i = base + (long long)t * feats;
+        out[i] = (x[i] - mean) * inv;
+    }
+}
+
+extern "C" __global__ void normalize_global(const float* x, const float* mean, const float* std_dev,
+                                            float* out, long long n, int width) {
+    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
+                   (long long)blockIdx.y * gridDim.x * blockDim.x;
+    if (id >= n) return;
+    int f = (int)(id % width);
+    out[id] = (x[id] - mean[f]) / std_dev[f];
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# GPU verification in one command, on a machine with an NVIDIA GPU (and no Rust needed there):
+# runs the prebuilt parity tests with the GPU backends required (failing, not skipping, if a
+# backend cannot start), then `deepscreen devices` and `deepscreen bench` on every backend.
+#
+# Build where Rust is (same CPU architecture):
+#     cargo build --release --examples && cargo test --release --no-run
+# then run from the repository root on the GPU machine:
+#     bash scripts/gpu-check.sh
+#
+# Test binaries locate fixtures through the path they were built in (CARGO_MANIFEST_DIR);
+# set DEEPSCREEN_BUILD_DIR to that path if it differs from /work/main, and it is linked here.
+set -euo pipefail
+root=$(pwd)
+build_dir=${DEEPSCREEN_BUILD_DIR:-/work/main}
+if [ "$build_dir" != "$root" ] && [ ! -e "$build_dir" ]; then
+    mkdir -p "$(dirname "$build_dir")" && ln -s "$root" "$build_dir"
+fi
+# NVRTC: use the toolkit's if the loader finds it, else a pip wheel's (e.g. PyTorch's).
+if ! ldconfig -p | grep -q 'libnvrtc\.so'; then
+    lib=$(find / -name 'libnvrtc.so.1[23]' -not -path '*/proc/*' 2>/dev/null | head -n 1 || true)
+    [ -n "$lib" ] && export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+export DEEPSCREEN_REQUIRE_CUDA=1 DEEPSCREEN_REQUIRE_NVRTC=1
+export DEEPSCREEN_REQUIRE_WGPU=${DEEPSCREEN_REQUIRE_WGPU:-1}
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+
+status=0
+for suite in cuda backend_ops golden cli; do
+    bin=$(ls -t target/release/deps/"$suite"-* 2>/dev/null | grep -v '\.d$' | head -n 1 || true)
+    if [ -z "$bin" ]; then echo "missing test binary for $suite: build it first"; exit 2; fi
+    echo "== $suite"
+    "$bin" --test-threads 1 || status=1
+done
+echo "== devices"
+target/release/deepscreen devices
+echo "== bench"
+demo=$(mktemp -d)
+target/release/examples/demo "$demo" >/dev/null
+for model in music speech; do
+    target/release/deepscreen bench --catalog "$demo/catalog" --model "$demo/untrained-$model.safetensors" \
+        --backends cpu,wgpu,cuda --threads "$(nproc)" --batch 16 || status=1
+done
+exit $status

@@ -1,0 +1,872 @@
+//! CUDA backend: the kernels in `kernels/*.cu`, compiled at run time with NVRTC for the
+//! device's architecture and launched through cudarc. cudarc loads `libcuda` and `libnvrtc`
+//! dynamically, so the binary builds and starts on machines without CUDA; because cudarc
+//! panics when a library is missing, both are probed with `libloading` first and a missing
+//! one makes the backend "unavailable" with the reason.
+//!
+//! Device memory comes from the driver's stream-ordered allocator (a memory pool), so a
+//! batch's buffers reuse the previous batch's memory; every launch's result is checked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::{
+    Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, NORM_EPS, Normalization,
+    PoolParams, Projection, StftParams,
+};
+use crate::{Error, Result};
+
+/// Every kernel source and the entry points it defines.
+pub const KERNELS: &[(&str, &str, &[&str])] = &[
+    (
+        "frontend.cu",
+        include_str!("../../../kernels/frontend.cu"),
+        &[
+            "stft_radix2",
+            "stft_dft",
+            "select_bins_log",
+            "normalize_window",
+            "normalize_global",
+        ],
+    ),
+    (
+        "classifier.cu",
+        include_str!("../../../kernels/classifier.cu"),
+        &[
+            "matmul",
+            "conv2d",
+            "channel_affine",
+            "mfm",
+            "max_pool2d",
+            "global_pool",
+            "sigmoid",
+            "softmax",
+        ],
+    ),
+];
+
+/// Largest n_fft the shared-memory radix-2 kernel takes (n_fft/2 float2 = 32 KiB).
+const RADIX2_MAX_NFFT: usize = 8192;
+const THREADS: u32 = 256;
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::backend("cuda", msg)
+}
+
+fn driver_err(op: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| err(format!("{op}: {e}"))
+}
+
+/// Whether one of cudarc's candidate names for `lib` loads here.
+fn library_present(lib: &str) -> bool {
+    cudarc::get_lib_name_candidates(lib).iter().any(|name| {
+        // SAFETY: loading a shared library runs its initialisers; these are NVIDIA's CUDA
+        // libraries, loaded exactly as cudarc itself would load them.
+        unsafe { libloading::Library::new(name) }.is_ok()
+    })
+}
+
+/// Why NVRTC cannot run here, if it cannot.
+pub fn nvrtc_missing() -> Option<String> {
+    (!library_present("nvrtc")).then(|| {
+        "NVRTC (libnvrtc) not found: install the CUDA toolkit or the nvidia-cuda-nvrtc wheel \
+         and put its lib directory on LD_LIBRARY_PATH"
+            .to_string()
+    })
+}
+
+struct Probe {
+    detail: std::result::Result<String, String>,
+}
+
+fn probe() -> &'static Probe {
+    static PROBE: OnceLock<Probe> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let detail = (|| {
+            if !library_present("cuda") {
+                return Err(
+                    "no CUDA driver (libcuda) found: no NVIDIA GPU driver on this machine"
+                        .to_string(),
+                );
+            }
+            if let Some(why) = nvrtc_missing() {
+                return Err(why);
+            }
+            let ctx = std::panic::catch_unwind(|| CudaContext::new(0))
+                .map_err(|_| "the CUDA driver failed to load".to_string())?
+                .map_err(|e| format!("no usable CUDA device: {e}"))?;
+            let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
+            let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
+            Ok(format!("{name} (compute capability {major}.{minor})"))
+        })();
+        Probe { detail }
+    })
+}
+
+/// `deepscreen devices` line.
+pub fn status() -> (bool, String) {
+    match &probe().detail {
+        Ok(d) => (true, d.clone()),
+        Err(e) => (false, e.clone()),
+    }
+}
+
+/// Compile every kernel with NVRTC for `arch` (e.g. "sm_90"): the PTX of each file, or the
+/// compiler's errors and warnings (warnings count as failures: the kernels must be clean).
+pub fn compile_kernels(arch: &str) -> std::result::Result<Vec<(&'static str, Ptx)>, String> {
+    use cudarc::nvrtc::result;
+    if let Some(why) = nvrtc_missing() {
+        return Err(why);
+    }
+    let options = [
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_string(),
+    ];
+    let mut out = Vec::new();
+    for (file, source, _) in KERNELS {
+        let src = std::ffi::CString::new(*source).map_err(|e| e.to_string())?;
+        let name = std::ffi::CString::new(*file).map_err(|e| e.to_string())?;
+        let prog = result::create_program(&src, Some(&name)).map_err(|e| format!("{file}: {e}"))?;
+        // SAFETY: `prog` was just created and is destroyed exactly once below.
+        let compiled = unsafe { result::compile_program(prog, &options) };
+        let log = unsafe { result::get_program_log(prog) }
+            .map(|raw| {
+                let bytes: Vec<u8> = raw
+                    .iter()
+                    .take_while(|c| **c != 0)
+                    .map(|c| *c as u8)
+                    .collect();
+                String::from_utf8_lossy(&bytes).trim().to_string()
+            })
+            .unwrap_or_default();
+        let ptx = unsafe { result::get_ptx(prog) };
+        let _ = unsafe { result::destroy_program(prog) };
+        if let Err(e) = compiled {
+            return Err(format!("{file} for {arch}: {e}\n{log}"));
+        }
+        if !log.is_empty() {
+            return Err(format!(
+                "{file} for {arch} compiled with diagnostics:\n{log}"
+            ));
+        }
+        let ptx = ptx.map_err(|e| format!("{file}: {e}"))?;
+        let text: Vec<u8> = ptx
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        out.push((
+            *file,
+            Ptx::from_src(String::from_utf8_lossy(&text).into_owned()),
+        ));
+    }
+    Ok(out)
+}
+
+pub struct CudaTensor {
+    buf: CudaSlice<f32>,
+    shape: Vec<usize>,
+}
+
+impl DeviceTensor for CudaTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+pub struct CudaBackend {
+    stream: Arc<CudaStream>,
+    functions: HashMap<&'static str, CudaFunction>,
+    /// Bound where a kernel's optional input (bias) is absent.
+    dummy: CudaSlice<f32>,
+    max_shared: usize,
+}
+
+fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(err(format!("{op}: {}", msg())))
+    }
+}
+
+fn dims<const N: usize>(t: &CudaTensor, op: &str, what: &str) -> Result<[usize; N]> {
+    t.shape.as_slice().try_into().map_err(|_| {
+        err(format!(
+            "{op}: {what} must have {N} dimensions, got shape {:?}",
+            t.shape
+        ))
+    })
+}
+
+fn act_code(a: Activation) -> (i32, f32) {
+    match a {
+        Activation::None => (0, 0.0),
+        Activation::Relu => (1, 0.0),
+        Activation::LeakyRelu(s) => (2, s),
+        Activation::Sigmoid => (3, 0.0),
+    }
+}
+
+fn log_code(l: LogSpec) -> (i32, f32) {
+    match l {
+        LogSpec::Ln { eps } => (1, eps),
+        LogSpec::Log10 { eps } => (2, eps),
+        LogSpec::Db { eps } => (3, eps),
+    }
+}
+
+/// 1-D launch over `n` threads (grid.x up to 2^31 - 1 blocks).
+fn linear(n: usize) -> Result<LaunchConfig> {
+    let blocks = u32::try_from(n.div_ceil(THREADS as usize).max(1))
+        .map_err(|_| err(format!("{n} threads is too many")))?;
+    Ok(LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+impl CudaBackend {
+    /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
+    pub fn new() -> Result<Self> {
+        probe().detail.as_ref().map_err(|e| err(e.clone()))?;
+        let ctx = CudaContext::new(0).map_err(driver_err("context"))?;
+        let (major, minor) = ctx.compute_capability().map_err(driver_err("device"))?;
+        let stream = ctx.default_stream();
+        let mut functions = HashMap::new();
+        for ((file, _, entries), (_, ptx)) in KERNELS
+            .iter()
+            .zip(compile_kernels(&format!("sm_{major}{minor}")).map_err(err)?)
+        {
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| err(format!("loading {file}: {e}")))?;
+            for entry in *entries {
+                functions.insert(
+                    *entry,
+                    module
+                        .load_function(entry)
+                        .map_err(|e| err(format!("{entry}: {e}")))?,
+                );
+            }
+        }
+        let max_shared = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)
+            .map_err(driver_err("device"))? as usize;
+        let dummy = stream.alloc_zeros::<f32>(4).map_err(driver_err("alloc"))?;
+        Ok(CudaBackend {
+            stream,
+            functions,
+            dummy,
+            max_shared,
+        })
+    }
+
+    fn alloc(&self, shape: &[usize]) -> Result<CudaTensor> {
+        let n: usize = shape.iter().product();
+        // SAFETY: every kernel writes each output element before it is read.
+        let buf = unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(driver_err("alloc"))?;
+        Ok(CudaTensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    fn f(&self, name: &str) -> &CudaFunction {
+        &self.functions[name]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        a: &CudaTensor,
+        (m, k, n): (usize, usize, usize),
+        b: &CudaTensor,
+        b_trans: bool,
+        bias: Option<&CudaTensor>,
+        act: Activation,
+        log: Option<LogSpec>,
+        out_shape: &[usize],
+    ) -> Result<CudaTensor> {
+        let mut out = self.alloc(out_shape)?;
+        if m == 0 || n == 0 {
+            return Ok(out);
+        }
+        let (act, slope) = act_code(act);
+        let (log_kind, eps) = log.map_or((0, 0.0), log_code);
+        let (m32, n32, k32) = (m as i32, n as i32, k as i32);
+        let (bt, hb) = (b_trans as i32, bias.is_some() as i32);
+        let cfg = LaunchConfig {
+            grid_dim: ((n as u32).div_ceil(16), (m as u32).div_ceil(16), 1),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        ensure(cfg.grid_dim.1 <= 65535, "matmul", || {
+            format!("{m} rows is too many for one launch")
+        })?;
+        let bias_buf = bias.map_or(&self.dummy, |b| &b.buf);
+        let mut l = self.stream.launch_builder(self.f("matmul"));
+        l.arg(&a.buf).arg(&b.buf).arg(bias_buf).arg(&mut out.buf);
+        l.arg(&m32)
+            .arg(&n32)
+            .arg(&k32)
+            .arg(&bt)
+            .arg(&hb)
+            .arg(&act)
+            .arg(&slope)
+            .arg(&log_kind)
+            .arg(&eps);
+        // SAFETY: argument list matches the kernel signature in kernels/classifier.cu.
+        unsafe { l.launch(cfg) }.map_err(driver_err("matmul"))?;
+        Ok(out)
+    }
+
+    /// An output of `shape` and the 1-D launch over its `n` threads (None when empty).
+    fn elementwise(&self, shape: &[usize], n: usize) -> Result<(CudaTensor, Option<LaunchConfig>)> {
+        let out = self.alloc(shape)?;
+        let cfg = if n == 0 { None } else { Some(linear(n)?) };
+        Ok((out, cfg))
+    }
+}
+
+impl Backend for CudaBackend {
+    type Tensor = CudaTensor;
+
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
+        let expected: usize = shape.iter().product();
+        ensure(expected == data.len(), "upload", || {
+            format!(
+                "shape {shape:?} needs {expected} values, got {}",
+                data.len()
+            )
+        })?;
+        let buf = if data.is_empty() {
+            self.stream.alloc_zeros::<f32>(1)
+        } else {
+            self.stream.clone_htod(data)
+        }
+        .map_err(driver_err("upload"))?;
+        Ok(CudaTensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    fn download(&self, tensor: &CudaTensor) -> Result<Vec<f32>> {
+        let mut all = self
+            .stream
+            .clone_dtoh(&tensor.buf)
+            .map_err(driver_err("download"))?;
+        all.truncate(tensor.len());
+        Ok(all)
+    }
+
+    fn reshape(&self, tensor: CudaTensor, shape: &[usize]) -> Result<CudaTensor> {
+        let n: usize = shape.iter().product();
+        ensure(n == tensor.len(), "reshape", || {
+            format!("{:?} cannot become {shape:?}", tensor.shape)
+        })?;
+        Ok(CudaTensor {
+            buf: tensor.buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    fn stft_power(
+        &self,
+        signal: &CudaTensor,
+        window: &CudaTensor,
+        p: &StftParams,
+    ) -> Result<CudaTensor> {
+        let op = "stft_power";
+        let [batch, len] = dims(signal, op, "signal")?;
+        ensure(p.n_fft >= 2 && p.hop > 0, op, || {
+            format!("n_fft {} / hop {} invalid", p.n_fft, p.hop)
+        })?;
+        ensure(window.len() == p.n_fft, op, || {
+            format!("window has {} samples, n_fft is {}", window.len(), p.n_fft)
+        })?;
+        let frames = p.frames(len).ok_or_else(|| {
+            err(format!(
+                "{op}: signal of {len} samples is too short for n_fft {}",
+                p.n_fft
+            ))
+        })?;
+        let bins = p.bins();
+        let mut out = self.alloc(&[batch, frames, bins])?;
+        let rows = batch * frames;
+        if rows == 0 {
+            return Ok(out);
+        }
+        let half = p.n_fft / 2;
+        let shared = half * 8;
+        let (b32, l32, f32_, n32, h32) = (
+            batch as i32,
+            len as i32,
+            frames as i32,
+            p.n_fft as i32,
+            p.hop as i32,
+        );
+        let pad = if p.center { half as i32 } else { 0 };
+        let bins32 = bins as i32;
+        if p.n_fft.is_power_of_two()
+            && p.n_fft >= 4
+            && p.n_fft <= RADIX2_MAX_NFFT
+            && shared <= self.max_shared
+        {
+            let log2_half = half.trailing_zeros() as i32;
+            let grid_x = rows.min(65535) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: shared as u32,
+            };
+            let mut l = self.stream.launch_builder(self.f("stft_radix2"));
+            l.arg(&signal.buf).arg(&window.buf).arg(&mut out.buf);
+            l.arg(&b32)
+                .arg(&l32)
+                .arg(&f32_)
+                .arg(&n32)
+                .arg(&h32)
+                .arg(&pad)
+                .arg(&bins32)
+                .arg(&log2_half)
+                .arg(&p.power);
+            // SAFETY: matches stft_radix2 in kernels/frontend.cu; shared memory = n_fft/2 float2.
+            unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+        } else {
+            let mut l = self.stream.launch_builder(self.f("stft_dft"));
+            l.arg(&signal.buf).arg(&window.buf).arg(&mut out.buf);
+            l.arg(&b32)
+                .arg(&l32)
+                .arg(&f32_)
+                .arg(&n32)
+                .arg(&h32)
+                .arg(&pad)
+                .arg(&bins32)
+                .arg(&p.power);
+            // SAFETY: matches stft_dft in kernels/frontend.cu.
+            unsafe { l.launch(linear(rows * bins)?) }.map_err(driver_err(op))?;
+        }
+        Ok(out)
+    }
+
+    fn filterbank_log(
+        &self,
+        power: &CudaTensor,
+        projection: Projection<&CudaTensor>,
+        log: LogSpec,
+    ) -> Result<CudaTensor> {
+        let op = "filterbank_log";
+        let [batch, frames, bins] = dims(power, op, "power spectrum")?;
+        match projection {
+            Projection::Bins { start, end } => {
+                ensure(start < end && end <= bins, op, || {
+                    format!("bin range {start}..{end} is not inside 0..{bins}")
+                })?;
+                let width = end - start;
+                let (kind, eps) = log_code(log);
+                let mut out = self.alloc(&[batch, frames, width])?;
+                let rows = batch * frames;
+                if rows * width > 0 {
+                    let (r64, wi, st, wo) = (rows as i64, bins as i32, start as i32, width as i32);
+                    let mut l = self.stream.launch_builder(self.f("select_bins_log"));
+                    l.arg(&power.buf)
+                        .arg(&mut out.buf)
+                        .arg(&r64)
+                        .arg(&wi)
+                        .arg(&st)
+                        .arg(&wo)
+                        .arg(&kind)
+                        .arg(&eps);
+                    // SAFETY: matches select_bins_log in kernels/frontend.cu.
+                    unsafe { l.launch(linear(rows * width)?) }.map_err(driver_err(op))?;
+                }
+                Ok(out)
+            }
+            Projection::Matrix(matrix) => {
+                let [rows, filters] = dims(matrix, op, "filterbank matrix")?;
+                ensure(rows == bins, op, || {
+                    format!("filterbank has {rows} rows, spectrum has {bins} bins")
+                })?;
+                self.matmul(
+                    power,
+                    (batch * frames, bins, filters),
+                    matrix,
+                    false,
+                    None,
+                    Activation::None,
+                    Some(log),
+                    &[batch, frames, filters],
+                )
+            }
+        }
+    }
+
+    fn dct(&self, features: &CudaTensor, basis: &CudaTensor) -> Result<CudaTensor> {
+        let op = "dct";
+        let [batch, frames, filters] = dims(features, op, "features")?;
+        let [rows, coeffs] = dims(basis, op, "DCT basis")?;
+        ensure(rows == filters, op, || {
+            format!("DCT basis has {rows} rows, features have {filters} filters")
+        })?;
+        self.matmul(
+            features,
+            (batch * frames, filters, coeffs),
+            basis,
+            false,
+            None,
+            Activation::None,
+            None,
+            &[batch, frames, coeffs],
+        )
+    }
+
+    fn normalize(
+        &self,
+        features: &CudaTensor,
+        mode: Normalization<&CudaTensor>,
+    ) -> Result<CudaTensor> {
+        let op = "normalize";
+        let [batch, frames, feats] = dims(features, op, "features")?;
+        let n = batch * frames * feats;
+        let mut out = self.alloc(&features.shape)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        match mode {
+            Normalization::Global { mean, std } => {
+                ensure(mean.len() == feats && std.len() == feats, op, || {
+                    format!(
+                        "global mean/std have {}/{} values, features have {feats}",
+                        mean.len(),
+                        std.len()
+                    )
+                })?;
+                let (n64, w) = (n as i64, feats as i32);
+                let mut l = self.stream.launch_builder(self.f("normalize_global"));
+                l.arg(&features.buf)
+                    .arg(&mean.buf)
+                    .arg(&std.buf)
+                    .arg(&mut out.buf)
+                    .arg(&n64)
+                    .arg(&w);
+                // SAFETY: matches normalize_global in kernels/frontend.cu.
+                unsafe { l.launch(linear(n)?) }.map_err(driver_err(op))?;
+            }
+            Normalization::Mean | Normalization::MeanVar => {
+                let m = matches!(mode, Normalization::MeanVar) as i32;
+                let (b32, t32, f32_) = (batch as i32, frames as i32, feats as i32);
+                let mut l = self.stream.launch_builder(self.f("normalize_window"));
+                l.arg(&features.buf)
+                    .arg(&mut out.buf)
+                    .arg(&b32)
+                    .arg(&t32)
+                    .arg(&f32_)
+                    .arg(&m)
+                    .arg(&NORM_EPS);
+                // SAFETY: matches normalize_window in kernels/frontend.cu.
+                unsafe { l.launch(linear(batch * feats)?) }.map_err(driver_err(op))?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn conv2d(
+        &self,
+        input: &CudaTensor,
+        weight: &CudaTensor,
+        bias: Option<&CudaTensor>,
+        p: &Conv2dParams,
+        activation: Activation,
+    ) -> Result<CudaTensor> {
+        let op = "conv2d";
+        let [batch, channels, h, w] = dims(input, op, "input")?;
+        let [out_ch, in_ch, kh, kw] = dims(weight, op, "weight")?;
+        ensure(in_ch == channels, op, || {
+            format!("weight expects {in_ch} input channels, input has {channels}")
+        })?;
+        if let Some(b) = bias {
+            ensure(b.shape == [out_ch], op, || {
+                format!("bias has shape {:?}, expected [{out_ch}]", b.shape)
+            })?;
+        }
+        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
+            err(format!(
+                "{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
+                p.padding
+            ))
+        })?;
+        let mut out = self.alloc(&[batch, out_ch, ho, wo])?;
+        if batch * out_ch * ho * wo == 0 {
+            return Ok(out);
+        }
+        let (act, slope) = act_code(activation);
+        let ints = [
+            channels,
+            h,
+            w,
+            out_ch,
+            kh,
+            kw,
+            p.stride[0],
+            p.stride[1],
+            p.padding[0],
+            p.padding[1],
+            ho,
+            wo,
+        ]
+        .map(|v| v as i32);
+        let hb = bias.is_some() as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                ((ho * wo) as u32).div_ceil(16),
+                (out_ch as u32).div_ceil(16),
+                batch as u32,
+            ),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        ensure(
+            cfg.grid_dim.1 <= 65535 && cfg.grid_dim.2 <= 65535,
+            op,
+            || "too many channels or windows for one launch".into(),
+        )?;
+        let mut l = self.stream.launch_builder(self.f("conv2d"));
+        l.arg(&input.buf)
+            .arg(&weight.buf)
+            .arg(bias.map_or(&self.dummy, |b| &b.buf))
+            .arg(&mut out.buf);
+        for v in &ints {
+            l.arg(v);
+        }
+        l.arg(&hb).arg(&act).arg(&slope);
+        // SAFETY: matches conv2d in kernels/classifier.cu.
+        unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+        Ok(out)
+    }
+
+    fn channel_affine(
+        &self,
+        input: &CudaTensor,
+        scale: &CudaTensor,
+        shift: &CudaTensor,
+        activation: Activation,
+    ) -> Result<CudaTensor> {
+        let op = "channel_affine";
+        ensure(input.shape.len() >= 2, op, || {
+            format!("input must be [B, C, ...], got {:?}", input.shape)
+        })?;
+        let channels = input.shape[1];
+        ensure(
+            scale.shape == [channels] && shift.shape == [channels],
+            op,
+            || {
+                format!(
+                    "scale/shift must be [{channels}], got {:?}/{:?}",
+                    scale.shape, shift.shape
+                )
+            },
+        )?;
+        let inner: usize = input.shape[2..].iter().product();
+        let n = input.len();
+        let mut out = self.alloc(&input.shape)?;
+        if n > 0 {
+            let (act, slope) = act_code(activation);
+            let (n64, c32, i32_) = (n as i64, channels as i32, inner as i32);
+            let mut l = self.stream.launch_builder(self.f("channel_affine"));
+            l.arg(&input.buf)
+                .arg(&scale.buf)
+                .arg(&shift.buf)
+                .arg(&mut out.buf)
+                .arg(&n64)
+                .arg(&c32)
+                .arg(&i32_)
+                .arg(&act)
+                .arg(&slope);
+            // SAFETY: matches channel_affine in kernels/classifier.cu.
+            unsafe { l.launch(linear(n)?) }.map_err(driver_err(op))?;
+        }
+        Ok(out)
+    }
+
+    fn max_pool2d(&self, input: &CudaTensor, p: &PoolParams) -> Result<CudaTensor> {
+        let op = "max_pool2d";
+        let [batch, channels, h, w] = dims(input, op, "input")?;
+        ensure(
+            p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
+            op,
+            || {
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    p.padding, p.kernel
+                )
+            },
+        )?;
+        let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
+            err(format!(
+                "{op}: kernel {:?} does not fit input {h}x{w}",
+                p.kernel
+            ))
+        })?;
+        let n = batch * channels * ho * wo;
+        let ints = [
+            h,
+            w,
+            ho,
+            wo,
+            p.kernel[0],
+            p.kernel[1],
+            p.stride[0],
+            p.stride[1],
+            p.padding[0],
+            p.padding[1],
+        ]
+        .map(|v| v as i32);
+        let (mut out, cfg) = self.elementwise(&[batch, channels, ho, wo], n)?;
+        if let Some(cfg) = cfg {
+            let n64 = n as i64;
+            let mut l = self.stream.launch_builder(self.f("max_pool2d"));
+            l.arg(&input.buf).arg(&mut out.buf).arg(&n64);
+            for v in &ints {
+                l.arg(v);
+            }
+            // SAFETY: matches max_pool2d in kernels/classifier.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+        }
+        Ok(out)
+    }
+
+    fn mfm(&self, input: &CudaTensor) -> Result<CudaTensor> {
+        ensure(
+            input.shape.len() >= 2 && input.shape[1].is_multiple_of(2),
+            "mfm",
+            || {
+                format!(
+                    "input must be [B, C, ...] with even C, got {:?}",
+                    input.shape
+                )
+            },
+        )?;
+        let inner: usize = input.shape[2..].iter().product();
+        let mut shape = input.shape.clone();
+        shape[1] /= 2;
+        let n: usize = shape.iter().product();
+        let (c32, i32_) = (input.shape[1] as i32, inner as i32);
+        let (mut out, cfg) = self.elementwise(&shape, n)?;
+        if let Some(cfg) = cfg {
+            let n64 = n as i64;
+            let mut l = self.stream.launch_builder(self.f("mfm"));
+            l.arg(&input.buf)
+                .arg(&mut out.buf)
+                .arg(&n64)
+                .arg(&c32)
+                .arg(&i32_);
+            // SAFETY: matches mfm in kernels/classifier.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err("mfm"))?;
+        }
+        Ok(out)
+    }
+
+    fn global_pool(&self, input: &CudaTensor, mode: GlobalPool) -> Result<CudaTensor> {
+        let op = "global_pool";
+        let [batch, channels, h, w] = dims(input, op, "input")?;
+        ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+        let planes = batch * channels;
+        let mut out = self.alloc(&[batch, channels])?;
+        if planes > 0 {
+            let (p64, inner, m) = (
+                planes as i64,
+                (h * w) as i32,
+                (mode == GlobalPool::Max) as i32,
+            );
+            let grid_x = planes.min(65535) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (grid_x, planes.div_ceil(grid_x as usize) as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut l = self.stream.launch_builder(self.f("global_pool"));
+            l.arg(&input.buf)
+                .arg(&mut out.buf)
+                .arg(&p64)
+                .arg(&inner)
+                .arg(&m);
+            // SAFETY: matches global_pool in kernels/classifier.cu (256-thread blocks).
+            unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+        }
+        Ok(out)
+    }
+
+    fn linear(
+        &self,
+        input: &CudaTensor,
+        weight: &CudaTensor,
+        bias: Option<&CudaTensor>,
+        activation: Activation,
+    ) -> Result<CudaTensor> {
+        let op = "linear";
+        let [batch, inputs] = dims(input, op, "input")?;
+        let [outputs, w_in] = dims(weight, op, "weight")?;
+        ensure(w_in == inputs, op, || {
+            format!("weight expects {w_in} inputs, input has {inputs}")
+        })?;
+        if let Some(b) = bias {
+            ensure(b.shape == [outputs], op, || {
+                format!("bias has shape {:?}, expected [{outputs}]", b.shape)
+            })?;
+        }
+        self.matmul(
+            input,
+            (batch, inputs, outputs),
+            weight,
+            true,
+            bias,
+            activation,
+            None,
+            &[batch, outputs],
+        )
+    }
+
+    fn sigmoid(&self, input: &CudaTensor, scale: f32, bias: f32) -> Result<CudaTensor> {
+        let n = input.len();
+        let (mut out, cfg) = self.elementwise(&input.shape, n)?;
+        if let Some(cfg) = cfg {
+            let n64 = n as i64;
+            let mut l = self.stream.launch_builder(self.f("sigmoid"));
+            l.arg(&input.buf)
+                .arg(&mut out.buf)
+                .arg(&n64)
+                .arg(&scale)
+                .arg(&bias);
+            // SAFETY: matches sigmoid in kernels/classifier.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err("sigmoid"))?;
+        }
+        Ok(out)
+    }
+
+    fn softmax(&self, input: &CudaTensor) -> Result<CudaTensor> {
+        let [rows, classes] = dims(input, "softmax", "input")?;
+        ensure(classes > 0, "softmax", || "input has zero classes".into())?;
+        let c32 = classes as i32;
+        let (mut out, cfg) = self.elementwise(&input.shape, rows)?;
+        if let Some(cfg) = cfg {
+            let r64 = rows as i64;
+            let mut l = self.stream.launch_builder(self.f("softmax"));
+            l.arg(&input.buf).arg(&mut out.buf).arg(&r64).arg(&c32);
+            // SAFETY: matches softmax in kernels/classifier.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err("softmax"))?;
+        }
+        Ok(out)
+    }
+}
