@@ -15,6 +15,7 @@
 pub mod cpu;
 pub mod cuda;
 mod layer;
+pub mod shapes;
 pub mod wgpu;
 
 use crate::Result;

@@ -2,18 +2,9 @@
 
 use rayon::prelude::*;
 
-use super::{CpuTensor, dims, ensure, sgemm};
+use super::{CHECK, CpuTensor, sgemm};
+use crate::Result;
 use crate::backend::{Activation, Conv2dParams, GlobalPool, PoolParams};
-use crate::{Error, Result};
-
-fn check_vector(t: Option<&CpuTensor>, len: usize, op: &str, what: &str) -> Result<()> {
-    if let Some(t) = t {
-        ensure(t.shape == [len], op, || {
-            format!("{what} has shape {:?}, expected [{len}]", t.shape)
-        })?;
-    }
-    Ok(())
-}
 
 pub(super) fn conv2d(
     input: &CpuTensor,
@@ -22,22 +13,14 @@ pub(super) fn conv2d(
     p: &Conv2dParams,
     act: Activation,
 ) -> Result<CpuTensor> {
-    let op = "conv2d";
-    let [batch, channels, h, w] = dims(input, op, "input")?;
-    let [out_ch, in_ch, kh, kw] = dims(weight, op, "weight")?;
-    ensure(in_ch == channels, op, || {
-        format!("weight expects {in_ch} input channels, input has {channels}")
-    })?;
-    check_vector(bias, out_ch, op, "bias")?;
-    let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
-        Error::backend(
-            "cpu",
-            format!(
-                "{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
-                p.padding
-            ),
-        )
-    })?;
+    let c = CHECK.conv2d(
+        &input.shape,
+        &weight.shape,
+        bias.map(|b| b.shape.as_slice()),
+        p,
+    )?;
+    let (batch, channels, h, w) = (c.batch, c.channels, c.h, c.w);
+    let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
     let k = channels * kh * kw;
     let hw_out = ho * wo;
     let direct = kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
@@ -120,14 +103,7 @@ pub(super) fn channel_affine(
     shift: &CpuTensor,
     act: Activation,
 ) -> Result<CpuTensor> {
-    let op = "channel_affine";
-    ensure(input.shape.len() >= 2, op, || {
-        format!("input must be [B, C, ...], got {:?}", input.shape)
-    })?;
-    let channels = input.shape[1];
-    check_vector(Some(scale), channels, op, "scale")?;
-    check_vector(Some(shift), channels, op, "shift")?;
-    let inner: usize = input.shape[2..].iter().product();
+    let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
     let mut out = input.data.clone();
     if inner > 0 {
         out.par_chunks_mut(inner)
@@ -144,24 +120,8 @@ pub(super) fn channel_affine(
 }
 
 pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
-    let op = "max_pool2d";
-    let [batch, channels, h, w] = dims(input, op, "input")?;
-    ensure(
-        p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
-        op,
-        || {
-            format!(
-                "padding {:?} must be at most half the kernel {:?}",
-                p.padding, p.kernel
-            )
-        },
-    )?;
-    let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
-        Error::backend(
-            "cpu",
-            format!("{op}: kernel {:?} does not fit input {h}x{w}", p.kernel),
-        )
-    })?;
+    let c = CHECK.max_pool2d(&input.shape, p)?;
+    let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
     // Window bounds per output column, computed once: [start, end) input columns.
     let col_range = |o: usize, kernel: usize, stride: usize, pad: usize, len: usize| {
         let first = (o * stride) as isize - pad as isize;
@@ -192,19 +152,9 @@ pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor>
 }
 
 pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
-    let op = "mfm";
-    ensure(
-        input.shape.len() >= 2 && input.shape[1].is_multiple_of(2),
-        op,
-        || {
-            format!(
-                "input must be [B, C, ...] with even C, got {:?}",
-                input.shape
-            )
-        },
-    )?;
+    let (shape, inner) = CHECK.mfm(&input.shape)?;
     let batch = input.shape[0];
-    let half: usize = input.shape[1] / 2 * input.shape[2..].iter().product::<usize>();
+    let half = shape[1] * inner;
     let mut out = vec![0.0f32; batch * half];
     if half > 0 {
         out.par_chunks_mut(half)
@@ -216,18 +166,14 @@ pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
                 }
             });
     }
-    let mut shape = input.shape.clone();
-    shape[1] /= 2;
     CpuTensor::new(out, &shape)
 }
 
 pub(super) fn global_pool(input: &CpuTensor, mode: GlobalPool) -> Result<CpuTensor> {
-    let op = "global_pool";
-    let [batch, channels, h, w] = dims(input, op, "input")?;
-    ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+    let [batch, channels, hw] = CHECK.global_pool(&input.shape)?;
     let out = input
         .data
-        .par_chunks(h * w)
+        .par_chunks(hw)
         .map(|plane| match mode {
             GlobalPool::Avg => {
                 (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32
@@ -244,13 +190,11 @@ pub(super) fn linear(
     bias: Option<&CpuTensor>,
     act: Activation,
 ) -> Result<CpuTensor> {
-    let op = "linear";
-    let [batch, inputs] = dims(input, op, "input")?;
-    let [outputs, w_in] = dims(weight, op, "weight")?;
-    ensure(w_in == inputs, op, || {
-        format!("weight expects {w_in} inputs, input has {inputs}")
-    })?;
-    check_vector(bias, outputs, op, "bias")?;
+    let [batch, inputs, outputs] = CHECK.linear(
+        &input.shape,
+        &weight.shape,
+        bias.map(|b| b.shape.as_slice()),
+    )?;
     let mut out = vec![0.0f32; batch * outputs];
     // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
     sgemm(

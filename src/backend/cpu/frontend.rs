@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{CpuBackend, CpuTensor, dims, ensure, sgemm};
+use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
 use crate::backend::{LogSpec, NORM_EPS, Normalization, Projection, StftParams};
 
@@ -16,27 +16,8 @@ pub(super) fn stft_power(
     p: &StftParams,
 ) -> Result<CpuTensor> {
     let op = "stft_power";
-    let [batch, len] = dims(signal, op, "signal")?;
-    ensure(p.n_fft >= 2 && p.hop > 0, op, || {
-        format!("n_fft {} and hop {} must be ≥ 2 and ≥ 1", p.n_fft, p.hop)
-    })?;
-    ensure(window.data.len() == p.n_fft, op, || {
-        format!(
-            "window has {} samples, n_fft is {}",
-            window.data.len(),
-            p.n_fft
-        )
-    })?;
-    let frames = p.frames(len).ok_or_else(|| {
-        crate::Error::backend(
-            "cpu",
-            format!(
-                "{op}: signal of {len} samples is too short for n_fft {}",
-                p.n_fft
-            ),
-        )
-    })?;
-    let bins = p.bins();
+    let shape = CHECK.stft(&signal.shape, window.data.len(), p)?;
+    let (batch, len, frames, bins) = (shape.batch, shape.len, shape.frames, shape.bins);
     let pad = if p.center { p.n_fft / 2 } else { 0 };
     let fft = backend.fft_plan(p.n_fft);
     let mut out = vec![0.0f32; batch * frames * bins];
@@ -116,13 +97,9 @@ pub(super) fn filterbank_log(
     projection: Projection<&CpuTensor>,
     log: LogSpec,
 ) -> Result<CpuTensor> {
-    let op = "filterbank_log";
-    let [batch, frames, bins] = dims(power, op, "power spectrum")?;
     match projection {
         Projection::Bins { start, end } => {
-            ensure(start < end && end <= bins, op, || {
-                format!("bin range {start}..{end} is not inside 0..{bins}")
-            })?;
+            let [batch, frames, bins] = CHECK.bin_range(&power.shape, start, end)?;
             let width = end - start;
             let mut out = vec![0.0f32; batch * frames * width];
             out.par_chunks_mut(width)
@@ -135,10 +112,8 @@ pub(super) fn filterbank_log(
             CpuTensor::new(out, &[batch, frames, width])
         }
         Projection::Matrix(matrix) => {
-            let [rows, filters] = dims(matrix, op, "filterbank matrix")?;
-            ensure(rows == bins, op, || {
-                format!("filterbank has {rows} rows, spectrum has {bins} bins")
-            })?;
+            let [batch, frames, bins, filters] =
+                CHECK.project("filterbank_log", &power.shape, &matrix.shape)?;
             let out = project_rows(&power.data, bins, &matrix.data, filters, |v| log.apply(v));
             CpuTensor::new(out, &[batch, frames, filters])
         }
@@ -146,12 +121,7 @@ pub(super) fn filterbank_log(
 }
 
 pub(super) fn dct(features: &CpuTensor, basis: &CpuTensor) -> Result<CpuTensor> {
-    let op = "dct";
-    let [batch, frames, filters] = dims(features, op, "features")?;
-    let [rows, coeffs] = dims(basis, op, "DCT basis")?;
-    ensure(rows == filters, op, || {
-        format!("DCT basis has {rows} rows, features have {filters} filters")
-    })?;
+    let [batch, frames, filters, coeffs] = CHECK.project("dct", &features.shape, &basis.shape)?;
     let out = project_rows(&features.data, filters, &basis.data, coeffs, |v| v);
     CpuTensor::new(out, &[batch, frames, coeffs])
 }
@@ -160,21 +130,13 @@ pub(super) fn normalize(
     features: &CpuTensor,
     mode: Normalization<&CpuTensor>,
 ) -> Result<CpuTensor> {
-    let op = "normalize";
-    let [_, frames, feats] = dims(features, op, "features")?;
+    let stats = match &mode {
+        Normalization::Global { mean, std } => Some((mean.data.len(), std.data.len())),
+        _ => None,
+    };
+    let [_, frames, feats] = CHECK.normalize(&features.shape, stats)?;
     let mut out = features.data.clone();
     if let Normalization::Global { mean, std } = mode {
-        ensure(
-            mean.data.len() == feats && std.data.len() == feats,
-            op,
-            || {
-                format!(
-                    "global mean/std have {}/{} values, features have {feats}",
-                    mean.data.len(),
-                    std.data.len()
-                )
-            },
-        )?;
         out.par_chunks_mut(feats).for_each(|row| {
             for ((v, m), s) in row.iter_mut().zip(&mean.data).zip(&std.data) {
                 *v = (*v - m) / s;

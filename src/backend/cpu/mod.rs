@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use realfft::{RealFftPlanner, RealToComplex};
 
+use super::shapes::Shapes;
 use super::{
     Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, Normalization,
     PoolParams, Projection, StftParams,
 };
-use crate::{Error, Result};
+use crate::Result;
 
 /// A host tensor: row-major `data` with its `shape`.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,18 +22,12 @@ pub struct CpuTensor {
     data: Vec<f32>,
 }
 
+/// Shape rules, with "cpu" in their error messages.
+const CHECK: Shapes = Shapes("cpu");
+
 impl CpuTensor {
     pub fn new(data: Vec<f32>, shape: &[usize]) -> Result<Self> {
-        let expected: usize = shape.iter().product();
-        if expected != data.len() {
-            return Err(Error::backend(
-                "cpu",
-                format!(
-                    "tensor of shape {shape:?} needs {expected} values, got {}",
-                    data.len()
-                ),
-            ));
-        }
+        CHECK.upload(data.len(), shape)?;
         Ok(CpuTensor {
             shape: shape.to_vec(),
             data,
@@ -79,27 +74,6 @@ impl CpuBackend {
         let mut planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
         planner.plan_fft_forward(n)
     }
-}
-
-/// Shape check that reports the op and what it expected.
-fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(Error::backend("cpu", format!("{op}: {}", msg())))
-    }
-}
-
-fn dims<const N: usize>(t: &CpuTensor, op: &str, what: &str) -> Result<[usize; N]> {
-    t.shape.as_slice().try_into().map_err(|_| {
-        Error::backend(
-            "cpu",
-            format!(
-                "{op}: {what} must have {N} dimensions, got shape {:?}",
-                t.shape
-            ),
-        )
-    })
 }
 
 /// `c[m×n] = a[m×k] · b[k×n]` with arbitrary strides on `a` and `b` (row-major `c`).
@@ -255,8 +229,7 @@ impl Backend for CpuBackend {
     }
 
     fn softmax(&self, input: &CpuTensor) -> Result<CpuTensor> {
-        let [_, n] = dims(input, "softmax", "input")?;
-        ensure(n > 0, "softmax", || "input has zero classes".into())?;
+        let [_, n] = CHECK.softmax(&input.shape)?;
         let mut data = input.data.clone();
         for row in data.chunks_mut(n) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -15,6 +15,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
+use super::shapes::Shapes;
 use super::{
     Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, NORM_EPS, Normalization,
     PoolParams, Projection, StftParams,
@@ -187,21 +188,15 @@ pub struct CudaBackend {
     max_shared: usize,
 }
 
+/// Shape rules, with "cuda" in their error messages.
+const CHECK: Shapes = Shapes("cuda");
+
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
         Ok(())
     } else {
         Err(err(format!("{op}: {}", msg())))
     }
-}
-
-fn dims<const N: usize>(t: &CudaTensor, op: &str, what: &str) -> Result<[usize; N]> {
-    t.shape.as_slice().try_into().map_err(|_| {
-        err(format!(
-            "{op}: {what} must have {N} dimensions, got shape {:?}",
-            t.shape
-        ))
-    })
 }
 
 fn act_code(a: Activation) -> (i32, f32) {
@@ -343,13 +338,7 @@ impl Backend for CudaBackend {
     }
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
-        let expected: usize = shape.iter().product();
-        ensure(expected == data.len(), "upload", || {
-            format!(
-                "shape {shape:?} needs {expected} values, got {}",
-                data.len()
-            )
-        })?;
+        CHECK.upload(data.len(), shape)?;
         let buf = if data.is_empty() {
             self.stream.alloc_zeros::<f32>(1)
         } else {
@@ -372,10 +361,7 @@ impl Backend for CudaBackend {
     }
 
     fn reshape(&self, tensor: CudaTensor, shape: &[usize]) -> Result<CudaTensor> {
-        let n: usize = shape.iter().product();
-        ensure(n == tensor.len(), "reshape", || {
-            format!("{:?} cannot become {shape:?}", tensor.shape)
-        })?;
+        CHECK.reshape(&tensor.shape, shape)?;
         Ok(CudaTensor {
             buf: tensor.buf,
             shape: shape.to_vec(),
@@ -389,19 +375,8 @@ impl Backend for CudaBackend {
         p: &StftParams,
     ) -> Result<CudaTensor> {
         let op = "stft_power";
-        let [batch, len] = dims(signal, op, "signal")?;
-        ensure(p.n_fft >= 2 && p.hop > 0, op, || {
-            format!("n_fft {} / hop {} invalid", p.n_fft, p.hop)
-        })?;
-        ensure(window.len() == p.n_fft, op, || {
-            format!("window has {} samples, n_fft is {}", window.len(), p.n_fft)
-        })?;
-        let frames = p.frames(len).ok_or_else(|| {
-            err(format!(
-                "{op}: signal of {len} samples is too short for n_fft {}",
-                p.n_fft
-            ))
-        })?;
+        let shape = CHECK.stft(&signal.shape, window.len(), p)?;
+        let (batch, len, frames) = (shape.batch, shape.len, shape.frames);
         let bins = p.bins();
         let mut out = self.alloc(&[batch, frames, bins])?;
         let rows = batch * frames;
@@ -468,12 +443,9 @@ impl Backend for CudaBackend {
         log: LogSpec,
     ) -> Result<CudaTensor> {
         let op = "filterbank_log";
-        let [batch, frames, bins] = dims(power, op, "power spectrum")?;
         match projection {
             Projection::Bins { start, end } => {
-                ensure(start < end && end <= bins, op, || {
-                    format!("bin range {start}..{end} is not inside 0..{bins}")
-                })?;
+                let [batch, frames, bins] = CHECK.bin_range(&power.shape, start, end)?;
                 let width = end - start;
                 let (kind, eps) = log_code(log);
                 let mut out = self.alloc(&[batch, frames, width])?;
@@ -495,10 +467,8 @@ impl Backend for CudaBackend {
                 Ok(out)
             }
             Projection::Matrix(matrix) => {
-                let [rows, filters] = dims(matrix, op, "filterbank matrix")?;
-                ensure(rows == bins, op, || {
-                    format!("filterbank has {rows} rows, spectrum has {bins} bins")
-                })?;
+                let [batch, frames, bins, filters] =
+                    CHECK.project(op, &power.shape, &matrix.shape)?;
                 self.matmul(
                     power,
                     (batch * frames, bins, filters),
@@ -514,12 +484,8 @@ impl Backend for CudaBackend {
     }
 
     fn dct(&self, features: &CudaTensor, basis: &CudaTensor) -> Result<CudaTensor> {
-        let op = "dct";
-        let [batch, frames, filters] = dims(features, op, "features")?;
-        let [rows, coeffs] = dims(basis, op, "DCT basis")?;
-        ensure(rows == filters, op, || {
-            format!("DCT basis has {rows} rows, features have {filters} filters")
-        })?;
+        let [batch, frames, filters, coeffs] =
+            CHECK.project("dct", &features.shape, &basis.shape)?;
         self.matmul(
             features,
             (batch * frames, filters, coeffs),
@@ -538,7 +504,11 @@ impl Backend for CudaBackend {
         mode: Normalization<&CudaTensor>,
     ) -> Result<CudaTensor> {
         let op = "normalize";
-        let [batch, frames, feats] = dims(features, op, "features")?;
+        let stats = match &mode {
+            Normalization::Global { mean, std } => Some((mean.len(), std.len())),
+            _ => None,
+        };
+        let [batch, frames, feats] = CHECK.normalize(&features.shape, stats)?;
         let n = batch * frames * feats;
         let mut out = self.alloc(&features.shape)?;
         if n == 0 {
@@ -546,13 +516,6 @@ impl Backend for CudaBackend {
         }
         match mode {
             Normalization::Global { mean, std } => {
-                ensure(mean.len() == feats && std.len() == feats, op, || {
-                    format!(
-                        "global mean/std have {}/{} values, features have {feats}",
-                        mean.len(),
-                        std.len()
-                    )
-                })?;
                 let (n64, w) = (n as i64, feats as i32);
                 let mut l = self.stream.launch_builder(self.f("normalize_global"));
                 l.arg(&features.buf)
@@ -591,22 +554,14 @@ impl Backend for CudaBackend {
         activation: Activation,
     ) -> Result<CudaTensor> {
         let op = "conv2d";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        let [out_ch, in_ch, kh, kw] = dims(weight, op, "weight")?;
-        ensure(in_ch == channels, op, || {
-            format!("weight expects {in_ch} input channels, input has {channels}")
-        })?;
-        if let Some(b) = bias {
-            ensure(b.shape == [out_ch], op, || {
-                format!("bias has shape {:?}, expected [{out_ch}]", b.shape)
-            })?;
-        }
-        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
-            err(format!(
-                "{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
-                p.padding
-            ))
-        })?;
+        let c = CHECK.conv2d(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            p,
+        )?;
+        let (batch, channels, h, w) = (c.batch, c.channels, c.h, c.w);
+        let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
         let mut out = self.alloc(&[batch, out_ch, ho, wo])?;
         if batch * out_ch * ho * wo == 0 {
             return Ok(out);
@@ -664,21 +619,7 @@ impl Backend for CudaBackend {
         activation: Activation,
     ) -> Result<CudaTensor> {
         let op = "channel_affine";
-        ensure(input.shape.len() >= 2, op, || {
-            format!("input must be [B, C, ...], got {:?}", input.shape)
-        })?;
-        let channels = input.shape[1];
-        ensure(
-            scale.shape == [channels] && shift.shape == [channels],
-            op,
-            || {
-                format!(
-                    "scale/shift must be [{channels}], got {:?}/{:?}",
-                    scale.shape, shift.shape
-                )
-            },
-        )?;
-        let inner: usize = input.shape[2..].iter().product();
+        let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
         let n = input.len();
         let mut out = self.alloc(&input.shape)?;
         if n > 0 {
@@ -702,23 +643,8 @@ impl Backend for CudaBackend {
 
     fn max_pool2d(&self, input: &CudaTensor, p: &PoolParams) -> Result<CudaTensor> {
         let op = "max_pool2d";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        ensure(
-            p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
-            op,
-            || {
-                format!(
-                    "padding {:?} must be at most half the kernel {:?}",
-                    p.padding, p.kernel
-                )
-            },
-        )?;
-        let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
-            err(format!(
-                "{op}: kernel {:?} does not fit input {h}x{w}",
-                p.kernel
-            ))
-        })?;
+        let c = CHECK.max_pool2d(&input.shape, p)?;
+        let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
         let n = batch * channels * ho * wo;
         let ints = [
             h,
@@ -748,19 +674,7 @@ impl Backend for CudaBackend {
     }
 
     fn mfm(&self, input: &CudaTensor) -> Result<CudaTensor> {
-        ensure(
-            input.shape.len() >= 2 && input.shape[1].is_multiple_of(2),
-            "mfm",
-            || {
-                format!(
-                    "input must be [B, C, ...] with even C, got {:?}",
-                    input.shape
-                )
-            },
-        )?;
-        let inner: usize = input.shape[2..].iter().product();
-        let mut shape = input.shape.clone();
-        shape[1] /= 2;
+        let (shape, inner) = CHECK.mfm(&input.shape)?;
         let n: usize = shape.iter().product();
         let (c32, i32_) = (input.shape[1] as i32, inner as i32);
         let (mut out, cfg) = self.elementwise(&shape, n)?;
@@ -780,16 +694,11 @@ impl Backend for CudaBackend {
 
     fn global_pool(&self, input: &CudaTensor, mode: GlobalPool) -> Result<CudaTensor> {
         let op = "global_pool";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+        let [batch, channels, hw] = CHECK.global_pool(&input.shape)?;
         let planes = batch * channels;
         let mut out = self.alloc(&[batch, channels])?;
         if planes > 0 {
-            let (p64, inner, m) = (
-                planes as i64,
-                (h * w) as i32,
-                (mode == GlobalPool::Max) as i32,
-            );
+            let (p64, inner, m) = (planes as i64, hw as i32, (mode == GlobalPool::Max) as i32);
             let grid_x = planes.min(65535) as u32;
             let cfg = LaunchConfig {
                 grid_dim: (grid_x, planes.div_ceil(grid_x as usize) as u32, 1),
@@ -815,17 +724,11 @@ impl Backend for CudaBackend {
         bias: Option<&CudaTensor>,
         activation: Activation,
     ) -> Result<CudaTensor> {
-        let op = "linear";
-        let [batch, inputs] = dims(input, op, "input")?;
-        let [outputs, w_in] = dims(weight, op, "weight")?;
-        ensure(w_in == inputs, op, || {
-            format!("weight expects {w_in} inputs, input has {inputs}")
-        })?;
-        if let Some(b) = bias {
-            ensure(b.shape == [outputs], op, || {
-                format!("bias has shape {:?}, expected [{outputs}]", b.shape)
-            })?;
-        }
+        let [batch, inputs, outputs] = CHECK.linear(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+        )?;
         self.matmul(
             input,
             (batch, inputs, outputs),
@@ -856,8 +759,7 @@ impl Backend for CudaBackend {
     }
 
     fn softmax(&self, input: &CudaTensor) -> Result<CudaTensor> {
-        let [rows, classes] = dims(input, "softmax", "input")?;
-        ensure(classes > 0, "softmax", || "input has zero classes".into())?;
+        let [rows, classes] = CHECK.softmax(&input.shape)?;
         let c32 = classes as i32;
         let (mut out, cfg) = self.elementwise(&input.shape, rows)?;
         if let Some(cfg) = cfg {

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pool::{BufferPool, PooledBuffer};
+
+use super::shapes::Shapes;
 use wgpu::util::DeviceExt;
 
 use super::{
@@ -220,21 +222,15 @@ fn log_code(l: LogSpec) -> (u32, f32) {
     }
 }
 
+/// Shape rules, with "wgpu" in their error messages.
+const CHECK: Shapes = Shapes("wgpu");
+
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
         Ok(())
     } else {
         Err(err(format!("{op}: {}", msg())))
     }
-}
-
-fn dims<const N: usize>(t: &WgpuTensor, op: &str, what: &str) -> Result<[usize; N]> {
-    t.shape.as_slice().try_into().map_err(|_| {
-        err(format!(
-            "{op}: {what} must have {N} dimensions, got shape {:?}",
-            t.shape
-        ))
-    })
 }
 
 /// Workgroup grid for `groups` workgroups, folded into 2-D past the per-dimension limit.
@@ -478,13 +474,7 @@ impl Backend for WgpuBackend {
     }
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<WgpuTensor> {
-        let expected: usize = shape.iter().product();
-        ensure(expected == data.len(), "upload", || {
-            format!(
-                "shape {shape:?} needs {expected} values, got {}",
-                data.len()
-            )
-        })?;
+        CHECK.upload(data.len(), shape)?;
         let t = self.alloc(shape)?;
         if !data.is_empty() {
             let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -558,10 +548,7 @@ impl Backend for WgpuBackend {
     }
 
     fn reshape(&self, tensor: WgpuTensor, shape: &[usize]) -> Result<WgpuTensor> {
-        let n: usize = shape.iter().product();
-        ensure(n == tensor.len(), "reshape", || {
-            format!("{:?} cannot become {shape:?}", tensor.shape)
-        })?;
+        CHECK.reshape(&tensor.shape, shape)?;
         Ok(WgpuTensor {
             buffer: tensor.buffer,
             shape: shape.to_vec(),
@@ -574,20 +561,8 @@ impl Backend for WgpuBackend {
         window: &WgpuTensor,
         p: &StftParams,
     ) -> Result<WgpuTensor> {
-        let op = "stft_power";
-        let [batch, len] = dims(signal, op, "signal")?;
-        ensure(p.n_fft >= 2 && p.hop > 0, op, || {
-            format!("n_fft {} / hop {} invalid", p.n_fft, p.hop)
-        })?;
-        ensure(window.len() == p.n_fft, op, || {
-            format!("window has {} samples, n_fft is {}", window.len(), p.n_fft)
-        })?;
-        let frames = p.frames(len).ok_or_else(|| {
-            err(format!(
-                "{op}: signal of {len} samples is too short for n_fft {}",
-                p.n_fft
-            ))
-        })?;
+        let shape = CHECK.stft(&signal.shape, window.len(), p)?;
+        let (batch, len, frames) = (shape.batch, shape.len, shape.frames);
         let bins = p.bins();
         let out = self.alloc(&[batch, frames, bins])?;
         let radix2 = p.n_fft.is_power_of_two() && p.n_fft >= 4 && p.n_fft <= RADIX2_MAX_NFFT;
@@ -632,12 +607,9 @@ impl Backend for WgpuBackend {
         log: LogSpec,
     ) -> Result<WgpuTensor> {
         let op = "filterbank_log";
-        let [batch, frames, bins] = dims(power, op, "power spectrum")?;
         match projection {
             Projection::Bins { start, end } => {
-                ensure(start < end && end <= bins, op, || {
-                    format!("bin range {start}..{end} is not inside 0..{bins}")
-                })?;
+                let [batch, frames, bins] = CHECK.bin_range(&power.shape, start, end)?;
                 let width = end - start;
                 let (kind, eps) = log_code(log);
                 let out = self.alloc(&[batch, frames, width])?;
@@ -661,10 +633,8 @@ impl Backend for WgpuBackend {
                 Ok(out)
             }
             Projection::Matrix(matrix) => {
-                let [rows, filters] = dims(matrix, op, "filterbank matrix")?;
-                ensure(rows == bins, op, || {
-                    format!("filterbank has {rows} rows, spectrum has {bins} bins")
-                })?;
+                let [batch, frames, bins, filters] =
+                    CHECK.project(op, &power.shape, &matrix.shape)?;
                 self.matmul(
                     power,
                     (batch * frames, bins, filters),
@@ -680,12 +650,8 @@ impl Backend for WgpuBackend {
     }
 
     fn dct(&self, features: &WgpuTensor, basis: &WgpuTensor) -> Result<WgpuTensor> {
-        let op = "dct";
-        let [batch, frames, filters] = dims(features, op, "features")?;
-        let [rows, coeffs] = dims(basis, op, "DCT basis")?;
-        ensure(rows == filters, op, || {
-            format!("DCT basis has {rows} rows, features have {filters} filters")
-        })?;
+        let [batch, frames, filters, coeffs] =
+            CHECK.project("dct", &features.shape, &basis.shape)?;
         self.matmul(
             features,
             (batch * frames, filters, coeffs),
@@ -703,8 +669,11 @@ impl Backend for WgpuBackend {
         features: &WgpuTensor,
         mode: Normalization<&WgpuTensor>,
     ) -> Result<WgpuTensor> {
-        let op = "normalize";
-        let [batch, frames, feats] = dims(features, op, "features")?;
+        let stats = match &mode {
+            Normalization::Global { mean, std } => Some((mean.len(), std.len())),
+            _ => None,
+        };
+        let [batch, frames, feats] = CHECK.normalize(&features.shape, stats)?;
         let out = self.alloc(&features.shape)?;
         let n = batch * frames * feats;
         if n == 0 {
@@ -712,13 +681,6 @@ impl Backend for WgpuBackend {
         }
         match mode {
             Normalization::Global { mean, std } => {
-                ensure(mean.len() == feats && std.len() == feats, op, || {
-                    format!(
-                        "global mean/std have {}/{} values, features have {feats}",
-                        mean.len(),
-                        std.len()
-                    )
-                })?;
                 self.dispatch(
                     "normalize_global",
                     &[n as u32, feats as u32],
@@ -765,22 +727,14 @@ impl Backend for WgpuBackend {
         activation: Activation,
     ) -> Result<WgpuTensor> {
         let op = "conv2d";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        let [out_ch, in_ch, kh, kw] = dims(weight, op, "weight")?;
-        ensure(in_ch == channels, op, || {
-            format!("weight expects {in_ch} input channels, input has {channels}")
-        })?;
-        if let Some(b) = bias {
-            ensure(b.shape == [out_ch], op, || {
-                format!("bias has shape {:?}, expected [{out_ch}]", b.shape)
-            })?;
-        }
-        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
-            err(format!(
-                "{op}: kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
-                p.padding
-            ))
-        })?;
+        let c = CHECK.conv2d(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            p,
+        )?;
+        let (batch, channels, h, w) = (c.batch, c.channels, c.h, c.w);
+        let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
         let out = self.alloc(&[batch, out_ch, ho, wo])?;
         let (act, slope) = act_code(activation);
         let params = [
@@ -831,22 +785,7 @@ impl Backend for WgpuBackend {
         shift: &WgpuTensor,
         activation: Activation,
     ) -> Result<WgpuTensor> {
-        let op = "channel_affine";
-        ensure(input.shape.len() >= 2, op, || {
-            format!("input must be [B, C, ...], got {:?}", input.shape)
-        })?;
-        let channels = input.shape[1];
-        ensure(
-            scale.shape == [channels] && shift.shape == [channels],
-            op,
-            || {
-                format!(
-                    "scale/shift must be [{channels}], got {:?}/{:?}",
-                    scale.shape, shift.shape
-                )
-            },
-        )?;
-        let inner: usize = input.shape[2..].iter().product();
+        let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
         let out = self.alloc(&input.shape)?;
         let n = input.len();
         let (act, slope) = act_code(activation);
@@ -867,24 +806,8 @@ impl Backend for WgpuBackend {
     }
 
     fn max_pool2d(&self, input: &WgpuTensor, p: &PoolParams) -> Result<WgpuTensor> {
-        let op = "max_pool2d";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        ensure(
-            p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
-            op,
-            || {
-                format!(
-                    "padding {:?} must be at most half the kernel {:?}",
-                    p.padding, p.kernel
-                )
-            },
-        )?;
-        let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
-            err(format!(
-                "{op}: kernel {:?} does not fit input {h}x{w}",
-                p.kernel
-            ))
-        })?;
+        let c = CHECK.max_pool2d(&input.shape, p)?;
+        let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
         let n = batch * channels * ho * wo;
         let mut params = [0u32; 20];
         params[..13].copy_from_slice(
@@ -909,19 +832,7 @@ impl Backend for WgpuBackend {
     }
 
     fn mfm(&self, input: &WgpuTensor) -> Result<WgpuTensor> {
-        ensure(
-            input.shape.len() >= 2 && input.shape[1].is_multiple_of(2),
-            "mfm",
-            || {
-                format!(
-                    "input must be [B, C, ...] with even C, got {:?}",
-                    input.shape
-                )
-            },
-        )?;
-        let inner: usize = input.shape[2..].iter().product();
-        let mut shape = input.shape.clone();
-        shape[1] /= 2;
+        let (shape, inner) = CHECK.mfm(&input.shape)?;
         let n: usize = shape.iter().product();
         let mut params = [0u32; 20];
         params[..3].copy_from_slice(&[n as u32, input.shape[1] as u32, inner as u32]);
@@ -929,14 +840,12 @@ impl Backend for WgpuBackend {
     }
 
     fn global_pool(&self, input: &WgpuTensor, mode: GlobalPool) -> Result<WgpuTensor> {
-        let op = "global_pool";
-        let [batch, channels, h, w] = dims(input, op, "input")?;
-        ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+        let [batch, channels, hw] = CHECK.global_pool(&input.shape)?;
         let planes = batch * channels;
         let out = self.alloc(&[batch, channels])?;
         let mut params = [0u32; 20];
         params[0] = planes as u32;
-        params[2] = (h * w) as u32;
+        params[2] = hw as u32;
         params[15] = (mode == GlobalPool::Max) as u32;
         if planes > 0 {
             let groups = u32::try_from(planes).map_err(|_| err("too many planes"))?;
@@ -957,17 +866,11 @@ impl Backend for WgpuBackend {
         bias: Option<&WgpuTensor>,
         activation: Activation,
     ) -> Result<WgpuTensor> {
-        let op = "linear";
-        let [batch, inputs] = dims(input, op, "input")?;
-        let [outputs, w_in] = dims(weight, op, "weight")?;
-        ensure(w_in == inputs, op, || {
-            format!("weight expects {w_in} inputs, input has {inputs}")
-        })?;
-        if let Some(b) = bias {
-            ensure(b.shape == [outputs], op, || {
-                format!("bias has shape {:?}, expected [{outputs}]", b.shape)
-            })?;
-        }
+        let [batch, inputs, outputs] = CHECK.linear(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+        )?;
         self.matmul(
             input,
             (batch, inputs, outputs),
@@ -990,8 +893,7 @@ impl Backend for WgpuBackend {
     }
 
     fn softmax(&self, input: &WgpuTensor) -> Result<WgpuTensor> {
-        let [rows, classes] = dims(input, "softmax", "input")?;
-        ensure(classes > 0, "softmax", || "input has zero classes".into())?;
+        let [rows, classes] = CHECK.softmax(&input.shape)?;
         let mut params = [0u32; 20];
         params[0] = rows as u32;
         params[18] = classes as u32;

@@ -1,0 +1,271 @@
+//! Shape rules of every [`Backend`](super::Backend) op, checked in one place: each function
+//! takes the operand shapes, returns the dimensions the op needs (output shape included), or an
+//! `Error::Backend` naming the backend, the op and the mismatch. Backends call these first, so
+//! they agree on what is valid and no kernel sees inconsistent shapes.
+
+use super::{Conv2dParams, PoolParams, StftParams};
+use crate::{Error, Result};
+
+/// Checks for one backend: carries the backend name into error messages.
+#[derive(Clone, Copy)]
+pub struct Shapes(pub &'static str);
+
+pub struct Stft {
+    pub batch: usize,
+    pub len: usize,
+    pub frames: usize,
+    pub bins: usize,
+}
+
+pub struct Conv {
+    pub batch: usize,
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub out_channels: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+pub struct Pool {
+    pub batch: usize,
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Shapes {
+    fn fail(self, op: &str, msg: String) -> Error {
+        Error::backend(self.0, format!("{op}: {msg}"))
+    }
+
+    fn ensure(self, cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+        if cond {
+            Ok(())
+        } else {
+            Err(self.fail(op, msg()))
+        }
+    }
+
+    /// `shape` as exactly N dimensions.
+    pub fn dims<const N: usize>(self, shape: &[usize], op: &str, what: &str) -> Result<[usize; N]> {
+        shape.try_into().map_err(|_| {
+            self.fail(
+                op,
+                format!("{what} must have {N} dimensions, got shape {shape:?}"),
+            )
+        })
+    }
+
+    fn vector(self, shape: Option<&[usize]>, len: usize, op: &str, what: &str) -> Result<()> {
+        match shape {
+            Some(s) if s != [len] => {
+                Err(self.fail(op, format!("{what} has shape {s:?}, expected [{len}]")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn stft(self, signal: &[usize], window_len: usize, p: &StftParams) -> Result<Stft> {
+        let op = "stft_power";
+        let [batch, len] = self.dims(signal, op, "signal")?;
+        self.ensure(p.n_fft >= 2 && p.hop > 0, op, || {
+            format!("n_fft {} and hop {} must be ≥ 2 and ≥ 1", p.n_fft, p.hop)
+        })?;
+        self.ensure(window_len == p.n_fft, op, || {
+            format!("window has {window_len} samples, n_fft is {}", p.n_fft)
+        })?;
+        let frames = p.frames(len).ok_or_else(|| {
+            self.fail(
+                op,
+                format!("signal of {len} samples is too short for n_fft {}", p.n_fft),
+            )
+        })?;
+        Ok(Stft {
+            batch,
+            len,
+            frames,
+            bins: p.bins(),
+        })
+    }
+
+    /// `[B, T, bins]` spectrum and a bin range → (B, T, bins).
+    pub fn bin_range(self, power: &[usize], start: usize, end: usize) -> Result<[usize; 3]> {
+        let op = "filterbank_log";
+        let [batch, frames, bins] = self.dims(power, op, "power spectrum")?;
+        self.ensure(start < end && end <= bins, op, || {
+            format!("bin range {start}..{end} is not inside 0..{bins}")
+        })?;
+        Ok([batch, frames, bins])
+    }
+
+    /// `[B, T, K] · [K, N]` (filterbank or DCT) → (B, T, K, N).
+    pub fn project(self, op: &str, x: &[usize], matrix: &[usize]) -> Result<[usize; 4]> {
+        let [batch, frames, k] = self.dims(x, op, "input")?;
+        let [rows, n] = self.dims(matrix, op, "matrix")?;
+        self.ensure(rows == k, op, || {
+            format!("matrix has {rows} rows, input has {k} values per frame")
+        })?;
+        Ok([batch, frames, k, n])
+    }
+
+    /// `[B, T, F]` features and, for global normalisation, the statistics' lengths.
+    pub fn normalize(
+        self,
+        features: &[usize],
+        stats: Option<(usize, usize)>,
+    ) -> Result<[usize; 3]> {
+        let op = "normalize";
+        let [batch, frames, feats] = self.dims(features, op, "features")?;
+        if let Some((mean, std)) = stats {
+            self.ensure(mean == feats && std == feats, op, || {
+                format!("global mean/std have {mean}/{std} values, features have {feats}")
+            })?;
+        }
+        Ok([batch, frames, feats])
+    }
+
+    pub fn conv2d(
+        self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        p: &Conv2dParams,
+    ) -> Result<Conv> {
+        let op = "conv2d";
+        let [batch, channels, h, w] = self.dims(input, op, "input")?;
+        let [out_channels, in_ch, kh, kw] = self.dims(weight, op, "weight")?;
+        self.ensure(in_ch == channels, op, || {
+            format!("weight expects {in_ch} input channels, input has {channels}")
+        })?;
+        self.vector(bias, out_channels, op, "bias")?;
+        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
+            self.fail(
+                op,
+                format!(
+                    "kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
+                    p.padding
+                ),
+            )
+        })?;
+        Ok(Conv {
+            batch,
+            channels,
+            h,
+            w,
+            out_channels,
+            kh,
+            kw,
+            ho,
+            wo,
+        })
+    }
+
+    /// `[B, C, ...]` with per-channel scale and shift → (C, inner size).
+    pub fn channel_affine(
+        self,
+        input: &[usize],
+        scale: &[usize],
+        shift: &[usize],
+    ) -> Result<(usize, usize)> {
+        let op = "channel_affine";
+        self.ensure(input.len() >= 2, op, || {
+            format!("input must be [B, C, ...], got {input:?}")
+        })?;
+        let channels = input[1];
+        self.vector(Some(scale), channels, op, "scale")?;
+        self.vector(Some(shift), channels, op, "shift")?;
+        Ok((channels, input[2..].iter().product()))
+    }
+
+    pub fn max_pool2d(self, input: &[usize], p: &PoolParams) -> Result<Pool> {
+        let op = "max_pool2d";
+        let [batch, channels, h, w] = self.dims(input, op, "input")?;
+        self.ensure(
+            p.padding[0] * 2 <= p.kernel[0] && p.padding[1] * 2 <= p.kernel[1],
+            op,
+            || {
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    p.padding, p.kernel
+                )
+            },
+        )?;
+        let [ho, wo] = p.output_hw(h, w).ok_or_else(|| {
+            self.fail(
+                op,
+                format!("kernel {:?} does not fit input {h}x{w}", p.kernel),
+            )
+        })?;
+        Ok(Pool {
+            batch,
+            channels,
+            h,
+            w,
+            ho,
+            wo,
+        })
+    }
+
+    /// `[B, C, ...]` with even C → (output shape, inner size).
+    pub fn mfm(self, input: &[usize]) -> Result<(Vec<usize>, usize)> {
+        self.ensure(
+            input.len() >= 2 && input[1].is_multiple_of(2),
+            "mfm",
+            || format!("input must be [B, C, ...] with even C, got {input:?}"),
+        )?;
+        let mut out = input.to_vec();
+        out[1] /= 2;
+        Ok((out, input[2..].iter().product()))
+    }
+
+    /// `[B, C, H, W]` → (B, C, H·W).
+    pub fn global_pool(self, input: &[usize]) -> Result<[usize; 3]> {
+        let op = "global_pool";
+        let [batch, channels, h, w] = self.dims(input, op, "input")?;
+        self.ensure(h * w > 0, op, || "input has an empty spatial extent".into())?;
+        Ok([batch, channels, h * w])
+    }
+
+    /// `[B, in]` × `[out, in]` (+ bias `[out]`) → (B, in, out).
+    pub fn linear(
+        self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+    ) -> Result<[usize; 3]> {
+        let op = "linear";
+        let [batch, inputs] = self.dims(input, op, "input")?;
+        let [outputs, w_in] = self.dims(weight, op, "weight")?;
+        self.ensure(w_in == inputs, op, || {
+            format!("weight expects {w_in} inputs, input has {inputs}")
+        })?;
+        self.vector(bias, outputs, op, "bias")?;
+        Ok([batch, inputs, outputs])
+    }
+
+    /// `[B, N]` with N ≥ 1 → (B, N).
+    pub fn softmax(self, input: &[usize]) -> Result<[usize; 2]> {
+        let [rows, classes] = self.dims(input, "softmax", "input")?;
+        self.ensure(classes > 0, "softmax", || "input has zero classes".into())?;
+        Ok([rows, classes])
+    }
+
+    pub fn reshape(self, from: &[usize], to: &[usize]) -> Result<()> {
+        let (a, b) = (from.iter().product::<usize>(), to.iter().product::<usize>());
+        self.ensure(a == b, "reshape", || {
+            format!("{from:?} cannot become {to:?}")
+        })
+    }
+
+    pub fn upload(self, len: usize, shape: &[usize]) -> Result<()> {
+        let expected: usize = shape.iter().product();
+        self.ensure(expected == len, "upload", || {
+            format!("tensor of shape {shape:?} needs {expected} values, got {len}")
+        })
+    }
+}
