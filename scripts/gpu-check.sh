@@ -34,11 +34,19 @@ for suite in cuda backend_ops golden cli; do
 done
 echo "== devices"
 target/release/deepscreen devices
-echo "== bench"
+echo "== bench: one synthetic batch per backend (reference architectures, random weights)"
+target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 || status=1
+echo "== bench: end to end on the demo catalog"
 demo=$(mktemp -d)
 target/release/examples/demo "$demo" >/dev/null
 for model in music speech; do
     target/release/deepscreen bench --catalog "$demo/catalog" --model "$demo/untrained-$model.safetensors" \
         --backends cpu,wgpu,cuda --threads "$(nproc)" --batch 16 || status=1
 done
+if python3 -c "import torch, torchaudio, safetensors" 2>/dev/null; then
+    echo "== PyTorch on the same models and batch (for the ratio)"
+    for model in music speech; do
+        python3 training/bench_torch.py "$demo/untrained-$model.safetensors" --batch 32 --device cuda || status=1
+    done
+fi
 exit $status

@@ -60,8 +60,8 @@ pub enum Command {
     Screen(ScreenArgs),
     /// Combine shard reports into one, checking for duplicate rows and (with --expect) gaps.
     Merge(MergeArgs),
-    /// Measure end-to-end throughput on a catalog per backend and thread count, and decoding
-    /// alone; say where the time goes.
+    /// Time the backends: on one synthetic batch (front-end, classifier, whole forward, and the
+    /// score difference from the CPU backend), or end to end on a catalog (--catalog).
     Bench(BenchArgs),
     /// List the compute backends, whether each can run here, and why not.
     Devices {
@@ -155,16 +155,23 @@ pub struct ScreenArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Directory (walked like `screen`) whose audio files are the benchmark catalog.
+    /// Time the whole pipeline (decode, resample, windows, scoring) on the audio files of DIR
+    /// (walked like `screen`) per backend and thread count, and decoding alone. Without it, one
+    /// synthetic batch is timed per backend.
     #[arg(long, value_name = "DIR")]
-    pub catalog: PathBuf,
+    pub catalog: Option<PathBuf>,
 
-    /// Model: an embedded model's name or a .safetensors model file.
+    /// Model: an embedded model's name or a .safetensors file [default without --catalog: the
+    /// speech and music reference architectures with random weights].
     #[arg(short, long, value_name = "NAME|FILE")]
-    pub model: String,
+    pub model: Option<String>,
 
-    /// Backends to time, comma-separated [default: cpu, plus wgpu on a hardware GPU]. Those
-    /// that cannot start are reported and skipped.
+    /// Timed repetitions per stage in the synthetic mode (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+
+    /// Backends to time, comma-separated [default: cpu, plus wgpu on a hardware GPU and cuda
+    /// where available]. Those that cannot start are reported and skipped.
     #[arg(short, long, value_enum, value_delimiter = ',')]
     pub backends: Vec<BackendKind>,
 
@@ -393,22 +400,144 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// Backends to time: those asked for, or cpu plus every GPU backend that `auto` would use.
+fn bench_backends(asked: &[BackendKind]) -> Vec<BackendKind> {
+    if !asked.is_empty() {
+        return asked.to_vec();
+    }
+    let mut v = vec![BackendKind::Cpu];
+    if backend::wgpu::preferred_by_auto() {
+        v.push(BackendKind::Wgpu);
+    }
+    if backend::cuda::status().0 {
+        v.push(BackendKind::Cuda);
+    }
+    v
+}
+
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    match args.catalog.clone() {
+        Some(dir) => bench_catalog(&args, dir),
+        None => bench_synthetic(&args),
+    }
+}
+
+fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
+    use deepscreen::backend::timing::{StageTimes, synthetic_windows, time_stages};
+    let specs = match &args.model {
+        Some(m) => vec![model::resolve(m)?],
+        None => [
+            model::presets::speech_lcnn("speech-arch-random"),
+            model::presets::music_cnn("music-arch-random"),
+        ]
+        .into_iter()
+        .map(|c| {
+            let tensors = model::file::random_tensors(&c, 1)?;
+            model::file::load_bytes(&model::file::to_bytes(&c, &tensors)?, &c.id)
+        })
+        .collect::<deepscreen::Result<Vec<_>>>()?,
+    };
+    let batch = args.batch.max(1);
+    println!(
+        "one batch of {batch} synthetic windows, median of {} runs (each ends with a readback)",
+        args.repeats
+    );
+    println!(
+        "{:<20} {:<8} {:>12} {:>14} {:>12} {:>11} {:>11} {:>14}",
+        "model",
+        "backend",
+        "frontend ms",
+        "classifier ms",
+        "forward ms",
+        "windows/s",
+        "x realtime",
+        "max |d| vs cpu"
+    );
+    for spec in specs {
+        let windows = synthetic_windows(batch, spec.window_samples);
+        let hop = spec.config.window.hop_seconds;
+        let mut cpu_scores: Option<Vec<f32>> = None;
+        for kind in bench_backends(&args.backends) {
+            let run = |spec| -> deepscreen::Result<StageTimes> {
+                match kind {
+                    BackendKind::Wgpu => time_stages(
+                        &backend::wgpu::WgpuBackend::new()?,
+                        spec,
+                        &windows,
+                        batch,
+                        args.repeats,
+                    ),
+                    BackendKind::Cuda => time_stages(
+                        &backend::cuda::CudaBackend::new()?,
+                        spec,
+                        &windows,
+                        batch,
+                        args.repeats,
+                    ),
+                    _ => time_stages(
+                        &backend::cpu::CpuBackend::new(),
+                        spec,
+                        &windows,
+                        batch,
+                        args.repeats,
+                    ),
+                }
+            };
+            let t = match run(spec.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("{:<20} {:<8} unavailable: {e}", spec.config.id, kind.name());
+                    continue;
+                }
+            };
+            if kind == BackendKind::Cpu {
+                cpu_scores = Some(t.scores.clone());
+            }
+            let diff = cpu_scores.as_ref().map_or("-".to_string(), |c| {
+                let d = c
+                    .iter()
+                    .zip(&t.scores)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                format!("{d:.2e}")
+            });
+            let per_s = batch as f64 / t.forward.as_secs_f64();
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            println!(
+                "{:<20} {:<8} {:>12.2} {:>14.2} {:>12.2} {:>11.1} {:>11.0} {:>14}",
+                spec.config.id,
+                kind.name(),
+                ms(t.frontend),
+                ms(t.classifier),
+                ms(t.forward),
+                per_s,
+                per_s * hop,
+                diff
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn bench_catalog(args: &BenchArgs, catalog: PathBuf) -> anyhow::Result<u8> {
+    let Some(model_arg) = args.model.as_deref() else {
+        bail!("bench --catalog needs --model NAME|FILE");
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = args.threads.clone();
     if threads.is_empty() {
         threads = vec![1, cores];
         threads.dedup();
     }
-    let spec = model::resolve(&args.model)?;
-    let list = || inputs::stream(vec![args.catalog.clone()], None);
+    let spec = model::resolve(model_arg)?;
+    let list = || inputs::stream(vec![catalog.clone()], None);
     let files = list()?.count();
     if files == 0 {
-        bail!("no audio files under {}", args.catalog.display());
+        bail!("no audio files under {}", catalog.display());
     }
     println!(
         "catalog {} ({files} files), model {}, batch {}, {cores} cores",
-        args.catalog.display(),
+        catalog.display(),
         spec.config.id,
         args.batch
     );
@@ -433,14 +562,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
             "-"
         );
     }
-    let mut backends = args.backends.clone();
-    if backends.is_empty() {
-        backends.push(BackendKind::Cpu);
-        if backend::wgpu::preferred_by_auto() {
-            backends.push(BackendKind::Wgpu);
-        }
-    }
-    for &kind in &backends {
+    for kind in bench_backends(&args.backends) {
         let scorer = match model::bind(kind, spec.clone()) {
             Ok(s) => s,
             Err(e) => {

@@ -482,3 +482,39 @@ fn bench_reports_decode_and_backend_throughput() {
         assert!(realtime > 1.0, "{line}");
     }
 }
+
+#[test]
+fn synthetic_bench_times_each_stage_and_compares_with_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let out = bin()
+        .args([
+            "bench",
+            "--backends",
+            "cpu",
+            "--batch",
+            "4",
+            "--repeats",
+            "2",
+            "--model",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("catalog-test") && l.contains(" cpu "))
+        .unwrap_or_else(|| panic!("no cpu row in:\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    for c in &cols[2..7] {
+        assert!(c.parse::<f64>().unwrap() > 0.0, "{row}");
+    }
+    assert_eq!(cols[7], "0.00e0", "cpu against itself: {row}");
+}

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod cuda;
 mod layer;
 pub mod shapes;
+pub mod timing;
 pub mod wgpu;
 
 use crate::Result;

@@ -1,0 +1,77 @@
+//! Device-side timing for `deepscreen bench` without a catalog: one batch of synthetic windows
+//! through the front-end alone, the classifier alone and the whole forward pass, on any
+//! backend, with the largest score difference from the CPU backend measured on the same batch.
+
+use std::time::{Duration, Instant};
+
+use super::{Backend, DeviceTensor};
+use crate::Result;
+use crate::model::{Model, ModelSpec};
+
+/// Median wall time of each stage for one batch (every timing ends with a readback, so GPU
+/// work is complete).
+#[derive(Debug, Clone)]
+pub struct StageTimes {
+    pub frontend: Duration,
+    pub classifier: Duration,
+    pub forward: Duration,
+    /// Calibrated scores of the batch, for the comparison with the CPU backend.
+    pub scores: Vec<f32>,
+}
+
+/// Deterministic test signal: two tones and a chirp-like term, different per window.
+pub fn synthetic_windows(count: usize, len: usize) -> Vec<f32> {
+    (0..count * len)
+        .map(|i| {
+            let (w, t) = ((i / len) as f32, (i % len) as f32);
+            0.3 * (t * (0.013 + 0.001 * w)).sin()
+                + 0.2 * (t * 0.291).sin()
+                + 0.05 * (t * t * 1e-7).sin()
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Time `spec` on `backend` over `repeats` runs of a batch of `windows` (after one warm-up).
+pub fn time_stages<B: Backend>(
+    backend: &B,
+    spec: ModelSpec,
+    windows: &[f32],
+    batch: usize,
+    repeats: usize,
+) -> Result<StageTimes> {
+    let len = spec.window_samples;
+    let model = Model::new(backend, spec)?;
+    let signal = backend.upload(windows, &[batch, len])?;
+    let features = model.features(backend, &signal)?;
+    let feature_shape = features.shape().to_vec();
+    let host_features = backend.download(&features)?;
+    let scores = model.scores(backend, windows, batch)?; // warm-up (pipelines, pools)
+    let (mut fe, mut cl, mut fw) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let f = model.features(backend, &signal)?;
+        backend.download(&f)?;
+        fe.push(t.elapsed());
+
+        let t = Instant::now();
+        let x = backend.upload(&host_features, &feature_shape)?;
+        let out = model.classify(backend, x)?;
+        backend.download(&out)?;
+        cl.push(t.elapsed());
+
+        let t = Instant::now();
+        model.scores(backend, windows, batch)?;
+        fw.push(t.elapsed());
+    }
+    Ok(StageTimes {
+        frontend: median(fe),
+        classifier: median(cl),
+        forward: median(fw),
+        scores,
+    })
+}
