@@ -76,6 +76,7 @@ const SCREEN_EXAMPLES: &str = concat!(
   deepscreen screen ~/catalog --model speech.safetensors -o results.jsonl
   find /data -name '*.flac' | deepscreen screen --files-from - --model m.safetensors --format csv
   deepscreen screen song.mp3 --model m.safetensors --segments
+  deepscreen screen --files-from all.txt --model m.safetensors --shard 3/16 --resume -o part3.jsonl
 
 Directories are walked recursively (symbolic links followed, loops reported, not followed) and
 files with an audio extension are picked up: wav flac mp3 ogg oga m4a mp4 m4b aac alac caf aif
@@ -105,7 +106,7 @@ pub struct ScreenArgs {
     #[arg(short, long, value_name = "NAME|FILE")]
     pub model: Option<String>,
 
-    /// Compute backend; auto picks the first available of cuda, wgpu, cpu.
+    /// Compute backend; auto picks cuda, else wgpu on a hardware GPU, else cpu.
     #[arg(short, long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
 
@@ -121,7 +122,8 @@ pub struct ScreenArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
 
-    /// Write rows to FILE instead of standard output (the file is replaced).
+    /// Write rows to FILE instead of standard output (the file is replaced, or continued with
+    /// --resume).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
