@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use deepscreen::backend::{self, BackendKind};
+use deepscreen::eval::protocol::ProtocolFormat;
 use deepscreen::model;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub enum Command {
     Screen(ScreenArgs),
     /// Combine shard reports into one, checking for duplicate rows and (with --expect) gaps.
     Merge(MergeArgs),
+    /// Score a labelled protocol and report EER, minDCF and ROC AUC, pooled and per attack.
+    Eval(EvalArgs),
     /// Time the backends: on one synthetic batch (front-end, classifier, whole forward, and the
     /// score difference from the CPU backend), or end to end on a catalog (--catalog).
     Bench(BenchArgs),
@@ -187,6 +190,46 @@ pub struct BenchArgs {
 }
 
 #[derive(Args)]
+pub struct EvalArgs {
+    /// Protocol file: In-the-Wild meta.csv, an ASVspoof 2019 LA protocol, or a CSV with
+    /// path/label[/attack] columns.
+    pub protocol: PathBuf,
+
+    /// Protocol format.
+    #[arg(long, value_enum, default_value_t = ProtocolFormat::Auto)]
+    pub format: ProtocolFormat,
+
+    /// Directory the protocol's audio paths are relative to [default: the protocol's directory;
+    /// ASVspoof: where UTT.flac lives].
+    #[arg(long, value_name = "DIR")]
+    pub audio_dir: Option<PathBuf>,
+
+    /// Model: an embedded model's name or a .safetensors model file.
+    #[arg(short, long, value_name = "NAME|FILE")]
+    pub model: String,
+
+    /// Compute backend.
+    #[arg(short, long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+
+    /// Windows scored per backend call.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+
+    /// Write an ASVspoof-style score file (ID ATTACK KEY SCORE, higher = more bona fide).
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
+
+    /// Draw the pooled ROC curve to FILE (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct MergeArgs {
     /// Reports to combine (all JSON Lines, or all CSV).
     #[arg(required = true)]
@@ -219,6 +262,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => screen(args),
         Command::Merge(args) => merge(args),
+        Command::Eval(args) => eval(args),
         Command::Bench(args) => bench(args),
         Command::Devices { json } => devices(json).map(|_| EXIT_OK),
     };
@@ -615,6 +659,91 @@ fn peak_rss_mib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<u8> {
+    use deepscreen::eval;
+    let trials = eval::protocol::read(&args.protocol, args.format, args.audio_dir.as_deref())?;
+    if trials.is_empty() {
+        bail!("{}: no trials", args.protocol.display());
+    }
+    let spec = model::resolve(&args.model)?;
+    let scorer = model::bind(args.backend, spec)?;
+    let opts = ScreenOptions {
+        batch: args.batch.max(1),
+        decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threshold: scorer.spec().config.threshold,
+        segments: false,
+        ordered: true,
+    };
+    let inputs: inputs::Inputs = Box::new(
+        trials
+            .iter()
+            .map(|t| inputs::Input::File(t.path.clone()))
+            .collect::<Vec<_>>()
+            .into_iter(),
+    );
+    let mut scores = Vec::with_capacity(trials.len());
+    pipeline::run(inputs, scorer.as_ref(), &opts, &mut |row| {
+        if let Some(e) = &row.error {
+            eprintln!("deepscreen: {}: {e}", row.path);
+        }
+        scores.push(row.score.map(f64::from));
+        Ok(())
+    })?;
+    let report = eval::report(&trials, &scores)?;
+    if let Some(path) = &args.scores {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        );
+        eval::write_scores(&mut f, &trials, &scores)?;
+        f.flush()?;
+    }
+    if let Some(path) = &args.plot {
+        let (bona, spoof): (Vec<_>, Vec<_>) = trials
+            .iter()
+            .zip(&scores)
+            .filter_map(|(t, s)| s.map(|s| (t.spoof, s)))
+            .partition(|(spoof, _)| !spoof);
+        let strip = |v: Vec<(bool, f64)>| v.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+        let title = format!("{} on {}", scorer.spec().config.id, args.protocol.display());
+        eval::plot_roc(path, &strip(bona), &strip(spoof), &title)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{:<16} {:>7} {:>7} {:>8} {:>8} {:>8}",
+            "attack", "bona", "spoof", "EER %", "minDCF", "AUC"
+        );
+        let line = |name: &str, m: &eval::Metrics| {
+            println!(
+                "{:<16} {:>7} {:>7} {:>8.2} {:>8.4} {:>8.4}",
+                name,
+                m.bona_fide,
+                m.spoof,
+                100.0 * m.eer,
+                m.min_dcf,
+                m.roc_auc
+            )
+        };
+        for (attack, m) in &report.per_attack {
+            line(attack, m);
+        }
+        line("pooled", &report.pooled);
+        if report.failed > 0 {
+            println!(
+                "{} trials could not be scored and are excluded",
+                report.failed
+            );
+        }
+    }
+    Ok(if report.failed > 0 {
+        EXIT_SOME_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<u8> {

@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod backend;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod screen;
 
