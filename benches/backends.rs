@@ -31,8 +31,7 @@ fn signal(len: usize) -> Vec<f32> {
 }
 
 fn bind<B: Backend>(be: &B, config: &ModelConfig) -> Model<B> {
-    let tensors = file::random_tensors(config, 1).unwrap();
-    let spec = file::load_bytes(&file::to_bytes(config, &tensors).unwrap(), "bench").unwrap();
+    let spec = file::load_bytes(&file::random_model_bytes(config, 1).unwrap(), "bench").unwrap();
     Model::new(be, spec).unwrap()
 }
 

@@ -29,9 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         config.description =
             "UNTRAINED: random weights, scores mean nothing. For trying the pipeline.".into();
-        let tensors = file::random_tensors(&config, 7)?;
         model_path = out.join(format!("untrained-{kind}.safetensors"));
-        std::fs::write(&model_path, file::to_bytes(&config, &tensors)?)?;
+        std::fs::write(&model_path, file::random_model_bytes(&config, 7)?)?;
         println!("model:   {}", model_path.display());
     }
 

@@ -477,10 +477,7 @@ fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
             model::presets::music_cnn("music-arch-random"),
         ]
         .into_iter()
-        .map(|c| {
-            let tensors = model::file::random_tensors(&c, 1)?;
-            model::file::load_bytes(&model::file::to_bytes(&c, &tensors)?, &c.id)
-        })
+        .map(|c| model::file::load_bytes(&model::file::random_model_bytes(&c, 1)?, &c.id))
         .collect::<deepscreen::Result<Vec<_>>>()?,
     };
     let batch = args.batch.max(1);

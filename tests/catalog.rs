@@ -34,11 +34,7 @@ fn write_model(dir: &Path) -> PathBuf {
     }))
     .unwrap();
     let path = dir.join("model.safetensors");
-    std::fs::write(
-        &path,
-        file::to_bytes(&config, &file::random_tensors(&config, 5).unwrap()).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&path, file::random_model_bytes(&config, 5).unwrap()).unwrap();
     path
 }
 

@@ -107,11 +107,7 @@ fn eval_command_reports_scores_and_plots() {
     }))
     .unwrap();
     let model = tmp.path().join("m.safetensors");
-    std::fs::write(
-        &model,
-        file::to_bytes(&config, &file::random_tensors(&config, 2).unwrap()).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&model, file::random_model_bytes(&config, 2).unwrap()).unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let protocol = tmp.path().join("protocol.csv");
     std::fs::write(

@@ -370,8 +370,8 @@ fn presets_load_and_score_silence_without_nan() {
         deepscreen::model::presets::speech_lcnn("s"),
         deepscreen::model::presets::music_cnn("m"),
     ] {
-        let tensors = file::random_tensors(&config, 3).unwrap();
-        let spec = file::load_bytes(&file::to_bytes(&config, &tensors).unwrap(), "preset").unwrap();
+        let spec =
+            file::load_bytes(&file::random_model_bytes(&config, 3).unwrap(), "preset").unwrap();
         let backend = CpuBackend::new();
         let len = spec.window_samples;
         let model = Model::new(&backend, spec).unwrap();

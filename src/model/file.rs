@@ -84,6 +84,11 @@ pub fn to_bytes(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) ->
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::model(e.to_string()))
 }
 
+/// A model file for `config` with random weights (see [`random_tensors`]).
+pub fn random_model_bytes(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
+    to_bytes(config, &random_tensors(config, seed)?)
+}
+
 /// Random weights for every tensor the config needs (He-scaled, batch-norm statistics
 /// plausible). For tests, benchmarks and the demo only: such a model detects nothing.
 pub fn random_tensors(config: &ModelConfig, seed: u64) -> Result<BTreeMap<String, HostTensor>> {
