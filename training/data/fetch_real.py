@@ -98,7 +98,7 @@ def fetch(package: str, kind: str, out_root: Path, cache: Path) -> list[Path]:
                 continue
             if f.name == "queen.1c":
                 written += queen_clips(f, out)
-            elif f.suffix.lower() == ".zip":
+            elif f.suffix.lower() in {".zip", ".pk3"}:  # pk3 = zip (UFO:AI)
                 written += zipped_audio(f, out, hint)
             elif f.suffix.lower() in AUDIO and (hint is None or hint in f.parts):
                 target = out / "__".join(f.relative_to(tmp).parts[-3:])

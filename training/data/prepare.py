@@ -1,0 +1,244 @@
+"""Turns real audio (fetch_real.py) and fakes (make_fakes.py) into the training and dev sets,
+processing BOTH classes identically so that channel, loudness and silence are not cues
+(../shared/DATA.md, "Shortcuts"):
+
+1. decode at the model's rate (mono); music: a 10 s excerpt;
+2. trim leading/trailing silence (both classes), then a low noise floor (both);
+3. bandwidth: clips are measured (narrowband = nothing above 5 kHz) and wideband clips of each
+   class are band-limited by a resampling round trip (8 or 11.025 kHz) just often enough that
+   both classes end up with the same narrowband share (music: 22.05/32 kHz round trips, same
+   probability for both);
+4. loudness: RMS to a random level in [-32, -16] dBFS, peak ≤ 0.99;
+5. codec round trip through ffmpeg for half of the training clips (MP3, AAC, Opus, Vorbis;
+   speech also GSM and µ-law), the same codec mix for both classes;
+6. stored as 16-bit FLAC at the model rate.
+
+Dev data is written twice: clean (no codec) and codec-augmented (every clip through a codec), and
+the clean bona fide clips are also re-encoded to MP3 and Ogg (a container/codec check). Lists
+(CSV: path,label,attack,source,band,seen; readable by `deepscreen eval`):
+
+    OUT/train.csv   OUT/dev.csv   OUT/dev-codec.csv   OUT/dev-real-reencoded.csv
+
+    python training/data/prepare.py --kind speech --real data/real --fake data/fake --out data/speech
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import GENERATORS, MODEL_RATE, decode, duration, read_rows, real_split, write_flac, write_rows  # noqa: E402
+
+MUSIC_EXCERPT_S = 10.0
+SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
+MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis"]
+
+
+def codec_args(codec: str, rng: random.Random) -> tuple[list[str], str, int | None]:
+    """ffmpeg encoder arguments, container, and the rate the codec forces (if any)."""
+    if codec == "mp3":
+        return ["-c:a", "libmp3lame", "-b:a", f"{rng.choice([32, 64, 96, 128, 192])}k"], "mp3", None
+    if codec == "aac":
+        return ["-c:a", "aac", "-b:a", f"{rng.choice([48, 64, 96, 128])}k"], "adts", None
+    if codec == "opus":
+        return ["-c:a", "libopus", "-b:a", f"{rng.choice([16, 24, 32, 64, 96])}k"], "ogg", 48000
+    if codec == "vorbis":
+        return ["-c:a", "libvorbis", "-q:a", str(rng.choice([1, 3, 5]))], "ogg", None
+    if codec == "gsm":
+        return ["-c:a", "libgsm"], "gsm", 8000
+    if codec == "mulaw":
+        return ["-c:a", "pcm_mulaw"], "wav", 8000
+    raise ValueError(codec)
+
+
+def ffmpeg_filter(audio: np.ndarray, rate: int, out_args: list[str], fmt: str, through: int | None) -> bytes:
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-"]
+    if through:
+        cmd += ["-ar", str(through)]
+    cmd += out_args + ["-f", fmt, "-"]
+    return subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True, check=True).stdout
+
+
+def codec_round_trip(audio: np.ndarray, rate: int, codec: str, rng: random.Random) -> np.ndarray:
+    args, fmt, through = codec_args(codec, rng)
+    encoded = ffmpeg_filter(audio, rate, args, fmt, through)
+    decoded = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", "-", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
+        input=encoded, capture_output=True, check=True,
+    ).stdout
+    y = np.frombuffer(decoded, dtype="<f4").copy()
+    return np.pad(y, (0, max(0, len(audio) - len(y))))[: len(audio)]
+
+
+def band_limit(audio: np.ndarray, rate: int, through: int) -> np.ndarray:
+    raw = ffmpeg_filter(audio, rate, ["-c:a", "pcm_f32le", "-ar", str(rate)], "f32le", through)
+    y = np.frombuffer(raw, dtype="<f4").copy()
+    return np.pad(y, (0, max(0, len(audio) - len(y))))[: len(audio)]
+
+
+def trim(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Drop leading/trailing parts quieter than 40 dB below the peak (20 ms frames)."""
+    hop = rate // 50
+    n = len(audio) // hop
+    if n < 3:
+        return audio
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    loud = np.nonzero(rms > rms.max() * 10 ** (-40 / 20))[0]
+    return audio[max(0, loud[0] - 1) * hop : min(n, loud[-1] + 2) * hop]
+
+
+def is_narrowband(audio: np.ndarray, rate: int) -> bool:
+    if rate <= 11025:
+        return True
+    spec = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+    return spec[freqs > 5000].sum() < 1e-5 * spec.sum()
+
+
+def load(item: dict) -> np.ndarray:
+    rate = MODEL_RATE[item["kind"]]
+    return decode(item["input"], rate, item.get("start"), item.get("seconds"))
+
+
+def measure(item: dict) -> dict | None:
+    try:
+        audio = trim(load(item), MODEL_RATE[item["kind"]])
+    except Exception as e:
+        print(f"skip {item['input']}: {e}", file=sys.stderr)
+        return None
+    if len(audio) < MODEL_RATE[item["kind"]] // 2 or np.abs(audio).max() < 1e-3:
+        return None
+    item["native_narrow"] = item["kind"] == "speech" and is_narrowband(audio, MODEL_RATE[item["kind"]])
+    return item
+
+
+def process(item: dict) -> list[dict]:
+    """Writes the clean version and (dev) the codec version / re-encoded real versions."""
+    rate = MODEL_RATE[item["kind"]]
+    rng = random.Random(item["seed"])
+    nrng = np.random.default_rng(item["seed"])
+    try:
+        audio = trim(load(item), rate)
+        if item["limit_to"]:
+            audio = band_limit(audio, rate, item["limit_to"])
+        audio = audio + nrng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-80, -60) / 20)
+        audio *= 10 ** (rng.uniform(-32, -16) / 20) / (np.sqrt(np.mean(audio**2)) + 1e-9)
+        audio /= max(1.0, np.abs(audio).max() / 0.99)
+        codecs = SPEECH_CODECS if item["kind"] == "speech" else MUSIC_CODECS
+        rows = []
+        base = dict(label=item["label"], attack=item["attack"], source=item["source"], seen=item["seen"],
+                    band="narrow" if item["native_narrow"] or item["limit_to"] in (8000, 11025) else "wide")
+        out: Path = item["out"]
+        name = item["name"]
+        if item["split"] == "train":
+            codec = rng.choice(codecs) if rng.random() < 0.5 else None
+            y = codec_round_trip(audio, rate, codec, rng) if codec else audio
+            write_flac(out / "train" / f"{name}.flac", y, rate)
+            rows.append(dict(base, list="train", path=f"train/{name}.flac", codec=codec or "none"))
+        else:
+            write_flac(out / "dev" / f"{name}.flac", audio, rate)
+            rows.append(dict(base, list="dev", path=f"dev/{name}.flac", codec="none"))
+            codec = rng.choice(codecs)
+            write_flac(out / "dev-codec" / f"{name}.flac", codec_round_trip(audio, rate, codec, rng), rate)
+            rows.append(dict(base, list="dev-codec", path=f"dev-codec/{name}.flac", codec=codec))
+            if item["label"] == "bonafide":
+                fmt = rng.choice(["mp3", "ogg"])
+                args = ["-c:a", "libmp3lame", "-b:a", "128k"] if fmt == "mp3" else ["-c:a", "libvorbis", "-q:a", "4"]
+                target = out / "dev-real-reencoded" / f"{name}.{fmt}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(ffmpeg_filter(audio, rate, args, fmt, None))
+                rows.append(dict(base, list="dev-real-reencoded", path=f"dev-real-reencoded/{name}.{fmt}", codec=fmt))
+        return rows
+    except Exception as e:
+        print(f"skip {item['input']}: {e}", file=sys.stderr)
+        return []
+
+
+def plan(args, rng: random.Random) -> list[dict]:
+    kind = args.kind
+    fakes = read_rows(args.fake / f"fake-{kind}.csv")
+    items = []
+    for f in fakes:
+        seen = GENERATORS[kind][f["attack"]][1]
+        items.append(dict(kind=kind, label="spoof", attack=f["attack"], source=f["source"], split=f["split"],
+                          seen="seen" if seen else "unseen", input=str(args.fake / f["path"])))
+    reals = [r for r in read_rows(args.real / "real.csv") if r["kind"] == kind]
+    rng.shuffle(reals)
+    for split in ("train", "dev"):
+        want = sum(1 for i in items if i["split"] == split) * args.real_ratio
+        pool = [r for r in reals if real_split(kind, r["source"]) == split]
+        if kind == "speech":
+            chosen = [(r, None) for r in pool[: int(want)]]
+        else:  # 10 s excerpts spread over the tracks
+            durs = [(r, duration(args.real / r["path"])) for r in pool]
+            durs = [(r, d) for r, d in durs if d >= MUSIC_EXCERPT_S + 2]
+            chosen = []
+            for i in range(int(want)):
+                r, d = durs[i % len(durs)]
+                chosen.append((r, rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1)))
+        for r, start in chosen:
+            item = dict(kind=kind, label="bonafide", attack="-", source=r["source"], split=split, seen="-",
+                        input=str(args.real / r["path"]))
+            if start is not None:
+                item.update(start=start, seconds=MUSIC_EXCERPT_S)
+            items.append(item)
+    for n, item in enumerate(items):
+        item.update(seed=rng.randrange(1 << 30), name=f"{n:06d}", out=args.out)
+    return items
+
+
+def assign_band_limits(items: list[dict], kind: str, rng: random.Random) -> None:
+    """Same narrowband share for both classes in each split (DATA.md: bandwidth shortcut)."""
+    if kind == "music":
+        for it in items:
+            it["limit_to"] = rng.choice([22050, 32000]) if rng.random() < 0.3 else None
+        return
+    for split in ("train", "dev"):
+        groups = {lab: [i for i in items if i["split"] == split and i["label"] == lab] for lab in ("bonafide", "spoof")}
+        share = {lab: sum(i["native_narrow"] for i in g) / max(1, len(g)) for lab, g in groups.items()}
+        target = max(0.4, *share.values())
+        for lab, g in groups.items():
+            p = (target - share[lab]) / max(1e-9, 1 - share[lab])
+            for it in g:
+                it["limit_to"] = rng.choice([8000, 11025]) if not it["native_narrow"] and rng.random() < p else None
+        print(f"{split}: native narrowband share {share}, target {target:.2f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["speech", "music"], required=True)
+    ap.add_argument("--real", type=Path, required=True)
+    ap.add_argument("--fake", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--real-ratio", type=float, default=1.0, help="bona fide clips per fake clip")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    items = plan(args, rng)
+    with mp.Pool(args.jobs) as pool:
+        items = [i for i in pool.map(measure, items, chunksize=16) if i]
+        assign_band_limits(items, args.kind, rng)
+        rows = [r for rs in pool.map(process, items, chunksize=8) for r in rs]
+    fields = ["path", "label", "attack", "source", "band", "seen", "codec"]
+    for name in ("train", "dev", "dev-codec", "dev-real-reencoded"):
+        chosen = [r for r in rows if r["list"] == name]
+        if name == "dev-real-reencoded":  # the re-encoded reals against the clean dev fakes
+            chosen += [r for r in rows if r["list"] == "dev" and r["label"] == "spoof"]
+        write_rows(args.out / f"{name}.csv", chosen, fields)
+        counts: dict[str, int] = {}
+        for r in chosen:
+            counts[r["attack"]] = counts.get(r["attack"], 0) + 1
+        print(f"{name}: {len(chosen)} clips {dict(sorted(counts.items()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

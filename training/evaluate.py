@@ -1,0 +1,82 @@
+"""Measures a model on the prepared dev lists with the Rust engine itself (`deepscreen eval`),
+and prints the model card's tables (markdown) and writes them as JSON.
+
+    python training/evaluate.py --kind speech --data data/speech --model models/speech.safetensors \
+        --deepscreen target/release/deepscreen --out models/speech-dev.json
+
+Lists scored (all under --data, written by data/prepare.py; subsets are written next to them):
+dev (clean), dev-codec (every clip through a codec), dev-real-reencoded (the clean bona fide
+re-encoded to MP3/Ogg, against the clean fakes); each pooled, per attack, seen vs unseen
+attacks, and within bandwidth groups (narrowband ≤ 5.5 kHz vs wideband).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from common import GENERATORS, read_rows, write_rows  # noqa: E402
+
+FIELDS = ["path", "label", "attack", "source", "band", "seen", "codec"]
+
+
+def run_eval(exe: str, protocol: Path, model: str) -> dict:
+    out = subprocess.run([exe, "eval", str(protocol), "--model", model, "--json"], capture_output=True, text=True)
+    if out.returncode not in (0, 1):
+        raise SystemExit(f"deepscreen eval {protocol} failed:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["speech", "music"], required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--deepscreen", default="deepscreen")
+    ap.add_argument("--out", type=Path, help="write all figures as JSON")
+    args = ap.parse_args()
+    results: dict[str, dict] = {}
+    for name in ("dev", "dev-codec", "dev-real-reencoded"):
+        rows = read_rows(args.data / f"{name}.csv")
+        subsets = {
+            "all": rows,
+            "seen": [r for r in rows if r["seen"] != "unseen"],
+            "unseen": [r for r in rows if r["seen"] != "seen"],
+            "narrowband": [r for r in rows if r["band"] == "narrow"],
+            "wideband": [r for r in rows if r["band"] == "wide"],
+        }
+        for subset, chosen in subsets.items():
+            if not any(r["label"] == "spoof" for r in chosen) or not any(r["label"] == "bonafide" for r in chosen):
+                continue
+            protocol = args.data / f"{name}.{subset}.eval.csv"
+            write_rows(protocol, chosen, FIELDS)
+            results[f"{name}/{subset}"] = run_eval(args.deepscreen, protocol, args.model)
+            print(f"{name}/{subset}: EER {pct(results[f'{name}/{subset}']['pooled']['eer'])}", file=sys.stderr)
+
+    print(f"| dev list | subset | bona fide | spoof | EER | minDCF | ROC AUC |\n|---|---|---|---|---|---|---|")
+    for key, rep in results.items():
+        name, subset = key.split("/")
+        p = rep["pooled"]
+        print(f"| {name} | {subset} | {p['bona_fide']} | {p['spoof']} | {pct(p['eer'])} | {p['min_dcf']:.4f} | {p['roc_auc']:.4f} |")
+    print("\n| attack | seen in training | EER clean | EER codec | EER real re-encoded |\n|---|---|---|---|---|")
+    for attack, (_, seen) in GENERATORS[args.kind].items():
+        cells = []
+        for name in ("dev", "dev-codec", "dev-real-reencoded"):
+            m = results.get(f"{name}/all", {}).get("per_attack", {}).get(attack)
+            cells.append(pct(m["eer"]) if m else "–")
+        print(f"| {attack} | {'yes' if seen else 'no (held out)'} | " + " | ".join(cells) + " |")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Trains a reference detector on the prepared data (data/prepare.py), calibrates it on the dev
+set and exports it in the engine's format, with golden vectors for the parity test.
+
+    python training/train.py --kind speech --data data/speech --minutes 20 \
+        --out models/speech.safetensors --golden tests/golden/embedded_speech_io.safetensors
+
+The architecture and front-end are `training/configs/<kind>.json` (the same file the engine's
+presets read). Training: balanced batches (half bona fide, spoof drawn evenly over the seen
+attacks), one random window per clip cut the way the engine cuts them (random start, or
+repeat-padding for short clips), binary cross-entropy on the "synthetic" logit, Adam.
+
+Calibration: logistic regression of the window logits on the dev bona fide and SEEN-attack dev
+clips (clean and codec lists), so `score` is P(synthetic); the default threshold is the EER point
+of the calibrated file scores on that same set. Unseen attacks play no part in either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from common import read_rows  # noqa: E402
+from deepscreen_torch import DeepscreenModel, save  # noqa: E402
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+# ---------------------------------------------------------------- trainable network
+
+
+class Classifier(nn.Module):
+    """The config's layer list as trainable modules (BN in training mode while training)."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.layers = config["layers"]
+        self.mods = nn.ModuleDict()
+        c = 1
+        for layer in self.layers:
+            t = layer["type"]
+            if t == "conv2d":
+                conv = nn.Conv2d(c, layer["out_channels"], tuple(layer["kernel"]), stride=tuple(layer.get("stride", [1, 1])),
+                                 padding=tuple(layer.get("padding", [0, 0])), bias=layer.get("bias", True))
+                self.mods[layer["name"]] = conv
+                c = layer["out_channels"]
+                if layer.get("batchnorm"):
+                    self.mods[layer["name"] + "_bn"] = nn.BatchNorm2d(c)
+            elif t == "batch_norm":
+                self.mods[layer["name"]] = nn.BatchNorm2d(c)
+            elif t == "mfm":
+                c //= 2
+            elif t == "linear":
+                self.mods[layer["name"]] = nn.Linear(c, layer["out_features"], bias=layer.get("bias", True))
+                c = layer["out_features"]
+            elif t not in ("max_pool2d", "global_avg_pool", "global_max_pool"):
+                raise ValueError(f"training does not support layer {t!r}")
+
+    @staticmethod
+    def act(x: torch.Tensor, a) -> torch.Tensor:
+        if a in (None, "none"):
+            return x
+        if a == "relu":
+            return F.relu(x)
+        if a == "sigmoid":
+            return torch.sigmoid(x)
+        if isinstance(a, dict) and "leaky_relu" in a:
+            return F.leaky_relu(x, a["leaky_relu"])
+        raise ValueError(a)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats.unsqueeze(1)
+        for layer in self.layers:
+            t = layer["type"]
+            if t == "conv2d":
+                x = self.mods[layer["name"]](x)
+                if layer.get("batchnorm"):
+                    x = self.mods[layer["name"] + "_bn"](x)
+                x = self.act(x, layer.get("activation"))
+            elif t == "batch_norm":
+                x = self.act(self.mods[layer["name"]](x), layer.get("activation"))
+            elif t == "mfm":
+                h = x.shape[1] // 2
+                x = torch.maximum(x[:, :h], x[:, h:])
+            elif t == "max_pool2d":
+                k = tuple(layer["kernel"])
+                x = F.max_pool2d(x, k, stride=tuple(layer.get("stride") or k), padding=tuple(layer.get("padding", [0, 0])))
+            elif t == "global_avg_pool":
+                x = x.mean(dim=(2, 3))
+            elif t == "global_max_pool":
+                x = x.amax(dim=(2, 3))
+            elif t == "linear":
+                x = self.act(self.mods[layer["name"]](x), layer.get("activation"))
+        return x[:, 0]
+
+    def engine_tensors(self) -> dict[str, torch.Tensor]:
+        """Parameters under the model format's names (PyTorch state_dict style)."""
+        out: dict[str, torch.Tensor] = {}
+        for layer in self.layers:
+            name = layer.get("name")
+            if layer["type"] in ("conv2d", "linear"):
+                m = self.mods[name]
+                out[f"{name}.weight"] = m.weight
+                if m.bias is not None:
+                    out[f"{name}.bias"] = m.bias
+                if layer.get("batchnorm"):
+                    bn = self.mods[name + "_bn"]
+                    for part in ("weight", "bias", "running_mean", "running_var"):
+                        out[f"{name}.bn.{part}"] = getattr(bn, part)
+            elif layer["type"] == "batch_norm":
+                bn = self.mods[name]
+                for part in ("weight", "bias", "running_mean", "running_var"):
+                    out[f"{name}.{part}"] = getattr(bn, part)
+        return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- data
+
+
+def window_len(config: dict) -> tuple[int, int, int]:
+    sr = config["sample_rate"]
+    w = config["window"]
+    return round(w["seconds"] * sr), round(w["hop_seconds"] * sr), round(w.get("min_seconds", 0.25) * sr)
+
+
+def repeat_pad(x: np.ndarray, n: int) -> np.ndarray:
+    return np.tile(x, math.ceil(n / len(x)))[:n]
+
+
+def engine_windows(x: np.ndarray, n: int, hop: int) -> list[np.ndarray]:
+    """The engine's windows: one every hop, plus one aligned to the end for the tail."""
+    if len(x) <= n:
+        return [repeat_pad(x, n)]
+    starts = list(range(0, len(x) - n + 1, hop))
+    if starts[-1] + n < len(x):
+        starts.append(len(x) - n)
+    return [x[s : s + n] for s in starts]
+
+
+def load_list(data: Path, name: str, rate: int) -> list[dict]:
+    rows = read_rows(data / f"{name}.csv")
+    for r in rows:
+        audio, sr = sf.read(data / r["path"], dtype="float32", always_2d=True)
+        assert sr == rate, f"{r['path']}: {sr} Hz"
+        r["audio"] = audio.mean(axis=1)
+    return rows
+
+
+def random_window(x: np.ndarray, n: int, rng: random.Random) -> np.ndarray:
+    if len(x) <= n:
+        return repeat_pad(x, n)
+    s = rng.randrange(0, len(x) - n + 1)
+    return x[s : s + n]
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def eer(bona: np.ndarray, spoof: np.ndarray) -> tuple[float, float]:
+    """EER and its threshold, scores = P(synthetic) (higher = more spoof)."""
+    thr = np.sort(np.concatenate([bona, spoof]))
+    frr = np.searchsorted(np.sort(spoof), thr, side="left") / len(spoof)  # spoof below thr → missed
+    far = 1 - np.searchsorted(np.sort(bona), thr, side="left") / len(bona)  # bona at/above thr → false alarm
+    i = np.argmin(np.abs(frr - far))
+    return float((frr[i] + far[i]) / 2), float(thr[i])
+
+
+@torch.no_grad()
+def window_logits(front: DeepscreenModel, net: Classifier, rows: list[dict], n: int, hop: int) -> list[np.ndarray]:
+    net.eval()
+    out = []
+    for r in rows:
+        w = torch.from_numpy(np.stack(engine_windows(r["audio"], n, hop)))
+        out.append(net(front.features(w)).numpy())
+    return out
+
+
+def fit_calibration(logits: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:
+    """Logistic regression P(spoof) = sigmoid(a*z + b) on window logits, classes weighted equally."""
+    z = torch.from_numpy(np.concatenate(logits)).double()
+    y = torch.from_numpy(np.concatenate([np.full(len(l), lab) for l, lab in zip(logits, labels)])).double()
+    w = torch.where(y > 0.5, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    a = torch.ones((), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * F.binary_cross_entropy_with_logits(a * z + b, y, reduction="none")).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(a), float(b)
+
+
+def file_scores(logits: list[np.ndarray], a: float, b: float) -> np.ndarray:
+    return np.array([np.mean(1 / (1 + np.exp(-(a * l + b)))) for l in logits])
+
+
+# ---------------------------------------------------------------- golden vectors
+
+
+def golden_windows(count: int, n: int, rate: int) -> np.ndarray:
+    """Deterministic test windows the Rust test rebuilds bit for bit: tones + integer-LCG noise."""
+    idx = np.arange(n, dtype=np.uint64)
+    out = []
+    for k in range(count):
+        state = (idx * np.uint64(6364136223846793005) + np.uint64(1442695040888963407 + k)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        noise = ((state >> np.uint64(40)).astype(np.float64) / float(1 << 24)) * 2 - 1
+        t = idx.astype(np.float64) / rate
+        f = 110.0 * (k + 1)
+        out.append((0.3 * np.sin(2 * np.pi * f * t) + 0.05 * noise).astype(np.float32))
+    return np.stack(out)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["speech", "music"], required=True)
+    ap.add_argument("--data", type=Path, required=True, help="output of data/prepare.py")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--golden", type=Path, help="write golden vectors here")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    torch.manual_seed(args.seed)
+    config = json.loads((CONFIGS / f"{args.kind}.json").read_text())
+    rate = config["sample_rate"]
+    n, hop, _ = window_len(config)
+    front = DeepscreenModel(config).eval()
+    net = Classifier(config)
+
+    t_load = time.time()
+    train = load_list(args.data, "train", rate)
+    reals = [r for r in train if r["label"] == "bonafide"]
+    by_attack: dict[str, list[dict]] = {}
+    for r in train:
+        if r["label"] == "spoof":
+            by_attack.setdefault(r["attack"], []).append(r)
+    print(f"train: {len(reals)} bona fide, {sum(map(len, by_attack.values()))} spoof {sorted(by_attack)} "
+          f"(loaded in {time.time() - t_load:.0f} s)", flush=True)
+
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    attacks = sorted(by_attack)
+    t0, step, smooth = time.time(), 0, None
+    budget = args.minutes * 60
+    while time.time() - t0 < budget:
+        net.train()
+        half = args.batch // 2
+        picks = [rng.choice(reals) for _ in range(half)] + [rng.choice(by_attack[rng.choice(attacks)]) for _ in range(half)]
+        x = torch.from_numpy(np.stack([random_window(r["audio"], n, rng) for r in picks]))
+        x = x * torch.from_numpy(10 ** (np.random.uniform(-10, 10, size=(len(picks), 1)) / 20)).float()
+        y = torch.tensor([0.0] * half + [1.0] * half)
+        with torch.no_grad():
+            feats = front.features(x)
+        loss = F.binary_cross_entropy_with_logits(net(feats), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        # cosine decay over the time budget
+        for g in opt.param_groups:
+            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
+        step += 1
+        smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
+        if step % 50 == 0:
+            print(f"step {step} loss {smooth:.4f} ({time.time() - t0:.0f} s)", flush=True)
+    train_s = time.time() - t0
+    print(f"trained {step} steps in {train_s / 60:.1f} min", flush=True)
+
+    # Calibration on dev bona fide + seen attacks (clean and codec lists).
+    cal_rows = [r for name in ("dev", "dev-codec") for r in load_list(args.data, name, rate)
+                if r["label"] == "bonafide" or r["seen"] == "seen"]
+    logits = window_logits(front, net, cal_rows, n, hop)
+    labels = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in cal_rows])
+    a, b = fit_calibration(logits, labels)
+    scores = file_scores(logits, a, b)
+    cal_eer, threshold = eer(scores[labels == 0], scores[labels == 1])
+    print(f"calibration: scale {a:.4f} bias {b:.4f}; seen-attack dev EER {cal_eer * 100:.2f} % at threshold {threshold:.4f}")
+
+    config["id"] = args.kind
+    config["calibration"] = {"scale": a, "bias": b}
+    config["threshold"] = threshold
+    config["aggregation"] = "mean"
+    config["provenance"] = {
+        "made_by": "training/train.py",
+        "torch": torch.__version__,
+        "train_clips": {"bonafide": len(reals), **{k: len(v) for k, v in by_attack.items()}},
+        "steps": step,
+        "batch": args.batch,
+        "train_minutes": round(train_s / 60, 1),
+        "calibration": "logistic on dev bona fide + seen attacks (clean + codec), threshold = EER point",
+        "seen_dev_eer": round(cal_eer, 4),
+    }
+    config["description"] = (
+        f"deepscreen reference {args.kind} detector: trained only on allowed Debian audio and allowed generators "
+        f"({', '.join(attacks)}); see models/{args.kind}.md"
+    )
+    model = DeepscreenModel(config, net.engine_tensors()).eval()
+    # The exported model must be the trained network: compare on a dev batch.
+    with torch.no_grad():
+        w = torch.from_numpy(np.stack([engine_windows(r["audio"], n, hop)[0] for r in cal_rows[:8]]))
+        d = (model.logits(model.classify(model.features(w))) - net(front.features(w))).abs().max().item()
+    assert d < 1e-3, f"export differs from the trained network by {d}"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save(model, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+
+    if args.golden:
+        from safetensors.torch import save_file
+
+        count = 3 if args.kind == "speech" else 2
+        windows = torch.from_numpy(golden_windows(count, n, rate))
+        with torch.inference_mode():
+            feats = model.features(windows)
+            outputs = model.classify(feats)
+            scores_g = model.scores(windows)
+        stride = 4  # every 4th frame keeps the file small
+        save_file({"features_every_4th_frame": feats[:, ::stride].contiguous(), "outputs": outputs.contiguous(),
+                   "scores": scores_g.contiguous(), "window_head": windows[:, :64].contiguous()},
+                  str(args.golden), metadata={"torch": torch.__version__, "count": str(count)})
+        print(f"wrote {args.golden}: scores {scores_g.tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
