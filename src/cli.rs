@@ -105,9 +105,10 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "FILE|-")]
     pub files_from: Option<String>,
 
-    /// Model: an embedded model's name or a .safetensors model file.
-    #[arg(short, long, value_name = "NAME|FILE")]
-    pub model: Option<String>,
+    /// Model: an embedded model (music: songs and instrumentals, 44.1 kHz; speech: voices,
+    /// 16 kHz) or a .safetensors model file.
+    #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
+    pub model: String,
 
     /// Compute backend; auto picks cuda, else wgpu on a hardware GPU, else cpu.
     #[arg(short, long, value_enum, default_value_t = BackendKind::Auto)]
@@ -166,8 +167,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub catalog: Option<PathBuf>,
 
-    /// Model: an embedded model's name or a .safetensors file [default without --catalog: the
-    /// speech and music reference architectures with random weights].
+    /// Model: an embedded model's name or a .safetensors file [default: both embedded models
+    /// synthetic; the music model with --catalog].
     #[arg(short, long, value_name = "NAME|FILE")]
     pub model: Option<String>,
 
@@ -204,8 +205,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub audio_dir: Option<PathBuf>,
 
-    /// Model: an embedded model's name or a .safetensors model file.
-    #[arg(short, long, value_name = "NAME|FILE")]
+    /// Model: an embedded model (music, speech) or a .safetensors model file.
+    #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
     /// Compute backend.
@@ -304,12 +305,7 @@ fn screen(args: ScreenArgs) -> anyhow::Result<u8> {
         .num_threads(threads)
         .build_global();
 
-    let Some(model_arg) = args.model.as_deref() else {
-        bail!(
-            "no model given: pass --model FILE.safetensors (this build embeds no models yet; \
-             see README \"Quick start\" for a demo model)"
-        );
-    };
+    let model_arg = args.model.as_str();
     if args.paths.is_empty() && args.files_from.is_none() {
         bail!("nothing to screen: give files or directories, or --files-from FILE|-");
     }
@@ -472,13 +468,10 @@ fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
     use deepscreen::backend::timing::{StageTimes, synthetic_windows, time_stages};
     let specs = match &args.model {
         Some(m) => vec![model::resolve(m)?],
-        None => [
-            model::presets::speech_lcnn("speech-arch-random"),
-            model::presets::music_cnn("music-arch-random"),
-        ]
-        .into_iter()
-        .map(|c| model::file::load_bytes(&model::file::random_model_bytes(&c, 1)?, &c.id))
-        .collect::<deepscreen::Result<Vec<_>>>()?,
+        None => model::EMBEDDED
+            .iter()
+            .map(|(name, _)| model::resolve(name))
+            .collect::<deepscreen::Result<Vec<_>>>()?,
     };
     let batch = args.batch.max(1);
     println!(
@@ -563,9 +556,7 @@ fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 fn bench_catalog(args: &BenchArgs, catalog: PathBuf) -> anyhow::Result<u8> {
-    let Some(model_arg) = args.model.as_deref() else {
-        bail!("bench --catalog needs --model NAME|FILE");
-    };
+    let model_arg = args.model.as_deref().unwrap_or(model::DEFAULT_MODEL);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = args.threads.clone();
     if threads.is_empty() {

@@ -431,15 +431,38 @@ fn same_scores_whatever_the_batch_and_thread_count() {
 }
 
 #[test]
+fn screen_without_model_uses_the_embedded_music_model() {
+    for (args, id, rate) in [
+        (vec![], "music", 44100),
+        (vec!["--model", "speech"], "speech", 16000),
+    ] {
+        let out = run(bin()
+            .arg("screen")
+            .args(&args)
+            .arg(fixture("tone.flac"))
+            .arg("--no-progress"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = rows_by_name(&out.stdout);
+        let row = &rows["tone.flac"];
+        assert_eq!(row["model"], id);
+        let score = row["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{id}: score {score}");
+        let spec = deepscreen::model::resolve(id).unwrap();
+        assert_eq!(spec.config.sample_rate, rate);
+    }
+}
+
+#[test]
 fn fatal_errors_exit_two_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     std::fs::create_dir(tmp.path().join("empty_dir")).unwrap();
     let mut cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec!["screen".into(), fixture("tone.wav").display().to_string()],
-            "no model given",
-        ),
         (
             vec![
                 "screen".into(),

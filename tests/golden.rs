@@ -109,3 +109,108 @@ fn cnn_bins_matches_pytorch() {
 fn lfcc_matches_pytorch() {
     check("lfcc");
 }
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+    z ^ (z >> 31)
+}
+
+/// The windows `training/export_golden.py` fed the embedded models, rebuilt here instead of
+/// shipping audio: per window a multisine with one cosine on every FFT bin centre (random
+/// phases from SplitMix64), so every bin of every frame holds energy and the comparison is not
+/// dominated by f32 rounding in near-empty bins.
+fn golden_windows(count: usize, n: usize, n_fft: usize) -> Vec<f32> {
+    let bins = n_fft / 2 - 1;
+    let amp = 0.3 / (bins as f64 / 2.0).sqrt();
+    let mut out = Vec::with_capacity(count * n);
+    for k in 0..count {
+        let mut period = vec![0.0f64; n_fft];
+        for b in 1..=bins {
+            let bits = splitmix64(b as u64 + ((k as u64) << 32));
+            let phase = (bits >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * std::f64::consts::PI;
+            for (i, p) in period.iter_mut().enumerate() {
+                *p += amp
+                    * (2.0 * std::f64::consts::PI * b as f64 * i as f64 / n_fft as f64 + phase)
+                        .cos();
+            }
+        }
+        out.extend((0..n).map(|i| period[i % n_fft] as f32));
+    }
+    out
+}
+
+/// An embedded model (the bytes compiled into the binary) against the PyTorch forward it was
+/// exported from: features (every 4th frame stored), raw outputs and calibrated scores.
+fn check_embedded_on<B: Backend>(name: &str, be: &B) {
+    let case = format!("embedded {name} on {}", be.name());
+    let spec = deepscreen::model::resolve(name).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/golden/embedded_{name}_io.safetensors"));
+    let io_bytes = std::fs::read(path).unwrap();
+    let io = SafeTensors::deserialize(&io_bytes).unwrap();
+    let (hshape, head_ref) = tensor(&io, "window_head");
+    let (fshape, features_ref) = tensor(&io, "features_every_4th_frame");
+    let (_, outputs_ref) = tensor(&io, "outputs");
+    let (_, scores_ref) = tensor(&io, "scores");
+    let count = hshape[0];
+    let rate = spec.config.sample_rate;
+    let n = (spec.config.window.seconds * rate as f64).round() as usize;
+    let windows = golden_windows(count, n, spec.config.frontend.n_fft);
+    let head: Vec<f32> = windows
+        .chunks(n)
+        .flat_map(|w| w[..hshape[1]].to_vec())
+        .collect();
+    assert!(
+        max_abs_diff(&head, &head_ref) <= 1e-6,
+        "{case}: golden windows not rebuilt"
+    );
+
+    let model = Model::new(be, spec).unwrap();
+    let signal = be.upload(&windows, &[count, n]).unwrap();
+    let features = model.features(be, &signal).unwrap();
+    let shape = deepscreen::backend::DeviceTensor::shape(&features).to_vec();
+    let all = be.download(&features).unwrap();
+    let (frames, width) = (shape[1], shape[2]);
+    assert_eq!(
+        (count, frames.div_ceil(4), width),
+        (fshape[0], fshape[1], fshape[2]),
+        "{case}: feature shape"
+    );
+    let every_4th: Vec<f32> = (0..count)
+        .flat_map(|b| (0..frames).step_by(4).map(move |t| (b, t)))
+        .flat_map(|(b, t)| all[(b * frames + t) * width..][..width].to_vec())
+        .collect();
+    let d = max_abs_diff(&every_4th, &features_ref);
+    eprintln!("{case}: max |features - torch| = {d:e}");
+    assert!(d <= 1e-4, "{case}: features differ from PyTorch by {d:e}");
+    let outputs = be.download(&model.classify(be, features).unwrap()).unwrap();
+    let d = max_abs_diff(&outputs, &outputs_ref);
+    eprintln!("{case}: max |outputs - torch| = {d:e}");
+    assert!(d <= 1e-4, "{case}: logits differ from PyTorch by {d:e}");
+    let scores = model.scores(be, &windows, count).unwrap();
+    let d = max_abs_diff(&scores, &scores_ref);
+    eprintln!("{case}: max |scores - torch| = {d:e}");
+    assert!(d <= 1e-4, "{case}: scores differ from PyTorch by {d:e}");
+}
+
+fn check_embedded(name: &str) {
+    check_embedded_on(name, &CpuBackend::new());
+    if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+        check_embedded_on(name, &be);
+    }
+    if let Some(be) = gpu("cuda", CudaBackend::new()) {
+        check_embedded_on(name, &be);
+    }
+}
+
+#[test]
+fn embedded_speech_model_matches_pytorch() {
+    check_embedded("speech");
+}
+
+#[test]
+fn embedded_music_model_matches_pytorch() {
+    check_embedded("music");
+}

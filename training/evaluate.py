@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import GENERATORS, read_rows, write_rows  # noqa: E402
+from common import GENERATORS, is_seen, read_rows, write_rows  # noqa: E402
 
 FIELDS = ["path", "label", "attack", "source", "band", "seen", "codec"]
 
@@ -46,6 +46,8 @@ def main() -> int:
     results: dict[str, dict] = {}
     for name in ("dev", "dev-codec", "dev-real-reencoded"):
         rows = read_rows(args.data / f"{name}.csv")
+        for r in rows:  # from the generator table, which may have changed since prepare.py ran
+            r["seen"] = "-" if r["attack"] == "-" else ("seen" if is_seen(args.kind, r["attack"]) else "unseen")
         subsets = {
             "all": rows,
             "seen": [r for r in rows if r["seen"] != "unseen"],

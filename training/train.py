@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import read_rows  # noqa: E402
+from common import is_seen, read_rows  # noqa: E402
 from deepscreen_torch import DeepscreenModel, save  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -210,22 +210,6 @@ def file_scores(logits: list[np.ndarray], a: float, b: float) -> np.ndarray:
     return np.array([np.mean(1 / (1 + np.exp(-(a * l + b)))) for l in logits])
 
 
-# ---------------------------------------------------------------- golden vectors
-
-
-def golden_windows(count: int, n: int, rate: int) -> np.ndarray:
-    """Deterministic test windows the Rust test rebuilds bit for bit: tones + integer-LCG noise."""
-    idx = np.arange(n, dtype=np.uint64)
-    out = []
-    for k in range(count):
-        state = (idx * np.uint64(6364136223846793005) + np.uint64(1442695040888963407 + k)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-        noise = ((state >> np.uint64(40)).astype(np.float64) / float(1 << 24)) * 2 - 1
-        t = idx.astype(np.float64) / rate
-        f = 110.0 * (k + 1)
-        out.append((0.3 * np.sin(2 * np.pi * f * t) + 0.05 * noise).astype(np.float32))
-    return np.stack(out)
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -253,7 +237,7 @@ def main() -> int:
     reals = [r for r in train if r["label"] == "bonafide"]
     by_attack: dict[str, list[dict]] = {}
     for r in train:
-        if r["label"] == "spoof":
+        if r["label"] == "spoof" and is_seen(args.kind, r["attack"]):
             by_attack.setdefault(r["attack"], []).append(r)
     print(f"train: {len(reals)} bona fide, {sum(map(len, by_attack.values()))} spoof {sorted(by_attack)} "
           f"(loaded in {time.time() - t_load:.0f} s)", flush=True)
@@ -287,7 +271,7 @@ def main() -> int:
 
     # Calibration on dev bona fide + seen attacks (clean and codec lists).
     cal_rows = [r for name in ("dev", "dev-codec") for r in load_list(args.data, name, rate)
-                if r["label"] == "bonafide" or r["seen"] == "seen"]
+                if is_seen(args.kind, r["attack"])]
     logits = window_logits(front, net, cal_rows, n, hop)
     labels = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in cal_rows])
     a, b = fit_calibration(logits, labels)
@@ -324,19 +308,9 @@ def main() -> int:
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
     if args.golden:
-        from safetensors.torch import save_file
+        from export_golden import write_golden
 
-        count = 3 if args.kind == "speech" else 2
-        windows = torch.from_numpy(golden_windows(count, n, rate))
-        with torch.inference_mode():
-            feats = model.features(windows)
-            outputs = model.classify(feats)
-            scores_g = model.scores(windows)
-        stride = 4  # every 4th frame keeps the file small
-        save_file({"features_every_4th_frame": feats[:, ::stride].contiguous(), "outputs": outputs.contiguous(),
-                   "scores": scores_g.contiguous(), "window_head": windows[:, :64].contiguous()},
-                  str(args.golden), metadata={"torch": torch.__version__, "count": str(count)})
-        print(f"wrote {args.golden}: scores {scores_g.tolist()}")
+        write_golden(model, args.golden)
     return 0
 
 

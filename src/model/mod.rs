@@ -16,9 +16,16 @@ pub use spec::ModelSpec;
 use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
 use crate::{Error, Result};
 
-/// Models compiled into the binary, by name. Trained reference models arrive with their own
-/// issue; until then the list is empty and `--model FILE` is required.
-pub const EMBEDDED: &[(&str, &[u8])] = &[];
+/// Models compiled into the binary, by name: the reference detectors trained by `training/`
+/// (model cards in `models/*.md`).
+pub const EMBEDDED: &[(&str, &[u8])] = &[
+    ("music", include_bytes!("../../models/music.safetensors")),
+    ("speech", include_bytes!("../../models/speech.safetensors")),
+];
+
+/// The model `screen`, `eval` and `bench --catalog` use without `--model`: catalogs are mostly
+/// music, so the music detector.
+pub const DEFAULT_MODEL: &str = "music";
 
 /// Resolve `--model NAME|FILE`: an embedded name first, otherwise a path.
 pub fn resolve(arg: &str) -> Result<ModelSpec> {

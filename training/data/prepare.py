@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import GENERATORS, MODEL_RATE, decode, duration, read_rows, real_split, write_flac, write_rows  # noqa: E402
+from common import GENERATORS, MODEL_RATE, duration, load_audio, read_rows, real_split, write_flac, write_rows  # noqa: E402
 
 MUSIC_EXCERPT_S = 10.0
 SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
@@ -78,8 +78,13 @@ def codec_round_trip(audio: np.ndarray, rate: int, codec: str, rng: random.Rando
 
 
 def band_limit(audio: np.ndarray, rate: int, through: int) -> np.ndarray:
-    raw = ffmpeg_filter(audio, rate, ["-c:a", "pcm_f32le", "-ar", str(rate)], "f32le", through)
-    y = np.frombuffer(raw, dtype="<f4").copy()
+    """Resampling round trip through a lower rate."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, through)
+    y = resample_poly(resample_poly(audio, through // g, rate // g), rate // g, through // g).astype(np.float32)
     return np.pad(y, (0, max(0, len(audio) - len(y))))[: len(audio)]
 
 
@@ -104,7 +109,7 @@ def is_narrowband(audio: np.ndarray, rate: int) -> bool:
 
 def load(item: dict) -> np.ndarray:
     rate = MODEL_RATE[item["kind"]]
-    return decode(item["input"], rate, item.get("start"), item.get("seconds"))
+    return load_audio(item["input"], rate, item.get("start"), item.get("seconds"))
 
 
 def measure(item: dict) -> dict | None:
