@@ -26,7 +26,9 @@ GENERATORS = {
         "flite": ("tts", True),
         "festival-diphone": ("tts", True),
         "world": ("vocoder", True),
-        "griffin-lim-linear": ("vocoder", True),
+        # Held out after a first model, as for music (dev EER 47 %: magnitude restored, phase
+        # artefacts invisible to a power spectrogram).
+        "griffin-lim-linear": ("vocoder", False),
         "griffin-lim-mel": ("vocoder", True),
         "piper-vits": ("tts", False),
         "mlsa": ("vocoder", False),
