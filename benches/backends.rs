@@ -20,9 +20,10 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Windows per batch: 16 keeps the music CNN's largest activation (82 MiB) under the 128 MiB
-/// storage-binding limit of common adapters (lavapipe included).
-const BATCH: usize = 16;
+/// Windows per batch: 8 keeps the largest activation (the speech LCNN's first conv, 32 × 397 ×
+/// 257 floats = 13 MB a window) under the 128 MiB storage-binding limit of common adapters
+/// (lavapipe included). Figures in BENCHMARKS.md dated before 2026-11-25 used 16.
+const BATCH: usize = 8;
 
 fn signal(len: usize) -> Vec<f32> {
     (0..len)
