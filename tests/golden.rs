@@ -30,6 +30,13 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Every golden comparison: within 1e-4 absolute of PyTorch, the measured gap printed.
+fn expect_close(case: &str, what: &str, got: &[f32], torch: &[f32]) {
+    let d = max_abs_diff(got, torch);
+    eprintln!("{case}: max |{what} - torch| = {d:e}");
+    assert!(d <= 1e-4, "{case}: {what} differ from PyTorch by {d:e}");
+}
+
 /// CPU must match PyTorch within 1e-4; so must every GPU backend that can start here.
 fn check(case: &str) {
     check_on(case, &CpuBackend::new());
@@ -79,20 +86,11 @@ fn check_on<B: Backend>(case: &str, be: &B) {
         fshape.as_slice(),
         "{case}: feature shape"
     );
-    let d = max_abs_diff(&features_host, &features_ref);
-    eprintln!("{case}: max |features - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: features differ from PyTorch by {d:e}");
+    expect_close(case, "features", &features_host, &features_ref);
     let outputs = be.download(&model.classify(be, features).unwrap()).unwrap();
-    let d = max_abs_diff(&outputs, &outputs_ref);
-    eprintln!("{case}: max |outputs - torch| = {d:e}");
-    assert!(
-        d <= 1e-4,
-        "{case}: classifier outputs differ from PyTorch by {d:e}"
-    );
+    expect_close(case, "outputs", &outputs, &outputs_ref);
     let scores = model.scores(be, &windows, wshape[0]).unwrap();
-    let d = max_abs_diff(&scores, &scores_ref);
-    eprintln!("{case}: max |scores - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: scores differ from PyTorch by {d:e}");
+    expect_close(case, "scores", &scores, &scores_ref);
 }
 
 #[test]
@@ -182,17 +180,11 @@ fn check_embedded_on<B: Backend>(name: &str, be: &B) {
         .flat_map(|b| (0..frames).step_by(4).map(move |t| (b, t)))
         .flat_map(|(b, t)| all[(b * frames + t) * width..][..width].to_vec())
         .collect();
-    let d = max_abs_diff(&every_4th, &features_ref);
-    eprintln!("{case}: max |features - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: features differ from PyTorch by {d:e}");
+    expect_close(&case, "features", &every_4th, &features_ref);
     let outputs = be.download(&model.classify(be, features).unwrap()).unwrap();
-    let d = max_abs_diff(&outputs, &outputs_ref);
-    eprintln!("{case}: max |outputs - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: logits differ from PyTorch by {d:e}");
+    expect_close(&case, "outputs", &outputs, &outputs_ref);
     let scores = model.scores(be, &windows, count).unwrap();
-    let d = max_abs_diff(&scores, &scores_ref);
-    eprintln!("{case}: max |scores - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: scores differ from PyTorch by {d:e}");
+    expect_close(&case, "scores", &scores, &scores_ref);
 }
 
 fn check_embedded(name: &str) {

@@ -32,7 +32,8 @@ def _window(kind: str, win_length: int) -> torch.Tensor:
     raise ValueError(f"unknown window {kind!r}")
 
 
-def _activation(x: torch.Tensor, act) -> torch.Tensor:
+def activation(x: torch.Tensor, act) -> torch.Tensor:
+    """A layer's fused activation, as the config names it."""
     if act in (None, "none"):
         return x
     if act == "relu":
@@ -42,6 +43,24 @@ def _activation(x: torch.Tensor, act) -> torch.Tensor:
     if isinstance(act, dict) and "leaky_relu" in act:
         return F.leaky_relu(x, act["leaky_relu"])
     raise ValueError(f"unknown activation {act!r}")
+
+
+def parameter_free_layer(x: torch.Tensor, layer: dict) -> torch.Tensor:
+    """The layers without weights (MFM, pooling, flatten); shared with the trainer."""
+    t = layer["type"]
+    if t == "mfm":
+        half = x.shape[1] // 2
+        return torch.maximum(x[:, :half], x[:, half:])
+    if t == "max_pool2d":
+        k = tuple(layer["kernel"])
+        return F.max_pool2d(x, k, stride=tuple(layer.get("stride") or k), padding=tuple(layer.get("padding", [0, 0])))
+    if t == "global_avg_pool":
+        return x.mean(dim=(2, 3))
+    if t == "global_max_pool":
+        return x.amax(dim=(2, 3))
+    if t == "flatten":
+        return x.flatten(1)
+    raise ValueError(f"unknown layer type {t!r}")
 
 
 class DeepscreenModel(torch.nn.Module):
@@ -183,28 +202,16 @@ class DeepscreenModel(torch.nn.Module):
                 )
                 if layer.get("batchnorm", False):
                     x = self._bn(x, name + ".bn.", layer.get("bn_eps") or 1e-5)
-                x = _activation(x, layer.get("activation", "none"))
+                x = activation(x, layer.get("activation", "none"))
             elif t == "batch_norm":
                 x = self._bn(x, layer["name"] + ".", layer.get("eps") or 1e-5)
-                x = _activation(x, layer.get("activation", "none"))
-            elif t == "mfm":
-                half = x.shape[1] // 2
-                x = torch.maximum(x[:, :half], x[:, half:])
-            elif t == "max_pool2d":
-                k = tuple(layer["kernel"])
-                x = F.max_pool2d(x, k, stride=tuple(layer.get("stride") or k), padding=tuple(layer.get("padding", [0, 0])))
-            elif t == "global_avg_pool":
-                x = x.mean(dim=(2, 3))
-            elif t == "global_max_pool":
-                x = x.amax(dim=(2, 3))
-            elif t == "flatten":
-                x = x.flatten(1)
+                x = activation(x, layer.get("activation", "none"))
             elif t == "linear":
                 name = layer["name"]
                 bias = self.tensor(name + ".bias") if layer.get("bias", True) else None
-                x = _activation(F.linear(x, self.tensor(name + ".weight"), bias), layer.get("activation", "none"))
+                x = activation(F.linear(x, self.tensor(name + ".weight"), bias), layer.get("activation", "none"))
             else:
-                raise ValueError(f"unknown layer type {t!r}")
+                x = parameter_free_layer(x, layer)
         return x
 
     def logits(self, outputs: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ def main() -> int:
             results[f"{name}/{subset}"] = run_eval(args.deepscreen, protocol, args.model)
             print(f"{name}/{subset}: EER {pct(results[f'{name}/{subset}']['pooled']['eer'])}", file=sys.stderr)
 
-    print(f"| dev list | subset | bona fide | spoof | EER | minDCF | ROC AUC |\n|---|---|---|---|---|---|---|")
+    print("| dev list | subset | bona fide | spoof | EER | minDCF | ROC AUC |\n|---|---|---|---|---|---|---|")
     for key, rep in results.items():
         name, subset = key.split("/")
         p = rep["pooled"]

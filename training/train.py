@@ -33,7 +33,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from common import is_seen, read_rows  # noqa: E402
-from deepscreen_torch import DeepscreenModel, save  # noqa: E402
+from deepscreen_torch import DeepscreenModel, activation, parameter_free_layer, save  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -68,18 +68,6 @@ class Classifier(nn.Module):
             elif t not in ("max_pool2d", "global_avg_pool", "global_max_pool"):
                 raise ValueError(f"training does not support layer {t!r}")
 
-    @staticmethod
-    def act(x: torch.Tensor, a) -> torch.Tensor:
-        if a in (None, "none"):
-            return x
-        if a == "relu":
-            return F.relu(x)
-        if a == "sigmoid":
-            return torch.sigmoid(x)
-        if isinstance(a, dict) and "leaky_relu" in a:
-            return F.leaky_relu(x, a["leaky_relu"])
-        raise ValueError(a)
-
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = feats.unsqueeze(1)
         for layer in self.layers:
@@ -88,21 +76,13 @@ class Classifier(nn.Module):
                 x = self.mods[layer["name"]](x)
                 if layer.get("batchnorm"):
                     x = self.mods[layer["name"] + "_bn"](x)
-                x = self.act(x, layer.get("activation"))
+                x = activation(x, layer.get("activation"))
             elif t == "batch_norm":
-                x = self.act(self.mods[layer["name"]](x), layer.get("activation"))
-            elif t == "mfm":
-                h = x.shape[1] // 2
-                x = torch.maximum(x[:, :h], x[:, h:])
-            elif t == "max_pool2d":
-                k = tuple(layer["kernel"])
-                x = F.max_pool2d(x, k, stride=tuple(layer.get("stride") or k), padding=tuple(layer.get("padding", [0, 0])))
-            elif t == "global_avg_pool":
-                x = x.mean(dim=(2, 3))
-            elif t == "global_max_pool":
-                x = x.amax(dim=(2, 3))
+                x = activation(self.mods[layer["name"]](x), layer.get("activation"))
             elif t == "linear":
-                x = self.act(self.mods[layer["name"]](x), layer.get("activation"))
+                x = activation(self.mods[layer["name"]](x), layer.get("activation"))
+            else:
+                x = parameter_free_layer(x, layer)
         return x[:, 0]
 
     def engine_tensors(self) -> dict[str, torch.Tensor]:

@@ -108,8 +108,8 @@ def training_audio(real: Path, seconds: float, rng: random.Random) -> np.ndarray
     rng.shuffle(rows)
     pieces = []
     for r in rows[:60]:
-        d = duration(real / r["path"]) if not Path(r["path"]).is_absolute() else duration(r["path"])
-        path = r["path"] if Path(r["path"]).is_absolute() else real / r["path"]
+        path = real / r["path"]  # real.csv paths are relative to its directory
+        d = duration(path)
         start = rng.uniform(0, max(0.0, d - seconds))
         pieces.append(decode(path, RATE, start, seconds))
     return np.concatenate(pieces)

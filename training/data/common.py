@@ -56,6 +56,9 @@ FESTIVAL_VOICES = (["kal_diphone"], ["ked_diphone"])
 
 MODEL_RATE = {"speech": 16000, "music": 44100}
 
+# Music is cut into excerpts of this length (real and fake alike).
+MUSIC_EXCERPT_S = 10.0
+
 
 def is_seen(kind: str, attack: str) -> bool:
     """Whether an attack is used in training (bona fide rows count as seen)."""

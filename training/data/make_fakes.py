@@ -34,6 +34,7 @@ from common import (  # noqa: E402
     FESTIVAL_VOICES,
     FLITE_VOICES,
     GENERATORS,
+    MUSIC_EXCERPT_S,
     decode,
     duration,
     read_rows,
@@ -42,7 +43,6 @@ from common import (  # noqa: E402
     write_rows,
 )
 
-MUSIC_EXCERPT_S = 10.0
 
 
 def dialogue(real: Path) -> dict[str, list[str]]:

@@ -34,9 +34,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import GENERATORS, MODEL_RATE, duration, load_audio, read_rows, real_split, write_flac, write_rows  # noqa: E402
+from common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows  # noqa: E402
 
-MUSIC_EXCERPT_S = 10.0
 SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
 MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis"]
 
