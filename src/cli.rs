@@ -63,8 +63,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Score a labelled protocol and report EER, minDCF and ROC AUC, pooled and per attack.
     Eval(EvalArgs),
-    /// Time the backends: on one synthetic batch (front-end, classifier, whole forward, and the
-    /// score difference from the CPU backend), or end to end on a catalog (--catalog).
+    /// Time the backends: on one synthetic batch (front-end, classifier, whole forward, whole
+    /// forward with the next batch queued, and the score difference from the CPU backend), or
+    /// end to end on a catalog (--catalog).
     Bench(BenchArgs),
     /// List the compute backends, whether each can run here, and why not.
     Devices {
@@ -269,6 +270,15 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`deepscreen devices | head`): stop quietly, like other tools.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(EXIT_OK)
+        }
         Err(e) => {
             eprintln!("deepscreen: error: {e:#}");
             ExitCode::from(EXIT_FATAL)
@@ -479,12 +489,13 @@ fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
         args.repeats
     );
     println!(
-        "{:<20} {:<8} {:>12} {:>14} {:>12} {:>11} {:>11} {:>14}",
+        "{:<20} {:<8} {:>12} {:>14} {:>12} {:>11} {:>11} {:>11} {:>14}",
         "model",
         "backend",
         "frontend ms",
         "classifier ms",
         "forward ms",
+        "queued ms",
         "windows/s",
         "x realtime",
         "max |d| vs cpu"
@@ -540,12 +551,13 @@ fn bench_synthetic(args: &BenchArgs) -> anyhow::Result<u8> {
             let per_s = batch as f64 / t.forward.as_secs_f64();
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
             println!(
-                "{:<20} {:<8} {:>12.2} {:>14.2} {:>12.2} {:>11.1} {:>11.0} {:>14}",
+                "{:<20} {:<8} {:>12.2} {:>14.2} {:>12.2} {:>11.2} {:>11.1} {:>11.0} {:>14}",
                 spec.config.id,
                 kind.name(),
                 ms(t.frontend),
                 ms(t.classifier),
                 ms(t.forward),
+                ms(t.queued),
                 per_s,
                 per_s * hop,
                 diff

@@ -590,6 +590,39 @@ fn long_inputs_match_the_cpu_backend<B: Backend>(be: &B, tol: f64) {
     assert_close(&got, &to_f64(&want), tol, "long sigmoid");
 }
 
+/// Several batches in flight at once, as the screening pipeline queues them: uploads large
+/// enough for CUDA's page-locked staging path (the same length twice, so a staging buffer is
+/// reused while its first copy may still be queued), downloads started before any is
+/// finished, finished out of order, with the tensors dropped in between. Each readback must
+/// hold its own values (naive f64 sigmoid as the reference).
+fn queued_downloads_keep_their_own_values<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(11);
+    let n = 100_003;
+    let inputs: Vec<Vec<f32>> = (0..3).map(|_| random_vec(&mut r, n, -8.0, 8.0)).collect();
+    let params = [(1.0f32, 0.0f32), (0.5, -1.0), (2.0, 0.25)];
+    let mut pending = Vec::new();
+    for (x, &(scale, shift)) in inputs.iter().zip(&params) {
+        let t = be.upload(x, &[n]).unwrap();
+        let s = be.sigmoid(&t, scale, shift).unwrap();
+        pending.push(Some(be.start_download(&s).unwrap()));
+    }
+    // A small readback in between, which may reuse a buffer handed back below.
+    let small = be.upload(&[0.0, 1.0, -1.0], &[3]).unwrap();
+    for i in [2, 0, 1] {
+        let got = be.finish_download(pending[i].take().unwrap()).unwrap();
+        let (scale, shift) = params[i];
+        let want: Vec<f64> = inputs[i]
+            .iter()
+            .map(|&v| 1.0 / (1.0 + (-(scale as f64 * v as f64 + shift as f64)).exp()))
+            .collect();
+        assert_close(&got, &want, tol, &format!("queued readback {i}"));
+    }
+    let got = be
+        .finish_download(be.start_download(&small).unwrap())
+        .unwrap();
+    assert_eq!(got, vec![0.0, 1.0, -1.0]);
+}
+
 /// The backend under test, or `None` (skip, reason printed) when it cannot start here and the
 /// environment does not require it.
 fn require<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
@@ -633,6 +666,7 @@ macro_rules! backend_suite {
             case!(mfm_and_global_pool_match_reference);
             case!(linear_sigmoid_softmax_match_reference);
             case!(long_inputs_match_the_cpu_backend);
+            case!(queued_downloads_keep_their_own_values);
         }
     };
 }

@@ -246,8 +246,17 @@ pub trait Backend: Send + Sync {
     /// Short name used in reports: "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
 
+    /// A download that has been queued but not waited for (see [`Backend::start_download`]).
+    type Readback: Send + 'static;
+
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
     fn download(&self, tensor: &Self::Tensor) -> Result<Vec<f32>>;
+    /// Queue a download without waiting for the work that produces `tensor`, so the caller
+    /// can queue the next batch before collecting this one with [`Backend::finish_download`].
+    /// Backends that cannot queue a download do it here at once.
+    fn start_download(&self, tensor: &Self::Tensor) -> Result<Self::Readback>;
+    /// Wait for a queued download and return its values.
+    fn finish_download(&self, readback: Self::Readback) -> Result<Vec<f32>>;
     /// Reinterpret with a new shape of the same element count (no data movement).
     fn reshape(&self, tensor: Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
 

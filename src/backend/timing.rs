@@ -1,6 +1,8 @@
 //! Device-side timing for `deepscreen bench` without a catalog: one batch of synthetic windows
 //! through the front-end alone, the classifier alone and the whole forward pass, on any
 //! backend, with the largest score difference from the CPU backend measured on the same batch.
+//! A last figure repeats the whole forward pass with one batch always in flight, as `screen`
+//! queues batches, so a backend that overlaps uploads with compute (CUDA) shows the gain.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ pub struct StageTimes {
     pub frontend: Duration,
     pub classifier: Duration,
     pub forward: Duration,
+    /// Mean time per batch with the next batch submitted before the previous is collected.
+    pub queued: Duration,
     /// Calibrated scores of the batch, for the comparison with the CPU backend.
     pub scores: Vec<f32>,
 }
@@ -68,10 +72,24 @@ pub fn time_stages<B: Backend>(
         model.scores(backend, windows, batch)?;
         fw.push(t.elapsed());
     }
+    let runs = repeats.max(1);
+    let t = Instant::now();
+    let mut in_flight = None;
+    for _ in 0..runs {
+        let next = model.submit(backend, windows, batch)?;
+        if let Some(previous) = in_flight.replace(next) {
+            model.collect(backend, previous)?;
+        }
+    }
+    if let Some(last) = in_flight {
+        model.collect(backend, last)?;
+    }
+    let queued = t.elapsed() / runs as u32;
     Ok(StageTimes {
         frontend: median(fe),
         classifier: median(cl),
         forward: median(fw),
+        queued,
         scores,
     })
 }

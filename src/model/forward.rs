@@ -92,6 +92,19 @@ impl<B: Backend> Model<B> {
     /// Calibrated probability of "synthetic" for each of `count` windows laid end to end in
     /// `windows` (`count × window_samples` values).
     pub fn scores(&self, backend: &B, windows: &[f32], count: usize) -> Result<Vec<f32>> {
+        let pending = self.submit(backend, windows, count)?;
+        self.collect(backend, pending)
+    }
+
+    /// Queue the scoring of `count` windows without waiting for the result: on backends
+    /// that queue work (CUDA), the next batch can be submitted before this one is collected,
+    /// so its upload overlaps this batch's kernels.
+    pub fn submit(
+        &self,
+        backend: &B,
+        windows: &[f32],
+        count: usize,
+    ) -> Result<PendingScores<B::Readback>> {
         let len = self.spec.window_samples;
         if windows.len() != count * len {
             return Err(Error::backend(
@@ -103,20 +116,34 @@ impl<B: Backend> Model<B> {
             ));
         }
         if count == 0 {
-            return Ok(Vec::new());
+            return Ok(PendingScores(None));
         }
         let signal = backend.upload(windows, &[count, len])?;
         let features = self.features(backend, &signal)?;
         let outputs = self.classify(backend, features)?;
         let cal = self.spec.config.calibration;
+        // Only [B] scores or [B, N] probabilities come back.
+        let last = match self.spec.config.output.kind {
+            OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias)?,
+            OutputKind::Softmax => backend.softmax(&outputs)?,
+        };
+        Ok(PendingScores(Some(backend.start_download(&last)?)))
+    }
+
+    /// Wait for a batch queued by [`Model::submit`] and return its window scores.
+    pub fn collect(&self, backend: &B, pending: PendingScores<B::Readback>) -> Result<Vec<f32>> {
+        let Some(readback) = pending.0 else {
+            return Ok(Vec::new());
+        };
+        let values = backend.finish_download(readback)?;
+        let cal = self.spec.config.calibration;
         match self.spec.config.output.kind {
-            OutputKind::Logit => backend.download(&backend.sigmoid(&outputs, cal.scale, cal.bias)?),
+            OutputKind::Logit => Ok(values),
             OutputKind::Softmax => {
-                // Only [B, N] probabilities come back; the bona fide column becomes a logit.
-                let probs = backend.download(&backend.softmax(&outputs)?)?;
+                // The bona fide column becomes a logit, then the calibrated score.
                 let n = self.spec.outputs;
                 let bona = self.spec.config.output.bona_fide_index;
-                Ok(probs
+                Ok(values
                     .chunks(n)
                     .map(|p| {
                         let synthetic = (1.0 - p[bona] as f64).clamp(1e-12, 1.0 - 1e-12);
@@ -128,3 +155,6 @@ impl<B: Backend> Model<B> {
         }
     }
 }
+
+/// A batch queued by [`Model::submit`]; [`Model::collect`] turns it into scores.
+pub struct PendingScores<R>(Option<R>);

@@ -10,7 +10,7 @@ pub mod spec;
 use std::path::Path;
 
 pub use config::ModelConfig;
-pub use forward::Model;
+pub use forward::{Model, PendingScores};
 pub use spec::ModelSpec;
 
 use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
@@ -53,8 +53,19 @@ pub trait Scorer: Send + Sync {
     fn backend_name(&self) -> &'static str;
     fn spec(&self) -> &ModelSpec;
     /// Calibrated window scores for `count` windows laid end to end.
-    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>>;
+    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>> {
+        let pending = self.submit(windows, count)?;
+        self.collect(pending)
+    }
+    /// Queue a batch (see [`Model::submit`]): submit batch k+1, then collect batch k, and the
+    /// device never waits for the host between batches.
+    fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted>;
+    /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
+    fn collect(&self, submitted: Submitted) -> Result<Vec<f32>>;
 }
+
+/// A batch queued by [`Scorer::submit`] (the backend's pending readback, type-erased).
+pub struct Submitted(Box<dyn std::any::Any + Send>);
 
 struct Bound<B: Backend> {
     backend: B,
@@ -68,8 +79,18 @@ impl<B: Backend> Scorer for Bound<B> {
     fn spec(&self) -> &ModelSpec {
         &self.model.spec
     }
-    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>> {
-        self.model.scores(&self.backend, windows, count)
+    fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted> {
+        let pending = self.model.submit(&self.backend, windows, count)?;
+        Ok(Submitted(Box::new(pending)))
+    }
+    fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
+        let pending = submitted
+            .0
+            .downcast::<PendingScores<B::Readback>>()
+            .map_err(|_| {
+                crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
+            })?;
+        self.model.collect(&self.backend, *pending)
     }
 }
 

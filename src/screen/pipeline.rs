@@ -8,19 +8,20 @@
 //!    order, or input order with `ordered`).
 //!
 //! The batcher → scorer channel holds one batch: while the device scores batch k, batch k+1 is
-//! being filled (double buffering).
+//! being filled (double buffering), and the scorer keeps one batch in flight on the device
+//! while it submits the next (see `Aggregator::consume`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
 use super::report::{BONA_FIDE, Row, SYNTHETIC, Segment};
 use crate::Result;
 use crate::audio::{AudioSummary, Window, read_windows};
-use crate::model::Scorer;
 use crate::model::config::Aggregation;
+use crate::model::{Scorer, Submitted};
 
 #[derive(Debug, Clone)]
 pub struct ScreenOptions {
@@ -82,6 +83,13 @@ enum Stage {
         meta: Vec<(usize, u64, u64)>,
     },
     Done(Msg),
+}
+
+/// A batch submitted to the scorer and not yet collected.
+struct InFlight {
+    submitted: Result<Submitted>,
+    /// (file, start, end) of each window, in batch order.
+    meta: Vec<(usize, u64, u64)>,
 }
 
 /// Per-file aggregation state, kept only until the file's row is written.
@@ -311,12 +319,36 @@ struct Aggregator<'a> {
 
 impl Aggregator<'_> {
     /// Stage 3: score each batch, record each finished decode, write rows as files complete.
+    ///
+    /// One batch stays in flight: when the next batch is already waiting, it is submitted
+    /// before the previous one is collected, so the device works through both back to back
+    /// (and, on CUDA, the next upload overlaps the current kernels). When nothing is waiting,
+    /// the batch in flight is collected at once, so rows are never held back.
     fn consume(&mut self, rx: Receiver<Stage>) -> Result<()> {
-        for stage in rx {
+        let mut in_flight: Option<InFlight> = None;
+        loop {
+            let stage = if in_flight.is_some() {
+                match rx.try_recv() {
+                    Ok(stage) => stage,
+                    Err(TryRecvError::Empty) => {
+                        self.collect(in_flight.take().expect("checked above"))?;
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(stage) => stage,
+                    Err(_) => break,
+                }
+            };
             match stage {
                 Stage::Batch { samples, meta } => {
-                    self.run_batch(&samples, &meta)?;
+                    let next = self.submit(&samples, meta);
                     let _ = self.recycle.try_send(samples);
+                    if let Some(previous) = in_flight.replace(next) {
+                        self.collect(previous)?;
+                    }
                 }
                 Stage::Done(Msg::Done {
                     file,
@@ -339,22 +371,38 @@ impl Aggregator<'_> {
                 Stage::Done(Msg::Window { .. }) => unreachable!("the batcher batches windows"),
             }
         }
+        if let Some(last) = in_flight {
+            self.collect(last)?;
+        }
         Ok(())
     }
 
-    fn run_batch(&mut self, samples: &[f32], meta: &[(usize, u64, u64)]) -> Result<()> {
+    /// Queue a batch on the device; a failure is kept and reported on its files' rows.
+    fn submit(&mut self, samples: &[f32], meta: Vec<(usize, u64, u64)>) -> InFlight {
+        let t = Instant::now();
+        let submitted = self.scorer.submit(samples, meta.len());
+        self.summary.device_time += t.elapsed();
+        InFlight { submitted, meta }
+    }
+
+    /// Wait for a queued batch, fold its scores into its files, and write finished rows.
+    fn collect(&mut self, batch: InFlight) -> Result<()> {
+        let InFlight { submitted, meta } = batch;
+        let meta = meta.as_slice();
         let count = meta.len();
         let t = Instant::now();
-        let scores = self.scorer.score_windows(samples, count).and_then(|s| {
-            if s.len() == count {
-                Ok(s)
-            } else {
-                Err(crate::Error::backend(
-                    self.scorer.backend_name(),
-                    format!("returned {} scores for {count} windows", s.len()),
-                ))
-            }
-        });
+        let scores = submitted
+            .and_then(|s| self.scorer.collect(s))
+            .and_then(|s| {
+                if s.len() == count {
+                    Ok(s)
+                } else {
+                    Err(crate::Error::backend(
+                        self.scorer.backend_name(),
+                        format!("returned {} scores for {count} windows", s.len()),
+                    ))
+                }
+            });
         self.summary.device_time += t.elapsed();
         let keep_segments = self.opts.segments;
         for (i, &(file, start, end)) in meta.iter().enumerate() {

@@ -138,6 +138,17 @@ impl Backend for CpuBackend {
         CpuTensor::new(data.to_vec(), shape)
     }
 
+    type Readback = Vec<f32>;
+
+    /// Done at once: the data is already in host memory.
+    fn start_download(&self, tensor: &CpuTensor) -> Result<Vec<f32>> {
+        self.download(tensor)
+    }
+
+    fn finish_download(&self, values: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(values)
+    }
+
     fn download(&self, tensor: &CpuTensor) -> Result<Vec<f32>> {
         Ok(tensor.data.clone())
     }

@@ -4,14 +4,21 @@
 //! panics when a library is missing, both are probed with `libloading` first and a missing
 //! one makes the backend "unavailable" with the reason.
 //!
-//! Device memory comes from the driver's stream-ordered allocator (a memory pool), so a
-//! batch's buffers reuse the previous batch's memory; every launch's result is checked.
+//! Kernels are compiled once per process to machine code (CUBIN) for the device's exact
+//! architecture, so the driver never JIT-compiles PTX. Device memory comes from the driver's
+//! stream-ordered allocator (a memory pool), so a batch's buffers reuse the previous batch's
+//! memory; every launch's result is checked.
+//!
+//! Two streams: batch uploads go through page-locked staging buffers on a copy stream, and
+//! kernels plus readbacks run on the compute stream (cudarc's event tracking makes a kernel
+//! wait for the upload it reads). With `start_download`/`finish_download` the caller can
+//! queue batch k+1 before collecting batch k, so its upload overlaps batch k's kernels.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PinnedHostSlice, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -54,6 +61,13 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
 /// Largest n_fft the shared-memory radix-2 kernel takes (n_fft/2 float2 = 32 KiB).
 const RADIX2_MAX_NFFT: usize = 8192;
 const THREADS: u32 = 256;
+/// Uploads at least this long (floats) go through page-locked staging on the copy stream;
+/// smaller ones (weights, constants) are copied directly.
+const PINNED_UPLOAD_MIN: usize = 16 * 1024;
+/// Staging buffers kept for reuse (one per distinct upload length; batches repeat theirs).
+const STAGING_KEEP: usize = 3;
+/// Smallest page-locked readback buffer (floats), so small readbacks share buffers.
+const READBACK_MIN: usize = 4096;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::backend("cuda", msg)
@@ -95,15 +109,28 @@ fn probe() -> &'static Probe {
                         .to_string(),
                 );
             }
-            if let Some(why) = nvrtc_missing() {
-                return Err(why);
+            let (driver_major, driver_minor) = driver_version()?;
+            let (nvrtc_major, nvrtc_minor) = nvrtc_version()?;
+            // Code from a newer major NVRTC cannot load on an older driver (no forward
+            // compatibility across majors); cudarc loads the newest NVRTC it finds.
+            if nvrtc_major > driver_major {
+                return Err(format!(
+                    "NVRTC {nvrtc_major}.{nvrtc_minor} is newer than the driver (CUDA \
+                     {driver_major}.{driver_minor}): kernels it compiles cannot load. Update the \
+                     NVIDIA driver, or make NVRTC {driver_major} the only NVRTC on the library \
+                     path (e.g. pip install nvidia-cuda-nvrtc-cu{driver_major}, its lib directory \
+                     on LD_LIBRARY_PATH)"
+                ));
             }
             let ctx = std::panic::catch_unwind(|| CudaContext::new(0))
                 .map_err(|_| "the CUDA driver failed to load".to_string())?
                 .map_err(|e| format!("no usable CUDA device: {e}"))?;
             let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
             let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
-            Ok(format!("{name} (compute capability {major}.{minor})"))
+            Ok(format!(
+                "{name} (compute capability {major}.{minor}; driver CUDA \
+                 {driver_major}.{driver_minor}, NVRTC {nvrtc_major}.{nvrtc_minor})"
+            ))
         })();
         Probe { detail }
     })
@@ -117,10 +144,96 @@ pub fn status() -> (bool, String) {
     }
 }
 
-/// Compile every kernel with NVRTC for `arch` (e.g. "sm_90"): the PTX of each file, or the
-/// compiler's errors and warnings (warnings count as failures: the kernels must be clean).
-pub fn compile_kernels(arch: &str) -> std::result::Result<Vec<(&'static str, Ptx)>, String> {
-    use cudarc::nvrtc::result;
+/// Driver entry points this backend (through cudarc) calls. All exist since CUDA 12.0; they
+/// are checked up front because cudarc resolves symbols lazily and panics on a missing one.
+const DRIVER_SYMBOLS: &[&str] = &[
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuDeviceGet",
+    "cuDeviceGetName",
+    "cuDeviceGetAttribute",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuCtxGetCurrent",
+    "cuCtxSynchronize",
+    "cuModuleLoadData",
+    "cuModuleGetFunction",
+    "cuLaunchKernel",
+    "cuStreamCreate",
+    "cuStreamDestroy_v2",
+    "cuStreamSynchronize",
+    "cuStreamWaitEvent",
+    "cuEventCreate",
+    "cuEventRecord",
+    "cuEventSynchronize",
+    "cuEventDestroy_v2",
+    "cuMemAllocAsync",
+    "cuMemFreeAsync",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemHostAlloc",
+    "cuMemFreeHost",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuMemsetD8Async",
+    "cuGetErrorName",
+    "cuGetErrorString",
+];
+
+/// The CUDA version the driver supports, as (major, minor).
+fn driver_version() -> std::result::Result<(i32, i32), String> {
+    // SAFETY: libcuda is present (checked by the caller) and cuDriverGetVersion only writes
+    // the integer it is given; it needs no cuInit.
+    let lib = unsafe { cudarc::driver::sys::culib() };
+    let missing: Vec<&str> = DRIVER_SYMBOLS
+        .iter()
+        .copied()
+        // SAFETY: only looks the symbol up; nothing is called.
+        .filter(|s| unsafe { lib.get::<unsafe extern "C" fn()>(s.as_bytes()) }.is_err())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the CUDA driver is too old (it lacks {}): install an NVIDIA driver for CUDA 12 or newer",
+            missing.join(", ")
+        ));
+    }
+    let mut v = 0;
+    let status = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    if status != cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+        return Err(format!("cuDriverGetVersion failed: {status:?}"));
+    }
+    Ok((v / 1000, (v % 1000) / 10))
+}
+
+/// The version of the NVRTC library cudarc loads, as (major, minor).
+pub fn nvrtc_version() -> std::result::Result<(i32, i32), String> {
+    if let Some(why) = nvrtc_missing() {
+        return Err(why);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: libnvrtc is present (checked above); nvrtcVersion only writes two integers.
+    let status = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    if status != cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(format!("nvrtcVersion failed: {status:?}"));
+    }
+    Ok((major, minor))
+}
+
+/// What NVRTC hands back for one kernel file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// PTX text (the driver JIT-compiles it; any driver as new as NVRTC can load it).
+    Ptx,
+    /// Machine code for exactly `arch` (no JIT; loads on drivers of NVRTC's major version).
+    Cubin,
+}
+
+/// Compile every kernel with NVRTC for `arch` (e.g. "sm_90"): each file's image (PTX text or
+/// CUBIN bytes), or the compiler's errors and warnings (warnings count as failures: the
+/// kernels must be clean).
+pub fn compile_kernels(arch: &str, output: Output) -> std::result::Result<Images, String> {
+    use cudarc::nvrtc::{result, sys};
     if let Some(why) = nvrtc_missing() {
         return Err(why);
     }
@@ -128,25 +241,40 @@ pub fn compile_kernels(arch: &str) -> std::result::Result<Vec<(&'static str, Ptx
         format!("--gpu-architecture={arch}"),
         "--std=c++17".to_string(),
     ];
+    let text = |raw: Vec<std::ffi::c_char>| -> String {
+        let bytes: Vec<u8> = raw
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    };
     let mut out = Vec::new();
     for (file, source, _) in KERNELS {
         let src = std::ffi::CString::new(*source).map_err(|e| e.to_string())?;
         let name = std::ffi::CString::new(*file).map_err(|e| e.to_string())?;
         let prog = result::create_program(&src, Some(&name)).map_err(|e| format!("{file}: {e}"))?;
-        // SAFETY: `prog` was just created and is destroyed exactly once below.
-        let compiled = unsafe { result::compile_program(prog, &options) };
-        let log = unsafe { result::get_program_log(prog) }
-            .map(|raw| {
-                let bytes: Vec<u8> = raw
-                    .iter()
-                    .take_while(|c| **c != 0)
-                    .map(|c| *c as u8)
-                    .collect();
-                String::from_utf8_lossy(&bytes).trim().to_string()
-            })
-            .unwrap_or_default();
-        let ptx = unsafe { result::get_ptx(prog) };
-        let _ = unsafe { result::destroy_program(prog) };
+        // SAFETY: `prog` was just created, is only used in this block and destroyed once.
+        let (compiled, log, image) = unsafe {
+            let compiled = result::compile_program(prog, &options);
+            let log = result::get_program_log(prog).map(text).unwrap_or_default();
+            let image = match output {
+                Output::Ptx => result::get_ptx(prog).map(|p| text(p).into_bytes()),
+                Output::Cubin => {
+                    let mut size = 0usize;
+                    sys::nvrtcGetCUBINSize(prog, &mut size)
+                        .result()
+                        .and_then(|()| {
+                            let mut bytes = vec![0u8; size];
+                            sys::nvrtcGetCUBIN(prog, bytes.as_mut_ptr().cast())
+                                .result()
+                                .map(|()| bytes)
+                        })
+                }
+            };
+            let _ = result::destroy_program(prog);
+            (compiled, log, image)
+        };
         if let Err(e) = compiled {
             return Err(format!("{file} for {arch}: {e}\n{log}"));
         }
@@ -155,18 +283,30 @@ pub fn compile_kernels(arch: &str) -> std::result::Result<Vec<(&'static str, Ptx
                 "{file} for {arch} compiled with diagnostics:\n{log}"
             ));
         }
-        let ptx = ptx.map_err(|e| format!("{file}: {e}"))?;
-        let text: Vec<u8> = ptx
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|c| *c as u8)
-            .collect();
-        out.push((
-            *file,
-            Ptx::from_src(String::from_utf8_lossy(&text).into_owned()),
-        ));
+        out.push((*file, image.map_err(|e| format!("{file}: {e}"))?));
     }
     Ok(out)
+}
+
+/// Each kernel file's compiled image, in `KERNELS` order.
+type Images = Vec<(&'static str, Vec<u8>)>;
+
+/// The kernels' machine code for `arch`, compiled by NVRTC once per process and architecture
+/// (every backend opened later, e.g. by `bench` after `screen`, reuses it).
+fn device_code(arch: &str) -> Result<Arc<Images>> {
+    type Cache = Mutex<HashMap<String, Arc<Images>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let mut cache = lock(CACHE.get_or_init(Default::default));
+    if let Some(images) = cache.get(arch) {
+        return Ok(images.clone());
+    }
+    let images = Arc::new(compile_kernels(arch, Output::Cubin).map_err(|e| {
+        err(format!(
+            "{e}\n(an NVRTC too old for {arch}? Install a newer CUDA toolkit or NVRTC wheel)"
+        ))
+    })?);
+    cache.insert(arch.to_string(), images.clone());
+    Ok(images)
 }
 
 pub struct CudaTensor {
@@ -180,8 +320,22 @@ impl DeviceTensor for CudaTensor {
     }
 }
 
+/// A readback in flight: the page-locked buffer it lands in and how many values are wanted.
+pub struct CudaReadback {
+    host: PinnedHostSlice<f32>,
+    len: usize,
+}
+
 pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    /// Kernels and readbacks.
     stream: Arc<CudaStream>,
+    /// Large uploads, so the next batch's upload overlaps this batch's kernels.
+    copy: Arc<CudaStream>,
+    /// Page-locked upload staging, one buffer per recent upload length (most recent last).
+    staging: Mutex<Vec<PinnedHostSlice<f32>>>,
+    /// Page-locked readback buffers not in use.
+    readback: Mutex<Vec<PinnedHostSlice<f32>>>,
     functions: HashMap<&'static str, CudaFunction>,
     /// Bound where a kernel's optional input (bias) is absent.
     dummy: CudaSlice<f32>,
@@ -190,6 +344,10 @@ pub struct CudaBackend {
 
 /// Shape rules, with "cuda" in their error messages.
 const CHECK: Shapes = Shapes("cuda");
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
@@ -233,14 +391,16 @@ impl CudaBackend {
         probe().detail.as_ref().map_err(|e| err(e.clone()))?;
         let ctx = CudaContext::new(0).map_err(driver_err("context"))?;
         let (major, minor) = ctx.compute_capability().map_err(driver_err("device"))?;
-        let stream = ctx.default_stream();
+        // Creating streams puts the context in multi-stream mode, in which cudarc tracks each
+        // buffer's reads and writes with events; every buffer is allocated after this.
+        let stream = ctx.new_stream().map_err(driver_err("stream"))?;
+        let copy = ctx.new_stream().map_err(driver_err("stream"))?;
+        let arch = format!("sm_{major}{minor}");
+        let images = device_code(&arch)?;
         let mut functions = HashMap::new();
-        for ((file, _, entries), (_, ptx)) in KERNELS
-            .iter()
-            .zip(compile_kernels(&format!("sm_{major}{minor}")).map_err(err)?)
-        {
+        for ((file, _, entries), (_, cubin)) in KERNELS.iter().zip(images.iter()) {
             let module = ctx
-                .load_module(ptx)
+                .load_module(Ptx::from_binary(cubin.clone()))
                 .map_err(|e| err(format!("loading {file}: {e}")))?;
             for entry in *entries {
                 functions.insert(
@@ -256,7 +416,11 @@ impl CudaBackend {
             .map_err(driver_err("device"))? as usize;
         let dummy = stream.alloc_zeros::<f32>(4).map_err(driver_err("alloc"))?;
         Ok(CudaBackend {
+            ctx,
             stream,
+            copy,
+            staging: Mutex::new(Vec::new()),
+            readback: Mutex::new(Vec::new()),
             functions,
             dummy,
             max_shared,
@@ -271,6 +435,33 @@ impl CudaBackend {
             buf,
             shape: shape.to_vec(),
         })
+    }
+
+    /// Copy `data` into a page-locked staging buffer and from there to a new device buffer on
+    /// the copy stream; returns once the host copy is done, before the device has the data.
+    fn staged_upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
+        let mut staging = lock(&self.staging);
+        let mut host = match staging.iter().position(|h| h.len() == data.len()) {
+            Some(i) => staging.remove(i),
+            // SAFETY: filled completely below before any copy reads it.
+            None => unsafe { self.ctx.alloc_pinned::<f32>(data.len()) }
+                .map_err(driver_err("page-locked staging buffer"))?,
+        };
+        // as_mut_slice first waits for the previous upload out of this buffer.
+        host.as_mut_slice()
+            .map_err(driver_err("upload"))?
+            .copy_from_slice(data);
+        // SAFETY: the copy below writes every element.
+        let mut buf = unsafe { self.copy.alloc::<f32>(data.len()) }.map_err(driver_err("alloc"))?;
+        self.copy
+            .memcpy_htod(&host, &mut buf)
+            .map_err(driver_err("upload"))?;
+        staging.push(host);
+        if staging.len() > STAGING_KEEP {
+            // Dropping waits for the copy out of it (long finished: it is the oldest).
+            staging.remove(0);
+        }
+        Ok(buf)
     }
 
     fn f(&self, name: &str) -> &CudaFunction {
@@ -337,14 +528,19 @@ impl Backend for CudaBackend {
         "cuda"
     }
 
+    type Readback = CudaReadback;
+
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
         CHECK.upload(data.len(), shape)?;
         let buf = if data.is_empty() {
-            self.stream.alloc_zeros::<f32>(1)
+            self.stream
+                .alloc_zeros::<f32>(1)
+                .map_err(driver_err("upload"))?
+        } else if data.len() < PINNED_UPLOAD_MIN {
+            self.stream.clone_htod(data).map_err(driver_err("upload"))?
         } else {
-            self.stream.clone_htod(data)
-        }
-        .map_err(driver_err("upload"))?;
+            self.staged_upload(data)?
+        };
         Ok(CudaTensor {
             buf,
             shape: shape.to_vec(),
@@ -352,12 +548,36 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, tensor: &CudaTensor) -> Result<Vec<f32>> {
-        let mut all = self
-            .stream
-            .clone_dtoh(&tensor.buf)
+        let pending = self.start_download(tensor)?;
+        self.finish_download(pending)
+    }
+
+    fn start_download(&self, tensor: &CudaTensor) -> Result<CudaReadback> {
+        let len = tensor.len();
+        let mut free = lock(&self.readback);
+        let host = match free.iter().position(|h| h.len() >= tensor.buf.len()) {
+            Some(i) => free.swap_remove(i),
+            // SAFETY: the copy below writes the part that is read back.
+            None => unsafe {
+                self.ctx
+                    .alloc_pinned_with_flags::<f32>(tensor.buf.len().max(READBACK_MIN), 0)
+            }
+            .map_err(driver_err("page-locked readback buffer"))?,
+        };
+        drop(free);
+        let mut readback = CudaReadback { host, len };
+        self.stream
+            .memcpy_dtoh(&tensor.buf, &mut readback.host)
             .map_err(driver_err("download"))?;
-        all.truncate(tensor.len());
-        Ok(all)
+        Ok(readback)
+    }
+
+    fn finish_download(&self, readback: CudaReadback) -> Result<Vec<f32>> {
+        // as_slice waits for the copy into this buffer to finish.
+        let values =
+            readback.host.as_slice().map_err(driver_err("download"))?[..readback.len].to_vec();
+        lock(&self.readback).push(readback.host);
+        Ok(values)
     }
 
     fn reshape(&self, tensor: CudaTensor, shape: &[usize]) -> Result<CudaTensor> {

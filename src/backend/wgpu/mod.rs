@@ -492,6 +492,17 @@ impl Backend for WgpuBackend {
         Ok(t)
     }
 
+    type Readback = Vec<f32>;
+
+    /// Done at once: the readback maps a buffer, which waits for the queued work.
+    fn start_download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
+        self.download(tensor)
+    }
+
+    fn finish_download(&self, values: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(values)
+    }
+
     fn download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
         let n = tensor.len();
         let bytes = (n * 4) as u64;
