@@ -227,6 +227,12 @@ pub enum GlobalPool {
     Max,
 }
 
+/// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
+/// (buffer pools, a pending encoder), which stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A tensor that knows its shape (row-major, last dimension fastest).
 pub trait DeviceTensor: Send + Sync {
     fn shape(&self) -> &[usize];

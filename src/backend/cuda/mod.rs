@@ -15,13 +15,14 @@
 //! queue batch k+1 before collecting batch k, so its upload overlaps batch k's kernels.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PinnedHostSlice, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
+use super::lock;
 use super::shapes::Shapes;
 use super::{
     Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, NORM_EPS, Normalization,
@@ -344,10 +345,6 @@ pub struct CudaBackend {
 
 /// Shape rules, with "cuda" in their error messages.
 const CHECK: Shapes = Shapes("cuda");
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pool::{BufferPool, PooledBuffer};
 
+use super::lock;
 use super::shapes::Shapes;
 use wgpu::util::DeviceExt;
 
@@ -70,6 +71,8 @@ const MODULES: &[(&str, &str, &[&str])] = &[
 /// Largest n_fft the radix-2 shared-memory kernel handles (its buffer holds n_fft/2 complex).
 const RADIX2_MAX_NFFT: usize = 4096;
 const WG: u32 = 256;
+/// Mappable readback buffers kept for reuse.
+const READBACK_KEEP: usize = 4;
 const MAX_GROUPS: u32 = 65535;
 
 fn err(msg: impl Into<String>) -> Error {
@@ -77,6 +80,14 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 /// A tensor in a device storage buffer.
+/// A readback in flight: the buffer being mapped, its submission, and the mapping's outcome.
+pub struct WgpuReadback {
+    buffer: Option<wgpu::Buffer>,
+    bytes: u64,
+    submission: wgpu::SubmissionIndex,
+    mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
 pub struct WgpuTensor {
     buffer: PooledBuffer,
     shape: Vec<usize>,
@@ -98,8 +109,8 @@ pub struct WgpuBackend {
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Bound where a kernel's optional input (e.g. bias) is absent.
     dummy: wgpu::Buffer,
-    /// Persistent staging buffer for readback, grown to the largest download so far.
-    readback: Mutex<Option<wgpu::Buffer>>,
+    /// Mappable readback buffers not in use (several readbacks can be in flight).
+    readback: Mutex<Vec<wgpu::Buffer>>,
     device_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -269,7 +280,7 @@ impl WgpuBackend {
         let device_error = Arc::new(Mutex::new(None));
         let sink = device_error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = lock(&sink);
             slot.get_or_insert_with(|| e.to_string());
         }));
         let mut pipelines = HashMap::new();
@@ -305,7 +316,7 @@ impl WgpuBackend {
             pipelines,
             encoder: Mutex::new(None),
             dummy,
-            readback: Mutex::new(None),
+            readback: Mutex::new(Vec::new()),
             device_error,
         };
         backend.check_device()?;
@@ -317,7 +328,7 @@ impl WgpuBackend {
     }
 
     fn check_device(&self) -> Result<()> {
-        let mut slot = self.device_error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.device_error);
         match slot.take() {
             Some(e) => Err(err(format!("device error: {e}"))),
             None => Ok(()),
@@ -325,7 +336,7 @@ impl WgpuBackend {
     }
 
     fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut slot = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.encoder);
         let encoder = slot.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -492,69 +503,84 @@ impl Backend for WgpuBackend {
         Ok(t)
     }
 
-    type Readback = Vec<f32>;
-
-    /// Done at once: the readback maps a buffer, which waits for the queued work.
-    fn start_download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
-        self.download(tensor)
-    }
-
-    fn finish_download(&self, values: Vec<f32>) -> Result<Vec<f32>> {
-        Ok(values)
-    }
+    type Readback = WgpuReadback;
 
     fn download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
-        let n = tensor.len();
-        let bytes = (n * 4) as u64;
-        let mut staging = self.readback.lock().unwrap_or_else(|p| p.into_inner());
-        if staging.as_ref().is_none_or(|b| b.size() < bytes) {
-            *staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: bytes.max(256).next_power_of_two(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let readback = staging.as_ref().expect("created above");
-        let encoder = self
-            .encoder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let mut encoder = encoder.unwrap_or_else(|| {
+        let pending = self.start_download(tensor)?;
+        self.finish_download(pending)
+    }
+
+    /// Submits the queued work plus a copy into a mappable buffer and asks for the mapping;
+    /// nothing waits until `finish_download`.
+    fn start_download(&self, tensor: &WgpuTensor) -> Result<WgpuReadback> {
+        let bytes = (tensor.len() * 4) as u64;
+        let buffer = (bytes > 0).then(|| {
+            let mut free = lock(&self.readback);
+            match free.iter().position(|b| b.size() >= bytes) {
+                Some(i) => free.swap_remove(i),
+                None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: bytes.max(256).next_power_of_two(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+            }
+        });
+        let mut encoder = lock(&self.encoder).take().unwrap_or_else(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("download"),
                 })
         });
-        if n > 0 {
-            encoder.copy_buffer_to_buffer(tensor.buffer.buffer(), 0, readback, 0, bytes);
+        if let Some(buffer) = &buffer {
+            encoder.copy_buffer_to_buffer(tensor.buffer.buffer(), 0, buffer, 0, bytes);
         }
-        self.queue.submit([encoder.finish()]);
-        if n == 0 {
-            self.check_device()?;
-            return Ok(Vec::new());
+        let submission = self.queue.submit([encoder.finish()]);
+        let (tx, mapped) = std::sync::mpsc::channel();
+        if let Some(buffer) = &buffer {
+            buffer.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
+                let _ = tx.send(r);
+            });
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        readback.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
-            let _ = tx.send(r);
-        });
+        Ok(WgpuReadback {
+            buffer,
+            bytes,
+            submission,
+            mapped,
+        })
+    }
+
+    fn finish_download(&self, readback: WgpuReadback) -> Result<Vec<f32>> {
+        // Waits for this submission only (and runs its mapping callback), not for batches
+        // queued after it.
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(readback.submission),
+                timeout: None,
+            })
             .map_err(|e| err(format!("waiting for the device: {e}")))?;
         self.check_device()?;
-        rx.recv()
+        let Some(buffer) = readback.buffer else {
+            return Ok(Vec::new());
+        };
+        readback
+            .mapped
+            .recv()
             .map_err(|_| err("readback was never mapped"))?
             .map_err(|e| err(format!("readback failed: {e}")))?;
-        let view = readback
-            .get_mapped_range(..bytes)
+        let view = buffer
+            .get_mapped_range(..readback.bytes)
             .map_err(|e| err(format!("readback failed: {e}")))?;
         let out = view
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         drop(view);
-        readback.unmap();
+        buffer.unmap();
+        let mut free = lock(&self.readback);
+        if free.len() < READBACK_KEEP {
+            free.push(buffer);
+        }
         Ok(out)
     }
 
