@@ -99,7 +99,7 @@ int cuGetErrorString(int e, const char **s) { (void)e; *s = "no CUDA-capable dev
 #define STUB(name) int name(void) { return 999; }
 STUB(cuDeviceGet) STUB(cuDeviceGetName) STUB(cuDeviceGetAttribute) STUB(cuDevicePrimaryCtxRetain)
 STUB(cuDevicePrimaryCtxRelease_v2) STUB(cuCtxSetCurrent) STUB(cuCtxGetCurrent) STUB(cuCtxSynchronize)
-STUB(cuModuleLoadData) STUB(cuModuleGetFunction) STUB(cuLaunchKernel) STUB(cuStreamCreate)
+STUB(cuModuleLoadData) STUB(cuModuleGetFunction) STUB(cuModuleUnload) STUB(cuLaunchKernel) STUB(cuStreamCreate)
 STUB(cuStreamDestroy_v2) STUB(cuStreamSynchronize) STUB(cuStreamWaitEvent) STUB(cuEventCreate)
 STUB(cuEventRecord) STUB(cuEventSynchronize) STUB(cuEventDestroy_v2) STUB(cuMemFreeAsync)
 STUB(cuMemAlloc_v2) STUB(cuMemFree_v2) STUB(cuMemHostAlloc) STUB(cuMemFreeHost)

@@ -99,12 +99,7 @@ impl<B: Backend> Model<B> {
     /// Queue the scoring of `count` windows without waiting for the result: on backends
     /// that queue work (CUDA), the next batch can be submitted before this one is collected,
     /// so its upload overlaps this batch's kernels.
-    pub fn submit(
-        &self,
-        backend: &B,
-        windows: &[f32],
-        count: usize,
-    ) -> Result<PendingScores<B::Readback>> {
+    pub fn submit(&self, backend: &B, windows: &[f32], count: usize) -> Result<PendingScores<B>> {
         let len = self.spec.window_samples;
         if windows.len() != count * len {
             return Err(Error::backend(
@@ -127,15 +122,19 @@ impl<B: Backend> Model<B> {
             OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias)?,
             OutputKind::Softmax => backend.softmax(&outputs)?,
         };
-        Ok(PendingScores(Some(backend.start_download(&last)?)))
+        Ok(PendingScores(Some((
+            backend.start_download(&last)?,
+            signal,
+        ))))
     }
 
     /// Wait for a batch queued by [`Model::submit`] and return its window scores.
-    pub fn collect(&self, backend: &B, pending: PendingScores<B::Readback>) -> Result<Vec<f32>> {
-        let Some(readback) = pending.0 else {
+    pub fn collect(&self, backend: &B, pending: PendingScores<B>) -> Result<Vec<f32>> {
+        let Some((readback, signal)) = pending.0 else {
             return Ok(Vec::new());
         };
         let values = backend.finish_download(readback)?;
+        drop(signal);
         let cal = self.spec.config.calibration;
         match self.spec.config.output.kind {
             OutputKind::Logit => Ok(values),
@@ -157,4 +156,8 @@ impl<B: Backend> Model<B> {
 }
 
 /// A batch queued by [`Model::submit`]; [`Model::collect`] turns it into scores.
-pub struct PendingScores<R>(Option<R>);
+///
+/// It keeps the uploaded windows alive until collected: on CUDA, freeing them right after
+/// submitting would make the upload stream wait for this batch's front-end (a free is ordered
+/// after every read), delaying the next batch's upload.
+pub struct PendingScores<B: Backend>(Option<(B::Readback, B::Tensor)>);

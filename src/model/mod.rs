@@ -72,7 +72,7 @@ struct Bound<B: Backend> {
     model: Model<B>,
 }
 
-impl<B: Backend> Scorer for Bound<B> {
+impl<B: Backend + 'static> Scorer for Bound<B> {
     fn backend_name(&self) -> &'static str {
         self.backend.name()
     }
@@ -84,12 +84,9 @@ impl<B: Backend> Scorer for Bound<B> {
         Ok(Submitted(Box::new(pending)))
     }
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
-        let pending = submitted
-            .0
-            .downcast::<PendingScores<B::Readback>>()
-            .map_err(|_| {
-                crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
-            })?;
+        let pending = submitted.0.downcast::<PendingScores<B>>().map_err(|_| {
+            crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
+        })?;
         self.model.collect(&self.backend, *pending)
     }
 }

@@ -67,8 +67,8 @@ const THREADS: u32 = 256;
 const PINNED_UPLOAD_MIN: usize = 16 * 1024;
 /// Staging buffers kept for reuse (one per distinct upload length; batches repeat theirs).
 const STAGING_KEEP: usize = 3;
-/// Smallest page-locked readback buffer (floats), so small readbacks share buffers.
-const READBACK_MIN: usize = 4096;
+/// Page-locked readback buffers kept for reuse (one per recent readback length).
+const READBACK_KEEP: usize = 4;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::backend("cuda", msg)
@@ -97,12 +97,16 @@ pub fn nvrtc_missing() -> Option<String> {
 }
 
 struct Probe {
+    /// The device's description, or why CUDA cannot run here.
     detail: std::result::Result<String, String>,
+    /// The context the probe opened, kept so backends do not open the device again.
+    ctx: Option<Arc<CudaContext>>,
 }
 
 fn probe() -> &'static Probe {
     static PROBE: OnceLock<Probe> = OnceLock::new();
     PROBE.get_or_init(|| {
+        let mut opened = None;
         let detail = (|| {
             if !library_present("cuda") {
                 return Err(
@@ -112,8 +116,14 @@ fn probe() -> &'static Probe {
             }
             let (driver_major, driver_minor) = driver_version()?;
             let (nvrtc_major, nvrtc_minor) = nvrtc_version()?;
+            if nvrtc_major < 12 {
+                return Err(format!(
+                    "NVRTC {nvrtc_major}.{nvrtc_minor} is too old: CUDA 12 or newer is needed"
+                ));
+            }
             // Code from a newer major NVRTC cannot load on an older driver (no forward
-            // compatibility across majors); cudarc loads the newest NVRTC it finds.
+            // compatibility across majors). cudarc loads the first NVRTC name that opens
+            // (libnvrtc.so, then .so.13, then .so.12, ...), so ask the loaded one.
             if nvrtc_major > driver_major {
                 return Err(format!(
                     "NVRTC {nvrtc_major}.{nvrtc_minor} is newer than the driver (CUDA \
@@ -128,12 +138,16 @@ fn probe() -> &'static Probe {
                 .map_err(|e| format!("no usable CUDA device: {e}"))?;
             let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
             let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
+            opened = Some(ctx);
             Ok(format!(
                 "{name} (compute capability {major}.{minor}; driver CUDA \
                  {driver_major}.{driver_minor}, NVRTC {nvrtc_major}.{nvrtc_minor})"
             ))
         })();
-        Probe { detail }
+        Probe {
+            detail,
+            ctx: opened,
+        }
     })
 }
 
@@ -160,6 +174,7 @@ const DRIVER_SYMBOLS: &[&str] = &[
     "cuCtxSynchronize",
     "cuModuleLoadData",
     "cuModuleGetFunction",
+    "cuModuleUnload",
     "cuLaunchKernel",
     "cuStreamCreate",
     "cuStreamDestroy_v2",
@@ -373,8 +388,11 @@ fn log_code(l: LogSpec) -> (i32, f32) {
 
 /// 1-D launch over `n` threads (grid.x up to 2^31 - 1 blocks).
 fn linear(n: usize) -> Result<LaunchConfig> {
-    let blocks = u32::try_from(n.div_ceil(THREADS as usize).max(1))
-        .map_err(|_| err(format!("{n} threads is too many")))?;
+    let blocks = n.div_ceil(THREADS as usize).max(1);
+    let blocks = u32::try_from(blocks)
+        .ok()
+        .filter(|&b| b <= i32::MAX as u32)
+        .ok_or_else(|| err(format!("{n} threads is too many for one launch")))?;
     Ok(LaunchConfig {
         grid_dim: (blocks, 1, 1),
         block_dim: (THREADS, 1, 1),
@@ -385,8 +403,12 @@ fn linear(n: usize) -> Result<LaunchConfig> {
 impl CudaBackend {
     /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
     pub fn new() -> Result<Self> {
-        probe().detail.as_ref().map_err(|e| err(e.clone()))?;
-        let ctx = CudaContext::new(0).map_err(driver_err("context"))?;
+        let probed = probe();
+        probed.detail.as_ref().map_err(|e| err(e.clone()))?;
+        let ctx = probed
+            .ctx
+            .clone()
+            .expect("a probe that succeeded keeps its context");
         let (major, minor) = ctx.compute_capability().map_err(driver_err("device"))?;
         // Creating streams puts the context in multi-stream mode, in which cudarc tracks each
         // buffer's reads and writes with events; every buffer is allocated after this.
@@ -551,15 +573,14 @@ impl Backend for CudaBackend {
 
     fn start_download(&self, tensor: &CudaTensor) -> Result<CudaReadback> {
         let len = tensor.len();
+        // cudarc copies the destination's whole length, so the buffer must be exactly as
+        // long as the device buffer (a longer one would read past the allocation).
         let mut free = lock(&self.readback);
-        let host = match free.iter().position(|h| h.len() >= tensor.buf.len()) {
-            Some(i) => free.swap_remove(i),
-            // SAFETY: the copy below writes the part that is read back.
-            None => unsafe {
-                self.ctx
-                    .alloc_pinned_with_flags::<f32>(tensor.buf.len().max(READBACK_MIN), 0)
-            }
-            .map_err(driver_err("page-locked readback buffer"))?,
+        let host = match free.iter().position(|h| h.len() == tensor.buf.len()) {
+            Some(i) => free.remove(i),
+            // SAFETY: the copy below writes every element.
+            None => unsafe { self.ctx.alloc_pinned_with_flags::<f32>(tensor.buf.len(), 0) }
+                .map_err(driver_err("page-locked readback buffer"))?,
         };
         drop(free);
         let mut readback = CudaReadback { host, len };
@@ -573,7 +594,11 @@ impl Backend for CudaBackend {
         // as_slice waits for the copy into this buffer to finish.
         let values =
             readback.host.as_slice().map_err(driver_err("download"))?[..readback.len].to_vec();
-        lock(&self.readback).push(readback.host);
+        let mut free = lock(&self.readback);
+        free.push(readback.host);
+        if free.len() > READBACK_KEEP {
+            free.remove(0);
+        }
         Ok(values)
     }
 
