@@ -104,6 +104,7 @@ STUB(cuStreamDestroy_v2) STUB(cuStreamSynchronize) STUB(cuStreamWaitEvent) STUB(
 STUB(cuEventRecord) STUB(cuEventSynchronize) STUB(cuEventDestroy_v2) STUB(cuMemFreeAsync)
 STUB(cuMemAlloc_v2) STUB(cuMemFree_v2) STUB(cuMemHostAlloc) STUB(cuMemFreeHost)
 STUB(cuMemcpyHtoDAsync_v2) STUB(cuMemcpyDtoHAsync_v2) STUB(cuMemsetD8Async)
+STUB(cuDeviceGetDefaultMemPool) STUB(cuMemPoolSetAttribute)
 #ifndef OLD
 STUB(cuMemAllocAsync)
 #endif

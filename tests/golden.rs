@@ -206,3 +206,41 @@ fn embedded_speech_model_matches_pytorch() {
 fn embedded_music_model_matches_pytorch() {
     check_embedded("music");
 }
+
+/// A batch whose largest tensor exceeds the backend's per-tensor limit (wgpu: the storage
+/// binding limit, 128 MiB on lavapipe) runs as several forward passes and scores exactly like
+/// the CPU. The speech model's first conv output (32 × frames × 257 per window) is that tensor.
+#[test]
+fn a_batch_over_the_binding_limit_runs_in_passes() {
+    let spec = deepscreen::model::resolve("speech").unwrap();
+    let [frames, bins] = spec.feature_shape;
+    assert_eq!(
+        spec.largest_tensor,
+        32 * frames * bins,
+        "conv1 output, 3x3 padding 1"
+    );
+    let Some(be) = gpu("wgpu", WgpuBackend::new()) else {
+        return;
+    };
+    let per_pass = be.max_tensor_elements() / spec.largest_tensor;
+    if per_pass > 16 {
+        eprintln!(
+            "skipping: this adapter fits {per_pass} windows per pass (a larger batch would be slow here)"
+        );
+        return;
+    }
+    let count = per_pass + 2;
+    let n = spec.window_samples;
+    let windows = golden_windows(count, n, spec.config.frontend.n_fft);
+    let cpu = CpuBackend::new();
+    let want = Model::new(&cpu, spec.clone())
+        .unwrap()
+        .scores(&cpu, &windows, count)
+        .unwrap();
+    let got = Model::new(&be, spec)
+        .unwrap()
+        .scores(&be, &windows, count)
+        .unwrap();
+    assert_eq!(got.len(), count);
+    expect_close("speech batch in passes", "scores", &got, &want);
+}

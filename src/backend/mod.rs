@@ -255,6 +255,12 @@ pub trait Backend: Send + Sync {
     /// A download that has been queued but not waited for (see [`Backend::start_download`]).
     type Readback: Send + 'static;
 
+    /// Most elements one tensor may hold on this backend (a GPU's storage-binding limit);
+    /// `Model` splits a batch whose largest tensor would exceed it.
+    fn max_tensor_elements(&self) -> usize {
+        usize::MAX
+    }
+
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
     fn download(&self, tensor: &Self::Tensor) -> Result<Vec<f32>>;
     /// Queue a download without waiting for the work that produces `tensor`, so the caller

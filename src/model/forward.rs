@@ -110,9 +110,24 @@ impl<B: Backend> Model<B> {
                 ),
             ));
         }
-        if count == 0 {
-            return Ok(PendingScores(None));
+        // Windows per forward pass, so that no tensor exceeds the backend's limit (e.g. a
+        // 128 MiB storage binding); a larger batch runs as several passes.
+        let per_pass = (backend.max_tensor_elements() / self.spec.largest_tensor.max(1)).max(1);
+        let mut passes = Vec::new();
+        for chunk in windows.chunks(per_pass * len) {
+            passes.push(self.submit_pass(backend, chunk, chunk.len() / len)?);
         }
+        Ok(PendingScores(passes))
+    }
+
+    /// One forward pass over `count` windows, up to the queued readback of its scores.
+    fn submit_pass(
+        &self,
+        backend: &B,
+        windows: &[f32],
+        count: usize,
+    ) -> Result<(B::Readback, B::Tensor)> {
+        let len = self.spec.window_samples;
         let signal = backend.upload(windows, &[count, len])?;
         let features = self.features(backend, &signal)?;
         let outputs = self.classify(backend, features)?;
@@ -122,19 +137,16 @@ impl<B: Backend> Model<B> {
             OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias)?,
             OutputKind::Softmax => backend.softmax(&outputs)?,
         };
-        Ok(PendingScores(Some((
-            backend.start_download(&last)?,
-            signal,
-        ))))
+        Ok((backend.start_download(&last)?, signal))
     }
 
     /// Wait for a batch queued by [`Model::submit`] and return its window scores.
     pub fn collect(&self, backend: &B, pending: PendingScores<B>) -> Result<Vec<f32>> {
-        let Some((readback, signal)) = pending.0 else {
-            return Ok(Vec::new());
-        };
-        let values = backend.finish_download(readback)?;
-        drop(signal);
+        let mut values = Vec::new();
+        for (readback, signal) in pending.0 {
+            values.extend(backend.finish_download(readback)?);
+            drop(signal);
+        }
         let cal = self.spec.config.calibration;
         match self.spec.config.output.kind {
             OutputKind::Logit => Ok(values),
@@ -160,4 +172,4 @@ impl<B: Backend> Model<B> {
 /// It keeps the uploaded windows alive until collected: on CUDA, freeing them right after
 /// submitting would make the upload stream wait for this batch's front-end (a free is ordered
 /// after every read), delaying the next batch's upload.
-pub struct PendingScores<B: Backend>(Option<(B::Readback, B::Tensor)>);
+pub struct PendingScores<B: Backend>(Vec<(B::Readback, B::Tensor)>);

@@ -54,6 +54,8 @@ pub struct ModelSpec {
     /// Number of outputs of the last layer.
     pub outputs: usize,
     pub parameter_count: usize,
+    /// Elements per window of the largest tensor the forward pass makes.
+    pub largest_tensor: usize,
 }
 
 /// Shape of the activations between layers (batch dimension omitted).
@@ -64,6 +66,13 @@ enum Act {
 }
 
 impl Act {
+    fn elements(self) -> usize {
+        match self {
+            Act::Image { c, h, w } => c * h * w,
+            Act::Flat(n) => n,
+        }
+    }
+
     fn channels(self) -> usize {
         match self {
             Act::Image { c, .. } => c,
@@ -84,6 +93,8 @@ pub struct Plan {
     pub outputs: usize,
     /// Every tensor the file must contain, with its shape, in layer order.
     pub tensors: Vec<(String, Vec<usize>)>,
+    /// Elements per window of the largest tensor the forward pass makes (for batch splitting).
+    pub largest_tensor: usize,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -240,6 +251,10 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         h: frames,
         w: features,
     };
+    let mut largest_tensor = window_samples
+        .max(frames * stft.bins())
+        .max(frames * filters)
+        .max(frames * features);
     if config.layers.is_empty() {
         return Err(bad("layers: the model has no layers"));
     }
@@ -354,6 +369,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
                 Act::Flat(*out_features)
             }
         };
+        largest_tensor = largest_tensor.max(act.elements());
     }
     let Act::Flat(outputs) = act else {
         return Err(bad(format!(
@@ -400,6 +416,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         filters,
         outputs,
         tensors,
+        largest_tensor,
     })
 }
 
@@ -628,6 +645,7 @@ impl ModelSpec {
             feature_shape: plan.feature_shape,
             outputs: plan.outputs,
             parameter_count,
+            largest_tensor: plan.largest_tensor,
         })
     }
 }

@@ -185,6 +185,8 @@ const DRIVER_SYMBOLS: &[&str] = &[
     "cuEventSynchronize",
     "cuEventDestroy_v2",
     "cuMemAllocAsync",
+    "cuDeviceGetDefaultMemPool",
+    "cuMemPoolSetAttribute",
     "cuMemFreeAsync",
     "cuMemAlloc_v2",
     "cuMemFree_v2",
@@ -304,6 +306,24 @@ pub fn compile_kernels(arch: &str, output: Output) -> std::result::Result<Images
     Ok(out)
 }
 
+/// Let the device's default memory pool keep freed memory: with the default release threshold
+/// (0) it hands unused memory back to the driver at every synchronisation, so each batch would
+/// map its buffers again. Best effort: without pools, allocation falls back to cuMemAlloc.
+fn keep_freed_memory(ctx: &CudaContext) {
+    use cudarc::driver::{result, sys};
+    // SAFETY: the pool belongs to this context's device; the attribute takes a cuuint64_t.
+    let _ = unsafe {
+        result::device::get_default_mem_pool(ctx.cu_device()).and_then(|pool| {
+            let mut keep = u64::MAX;
+            result::mem_pool::set_attribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut keep as *mut u64).cast(),
+            )
+        })
+    };
+}
+
 /// Each kernel file's compiled image, in `KERNELS` order.
 type Images = Vec<(&'static str, Vec<u8>)>;
 
@@ -414,6 +434,7 @@ impl CudaBackend {
         // buffer's reads and writes with events; every buffer is allocated after this.
         let stream = ctx.new_stream().map_err(driver_err("stream"))?;
         let copy = ctx.new_stream().map_err(driver_err("stream"))?;
+        keep_freed_memory(&ctx);
         let arch = format!("sm_{major}{minor}");
         let images = device_code(&arch)?;
         let mut functions = HashMap::new();

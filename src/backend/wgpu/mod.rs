@@ -484,6 +484,10 @@ impl Backend for WgpuBackend {
         "wgpu"
     }
 
+    fn max_tensor_elements(&self) -> usize {
+        usize::try_from(self.max_binding / 4).unwrap_or(usize::MAX)
+    }
+
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<WgpuTensor> {
         CHECK.upload(data.len(), shape)?;
         let t = self.alloc(shape)?;
