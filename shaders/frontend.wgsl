@@ -31,9 +31,15 @@ fn normalize_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let b = id / p.width_in;
     let f = id % p.width_in;
     let base = b * p.frames * p.width_in + f;
+    // Two passes (the second sums deviations from the first mean, which are small): a plain
+    // f32 sum over a few hundred frames of ~-60 dB drifts by ~1e-4 dB, the whole parity
+    // budget (the CPU accumulates in f64, CUDA in double; WGSL has no f64).
     var sum = 0.0;
     for (var t = 0u; t < p.frames; t++) { sum += x[base + t * p.width_in]; }
-    let mean = sum / f32(p.frames);
+    let rough = sum / f32(p.frames);
+    var deviation = 0.0;
+    for (var t = 0u; t < p.frames; t++) { deviation += x[base + t * p.width_in] - rough; }
+    let mean = rough + deviation / f32(p.frames);
     var inv = 1.0;
     if (p.mode == 1u) {
         var ss = 0.0;

@@ -689,3 +689,24 @@ backend_suite!(
     deepscreen::backend::cuda::CudaBackend::new(),
     1e-4
 );
+
+/// The whole CUDA suite above, on the CPU: `tests/cuda_emulator/` stands in for the driver and
+/// runs the real kernels, so the CUDA backend's host code and kernels are checked where no GPU
+/// is (CI). Needs NVRTC (it compiles the kernels) and a C++ compiler.
+#[test]
+fn cuda_suite_on_the_cpu_emulator() {
+    if std::env::var_os(cuda_emulator::CHILD).is_some() {
+        return;
+    }
+    if let Some(why) = deepscreen::backend::cuda::nvrtc_missing() {
+        assert!(
+            !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
+            "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
+        );
+        eprintln!("skipping: {why}");
+        return;
+    }
+    if let Some(passed) = cuda_emulator::run_tests("cuda::") {
+        assert_eq!(passed, 13, "every case of the CUDA suite");
+    }
+}

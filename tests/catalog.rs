@@ -2,6 +2,8 @@
 //! row), shard partition and merge, scheduler environment defaults, input order, and memory
 //! that does not grow with file length.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -513,4 +515,78 @@ fn synthetic_bench_times_each_stage_and_compares_with_cpu() {
         assert!(c.parse::<f64>().unwrap() > 0.0, "{row}");
     }
     assert_eq!(cols[8], "0.00e0", "cpu against itself: {row}");
+}
+
+/// `screen --backend cuda` end to end on the CUDA emulator (tests/cuda_emulator/): many small
+/// batches, so the scorer keeps one in flight while it submits the next, through the CUDA
+/// backend's staged uploads and queued readbacks. Every row must match the CPU backend's.
+#[test]
+fn screen_on_the_cuda_emulator_matches_the_cpu() {
+    if let Some(why) = deepscreen::backend::cuda::nvrtc_missing() {
+        assert!(
+            !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
+            "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
+        );
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let Some(emulator) = common::cuda_emulator::build() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 6, 4.0);
+    let mut lib_path = emulator.path().as_os_str().to_owned();
+    if let Some(rest) = std::env::var_os("LD_LIBRARY_PATH") {
+        lib_path.push(":");
+        lib_path.push(rest);
+    }
+    let screen = |backend: &str| {
+        let out_file = tmp.path().join(format!("{backend}.jsonl"));
+        let out = bin()
+            .args([
+                "screen",
+                "--backend",
+                backend,
+                "--batch",
+                "3",
+                "--threads",
+                "2",
+            ])
+            .arg("--model")
+            .arg(&model)
+            .arg("-o")
+            .arg(&out_file)
+            .arg(&cat)
+            .env("LD_LIBRARY_PATH", &lib_path)
+            .output()
+            .unwrap();
+        // one broken file in the catalog: exit code 1 (some files failed)
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        by_path(&rows(&out_file))
+    };
+    let cpu = screen("cpu");
+    let cuda = screen("cuda");
+    assert_eq!(cpu.len(), 7);
+    assert_eq!(
+        cpu.keys().collect::<Vec<_>>(),
+        cuda.keys().collect::<Vec<_>>()
+    );
+    let mut compared = 0;
+    for (path, want) in &cpu {
+        let got = &cuda[path];
+        assert_eq!(got["backend"], "cuda", "{path}");
+        assert_eq!(got["error"].is_null(), want["error"].is_null(), "{path}");
+        if let (Some(a), Some(b)) = (got["score"].as_f64(), want["score"].as_f64()) {
+            assert!((a - b).abs() <= 1e-4, "{path}: cuda {a} vs cpu {b}");
+            assert_eq!(got["windows"], want["windows"], "{path}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 6, "every readable track scored on both");
 }

@@ -3,7 +3,11 @@
 //! models. The CPU backend must reproduce the front-end features and the classifier outputs
 //! within 1e-4 absolute, and the calibrated scores within 1e-4.
 
+mod common;
+
 use std::path::Path;
+
+use common::cuda_emulator;
 
 use deepscreen::backend::Backend;
 use deepscreen::backend::cpu::CpuBackend;
@@ -37,11 +41,18 @@ fn expect_close(case: &str, what: &str, got: &[f32], torch: &[f32]) {
     assert!(d <= 1e-4, "{case}: {what} differ from PyTorch by {d:e}");
 }
 
+/// Whether this process is the CUDA-emulator child, where only the CUDA backend is checked.
+fn emulated() -> bool {
+    std::env::var_os(cuda_emulator::CHILD).is_some()
+}
+
 /// CPU must match PyTorch within 1e-4; so must every GPU backend that can start here.
 fn check(case: &str) {
-    check_on(case, &CpuBackend::new());
-    if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
-        check_on(case, &be);
+    if !emulated() {
+        check_on(case, &CpuBackend::new());
+        if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+            check_on(case, &be);
+        }
     }
     if let Some(be) = gpu("cuda", CudaBackend::new()) {
         check_on(case, &be);
@@ -188,9 +199,11 @@ fn check_embedded_on<B: Backend>(name: &str, be: &B) {
 }
 
 fn check_embedded(name: &str) {
-    check_embedded_on(name, &CpuBackend::new());
-    if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
-        check_embedded_on(name, &be);
+    if !emulated() {
+        check_embedded_on(name, &CpuBackend::new());
+        if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+            check_embedded_on(name, &be);
+        }
     }
     if let Some(be) = gpu("cuda", CudaBackend::new()) {
         check_embedded_on(name, &be);
@@ -243,4 +256,24 @@ fn a_batch_over_the_binding_limit_runs_in_passes() {
         .unwrap();
     assert_eq!(got.len(), count);
     expect_close("speech batch in passes", "scores", &got, &want);
+}
+
+/// Every PyTorch parity check above on the CUDA backend, run on the CPU by the CUDA emulator
+/// (`tests/cuda_emulator/`): the real kernels and host code against PyTorch where no GPU is.
+#[test]
+fn cuda_emulator_runs_the_pytorch_checks() {
+    if emulated() {
+        return;
+    }
+    if let Some(why) = deepscreen::backend::cuda::nvrtc_missing() {
+        assert!(
+            !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
+            "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
+        );
+        eprintln!("skipping: {why}");
+        return;
+    }
+    if let Some(passed) = cuda_emulator::run_tests("matches_pytorch") {
+        assert_eq!(passed, 5, "every PyTorch parity case");
+    }
 }

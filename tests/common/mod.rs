@@ -242,3 +242,5 @@ pub fn ref_batch_norm(
         })
         .collect()
 }
+
+pub mod cuda_emulator;
