@@ -6,20 +6,10 @@
 //! The kernels' numerics run in the shared parity suite (`tests/backend_ops.rs`, `cuda::`)
 //! wherever a GPU is present (`DEEPSCREEN_REQUIRE_CUDA=1` makes a missing GPU a failure).
 
-use deepscreen::backend::cuda::{KERNELS, Output, compile_kernels, nvrtc_missing, nvrtc_version};
+mod common;
 
-/// NVRTC is here, or the test may skip (false) — unless CI requires it.
-fn nvrtc_here() -> bool {
-    if let Some(why) = nvrtc_missing() {
-        assert!(
-            !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
-            "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
-        );
-        eprintln!("skipping: {why}");
-        return false;
-    }
-    true
-}
+use common::cuda_emulator::nvrtc_here;
+use deepscreen::backend::cuda::{KERNELS, Output, compile_kernels, nvrtc_version};
 
 #[test]
 fn the_intended_nvrtc_is_loaded() {

@@ -45,9 +45,29 @@ fn translate(source: &str, entries: &[&str]) -> String {
     out
 }
 
+/// Whether NVRTC is here (the CUDA backend compiles its kernels with it, emulated or not);
+/// if not, the caller skips (reason printed), unless `DEEPSCREEN_REQUIRE_NVRTC=1` makes that
+/// a failure.
+pub fn nvrtc_here() -> bool {
+    match deepscreen::backend::cuda::nvrtc_missing() {
+        None => true,
+        Some(why) => {
+            assert!(
+                !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
+                "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
+            );
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
+
 /// Build the emulator into a fresh directory holding `libcuda.so`; None (and why printed)
-/// when there is no C++ compiler.
+/// when NVRTC or a C++ compiler is missing.
 pub fn build() -> Option<tempfile::TempDir> {
+    if !nvrtc_here() {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cuda_emulator");
     let mut sources: Vec<PathBuf> = vec![here.join("driver.cpp")];
