@@ -262,6 +262,11 @@ pub trait Backend: Send + Sync {
     }
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// Upload data that stays for the backend's lifetime (weights, constants), where a backend
+    /// may skip what it does to make per-batch uploads fast (CUDA: page-locked staging).
+    fn upload_constant(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor> {
+        self.upload(data, shape)
+    }
     fn download(&self, tensor: &Self::Tensor) -> Result<Vec<f32>>;
     /// Queue a download without waiting for the work that produces `tensor`, so the caller
     /// can queue the next batch before collecting this one with [`Backend::finish_download`].

@@ -23,7 +23,7 @@ pub struct Model<B: Backend> {
 impl<B: Backend> Model<B> {
     /// Upload every constant and weight of `spec` to `backend`.
     pub fn new(backend: &B, spec: ModelSpec) -> Result<Self> {
-        let up = |t: &HostTensor| backend.upload(&t.data, &t.shape);
+        let up = |t: &HostTensor| backend.upload_constant(&t.data, &t.shape);
         let fe = &spec.frontend;
         Ok(Model {
             stft: fe.stft,

@@ -571,16 +571,25 @@ impl Backend for CudaBackend {
     type Readback = CudaReadback;
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
+        if data.len() < PINNED_UPLOAD_MIN {
+            return self.upload_constant(data, shape);
+        }
+        CHECK.upload(data.len(), shape)?;
+        Ok(CudaTensor {
+            buf: self.staged_upload(data)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Weights and constants: copied directly on the compute stream, once, with no staging.
+    fn upload_constant(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
         CHECK.upload(data.len(), shape)?;
         let buf = if data.is_empty() {
-            self.stream
-                .alloc_zeros::<f32>(1)
-                .map_err(driver_err("upload"))?
-        } else if data.len() < PINNED_UPLOAD_MIN {
-            self.stream.clone_htod(data).map_err(driver_err("upload"))?
+            self.stream.alloc_zeros::<f32>(1)
         } else {
-            self.staged_upload(data)?
-        };
+            self.stream.clone_htod(data)
+        }
+        .map_err(driver_err("upload"))?;
         Ok(CudaTensor {
             buf,
             shape: shape.to_vec(),
