@@ -528,11 +528,7 @@ fn screen_on_the_cuda_emulator_matches_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     let cat = catalog(tmp.path(), 6, 4.0);
-    let mut lib_path = emulator.path().as_os_str().to_owned();
-    if let Some(rest) = std::env::var_os("LD_LIBRARY_PATH") {
-        lib_path.push(":");
-        lib_path.push(rest);
-    }
+    let lib_path = common::cuda_emulator::library_path(emulator.path());
     let screen = |backend: &str| {
         let out_file = tmp.path().join(format!("{backend}.jsonl"));
         let out = bin()

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::cuda_emulator::nvrtc_here;
+use common::cuda_emulator::{library_path, nvrtc_here};
 use deepscreen::backend::cuda::{KERNELS, Output, compile_kernels, nvrtc_version};
 
 #[test]
@@ -119,14 +119,9 @@ fn cuda_status_with_stub_driver(defines: &[&str]) -> Option<(bool, String)> {
             return None;
         }
     }
-    let mut path = dir.path().as_os_str().to_owned();
-    if let Some(rest) = std::env::var_os("LD_LIBRARY_PATH") {
-        path.push(":");
-        path.push(rest);
-    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_deepscreen"))
         .args(["devices", "--json"])
-        .env("LD_LIBRARY_PATH", path)
+        .env("LD_LIBRARY_PATH", library_path(dir.path()))
         .output()
         .unwrap();
     assert!(out.status.success(), "devices failed: {out:?}");

@@ -267,7 +267,10 @@ pub trait Backend: Send + Sync {
     fn upload_constant(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor> {
         self.upload(data, shape)
     }
-    fn download(&self, tensor: &Self::Tensor) -> Result<Vec<f32>>;
+    fn download(&self, tensor: &Self::Tensor) -> Result<Vec<f32>> {
+        let pending = self.start_download(tensor)?;
+        self.finish_download(pending)
+    }
     /// Queue a download without waiting for the work that produces `tensor`, so the caller
     /// can queue the next batch before collecting this one with [`Backend::finish_download`].
     /// Backends that cannot queue a download do it here at once.

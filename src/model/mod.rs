@@ -52,13 +52,9 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
 pub trait Scorer: Send + Sync {
     fn backend_name(&self) -> &'static str;
     fn spec(&self) -> &ModelSpec;
-    /// Calibrated window scores for `count` windows laid end to end.
-    fn score_windows(&self, windows: &[f32], count: usize) -> Result<Vec<f32>> {
-        let pending = self.submit(windows, count)?;
-        self.collect(pending)
-    }
-    /// Queue a batch (see [`Model::submit`]): submit batch k+1, then collect batch k, and the
-    /// device never waits for the host between batches.
+    /// Queue the calibrated scoring of `count` windows laid end to end (see [`Model::submit`]):
+    /// submit batch k+1, then collect batch k, and the device never waits for the host between
+    /// batches.
     fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted>;
     /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>>;

@@ -102,18 +102,23 @@ pub fn build() -> Option<tempfile::TempDir> {
     }
 }
 
-/// Run this test binary's tests matching `filter` with the emulator as the CUDA driver and
-/// the CUDA backend required; returns how many passed (panics with the output on failure).
-pub fn run_tests(filter: &str) -> Option<usize> {
-    let dir = build()?;
-    let mut path = dir.path().as_os_str().to_owned();
+/// `LD_LIBRARY_PATH` with `dir` first, so a `libcuda.so` there is the one loaded.
+pub fn library_path(dir: &Path) -> std::ffi::OsString {
+    let mut path = dir.as_os_str().to_owned();
     if let Some(rest) = std::env::var_os("LD_LIBRARY_PATH") {
         path.push(":");
         path.push(rest);
     }
+    path
+}
+
+/// Run this test binary's tests matching `filter` with the emulator as the CUDA driver and
+/// the CUDA backend required; returns how many passed (panics with the output on failure).
+pub fn run_tests(filter: &str) -> Option<usize> {
+    let dir = build()?;
     let out = Command::new(std::env::current_exe().unwrap())
         .args([filter, "--test-threads", "1", "--nocapture"])
-        .env("LD_LIBRARY_PATH", path)
+        .env("LD_LIBRARY_PATH", library_path(dir.path()))
         .env("DEEPSCREEN_REQUIRE_CUDA", "1")
         .env(CHILD, "1")
         .output()

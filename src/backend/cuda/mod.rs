@@ -596,11 +596,6 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn download(&self, tensor: &CudaTensor) -> Result<Vec<f32>> {
-        let pending = self.start_download(tensor)?;
-        self.finish_download(pending)
-    }
-
     fn start_download(&self, tensor: &CudaTensor) -> Result<CudaReadback> {
         let len = tensor.len();
         // cudarc copies the destination's whole length, so the buffer must be exactly as

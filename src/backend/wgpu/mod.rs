@@ -79,7 +79,6 @@ fn err(msg: impl Into<String>) -> Error {
     Error::backend("wgpu", msg)
 }
 
-/// A tensor in a device storage buffer.
 /// A readback in flight: the buffer being mapped, its submission, and the mapping's outcome.
 pub struct WgpuReadback {
     buffer: Option<wgpu::Buffer>,
@@ -88,6 +87,7 @@ pub struct WgpuReadback {
     mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
+/// A tensor in a device storage buffer.
 pub struct WgpuTensor {
     buffer: PooledBuffer,
     shape: Vec<usize>,
@@ -508,11 +508,6 @@ impl Backend for WgpuBackend {
     }
 
     type Readback = WgpuReadback;
-
-    fn download(&self, tensor: &WgpuTensor) -> Result<Vec<f32>> {
-        let pending = self.start_download(tensor)?;
-        self.finish_download(pending)
-    }
 
     /// Submits the queued work plus a copy into a mappable buffer and asks for the mapping;
     /// nothing waits until `finish_download`.
