@@ -11,8 +11,8 @@ mod common;
 use common::*;
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::{
-    Activation, Backend, Conv2dParams, DeviceTensor, GlobalPool, LogSpec, Normalization,
-    PoolParams, Projection, StftParams,
+    Activation, Backend, ClassifierOps, Conv2dParams, Device, DeviceTensor, FrontendOps,
+    GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
 };
 
 fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::cuda_emulator;
 
-use deepscreen::backend::Backend;
+use deepscreen::backend::{Backend, Device};
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::cuda::CudaBackend;
 use deepscreen::backend::wgpu::WgpuBackend;

@@ -1,8 +1,13 @@
-//! The `Backend` trait: every numeric op the model needs, on one device.
+//! The `Backend` trait: every numeric op the model needs, on one device, grouped by op family
+//! ([`Device`] for tensors and transfers, [`FrontendOps`], [`ClassifierOps`]).
 //!
-//! The model's forward pass (`model::forward`) is written once over this trait. A backend owns
-//! its tensors (`Backend::Tensor`); they stay on the device between ops and only the final
+//! The model's forward pass (`model::forward`) is written once over [`Backend`]. A backend owns
+//! its tensors (`Device::Tensor`); they stay on the device between ops and only the final
 //! scores are downloaded.
+//!
+//! Each backend is a folder (`cpu/`, `wgpu/`, `cuda/`) with one file for the device (probe,
+//! context, buffers, upload/download) and one per op family. Shape rules live once in
+//! [`shapes`]; the GPU backends share their launch planning in [`launch`].
 //!
 //! Layout conventions shared by every backend:
 //! - signals are `[batch, samples]`;
@@ -14,224 +19,19 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod launch;
 mod layer;
+mod params;
 pub mod shapes;
-pub mod timing;
 pub mod wgpu;
 
 use crate::Result;
 
 pub use layer::Layer;
-
-/// Activation fused into the epilogue of conv, affine and linear ops.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    None,
-    Relu,
-    LeakyRelu(f32),
-    Sigmoid,
-}
-
-impl Activation {
-    #[inline]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::None => x,
-            Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu(slope) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    x * slope
-                }
-            }
-            Activation::Sigmoid => sigmoid(x),
-        }
-    }
-}
-
-/// Numerically safe logistic function (no overflow for large |x|).
-#[inline]
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// Short-time Fourier transform parameters. The window tensor passed beside these is already
-/// zero-padded (centred) to `n_fft` samples.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StftParams {
-    pub n_fft: usize,
-    pub hop: usize,
-    /// Reflect-pad `n_fft / 2` samples on both sides first (PyTorch's `center=True`).
-    pub center: bool,
-    /// 1.0 = magnitude, 2.0 = power.
-    pub power: f32,
-}
-
-impl StftParams {
-    /// Frames produced from a signal of `len` samples; `None` if the signal is too short.
-    pub fn frames(&self, len: usize) -> Option<usize> {
-        // One full frame is required in both modes; that also keeps reflect padding in range.
-        if len < self.n_fft || self.hop == 0 {
-            None
-        } else if self.center {
-            Some(1 + len / self.hop)
-        } else {
-            Some(1 + (len - self.n_fft) / self.hop)
-        }
-    }
-    pub fn bins(&self) -> usize {
-        self.n_fft / 2 + 1
-    }
-}
-
-/// How a filterbank output is compressed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LogSpec {
-    /// `ln(x + eps)`
-    Ln { eps: f32 },
-    /// `log10(x + eps)`
-    Log10 { eps: f32 },
-    /// `10 * log10(max(x, eps))` (decibels of a power spectrum)
-    Db { eps: f32 },
-}
-
-impl LogSpec {
-    #[inline]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            LogSpec::Ln { eps } => (x + eps).ln(),
-            LogSpec::Log10 { eps } => (x + eps).log10(),
-            LogSpec::Db { eps } => 10.0 * x.max(eps).log10(),
-        }
-    }
-}
-
-/// Projection of the STFT bins onto the model's features. Backends take `Projection<&Tensor>`;
-/// models hold `Projection<Tensor>` (on the host or on a device).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Projection<T> {
-    /// Keep FFT bins `start..end` unchanged (a linear-frequency spectrogram).
-    Bins { start: usize, end: usize },
-    /// Multiply by a `[n_bins, n_filters]` matrix (mel, linear-triangular, or custom).
-    Matrix(T),
-}
-
-impl<T> Projection<T> {
-    pub fn as_ref(&self) -> Projection<&T> {
-        match self {
-            Projection::Bins { start, end } => Projection::Bins {
-                start: *start,
-                end: *end,
-            },
-            Projection::Matrix(m) => Projection::Matrix(m),
-        }
-    }
-    pub fn try_map<U, E>(&self, mut f: impl FnMut(&T) -> Result<U, E>) -> Result<Projection<U>, E> {
-        Ok(match self {
-            Projection::Bins { start, end } => Projection::Bins {
-                start: *start,
-                end: *end,
-            },
-            Projection::Matrix(m) => Projection::Matrix(f(m)?),
-        })
-    }
-}
-
-/// Per-window feature normalisation (see [`Projection`] for the `T` convention).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Normalization<T> {
-    /// Subtract each feature's mean over the window's frames (cepstral mean normalisation).
-    Mean,
-    /// Subtract the mean and divide by `sqrt(var + NORM_EPS)`, per feature, over the frames.
-    MeanVar,
-    /// `(x - mean[f]) / std[f]` with statistics stored in the model file.
-    Global { mean: T, std: T },
-}
-
-impl<T> Normalization<T> {
-    pub fn as_ref(&self) -> Normalization<&T> {
-        match self {
-            Normalization::Mean => Normalization::Mean,
-            Normalization::MeanVar => Normalization::MeanVar,
-            Normalization::Global { mean, std } => Normalization::Global { mean, std },
-        }
-    }
-    pub fn try_map<U, E>(
-        &self,
-        mut f: impl FnMut(&T) -> Result<U, E>,
-    ) -> Result<Normalization<U>, E> {
-        Ok(match self {
-            Normalization::Mean => Normalization::Mean,
-            Normalization::MeanVar => Normalization::MeanVar,
-            Normalization::Global { mean, std } => Normalization::Global {
-                mean: f(mean)?,
-                std: f(std)?,
-            },
-        })
-    }
-}
-
-/// Epsilon added to the variance in [`Normalization::MeanVar`].
-pub const NORM_EPS: f32 = 1e-5;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Conv2dParams {
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-}
-
-impl Conv2dParams {
-    pub fn output_hw(&self, h: usize, w: usize, kernel: [usize; 2]) -> Option<[usize; 2]> {
-        window_output(h, kernel[0], self.stride[0], self.padding[0])
-            .zip(window_output(w, kernel[1], self.stride[1], self.padding[1]))
-            .map(|(a, b)| [a, b])
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PoolParams {
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    /// Implicit padding with -inf (PyTorch's `MaxPool2d(padding=...)`).
-    pub padding: [usize; 2],
-}
-
-impl PoolParams {
-    pub fn output_hw(&self, h: usize, w: usize) -> Option<[usize; 2]> {
-        window_output(h, self.kernel[0], self.stride[0], self.padding[0])
-            .zip(window_output(
-                w,
-                self.kernel[1],
-                self.stride[1],
-                self.padding[1],
-            ))
-            .map(|(a, b)| [a, b])
-    }
-}
-
-/// Output length of a sliding window (floor mode), `None` when the kernel does not fit.
-pub fn window_output(len: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = len + 2 * padding;
-    (kernel > 0 && stride > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GlobalPool {
-    Avg,
-    Max,
-}
-
-/// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
-/// (buffer pools, a pending encoder), which stays usable.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use params::{
+    Activation, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization, PoolParams, Projection,
+    StftParams, sigmoid, window_output,
+};
 
 /// A tensor that knows its shape (row-major, last dimension fastest).
 pub trait DeviceTensor: Send + Sync {
@@ -244,16 +44,16 @@ pub trait DeviceTensor: Send + Sync {
     }
 }
 
-/// Every op the model's forward pass uses. Shapes are checked by each op; a mismatch is an
-/// `Error::Backend`, never a panic.
-pub trait Backend: Send + Sync {
+/// One device: its tensors, and moving data on and off it. Every op family below builds on
+/// it; each backend implements it in its `device.rs`.
+pub trait Device: Send + Sync {
     type Tensor: DeviceTensor;
+
+    /// A download that has been queued but not waited for (see [`Device::start_download`]).
+    type Readback: Send + 'static;
 
     /// Short name used in reports: "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
-
-    /// A download that has been queued but not waited for (see [`Backend::start_download`]).
-    type Readback: Send + 'static;
 
     /// Most elements one tensor may hold on this backend (a GPU's storage-binding limit);
     /// `Model` splits a batch whose largest tensor would exceed it.
@@ -272,16 +72,19 @@ pub trait Backend: Send + Sync {
         self.finish_download(pending)
     }
     /// Queue a download without waiting for the work that produces `tensor`, so the caller
-    /// can queue the next batch before collecting this one with [`Backend::finish_download`].
+    /// can queue the next batch before collecting this one with [`Device::finish_download`].
     /// Backends that cannot queue a download do it here at once.
     fn start_download(&self, tensor: &Self::Tensor) -> Result<Self::Readback>;
     /// Wait for a queued download and return its values.
     fn finish_download(&self, readback: Self::Readback) -> Result<Vec<f32>>;
     /// Reinterpret with a new shape of the same element count (no data movement).
     fn reshape(&self, tensor: Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+}
 
-    // ---- front-end ----
-
+/// The front-end: waveform to normalised features. Each backend implements it in its
+/// `frontend.rs` (kernels in `shaders/stft.wgsl`, `shaders/frontend*.wgsl`,
+/// `kernels/frontend.cu`).
+pub trait FrontendOps: Device {
     /// Framing + window + real FFT + |X|^power: `[B, L]` → `[B, frames, n_fft/2 + 1]`.
     fn stft_power(
         &self,
@@ -307,9 +110,12 @@ pub trait Backend: Send + Sync {
         features: &Self::Tensor,
         mode: Normalization<&Self::Tensor>,
     ) -> Result<Self::Tensor>;
+}
 
-    // ---- classifier ----
-
+/// The classifier: convolution blocks, pooling, linear layers and the output head. Each
+/// backend implements it in its `classifier.rs` (kernels in `shaders/{conv,affine,layers}.wgsl`,
+/// `kernels/classifier.cu`).
+pub trait ClassifierOps: Device {
     /// 2-D convolution (NCHW) with bias (batch-norm already folded in) and activation fused.
     fn conv2d(
         &self,
@@ -352,6 +158,18 @@ pub trait Backend: Send + Sync {
 
     /// Softmax over the last axis of `[B, N]`.
     fn softmax(&self, input: &Self::Tensor) -> Result<Self::Tensor>;
+}
+
+/// Everything the model's forward pass needs: a device with every op family. Implemented
+/// for any type that has them all; a new op family is a new trait added here.
+pub trait Backend: FrontendOps + ClassifierOps {}
+
+impl<B: FrontendOps + ClassifierOps> Backend for B {}
+
+/// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
+/// (buffer pools, a pending encoder), which stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Which implementation of [`Backend`] to run.
@@ -405,6 +223,24 @@ pub fn probe_all() -> Vec<BackendStatus> {
             detail: cpu::CpuBackend::describe(),
         },
     ]
+}
+
+/// `deepscreen devices`: every backend's status as a table, or as JSON.
+pub fn write_status(out: &mut dyn std::io::Write, json: bool) -> std::io::Result<()> {
+    let statuses = probe_all();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &statuses)?;
+        return writeln!(out);
+    }
+    for s in statuses {
+        let state = if s.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        writeln!(out, "{:<5} {:<11} {}", s.backend, state, s.detail)?;
+    }
+    Ok(())
 }
 
 /// Resolve `auto` (cuda, then wgpu on a hardware GPU, then cpu), or explain why the requested

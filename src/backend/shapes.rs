@@ -10,6 +10,7 @@ use crate::{Error, Result};
 #[derive(Clone, Copy)]
 pub struct Shapes(pub &'static str);
 
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stft {
     pub batch: usize,
     pub len: usize,
@@ -17,6 +18,7 @@ pub struct Stft {
     pub bins: usize,
 }
 
+#[derive(Debug, Clone, PartialEq)]
 pub struct Conv {
     pub batch: usize,
     pub channels: usize,
@@ -29,6 +31,7 @@ pub struct Conv {
     pub wo: usize,
 }
 
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     pub batch: usize,
     pub channels: usize,

@@ -1,6 +1,7 @@
 //! `deepscreen eval`: score a labelled protocol, report EER, minDCF and ROC AUC (pooled and per
 //! attack), write an ASVspoof-style score file and a ROC plot.
 
+pub mod command;
 pub mod metrics;
 pub mod protocol;
 

@@ -110,3 +110,61 @@ pub fn merge(
     }
     Ok(report)
 }
+
+/// What to merge (the `merge` command's options).
+#[derive(Debug, Clone)]
+pub struct MergeJob {
+    /// Shard reports, all JSON Lines or all CSV.
+    pub reports: Vec<PathBuf>,
+    /// The merged report [default: standard output].
+    pub output: Option<PathBuf>,
+    /// [default: csv if every report ends in .csv, else jsonl]
+    pub format: Option<Format>,
+    /// The catalog's path list, to report inputs with no row.
+    pub expect: Option<PathBuf>,
+}
+
+/// `deepscreen merge`: write the merged report and tell on standard error what was merged,
+/// duplicated and missing (the first 20 of each named).
+pub fn run(job: &MergeJob) -> anyhow::Result<MergeReport> {
+    use anyhow::Context;
+    let format = job.format.unwrap_or_else(|| {
+        if job
+            .reports
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+        {
+            Format::Csv
+        } else {
+            Format::Jsonl
+        }
+    });
+    let mut out: Box<dyn Write> = match &job.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let report = merge(&job.reports, format, &mut out, job.expect.as_deref())?;
+    drop(out);
+    for p in report.duplicates.iter().take(20) {
+        eprintln!("deepscreen: duplicate row for {p} (kept the first)");
+    }
+    for p in report.missing.iter().take(20) {
+        eprintln!("deepscreen: no row for {p}");
+    }
+    eprintln!(
+        "deepscreen: merged {} reports: {} rows, {} duplicates, {} missing{}",
+        job.reports.len(),
+        report.rows,
+        report.duplicates.len(),
+        report.missing.len(),
+        if job.expect.is_none() {
+            " (pass --expect LIST to check for gaps)"
+        } else {
+            ""
+        }
+    );
+    Ok(report)
+}

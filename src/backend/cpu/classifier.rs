@@ -1,61 +1,213 @@
-//! CPU classifier ops: im2col + SGEMM convolution, pooling, MFM, linear.
+//! CPU classifier ops: im2col + SGEMM convolution, pooling, MFM, linear, and the head's
+//! sigmoid and softmax.
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuTensor, sgemm};
+use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
-use crate::backend::{Activation, Conv2dParams, GlobalPool, PoolParams};
+use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
-pub(super) fn conv2d(
-    input: &CpuTensor,
-    weight: &CpuTensor,
-    bias: Option<&CpuTensor>,
-    p: &Conv2dParams,
-    act: Activation,
-) -> Result<CpuTensor> {
-    let c = CHECK.conv2d(
-        &input.shape,
-        &weight.shape,
-        bias.map(|b| b.shape.as_slice()),
-        p,
-    )?;
-    let (batch, channels, h, w) = (c.batch, c.channels, c.h, c.w);
-    let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
-    let k = channels * kh * kw;
-    let hw_out = ho * wo;
-    let direct = kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
-    let mut out = vec![0.0f32; batch * out_ch * hw_out];
-    if hw_out == 0 || out_ch == 0 {
-        return CpuTensor::new(out, &[batch, out_ch, ho, wo]);
+impl ClassifierOps for CpuBackend {
+    fn conv2d(
+        &self,
+        input: &CpuTensor,
+        weight: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        p: &Conv2dParams,
+        act: Activation,
+    ) -> Result<CpuTensor> {
+        let c = CHECK.conv2d(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            p,
+        )?;
+        let (batch, channels, h, w) = (c.batch, c.channels, c.h, c.w);
+        let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
+        let k = channels * kh * kw;
+        let hw_out = ho * wo;
+        let direct = kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
+        let mut out = vec![0.0f32; batch * out_ch * hw_out];
+        if hw_out == 0 || out_ch == 0 {
+            return CpuTensor::new(out, &[batch, out_ch, ho, wo]);
+        }
+        out.par_chunks_mut(out_ch * hw_out)
+            .zip(input.data.par_chunks(channels * h * w))
+            .for_each_init(Vec::new, |col, (dst, x)| {
+                // A 1x1 stride-1 convolution is already a GEMM over the input planes.
+                let columns: &[f32] = if direct {
+                    x
+                } else {
+                    im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
+                    col
+                };
+                sgemm(
+                    out_ch,
+                    k,
+                    hw_out,
+                    &weight.data,
+                    (k, 1),
+                    columns,
+                    (hw_out, 1),
+                    dst,
+                );
+                for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
+                    let b = bias.map_or(0.0, |b| b.data[o]);
+                    for v in plane {
+                        *v = act.apply(*v + b);
+                    }
+                }
+            });
+        CpuTensor::new(out, &[batch, out_ch, ho, wo])
     }
-    out.par_chunks_mut(out_ch * hw_out)
-        .zip(input.data.par_chunks(channels * h * w))
-        .for_each_init(Vec::new, |col, (dst, x)| {
-            // A 1x1 stride-1 convolution is already a GEMM over the input planes.
-            let columns: &[f32] = if direct {
-                x
-            } else {
-                im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
-                col
-            };
-            sgemm(
-                out_ch,
-                k,
-                hw_out,
-                &weight.data,
-                (k, 1),
-                columns,
-                (hw_out, 1),
-                dst,
-            );
-            for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
-                let b = bias.map_or(0.0, |b| b.data[o]);
-                for v in plane {
-                    *v = act.apply(*v + b);
+
+    fn channel_affine(
+        &self,
+        input: &CpuTensor,
+        scale: &CpuTensor,
+        shift: &CpuTensor,
+        act: Activation,
+    ) -> Result<CpuTensor> {
+        let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
+        let mut out = input.data.clone();
+        if inner > 0 {
+            out.par_chunks_mut(inner)
+                .enumerate()
+                .for_each(|(i, plane)| {
+                    let c = i % channels;
+                    let (a, b) = (scale.data[c], shift.data[c]);
+                    for v in plane {
+                        *v = act.apply(*v * a + b);
+                    }
+                });
+        }
+        CpuTensor::new(out, &input.shape)
+    }
+
+    fn max_pool2d(&self, input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
+        let c = CHECK.max_pool2d(&input.shape, p)?;
+        let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
+        // Window bounds per output column, computed once: [start, end) input columns.
+        let col_range = |o: usize, kernel: usize, stride: usize, pad: usize, len: usize| {
+            let first = (o * stride) as isize - pad as isize;
+            let lo = first.max(0) as usize;
+            let hi = ((first + kernel as isize).max(0) as usize).min(len);
+            (lo, hi)
+        };
+        let cols: Vec<(usize, usize)> = (0..wo)
+            .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
+            .collect();
+        let mut out = vec![0.0f32; batch * channels * ho * wo];
+        if ho * wo > 0 {
+            out.par_chunks_mut(ho * wo)
+                .zip(input.data.par_chunks(h * w))
+                .for_each(|(dst, plane)| {
+                    for (oh, dst_row) in dst.chunks_mut(wo).enumerate() {
+                        let (r0, r1) = col_range(oh, p.kernel[0], p.stride[0], p.padding[0], h);
+                        dst_row.fill(f32::NEG_INFINITY);
+                        for row in plane[r0 * w..r1 * w].chunks(w) {
+                            for (d, &(c0, c1)) in dst_row.iter_mut().zip(&cols) {
+                                *d = row[c0..c1].iter().fold(*d, |m, &v| m.max(v));
+                            }
+                        }
+                    }
+                });
+        }
+        CpuTensor::new(out, &[batch, channels, ho, wo])
+    }
+
+    fn mfm(&self, input: &CpuTensor) -> Result<CpuTensor> {
+        let (shape, inner) = CHECK.mfm(&input.shape)?;
+        let batch = input.shape[0];
+        let half = shape[1] * inner;
+        let mut out = vec![0.0f32; batch * half];
+        if half > 0 {
+            out.par_chunks_mut(half)
+                .zip(input.data.par_chunks(2 * half))
+                .for_each(|(dst, item)| {
+                    let (a, b) = item.split_at(half);
+                    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+                        *d = x.max(*y);
+                    }
+                });
+        }
+        CpuTensor::new(out, &shape)
+    }
+
+    fn global_pool(&self, input: &CpuTensor, mode: GlobalPool) -> Result<CpuTensor> {
+        let [batch, channels, hw] = CHECK.global_pool(&input.shape)?;
+        let out = input
+            .data
+            .par_chunks(hw)
+            .map(|plane| match mode {
+                GlobalPool::Avg => {
+                    (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32
+                }
+                GlobalPool::Max => plane.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            })
+            .collect();
+        CpuTensor::new(out, &[batch, channels])
+    }
+
+    fn linear(
+        &self,
+        input: &CpuTensor,
+        weight: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        act: Activation,
+    ) -> Result<CpuTensor> {
+        let [batch, inputs, outputs] = CHECK.linear(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+        )?;
+        let mut out = vec![0.0f32; batch * outputs];
+        // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
+        sgemm(
+            batch,
+            inputs,
+            outputs,
+            &input.data,
+            (inputs, 1),
+            &weight.data,
+            (1, inputs),
+            &mut out,
+        );
+        if outputs > 0 {
+            for row in out.chunks_mut(outputs) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
                 }
             }
-        });
-    CpuTensor::new(out, &[batch, out_ch, ho, wo])
+        }
+        CpuTensor::new(out, &[batch, outputs])
+    }
+
+    fn sigmoid(&self, input: &CpuTensor, scale: f32, bias: f32) -> Result<CpuTensor> {
+        let data = input
+            .data
+            .iter()
+            .map(|&x| crate::backend::sigmoid(scale * x + bias))
+            .collect();
+        CpuTensor::new(data, &input.shape)
+    }
+
+    fn softmax(&self, input: &CpuTensor) -> Result<CpuTensor> {
+        let [_, n] = CHECK.softmax(&input.shape)?;
+        let mut data = input.data.clone();
+        for row in data.chunks_mut(n) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
+        CpuTensor::new(data, &input.shape)
+    }
 }
 
 /// Unfold one image `[C, H, W]` into columns `[C*kh*kw, Ho*Wo]` (zeros where padded).
@@ -95,124 +247,4 @@ fn im2col(
             }
         }
     }
-}
-
-pub(super) fn channel_affine(
-    input: &CpuTensor,
-    scale: &CpuTensor,
-    shift: &CpuTensor,
-    act: Activation,
-) -> Result<CpuTensor> {
-    let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
-    let mut out = input.data.clone();
-    if inner > 0 {
-        out.par_chunks_mut(inner)
-            .enumerate()
-            .for_each(|(i, plane)| {
-                let c = i % channels;
-                let (a, b) = (scale.data[c], shift.data[c]);
-                for v in plane {
-                    *v = act.apply(*v * a + b);
-                }
-            });
-    }
-    CpuTensor::new(out, &input.shape)
-}
-
-pub(super) fn max_pool2d(input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
-    let c = CHECK.max_pool2d(&input.shape, p)?;
-    let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
-    // Window bounds per output column, computed once: [start, end) input columns.
-    let col_range = |o: usize, kernel: usize, stride: usize, pad: usize, len: usize| {
-        let first = (o * stride) as isize - pad as isize;
-        let lo = first.max(0) as usize;
-        let hi = ((first + kernel as isize).max(0) as usize).min(len);
-        (lo, hi)
-    };
-    let cols: Vec<(usize, usize)> = (0..wo)
-        .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
-        .collect();
-    let mut out = vec![0.0f32; batch * channels * ho * wo];
-    if ho * wo > 0 {
-        out.par_chunks_mut(ho * wo)
-            .zip(input.data.par_chunks(h * w))
-            .for_each(|(dst, plane)| {
-                for (oh, dst_row) in dst.chunks_mut(wo).enumerate() {
-                    let (r0, r1) = col_range(oh, p.kernel[0], p.stride[0], p.padding[0], h);
-                    dst_row.fill(f32::NEG_INFINITY);
-                    for row in plane[r0 * w..r1 * w].chunks(w) {
-                        for (d, &(c0, c1)) in dst_row.iter_mut().zip(&cols) {
-                            *d = row[c0..c1].iter().fold(*d, |m, &v| m.max(v));
-                        }
-                    }
-                }
-            });
-    }
-    CpuTensor::new(out, &[batch, channels, ho, wo])
-}
-
-pub(super) fn mfm(input: &CpuTensor) -> Result<CpuTensor> {
-    let (shape, inner) = CHECK.mfm(&input.shape)?;
-    let batch = input.shape[0];
-    let half = shape[1] * inner;
-    let mut out = vec![0.0f32; batch * half];
-    if half > 0 {
-        out.par_chunks_mut(half)
-            .zip(input.data.par_chunks(2 * half))
-            .for_each(|(dst, item)| {
-                let (a, b) = item.split_at(half);
-                for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
-                    *d = x.max(*y);
-                }
-            });
-    }
-    CpuTensor::new(out, &shape)
-}
-
-pub(super) fn global_pool(input: &CpuTensor, mode: GlobalPool) -> Result<CpuTensor> {
-    let [batch, channels, hw] = CHECK.global_pool(&input.shape)?;
-    let out = input
-        .data
-        .par_chunks(hw)
-        .map(|plane| match mode {
-            GlobalPool::Avg => {
-                (plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64) as f32
-            }
-            GlobalPool::Max => plane.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        })
-        .collect();
-    CpuTensor::new(out, &[batch, channels])
-}
-
-pub(super) fn linear(
-    input: &CpuTensor,
-    weight: &CpuTensor,
-    bias: Option<&CpuTensor>,
-    act: Activation,
-) -> Result<CpuTensor> {
-    let [batch, inputs, outputs] = CHECK.linear(
-        &input.shape,
-        &weight.shape,
-        bias.map(|b| b.shape.as_slice()),
-    )?;
-    let mut out = vec![0.0f32; batch * outputs];
-    // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
-    sgemm(
-        batch,
-        inputs,
-        outputs,
-        &input.data,
-        (inputs, 1),
-        &weight.data,
-        (1, inputs),
-        &mut out,
-    );
-    if outputs > 0 {
-        for row in out.chunks_mut(outputs) {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
-            }
-        }
-    }
-    CpuTensor::new(out, &[batch, outputs])
 }

@@ -1,13 +1,13 @@
-//! Device-side timing for `deepscreen bench` without a catalog: one batch of synthetic windows
-//! through the front-end alone, the classifier alone and the whole forward pass, on any
-//! backend, with the largest score difference from the CPU backend measured on the same batch.
-//! A last figure repeats the whole forward pass with one batch always in flight, as `screen`
-//! queues batches, so a backend that overlaps uploads with compute (CUDA) shows the gain.
+//! Timing one model's stages on one backend: one batch of synthetic windows through the
+//! front-end alone, the classifier alone and the whole forward pass, with the scores kept for
+//! the comparison with the CPU backend. A last figure repeats the whole forward pass with one
+//! batch always in flight, as `screen` queues batches, so a backend that overlaps uploads with
+//! compute (CUDA) shows the gain.
 
 use std::time::{Duration, Instant};
 
-use super::{Backend, DeviceTensor};
 use crate::Result;
+use crate::backend::{Backend, DeviceTensor};
 use crate::model::{Model, ModelSpec};
 
 /// Median wall time of each stage for one batch (every timing ends with a readback, so GPU

@@ -1,0 +1,94 @@
+//! The CPU "device": host tensors, the FFT planner, and transfers that are plain copies.
+
+use std::sync::{Arc, Mutex};
+
+use realfft::{RealFftPlanner, RealToComplex};
+
+use super::CHECK;
+use crate::Result;
+use crate::backend::{Device, DeviceTensor};
+
+/// A host tensor: row-major `data` with its `shape`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuTensor {
+    pub(super) shape: Vec<usize>,
+    pub(super) data: Vec<f32>,
+}
+
+impl CpuTensor {
+    pub fn new(data: Vec<f32>, shape: &[usize]) -> Result<Self> {
+        CHECK.upload(data.len(), shape)?;
+        Ok(CpuTensor {
+            shape: shape.to_vec(),
+            data,
+        })
+    }
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+impl DeviceTensor for CpuTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+pub struct CpuBackend {
+    planner: Mutex<RealFftPlanner<f32>>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend {
+            planner: Mutex::new(RealFftPlanner::new()),
+        }
+    }
+
+    /// One line for `deepscreen devices`.
+    pub fn describe() -> String {
+        format!(
+            "{} threads (rayon), realfft STFT, matrixmultiply SGEMM",
+            rayon::current_num_threads()
+        )
+    }
+
+    pub(super) fn fft_plan(&self, n: usize) -> Arc<dyn RealToComplex<f32>> {
+        // The planner caches plans, so repeated batches reuse twiddles.
+        let mut planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
+        planner.plan_fft_forward(n)
+    }
+}
+
+impl Device for CpuBackend {
+    type Tensor = CpuTensor;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CpuTensor> {
+        CpuTensor::new(data.to_vec(), shape)
+    }
+
+    type Readback = Vec<f32>;
+
+    /// Done at once: the data is already in host memory.
+    fn start_download(&self, tensor: &CpuTensor) -> Result<Vec<f32>> {
+        Ok(tensor.data.clone())
+    }
+
+    fn finish_download(&self, values: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(values)
+    }
+
+    fn reshape(&self, tensor: CpuTensor, shape: &[usize]) -> Result<CpuTensor> {
+        CpuTensor::new(tensor.data, shape)
+    }
+}

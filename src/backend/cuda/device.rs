@@ -1,0 +1,256 @@
+//! The CUDA device: context and two streams (compute, copy), pooled device memory, page-locked
+//! staging for batch uploads, queued page-locked readbacks, and the launch helpers the op
+//! families share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PinnedHostSlice,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::driver::{device_code, keep_freed_memory, probe};
+use super::{CHECK, KERNELS, driver_err, err};
+use crate::Result;
+use crate::backend::{Device, DeviceTensor, lock};
+
+/// Threads per block of the one-dimensional kernels.
+pub(super) const THREADS: u32 = 256;
+/// Uploads at least this long (floats) go through page-locked staging on the copy stream;
+/// smaller ones (weights, constants) are copied directly.
+const PINNED_UPLOAD_MIN: usize = 16 * 1024;
+/// Staging buffers kept for reuse (one per distinct upload length; batches repeat theirs).
+const STAGING_KEEP: usize = 3;
+/// Page-locked readback buffers kept for reuse (one per recent readback length).
+const READBACK_KEEP: usize = 4;
+
+pub struct CudaTensor {
+    pub(super) buf: CudaSlice<f32>,
+    pub(super) shape: Vec<usize>,
+}
+
+impl DeviceTensor for CudaTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+/// A readback in flight: the page-locked buffer it lands in and how many values are wanted.
+pub struct CudaReadback {
+    host: PinnedHostSlice<f32>,
+    len: usize,
+}
+
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    /// Kernels and readbacks.
+    pub(super) stream: Arc<CudaStream>,
+    /// Large uploads, so the next batch's upload overlaps this batch's kernels.
+    copy: Arc<CudaStream>,
+    /// Page-locked upload staging, one buffer per recent upload length (most recent last).
+    staging: Mutex<Vec<PinnedHostSlice<f32>>>,
+    /// Page-locked readback buffers not in use.
+    readback: Mutex<Vec<PinnedHostSlice<f32>>>,
+    functions: HashMap<&'static str, CudaFunction>,
+    /// Bound where a kernel's optional input (bias) is absent.
+    pub(super) dummy: CudaSlice<f32>,
+    pub(super) max_shared: usize,
+}
+
+pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(err(format!("{op}: {}", msg())))
+    }
+}
+
+/// 1-D launch over `n` threads (grid.x up to 2^31 - 1 blocks).
+pub(super) fn linear(n: usize) -> Result<LaunchConfig> {
+    let blocks = n.div_ceil(THREADS as usize).max(1);
+    let blocks = u32::try_from(blocks)
+        .ok()
+        .filter(|&b| b <= i32::MAX as u32)
+        .ok_or_else(|| err(format!("{n} threads is too many for one launch")))?;
+    Ok(LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+impl CudaBackend {
+    /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
+    pub fn new() -> Result<Self> {
+        let probed = probe();
+        probed.detail.as_ref().map_err(|e| err(e.clone()))?;
+        let ctx = probed
+            .ctx
+            .clone()
+            .expect("a probe that succeeded keeps its context");
+        let (major, minor) = ctx.compute_capability().map_err(driver_err("device"))?;
+        // Creating streams puts the context in multi-stream mode, in which cudarc tracks each
+        // buffer's reads and writes with events; every buffer is allocated after this.
+        let stream = ctx.new_stream().map_err(driver_err("stream"))?;
+        let copy = ctx.new_stream().map_err(driver_err("stream"))?;
+        keep_freed_memory(&ctx);
+        let arch = format!("sm_{major}{minor}");
+        let images = device_code(&arch)?;
+        let mut functions = HashMap::new();
+        for ((file, _, entries), (_, cubin)) in KERNELS.iter().zip(images.iter()) {
+            let module = ctx
+                .load_module(Ptx::from_binary(cubin.clone()))
+                .map_err(|e| err(format!("loading {file}: {e}")))?;
+            for entry in *entries {
+                functions.insert(
+                    *entry,
+                    module
+                        .load_function(entry)
+                        .map_err(|e| err(format!("{entry}: {e}")))?,
+                );
+            }
+        }
+        let max_shared = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)
+            .map_err(driver_err("device"))? as usize;
+        let dummy = stream.alloc_zeros::<f32>(4).map_err(driver_err("alloc"))?;
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            copy,
+            staging: Mutex::new(Vec::new()),
+            readback: Mutex::new(Vec::new()),
+            functions,
+            dummy,
+            max_shared,
+        })
+    }
+
+    pub(super) fn alloc(&self, shape: &[usize]) -> Result<CudaTensor> {
+        let n: usize = shape.iter().product();
+        // SAFETY: every kernel writes each output element before it is read.
+        let buf = unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(driver_err("alloc"))?;
+        Ok(CudaTensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Copy `data` into a page-locked staging buffer and from there to a new device buffer on
+    /// the copy stream; returns once the host copy is done, before the device has the data.
+    fn staged_upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
+        let mut staging = lock(&self.staging);
+        let mut host = match staging.iter().position(|h| h.len() == data.len()) {
+            Some(i) => staging.remove(i),
+            // SAFETY: filled completely below before any copy reads it.
+            None => unsafe { self.ctx.alloc_pinned::<f32>(data.len()) }
+                .map_err(driver_err("page-locked staging buffer"))?,
+        };
+        // as_mut_slice first waits for the previous upload out of this buffer.
+        host.as_mut_slice()
+            .map_err(driver_err("upload"))?
+            .copy_from_slice(data);
+        // SAFETY: the copy below writes every element.
+        let mut buf = unsafe { self.copy.alloc::<f32>(data.len()) }.map_err(driver_err("alloc"))?;
+        self.copy
+            .memcpy_htod(&host, &mut buf)
+            .map_err(driver_err("upload"))?;
+        staging.push(host);
+        if staging.len() > STAGING_KEEP {
+            // Dropping waits for the copy out of it (long finished: it is the oldest).
+            staging.remove(0);
+        }
+        Ok(buf)
+    }
+
+    pub(super) fn f(&self, name: &str) -> &CudaFunction {
+        &self.functions[name]
+    }
+
+    /// An output of `shape` and the 1-D launch over its `n` threads (None when empty).
+    pub(super) fn elementwise(
+        &self,
+        shape: &[usize],
+        n: usize,
+    ) -> Result<(CudaTensor, Option<LaunchConfig>)> {
+        let out = self.alloc(shape)?;
+        let cfg = if n == 0 { None } else { Some(linear(n)?) };
+        Ok((out, cfg))
+    }
+}
+
+impl Device for CudaBackend {
+    type Tensor = CudaTensor;
+
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    type Readback = CudaReadback;
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
+        if data.len() < PINNED_UPLOAD_MIN {
+            return self.upload_constant(data, shape);
+        }
+        CHECK.upload(data.len(), shape)?;
+        Ok(CudaTensor {
+            buf: self.staged_upload(data)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Weights and constants: copied directly on the compute stream, once, with no staging.
+    fn upload_constant(&self, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
+        CHECK.upload(data.len(), shape)?;
+        let buf = if data.is_empty() {
+            self.stream.alloc_zeros::<f32>(1)
+        } else {
+            self.stream.clone_htod(data)
+        }
+        .map_err(driver_err("upload"))?;
+        Ok(CudaTensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    fn start_download(&self, tensor: &CudaTensor) -> Result<CudaReadback> {
+        let len = tensor.len();
+        // cudarc copies the destination's whole length, so the buffer must be exactly as
+        // long as the device buffer (a longer one would read past the allocation).
+        let mut free = lock(&self.readback);
+        let host = match free.iter().position(|h| h.len() == tensor.buf.len()) {
+            Some(i) => free.remove(i),
+            // SAFETY: the copy below writes every element.
+            None => unsafe { self.ctx.alloc_pinned_with_flags::<f32>(tensor.buf.len(), 0) }
+                .map_err(driver_err("page-locked readback buffer"))?,
+        };
+        drop(free);
+        let mut readback = CudaReadback { host, len };
+        self.stream
+            .memcpy_dtoh(&tensor.buf, &mut readback.host)
+            .map_err(driver_err("download"))?;
+        Ok(readback)
+    }
+
+    fn finish_download(&self, readback: CudaReadback) -> Result<Vec<f32>> {
+        // as_slice waits for the copy into this buffer to finish.
+        let values =
+            readback.host.as_slice().map_err(driver_err("download"))?[..readback.len].to_vec();
+        let mut free = lock(&self.readback);
+        free.push(readback.host);
+        if free.len() > READBACK_KEEP {
+            free.remove(0);
+        }
+        Ok(values)
+    }
+
+    fn reshape(&self, tensor: CudaTensor, shape: &[usize]) -> Result<CudaTensor> {
+        CHECK.reshape(&tensor.shape, shape)?;
+        Ok(CudaTensor {
+            buf: tensor.buf,
+            shape: shape.to_vec(),
+        })
+    }
+}

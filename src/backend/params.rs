@@ -1,0 +1,208 @@
+//! Parameters of the backend ops: activations, STFT and convolution settings, log
+//! compression, feature projections and normalisations.
+
+use crate::Result;
+
+/// Activation fused into the epilogue of conv, affine and linear ops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+}
+
+impl Activation {
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu(slope) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    x * slope
+                }
+            }
+            Activation::Sigmoid => sigmoid(x),
+        }
+    }
+}
+
+/// Numerically safe logistic function (no overflow for large |x|).
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Short-time Fourier transform parameters. The window tensor passed beside these is already
+/// zero-padded (centred) to `n_fft` samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StftParams {
+    pub n_fft: usize,
+    pub hop: usize,
+    /// Reflect-pad `n_fft / 2` samples on both sides first (PyTorch's `center=True`).
+    pub center: bool,
+    /// 1.0 = magnitude, 2.0 = power.
+    pub power: f32,
+}
+
+impl StftParams {
+    /// Frames produced from a signal of `len` samples; `None` if the signal is too short.
+    pub fn frames(&self, len: usize) -> Option<usize> {
+        // One full frame is required in both modes; that also keeps reflect padding in range.
+        if len < self.n_fft || self.hop == 0 {
+            None
+        } else if self.center {
+            Some(1 + len / self.hop)
+        } else {
+            Some(1 + (len - self.n_fft) / self.hop)
+        }
+    }
+    pub fn bins(&self) -> usize {
+        self.n_fft / 2 + 1
+    }
+}
+
+/// How a filterbank output is compressed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogSpec {
+    /// `ln(x + eps)`
+    Ln { eps: f32 },
+    /// `log10(x + eps)`
+    Log10 { eps: f32 },
+    /// `10 * log10(max(x, eps))` (decibels of a power spectrum)
+    Db { eps: f32 },
+}
+
+impl LogSpec {
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            LogSpec::Ln { eps } => (x + eps).ln(),
+            LogSpec::Log10 { eps } => (x + eps).log10(),
+            LogSpec::Db { eps } => 10.0 * x.max(eps).log10(),
+        }
+    }
+}
+
+/// Projection of the STFT bins onto the model's features. Backends take `Projection<&Tensor>`;
+/// models hold `Projection<Tensor>` (on the host or on a device).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection<T> {
+    /// Keep FFT bins `start..end` unchanged (a linear-frequency spectrogram).
+    Bins { start: usize, end: usize },
+    /// Multiply by a `[n_bins, n_filters]` matrix (mel, linear-triangular, or custom).
+    Matrix(T),
+}
+
+impl<T> Projection<T> {
+    pub fn as_ref(&self) -> Projection<&T> {
+        match self {
+            Projection::Bins { start, end } => Projection::Bins {
+                start: *start,
+                end: *end,
+            },
+            Projection::Matrix(m) => Projection::Matrix(m),
+        }
+    }
+    pub fn try_map<U, E>(&self, mut f: impl FnMut(&T) -> Result<U, E>) -> Result<Projection<U>, E> {
+        Ok(match self {
+            Projection::Bins { start, end } => Projection::Bins {
+                start: *start,
+                end: *end,
+            },
+            Projection::Matrix(m) => Projection::Matrix(f(m)?),
+        })
+    }
+}
+
+/// Per-window feature normalisation (see [`Projection`] for the `T` convention).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalization<T> {
+    /// Subtract each feature's mean over the window's frames (cepstral mean normalisation).
+    Mean,
+    /// Subtract the mean and divide by `sqrt(var + NORM_EPS)`, per feature, over the frames.
+    MeanVar,
+    /// `(x - mean[f]) / std[f]` with statistics stored in the model file.
+    Global { mean: T, std: T },
+}
+
+impl<T> Normalization<T> {
+    pub fn as_ref(&self) -> Normalization<&T> {
+        match self {
+            Normalization::Mean => Normalization::Mean,
+            Normalization::MeanVar => Normalization::MeanVar,
+            Normalization::Global { mean, std } => Normalization::Global { mean, std },
+        }
+    }
+    pub fn try_map<U, E>(
+        &self,
+        mut f: impl FnMut(&T) -> Result<U, E>,
+    ) -> Result<Normalization<U>, E> {
+        Ok(match self {
+            Normalization::Mean => Normalization::Mean,
+            Normalization::MeanVar => Normalization::MeanVar,
+            Normalization::Global { mean, std } => Normalization::Global {
+                mean: f(mean)?,
+                std: f(std)?,
+            },
+        })
+    }
+}
+
+/// Epsilon added to the variance in [`Normalization::MeanVar`].
+pub const NORM_EPS: f32 = 1e-5;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Conv2dParams {
+    pub fn output_hw(&self, h: usize, w: usize, kernel: [usize; 2]) -> Option<[usize; 2]> {
+        window_output(h, kernel[0], self.stride[0], self.padding[0])
+            .zip(window_output(w, kernel[1], self.stride[1], self.padding[1]))
+            .map(|(a, b)| [a, b])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolParams {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Implicit padding with -inf (PyTorch's `MaxPool2d(padding=...)`).
+    pub padding: [usize; 2],
+}
+
+impl PoolParams {
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<[usize; 2]> {
+        window_output(h, self.kernel[0], self.stride[0], self.padding[0])
+            .zip(window_output(
+                w,
+                self.kernel[1],
+                self.stride[1],
+                self.padding[1],
+            ))
+            .map(|(a, b)| [a, b])
+    }
+}
+
+/// Output length of a sliding window (floor mode), `None` when the kernel does not fit.
+pub fn window_output(len: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = len + 2 * padding;
+    (kernel > 0 && stride > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalPool {
+    Avg,
+    Max,
+}

@@ -1,0 +1,466 @@
+//! The wgpu device: adapter probe, pipelines built once, pooled storage buffers, one pending
+//! command encoder per forward pass, uniform parameter blocks, and queued readbacks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use wgpu::util::DeviceExt;
+
+use super::pool::{BufferPool, PooledBuffer};
+use super::{CHECK, COMMON, MODULES};
+use crate::backend::{Device, DeviceTensor, lock};
+use crate::{Error, Result};
+
+/// Workgroup size of the one-dimensional kernels (`WG` in `shaders/common.wgsl`).
+const WG: u32 = 256;
+/// Mappable readback buffers kept for reuse.
+const READBACK_KEEP: usize = 4;
+/// Most workgroups per dispatch dimension.
+pub(super) const MAX_GROUPS: u32 = 65535;
+
+pub(super) fn err(msg: impl Into<String>) -> Error {
+    Error::backend("wgpu", msg)
+}
+
+/// A readback in flight: the buffer being mapped, its submission, and the mapping's outcome.
+pub struct WgpuReadback {
+    buffer: Option<wgpu::Buffer>,
+    bytes: u64,
+    submission: wgpu::SubmissionIndex,
+    mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+/// A tensor in a device storage buffer.
+pub struct WgpuTensor {
+    pub(super) buffer: PooledBuffer,
+    pub(super) shape: Vec<usize>,
+}
+
+impl DeviceTensor for WgpuTensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+pub struct WgpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    max_binding: u64,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    pool: Arc<BufferPool>,
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    /// Bound where a kernel's optional input (e.g. bias) is absent.
+    pub(super) dummy: wgpu::Buffer,
+    /// Mappable readback buffers not in use (several readbacks can be in flight).
+    readback: Mutex<Vec<wgpu::Buffer>>,
+    device_error: Arc<Mutex<Option<String>>>,
+}
+
+/// What the one-time adapter probe found (kept: creating instances is slow).
+struct Probe {
+    /// Adapter description, or why there is none.
+    detail: std::result::Result<String, String>,
+    /// A real GPU rather than a software rasteriser (lavapipe, WARP, ...).
+    hardware: bool,
+}
+
+fn probe() -> &'static Probe {
+    static PROBE: OnceLock<Probe> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        match pick_adapter(&instance) {
+            Ok(a) => Probe {
+                detail: Ok(describe(&a.get_info(), &a.limits())),
+                hardware: a.get_info().device_type != wgpu::DeviceType::Cpu,
+            },
+            Err(e) => Probe {
+                detail: Err(e),
+                hardware: false,
+            },
+        }
+    })
+}
+
+/// `deepscreen devices` line: adapter, driver and key limits, or why there is none.
+pub fn status() -> (bool, String) {
+    match &probe().detail {
+        Ok(d) => (true, d.clone()),
+        Err(e) => (false, e.clone()),
+    }
+}
+
+/// Whether `--backend auto` should use wgpu: only on a real GPU. A software adapter is
+/// slower than the CPU backend, so auto skips it (it stays available with `--backend wgpu`).
+pub fn preferred_by_auto() -> bool {
+    probe().detail.is_ok() && probe().hardware
+}
+
+fn describe(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> String {
+    format!(
+        "{} ({:?}, {:?}; driver {} {}); max storage binding {} MiB, workgroup storage {} KiB",
+        info.name,
+        info.device_type,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        limits.max_storage_buffer_binding_size / (1 << 20),
+        limits.max_compute_workgroup_storage_size / 1024
+    )
+}
+
+fn pick_adapter(instance: &wgpu::Instance) -> std::result::Result<wgpu::Adapter, String> {
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let usable = |a: &wgpu::Adapter| {
+        let l = a.limits();
+        a.get_info().backend != wgpu::Backend::Gl && l.max_compute_workgroup_storage_size >= 16384
+    };
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted_lc = wanted.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
+            .ok_or_else(|| format!("no adapter name contains WGPU_ADAPTER_NAME={wanted:?}"));
+    }
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    adapters
+        .into_iter()
+        .filter(usable)
+        .min_by_key(rank)
+        .ok_or_else(|| {
+            "no Vulkan/Metal/DX12 adapter found (on Linux without a GPU, install Mesa's lavapipe: \
+             apt-get install mesa-vulkan-drivers)"
+                .to_string()
+        })
+}
+
+/// Every kernel's `Params` struct fits in this many bytes; unused trailing words are zero.
+const PARAMS_BYTES: usize = 128;
+
+/// Uniform parameters: 32-bit words, zero-padded to the common uniform size.
+fn words(values: &[u32]) -> Vec<u8> {
+    let mut v: Vec<u8> = values.iter().flat_map(|w| w.to_le_bytes()).collect();
+    assert!(
+        v.len() <= PARAMS_BYTES,
+        "kernel parameters exceed {PARAMS_BYTES} bytes"
+    );
+    v.resize(PARAMS_BYTES, 0);
+    v
+}
+
+pub(super) fn f(x: f32) -> u32 {
+    x.to_bits()
+}
+
+pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(err(format!("{op}: {}", msg())))
+    }
+}
+
+/// Workgroup grid for `groups` workgroups, folded into 2-D past the per-dimension limit.
+pub(super) fn grid(groups: u32) -> [u32; 3] {
+    if groups <= MAX_GROUPS {
+        [groups.max(1), 1, 1]
+    } else {
+        [MAX_GROUPS, groups.div_ceil(MAX_GROUPS), 1]
+    }
+}
+
+pub(super) fn grid_for(invocations: usize) -> Result<[u32; 3]> {
+    let groups = u32::try_from(invocations.div_ceil(WG as usize)).map_err(|_| {
+        err(format!(
+            "{invocations} invocations is too many for one dispatch"
+        ))
+    })?;
+    Ok(grid(groups))
+}
+
+impl WgpuBackend {
+    /// Open the preferred adapter; errors say why there is none (never panics).
+    pub fn new() -> Result<Self> {
+        probe().detail.as_ref().map_err(|e| err(e.clone()))?;
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance).map_err(err)?;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("deepscreen"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| err(format!("cannot open the device: {e}")))?;
+        let device_error = Arc::new(Mutex::new(None));
+        let sink = device_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = lock(&sink);
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let mut pipelines = HashMap::new();
+        for (name, source, entries) in MODULES {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{source}").into()),
+            });
+            for entry in *entries {
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                pipelines.insert(*entry, pipeline);
+            }
+        }
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let backend = WgpuBackend {
+            max_binding: limits.max_storage_buffer_binding_size,
+            pool: Arc::new(BufferPool::new(device.clone())),
+            info: adapter.get_info(),
+            device,
+            queue,
+            pipelines,
+            encoder: Mutex::new(None),
+            dummy,
+            readback: Mutex::new(Vec::new()),
+            device_error,
+        };
+        backend.check_device()?;
+        Ok(backend)
+    }
+
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn check_device(&self) -> Result<()> {
+        let mut slot = lock(&self.device_error);
+        match slot.take() {
+            Some(e) => Err(err(format!("device error: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut slot = lock(&self.encoder);
+        let encoder = slot.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("deepscreen ops"),
+                })
+        });
+        f(encoder)
+    }
+
+    pub(super) fn alloc(&self, shape: &[usize]) -> Result<WgpuTensor> {
+        let elements: usize = shape.iter().product();
+        let bytes = (elements.max(1) * 4) as u64;
+        if bytes > self.max_binding {
+            return Err(err(format!(
+                "a tensor of shape {shape:?} needs {} MiB, over this adapter's {} MiB storage binding limit \
+                 (lower --batch)",
+                bytes >> 20,
+                self.max_binding >> 20
+            )));
+        }
+        Ok(WgpuTensor {
+            buffer: self.pool.take(bytes),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Record one compute dispatch: `params` at binding 0, then `buffers` at 1, 2, ...
+    pub(super) fn dispatch(
+        &self,
+        entry: &'static str,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) {
+        let pipeline = &self.pipelines[entry];
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(entry),
+                contents: &words(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.with_encoder(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        });
+    }
+
+    /// One kernel of `shaders/layers.wgsl`: `input` in, a new `out_shape` tensor out.
+    pub(super) fn layers_op(
+        &self,
+        entry: &'static str,
+        input: &WgpuTensor,
+        params: [u32; 20],
+        out_shape: &[usize],
+        invocations: usize,
+    ) -> Result<WgpuTensor> {
+        let out = self.alloc(out_shape)?;
+        if invocations > 0 {
+            self.dispatch(
+                entry,
+                &params,
+                &[input.buffer.buffer(), out.buffer.buffer()],
+                grid_for(invocations)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl Device for WgpuBackend {
+    type Tensor = WgpuTensor;
+
+    fn name(&self) -> &'static str {
+        "wgpu"
+    }
+
+    fn max_tensor_elements(&self) -> usize {
+        usize::try_from(self.max_binding / 4).unwrap_or(usize::MAX)
+    }
+
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<WgpuTensor> {
+        CHECK.upload(data.len(), shape)?;
+        let t = self.alloc(shape)?;
+        if !data.is_empty() {
+            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let staging = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("upload"),
+                    contents: &bytes,
+                    usage: wgpu::BufferUsages::COPY_SRC,
+                });
+            self.with_encoder(|e| {
+                e.copy_buffer_to_buffer(&staging, 0, t.buffer.buffer(), 0, bytes.len() as u64)
+            });
+        }
+        Ok(t)
+    }
+
+    type Readback = WgpuReadback;
+
+    /// Submits the queued work plus a copy into a mappable buffer and asks for the mapping;
+    /// nothing waits until `finish_download`.
+    fn start_download(&self, tensor: &WgpuTensor) -> Result<WgpuReadback> {
+        let bytes = (tensor.len() * 4) as u64;
+        let buffer = (bytes > 0).then(|| {
+            let mut free = lock(&self.readback);
+            match free.iter().position(|b| b.size() >= bytes) {
+                Some(i) => free.swap_remove(i),
+                None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: bytes.max(256).next_power_of_two(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+            }
+        });
+        let mut encoder = lock(&self.encoder).take().unwrap_or_else(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("download"),
+                })
+        });
+        if let Some(buffer) = &buffer {
+            encoder.copy_buffer_to_buffer(tensor.buffer.buffer(), 0, buffer, 0, bytes);
+        }
+        let submission = self.queue.submit([encoder.finish()]);
+        let (tx, mapped) = std::sync::mpsc::channel();
+        if let Some(buffer) = &buffer {
+            buffer.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
+                let _ = tx.send(r);
+            });
+        }
+        Ok(WgpuReadback {
+            buffer,
+            bytes,
+            submission,
+            mapped,
+        })
+    }
+
+    fn finish_download(&self, readback: WgpuReadback) -> Result<Vec<f32>> {
+        // Waits for this submission only (and runs its mapping callback), not for batches
+        // queued after it.
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(readback.submission),
+                timeout: None,
+            })
+            .map_err(|e| err(format!("waiting for the device: {e}")))?;
+        self.check_device()?;
+        let Some(buffer) = readback.buffer else {
+            return Ok(Vec::new());
+        };
+        readback
+            .mapped
+            .recv()
+            .map_err(|_| err("readback was never mapped"))?
+            .map_err(|e| err(format!("readback failed: {e}")))?;
+        let view = buffer
+            .get_mapped_range(..readback.bytes)
+            .map_err(|e| err(format!("readback failed: {e}")))?;
+        let out = view
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        drop(view);
+        buffer.unmap();
+        let mut free = lock(&self.readback);
+        if free.len() < READBACK_KEEP {
+            free.push(buffer);
+        }
+        Ok(out)
+    }
+
+    fn reshape(&self, tensor: WgpuTensor, shape: &[usize]) -> Result<WgpuTensor> {
+        CHECK.reshape(&tensor.shape, shape)?;
+        Ok(WgpuTensor {
+            buffer: tensor.buffer,
+            shape: shape.to_vec(),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! wgpu front-end ops: STFT (`shaders/stft.wgsl`), filterbank + log and per-window
+//! normalisation (`shaders/frontend.wgsl`), global normalisation (`frontend_global.wgsl`);
+//! filterbank matrices and the DCT run as GEMMs (`matmul.rs`).
+
+use super::device::{err, f, grid, grid_for};
+use super::{CHECK, WgpuBackend, WgpuTensor};
+use crate::Result;
+use crate::backend::launch::{self, Filterbank, Normalize};
+use crate::backend::{
+    DeviceTensor, FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams,
+};
+
+/// Largest n_fft the radix-2 shared-memory kernel handles (its buffer holds n_fft/2 complex).
+const RADIX2_MAX_NFFT: usize = 4096;
+
+impl FrontendOps for WgpuBackend {
+    fn stft_power(
+        &self,
+        signal: &WgpuTensor,
+        window: &WgpuTensor,
+        p: &StftParams,
+    ) -> Result<WgpuTensor> {
+        let s = launch::stft(CHECK, &signal.shape, window.len(), p, RADIX2_MAX_NFFT)?;
+        let out = self.alloc(&s.out_shape())?;
+        let params = [
+            s.batch as u32,
+            s.len as u32,
+            s.frames as u32,
+            s.n_fft as u32,
+            s.hop as u32,
+            s.pad as u32,
+            s.bins as u32,
+            s.half as u32,
+            s.log2_half,
+            f(s.power),
+        ];
+        let buffers = [
+            signal.buffer.buffer(),
+            window.buffer.buffer(),
+            out.buffer.buffer(),
+        ];
+        if s.rows() > 0 {
+            if s.radix2 {
+                let rows = u32::try_from(s.rows()).map_err(|_| err("too many frames"))?;
+                self.dispatch("stft_radix2", &params, &buffers, grid(rows));
+            } else {
+                let threads = s.rows() * s.bins;
+                self.dispatch("stft_dft", &params, &buffers, grid_for(threads)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn filterbank_log(
+        &self,
+        power: &WgpuTensor,
+        projection: Projection<&WgpuTensor>,
+        log: LogSpec,
+    ) -> Result<WgpuTensor> {
+        match launch::filterbank(CHECK, &power.shape, projection, log)? {
+            Filterbank::SelectBins {
+                rows,
+                width_in,
+                start,
+                width_out,
+                log_kind,
+                eps,
+                out_shape,
+            } => {
+                let out = self.alloc(&out_shape)?;
+                let params = [
+                    rows as u32,
+                    width_in as u32,
+                    start as u32,
+                    width_out as u32,
+                    log_kind,
+                    f(eps),
+                ];
+                if rows * width_out > 0 {
+                    self.dispatch(
+                        "select_bins_log",
+                        &params,
+                        &[power.buffer.buffer(), out.buffer.buffer()],
+                        grid_for(rows * width_out)?,
+                    );
+                }
+                Ok(out)
+            }
+            Filterbank::Matrix { gemm, matrix } => self.matmul(&gemm, power, matrix, None),
+        }
+    }
+
+    fn dct(&self, features: &WgpuTensor, basis: &WgpuTensor) -> Result<WgpuTensor> {
+        let gemm = launch::dct(CHECK, &features.shape, &basis.shape)?;
+        self.matmul(&gemm, features, basis, None)
+    }
+
+    fn normalize(
+        &self,
+        features: &WgpuTensor,
+        mode: Normalization<&WgpuTensor>,
+    ) -> Result<WgpuTensor> {
+        let plan = launch::normalize(CHECK, &features.shape, mode)?;
+        let out = self.alloc(&features.shape)?;
+        let threads = plan.threads();
+        if threads == 0 {
+            return Ok(out);
+        }
+        match plan {
+            Normalize::Global {
+                n,
+                width,
+                mean,
+                std,
+            } => {
+                self.dispatch(
+                    "normalize_global",
+                    &[n as u32, width as u32],
+                    &[
+                        features.buffer.buffer(),
+                        mean.buffer.buffer(),
+                        std.buffer.buffer(),
+                        out.buffer.buffer(),
+                    ],
+                    grid_for(threads)?,
+                );
+            }
+            Normalize::Window {
+                batch,
+                frames,
+                feats,
+                mean_var,
+            } => {
+                // The layout of `Params` in shaders/frontend.wgsl (shared with select_bins_log).
+                let params = [
+                    0,
+                    feats as u32,
+                    0,
+                    0,
+                    0,
+                    0,
+                    frames as u32,
+                    mean_var as u32,
+                    f(NORM_EPS),
+                    batch as u32,
+                ];
+                self.dispatch(
+                    "normalize_window",
+                    &params,
+                    &[features.buffer.buffer(), out.buffer.buffer()],
+                    grid_for(threads)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,95 @@
+//! `bench --catalog DIR`: the whole pipeline (decode, resample, windows, scoring) on a real
+//! catalog, per backend and thread count, and decoding alone.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::bail;
+
+use super::{BenchJob, backends_to_time};
+use crate::model;
+use crate::screen::inputs;
+use crate::screen::pipeline::{self, ScreenOptions};
+
+pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let model_arg = job.model.as_deref().unwrap_or(model::DEFAULT_MODEL);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = job.threads.clone();
+    if threads.is_empty() {
+        threads = vec![1, cores];
+        threads.dedup();
+    }
+    let spec = model::resolve(model_arg)?;
+    let list = || inputs::stream(vec![catalog.to_path_buf()], None);
+    let files = list()?.count();
+    if files == 0 {
+        bail!("no audio files under {}", catalog.display());
+    }
+    writeln!(
+        out,
+        "catalog {} ({files} files), model {}, batch {}, {cores} cores",
+        catalog.display(),
+        spec.config.id,
+        job.batch
+    )?;
+    writeln!(
+        out,
+        "{:<8} {:>7} {:>9} {:>10} {:>11} {:>12} {:>13}",
+        "backend", "threads", "files/s", "x realtime", "wall s", "decode cpu-s", "device s"
+    )?;
+    for &t in &threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build()?;
+        let d = pool.install(|| list().map(|l| pipeline::decode_only(l, &spec, t.max(1))))?;
+        writeln!(
+            out,
+            "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13}",
+            "decode",
+            t,
+            d.files as f64 / d.elapsed.as_secs_f64(),
+            d.realtime_factor(),
+            d.elapsed.as_secs_f64(),
+            d.decode_time.as_secs_f64(),
+            "-"
+        )?;
+    }
+    for kind in backends_to_time(&job.backends) {
+        let scorer = match model::bind(kind, spec.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(out, "{:<8} unavailable: {e}", kind.name())?;
+                continue;
+            }
+        };
+        for &t in &threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t.max(1))
+                .build()?;
+            let opts = ScreenOptions {
+                batch: job.batch.max(1),
+                decoders: t.max(1),
+                threshold: 0.5,
+                segments: false,
+                ordered: false,
+            };
+            let summary =
+                pool.install(|| pipeline::run(list()?, scorer.as_ref(), &opts, &mut |_| Ok(())))?;
+            writeln!(
+                out,
+                "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13.2}",
+                scorer.backend_name(),
+                t,
+                summary.files as f64 / summary.elapsed.as_secs_f64(),
+                summary.realtime_factor(),
+                summary.elapsed.as_secs_f64(),
+                summary.decode_time.as_secs_f64(),
+                summary.device_time.as_secs_f64(),
+            )?;
+        }
+    }
+    if let Some(mib) = crate::screen::peak_rss_mib() {
+        writeln!(out, "peak RSS {mib} MiB")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `bench` without a catalog: one batch of synthetic windows per model and backend; per stage
+//! the median time, and the largest score difference from the CPU backend on the same batch.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::{BenchJob, StageTimes, backends_to_time, synthetic_windows, time_stages};
+use crate::backend::{BackendKind, cpu::CpuBackend, cuda::CudaBackend, wgpu::WgpuBackend};
+use crate::model::{self, ModelSpec};
+
+pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
+    let specs = match &job.model {
+        Some(m) => vec![model::resolve(m)?],
+        None => model::EMBEDDED
+            .iter()
+            .map(|(name, _)| model::resolve(name))
+            .collect::<crate::Result<Vec<_>>>()?,
+    };
+    let batch = job.batch.max(1);
+    writeln!(
+        out,
+        "one batch of {batch} synthetic windows, median of {} runs (each ends with a readback)",
+        job.repeats
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:<8} {:>12} {:>14} {:>12} {:>11} {:>11} {:>11} {:>14}",
+        "model",
+        "backend",
+        "frontend ms",
+        "classifier ms",
+        "forward ms",
+        "queued ms",
+        "windows/s",
+        "x realtime",
+        "max |d| vs cpu"
+    )?;
+    for spec in specs {
+        let windows = synthetic_windows(batch, spec.window_samples);
+        let hop = spec.config.window.hop_seconds;
+        let mut cpu_scores: Option<Vec<f32>> = None;
+        for kind in backends_to_time(&job.backends) {
+            let t = match time_on(kind, spec.clone(), &windows, batch, job.repeats) {
+                Ok(t) => t,
+                Err(e) => {
+                    writeln!(
+                        out,
+                        "{:<20} {:<8} unavailable: {e}",
+                        spec.config.id,
+                        kind.name()
+                    )?;
+                    continue;
+                }
+            };
+            if kind == BackendKind::Cpu {
+                cpu_scores = Some(t.scores.clone());
+            }
+            let diff = cpu_scores.as_ref().map_or("-".to_string(), |c| {
+                let d = c
+                    .iter()
+                    .zip(&t.scores)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                format!("{d:.2e}")
+            });
+            let per_s = batch as f64 / t.forward.as_secs_f64();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            writeln!(
+                out,
+                "{:<20} {:<8} {:>12.2} {:>14.2} {:>12.2} {:>11.2} {:>11.1} {:>11.0} {:>14}",
+                spec.config.id,
+                kind.name(),
+                ms(t.frontend),
+                ms(t.classifier),
+                ms(t.forward),
+                ms(t.queued),
+                per_s,
+                per_s * hop,
+                diff
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Open backend `kind` and time `spec` on it (`auto` times the CPU backend).
+fn time_on(
+    kind: BackendKind,
+    spec: ModelSpec,
+    windows: &[f32],
+    batch: usize,
+    repeats: usize,
+) -> crate::Result<StageTimes> {
+    match kind {
+        BackendKind::Wgpu => time_stages(&WgpuBackend::new()?, spec, windows, batch, repeats),
+        BackendKind::Cuda => time_stages(&CudaBackend::new()?, spec, windows, batch, repeats),
+        BackendKind::Cpu | BackendKind::Auto => {
+            time_stages(&CpuBackend::new(), spec, windows, batch, repeats)
+        }
+    }
+}
