@@ -629,9 +629,8 @@ fn require<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
     match made {
         Ok(b) => Some(b),
         Err(e) => {
-            let var = format!("DEEPSCREEN_REQUIRE_{}", name.to_uppercase());
-            if std::env::var(&var).is_ok_and(|v| v == "1") {
-                panic!("{var}=1 but the {name} backend cannot start: {e}");
+            if required(name) {
+                panic!("{name} is required but the {name} backend cannot start: {e}");
             }
             eprintln!("skipping {name} tests: {e}");
             None

@@ -1,6 +1,8 @@
 //! `deepscreen` as a user runs it: a mixed catalog (all six containers plus every kind of bad
 //! input) gives exactly one row per input, errors where due, and the documented exit codes.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -626,9 +628,10 @@ fn gpu_backend_gives_the_cpu_rows(gpu: &str) {
     };
     let (code, gpu_rows, stderr) = screen(gpu);
     if code == Some(2) {
-        let var = format!("DEEPSCREEN_REQUIRE_{}", gpu.to_uppercase());
-        let required = std::env::var(&var).is_ok_and(|v| v == "1");
-        assert!(!required, "{var}=1 but --backend {gpu} failed: {stderr}");
+        assert!(
+            !common::required(gpu),
+            "{gpu} is required but --backend {gpu} failed: {stderr}"
+        );
         assert!(
             stderr.contains(gpu),
             "the refusal must name the backend: {stderr}"

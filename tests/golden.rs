@@ -9,10 +9,10 @@ use std::path::Path;
 
 use common::cuda_emulator;
 
-use deepscreen::backend::{Backend, Device};
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::cuda::CudaBackend;
 use deepscreen::backend::wgpu::WgpuBackend;
+use deepscreen::backend::{Backend, Device};
 use deepscreen::model::{Model, file};
 use safetensors::SafeTensors;
 
@@ -64,10 +64,9 @@ fn gpu<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
     match made {
         Ok(b) => Some(b),
         Err(e) => {
-            let var = format!("DEEPSCREEN_REQUIRE_{}", name.to_uppercase());
             assert!(
-                !std::env::var(&var).is_ok_and(|v| v == "1"),
-                "{var}=1 but {name} cannot start: {e}"
+                !common::required(name),
+                "{name} is required but cannot start: {e}"
             );
             eprintln!("skipping {name} golden check: {e}");
             None

@@ -122,21 +122,29 @@ pub fn stft(
 /// `filterbank_log`: a bin range is a gather + log (`select_bins_log`), a matrix a GEMM with
 /// the log in its epilogue.
 pub enum Filterbank<'t, T> {
-    SelectBins {
-        /// Frames over the whole batch.
-        rows: usize,
-        /// Bins per input frame.
-        width_in: usize,
-        start: usize,
-        width_out: usize,
-        log_kind: u32,
-        eps: f32,
-        out_shape: [usize; 3],
-    },
-    Matrix {
-        gemm: Gemm,
-        matrix: &'t T,
-    },
+    SelectBins(SelectBins),
+    Matrix { gemm: Gemm, matrix: &'t T },
+}
+
+/// One `select_bins_log` launch: `out[row, f] = compress(x[row, start + f])`, one thread per
+/// output value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectBins {
+    /// Frames over the whole batch.
+    pub rows: usize,
+    /// Bins per input frame.
+    pub width_in: usize,
+    pub start: usize,
+    pub width_out: usize,
+    pub log_kind: u32,
+    pub eps: f32,
+    pub out_shape: [usize; 3],
+}
+
+impl SelectBins {
+    pub fn threads(&self) -> usize {
+        self.rows * self.width_out
+    }
 }
 
 pub fn filterbank<'t, T: DeviceTensor>(
@@ -149,7 +157,7 @@ pub fn filterbank<'t, T: DeviceTensor>(
         Projection::Bins { start, end } => {
             let [batch, frames, bins] = check.bin_range(power, start, end)?;
             let (log_kind, eps) = log_code(Some(log));
-            Filterbank::SelectBins {
+            Filterbank::SelectBins(SelectBins {
                 rows: batch * frames,
                 width_in: bins,
                 start,
@@ -157,7 +165,7 @@ pub fn filterbank<'t, T: DeviceTensor>(
                 log_kind,
                 eps,
                 out_shape: [batch, frames, end - start],
-            }
+            })
         }
         Projection::Matrix(matrix) => {
             let [batch, frames, bins, filters] =

@@ -52,10 +52,7 @@ pub fn nvrtc_here() -> bool {
     match deepscreen::backend::cuda::nvrtc_missing() {
         None => true,
         Some(why) => {
-            assert!(
-                !std::env::var("DEEPSCREEN_REQUIRE_NVRTC").is_ok_and(|v| v == "1"),
-                "DEEPSCREEN_REQUIRE_NVRTC=1 but {why}"
-            );
+            assert!(!super::required("nvrtc"), "NVRTC is required but {why}");
             eprintln!("skipping: {why}");
             false
         }

@@ -5,6 +5,20 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// Whether the backend (or library) `name` — "wgpu", "cuda" or "nvrtc" — must run here, so a
+/// test that cannot start it fails instead of skipping: `DEEPSCREEN_REQUIRE_<NAME>=1`, or the
+/// cargo feature `require-wgpu` / `require-cuda` (set by the `cargo test-wgpu` / `test-cuda`
+/// aliases in `.cargo/config.toml`; `require-cuda` requires NVRTC too).
+pub fn required(name: &str) -> bool {
+    let by_feature = match name {
+        "wgpu" => cfg!(feature = "require-wgpu"),
+        "cuda" | "nvrtc" => cfg!(feature = "require-cuda"),
+        _ => false,
+    };
+    let var = format!("DEEPSCREEN_REQUIRE_{}", name.to_uppercase());
+    by_feature || std::env::var(var).is_ok_and(|v| v == "1")
+}
+
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }

@@ -6,7 +6,7 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 use super::device::{THREADS, linear};
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
-use crate::backend::launch::{self, Filterbank, Normalize};
+use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
 use crate::backend::{
     DeviceTensor, FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams,
 };
@@ -67,35 +67,7 @@ impl FrontendOps for CudaBackend {
         log: LogSpec,
     ) -> Result<CudaTensor> {
         match launch::filterbank(CHECK, &power.shape, projection, log)? {
-            Filterbank::SelectBins {
-                rows,
-                width_in,
-                start,
-                width_out,
-                log_kind,
-                eps,
-                out_shape,
-            } => {
-                let mut out = self.alloc(&out_shape)?;
-                if rows * width_out > 0 {
-                    let r64 = rows as i64;
-                    let [wi, st, wo, kind] =
-                        [width_in, start, width_out, log_kind as usize].map(|v| v as i32);
-                    let mut l = self.stream.launch_builder(self.f("select_bins_log"));
-                    l.arg(&power.buf)
-                        .arg(&mut out.buf)
-                        .arg(&r64)
-                        .arg(&wi)
-                        .arg(&st)
-                        .arg(&wo)
-                        .arg(&kind)
-                        .arg(&eps);
-                    // SAFETY: matches select_bins_log in kernels/frontend.cu.
-                    unsafe { l.launch(linear(rows * width_out)?) }
-                        .map_err(driver_err("filterbank_log"))?;
-                }
-                Ok(out)
-            }
+            Filterbank::SelectBins(sel) => self.select_bins_log(&sel, power),
             Filterbank::Matrix { gemm, matrix } => self.matmul(&gemm, power, matrix, None),
         }
     }
@@ -153,6 +125,34 @@ impl FrontendOps for CudaBackend {
                 // SAFETY: matches normalize_window in kernels/frontend.cu.
                 unsafe { l.launch(linear(threads)?) }.map_err(driver_err(op))?;
             }
+        }
+        Ok(out)
+    }
+}
+
+impl CudaBackend {
+    fn select_bins_log(&self, sel: &SelectBins, power: &CudaTensor) -> Result<CudaTensor> {
+        let mut out = self.alloc(&sel.out_shape)?;
+        if sel.threads() > 0 {
+            let rows = sel.rows as i64;
+            let [width_in, start, width_out, log_kind] = [
+                sel.width_in,
+                sel.start,
+                sel.width_out,
+                sel.log_kind as usize,
+            ]
+            .map(|v| v as i32);
+            let mut l = self.stream.launch_builder(self.f("select_bins_log"));
+            l.arg(&power.buf)
+                .arg(&mut out.buf)
+                .arg(&rows)
+                .arg(&width_in)
+                .arg(&start)
+                .arg(&width_out)
+                .arg(&log_kind)
+                .arg(&sel.eps);
+            // SAFETY: matches select_bins_log in kernels/frontend.cu.
+            unsafe { l.launch(linear(sel.threads())?) }.map_err(driver_err("filterbank_log"))?;
         }
         Ok(out)
     }

@@ -5,7 +5,7 @@
 use super::device::{err, f, grid, grid_for};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
-use crate::backend::launch::{self, Filterbank, Normalize};
+use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
 use crate::backend::{
     DeviceTensor, FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams,
 };
@@ -58,34 +58,7 @@ impl FrontendOps for WgpuBackend {
         log: LogSpec,
     ) -> Result<WgpuTensor> {
         match launch::filterbank(CHECK, &power.shape, projection, log)? {
-            Filterbank::SelectBins {
-                rows,
-                width_in,
-                start,
-                width_out,
-                log_kind,
-                eps,
-                out_shape,
-            } => {
-                let out = self.alloc(&out_shape)?;
-                let params = [
-                    rows as u32,
-                    width_in as u32,
-                    start as u32,
-                    width_out as u32,
-                    log_kind,
-                    f(eps),
-                ];
-                if rows * width_out > 0 {
-                    self.dispatch(
-                        "select_bins_log",
-                        &params,
-                        &[power.buffer.buffer(), out.buffer.buffer()],
-                        grid_for(rows * width_out)?,
-                    );
-                }
-                Ok(out)
-            }
+            Filterbank::SelectBins(sel) => self.select_bins_log(&sel, power),
             Filterbank::Matrix { gemm, matrix } => self.matmul(&gemm, power, matrix, None),
         }
     }
@@ -151,6 +124,29 @@ impl FrontendOps for WgpuBackend {
                     grid_for(threads)?,
                 );
             }
+        }
+        Ok(out)
+    }
+}
+
+impl WgpuBackend {
+    fn select_bins_log(&self, sel: &SelectBins, power: &WgpuTensor) -> Result<WgpuTensor> {
+        let out = self.alloc(&sel.out_shape)?;
+        let params = [
+            sel.rows as u32,
+            sel.width_in as u32,
+            sel.start as u32,
+            sel.width_out as u32,
+            sel.log_kind,
+            f(sel.eps),
+        ];
+        if sel.threads() > 0 {
+            self.dispatch(
+                "select_bins_log",
+                &params,
+                &[power.buffer.buffer(), out.buffer.buffer()],
+                grid_for(sel.threads())?,
+            );
         }
         Ok(out)
     }
