@@ -259,7 +259,7 @@ fn parse_probability(s: &str) -> Result<f32, String> {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => {
-            screen::run(args.into()).map(|summary| exit_code_for_failures(summary.failed))
+            screen::run(&args.into()).map(|summary| exit_code_for_failures(summary.failed))
         }
         Command::Merge(args) => merge::run(&args.into())
             .map(|report| exit_code_for_failures(report.duplicates.len() + report.missing.len())),

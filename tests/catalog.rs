@@ -316,6 +316,89 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
     );
 }
 
+/// The command drivers are library calls (the binary only parses arguments): two shards screened
+/// with `screen::command::run` and merged with `merge::run` give the single CLI run's rows.
+#[test]
+fn screen_and_merge_run_as_library_calls() {
+    use deepscreen::backend::BackendKind;
+    use deepscreen::screen::command::{self, ScreenJob};
+    use deepscreen::screen::merge::{self, MergeJob};
+    use deepscreen::screen::report::Format;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 5, 1.5);
+    let list = tmp.path().join("list.txt");
+    let mut names: Vec<String> = std::fs::read_dir(&cat)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    names.sort();
+    std::fs::write(&list, names.join("\n") + "\n").unwrap();
+
+    let mut shards = Vec::new();
+    let mut screened = 0;
+    for i in 0..2 {
+        let output = tmp.path().join(format!("part{i}.jsonl"));
+        let summary = command::run(&ScreenJob {
+            paths: vec![],
+            files_from: Some(list.display().to_string()),
+            model: model.display().to_string(),
+            backend: BackendKind::Cpu,
+            batch: 4,
+            threads: Some(1),
+            format: Format::Jsonl,
+            output: Some(output.clone()),
+            threshold: None,
+            segments: false,
+            progress: false,
+            resume: false,
+            shard: Some(format!("{i}/2").parse().unwrap()),
+            ordered: false,
+        })
+        .unwrap();
+        assert_eq!(
+            summary.failed,
+            rows(&output)
+                .iter()
+                .filter(|r| !r["error"].is_null())
+                .count()
+        );
+        screened += summary.files;
+        shards.push(output);
+    }
+    assert_eq!(screened, names.len());
+    let merged = tmp.path().join("merged.jsonl");
+    let report = merge::run(&MergeJob {
+        reports: shards,
+        output: Some(merged.clone()),
+        format: None,
+        expect: Some(list.clone()),
+    })
+    .unwrap();
+    assert_eq!(report.rows, names.len());
+    assert!(report.duplicates.is_empty() && report.missing.is_empty());
+
+    let whole = tmp.path().join("whole.jsonl");
+    let status = bin()
+        .args([
+            "screen",
+            "--no-progress",
+            "--backend",
+            "cpu",
+            "--files-from",
+        ])
+        .arg(&list)
+        .arg("-o")
+        .arg(&whole)
+        .arg("--model")
+        .arg(&model)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "the broken file fails");
+    assert_same_rows(&by_path(&rows(&merged)), &by_path(&rows(&whole)));
+}
+
 #[test]
 fn shard_spec_and_environment() {
     assert_eq!("2/5".parse::<Shard>(), Ok(Shard { index: 2, count: 5 }));

@@ -51,7 +51,7 @@ pub struct ScreenJob {
 /// Screen `job`'s inputs into its report and print the summary line on standard error.
 /// Files that fail get an error row and are counted in the summary; an error here means
 /// nothing usable was produced (no inputs, bad model or backend, unwritable report).
-pub fn run(job: ScreenJob) -> anyhow::Result<Summary> {
+pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
     let threads = job
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
