@@ -1,31 +1,6 @@
 // Classifier kernels: tiled GEMM with fused epilogue, implicit-GEMM convolution, pooling,
 // max-feature-map, per-channel affine, calibrated sigmoid, softmax.
 
-#define TILE 16
-
-__device__ __forceinline__ float activate(float x, int kind, float slope) {
-    switch (kind) {
-        case 1: return fmaxf(x, 0.0f);
-        case 2: return x >= 0.0f ? x : x * slope;
-        case 3: return 1.0f / (1.0f + expf(-x));
-        default: return x;
-    }
-}
-
-__device__ __forceinline__ float compress(float x, int kind, float eps) {
-    switch (kind) {
-        case 1: return logf(x + eps);
-        case 2: return log10f(x + eps);
-        case 3: return 10.0f * log10f(fmaxf(x, eps));
-        default: return x;
-    }
-}
-
-__device__ __forceinline__ long long global_id() {
-    return (long long)blockIdx.x * blockDim.x + threadIdx.x +
-           (long long)blockIdx.y * gridDim.x * blockDim.x;
-}
-
 // out[M, N] = compress(activate(a[M, K] · B + bias)); B is [K, N], or [N, K] when b_trans.
 extern "C" __global__ void matmul(const float* a, const float* b, const float* bias, float* out,
                                   int m, int n, int k, int b_trans, int has_bias, int act,

@@ -3,15 +3,6 @@
 
 #define TAU 6.283185307179586f
 
-__device__ __forceinline__ float compress(float x, int kind, float eps) {
-    switch (kind) {
-        case 1: return logf(x + eps);
-        case 2: return log10f(x + eps);
-        case 3: return 10.0f * log10f(fmaxf(x, eps));
-        default: return x;
-    }
-}
-
 __device__ __forceinline__ float reflect_sample(const float* signal, int len, int b, int i) {
     if (i < 0) i = -i;
     if (i >= len) i = 2 * (len - 1) - i;

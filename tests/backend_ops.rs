@@ -11,8 +11,8 @@ mod common;
 use common::*;
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::{
-    Activation, Backend, ClassifierOps, Conv2dParams, Device, DeviceTensor, FrontendOps,
-    GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
+    Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, Device, DeviceTensor,
+    FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
 };
 
 fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
@@ -300,7 +300,7 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [1, 2],
             [1, 1],
             true,
-            Activation::None,
+            Activation::Gelu,
         ),
     ];
     for (i, (shape, [o, kh, kw], stride, padding, with_bias, act)) in cases.into_iter().enumerate()
@@ -460,9 +460,11 @@ fn mfm_and_global_pool_match_reference<B: Backend>(be: &B, tol: f64) {
 
 fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B, tol: f64) {
     let mut r = rng(9);
-    for (batch, inputs, outputs, with_bias) in
-        [(1, 1, 1, true), (5, 37, 3, true), (64, 128, 33, false)]
-    {
+    for (batch, inputs, outputs, with_bias, act) in [
+        (1, 1, 1, true, Activation::Relu),
+        (5, 37, 3, true, Activation::Gelu),
+        (64, 128, 33, false, Activation::Relu),
+    ] {
         let x = random_vec(&mut r, batch * inputs, -1.0, 1.0);
         let w = random_vec(&mut r, outputs * inputs, -1.0, 1.0);
         let b = random_vec(&mut r, outputs, -1.0, 1.0);
@@ -472,7 +474,7 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B, tol: f64) {
                 &be.upload(&x, &[batch, inputs]).unwrap(),
                 &be.upload(&w, &[outputs, inputs]).unwrap(),
                 with_bias.then_some(&bt),
-                Activation::Relu,
+                act,
             )
             .unwrap();
         let b64 = to_f64(&b);
@@ -483,7 +485,7 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B, tol: f64) {
             &to_f64(&w),
             outputs,
             with_bias.then_some(b64.as_slice()),
-            Activation::Relu,
+            act,
         );
         assert_close(&be.download(&out).unwrap(), &reference, tol, "linear");
     }
@@ -623,6 +625,183 @@ fn queued_downloads_keep_their_own_values<B: Backend>(be: &B, tol: f64) {
     assert_eq!(got, vec![0.0, 1.0, -1.0]);
 }
 
+fn conv1d_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(21);
+    // ([b, t, c], [o, k], stride, padding, bias, activation): Whisper's stem shapes in small,
+    // odd sizes across tile edges, a kernel wider than the padded input's edges.
+    let cases = [
+        ([2, 37, 5], [7, 3], 1, 1, true, Activation::Gelu),
+        ([1, 40, 19], [17, 3], 2, 1, true, Activation::Gelu),
+        ([3, 9, 4], [33, 5], 2, 0, false, Activation::None),
+        ([1, 1, 3], [2, 1], 1, 0, true, Activation::Relu),
+    ];
+    for ([b, t, c], [o, k], stride, padding, with_bias, act) in cases {
+        let x = random_vec(&mut r, b * t * c, -2.0, 2.0);
+        let w = random_vec(&mut r, o * c * k, -0.5, 0.5);
+        let bias = random_vec(&mut r, o, -1.0, 1.0);
+        let bt = be.upload(&bias, &[o]).unwrap();
+        let p = Conv1dParams { stride, padding };
+        let out = be
+            .conv1d(
+                &be.upload(&x, &[b, t, c]).unwrap(),
+                &be.upload(&w, &[o, c, k]).unwrap(),
+                with_bias.then_some(&bt),
+                &p,
+                act,
+            )
+            .unwrap();
+        let bias64 = to_f64(&bias);
+        let (t_out, reference) = ref_conv1d(
+            &to_f64(&x),
+            [b, t, c],
+            &to_f64(&w),
+            [o, k],
+            with_bias.then_some(bias64.as_slice()),
+            stride,
+            padding,
+            act,
+        );
+        assert_eq!(out.shape(), &[b, t_out, o]);
+        let what = format!("conv1d {b}x{t}x{c} -> {o} k{k} s{stride} p{padding}");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, &what);
+    }
+    let x = be.upload(&[0.0; 12], &[1, 4, 3]).unwrap();
+    let wrong_channels = be.upload(&[0.0; 8], &[2, 4, 1]).unwrap();
+    let p = Conv1dParams {
+        stride: 1,
+        padding: 0,
+    };
+    assert!(
+        be.conv1d(&x, &wrong_channels, None, &p, Activation::None)
+            .is_err()
+    );
+}
+
+fn layer_norm_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(22);
+    // Rows shorter and longer than a workgroup, values offset far from zero (as Whisper's
+    // residual stream is): the variance must not lose its digits.
+    for (shape, offset) in [
+        (vec![2usize, 5, 384], 20.0f32),
+        (vec![3, 7], 0.0),
+        (vec![1, 600], -8.0),
+    ] {
+        let dim = *shape.last().unwrap();
+        let n: usize = shape.iter().product();
+        let x: Vec<f32> = random_vec(&mut r, n, -1.0, 1.0)
+            .iter()
+            .map(|v| v + offset)
+            .collect();
+        let gamma = random_vec(&mut r, dim, 0.5, 1.5);
+        let beta = random_vec(&mut r, dim, -0.5, 0.5);
+        let out = be
+            .layer_norm(
+                &be.upload(&x, &shape).unwrap(),
+                &be.upload(&gamma, &[dim]).unwrap(),
+                &be.upload(&beta, &[dim]).unwrap(),
+                1e-5,
+            )
+            .unwrap();
+        assert_eq!(out.shape(), shape.as_slice());
+        let reference = ref_layer_norm(&to_f64(&x), dim, &to_f64(&gamma), &to_f64(&beta), 1e-5);
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            tol,
+            &format!("layer_norm {shape:?}"),
+        );
+    }
+    let x = be.upload(&[0.0; 6], &[2, 3]).unwrap();
+    let g = be.upload(&[1.0; 2], &[2]).unwrap();
+    assert!(be.layer_norm(&x, &g, &g, 1e-5).is_err());
+}
+
+fn attention_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(23);
+    // ([b, t, d], heads): one head, Whisper's 64-wide heads, a sequence of one, odd widths.
+    for ([b, t, d], heads) in [
+        ([2, 13, 8], 1),
+        ([1, 37, 128], 2),
+        ([2, 1, 12], 3),
+        ([1, 70, 30], 5),
+    ] {
+        let qkv = random_vec(&mut r, b * t * 3 * d, -2.0, 2.0);
+        let out = be
+            .attention(&be.upload(&qkv, &[b, t, 3 * d]).unwrap(), heads)
+            .unwrap();
+        assert_eq!(out.shape(), &[b, t, d]);
+        let reference = ref_attention(&to_f64(&qkv), [b, t, d], heads);
+        let what = format!("attention {b}x{t}x{d}, {heads} heads");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, &what);
+    }
+    let qkv = be.upload(&[0.0; 24], &[1, 2, 12]).unwrap();
+    assert!(
+        be.attention(&qkv, 3).is_err(),
+        "4 does not split into 3 heads"
+    );
+    assert!(
+        be.attention(&be.upload(&[0.0; 10], &[1, 2, 5]).unwrap(), 1)
+            .is_err()
+    );
+}
+
+fn add_broadcasts_over_leading_axes<B: Backend>(be: &B, _tol: f64) {
+    let mut r = rng(24);
+    let a = random_vec(&mut r, 2 * 5 * 3, -1.0, 1.0);
+    for b_shape in [vec![2usize, 5, 3], vec![5, 3], vec![3]] {
+        let m: usize = b_shape.iter().product();
+        let b = random_vec(&mut r, m, -1.0, 1.0);
+        let out = be
+            .add(
+                &be.upload(&a, &[2, 5, 3]).unwrap(),
+                &be.upload(&b, &b_shape).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(out.shape(), &[2, 5, 3]);
+        let want: Vec<f64> = a
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as f64 + b[i % m] as f64)
+            .collect();
+        assert_close(
+            &be.download(&out).unwrap(),
+            &want,
+            1e-7,
+            &format!("add {b_shape:?}"),
+        );
+    }
+    let a = be.upload(&a, &[2, 5, 3]).unwrap();
+    assert!(
+        be.add(&a, &be.upload(&[0.0; 5], &[5]).unwrap()).is_err(),
+        "not a suffix"
+    );
+}
+
+/// GELU (erf form) at points whose values are known to 16 digits: the engine's f32 GELU and
+/// the f64 reference the op suite compares against.
+#[test]
+fn gelu_matches_known_values() {
+    for (x, want) in [
+        (-3.0, -0.00404969409489031),
+        (-1.0, -0.15865525393145707),
+        (0.0, 0.0),
+        (0.5, 0.34573123063700656),
+        (1.0, 0.8413447460685429),
+        (2.0, 1.9544997361036416),
+    ] {
+        let engine = deepscreen::backend::gelu(x as f32) as f64;
+        assert!(
+            (engine - want).abs() <= 1e-6,
+            "gelu({x}) = {engine}, want {want}"
+        );
+        let reference = ref_act(x, Activation::Gelu);
+        assert!(
+            (reference - want).abs() <= 1e-14,
+            "ref gelu({x}) = {reference}"
+        );
+    }
+}
+
 /// The backend under test, or `None` (skip, reason printed) when it cannot start here and the
 /// environment does not require it.
 fn require<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
@@ -666,6 +845,10 @@ macro_rules! backend_suite {
             case!(linear_sigmoid_softmax_match_reference);
             case!(long_inputs_match_the_cpu_backend);
             case!(queued_downloads_keep_their_own_values);
+            case!(conv1d_matches_reference);
+            case!(layer_norm_matches_reference);
+            case!(attention_matches_reference);
+            case!(add_broadcasts_over_leading_axes);
         }
     };
 }
@@ -698,6 +881,6 @@ fn cuda_suite_on_the_cpu_emulator() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("cuda::") {
-        assert_eq!(passed, 13, "every case of the CUDA suite");
+        assert_eq!(passed, 17, "every case of the CUDA suite");
     }
 }

@@ -76,6 +76,7 @@ fn act_of(cfg: ActivationConfig) -> Activation {
         ActivationConfig::Relu => Activation::Relu,
         ActivationConfig::Sigmoid => Activation::Sigmoid,
         ActivationConfig::LeakyRelu(s) => Activation::LeakyRelu(s),
+        ActivationConfig::Gelu => Activation::Gelu,
     }
 }
 

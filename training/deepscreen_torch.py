@@ -40,6 +40,8 @@ def activation(x: torch.Tensor, act) -> torch.Tensor:
         return F.relu(x)
     if act == "sigmoid":
         return torch.sigmoid(x)
+    if act == "gelu":
+        return F.gelu(x)  # the exact (erf) form, as the engine
     if isinstance(act, dict) and "leaky_relu" in act:
         return F.leaky_relu(x, act["leaky_relu"])
     raise ValueError(f"unknown activation {act!r}")

@@ -8,8 +8,8 @@
 
 use super::shapes::{self, Shapes};
 use super::{
-    Activation, Conv2dParams, DeviceTensor, LogSpec, Normalization, PoolParams, Projection,
-    StftParams,
+    Activation, Conv1dParams, Conv2dParams, DeviceTensor, LogSpec, Normalization, PoolParams,
+    Projection, StftParams,
 };
 use crate::Result;
 
@@ -17,13 +17,14 @@ use crate::Result;
 pub const TILE: usize = 16;
 
 /// Activation code of a kernel epilogue (`activate` in the kernels): 0 none, 1 relu,
-/// 2 leaky relu (with its slope), 3 sigmoid.
+/// 2 leaky relu (with its slope), 3 sigmoid, 4 GELU (erf).
 pub fn act_code(a: Activation) -> (u32, f32) {
     match a {
         Activation::None => (0, 0.0),
         Activation::Relu => (1, 0.0),
         Activation::LeakyRelu(s) => (2, s),
         Activation::Sigmoid => (3, 0.0),
+        Activation::Gelu => (4, 0.0),
     }
 }
 
@@ -407,4 +408,84 @@ pub fn max_pool2d(check: Shapes, input: &[usize], p: &PoolParams) -> Result<MaxP
     ]
     .map(|v| v as u32);
     Ok(MaxPool2d { shape: c, dims })
+}
+
+/// One `conv1d` launch: an implicit GEMM over (output steps × output channels) tiles, one grid
+/// layer per window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv1d {
+    pub shape: shapes::Conv1d,
+    /// The kernel's integer parameters in its order: len, channels, out channels, kernel,
+    /// stride, padding, out len.
+    pub dims: [u32; 7],
+    pub has_bias: bool,
+    pub act: u32,
+    pub slope: f32,
+}
+
+impl Conv1d {
+    /// Tiles as (channel tiles, step tiles, windows): the launch grid.
+    pub fn tiles(&self) -> [usize; 3] {
+        let c = &self.shape;
+        [
+            c.out_channels.div_ceil(TILE),
+            c.out_len.div_ceil(TILE),
+            c.batch,
+        ]
+    }
+    pub fn out_shape(&self) -> [usize; 3] {
+        let c = &self.shape;
+        [c.batch, c.out_len, c.out_channels]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.out_shape().iter().product::<usize>() == 0
+    }
+}
+
+pub fn conv1d(
+    check: Shapes,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    p: &Conv1dParams,
+    activation: Activation,
+) -> Result<Conv1d> {
+    let c = check.conv1d(input, weight, bias, p)?;
+    let dims = [
+        c.len,
+        c.channels,
+        c.out_channels,
+        c.kernel,
+        p.stride,
+        p.padding,
+        c.out_len,
+    ]
+    .map(|v| v as u32);
+    let (act, slope) = act_code(activation);
+    Ok(Conv1d {
+        shape: c,
+        dims,
+        has_bias: bias.is_some(),
+        act,
+        slope,
+    })
+}
+
+/// Widest attention head the GPU kernels take (their per-thread accumulator).
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// Plan `attention` (one thread per window, head and query); heads wider than
+/// [`MAX_HEAD_DIM`] are refused.
+pub fn attention(check: Shapes, qkv: &[usize], heads: usize) -> Result<shapes::Attention> {
+    let a = check.attention(qkv, heads)?;
+    if a.head_dim > MAX_HEAD_DIM {
+        return Err(crate::Error::backend(
+            check.0,
+            format!(
+                "attention: heads of {} values; this backend takes at most {MAX_HEAD_DIM}",
+                a.head_dim
+            ),
+        ));
+    }
+    Ok(a)
 }

@@ -29,8 +29,8 @@ use crate::Result;
 
 pub use layer::Layer;
 pub use params::{
-    Activation, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization, PoolParams, Projection,
-    StftParams, sigmoid, window_output,
+    Activation, Conv1dParams, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization,
+    PoolParams, Projection, StftParams, gelu, sigmoid, window_output,
 };
 
 /// A tensor that knows its shape (row-major, last dimension fastest).
@@ -160,11 +160,47 @@ pub trait ClassifierOps: Device {
     fn softmax(&self, input: &Self::Tensor) -> Result<Self::Tensor>;
 }
 
+/// A transformer encoder used as a pretrained front-end (Whisper's): sequences are
+/// `[batch, time, channels]` (time-major, so a projection is one GEMM over batch × time),
+/// weights in PyTorch's layouts; projections use [`ClassifierOps::linear`] on `[B·T, C]`.
+/// Each backend implements it in its `encoder.rs` (kernels in `shaders/encoder.wgsl`,
+/// `kernels/encoder.cu`).
+pub trait EncoderOps: Device {
+    /// 1-D convolution over time, channels last: `[B, T, C]` with weight `[O, C, K]` and bias
+    /// `[O]` → `[B, T', O]`, zero padding, bias and activation fused.
+    fn conv1d(
+        &self,
+        input: &Self::Tensor,
+        weight: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        params: &Conv1dParams,
+        activation: Activation,
+    ) -> Result<Self::Tensor>;
+
+    /// Layer normalisation over the last axis: `(x - mean) / sqrt(var + eps) * gamma + beta`.
+    fn layer_norm(
+        &self,
+        input: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+
+    /// Multi-head self-attention on a fused projection `[B, T, 3·D]` (queries, keys and values
+    /// side by side, each `heads` blocks of `D / heads`): per head
+    /// `softmax(q · kᵀ / √(D / heads)) · v`, heads concatenated → `[B, T, D]`. No mask.
+    fn attention(&self, qkv: &Self::Tensor, heads: usize) -> Result<Self::Tensor>;
+
+    /// `a + b` elementwise, `b`'s shape a suffix of `a`'s (broadcast over the leading axes:
+    /// a residual when equal, positions `[T, D]` added to `[B, T, D]`).
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+}
+
 /// Everything the model's forward pass needs: a device with every op family. Implemented
 /// for any type that has them all; a new op family is a new trait added here.
-pub trait Backend: FrontendOps + ClassifierOps {}
+pub trait Backend: FrontendOps + ClassifierOps + EncoderOps {}
 
-impl<B: FrontendOps + ClassifierOps> Backend for B {}
+impl<B: FrontendOps + ClassifierOps + EncoderOps> Backend for B {}
 
 /// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
 /// (buffer pools, a pending encoder), which stays usable.

@@ -10,6 +10,8 @@ pub enum Activation {
     Relu,
     LeakyRelu(f32),
     Sigmoid,
+    /// `x · Φ(x)` with the exact (erf) normal CDF, as PyTorch's `nn.GELU()` and Whisper use.
+    Gelu,
 }
 
 impl Activation {
@@ -26,8 +28,15 @@ impl Activation {
                 }
             }
             Activation::Sigmoid => sigmoid(x),
+            Activation::Gelu => gelu(x),
         }
     }
+}
+
+/// GELU with the exact normal CDF: `0.5 · x · (1 + erf(x / √2))`.
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// Numerically safe logistic function (no overflow for large |x|).
@@ -159,6 +168,13 @@ impl<T> Normalization<T> {
 
 /// Epsilon added to the variance in [`Normalization::MeanVar`].
 pub const NORM_EPS: f32 = 1e-5;
+
+/// Stride and zero padding of a 1-D convolution over time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conv1dParams {
+    pub stride: usize,
+    pub padding: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dParams {

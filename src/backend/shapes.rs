@@ -3,7 +3,7 @@
 //! `Error::Backend` naming the backend, the op and the mismatch. Backends call these first, so
 //! they agree on what is valid and no kernel sees inconsistent shapes.
 
-use super::{Conv2dParams, PoolParams, StftParams};
+use super::{Conv1dParams, Conv2dParams, PoolParams, StftParams};
 use crate::{Error, Result};
 
 /// Checks for one backend: carries the backend name into error messages.
@@ -39,6 +39,27 @@ pub struct Pool {
     pub w: usize,
     pub ho: usize,
     pub wo: usize,
+}
+
+/// A channels-last 1-D convolution: `[batch, len, channels]` → `[batch, out_len, out_channels]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv1d {
+    pub batch: usize,
+    pub len: usize,
+    pub channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub out_len: usize,
+}
+
+/// Self-attention on a fused projection: `[batch, len, 3·dim]` → `[batch, len, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attention {
+    pub batch: usize,
+    pub len: usize,
+    pub dim: usize,
+    pub heads: usize,
+    pub head_dim: usize,
 }
 
 impl Shapes {
@@ -256,6 +277,87 @@ impl Shapes {
         let [rows, classes] = self.dims(input, "softmax", "input")?;
         self.ensure(classes > 0, "softmax", || "input has zero classes".into())?;
         Ok([rows, classes])
+    }
+
+    /// `[B, T, C]` input, `[O, C, K]` weight, `[O]` bias.
+    pub fn conv1d(
+        self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        p: &Conv1dParams,
+    ) -> Result<Conv1d> {
+        let op = "conv1d";
+        let [batch, len, channels] = self.dims(input, op, "input")?;
+        let [out_channels, in_ch, kernel] = self.dims(weight, op, "weight")?;
+        self.ensure(in_ch == channels, op, || {
+            format!("weight expects {in_ch} input channels, input has {channels}")
+        })?;
+        self.vector(bias, out_channels, op, "bias")?;
+        let out_len = super::window_output(len, kernel, p.stride, p.padding).ok_or_else(|| {
+            self.fail(
+                op,
+                format!(
+                    "kernel {kernel} (stride {}, padding {}) does not fit {len} steps",
+                    p.stride, p.padding
+                ),
+            )
+        })?;
+        Ok(Conv1d {
+            batch,
+            len,
+            channels,
+            out_channels,
+            kernel,
+            out_len,
+        })
+    }
+
+    /// `[..., D]` input with `[D]` gain and bias → (rows, D).
+    pub fn layer_norm(
+        self,
+        input: &[usize],
+        gamma: &[usize],
+        beta: &[usize],
+    ) -> Result<[usize; 2]> {
+        let op = "layer_norm";
+        let dim = *input
+            .last()
+            .ok_or_else(|| self.fail(op, "input has no axes".into()))?;
+        self.ensure(dim > 0, op, || "input has an empty last axis".into())?;
+        self.vector(Some(gamma), dim, op, "gamma")?;
+        self.vector(Some(beta), dim, op, "beta")?;
+        Ok([input.iter().product::<usize>() / dim, dim])
+    }
+
+    /// `[B, T, 3·D]` with `heads` dividing D.
+    pub fn attention(self, qkv: &[usize], heads: usize) -> Result<Attention> {
+        let op = "attention";
+        let [batch, len, fused] = self.dims(qkv, op, "qkv")?;
+        self.ensure(fused % 3 == 0 && fused > 0, op, || {
+            format!("last axis {fused} is not 3·D (queries, keys, values)")
+        })?;
+        let dim = fused / 3;
+        self.ensure(heads > 0 && dim % heads == 0, op, || {
+            format!("{heads} heads do not divide the width {dim}")
+        })?;
+        Ok(Attention {
+            batch,
+            len,
+            dim,
+            heads,
+            head_dim: dim / heads,
+        })
+    }
+
+    /// `b`'s shape a suffix of `a`'s → (elements of a, elements of b).
+    pub fn add(self, a: &[usize], b: &[usize]) -> Result<(usize, usize)> {
+        self.ensure(b.len() <= a.len() && a.ends_with(b), "add", || {
+            format!("{b:?} does not broadcast to {a:?} (it must be a suffix of it)")
+        })?;
+        let (n, m) = (a.iter().product::<usize>(), b.iter().product::<usize>());
+        self.ensure(m > 0 || n == 0, "add", || "empty addend".into())?;
+        Ok((n, m))
     }
 
     pub fn reshape(self, from: &[usize], to: &[usize]) -> Result<()> {

@@ -249,7 +249,7 @@ fn yes() -> bool {
     true
 }
 
-/// `"none"`, `"relu"`, `"sigmoid"` or `{"leaky_relu": slope}`.
+/// `"none"`, `"relu"`, `"sigmoid"`, `"gelu"` (erf form) or `{"leaky_relu": slope}`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivationConfig {
@@ -258,6 +258,7 @@ pub enum ActivationConfig {
     Relu,
     Sigmoid,
     LeakyRelu(f32),
+    Gelu,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -107,6 +107,7 @@ fn activation(cfg: ActivationConfig) -> Activation {
         ActivationConfig::Relu => Activation::Relu,
         ActivationConfig::Sigmoid => Activation::Sigmoid,
         ActivationConfig::LeakyRelu(s) => Activation::LeakyRelu(s),
+        ActivationConfig::Gelu => Activation::Gelu,
     }
 }
 

@@ -124,6 +124,7 @@ pub fn ref_act(x: f64, act: deepscreen::backend::Activation) -> f64 {
             }
         }
         Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
     }
 }
 
@@ -258,3 +259,82 @@ pub fn ref_batch_norm(
 }
 
 pub mod cuda_emulator;
+
+/// Channels-last 1-D convolution with zero padding: x `[b, t, c]`, w `[o, c, k]` → `[b, t', o]`.
+#[allow(clippy::too_many_arguments)]
+pub fn ref_conv1d(
+    x: &[f64],
+    [b, t, c]: [usize; 3],
+    w: &[f64],
+    [o, k]: [usize; 2],
+    bias: Option<&[f64]>,
+    stride: usize,
+    padding: usize,
+    act: deepscreen::backend::Activation,
+) -> (usize, Vec<f64>) {
+    let t_out = (t + 2 * padding - k) / stride + 1;
+    let mut out = vec![0.0; b * t_out * o];
+    for bi in 0..b {
+        for ti in 0..t_out {
+            for oi in 0..o {
+                let mut acc = bias.map_or(0.0, |v| v[oi]);
+                for ki in 0..k {
+                    let src = (ti * stride + ki) as isize - padding as isize;
+                    if src < 0 || src >= t as isize {
+                        continue;
+                    }
+                    for ci in 0..c {
+                        acc += x[(bi * t + src as usize) * c + ci] * w[(oi * c + ci) * k + ki];
+                    }
+                }
+                out[(bi * t_out + ti) * o + oi] = ref_act(acc, act);
+            }
+        }
+    }
+    (t_out, out)
+}
+
+/// Layer norm over the last axis of rows of `dim` values.
+pub fn ref_layer_norm(x: &[f64], dim: usize, gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks(dim) {
+        let mean = row.iter().sum::<f64>() / dim as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / dim as f64;
+        for (i, v) in row.iter().enumerate() {
+            out.push((v - mean) / (var + eps).sqrt() * gamma[i] + beta[i]);
+        }
+    }
+    out
+}
+
+/// Multi-head self-attention on qkv `[b, t, 3d]` → `[b, t, d]`, straight from the definition.
+pub fn ref_attention(qkv: &[f64], [b, t, d]: [usize; 3], heads: usize) -> Vec<f64> {
+    let dh = d / heads;
+    let at = |bi: usize, ti: usize, part: usize, h: usize, i: usize| {
+        qkv[(bi * t + ti) * 3 * d + part * d + h * dh + i]
+    };
+    let mut out = vec![0.0; b * t * d];
+    for bi in 0..b {
+        for h in 0..heads {
+            for qi in 0..t {
+                let scores: Vec<f64> = (0..t)
+                    .map(|ki| {
+                        (0..dh)
+                            .map(|i| at(bi, qi, 0, h, i) * at(bi, ki, 1, h, i))
+                            .sum::<f64>()
+                            / (dh as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for i in 0..dh {
+                    out[(bi * t + qi) * d + h * dh + i] = (0..t)
+                        .map(|ki| weights[ki] / total * at(bi, ki, 2, h, i))
+                        .sum();
+                }
+            }
+        }
+    }
+    out
+}

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod device;
+mod encoder;
 mod frontend;
 
 pub use device::{CpuBackend, CpuTensor};

@@ -16,12 +16,13 @@
 //!
 //! Files: `driver.rs` (library and driver probe, NVRTC compilation, the kernel cache),
 //! `device.rs` (context, streams, buffers, staging, upload/download), one file per op family
-//! (`frontend.rs`, `classifier.rs`) and `matmul.rs`, the tiled GEMM both families lower to. A
+//! (`frontend.rs`, `classifier.rs`, `encoder.rs`) and `matmul.rs`, the tiled GEMM both families lower to. A
 //! new op family adds its file here and its kernel file to `KERNELS`.
 
 mod classifier;
 mod device;
 mod driver;
+mod encoder;
 mod frontend;
 mod matmul;
 
@@ -31,11 +32,14 @@ pub use driver::{Output, compile_kernels, nvrtc_missing, nvrtc_version, status};
 use super::shapes::Shapes;
 use crate::Error;
 
-/// Every kernel source and the entry points it defines.
+/// Every kernel source (`kernels/common.cuh` prepended) and the entry points it defines.
 pub const KERNELS: &[(&str, &str, &[&str])] = &[
     (
         "frontend.cu",
-        include_str!("../../../kernels/frontend.cu"),
+        concat!(
+            include_str!("../../../kernels/common.cuh"),
+            include_str!("../../../kernels/frontend.cu")
+        ),
         &[
             "stft_radix2",
             "stft_dft",
@@ -46,7 +50,10 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "classifier.cu",
-        include_str!("../../../kernels/classifier.cu"),
+        concat!(
+            include_str!("../../../kernels/common.cuh"),
+            include_str!("../../../kernels/classifier.cu")
+        ),
         &[
             "matmul",
             "conv2d",
@@ -57,6 +64,14 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             "sigmoid",
             "softmax",
         ],
+    ),
+    (
+        "encoder.cu",
+        concat!(
+            include_str!("../../../kernels/common.cuh"),
+            include_str!("../../../kernels/encoder.cu")
+        ),
+        &["conv1d", "layer_norm", "attention", "add"],
     ),
 ];
 

@@ -11,11 +11,12 @@
 //! - storage buffers come from a pool keyed by size and return to it when a tensor drops.
 //!
 //! Files: `device.rs` (adapter probe, device, pipelines, buffers, dispatch, upload/download),
-//! one file per op family (`frontend.rs`, `classifier.rs`) and `matmul.rs`, the tiled GEMM
+//! one file per op family (`frontend.rs`, `classifier.rs`, `encoder.rs`) and `matmul.rs`, the tiled GEMM
 //! both families lower to. A new op family adds its file here and its shader to `MODULES`.
 
 mod classifier;
 mod device;
+mod encoder;
 mod frontend;
 mod matmul;
 mod pool;
@@ -63,6 +64,17 @@ const MODULES: &[(&str, &str, &[&str])] = &[
         include_str!("../../../shaders/layers.wgsl"),
         &["mfm", "max_pool2d", "global_pool", "sigmoid", "softmax"],
     ),
+    (
+        "encoder",
+        include_str!("../../../shaders/encoder.wgsl"),
+        &["conv1d", "layer_norm"],
+    ),
+    (
+        "attention",
+        include_str!("../../../shaders/attention.wgsl"),
+        &["attention"],
+    ),
+    ("add", include_str!("../../../shaders/add.wgsl"), &["add"]),
 ];
 
 /// Shape rules, with "wgpu" in their error messages.

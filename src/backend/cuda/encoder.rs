@@ -1,0 +1,127 @@
+//! CUDA encoder ops (`kernels/encoder.cu`): channels-last conv1d, layer norm, attention,
+//! broadcast add.
+
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+use super::device::{THREADS, ensure};
+use super::{CHECK, CudaBackend, CudaTensor, driver_err};
+use crate::Result;
+use crate::backend::launch::{self, TILE};
+use crate::backend::{Activation, Conv1dParams, EncoderOps};
+
+impl EncoderOps for CudaBackend {
+    fn conv1d(
+        &self,
+        input: &CudaTensor,
+        weight: &CudaTensor,
+        bias: Option<&CudaTensor>,
+        p: &Conv1dParams,
+        activation: Activation,
+    ) -> Result<CudaTensor> {
+        let op = "conv1d";
+        let c = launch::conv1d(
+            CHECK,
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            p,
+            activation,
+        )?;
+        let mut out = self.alloc(&c.out_shape())?;
+        if c.is_empty() {
+            return Ok(out);
+        }
+        let dims = c.dims.map(|v| v as i32);
+        let (has_bias, act) = (c.has_bias as i32, c.act as i32);
+        let [ch, steps, windows] = c.tiles().map(|t| t as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (ch, steps, windows),
+            block_dim: (TILE as u32, TILE as u32, 1),
+            shared_mem_bytes: 0,
+        };
+        ensure(
+            cfg.grid_dim.1 <= 65535 && cfg.grid_dim.2 <= 65535,
+            op,
+            || "too many steps or windows for one launch".into(),
+        )?;
+        let mut l = self.stream.launch_builder(self.f("conv1d"));
+        l.arg(&input.buf)
+            .arg(&weight.buf)
+            .arg(bias.map_or(&self.dummy, |b| &b.buf))
+            .arg(&mut out.buf);
+        for v in &dims {
+            l.arg(v);
+        }
+        l.arg(&has_bias).arg(&act).arg(&c.slope);
+        // SAFETY: matches conv1d in kernels/encoder.cu.
+        unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+        Ok(out)
+    }
+
+    fn layer_norm(
+        &self,
+        input: &CudaTensor,
+        gamma: &CudaTensor,
+        beta: &CudaTensor,
+        eps: f32,
+    ) -> Result<CudaTensor> {
+        let [rows, dim] = CHECK.layer_norm(&input.shape, &gamma.shape, &beta.shape)?;
+        let mut out = self.alloc(&input.shape)?;
+        if rows > 0 {
+            let (r64, d32) = (rows as i64, dim as i32);
+            let grid_x = rows.min(65535) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut l = self.stream.launch_builder(self.f("layer_norm"));
+            l.arg(&input.buf)
+                .arg(&gamma.buf)
+                .arg(&beta.buf)
+                .arg(&mut out.buf)
+                .arg(&r64)
+                .arg(&d32)
+                .arg(&eps);
+            // SAFETY: matches layer_norm in kernels/encoder.cu (256-thread blocks).
+            unsafe { l.launch(cfg) }.map_err(driver_err("layer_norm"))?;
+        }
+        Ok(out)
+    }
+
+    fn attention(&self, qkv: &CudaTensor, heads: usize) -> Result<CudaTensor> {
+        let a = launch::attention(CHECK, &qkv.shape, heads)?;
+        let threads = a.batch * a.heads * a.len;
+        let (mut out, cfg) = self.elementwise(&[a.batch, a.len, a.dim], threads)?;
+        if let Some(cfg) = cfg {
+            let scale = 1.0 / (a.head_dim as f32).sqrt();
+            let ints = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as i32);
+            let mut l = self.stream.launch_builder(self.f("attention"));
+            l.arg(&qkv.buf).arg(&mut out.buf);
+            for v in &ints {
+                l.arg(v);
+            }
+            l.arg(&scale);
+            // SAFETY: matches attention in kernels/encoder.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err("attention"))?;
+        }
+        Ok(out)
+    }
+
+    fn add(&self, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
+        let (n, m) = CHECK.add(&a.shape, &b.shape)?;
+        let (mut out, cfg) = self.elementwise(&a.shape, n)?;
+        if let Some(cfg) = cfg {
+            let (n64, m64) = (n as i64, m as i64);
+            let mut l = self.stream.launch_builder(self.f("add"));
+            l.arg(&a.buf)
+                .arg(&b.buf)
+                .arg(&mut out.buf)
+                .arg(&n64)
+                .arg(&m64);
+            // SAFETY: matches add in kernels/encoder.cu.
+            unsafe { l.launch(cfg) }.map_err(driver_err("add"))?;
+        }
+        Ok(out)
+    }
+}
