@@ -18,6 +18,7 @@ __device__ __forceinline__ float compress(float x, int kind, float eps) {
         case 1: return logf(x + eps);
         case 2: return log10f(x + eps);
         case 3: return 10.0f * log10f(fmaxf(x, eps));
+        case 4: return log10f(fmaxf(x, eps));
         default: return x;
     }
 }

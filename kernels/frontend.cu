@@ -136,3 +136,23 @@ extern "C" __global__ void normalize_global(const float* x, const float* mean, c
     int f = (int)(id % width);
     out[id] = (x[id] - mean[f]) / std_dev[f];
 }
+
+// Whisper's dynamic range, one 256-thread block per window of `per_window` values (frames x
+// features): the window's maximum m, then out = (max(x, m - 8) + 4) / 4.
+extern "C" __global__ void normalize_whisper(const float* x, float* out, long long batch, int per_window) {
+    __shared__ float partial[256];
+    long long b = blockIdx.x + (long long)blockIdx.y * gridDim.x;
+    if (b >= batch) return;  // whole block: the barriers below stay uniform
+    const float* w = x + b * per_window;
+    float m = -3.402823e38f;
+    for (int i = threadIdx.x; i < per_window; i += blockDim.x) m = fmaxf(m, w[i]);
+    partial[threadIdx.x] = m;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) partial[threadIdx.x] = fmaxf(partial[threadIdx.x], partial[threadIdx.x + s]);
+        __syncthreads();
+    }
+    float floor_value = partial[0] - 8.0f;
+    for (int i = threadIdx.x; i < per_window; i += blockDim.x)
+        out[b * per_window + i] = (fmaxf(w[i], floor_value) + 4.0f) / 4.0f;
+}

@@ -31,12 +31,13 @@ fn erf(x: f32) -> f32 {
     return sign(x) * (1.0 - poly * exp(-a * a));
 }
 
-// 0 none, 1 ln(x + eps), 2 log10(x + eps), 3 10·log10(max(x, eps))
+// 0 none, 1 ln(x + eps), 2 log10(x + eps), 3 10·log10(max(x, eps)), 4 log10(max(x, eps))
 fn compress(x: f32, kind: u32, eps: f32) -> f32 {
     switch kind {
         case 1u: { return log(x + eps); }
         case 2u: { return log(x + eps) * 0.43429448190325176; }
         case 3u: { return 10.0 * log(max(x, eps)) * 0.43429448190325176; }
+        case 4u: { return log(max(x, eps)) * 0.43429448190325176; }
         default: { return x; }
     }
 }

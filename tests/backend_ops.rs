@@ -17,15 +17,16 @@ use deepscreen::backend::{
 
 fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
     let mut r = rng(1);
-    // (n_fft, hop, len, batch, center, power)
+    // (n_fft, hop, len, batch, center, power, drop_last)
     let cases = [
-        (16, 4, 64, 1, false, 2.0),
-        (15, 5, 53, 3, true, 2.0),
-        (64, 16, 301, 2, true, 1.0),
-        (512, 160, 2000, 2, false, 2.0),
-        (100, 33, 100, 1, false, 2.0), // exactly one frame
+        (16, 4, 64, 1, false, 2.0, false),
+        (15, 5, 53, 3, true, 2.0, false),
+        (64, 16, 301, 2, true, 1.0, false),
+        (512, 160, 2000, 2, false, 2.0, false),
+        (100, 33, 100, 1, false, 2.0, false), // exactly one frame
+        (400, 160, 1600, 2, true, 2.0, true), // Whisper's: len / hop frames
     ];
-    for (n_fft, hop, len, batch, center, power) in cases {
+    for (n_fft, hop, len, batch, center, power, drop_last) in cases {
         let signal = random_vec(&mut r, batch * len, -1.0, 1.0);
         let window = random_vec(&mut r, n_fft, 0.0, 1.0);
         let p = StftParams {
@@ -33,6 +34,7 @@ fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
             hop,
             center,
             power,
+            drop_last,
         };
         let out = be
             .stft_power(
@@ -41,8 +43,16 @@ fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
                 &p,
             )
             .unwrap();
-        let (frames, reference) =
+        let (all_frames, all) =
             ref_stft_power(&signal, batch, &window, n_fft, hop, center, power as f64);
+        // Dropping the last frame keeps the first frames of every window.
+        let frames = all_frames - drop_last as usize;
+        let bins = n_fft / 2 + 1;
+        let reference: Vec<f64> = all
+            .chunks(all_frames * bins)
+            .flat_map(|item| &item[..frames * bins])
+            .copied()
+            .collect();
         assert_eq!(
             out.shape(),
             &[batch, frames, n_fft / 2 + 1],
@@ -73,6 +83,7 @@ fn stft_finds_a_known_sine<B: Backend>(be: &B, _tol: f64) {
         hop: 256,
         center: false,
         power: 2.0,
+        drop_last: false,
     };
     let out = be
         .stft_power(
@@ -103,11 +114,13 @@ fn filterbank_log_matches_reference<B: Backend>(be: &B, tol: f64) {
         LogSpec::Ln { eps: 1e-6 },
         LogSpec::Log10 { eps: 1e-3 },
         LogSpec::Db { eps: 1e-10 },
+        LogSpec::Log10Clamp { eps: 0.5 },
     ] {
         let f = |x: f64| match log {
             LogSpec::Ln { eps } => (x + eps as f64).ln(),
             LogSpec::Log10 { eps } => (x + eps as f64).log10(),
             LogSpec::Db { eps } => 10.0 * x.max(eps as f64).log10(),
+            LogSpec::Log10Clamp { eps } => x.max(eps as f64).log10(),
         };
         // a bin range
         let out = be
@@ -236,6 +249,36 @@ fn normalize_matches_reference<B: Backend>(be: &B, tol: f64) {
         &reference,
         tol,
         "normalize global",
+    );
+    // Whisper's: each window's values span 10, so the floor at (max - 8) clips some of them.
+    let out = be.normalize(&xt, Normalization::Whisper).unwrap();
+    let reference: Vec<f64> = x
+        .chunks(frames * feats)
+        .flat_map(|window| {
+            let max = window
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            window
+                .iter()
+                .map(move |&v| ((v as f64).max(max - 8.0) + 4.0) / 4.0)
+        })
+        .collect();
+    let clipped: usize = x
+        .chunks(frames * feats)
+        .map(|w| {
+            let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            w.iter().filter(|&&v| v < max - 8.0).count()
+        })
+        .sum();
+    assert!(
+        clipped > 0 && floored >= 1,
+        "the case must exercise the floor"
+    );
+    assert_close(
+        &be.download(&out).unwrap(),
+        &reference,
+        tol,
+        "normalize whisper",
     );
     // silence (constant features) must not produce NaN
     let flat = be
@@ -529,7 +572,8 @@ fn stft_rejects_a_too_short_signal<B: Backend>(be: &B, _tol: f64) {
                 n_fft: 16,
                 hop: 4,
                 center: false,
-                power: 2.0
+                power: 2.0,
+                drop_last: false,
             }
         )
         .is_err()
@@ -550,6 +594,7 @@ fn long_inputs_match_the_cpu_backend<B: Backend>(be: &B, tol: f64) {
         hop,
         center: false,
         power: 2.0,
+        drop_last: false,
     };
     let got = be
         .download(

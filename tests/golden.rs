@@ -257,6 +257,75 @@ fn a_batch_over_the_binding_limit_runs_in_passes() {
     expect_close("speech batch in passes", "scores", &got, &want);
 }
 
+/// The Whisper tiny.en encoder as converted into `models/` (`training/whisper/convert.py`)
+/// against the float64 numpy reference run on the CTranslate2 weights
+/// (`training/whisper/golden.py`; the reference itself matches CTranslate2's own encoder,
+/// `training/whisper/check_ct2.py`): the log-mel and every hidden state of a 1 s window.
+fn check_whisper_on<B: Backend>(be: &B) {
+    let case = format!("whisper tiny.en on {}", be.name());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(root.join("models/whisper-tiny-en-encoder.safetensors")).unwrap();
+    let (mut config, tensors) = file::read(&bytes, "whisper-tiny-en-encoder").unwrap();
+    config.window.seconds = 1.0;
+    config.window.hop_seconds = 1.0;
+    let spec = deepscreen::model::ModelSpec::new(config, tensors).unwrap();
+    let io_bytes = std::fs::read(root.join("tests/golden/whisper_tiny_en_io.safetensors")).unwrap();
+    let io = SafeTensors::deserialize(&io_bytes).unwrap();
+    let (_, audio) = tensor(&io, "audio");
+    let (mel_shape, mel_ref) = tensor(&io, "log_mel");
+    let model = Model::new(be, spec).unwrap();
+    let signal = be.upload(&audio, &[1, audio.len()]).unwrap();
+    let mel = model.frontend(be, &signal).unwrap();
+    assert_eq!(
+        deepscreen::backend::DeviceTensor::shape(&mel),
+        &[1, mel_shape[0], mel_shape[1]]
+    );
+    let mel = be.download(&mel).unwrap();
+    let d = max_abs_diff(&mel, &mel_ref);
+    eprintln!("{case}: max |log-mel - reference| = {d:e}");
+    assert!(
+        d <= 1e-4,
+        "{case}: log-mel differs from the reference by {d:e}"
+    );
+    let states = model.hidden_states(be, &signal).unwrap();
+    assert_eq!(states.len(), 6, "stem, four blocks, final LayerNorm");
+    for (i, state) in states.iter().enumerate() {
+        let (shape, want) = tensor(&io, &format!("hidden.{i}"));
+        assert_eq!(
+            deepscreen::backend::DeviceTensor::shape(state),
+            &[1, shape[0], shape[1]]
+        );
+        let got = be.download(state).unwrap();
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = max_abs_diff(&got, &want);
+        eprintln!("{case}: hidden state {i}: max |diff| {d:e} (values up to {scale:.1})");
+        assert!(
+            d <= 1e-4 * scale.max(1.0),
+            "{case}: hidden state {i} is off by {d:e}"
+        );
+    }
+    // What the classifier would read: the final state.
+    let features = be.download(&model.features(be, &signal).unwrap()).unwrap();
+    let (_, last) = tensor(&io, "hidden.5");
+    assert!(
+        max_abs_diff(&features, &last) <= 1e-4 * 20.0,
+        "{case}: features are the final state"
+    );
+}
+
+#[test]
+fn whisper_encoder_matches_reference() {
+    if !emulated() {
+        check_whisper_on(&CpuBackend::new());
+        if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+            check_whisper_on(&be);
+        }
+    }
+    if let Some(be) = gpu("cuda", CudaBackend::new()) {
+        check_whisper_on(&be);
+    }
+}
+
 /// Every PyTorch parity check above on the CUDA backend, run on the CPU by the CUDA emulator
 /// (`tests/cuda_emulator/`): the real kernels and host code against PyTorch where no GPU is.
 #[test]
@@ -264,7 +333,7 @@ fn cuda_emulator_runs_the_pytorch_checks() {
     if emulated() {
         return;
     }
-    if let Some(passed) = cuda_emulator::run_tests("matches_pytorch") {
-        assert_eq!(passed, 5, "every PyTorch parity case");
+    if let Some(passed) = cuda_emulator::run_tests("_matches_") {
+        assert_eq!(passed, 6, "every PyTorch and reference parity case");
     }
 }

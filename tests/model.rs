@@ -113,6 +113,7 @@ fn reference_scores(
         LogKind::Ln => (x + fe.log.eps as f64).ln(),
         LogKind::Log10 => (x + fe.log.eps as f64).log10(),
         LogKind::Db => 10.0 * x.max(fe.log.eps as f64).log10(),
+        LogKind::Log10Clamp => x.max(fe.log.eps as f64).log10(),
     };
     let sr = config.sample_rate;
     let top = fe.filterbank.f_max.unwrap_or(sr as f64 / 2.0);
@@ -553,7 +554,7 @@ fn non_model_files_are_explained() {
     let bytes = safetensors::serialize([("w", view)], None).unwrap();
     let e = file::load_bytes(&bytes, "x").unwrap_err().to_string();
     assert!(e.contains("no deepscreen config"), "{e}");
-    // an f16 tensor
+    // a bf16 tensor (F32 and F16 are the dtypes a model may store)
     let (c, t) = valid();
     let mut raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = t
         .iter()
@@ -568,7 +569,7 @@ fn non_model_files_are_explained() {
         .collect();
     let half = &mut raw[0];
     half.1.truncate(half.1.len() / 2);
-    half.3 = safetensors::Dtype::F16;
+    half.3 = safetensors::Dtype::BF16;
     let views: Vec<(&str, safetensors::tensor::TensorView)> = raw
         .iter()
         .map(|(n, b, s, d)| {
@@ -585,7 +586,65 @@ fn non_model_files_are_explained() {
     let e = file::load_bytes(&safetensors::serialize(views, Some(meta)).unwrap(), "x")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("dtype F16"), "{e}");
+    assert!(e.contains("dtype BF16"), "{e}");
+}
+
+/// Weights stored as F16 (half the file; the pretrained encoder ships that way) load as the
+/// same f32 values as an F32 file holding the f16-rounded weights.
+#[test]
+fn f16_tensors_are_widened_on_load() {
+    let (c, t) = valid();
+    let rounded: Vec<(String, Vec<f32>, Vec<usize>)> = t
+        .iter()
+        .map(|(n, t)| {
+            let v = t
+                .data
+                .iter()
+                .map(|&x| half::f16::from_f32(x).to_f32())
+                .collect();
+            (n.clone(), v, t.shape.clone())
+        })
+        .collect();
+    assert!(
+        rounded
+            .iter()
+            .zip(t.values())
+            .any(|((_, r, _), t)| r != &t.data),
+        "rounding bites"
+    );
+    let write = |dtype: safetensors::Dtype| {
+        let raw: Vec<(String, Vec<u8>, Vec<usize>)> = rounded
+            .iter()
+            .map(|(n, v, s)| {
+                let bytes = match dtype {
+                    safetensors::Dtype::F16 => v
+                        .iter()
+                        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                        .collect(),
+                    _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                };
+                (n.clone(), bytes, s.clone())
+            })
+            .collect();
+        let views: Vec<(&str, safetensors::tensor::TensorView)> = raw
+            .iter()
+            .map(|(n, b, s)| {
+                let view = safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap();
+                (n.as_str(), view)
+            })
+            .collect();
+        let meta = std::collections::HashMap::from([(
+            "deepscreen".to_string(),
+            serde_json::to_string(&c).unwrap(),
+        )]);
+        file::load_bytes(&safetensors::serialize(views, Some(meta)).unwrap(), "x").unwrap()
+    };
+    let (from_f16, from_f32) = (
+        write(safetensors::Dtype::F16),
+        write(safetensors::Dtype::F32),
+    );
+    assert_eq!(from_f16.layers, from_f32.layers);
+    assert_eq!(from_f16.parameter_count, from_f32.parameter_count);
 }
 
 #[test]
@@ -679,5 +738,50 @@ fn periodic_hann_window_is_centred_in_n_fft() {
     assert!(
         (w[56 + 200] - 1.0).abs() < 1e-7,
         "periodic Hann peaks at N/2"
+    );
+}
+
+/// The Whisper encoder front-end (`models/whisper-tiny-en-encoder.safetensors`): its geometry
+/// is checked against the window, and without a classifier it refuses to score.
+#[test]
+fn encoder_config_is_validated() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/whisper-tiny-en-encoder.safetensors"),
+    )
+    .unwrap();
+    let (config, tensors) = file::read(&bytes, "whisper").unwrap();
+    let spec = deepscreen::model::ModelSpec::new(config.clone(), tensors.clone()).unwrap();
+    // 10 s: 1000 log-mel frames, 500 positions of width 384 for the classifier.
+    assert_eq!(spec.feature_shape, [500, 384]);
+    assert_eq!(spec.outputs, 0);
+    let e = deepscreen::model::bind(BackendKind::Cpu, spec)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("without a classifier head"), "{e}");
+    let with = |edit: &dyn Fn(&mut ModelConfig)| {
+        let mut c = config.clone();
+        edit(&mut c);
+        deepscreen::model::ModelSpec::new(c, tensors.clone())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = with(&|c| {
+        c.window.seconds = 31.0;
+        c.window.hop_seconds = 31.0;
+    });
+    assert!(e.contains("1550 positions, the table has 1500"), "{e}");
+    let e = with(&|c| c.encoder.as_mut().unwrap().heads = 5);
+    assert!(e.contains("multiple of heads 5"), "{e}");
+    let e = with(&|c| {
+        c.encoder.as_mut().unwrap().read = deepscreen::model::config::EncoderRead::Layer(5)
+    });
+    assert!(e.contains("past the last block"), "{e}");
+    let e = with(&|c| c.encoder.as_mut().unwrap().layers = 3);
+    assert!(
+        e.contains("encoder.blocks.3"),
+        "an unused block is reported: {e}"
     );
 }

@@ -29,13 +29,14 @@ pub fn act_code(a: Activation) -> (u32, f32) {
 }
 
 /// Log-compression code of a kernel epilogue (`compress` in the kernels): 0 none,
-/// 1 `ln(x + eps)`, 2 `log10(x + eps)`, 3 `10·log10(max(x, eps))`.
+/// 1 `ln(x + eps)`, 2 `log10(x + eps)`, 3 `10·log10(max(x, eps))`, 4 `log10(max(x, eps))`.
 pub fn log_code(l: Option<LogSpec>) -> (u32, f32) {
     match l {
         None => (0, 0.0),
         Some(LogSpec::Ln { eps }) => (1, eps),
         Some(LogSpec::Log10 { eps }) => (2, eps),
         Some(LogSpec::Db { eps }) => (3, eps),
+        Some(LogSpec::Log10Clamp { eps }) => (4, eps),
     }
 }
 
@@ -259,6 +260,12 @@ pub enum Normalize<'t, T> {
         /// Divide by the standard deviation too (else subtract the mean only).
         mean_var: bool,
     },
+    /// One workgroup per window: its maximum, then the clamp and affine map.
+    Whisper {
+        batch: usize,
+        /// Values per window (frames × features).
+        per_window: usize,
+    },
 }
 
 impl<T> Normalize<'_, T> {
@@ -277,6 +284,13 @@ impl<T> Normalize<'_, T> {
                     0
                 } else {
                     batch * feats
+                }
+            }
+            Normalize::Whisper { batch, per_window } => {
+                if per_window == 0 {
+                    0
+                } else {
+                    batch
                 }
             }
         }
@@ -305,6 +319,10 @@ pub fn normalize<'t, T: DeviceTensor>(
             frames,
             feats,
             mean_var: matches!(mode, Normalization::MeanVar),
+        },
+        Normalization::Whisper => Normalize::Whisper {
+            batch,
+            per_window: frames * feats,
         },
     })
 }

@@ -30,7 +30,7 @@ use crate::Result;
 pub use layer::Layer;
 pub use params::{
     Activation, Conv1dParams, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization,
-    PoolParams, Projection, StftParams, gelu, sigmoid, window_output,
+    PoolParams, Projection, StftParams, gelu, sigmoid, whisper_range, window_output,
 };
 
 /// A tensor that knows its shape (row-major, last dimension fastest).

@@ -60,19 +60,23 @@ pub struct StftParams {
     pub center: bool,
     /// 1.0 = magnitude, 2.0 = power.
     pub power: f32,
+    /// Leave out the last frame (Whisper's log-mel: `len / hop` frames when centred).
+    pub drop_last: bool,
 }
 
 impl StftParams {
     /// Frames produced from a signal of `len` samples; `None` if the signal is too short.
     pub fn frames(&self, len: usize) -> Option<usize> {
         // One full frame is required in both modes; that also keeps reflect padding in range.
-        if len < self.n_fft || self.hop == 0 {
-            None
+        let all = if len < self.n_fft || self.hop == 0 {
+            return None;
         } else if self.center {
-            Some(1 + len / self.hop)
+            1 + len / self.hop
         } else {
-            Some(1 + (len - self.n_fft) / self.hop)
-        }
+            1 + (len - self.n_fft) / self.hop
+        };
+        let kept = all - self.drop_last as usize;
+        (kept > 0).then_some(kept)
     }
     pub fn bins(&self) -> usize {
         self.n_fft / 2 + 1
@@ -88,6 +92,8 @@ pub enum LogSpec {
     Log10 { eps: f32 },
     /// `10 * log10(max(x, eps))` (decibels of a power spectrum)
     Db { eps: f32 },
+    /// `log10(max(x, eps))` (Whisper's log-mel)
+    Log10Clamp { eps: f32 },
 }
 
 impl LogSpec {
@@ -97,6 +103,7 @@ impl LogSpec {
             LogSpec::Ln { eps } => (x + eps).ln(),
             LogSpec::Log10 { eps } => (x + eps).log10(),
             LogSpec::Db { eps } => 10.0 * x.max(eps).log10(),
+            LogSpec::Log10Clamp { eps } => x.max(eps).log10(),
         }
     }
 }
@@ -141,6 +148,9 @@ pub enum Normalization<T> {
     MeanVar,
     /// `(x - mean[f]) / std[f]` with statistics stored in the model file.
     Global { mean: T, std: T },
+    /// Whisper's dynamic-range step: `(max(x, m - 8) + 4) / 4` with `m` the largest value of
+    /// the whole window (every frame and feature).
+    Whisper,
 }
 
 impl<T> Normalization<T> {
@@ -149,6 +159,7 @@ impl<T> Normalization<T> {
             Normalization::Mean => Normalization::Mean,
             Normalization::MeanVar => Normalization::MeanVar,
             Normalization::Global { mean, std } => Normalization::Global { mean, std },
+            Normalization::Whisper => Normalization::Whisper,
         }
     }
     pub fn try_map<U, E>(
@@ -162,12 +173,22 @@ impl<T> Normalization<T> {
                 mean: f(mean)?,
                 std: f(std)?,
             },
+            Normalization::Whisper => Normalization::Whisper,
         })
     }
 }
 
 /// Epsilon added to the variance in [`Normalization::MeanVar`].
 pub const NORM_EPS: f32 = 1e-5;
+
+/// [`Normalization::Whisper`] on one window, in place (the CPU backend's and the reference
+/// for the GPU kernels, which hard-code the same constants).
+pub fn whisper_range(window: &mut [f32]) {
+    let max = window.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for v in window.iter_mut() {
+        *v = (v.max(max - 8.0) + 4.0) / 4.0;
+    }
+}
 
 /// Stride and zero padding of a 1-D convolution over time.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -27,6 +27,12 @@ pub struct ModelConfig {
     pub sample_rate: u32,
     pub window: WindowConfig,
     pub frontend: FrontendConfig,
+    /// A pretrained transformer encoder between the front-end and the classifier (Whisper's);
+    /// the classifier then sees its hidden states `[positions, width]` as its input image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderConfig>,
+    /// The classifier; empty only for an encoder front-end without a head (which can
+    /// compute features but not score).
     pub layers: Vec<LayerConfig>,
     pub output: OutputConfig,
     #[serde(default)]
@@ -92,6 +98,9 @@ pub struct FrontendConfig {
     /// 2.0 = power spectrum, 1.0 = magnitude.
     #[serde(default = "default_power")]
     pub power: f32,
+    /// Leave out the STFT's last frame (Whisper's log-mel does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_last_frame: bool,
     pub filterbank: FilterbankConfig,
     pub log: LogConfig,
     /// Cepstral coefficients (DCT-II, orthonormal) after the log, e.g. for LFCC/MFCC.
@@ -165,6 +174,8 @@ pub enum LogKind {
     Log10,
     /// 10·log10(max(x, eps))
     Db,
+    /// log10(max(x, eps)) (Whisper's log-mel)
+    Log10Clamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -184,6 +195,48 @@ pub enum NormalizeMode {
     MeanVar,
     /// `(x - mean) / std` with tensors `frontend.mean`, `frontend.std`.
     Global,
+    /// Whisper's: `(max(x, m - 8) + 4) / 4` with `m` the window's largest value.
+    Whisper,
+}
+
+/// A pretrained transformer encoder. Tensors (`d` = width, `F` = front-end features):
+/// `encoder.conv1.weight` [d, F, 3] and `.bias`, `encoder.conv2.weight` [d, d, 3] and `.bias`
+/// (stride 2), `encoder.positions` [max_positions, d], per block `i`
+/// `encoder.blocks.{i}.attn_norm|mlp_norm.weight|bias` [d], `.qkv.weight` [3d, d] and
+/// `.bias` [3d], `.attn_out.weight` [d, d], `.mlp_in.weight` [4d, d], `.mlp_out.weight`
+/// [d, 4d] (each with its bias), and `encoder.final_norm.weight|bias` [d].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    pub kind: EncoderKind,
+    /// Hidden width d.
+    pub width: usize,
+    pub heads: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Rows of the position table: the longest sequence after the stem.
+    pub max_positions: usize,
+    /// Which hidden state the classifier reads.
+    #[serde(default)]
+    pub read: EncoderRead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// Whisper's audio encoder: conv1d + GELU, conv1d (stride 2) + GELU, sinusoidal positions,
+    /// pre-LayerNorm blocks (fused-QKV self-attention, GELU MLP), final LayerNorm.
+    Whisper,
+}
+
+/// `"final"` (after the final LayerNorm) or `{"layer": i}`: 0 = stem + positions, i = after
+/// block i.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderRead {
+    #[default]
+    Final,
+    Layer(usize),
 }
 
 /// One classifier layer. Tensors are looked up by `name` + suffix (see README).

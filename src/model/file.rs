@@ -15,6 +15,18 @@ use crate::{Error, Result};
 /// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the
 /// file in error messages.
 pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
+    let (config, tensors) = read(bytes, source)?;
+    ModelSpec::new(config, tensors).map_err(|e| {
+        Error::model(format!(
+            "{source}: {}",
+            e.to_string().trim_start_matches("model: ")
+        ))
+    })
+}
+
+/// The config and the tensors of a model file, not yet validated against each other (F16
+/// tensors widened to f32: weights may be stored as F16 to halve the file).
+pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String, HostTensor>)> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let (_, metadata) = SafeTensors::read_metadata(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
@@ -33,17 +45,23 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(fail(format!(
-                "tensor {name:?} has dtype {:?}; deepscreen models store F32",
-                view.dtype()
-            )));
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let data = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(fail(format!(
+                    "tensor {name:?} has dtype {other:?}; deepscreen models store F32 or F16"
+                )));
+            }
+        };
         tensors.insert(
             name,
             HostTensor {
@@ -52,8 +70,7 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
             },
         );
     }
-    ModelSpec::new(config, tensors)
-        .map_err(|e| fail(e.to_string().trim_start_matches("model: ").to_string()))
+    Ok((config, tensors))
 }
 
 pub fn load_path(path: &Path) -> Result<ModelSpec> {

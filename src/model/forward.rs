@@ -2,6 +2,7 @@
 //! bound to a backend; a batch of windows goes up, only scores come down.
 
 use super::config::OutputKind;
+use super::encoder::{self, Encoder};
 use super::spec::{HostTensor, ModelSpec};
 use crate::backend::{
     Backend, DeviceTensor, Layer, LogSpec, Normalization, Projection, StftParams, sigmoid,
@@ -17,6 +18,7 @@ pub struct Model<B: Backend> {
     log: LogSpec,
     dct: Option<B::Tensor>,
     normalize: Option<Normalization<B::Tensor>>,
+    encoder: Option<Encoder<B::Tensor>>,
     layers: Vec<Layer<B::Tensor>>,
 }
 
@@ -32,6 +34,7 @@ impl<B: Backend> Model<B> {
             log: fe.log,
             dct: fe.dct.as_ref().map(up).transpose()?,
             normalize: fe.normalize.as_ref().map(|n| n.try_map(up)).transpose()?,
+            encoder: spec.encoder.as_ref().map(|e| e.try_map(up)).transpose()?,
             layers: spec
                 .layers
                 .iter()
@@ -41,8 +44,27 @@ impl<B: Backend> Model<B> {
         })
     }
 
-    /// Front-end: windows `[B, window_samples]` → features `[B, frames, features]`.
+    /// Front-end and encoder: windows `[B, window_samples]` → the classifier's input
+    /// `[B, frames, features]` (the encoder's chosen hidden state `[B, positions, width]`).
     pub fn features(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
+        let x = self.frontend(backend, signal)?;
+        match &self.encoder {
+            Some(enc) => Ok(encoder::forward(backend, enc, &x, false)?.remove(0)),
+            None => Ok(x),
+        }
+    }
+
+    /// Every hidden state of the encoder (stem + positions, each block, final LayerNorm), each
+    /// `[B, positions, width]`; empty for a model without an encoder.
+    pub fn hidden_states(&self, backend: &B, signal: &B::Tensor) -> Result<Vec<B::Tensor>> {
+        match &self.encoder {
+            Some(enc) => encoder::forward(backend, enc, &self.frontend(backend, signal)?, true),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The front-end alone: windows `[B, window_samples]` → `[B, frames, features]`.
+    pub fn frontend(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
         let power = backend.stft_power(signal, &self.window, &self.stft)?;
         let mut x = backend.filterbank_log(&power, self.projection.as_ref(), self.log)?;
         if let Some(basis) = &self.dct {
@@ -101,6 +123,12 @@ impl<B: Backend> Model<B> {
     /// so its upload overlaps this batch's kernels.
     pub fn submit(&self, backend: &B, windows: &[f32], count: usize) -> Result<PendingScores<B>> {
         let len = self.spec.window_samples;
+        if self.spec.outputs == 0 {
+            return Err(Error::model(format!(
+                "{} is an encoder front-end without a classifier: it makes features, not scores",
+                self.spec.config.id
+            )));
+        }
         if windows.len() != count * len {
             return Err(Error::backend(
                 backend.name(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::config::*;
 use super::dsp;
+use super::encoder::{self, Encoder};
 use crate::backend::{
     Activation, Conv2dParams, GlobalPool, Layer, LogSpec, Normalization, PoolParams, Projection,
     StftParams,
@@ -44,14 +45,17 @@ pub struct FrontendSpec {
 pub struct ModelSpec {
     pub config: ModelConfig,
     pub frontend: FrontendSpec,
+    /// The pretrained encoder after the front-end, if the model has one.
+    pub encoder: Option<Encoder<HostTensor>>,
     pub layers: Vec<Layer<HostTensor>>,
     /// Samples per window / between windows / minimum accepted, at the model rate.
     pub window_samples: usize,
     pub hop_samples: usize,
     pub min_samples: usize,
-    /// Classifier input: `[frames, features]` per window.
+    /// Classifier input: `[frames, features]` per window (`[positions, width]` after an
+    /// encoder).
     pub feature_shape: [usize; 2],
-    /// Number of outputs of the last layer.
+    /// Number of outputs of the last layer (0: an encoder front-end without a classifier).
     pub outputs: usize,
     pub parameter_count: usize,
     /// Elements per window of the largest tensor the forward pass makes.
@@ -187,6 +191,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         hop: fe.hop_length,
         center: fe.center,
         power: fe.power,
+        drop_last: fe.drop_last_frame,
     };
     let frames = stft.frames(window_samples).ok_or_else(|| {
         bad(format!(
@@ -247,17 +252,45 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         tensors.push(("frontend.std".to_string(), vec![features]));
     }
 
-    let mut act = Act::Image {
-        c: 1,
-        h: frames,
-        w: features,
-    };
     let mut largest_tensor = window_samples
         .max(frames * stft.bins())
         .max(frames * filters)
         .max(frames * features);
+    // The classifier's input image: the features, or the encoder's hidden states.
+    let (rows, cols) = match &config.encoder {
+        None => (frames, features),
+        Some(enc) => {
+            let positions = plan_encoder(enc, frames)?;
+            tensors.extend(encoder::tensor_shapes(enc, features));
+            // The widest activation is the MLP's [positions, 4·width].
+            largest_tensor = largest_tensor.max(positions * 4 * enc.width);
+            (positions, enc.width)
+        }
+    };
+    let mut act = Act::Image {
+        c: 1,
+        h: rows,
+        w: cols,
+    };
     if config.layers.is_empty() {
-        return Err(bad("layers: the model has no layers"));
+        if config.encoder.is_none() {
+            return Err(bad("layers: the model has no layers"));
+        }
+        // An encoder front-end without a head: features only.
+        return finish_plan(
+            config,
+            Plan {
+                window_samples,
+                hop_samples,
+                min_samples,
+                stft,
+                feature_shape: [rows, cols],
+                filters,
+                outputs: 0,
+                tensors,
+                largest_tensor,
+            },
+        );
     }
     for (i, layer) in config.layers.iter().enumerate() {
         let at = |msg: String| bad(format!("layer {i} ({}): {msg}", layer_label(layer)));
@@ -392,6 +425,52 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         }
         _ => {}
     }
+    finish_plan(
+        config,
+        Plan {
+            window_samples,
+            hop_samples,
+            min_samples,
+            stft,
+            feature_shape: [rows, cols],
+            filters,
+            outputs,
+            tensors,
+            largest_tensor,
+        },
+    )
+}
+
+/// Check the encoder's geometry; the sequence length after its stem.
+fn plan_encoder(enc: &EncoderConfig, frames: usize) -> Result<usize> {
+    let at = |msg: String| bad(format!("encoder: {msg}"));
+    if enc.width == 0 || enc.heads == 0 || !enc.width.is_multiple_of(enc.heads) {
+        return Err(at(format!(
+            "width {} must be a positive multiple of heads {}",
+            enc.width, enc.heads
+        )));
+    }
+    let positions = encoder::positions(frames)
+        .ok_or_else(|| at(format!("{frames} frames are too few for the stem")))?;
+    if positions > enc.max_positions {
+        return Err(at(format!(
+            "the window gives {positions} positions, the table has {} (shorten window.seconds)",
+            enc.max_positions
+        )));
+    }
+    if let EncoderRead::Layer(i) = enc.read
+        && i > enc.layers
+    {
+        return Err(at(format!(
+            "read.layer {i} is past the last block ({})",
+            enc.layers
+        )));
+    }
+    Ok(positions)
+}
+
+/// The checks every plan ends with (calibration, threshold, unique tensor names).
+fn finish_plan(config: &ModelConfig, plan: Plan) -> Result<Plan> {
     let cal = config.calibration;
     if !(cal.scale.is_finite() && cal.bias.is_finite()) {
         return Err(bad("calibration scale and bias must be finite"));
@@ -403,22 +482,12 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         )));
     }
     let mut seen = std::collections::HashSet::new();
-    for (name, _) in &tensors {
+    for (name, _) in &plan.tensors {
         if !seen.insert(name) {
             return Err(bad(format!("two layers use the same tensor name {name:?}")));
         }
     }
-    Ok(Plan {
-        window_samples,
-        hop_samples,
-        min_samples,
-        stft,
-        feature_shape: [frames, features],
-        filters,
-        outputs,
-        tensors,
-        largest_tensor,
-    })
+    Ok(plan)
 }
 
 /// Batch-norm tensors, in PyTorch's `state_dict` naming.
@@ -527,6 +596,7 @@ impl ModelSpec {
             NormalizeMode::None => None,
             NormalizeMode::Mean => Some(Normalization::Mean),
             NormalizeMode::MeanVar => Some(Normalization::MeanVar),
+            NormalizeMode::Whisper => Some(Normalization::Whisper),
             NormalizeMode::Global => {
                 let mean = tensors.remove("frontend.mean").expect("planned");
                 let std = tensors.remove("frontend.std").expect("planned");
@@ -551,6 +621,7 @@ impl ModelSpec {
                 LogKind::Ln => LogSpec::Ln { eps: fe.log.eps },
                 LogKind::Log10 => LogSpec::Log10 { eps: fe.log.eps },
                 LogKind::Db => LogSpec::Db { eps: fe.log.eps },
+                LogKind::Log10Clamp => LogSpec::Log10Clamp { eps: fe.log.eps },
             },
             dct: fe.dct.map(|d| HostTensor {
                 shape: vec![plan.filters, d.n_coeffs],
@@ -559,6 +630,10 @@ impl ModelSpec {
             normalize,
         };
 
+        let encoder = config
+            .encoder
+            .as_ref()
+            .map(|enc| encoder::from_host(enc, &mut tensors, plan.feature_shape[0]));
         let mut layers = Vec::with_capacity(config.layers.len());
         for layer in &config.layers {
             layers.push(match layer {
@@ -639,6 +714,7 @@ impl ModelSpec {
         Ok(ModelSpec {
             config,
             frontend,
+            encoder,
             layers,
             window_samples: plan.window_samples,
             hop_samples: plan.hop_samples,

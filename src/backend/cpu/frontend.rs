@@ -4,7 +4,9 @@ use rayon::prelude::*;
 
 use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
-use crate::backend::{FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams};
+use crate::backend::{
+    FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams, whisper_range,
+};
 
 /// Rows handed to one SGEMM call when projecting frames; large enough to amortise packing.
 const ROWS_PER_TASK: usize = 64;
@@ -113,6 +115,10 @@ impl FrontendOps for CpuBackend {
         }
         let scale_by_std = matches!(mode, Normalization::MeanVar);
         if frames == 0 || feats == 0 {
+            return CpuTensor::new(out, &features.shape);
+        }
+        if let Normalization::Whisper = mode {
+            out.par_chunks_mut(frames * feats).for_each(whisper_range);
             return CpuTensor::new(out, &features.shape);
         }
         out.par_chunks_mut(frames * feats).for_each(|item| {

@@ -125,6 +125,19 @@ impl FrontendOps for CudaBackend {
                 // SAFETY: matches normalize_window in kernels/frontend.cu.
                 unsafe { l.launch(linear(threads)?) }.map_err(driver_err(op))?;
             }
+            Normalize::Whisper { batch, per_window } => {
+                let (b64, n32) = (batch as i64, per_window as i32);
+                let grid_x = batch.min(65535) as u32;
+                let cfg = LaunchConfig {
+                    grid_dim: (grid_x, batch.div_ceil(grid_x as usize) as u32, 1),
+                    block_dim: (THREADS, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let mut l = self.stream.launch_builder(self.f("normalize_whisper"));
+                l.arg(&features.buf).arg(&mut out.buf).arg(&b64).arg(&n32);
+                // SAFETY: matches normalize_whisper in kernels/frontend.cu (256-thread blocks).
+                unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
+            }
         }
         Ok(out)
     }

@@ -46,6 +46,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             "select_bins_log",
             "normalize_window",
             "normalize_global",
+            "normalize_whisper",
         ],
     ),
     (

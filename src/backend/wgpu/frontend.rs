@@ -124,6 +124,19 @@ impl FrontendOps for WgpuBackend {
                     grid_for(threads)?,
                 );
             }
+            Normalize::Whisper { batch, per_window } => {
+                // The layout of `Params` in shaders/frontend.wgsl: rows = values per window.
+                let mut params = [0u32; 10];
+                params[0] = per_window as u32;
+                params[9] = batch as u32;
+                let groups = u32::try_from(batch).map_err(|_| err("too many windows"))?;
+                self.dispatch(
+                    "normalize_whisper",
+                    &params,
+                    &[features.buffer.buffer(), out.buffer.buffer()],
+                    grid(groups),
+                );
+            }
         }
         Ok(out)
     }

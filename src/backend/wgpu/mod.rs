@@ -47,7 +47,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "frontend",
         include_str!("../../../shaders/frontend.wgsl"),
-        &["select_bins_log", "normalize_window"],
+        &["select_bins_log", "normalize_window", "normalize_whisper"],
     ),
     (
         "frontend_global",

@@ -1,0 +1,283 @@
+//! The pretrained encoder between the front-end and the classifier (Whisper's audio encoder):
+//! its tensors and their shapes, and its forward pass, written once over [`Backend`].
+//!
+//! Stem: conv1d(F → d, k 3, p 1) + GELU, conv1d(d → d, k 3, s 2, p 1) + GELU, plus the first
+//! `positions` rows of the position table. Each block (pre-LayerNorm):
+//! `x += attn_out(attention(qkv(LN(x))))`, `x += mlp_out(GELU(mlp_in(LN(x))))`. Then a final
+//! LayerNorm. Hidden states are `[batch, positions, d]`.
+
+use std::collections::BTreeMap;
+
+use super::config::{EncoderConfig, EncoderRead};
+use super::spec::HostTensor;
+use crate::Result;
+use crate::backend::{Activation, Backend, Conv1dParams, DeviceTensor, window_output};
+
+/// LayerNorm epsilon of Whisper's encoder (PyTorch's default).
+pub const LN_EPS: f32 = 1e-5;
+
+const STEM_KERNEL: usize = 3;
+
+/// A LayerNorm's gain and bias.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Norm<T> {
+    pub gamma: T,
+    pub beta: T,
+}
+
+/// A projection (PyTorch layout `[out, in]`, or `[out, in, k]` for the stem) and its bias.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense<T> {
+    pub weight: T,
+    pub bias: T,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block<T> {
+    pub attn_norm: Norm<T>,
+    pub qkv: Dense<T>,
+    pub attn_out: Dense<T>,
+    pub mlp_norm: Norm<T>,
+    pub mlp_in: Dense<T>,
+    pub mlp_out: Dense<T>,
+}
+
+/// The encoder's weights, on the host (`T = HostTensor`) or on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoder<T> {
+    pub conv1: Dense<T>,
+    pub conv2: Dense<T>,
+    /// Position table cut to the window's sequence length: `[positions, d]`.
+    pub positions: T,
+    pub blocks: Vec<Block<T>>,
+    pub final_norm: Norm<T>,
+    pub heads: usize,
+    pub read: EncoderRead,
+}
+
+impl<T> Norm<T> {
+    fn try_map<U, E>(&self, f: &mut impl FnMut(&T) -> Result<U, E>) -> Result<Norm<U>, E> {
+        Ok(Norm {
+            gamma: f(&self.gamma)?,
+            beta: f(&self.beta)?,
+        })
+    }
+}
+
+impl<T> Dense<T> {
+    fn try_map<U, E>(&self, f: &mut impl FnMut(&T) -> Result<U, E>) -> Result<Dense<U>, E> {
+        Ok(Dense {
+            weight: f(&self.weight)?,
+            bias: f(&self.bias)?,
+        })
+    }
+}
+
+impl<T> Encoder<T> {
+    /// The same encoder with every tensor converted by `f` (e.g. uploaded to a device).
+    pub fn try_map<U, E>(&self, mut f: impl FnMut(&T) -> Result<U, E>) -> Result<Encoder<U>, E> {
+        let f = &mut f;
+        Ok(Encoder {
+            conv1: self.conv1.try_map(f)?,
+            conv2: self.conv2.try_map(f)?,
+            positions: f(&self.positions)?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| {
+                    Ok(Block {
+                        attn_norm: b.attn_norm.try_map(f)?,
+                        qkv: b.qkv.try_map(f)?,
+                        attn_out: b.attn_out.try_map(f)?,
+                        mlp_norm: b.mlp_norm.try_map(f)?,
+                        mlp_in: b.mlp_in.try_map(f)?,
+                        mlp_out: b.mlp_out.try_map(f)?,
+                    })
+                })
+                .collect::<Result<_, E>>()?,
+            final_norm: self.final_norm.try_map(f)?,
+            heads: self.heads,
+            read: self.read,
+        })
+    }
+}
+
+/// Sequence length after the stem for `frames` front-end frames (the stride-2 convolution).
+pub fn positions(frames: usize) -> Option<usize> {
+    window_output(frames, STEM_KERNEL, 2, 1)
+}
+
+/// Every tensor the encoder needs, with its shape, for `features` front-end features.
+pub fn tensor_shapes(cfg: &EncoderConfig, features: usize) -> Vec<(String, Vec<usize>)> {
+    let d = cfg.width;
+    let mut v = vec![
+        (
+            "encoder.conv1.weight".into(),
+            vec![d, features, STEM_KERNEL],
+        ),
+        ("encoder.conv1.bias".into(), vec![d]),
+        ("encoder.conv2.weight".into(), vec![d, d, STEM_KERNEL]),
+        ("encoder.conv2.bias".into(), vec![d]),
+        ("encoder.positions".into(), vec![cfg.max_positions, d]),
+    ];
+    for i in 0..cfg.layers {
+        let p = format!("encoder.blocks.{i}.");
+        for (name, weight) in [
+            ("attn_norm", vec![d]),
+            ("qkv", vec![3 * d, d]),
+            ("attn_out", vec![d, d]),
+            ("mlp_norm", vec![d]),
+            ("mlp_in", vec![4 * d, d]),
+            ("mlp_out", vec![d, 4 * d]),
+        ] {
+            let out = weight[0];
+            v.push((format!("{p}{name}.weight"), weight));
+            v.push((format!("{p}{name}.bias"), vec![out]));
+        }
+    }
+    v.push(("encoder.final_norm.weight".into(), vec![d]));
+    v.push(("encoder.final_norm.bias".into(), vec![d]));
+    v
+}
+
+/// Take the encoder's tensors out of `tensors` (already checked against [`tensor_shapes`]),
+/// cutting the position table to `positions` rows.
+pub fn from_host(
+    cfg: &EncoderConfig,
+    tensors: &mut BTreeMap<String, HostTensor>,
+    positions: usize,
+) -> Encoder<HostTensor> {
+    let mut take = |name: String| tensors.remove(&name).expect("planned");
+    let mut dense = |prefix: String| Dense {
+        weight: take(format!("{prefix}.weight")),
+        bias: take(format!("{prefix}.bias")),
+    };
+    let conv1 = dense("encoder.conv1".into());
+    let conv2 = dense("encoder.conv2".into());
+    let blocks = (0..cfg.layers)
+        .map(|i| {
+            let p = format!("encoder.blocks.{i}.");
+            let qkv = dense(format!("{p}qkv"));
+            let attn_out = dense(format!("{p}attn_out"));
+            let mlp_in = dense(format!("{p}mlp_in"));
+            let mlp_out = dense(format!("{p}mlp_out"));
+            let attn_norm = dense(format!("{p}attn_norm"));
+            let mlp_norm = dense(format!("{p}mlp_norm"));
+            Block {
+                attn_norm: Norm {
+                    gamma: attn_norm.weight,
+                    beta: attn_norm.bias,
+                },
+                qkv,
+                attn_out,
+                mlp_norm: Norm {
+                    gamma: mlp_norm.weight,
+                    beta: mlp_norm.bias,
+                },
+                mlp_in,
+                mlp_out,
+            }
+        })
+        .collect();
+    let final_norm = dense("encoder.final_norm".into());
+    let mut table = take("encoder.positions".into());
+    table.data.truncate(positions * cfg.width);
+    table.shape = vec![positions, cfg.width];
+    Encoder {
+        conv1,
+        conv2,
+        positions: table,
+        blocks,
+        final_norm: Norm {
+            gamma: final_norm.weight,
+            beta: final_norm.bias,
+        },
+        heads: cfg.heads,
+        read: cfg.read,
+    }
+}
+
+/// Run the encoder on front-end features `[B, frames, F]`. With `all`, every hidden state
+/// (stem + positions, each block, final LayerNorm); otherwise only the one `read` names.
+pub fn forward<B: Backend>(
+    backend: &B,
+    enc: &Encoder<B::Tensor>,
+    features: &B::Tensor,
+    all: bool,
+) -> Result<Vec<B::Tensor>> {
+    let same = Conv1dParams {
+        stride: 1,
+        padding: 1,
+    };
+    let halve = Conv1dParams {
+        stride: 2,
+        padding: 1,
+    };
+    let x = backend.conv1d(
+        features,
+        &enc.conv1.weight,
+        Some(&enc.conv1.bias),
+        &same,
+        Activation::Gelu,
+    )?;
+    let x = backend.conv1d(
+        &x,
+        &enc.conv2.weight,
+        Some(&enc.conv2.bias),
+        &halve,
+        Activation::Gelu,
+    )?;
+    let mut x = backend.add(&x, &enc.positions)?;
+    let wanted = match enc.read {
+        EncoderRead::Final => enc.blocks.len() + 1,
+        EncoderRead::Layer(i) => i,
+    };
+    let mut states = Vec::new();
+    for (i, block) in enc.blocks.iter().enumerate() {
+        if !all && i == wanted {
+            return Ok(vec![x]);
+        }
+        let next = block_forward(backend, block, enc.heads, &x)?;
+        if all {
+            states.push(x);
+        }
+        x = next;
+    }
+    if !all && wanted == enc.blocks.len() {
+        return Ok(vec![x]);
+    }
+    let last = backend.layer_norm(&x, &enc.final_norm.gamma, &enc.final_norm.beta, LN_EPS)?;
+    if all {
+        states.push(x);
+    }
+    states.push(last);
+    Ok(states)
+}
+
+/// One pre-LayerNorm transformer block on `x` `[B, T, d]`.
+fn block_forward<B: Backend>(
+    backend: &B,
+    block: &Block<B::Tensor>,
+    heads: usize,
+    x: &B::Tensor,
+) -> Result<B::Tensor> {
+    let [b, t, d]: [usize; 3] = x.shape().try_into().expect("encoder states are [B, T, d]");
+    // Projections run as one GEMM over every position of every window.
+    let linear = |input: B::Tensor, dense: &Dense<B::Tensor>, act| -> Result<B::Tensor> {
+        let width = input.shape()[2];
+        let rows = backend.reshape(input, &[b * t, width])?;
+        let out = backend.linear(&rows, &dense.weight, Some(&dense.bias), act)?;
+        let outputs = out.shape()[1];
+        backend.reshape(out, &[b, t, outputs])
+    };
+    let h = backend.layer_norm(x, &block.attn_norm.gamma, &block.attn_norm.beta, LN_EPS)?;
+    let qkv = linear(h, &block.qkv, Activation::None)?;
+    let attended = backend.attention(&qkv, heads)?;
+    let projected = linear(attended, &block.attn_out, Activation::None)?;
+    let x = backend.add(x, &projected)?;
+    let h = backend.layer_norm(&x, &block.mlp_norm.gamma, &block.mlp_norm.beta, LN_EPS)?;
+    let inner = linear(h, &block.mlp_in, Activation::Gelu)?;
+    let out = linear(inner, &block.mlp_out, Activation::None)?;
+    debug_assert_eq!(out.shape(), &[b, t, d]);
+    backend.add(&x, &out)
+}
