@@ -1,6 +1,6 @@
 // Encoder kernels: channels-last 1-D convolution as an implicit GEMM (bias and activation
 // fused), layer normalisation (one block per row), multi-head self-attention with an online
-// softmax (one thread per window, head and query), and a broadcast add.
+// softmax (one 64-thread block per window, head and query), and a broadcast add.
 
 #define MAX_HEAD_DIM 128
 
@@ -75,34 +75,55 @@ extern "C" __global__ void layer_norm(const float* x, const float* gamma, const 
         out[row * dim + i] = (r[i] - mean) * inv * gamma[i] + beta[i];
 }
 
-// qkv [B, T, 3D] -> out [B, T, D]: one thread per (window, head, query) streams over the keys
-// with an online softmax (running max and sum), so no T x T score matrix is stored.
-extern "C" __global__ void attention(const float* qkv, float* out, int batch, int len, int dim,
-                                     int heads, int head_dim, float scale) {
-    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (id >= (long long)batch * heads * len) return;
-    int i = id % len;
-    int h = (id / len) % heads;
-    long long b = id / ((long long)len * heads);
+// qkv [B, T, 3D] -> out [B, T, D]. One 64-thread block per (window, head, query): the scaled
+// query sits in shared memory; keys go by in tiles of 64, each thread scoring one key of the
+// tile, then the tile's softmax terms update a running maximum and sum (online softmax) while
+// each thread accumulates two of the head's output values (head width <= 128). No T x T
+// matrix is stored.
+extern "C" __global__ void attention(const float* qkv, float* out, long long rows, int len,
+                                     int dim, int heads, int head_dim, float scale) {
+    __shared__ float query[MAX_HEAD_DIM];
+    __shared__ float scores[64];
+    long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
+    if (row >= rows) return;  // whole block: the barriers below stay uniform
+    int i = row % len;
+    int h = (row / len) % heads;
+    long long b = row / ((long long)len * heads);
     long long stride = 3LL * dim;
-    const float* q = qkv + (b * len + i) * stride + (long long)h * head_dim;
-    float acc[MAX_HEAD_DIM];
-    for (int d = 0; d < head_dim; d++) acc[d] = 0.0f;
-    float m = -3.402823e38f, l = 0.0f;
-    for (int j = 0; j < len; j++) {
-        const float* k = qkv + (b * len + j) * stride + dim + (long long)h * head_dim;
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; d++) s += q[d] * k[d];
-        s *= scale;
-        float m_new = fmaxf(m, s);
-        float rescale = expf(m - m_new), e = expf(s - m_new);
-        l = l * rescale + e;
-        const float* v = k + dim;
-        for (int d = 0; d < head_dim; d++) acc[d] = acc[d] * rescale + e * v[d];
-        m = m_new;
+    int head = h * head_dim, lane = threadIdx.x;
+    for (int d = lane; d < head_dim; d += 64) query[d] = qkv[(b * len + i) * stride + head + d] * scale;
+    __syncthreads();
+    float m = -3.402823e38f, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
+    for (int j0 = 0; j0 < len; j0 += 64) {
+        int j = j0 + lane;
+        float s = -3.402823e38f;
+        if (j < len) {
+            const float* k = qkv + (b * len + j) * stride + dim + head;
+            s = 0.0f;
+            for (int d = 0; d < head_dim; d++) s += query[d] * k[d];
+        }
+        scores[lane] = s;
+        __syncthreads();
+        int n = len - j0 < 64 ? len - j0 : 64;
+        float tile_max = m;
+        for (int t = 0; t < n; t++) tile_max = fmaxf(tile_max, scores[t]);
+        float rescale = expf(m - tile_max);
+        l *= rescale;
+        acc0 *= rescale;
+        acc1 *= rescale;
+        for (int t = 0; t < n; t++) {
+            float e = expf(scores[t] - tile_max);
+            l += e;
+            const float* v = qkv + (b * len + j0 + t) * stride + 2LL * dim + head;
+            if (lane < head_dim) acc0 += e * v[lane];
+            if (lane + 64 < head_dim) acc1 += e * v[lane + 64];
+        }
+        m = tile_max;
+        __syncthreads();
     }
-    float* o = out + (b * len + i) * dim + (long long)h * head_dim;
-    for (int d = 0; d < head_dim; d++) o[d] = acc[d] / l;
+    float* o = out + (b * len + i) * dim + head;
+    if (lane < head_dim) o[lane] = acc0 / l;
+    if (lane + 64 < head_dim) o[lane + 64] = acc1 / l;
 }
 
 // out = a + b, b broadcast over a's leading axes (b has m elements, a suffix of a's shape).

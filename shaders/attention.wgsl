@@ -1,6 +1,8 @@
-// Multi-head self-attention on a fused projection qkv [B, T, 3·D]: one invocation per
-// (window, head, query) streams over the keys with an online softmax (running max and sum),
-// so no T×T score matrix is stored. Head width up to MAX_HEAD_DIM.
+// Multi-head self-attention on a fused projection qkv [B, T, 3·D] → out [B, T, D]. One
+// workgroup of 64 invocations per (window, head, query): the scaled query sits in workgroup
+// memory; keys go by in tiles of 64, each invocation scoring one key of the tile, then the
+// tile's softmax terms update a running maximum and sum (online softmax) while each invocation
+// accumulates two of the head's output values (head width ≤ 128). No T×T matrix is stored.
 
 struct Params { batch: u32, len: u32, dim: u32, heads: u32, head_dim: u32, scale: f32, _p0: u32, _p1: u32 };
 
@@ -8,35 +10,59 @@ struct Params { batch: u32, len: u32, dim: u32, heads: u32, head_dim: u32, scale
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const MAX_HEAD_DIM: u32 = 128u;
+const KEYS: u32 = 64u;
+var<workgroup> query: array<f32, 128>;
+var<workgroup> scores: array<f32, 64>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let id = linear_id(wid, nwg, lid);
-    if (id >= p.batch * p.heads * p.len) { return; }
-    let i = id % p.len;
-    let h = (id / p.len) % p.heads;
-    let b = id / (p.len * p.heads);
+    let rows = p.batch * p.heads * p.len;
+    let row = linear_group(wid, nwg);
+    let r = min(row, rows - 1u);
+    let i = r % p.len;
+    let h = (r / p.len) % p.heads;
+    let b = r / (p.len * p.heads);
     let stride = 3u * p.dim;
-    let q = (b * p.len + i) * stride + h * p.head_dim;
-    var acc: array<f32, 128>;
-    for (var d = 0u; d < p.head_dim; d++) { acc[d] = 0.0; }
+    let head = h * p.head_dim;
+    for (var d = lid; d < p.head_dim; d += KEYS) { query[d] = qkv[(b * p.len + i) * stride + head + d] * p.scale; }
+    workgroupBarrier();
+    let d0 = lid;
+    let d1 = lid + KEYS;
     var m = -3.402823e38;
     var l = 0.0;
-    for (var j = 0u; j < p.len; j++) {
-        let k = (b * p.len + j) * stride + p.dim + h * p.head_dim;
-        var s = 0.0;
-        for (var d = 0u; d < p.head_dim; d++) { s += qkv[q + d] * qkv[k + d]; }
-        s *= p.scale;
-        let m_new = max(m, s);
-        let rescale = exp(m - m_new);
-        let e = exp(s - m_new);
-        l = l * rescale + e;
-        let v = k + p.dim;
-        for (var d = 0u; d < p.head_dim; d++) { acc[d] = acc[d] * rescale + e * qkv[v + d]; }
-        m = m_new;
+    var acc0 = 0.0;
+    var acc1 = 0.0;
+    for (var j0 = 0u; j0 < p.len; j0 += KEYS) {
+        let j = j0 + lid;
+        var s = -3.402823e38;
+        if (j < p.len) {
+            let k = (b * p.len + j) * stride + p.dim + head;
+            s = 0.0;
+            for (var d = 0u; d < p.head_dim; d++) { s += query[d] * qkv[k + d]; }
+        }
+        scores[lid] = s;
+        workgroupBarrier();
+        let n = min(KEYS, p.len - j0);
+        var tile_max = m;
+        for (var t = 0u; t < n; t++) { tile_max = max(tile_max, scores[t]); }
+        let rescale = exp(m - tile_max);
+        l *= rescale;
+        acc0 *= rescale;
+        acc1 *= rescale;
+        for (var t = 0u; t < n; t++) {
+            let e = exp(scores[t] - tile_max);
+            l += e;
+            let v = (b * p.len + j0 + t) * stride + 2u * p.dim + head;
+            if (d0 < p.head_dim) { acc0 += e * qkv[v + d0]; }
+            if (d1 < p.head_dim) { acc1 += e * qkv[v + d1]; }
+        }
+        m = tile_max;
+        workgroupBarrier();
     }
-    let o = (b * p.len + i) * p.dim + h * p.head_dim;
-    for (var d = 0u; d < p.head_dim; d++) { out[o + d] = acc[d] / l; }
+    if (row < rows) {
+        let o = (b * p.len + i) * p.dim + head;
+        if (d0 < p.head_dim) { out[o + d0] = acc0 / l; }
+        if (d1 < p.head_dim) { out[o + d1] = acc1 / l; }
+    }
 }

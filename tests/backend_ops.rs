@@ -760,12 +760,15 @@ fn layer_norm_matches_reference<B: Backend>(be: &B, tol: f64) {
 
 fn attention_matches_reference<B: Backend>(be: &B, tol: f64) {
     let mut r = rng(23);
-    // ([b, t, d], heads): one head, Whisper's 64-wide heads, a sequence of one, odd widths.
+    // ([b, t, d], heads): one head, Whisper's 64-wide heads, a sequence of one, odd widths, and
+    // a sequence as long as a 10 s Whisper window's (many key tiles; a per-thread loop this long
+    // once went wrong on lavapipe).
     for ([b, t, d], heads) in [
         ([2, 13, 8], 1),
         ([1, 37, 128], 2),
         ([2, 1, 12], 3),
         ([1, 70, 30], 5),
+        ([1, 520, 64], 1),
     ] {
         let qkv = random_vec(&mut r, b * t * 3 * d, -2.0, 2.0);
         let out = be

@@ -489,10 +489,10 @@ pub fn conv1d(
     })
 }
 
-/// Widest attention head the GPU kernels take (their per-thread accumulator).
+/// Widest attention head the GPU kernels take (64 threads, two output values each).
 pub const MAX_HEAD_DIM: usize = 128;
 
-/// Plan `attention` (one thread per window, head and query); heads wider than
+/// Plan `attention` (one 64-wide workgroup per window, head and query); heads wider than
 /// [`MAX_HEAD_DIM`] are refused.
 pub fn attention(check: Shapes, qkv: &[usize], heads: usize) -> Result<shapes::Attention> {
     let a = check.attention(qkv, heads)?;

@@ -14,12 +14,17 @@ use crate::model::{Model, ModelSpec};
 /// work is complete).
 #[derive(Debug, Clone)]
 pub struct StageTimes {
+    /// Windows to the classifier's input (the front-end, and the encoder where there is one).
     pub frontend: Duration,
-    pub classifier: Duration,
+    /// The classifier alone; `None` for an encoder front-end without a classifier.
+    pub classifier: Option<Duration>,
+    /// The whole forward pass (to scores, or to the encoder's output without a classifier).
     pub forward: Duration,
-    /// Mean time per batch with the next batch submitted before the previous is collected.
-    pub queued: Duration,
-    /// Calibrated scores of the batch, for the comparison with the CPU backend.
+    /// Mean time per batch with the next batch submitted before the previous is collected
+    /// (`None` without a classifier: nothing to queue).
+    pub queued: Option<Duration>,
+    /// Calibrated scores of the batch (the encoder's output without a classifier), for the
+    /// comparison with the CPU backend.
     pub scores: Vec<f32>,
 }
 
@@ -49,18 +54,26 @@ pub fn time_stages<B: Backend>(
     repeats: usize,
 ) -> Result<StageTimes> {
     let len = spec.window_samples;
+    let headless = spec.outputs == 0;
     let model = Model::new(backend, spec)?;
     let signal = backend.upload(windows, &[batch, len])?;
     let features = model.features(backend, &signal)?;
     let feature_shape = features.shape().to_vec();
-    let host_features = backend.download(&features)?;
-    let scores = model.scores(backend, windows, batch)?; // warm-up (pipelines, pools)
+    let host_features = backend.download(&features)?; // also the warm-up (pipelines, pools)
+    let scores = if headless {
+        host_features.clone()
+    } else {
+        model.scores(backend, windows, batch)?
+    };
     let (mut fe, mut cl, mut fw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
         let f = model.features(backend, &signal)?;
         backend.download(&f)?;
         fe.push(t.elapsed());
+        if headless {
+            continue;
+        }
 
         let t = Instant::now();
         let x = backend.upload(&host_features, &feature_shape)?;
@@ -71,6 +84,16 @@ pub fn time_stages<B: Backend>(
         let t = Instant::now();
         model.scores(backend, windows, batch)?;
         fw.push(t.elapsed());
+    }
+    if headless {
+        let frontend = median(fe);
+        return Ok(StageTimes {
+            frontend,
+            classifier: None,
+            forward: frontend,
+            queued: None,
+            scores,
+        });
     }
     let runs = repeats.max(1);
     let t = Instant::now();
@@ -87,9 +110,9 @@ pub fn time_stages<B: Backend>(
     let queued = t.elapsed() / runs as u32;
     Ok(StageTimes {
         frontend: median(fe),
-        classifier: median(cl),
+        classifier: Some(median(cl)),
         forward: median(fw),
-        queued,
+        queued: Some(queued),
         scores,
     })
 }

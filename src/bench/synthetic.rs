@@ -1,5 +1,6 @@
 //! `bench` without a catalog: one batch of synthetic windows per model and backend; per stage
-//! the median time, and the largest score difference from the CPU backend on the same batch.
+//! the median time, and the largest score difference from the CPU backend on the same batch
+//! (for an encoder front-end without a classifier: its output's largest difference).
 
 use std::io::Write;
 use std::time::Duration;
@@ -65,15 +66,17 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
             });
             let per_s = batch as f64 / t.forward.as_secs_f64();
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let maybe_ms =
+                |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}", ms(d)));
             writeln!(
                 out,
-                "{:<20} {:<8} {:>12.2} {:>14.2} {:>12.2} {:>11.2} {:>11.1} {:>11.0} {:>14}",
+                "{:<20} {:<8} {:>12.2} {:>14} {:>12.2} {:>11} {:>11.1} {:>11.0} {:>14}",
                 spec.config.id,
                 kind.name(),
                 ms(t.frontend),
-                ms(t.classifier),
+                maybe_ms(t.classifier),
                 ms(t.forward),
-                ms(t.queued),
+                maybe_ms(t.queued),
                 per_s,
                 per_s * hop,
                 diff

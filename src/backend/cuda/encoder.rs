@@ -91,18 +91,26 @@ impl EncoderOps for CudaBackend {
 
     fn attention(&self, qkv: &CudaTensor, heads: usize) -> Result<CudaTensor> {
         let a = launch::attention(CHECK, &qkv.shape, heads)?;
-        let threads = a.batch * a.heads * a.len;
-        let (mut out, cfg) = self.elementwise(&[a.batch, a.len, a.dim], threads)?;
-        if let Some(cfg) = cfg {
+        let rows = a.batch * a.heads * a.len;
+        let mut out = self.alloc(&[a.batch, a.len, a.dim])?;
+        if rows > 0 {
             let scale = 1.0 / (a.head_dim as f32).sqrt();
-            let ints = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as i32);
+            let r64 = rows as i64;
+            let ints = [a.len, a.dim, a.heads, a.head_dim].map(|v| v as i32);
+            // One 64-thread block per (window, head, query).
+            let grid_x = rows.min(65535) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
+                block_dim: (64, 1, 1),
+                shared_mem_bytes: 0,
+            };
             let mut l = self.stream.launch_builder(self.f("attention"));
-            l.arg(&qkv.buf).arg(&mut out.buf);
+            l.arg(&qkv.buf).arg(&mut out.buf).arg(&r64);
             for v in &ints {
                 l.arg(v);
             }
             l.arg(&scale);
-            // SAFETY: matches attention in kernels/encoder.cu.
+            // SAFETY: matches attention in kernels/encoder.cu (64-thread blocks).
             unsafe { l.launch(cfg) }.map_err(driver_err("attention"))?;
         }
         Ok(out)

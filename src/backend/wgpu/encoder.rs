@@ -81,17 +81,19 @@ impl EncoderOps for WgpuBackend {
     fn attention(&self, qkv: &WgpuTensor, heads: usize) -> Result<WgpuTensor> {
         let a = launch::attention(CHECK, &qkv.shape, heads)?;
         let out = self.alloc(&[a.batch, a.len, a.dim])?;
-        let threads = a.batch * a.heads * a.len;
-        if threads > 0 {
+        let rows = a.batch * a.heads * a.len;
+        if rows > 0 {
             let scale = 1.0 / (a.head_dim as f32).sqrt();
             let params = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
             let mut params = params.to_vec();
             params.push(f(scale));
+            // One workgroup per (window, head, query).
+            let groups = u32::try_from(rows).map_err(|_| err("too many attention rows"))?;
             self.dispatch(
                 "attention",
                 &params,
                 &[qkv.buffer.buffer(), out.buffer.buffer()],
-                grid_for(threads)?,
+                grid(groups),
             );
         }
         Ok(out)
