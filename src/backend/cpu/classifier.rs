@@ -7,6 +7,9 @@ use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
+/// Rows of a linear layer's input handed to one SGEMM call.
+const LINEAR_ROWS_PER_TASK: usize = 64;
+
 impl ClassifierOps for CpuBackend {
     fn conv2d(
         &self,
@@ -162,24 +165,35 @@ impl ClassifierOps for CpuBackend {
             bias.map(|b| b.shape.as_slice()),
         )?;
         let mut out = vec![0.0f32; batch * outputs];
-        // weightᵀ is read in place: element (k, j) of the [in, out] matrix is weight[j * in + k].
-        sgemm(
-            batch,
-            inputs,
-            outputs,
-            &input.data,
-            (inputs, 1),
-            &weight.data,
-            (1, inputs),
-            &mut out,
-        );
-        if outputs > 0 {
-            for row in out.chunks_mut(outputs) {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
-                }
-            }
+        if outputs == 0 {
+            return CpuTensor::new(out, &[batch, outputs]);
         }
+        // Blocks of rows in parallel (an encoder projects thousands of rows; a classifier's
+        // batch is one block), the epilogue applied while the block is hot.
+        out.par_chunks_mut(LINEAR_ROWS_PER_TASK * outputs)
+            .enumerate()
+            .for_each(|(task, dst)| {
+                let rows = dst.len() / outputs;
+                let first = task * LINEAR_ROWS_PER_TASK * inputs;
+                let src = &input.data[first..first + rows * inputs];
+                // weightᵀ is read in place: element (k, j) of the [in, out] matrix is
+                // weight[j * in + k].
+                sgemm(
+                    rows,
+                    inputs,
+                    outputs,
+                    src,
+                    (inputs, 1),
+                    &weight.data,
+                    (1, inputs),
+                    dst,
+                );
+                for row in dst.chunks_mut(outputs) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
+                    }
+                }
+            });
         CpuTensor::new(out, &[batch, outputs])
     }
 
