@@ -36,6 +36,9 @@ echo "== devices"
 target/release/deepscreen devices
 echo "== bench: one synthetic batch per backend (reference architectures, random weights)"
 target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 || status=1
+echo "== bench: the Whisper tiny.en encoder front-end, 32 windows of 10 s"
+target/release/deepscreen bench --model models/whisper-tiny-en-encoder.safetensors \
+    --backends cpu,wgpu,cuda --batch 32 --repeats 5 || status=1
 echo "== bench: end to end on the demo catalog"
 demo=$(mktemp -d)
 target/release/examples/demo "$demo" >/dev/null
