@@ -327,37 +327,46 @@ pub fn normalize<'t, T: DeviceTensor>(
     })
 }
 
-/// One `conv2d` launch: an implicit GEMM over (output pixels × output channels) tiles, one
-/// grid layer per window.
+/// One implicit-GEMM convolution launch (`conv2d`, `conv1d`): 16×16 output tiles (output
+/// positions × output channels), one grid layer per window, bias and activation fused.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Conv2d {
-    pub shape: shapes::Conv,
-    /// The kernel's integer parameters in its order: C, H, W, O, KH, KW, SH, SW, PH, PW, HO, WO.
-    pub dims: [u32; 12],
+pub struct TiledConv {
+    /// The kernel's integer parameters, in its order (see `conv2d` and `conv1d`).
+    pub dims: Vec<u32>,
     pub has_bias: bool,
     pub act: u32,
     pub slope: f32,
+    /// The launch grid: tiles along x and y, and windows.
+    pub tiles: [usize; 3],
+    pub out_shape: Vec<usize>,
 }
 
-impl Conv2d {
-    /// Tiles as (pixel tiles, channel tiles, windows): the launch grid.
-    pub fn tiles(&self) -> [usize; 3] {
-        let c = &self.shape;
-        [
-            (c.ho * c.wo).div_ceil(TILE),
-            c.out_channels.div_ceil(TILE),
-            c.batch,
-        ]
-    }
-    pub fn out_shape(&self) -> [usize; 4] {
-        let c = &self.shape;
-        [c.batch, c.out_channels, c.ho, c.wo]
-    }
+impl TiledConv {
     pub fn is_empty(&self) -> bool {
-        self.out_shape().iter().product::<usize>() == 0
+        self.out_shape.iter().product::<usize>() == 0
+    }
+
+    fn new(
+        dims: Vec<usize>,
+        bias: bool,
+        activation: Activation,
+        tiles: [usize; 3],
+        out_shape: Vec<usize>,
+    ) -> Self {
+        let (act, slope) = act_code(activation);
+        TiledConv {
+            dims: dims.into_iter().map(|v| v as u32).collect(),
+            has_bias: bias,
+            act,
+            slope,
+            tiles,
+            out_shape,
+        }
     }
 }
 
+/// `conv2d` (NCHW): integer parameters C, H, W, O, KH, KW, SH, SW, PH, PW, HO, WO; tiles over
+/// output pixels (x) and channels (y).
 pub fn conv2d(
     check: Shapes,
     input: &[usize],
@@ -365,9 +374,9 @@ pub fn conv2d(
     bias: Option<&[usize]>,
     p: &Conv2dParams,
     activation: Activation,
-) -> Result<Conv2d> {
+) -> Result<TiledConv> {
     let c = check.conv2d(input, weight, bias, p)?;
-    let dims = [
+    let dims = vec![
         c.channels,
         c.h,
         c.w,
@@ -380,16 +389,14 @@ pub fn conv2d(
         p.padding[1],
         c.ho,
         c.wo,
-    ]
-    .map(|v| v as u32);
-    let (act, slope) = act_code(activation);
-    Ok(Conv2d {
-        shape: c,
-        dims,
-        has_bias: bias.is_some(),
-        act,
-        slope,
-    })
+    ];
+    let tiles = [
+        (c.ho * c.wo).div_ceil(TILE),
+        c.out_channels.div_ceil(TILE),
+        c.batch,
+    ];
+    let out = vec![c.batch, c.out_channels, c.ho, c.wo];
+    Ok(TiledConv::new(dims, bias.is_some(), activation, tiles, out))
 }
 
 /// One `max_pool2d` launch: one thread per output element.
@@ -428,38 +435,8 @@ pub fn max_pool2d(check: Shapes, input: &[usize], p: &PoolParams) -> Result<MaxP
     Ok(MaxPool2d { shape: c, dims })
 }
 
-/// One `conv1d` launch: an implicit GEMM over (output steps × output channels) tiles, one grid
-/// layer per window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conv1d {
-    pub shape: shapes::Conv1d,
-    /// The kernel's integer parameters in its order: len, channels, out channels, kernel,
-    /// stride, padding, out len.
-    pub dims: [u32; 7],
-    pub has_bias: bool,
-    pub act: u32,
-    pub slope: f32,
-}
-
-impl Conv1d {
-    /// Tiles as (channel tiles, step tiles, windows): the launch grid.
-    pub fn tiles(&self) -> [usize; 3] {
-        let c = &self.shape;
-        [
-            c.out_channels.div_ceil(TILE),
-            c.out_len.div_ceil(TILE),
-            c.batch,
-        ]
-    }
-    pub fn out_shape(&self) -> [usize; 3] {
-        let c = &self.shape;
-        [c.batch, c.out_len, c.out_channels]
-    }
-    pub fn is_empty(&self) -> bool {
-        self.out_shape().iter().product::<usize>() == 0
-    }
-}
-
+/// `conv1d` (channels last): integer parameters len, channels, out channels, kernel, stride,
+/// padding, out len; tiles over output channels (x) and steps (y).
 pub fn conv1d(
     check: Shapes,
     input: &[usize],
@@ -467,9 +444,9 @@ pub fn conv1d(
     bias: Option<&[usize]>,
     p: &Conv1dParams,
     activation: Activation,
-) -> Result<Conv1d> {
+) -> Result<TiledConv> {
     let c = check.conv1d(input, weight, bias, p)?;
-    let dims = [
+    let dims = vec![
         c.len,
         c.channels,
         c.out_channels,
@@ -477,16 +454,14 @@ pub fn conv1d(
         p.stride,
         p.padding,
         c.out_len,
-    ]
-    .map(|v| v as u32);
-    let (act, slope) = act_code(activation);
-    Ok(Conv1d {
-        shape: c,
-        dims,
-        has_bias: bias.is_some(),
-        act,
-        slope,
-    })
+    ];
+    let tiles = [
+        c.out_channels.div_ceil(TILE),
+        c.out_len.div_ceil(TILE),
+        c.batch,
+    ];
+    let out = vec![c.batch, c.out_len, c.out_channels];
+    Ok(TiledConv::new(dims, bias.is_some(), activation, tiles, out))
 }
 
 /// Widest attention head the GPU kernels take (64 threads, two output values each).

@@ -9,7 +9,8 @@ use rand::{Rng, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
 
 use super::config::{LayerConfig, METADATA_KEY, ModelConfig};
-use super::spec::{BN_PARTS, HostTensor, ModelSpec, plan};
+use super::plan::{BN_PARTS, plan};
+use super::spec::{HostTensor, ModelSpec};
 use crate::{Error, Result};
 
 /// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the

@@ -5,6 +5,7 @@ pub mod dsp;
 pub mod encoder;
 pub mod file;
 pub mod forward;
+pub mod plan;
 pub mod presets;
 pub mod spec;
 

@@ -3,10 +3,10 @@
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::device::{THREADS, ensure};
+use super::device::THREADS;
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
-use crate::backend::launch::{self, TILE, act_code};
+use crate::backend::launch::{self, act_code};
 use crate::backend::{
     Activation, ClassifierOps, Conv2dParams, DeviceTensor, GlobalPool, PoolParams,
 };
@@ -20,44 +20,16 @@ impl ClassifierOps for CudaBackend {
         p: &Conv2dParams,
         activation: Activation,
     ) -> Result<CudaTensor> {
-        let op = "conv2d";
+        let bias_shape = bias.map(|b| b.shape.as_slice());
         let c = launch::conv2d(
             CHECK,
             &input.shape,
             &weight.shape,
-            bias.map(|b| b.shape.as_slice()),
+            bias_shape,
             p,
             activation,
         )?;
-        let mut out = self.alloc(&c.out_shape())?;
-        if c.is_empty() {
-            return Ok(out);
-        }
-        let dims = c.dims.map(|v| v as i32);
-        let (has_bias, act) = (c.has_bias as i32, c.act as i32);
-        let [px, ch, windows] = c.tiles().map(|t| t as u32);
-        let cfg = LaunchConfig {
-            grid_dim: (px, ch, windows),
-            block_dim: (TILE as u32, TILE as u32, 1),
-            shared_mem_bytes: 0,
-        };
-        ensure(
-            cfg.grid_dim.1 <= 65535 && cfg.grid_dim.2 <= 65535,
-            op,
-            || "too many channels or windows for one launch".into(),
-        )?;
-        let mut l = self.stream.launch_builder(self.f("conv2d"));
-        l.arg(&input.buf)
-            .arg(&weight.buf)
-            .arg(bias.map_or(&self.dummy, |b| &b.buf))
-            .arg(&mut out.buf);
-        for v in &dims {
-            l.arg(v);
-        }
-        l.arg(&has_bias).arg(&act).arg(&c.slope);
-        // SAFETY: matches conv2d in kernels/classifier.cu.
-        unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
-        Ok(out)
+        self.tiled_conv("conv2d", &c, input, weight, bias)
     }
 
     fn channel_affine(

@@ -3,10 +3,10 @@
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::device::{THREADS, ensure};
+use super::device::THREADS;
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
-use crate::backend::launch::{self, TILE};
+use crate::backend::launch;
 use crate::backend::{Activation, Conv1dParams, EncoderOps};
 
 impl EncoderOps for CudaBackend {
@@ -18,44 +18,16 @@ impl EncoderOps for CudaBackend {
         p: &Conv1dParams,
         activation: Activation,
     ) -> Result<CudaTensor> {
-        let op = "conv1d";
+        let bias_shape = bias.map(|b| b.shape.as_slice());
         let c = launch::conv1d(
             CHECK,
             &input.shape,
             &weight.shape,
-            bias.map(|b| b.shape.as_slice()),
+            bias_shape,
             p,
             activation,
         )?;
-        let mut out = self.alloc(&c.out_shape())?;
-        if c.is_empty() {
-            return Ok(out);
-        }
-        let dims = c.dims.map(|v| v as i32);
-        let (has_bias, act) = (c.has_bias as i32, c.act as i32);
-        let [ch, steps, windows] = c.tiles().map(|t| t as u32);
-        let cfg = LaunchConfig {
-            grid_dim: (ch, steps, windows),
-            block_dim: (TILE as u32, TILE as u32, 1),
-            shared_mem_bytes: 0,
-        };
-        ensure(
-            cfg.grid_dim.1 <= 65535 && cfg.grid_dim.2 <= 65535,
-            op,
-            || "too many steps or windows for one launch".into(),
-        )?;
-        let mut l = self.stream.launch_builder(self.f("conv1d"));
-        l.arg(&input.buf)
-            .arg(&weight.buf)
-            .arg(bias.map_or(&self.dummy, |b| &b.buf))
-            .arg(&mut out.buf);
-        for v in &dims {
-            l.arg(v);
-        }
-        l.arg(&has_bias).arg(&act).arg(&c.slope);
-        // SAFETY: matches conv1d in kernels/encoder.cu.
-        unsafe { l.launch(cfg) }.map_err(driver_err(op))?;
-        Ok(out)
+        self.tiled_conv("conv1d", &c, input, weight, bias)
     }
 
     fn layer_norm(

@@ -1,12 +1,13 @@
-//! The tiled GEMM (`matmul` in `kernels/classifier.cu`) that filterbanks, the DCT and linear
-//! layers lower to (see [`launch::Gemm`]).
+//! The tiled GEMMs: `matmul` (`kernels/classifier.cu`), which filterbanks, the DCT and linear
+//! layers lower to (see [`launch::Gemm`]), and the implicit-GEMM convolutions (`conv2d` in
+//! `classifier.cu`, `conv1d` in `encoder.cu`, see [`launch::TiledConv`]).
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::device::ensure;
 use super::{CudaBackend, CudaTensor, driver_err};
 use crate::Result;
-use crate::backend::launch::{Gemm, TILE};
+use crate::backend::launch::{Gemm, TILE, TiledConv};
 
 impl CudaBackend {
     /// `out = epilogue(a · b + bias)` as planned by `gemm`.
@@ -47,6 +48,46 @@ impl CudaBackend {
             .arg(&gemm.eps);
         // SAFETY: argument list matches the kernel signature in kernels/classifier.cu.
         unsafe { l.launch(cfg) }.map_err(driver_err("matmul"))?;
+        Ok(out)
+    }
+
+    /// A convolution kernel (`entry`) taking input, weight, bias (or a dummy), output, its
+    /// integer parameters, has-bias, activation and slope, launched as `conv` plans it.
+    pub(super) fn tiled_conv(
+        &self,
+        entry: &'static str,
+        conv: &TiledConv,
+        input: &CudaTensor,
+        weight: &CudaTensor,
+        bias: Option<&CudaTensor>,
+    ) -> Result<CudaTensor> {
+        let mut out = self.alloc(&conv.out_shape)?;
+        if conv.is_empty() {
+            return Ok(out);
+        }
+        let dims: Vec<i32> = conv.dims.iter().map(|&v| v as i32).collect();
+        let (has_bias, act) = (conv.has_bias as i32, conv.act as i32);
+        let [x, y, windows] = conv.tiles.map(|t| t as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (x, y, windows),
+            block_dim: (TILE as u32, TILE as u32, 1),
+            shared_mem_bytes: 0,
+        };
+        ensure(y <= 65535 && windows <= 65535, entry, || {
+            "output too large for one launch".into()
+        })?;
+        let mut l = self.stream.launch_builder(self.f(entry));
+        l.arg(&input.buf)
+            .arg(&weight.buf)
+            .arg(bias.map_or(&self.dummy, |b| &b.buf))
+            .arg(&mut out.buf);
+        for v in &dims {
+            l.arg(v);
+        }
+        l.arg(&has_bias).arg(&act).arg(&conv.slope);
+        // SAFETY: conv2d in kernels/classifier.cu and conv1d in kernels/encoder.cu take these
+        // arguments in this order; `dims` is the kernel's integer list (launch::conv2d/conv1d).
+        unsafe { l.launch(cfg) }.map_err(driver_err(entry))?;
         Ok(out)
     }
 }

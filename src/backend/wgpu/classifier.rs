@@ -2,7 +2,7 @@
 //! pooling, MFM, sigmoid and softmax (`layers.wgsl`); linear layers run as GEMMs
 //! (`matmul.rs`).
 
-use super::device::{MAX_GROUPS, ensure, err, f, grid, grid_for};
+use super::device::{err, f, grid, grid_for};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch::{self, act_code};
@@ -19,35 +19,16 @@ impl ClassifierOps for WgpuBackend {
         p: &Conv2dParams,
         activation: Activation,
     ) -> Result<WgpuTensor> {
+        let bias_shape = bias.map(|b| b.shape.as_slice());
         let c = launch::conv2d(
             CHECK,
             &input.shape,
             &weight.shape,
-            bias.map(|b| b.shape.as_slice()),
+            bias_shape,
             p,
             activation,
         )?;
-        let out = self.alloc(&c.out_shape())?;
-        let mut params = c.dims.to_vec();
-        params.extend([c.has_bias as u32, c.act, f(c.slope)]);
-        let groups = c.tiles().map(|t| t as u32);
-        ensure(groups.iter().all(|g| *g <= MAX_GROUPS), "conv2d", || {
-            "output too large for one dispatch".into()
-        })?;
-        if !c.is_empty() {
-            self.dispatch(
-                "conv2d",
-                &params,
-                &[
-                    input.buffer.buffer(),
-                    weight.buffer.buffer(),
-                    bias.map_or(&self.dummy, |b| b.buffer.buffer()),
-                    out.buffer.buffer(),
-                ],
-                groups,
-            );
-        }
-        Ok(out)
+        self.tiled_conv("conv2d", &c, input, weight, bias)
     }
 
     fn channel_affine(

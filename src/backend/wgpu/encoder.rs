@@ -1,7 +1,7 @@
 //! wgpu encoder ops: channels-last conv1d and layer norm (`shaders/encoder.wgsl`), attention
 //! (`attention.wgsl`), broadcast add (`add.wgsl`).
 
-use super::device::{MAX_GROUPS, ensure, err, f, grid, grid_for};
+use super::device::{err, f, grid, grid_for};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch;
@@ -16,35 +16,16 @@ impl EncoderOps for WgpuBackend {
         p: &Conv1dParams,
         activation: Activation,
     ) -> Result<WgpuTensor> {
+        let bias_shape = bias.map(|b| b.shape.as_slice());
         let c = launch::conv1d(
             CHECK,
             &input.shape,
             &weight.shape,
-            bias.map(|b| b.shape.as_slice()),
+            bias_shape,
             p,
             activation,
         )?;
-        let out = self.alloc(&c.out_shape())?;
-        let mut params = c.dims.to_vec();
-        params.extend([c.has_bias as u32, c.act, f(c.slope)]);
-        let groups = c.tiles().map(|t| t as u32);
-        ensure(groups.iter().all(|g| *g <= MAX_GROUPS), "conv1d", || {
-            "output too large for one dispatch".into()
-        })?;
-        if !c.is_empty() {
-            self.dispatch(
-                "conv1d",
-                &params,
-                &[
-                    input.buffer.buffer(),
-                    weight.buffer.buffer(),
-                    bias.map_or(&self.dummy, |b| b.buffer.buffer()),
-                    out.buffer.buffer(),
-                ],
-                groups,
-            );
-        }
-        Ok(out)
+        self.tiled_conv("conv1d", &c, input, weight, bias)
     }
 
     fn layer_norm(

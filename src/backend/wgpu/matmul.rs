@@ -1,10 +1,11 @@
-//! The tiled GEMM (`shaders/matmul.wgsl`) that filterbanks, the DCT and linear layers lower to
-//! (see [`launch::Gemm`]).
+//! The tiled GEMMs: `matmul` (`shaders/matmul.wgsl`), which filterbanks, the DCT and linear
+//! layers lower to (see [`launch::Gemm`]), and the implicit-GEMM convolutions (`conv2d` in
+//! `conv.wgsl`, `conv1d` in `encoder.wgsl`, see [`launch::TiledConv`]).
 
 use super::device::{MAX_GROUPS, ensure, f};
 use super::{WgpuBackend, WgpuTensor};
 use crate::Result;
-use crate::backend::launch::Gemm;
+use crate::backend::launch::{Gemm, TiledConv};
 
 impl WgpuBackend {
     /// `out = epilogue(a · b + bias)` as planned by `gemm`.
@@ -46,6 +47,39 @@ impl WgpuBackend {
                     out.buffer.buffer(),
                 ],
                 [groups_x, groups_y, 1],
+            );
+        }
+        Ok(out)
+    }
+
+    /// A convolution kernel (`entry`) with input, weight, optional bias and output bound in
+    /// that order, launched as `conv` plans it.
+    pub(super) fn tiled_conv(
+        &self,
+        entry: &'static str,
+        conv: &TiledConv,
+        input: &WgpuTensor,
+        weight: &WgpuTensor,
+        bias: Option<&WgpuTensor>,
+    ) -> Result<WgpuTensor> {
+        let out = self.alloc(&conv.out_shape)?;
+        let mut params = conv.dims.clone();
+        params.extend([conv.has_bias as u32, conv.act, f(conv.slope)]);
+        let groups = conv.tiles.map(|t| t as u32);
+        ensure(groups.iter().all(|g| *g <= MAX_GROUPS), entry, || {
+            "output too large for one dispatch".into()
+        })?;
+        if !conv.is_empty() {
+            self.dispatch(
+                entry,
+                &params,
+                &[
+                    input.buffer.buffer(),
+                    weight.buffer.buffer(),
+                    bias.map_or(&self.dummy, |b| b.buffer.buffer()),
+                    out.buffer.buffer(),
+                ],
+                groups,
             );
         }
         Ok(out)
