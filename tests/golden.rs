@@ -304,12 +304,25 @@ fn check_whisper_on<B: Backend>(be: &B) {
             "{case}: hidden state {i} is off by {d:e}"
         );
     }
-    // What the classifier would read: the final state.
+    // What the classifier reads: the final state, or with `read: {"layer": 2}` the state after
+    // the second block.
     let features = be.download(&model.features(be, &signal).unwrap()).unwrap();
     let (_, last) = tensor(&io, "hidden.5");
     assert!(
         max_abs_diff(&features, &last) <= 1e-4 * 20.0,
         "{case}: features are the final state"
+    );
+    let (mut config, tensors) = file::read(&bytes, "whisper-tiny-en-encoder").unwrap();
+    config.window.seconds = 1.0;
+    config.window.hop_seconds = 1.0;
+    config.encoder.as_mut().unwrap().read = deepscreen::model::config::EncoderRead::Layer(2);
+    let spec = deepscreen::model::ModelSpec::new(config, tensors).unwrap();
+    let model = Model::new(be, spec).unwrap();
+    let features = be.download(&model.features(be, &signal).unwrap()).unwrap();
+    let (_, second) = tensor(&io, "hidden.2");
+    assert!(
+        max_abs_diff(&features, &second) <= 1e-4 * 5.0,
+        "{case}: read layer 2"
     );
 }
 
