@@ -70,6 +70,18 @@ fn catalog(dir: &Path, n: usize, seconds: f32) -> PathBuf {
     cat
 }
 
+/// The catalog's files as a sorted path list in `dir/list.txt` (as `--files-from` reads it).
+fn write_list(dir: &Path, catalog: &Path) -> (PathBuf, Vec<String>) {
+    let list = dir.join("list.txt");
+    let mut names: Vec<String> = std::fs::read_dir(catalog)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    names.sort();
+    std::fs::write(&list, names.join("\n") + "\n").unwrap();
+    (list, names)
+}
+
 fn rows(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -211,13 +223,7 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
     let model = write_model(tmp.path());
     let cat = catalog(tmp.path(), 12, 1.5);
     // the catalog as a list, the way a cluster job would get it
-    let list = tmp.path().join("list.txt");
-    let mut names: Vec<String> = std::fs::read_dir(&cat)
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
-    names.sort();
-    std::fs::write(&list, names.join("\n") + "\n").unwrap();
+    let (list, names) = write_list(tmp.path(), &cat);
 
     let mut shard_files = Vec::new();
     let mut union = BTreeMap::new();
@@ -328,13 +334,7 @@ fn screen_and_merge_run_as_library_calls() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     let cat = catalog(tmp.path(), 5, 1.5);
-    let list = tmp.path().join("list.txt");
-    let mut names: Vec<String> = std::fs::read_dir(&cat)
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
-    names.sort();
-    std::fs::write(&list, names.join("\n") + "\n").unwrap();
+    let (list, names) = write_list(tmp.path(), &cat);
 
     let mut shards = Vec::new();
     let mut screened = 0;
