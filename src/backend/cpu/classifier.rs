@@ -7,8 +7,8 @@ use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
-/// Rows of a linear layer's input handed to one SGEMM call.
-const LINEAR_ROWS_PER_TASK: usize = 64;
+/// Fewest rows of a linear layer's input handed to one SGEMM call.
+const LINEAR_MIN_ROWS_PER_TASK: usize = 64;
 
 impl ClassifierOps for CpuBackend {
     fn conv2d(
@@ -168,13 +168,17 @@ impl ClassifierOps for CpuBackend {
         if outputs == 0 {
             return CpuTensor::new(out, &[batch, outputs]);
         }
-        // Blocks of rows in parallel (an encoder projects thousands of rows; a classifier's
-        // batch is one block), the epilogue applied while the block is hot.
-        out.par_chunks_mut(LINEAR_ROWS_PER_TASK * outputs)
+        // One block of rows per thread (an encoder projects thousands of rows; a classifier's
+        // batch is one block): every SGEMM call packs the whole weight, so fewer, taller calls
+        // are faster. The epilogue is applied while the block is hot.
+        let per_task = batch
+            .div_ceil(rayon::current_num_threads())
+            .max(LINEAR_MIN_ROWS_PER_TASK);
+        out.par_chunks_mut(per_task * outputs)
             .enumerate()
             .for_each(|(task, dst)| {
                 let rows = dst.len() / outputs;
-                let first = task * LINEAR_ROWS_PER_TASK * inputs;
+                let first = task * per_task * inputs;
                 let src = &input.data[first..first + rows * inputs];
                 // weightᵀ is read in place: element (k, j) of the [in, out] matrix is
                 // weight[j * in + k].
