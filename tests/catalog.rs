@@ -600,6 +600,32 @@ fn synthetic_bench_times_each_stage_and_compares_with_cpu() {
     assert_eq!(cols[8], "0.00e0", "cpu against itself: {row}");
 }
 
+/// `bench` as a library call writes its table to any writer: a synthetic run on the CPU.
+#[test]
+fn bench_runs_as_a_library_call() {
+    use deepscreen::backend::BackendKind;
+    use deepscreen::bench::{self, BenchJob};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let mut out = Vec::new();
+    let job = BenchJob {
+        catalog: None,
+        model: Some(model.display().to_string()),
+        repeats: 1,
+        backends: vec![BackendKind::Cpu],
+        threads: vec![],
+        batch: 3,
+    };
+    bench::run(&job, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("catalog-test") && l.contains(" cpu "))
+        .unwrap_or_else(|| panic!("no cpu row in:\n{text}"));
+    assert!(row.ends_with("0.00e0"), "cpu against itself: {row}");
+}
+
 /// `screen --backend cuda` end to end on the CUDA emulator (tests/cuda_emulator/): many small
 /// batches, so the scorer keeps one in flight while it submits the next, through the CUDA
 /// backend's staged uploads and queued readbacks. Every row must match the CPU backend's.
