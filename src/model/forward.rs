@@ -123,12 +123,7 @@ impl<B: Backend> Model<B> {
     /// so its upload overlaps this batch's kernels.
     pub fn submit(&self, backend: &B, windows: &[f32], count: usize) -> Result<PendingScores<B>> {
         let len = self.spec.window_samples;
-        if self.spec.outputs == 0 {
-            return Err(Error::model(format!(
-                "{} is an encoder front-end without a classifier: it makes features, not scores",
-                self.spec.config.id
-            )));
-        }
+        self.spec.require_classifier()?;
         if windows.len() != count * len {
             return Err(Error::backend(
                 backend.name(),

@@ -91,13 +91,7 @@ impl<B: Backend + 'static> Scorer for Bound<B> {
 
 /// Bind `spec` to the backend `kind` (resolving `auto`); errors say why a backend can't run.
 pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
-    if spec.outputs == 0 {
-        return Err(Error::model(format!(
-            "{} is an encoder front-end without a classifier head: it cannot score audio \
-             (train a head on its features: training/README.md)",
-            spec.config.id
-        )));
-    }
+    spec.require_classifier()?;
     match crate::backend::resolve(kind)? {
         BackendKind::Cpu | BackendKind::Auto => {
             let backend = CpuBackend::new();

@@ -97,6 +97,19 @@ fn bn_affine(
 }
 
 impl ModelSpec {
+    /// An error unless the model has a classifier: an encoder front-end alone makes features,
+    /// not scores.
+    pub fn require_classifier(&self) -> Result<()> {
+        if self.outputs == 0 {
+            return Err(bad(format!(
+                "{} is an encoder front-end without a classifier head: it cannot score audio \
+                 (train a head on its features: training/README.md)",
+                self.config.id
+            )));
+        }
+        Ok(())
+    }
+
     /// Validate `config` against `tensors` (all must be f32, finite, of the planned shapes, and
     /// none may be left unused) and prepare the layers.
     pub fn new(config: ModelConfig, mut tensors: BTreeMap<String, HostTensor>) -> Result<Self> {

@@ -1,9 +1,9 @@
 //! CUDA classifier ops (`kernels/classifier.cu`): convolution, channel affine, pooling, MFM,
 //! sigmoid and softmax; linear layers run as GEMMs (`matmul.rs`).
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
-use super::device::THREADS;
+use super::device::{THREADS, block_per_row};
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
 use crate::backend::launch::{self, act_code};
@@ -104,12 +104,7 @@ impl ClassifierOps for CudaBackend {
         let mut out = self.alloc(&[batch, channels])?;
         if planes > 0 {
             let (p64, inner, m) = (planes as i64, hw as i32, (mode == GlobalPool::Max) as i32);
-            let grid_x = planes.min(65535) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (grid_x, planes.div_ceil(grid_x as usize) as u32, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = block_per_row(planes, THREADS, 0);
             let mut l = self.stream.launch_builder(self.f("global_pool"));
             l.arg(&input.buf)
                 .arg(&mut out.buf)

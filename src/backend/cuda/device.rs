@@ -80,6 +80,17 @@ pub(super) fn linear(n: usize) -> Result<LaunchConfig> {
     })
 }
 
+/// One block of `threads` per row, for `rows` rows: the grid folded into 2-D past 65,535 blocks
+/// (the kernels recover the row as `blockIdx.x + blockIdx.y * gridDim.x` and skip the excess).
+pub(super) fn block_per_row(rows: usize, threads: u32, shared_mem_bytes: u32) -> LaunchConfig {
+    let grid_x = rows.clamp(1, 65535);
+    LaunchConfig {
+        grid_dim: (grid_x as u32, rows.div_ceil(grid_x) as u32, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes,
+    }
+}
+
 impl CudaBackend {
     /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
     pub fn new() -> Result<Self> {

@@ -1,9 +1,9 @@
 //! CUDA encoder ops (`kernels/encoder.cu`): channels-last conv1d, layer norm, attention,
 //! broadcast add.
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
-use super::device::THREADS;
+use super::device::{THREADS, block_per_row};
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
 use crate::backend::launch;
@@ -41,12 +41,7 @@ impl EncoderOps for CudaBackend {
         let mut out = self.alloc(&input.shape)?;
         if rows > 0 {
             let (r64, d32) = (rows as i64, dim as i32);
-            let grid_x = rows.min(65535) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = block_per_row(rows, THREADS, 0);
             let mut l = self.stream.launch_builder(self.f("layer_norm"));
             l.arg(&input.buf)
                 .arg(&gamma.buf)
@@ -70,12 +65,7 @@ impl EncoderOps for CudaBackend {
             let r64 = rows as i64;
             let ints = [a.len, a.dim, a.heads, a.head_dim].map(|v| v as i32);
             // One 64-thread block per (window, head, query).
-            let grid_x = rows.min(65535) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
-                block_dim: (64, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = block_per_row(rows, 64, 0);
             let mut l = self.stream.launch_builder(self.f("attention"));
             l.arg(&qkv.buf).arg(&mut out.buf).arg(&r64);
             for v in &ints {

@@ -1,9 +1,9 @@
 //! CUDA front-end ops (`kernels/frontend.cu`): STFT, filterbank + log, normalisation;
 //! filterbank matrices and the DCT run as GEMMs (`matmul.rs`).
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
-use super::device::{THREADS, linear};
+use super::device::{THREADS, block_per_row, linear};
 use super::{CHECK, CudaBackend, CudaTensor, driver_err};
 use crate::Result;
 use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
@@ -33,12 +33,7 @@ impl FrontendOps for CudaBackend {
         let ints = [s.batch, s.len, s.frames, s.n_fft, s.hop, s.pad, s.bins].map(|v| v as i32);
         if s.radix2 {
             let log2_half = s.log2_half as i32;
-            let grid_x = rows.min(65535) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (grid_x, rows.div_ceil(grid_x as usize) as u32, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: (s.half * 8) as u32,
-            };
+            let cfg = block_per_row(rows, THREADS, (s.half * 8) as u32);
             let mut l = self.stream.launch_builder(self.f("stft_radix2"));
             l.arg(&signal.buf).arg(&window.buf).arg(&mut out.buf);
             for v in &ints {
@@ -127,12 +122,7 @@ impl FrontendOps for CudaBackend {
             }
             Normalize::Whisper { batch, per_window } => {
                 let (b64, n32) = (batch as i64, per_window as i32);
-                let grid_x = batch.min(65535) as u32;
-                let cfg = LaunchConfig {
-                    grid_dim: (grid_x, batch.div_ceil(grid_x as usize) as u32, 1),
-                    block_dim: (THREADS, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = block_per_row(batch, THREADS, 0);
                 let mut l = self.stream.launch_builder(self.f("normalize_whisper"));
                 l.arg(&features.buf).arg(&mut out.buf).arg(&b64).arg(&n32);
                 // SAFETY: matches normalize_whisper in kernels/frontend.cu (256-thread blocks).

@@ -2,7 +2,7 @@
 //! pooling, MFM, sigmoid and softmax (`layers.wgsl`); linear layers run as GEMMs
 //! (`matmul.rs`).
 
-use super::device::{err, f, grid, grid_for};
+use super::device::{f, grid_for, grid_rows};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch::{self, act_code};
@@ -86,12 +86,12 @@ impl ClassifierOps for WgpuBackend {
         params[2] = hw as u32;
         params[15] = (mode == GlobalPool::Max) as u32;
         if planes > 0 {
-            let groups = u32::try_from(planes).map_err(|_| err("too many planes"))?;
+            let groups = grid_rows(planes, "planes")?;
             self.dispatch(
                 "global_pool",
                 &params,
                 &[input.buffer.buffer(), out.buffer.buffer()],
-                grid(groups),
+                groups,
             );
         }
         Ok(out)

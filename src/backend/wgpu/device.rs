@@ -176,6 +176,12 @@ pub(super) fn grid(groups: u32) -> [u32; 3] {
     }
 }
 
+/// One workgroup per row, for `rows` rows (`what` names them in the error).
+pub(super) fn grid_rows(rows: usize, what: &str) -> Result<[u32; 3]> {
+    let groups = u32::try_from(rows).map_err(|_| err(format!("too many {what}")))?;
+    Ok(grid(groups))
+}
+
 pub(super) fn grid_for(invocations: usize) -> Result<[u32; 3]> {
     let groups = u32::try_from(invocations.div_ceil(WG as usize)).map_err(|_| {
         err(format!(

@@ -1,7 +1,7 @@
 //! wgpu encoder ops: channels-last conv1d and layer norm (`shaders/encoder.wgsl`), attention
 //! (`attention.wgsl`), broadcast add (`add.wgsl`).
 
-use super::device::{err, f, grid, grid_for};
+use super::device::{f, grid_for, grid_rows};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch;
@@ -43,7 +43,7 @@ impl EncoderOps for WgpuBackend {
             params[10] = rows as u32;
             params[11] = dim as u32;
             params[12] = f(eps);
-            let groups = u32::try_from(rows).map_err(|_| err("too many rows"))?;
+            let groups = grid_rows(rows, "rows")?;
             self.dispatch(
                 "layer_norm",
                 &params,
@@ -53,7 +53,7 @@ impl EncoderOps for WgpuBackend {
                     beta.buffer.buffer(),
                     out.buffer.buffer(),
                 ],
-                grid(groups),
+                groups,
             );
         }
         Ok(out)
@@ -69,12 +69,12 @@ impl EncoderOps for WgpuBackend {
             let mut params = params.to_vec();
             params.push(f(scale));
             // One workgroup per (window, head, query).
-            let groups = u32::try_from(rows).map_err(|_| err("too many attention rows"))?;
+            let groups = grid_rows(rows, "attention rows")?;
             self.dispatch(
                 "attention",
                 &params,
                 &[qkv.buffer.buffer(), out.buffer.buffer()],
-                grid(groups),
+                groups,
             );
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! normalisation (`shaders/frontend.wgsl`), global normalisation (`frontend_global.wgsl`);
 //! filterbank matrices and the DCT run as GEMMs (`matmul.rs`).
 
-use super::device::{err, f, grid, grid_for};
+use super::device::{f, grid_for, grid_rows};
 use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
@@ -41,8 +41,8 @@ impl FrontendOps for WgpuBackend {
         ];
         if s.rows() > 0 {
             if s.radix2 {
-                let rows = u32::try_from(s.rows()).map_err(|_| err("too many frames"))?;
-                self.dispatch("stft_radix2", &params, &buffers, grid(rows));
+                let rows = grid_rows(s.rows(), "frames")?;
+                self.dispatch("stft_radix2", &params, &buffers, rows);
             } else {
                 let threads = s.rows() * s.bins;
                 self.dispatch("stft_dft", &params, &buffers, grid_for(threads)?);
@@ -129,12 +129,12 @@ impl FrontendOps for WgpuBackend {
                 let mut params = [0u32; 10];
                 params[0] = per_window as u32;
                 params[9] = batch as u32;
-                let groups = u32::try_from(batch).map_err(|_| err("too many windows"))?;
+                let groups = grid_rows(batch, "windows")?;
                 self.dispatch(
                     "normalize_whisper",
                     &params,
                     &[features.buffer.buffer(), out.buffer.buffer()],
-                    grid(groups),
+                    groups,
                 );
             }
         }
