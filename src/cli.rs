@@ -84,7 +84,8 @@ aiff aifc mka mkv webm. Files named on the command line or in --files-from are s
 their extension.
 
 Each row holds: path, score (calibrated probability the audio is synthetic), verdict
-(\"synthetic\" when score >= threshold, else \"bona-fide\"), max_window_score, mean_window_score,
+(\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when
+the file is digital silence or quieter than -60 dBFS throughout), max_window_score, mean_window_score,
 windows, duration_s, sample_rate, channels, codec, container, model, backend, error, warnings,
 and with --segments the per-window scores. A file that cannot be read gets a row with `error`
 set; the run goes on.

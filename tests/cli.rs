@@ -658,3 +658,78 @@ fn gpu_backend_gives_the_cpu_rows(gpu: &str) {
         }
     }
 }
+
+#[test]
+fn silent_files_get_no_signal_and_silent_windows_are_not_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path());
+    let rate = 16000;
+    write_wav(
+        &dir.path().join("silent.wav"),
+        rate,
+        1,
+        3 * 16000,
+        false,
+        |_, _| 0.0,
+    );
+    // -70 dBFS RMS: below the -60 dBFS activity level.
+    write_wav(
+        &dir.path().join("quiet.wav"),
+        rate,
+        1,
+        3 * 16000,
+        true,
+        |i, _| tone(i, rate, 440.0) / 0.3 * 10f32.powf(-70.0 / 20.0) * 2f32.sqrt(),
+    );
+    // 2 s of tone, then 4 s of digital silence: with 1 s windows every 0.5 s, the windows
+    // starting at 0, 0.5, 1 and 1.5 s hold signal, the 7 from 2 s on do not.
+    write_wav(
+        &dir.path().join("half.wav"),
+        rate,
+        1,
+        6 * 16000,
+        false,
+        |i, _| {
+            if i < 2 * 16000 {
+                tone(i, rate, 440.0)
+            } else {
+                0.0
+            }
+        },
+    );
+    let out = run(bin()
+        .arg("screen")
+        .arg("--model")
+        .arg(&model)
+        .arg(dir.path())
+        .arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no-signal is not a failure: {stderr}"
+    );
+    assert!(
+        stderr.contains("2 with no active signal"),
+        "the summary counts them: {stderr}"
+    );
+    let rows = rows_by_name(&out.stdout);
+    for name in ["silent.wav", "quiet.wav"] {
+        let row = &rows[name];
+        assert_eq!(row["verdict"], "no-signal", "{name}: {row}");
+        assert!(
+            row["score"].is_null() && row["error"].is_null(),
+            "{name}: {row}"
+        );
+        assert_eq!(row["windows"], 0);
+        let warnings = row["warnings"].to_string();
+        assert!(warnings.contains("no active signal"), "{name}: {warnings}");
+    }
+    let half = &rows["half.wav"];
+    assert_eq!(half["windows"], 4, "{half}");
+    assert!(half["score"].is_f64());
+    assert!(
+        half["warnings"].to_string().contains("7 of 11 windows"),
+        "{half}"
+    );
+}

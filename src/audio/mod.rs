@@ -1,5 +1,6 @@
 //! Audio in: decode (symphonia) → mono → resample to the model rate (rubato) → windows.
 
+pub mod activity;
 pub mod decode;
 pub mod resample;
 pub mod windows;
@@ -18,7 +19,10 @@ pub struct AudioSummary {
     pub info: StreamInfo,
     /// Duration of the source audio in seconds.
     pub duration_s: f64,
+    /// Windows sent for scoring.
     pub windows: usize,
+    /// Windows left unscored because they held no active signal ([`activity`]).
+    pub silent_windows: usize,
     /// Human-readable notes for the report row (skipped packets, NaN samples, truncation).
     pub warnings: Vec<String>,
 }
@@ -39,7 +43,14 @@ pub fn read_windows(
     );
     let mut resampler: Option<resample::MonoResampler> = None;
     let mut count = 0usize;
-    let mut counted = |w: Window| {
+    let mut silent = 0usize;
+    let rate = spec.config.sample_rate;
+    let mut counted = |mut w: Window| {
+        if !activity::is_active(&w.samples, rate) {
+            silent += 1;
+            return Ok(());
+        }
+        activity::fill_digital_silence(&mut w.samples, rate, w.start);
         count += 1;
         emit(w)
     };
@@ -70,10 +81,24 @@ pub fn read_windows(
     if let Some(t) = stats.truncated {
         warnings.push(t);
     }
+    if silent > 0 {
+        warnings.push(if count == 0 {
+            format!(
+                "no active signal: every window is digital silence or quieter than {} dBFS",
+                activity::ACTIVE_DBFS
+            )
+        } else {
+            format!(
+                "{silent} of {} windows held no active signal and were not scored",
+                silent + count
+            )
+        });
+    }
     Ok(AudioSummary {
         duration_s: stats.frames as f64 / info.sample_rate as f64,
         info,
         windows: count,
+        silent_windows: silent,
         warnings,
     })
 }

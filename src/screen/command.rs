@@ -159,6 +159,12 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
             summary.files + skipped_done.load(Ordering::Relaxed)
         ));
     }
+    if summary.no_signal > 0 {
+        notes.push(format!(
+            "{} with no active signal (verdict no-signal)",
+            summary.no_signal
+        ));
+    }
     let skipped = skipped_done.load(Ordering::Relaxed);
     if skipped > 0 {
         notes.push(format!("{skipped} already in the report, skipped"));

@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
-use super::report::{BONA_FIDE, Row, SYNTHETIC, Segment};
+use super::report::{BONA_FIDE, NO_SIGNAL, Row, SYNTHETIC, Segment};
 use crate::Result;
 use crate::audio::{AudioSummary, Window, read_windows};
 use crate::model::config::Aggregation;
@@ -45,6 +45,8 @@ pub struct Summary {
     pub files: usize,
     pub failed: usize,
     pub flagged: usize,
+    /// Files with no active signal anywhere (verdict `no-signal`, no score).
+    pub no_signal: usize,
     pub audio_seconds: f64,
     pub elapsed: Duration,
     /// Time the scorer spent in the backend (upload, compute, readback).
@@ -455,6 +457,9 @@ impl Aggregator<'_> {
             if row.verdict == Some(SYNTHETIC) {
                 self.summary.flagged += 1;
             }
+            if row.verdict == Some(NO_SIGNAL) {
+                self.summary.no_signal += 1;
+            }
         }
         if !self.opts.ordered {
             return (self.on_row)(row);
@@ -487,13 +492,20 @@ impl Aggregator<'_> {
             warnings: Vec::new(),
             segments: None,
         };
+        let mut no_signal = false;
         if let Some(s) = state.summary {
+            no_signal = s.windows == 0 && s.silent_windows > 0;
             row.duration_s = Some(s.duration_s);
             row.sample_rate = Some(s.info.sample_rate);
             row.channels = Some(s.info.channels);
             row.codec = Some(s.info.codec);
             row.container = Some(s.info.container);
             row.warnings = s.warnings;
+        }
+        if row.error.is_none() && no_signal {
+            row.verdict = Some(NO_SIGNAL);
+            row.windows = Some(0);
+            return row;
         }
         if row.error.is_some() || state.scored == 0 {
             row.error

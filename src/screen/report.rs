@@ -8,6 +8,8 @@ use serde::Serialize;
 /// Verdict strings, in ASVspoof's vocabulary.
 pub const SYNTHETIC: &str = "synthetic";
 pub const BONA_FIDE: &str = "bona-fide";
+/// The file holds no active signal (digital silence or nearly so): not scored, `score` null.
+pub const NO_SIGNAL: &str = "no-signal";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Segment {

@@ -46,13 +46,31 @@ GENERATORS = {
     },
 }
 
-# TTS voices, split by voice: (train voices, dev voices).
-ESPEAK_VOICES = (
-    [("en-us", "en"), ("en", "en"), ("de", "de"), ("fr", "fr"), ("cs", "cs"), ("pl", "pl"), ("ru", "ru")],
-    [("nl", "nl"), ("it", "it"), ("es", "es"), ("sv", "sv")],
-)
+# TTS voices, split by voice: (train voices, dev voices). espeak-ng's voices are listed at run
+# time (every language it ships, see `espeak_voices`); these languages always go to dev.
+ESPEAK_DEV_LANGUAGES = {"nl", "it", "es", "sv"}
 FLITE_VOICES = (["kal", "awb", "rms"], ["kal16", "slt"])
 FESTIVAL_VOICES = (["kal_diphone"], ["ked_diphone"])
+
+
+def espeak_voices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Every espeak-ng language voice as (voice, text language), split by language: every fifth
+    (sorted) plus ESPEAK_DEV_LANGUAGES go to dev, the rest trains."""
+    out = subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True, check=True).stdout
+    voices = sorted({line.split()[1] for line in out.splitlines()[1:] if len(line.split()) > 1})
+    train, dev = [], []
+    for i, v in enumerate(voices):
+        lang = v.split("-")[0]
+        (dev if i % 5 == 2 or lang in ESPEAK_DEV_LANGUAGES else train).append((v, lang))
+    return train, dev
+
+
+def espeak_variants() -> tuple[list[str], list[str]]:
+    """espeak-ng voice variants (`+name`), split like the voices: every fifth goes to dev."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    names = sorted({line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) > 4})
+    return [v for i, v in enumerate(names) if i % 5 != 2], [v for i, v in enumerate(names) if i % 5 == 2]
+
 
 MODEL_RATE = {"speech": 16000, "music": 44100}
 

@@ -30,13 +30,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402
-    ESPEAK_VOICES,
     FESTIVAL_VOICES,
     FLITE_VOICES,
     GENERATORS,
     MUSIC_EXCERPT_S,
     decode,
     duration,
+    espeak_variants,
+    espeak_voices,
     read_rows,
     real_split,
     write_flac,
@@ -79,7 +80,9 @@ def griffin_lim(x: np.ndarray, rate: int, mel: bool, rng: np.random.Generator) -
     return y[: len(x)]
 
 
-def world(x: np.ndarray, rate: int) -> np.ndarray:
+def world(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """WORLD copy-synthesis; half the time with the pitch scaled (0.75–1.33×) and the spectral
+    envelope warped (formant shift 0.85–1.18×), the "pitch/formant-modified real speech" kind."""
     import pyworld
 
     d = x.astype(np.float64)
@@ -87,6 +90,13 @@ def world(x: np.ndarray, rate: int) -> np.ndarray:
     f0 = pyworld.stonemask(d, f0, t, rate)
     sp = pyworld.cheaptrick(d, f0, t, rate)
     ap = pyworld.d4c(d, f0, t, rate)
+    if rng.random() < 0.5:
+        f0 = f0 * 2 ** rng.uniform(-0.42, 0.42)
+        warp = rng.uniform(0.85, 1.18)
+        bins = np.arange(sp.shape[1])
+        src = np.clip(bins / warp, 0, sp.shape[1] - 1)
+        sp = np.stack([np.interp(src, bins, frame) for frame in sp])
+        ap = np.stack([np.interp(src, bins, frame) for frame in ap])
     return pyworld.synthesize(f0, sp, ap, rate, frame_period=5.0).astype(np.float32)[: len(x)]
 
 
@@ -139,7 +149,7 @@ def resynth_job(job: dict) -> dict | None:
         elif attack == "griffin-lim-mel":
             y = griffin_lim(x, rate, True, rng)
         elif attack == "world":
-            y = world(x, rate)
+            y = world(x, rate, rng)
         elif attack == "mlsa":
             y = mlsa(x, rate)
         elif attack.startswith("ae-"):
@@ -218,7 +228,8 @@ def piper_batch(jobs: list[dict]) -> list[dict]:
         if done_already(j):
             done.append(j)
             continue
-        cfg = SynthesisConfig(length_scale=rng.uniform(0.85, 1.2), noise_scale=rng.uniform(0.5, 0.8))
+        cfg = SynthesisConfig(length_scale=rng.uniform(0.75, 1.3), noise_scale=rng.uniform(0.3, 1.0),
+                              noise_w_scale=rng.uniform(0.4, 1.2))
         with wave.open(str(out), "wb") as w:
             voice.synthesize_wav(j["text"], w, syn_config=cfg)
         done.append(j)
@@ -237,13 +248,14 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
     def count(split: str) -> int:
         return args.train_per_generator if split == "train" else args.dev_per_generator
 
-    for split, voices in (("train", ESPEAK_VOICES[0]), ("dev", ESPEAK_VOICES[1])):
+    voices, variants = espeak_voices(), espeak_variants()
+    for k, split in enumerate(("train", "dev")):
         for i in range(count(split)):
-            voice, lang = voices[i % len(voices)]
-            variant = rng.choice(["", "+m1", "+m3", "+m7", "+f2", "+f4"])
+            voice, lang = voices[k][i % len(voices[k])]
+            variant = "" if rng.random() < 0.3 else "+" + rng.choice(variants[k])
             text = rng.choice(lines.get(lang, english))
             tts.append(dict(attack="espeak-ng", voice=voice + variant, source=f"espeak-ng:{voice}", text=text,
-                            speed=rng.randint(130, 190), split=split, output=str(out / "espeak-ng" / split / f"{i:05d}.wav")))
+                            speed=rng.randint(120, 200), split=split, output=str(out / "espeak-ng" / split / f"{i:05d}.wav")))
     for attack, voices in (("flite", FLITE_VOICES), ("festival-diphone", FESTIVAL_VOICES)):
         for split, vs in (("train", voices[0]), ("dev", voices[1])):
             for i in range(count(split)):

@@ -9,15 +9,18 @@ processing BOTH classes identically so that channel, loudness and silence are no
    both classes end up with the same narrowband share (music: 22.05/32 kHz round trips, same
    probability for both);
 4. loudness: RMS to a random level in [-32, -16] dBFS, peak ≤ 0.99;
-5. codec round trip through ffmpeg for half of the training clips (MP3, AAC, Opus, Vorbis;
-   speech also GSM and µ-law), the same codec mix for both classes;
+5. training clips: the channel chain of channel.py (band-passes, resampling round trips,
+   compression, reverb, noise, RawBoost-style distortions, soft clipping, 8-bit / µ-law / A-law
+   quantisation), then a codec round trip for 40 % of them (MP3, AAC, Opus, Vorbis at 8–192
+   kbit/s; speech also GSM, µ-law): the same distribution for both classes;
 6. stored as 16-bit FLAC at the model rate.
 
-Dev data is written twice: clean (no codec) and codec-augmented (every clip through a codec), and
-the clean bona fide clips are also re-encoded to MP3 and Ogg (a container/codec check). Lists
-(CSV: path,label,attack,source,band,seen; readable by `deepscreen eval`):
+Dev data is written twice: clean, and through the channel chain (at least one step, a codec for
+half the clips), and the clean bona fide clips are also re-encoded to MP3 and Ogg (a
+container/codec check). Lists (CSV: path,label,attack,source,band,seen,codec,chain; readable by
+`deepscreen eval`):
 
-    OUT/train.csv   OUT/dev.csv   OUT/dev-codec.csv   OUT/dev-real-reencoded.csv
+    OUT/train.csv   OUT/dev.csv   OUT/dev-channel.csv   OUT/dev-real-reencoded.csv
 
     python training/data/prepare.py --kind speech --real data/real --fake data/fake --out data/speech
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import channel  # noqa: E402
 from common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows  # noqa: E402
 
 SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
@@ -43,11 +47,11 @@ MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis"]
 def codec_args(codec: str, rng: random.Random) -> tuple[list[str], str, int | None]:
     """ffmpeg encoder arguments, container, and the rate the codec forces (if any)."""
     if codec == "mp3":
-        return ["-c:a", "libmp3lame", "-b:a", f"{rng.choice([32, 64, 96, 128, 192])}k"], "mp3", None
+        return ["-c:a", "libmp3lame", "-b:a", f"{rng.choice([16, 24, 32, 64, 96, 128, 192])}k"], "mp3", None
     if codec == "aac":
-        return ["-c:a", "aac", "-b:a", f"{rng.choice([48, 64, 96, 128])}k"], "adts", None
+        return ["-c:a", "aac", "-b:a", f"{rng.choice([24, 32, 48, 64, 96, 128])}k"], "adts", None
     if codec == "opus":
-        return ["-c:a", "libopus", "-b:a", f"{rng.choice([16, 24, 32, 64, 96])}k"], "ogg", 48000
+        return ["-c:a", "libopus", "-b:a", f"{rng.choice([8, 12, 16, 24, 32, 64, 96])}k"], "ogg", 48000
     if codec == "vorbis":
         return ["-c:a", "libvorbis", "-q:a", str(rng.choice([1, 3, 5]))], "ogg", None
     if codec == "gsm":
@@ -124,7 +128,7 @@ def measure(item: dict) -> dict | None:
 
 
 def process(item: dict) -> list[dict]:
-    """Writes the clean version and (dev) the codec version / re-encoded real versions."""
+    """Writes the training version, or (dev) the clean, channel and re-encoded real versions."""
     rate = MODEL_RATE[item["kind"]]
     rng = random.Random(item["seed"])
     nrng = np.random.default_rng(item["seed"])
@@ -133,25 +137,40 @@ def process(item: dict) -> list[dict]:
         if item["limit_to"]:
             audio = band_limit(audio, rate, item["limit_to"])
         audio = audio + nrng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-80, -60) / 20)
-        audio *= 10 ** (rng.uniform(-32, -16) / 20) / (np.sqrt(np.mean(audio**2)) + 1e-9)
-        audio /= max(1.0, np.abs(audio).max() / 0.99)
+        target_db = rng.uniform(-32, -16)
+
+        def level(x: np.ndarray) -> np.ndarray:
+            x = x * 10 ** (target_db / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
+            return x / max(1.0, np.abs(x).max() / 0.99)
+
+        audio = level(audio)
         codecs = SPEECH_CODECS if item["kind"] == "speech" else MUSIC_CODECS
         rows = []
         base = dict(label=item["label"], attack=item["attack"], source=item["source"], seen=item["seen"],
                     band="narrow" if item["native_narrow"] or item["limit_to"] in (8000, 11025) else "wide")
         out: Path = item["out"]
         name = item["name"]
+
+        def through_channel(at_least_one: bool, codec_share: float) -> tuple[np.ndarray, str, str]:
+            """The channel chain (channel.py), then maybe a codec: the same draw for both classes."""
+            steps = channel.random_chain(rng, item["kind"], at_least_one)
+            y = channel.apply(audio, rate, steps)
+            y = level(y)
+            codec = rng.choice(codecs) if rng.random() < codec_share else None
+            if codec:
+                y = codec_round_trip(y, rate, codec, rng)
+            return y, channel.describe(steps), codec or "none"
+
         if item["split"] == "train":
-            codec = rng.choice(codecs) if rng.random() < 0.5 else None
-            y = codec_round_trip(audio, rate, codec, rng) if codec else audio
+            y, chain, codec = through_channel(False, 0.4)
             write_flac(out / "train" / f"{name}.flac", y, rate)
-            rows.append(dict(base, list="train", path=f"train/{name}.flac", codec=codec or "none"))
+            rows.append(dict(base, list="train", path=f"train/{name}.flac", codec=codec, chain=chain))
         else:
             write_flac(out / "dev" / f"{name}.flac", audio, rate)
-            rows.append(dict(base, list="dev", path=f"dev/{name}.flac", codec="none"))
-            codec = rng.choice(codecs)
-            write_flac(out / "dev-codec" / f"{name}.flac", codec_round_trip(audio, rate, codec, rng), rate)
-            rows.append(dict(base, list="dev-codec", path=f"dev-codec/{name}.flac", codec=codec))
+            rows.append(dict(base, list="dev", path=f"dev/{name}.flac", codec="none", chain="none"))
+            y, chain, codec = through_channel(True, 0.5)
+            write_flac(out / "dev-channel" / f"{name}.flac", y, rate)
+            rows.append(dict(base, list="dev-channel", path=f"dev-channel/{name}.flac", codec=codec, chain=chain))
             if item["label"] == "bonafide":
                 fmt = rng.choice(["mp3", "ogg"])
                 args = ["-c:a", "libmp3lame", "-b:a", "128k"] if fmt == "mp3" else ["-c:a", "libvorbis", "-q:a", "4"]
@@ -231,8 +250,8 @@ def main() -> int:
         items = [i for i in pool.map(measure, items, chunksize=16) if i]
         assign_band_limits(items, args.kind, rng)
         rows = [r for rs in pool.map(process, items, chunksize=8) for r in rs]
-    fields = ["path", "label", "attack", "source", "band", "seen", "codec"]
-    for name in ("train", "dev", "dev-codec", "dev-real-reencoded"):
+    fields = ["path", "label", "attack", "source", "band", "seen", "codec", "chain"]
+    for name in ("train", "dev", "dev-channel", "dev-real-reencoded"):
         chosen = [r for r in rows if r["list"] == name]
         if name == "dev-real-reencoded":  # the re-encoded reals against the clean dev fakes
             chosen += [r for r in rows if r["list"] == "dev" and r["label"] == "spoof"]

@@ -1,0 +1,130 @@
+//! Which windows hold a signal worth scoring, and digital silence inside the ones that do.
+//!
+//! Detectors are trained on trimmed clips with a noise floor (both classes alike), so they have
+//! never seen exact digital silence; given some, they call it synthetic (a silent file scored
+//! 0.998). So a window whose 20 ms frames are nearly all quieter than [`ACTIVE_DBFS`] is not
+//! scored at all, and inside a scored window every run of digital silence is replaced by a
+//! faint, deterministic noise floor ([`FLOOR_DBFS`]), like the floor the training data has.
+
+/// A 20 ms frame is active when its RMS exceeds this level (dB re full scale).
+pub const ACTIVE_DBFS: f32 = -60.0;
+/// A window is scored when at least this share of its frames is active.
+pub const ACTIVE_SHARE: f32 = 0.1;
+/// |x| at or below this counts as digital silence (one 16-bit step).
+pub const SILENCE_LEVEL: f32 = 1.0 / 32768.0;
+/// Runs of digital silence this long (seconds) or longer get the noise floor.
+pub const SILENCE_RUN_S: f32 = 0.01;
+/// RMS of that noise floor (dB re full scale).
+pub const FLOOR_DBFS: f32 = -75.0;
+
+fn db_to_amplitude(db: f32) -> f32 {
+    10f32.powf(db / 20.0)
+}
+
+/// Whether at least [`ACTIVE_SHARE`] of the window's 20 ms frames are louder than
+/// [`ACTIVE_DBFS`]. A window shorter than one frame is judged as one frame.
+pub fn is_active(samples: &[f32], sample_rate: u32) -> bool {
+    let frame = (sample_rate as usize / 50).clamp(1, samples.len().max(1));
+    let threshold = db_to_amplitude(ACTIVE_DBFS).powi(2);
+    let (mut frames, mut active) = (0usize, 0usize);
+    for chunk in samples.chunks(frame) {
+        let power = chunk.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / chunk.len() as f64;
+        frames += 1;
+        active += usize::from(power > threshold as f64);
+    }
+    frames > 0 && active as f32 >= ACTIVE_SHARE * frames as f32
+}
+
+/// Replace each run of digital silence of at least [`SILENCE_RUN_S`] by white noise at
+/// [`FLOOR_DBFS`] RMS. The noise depends only on `seed` and the position in the window, so a
+/// window always scores the same. Returns how many samples were filled.
+pub fn fill_digital_silence(samples: &mut [f32], sample_rate: u32, seed: u64) -> usize {
+    let min_run = ((sample_rate as f32 * SILENCE_RUN_S) as usize).max(1);
+    // Uniform noise on [-a, a] has RMS a / sqrt(3).
+    let amplitude = db_to_amplitude(FLOOR_DBFS) * 3f32.sqrt();
+    let mut filled = 0;
+    let mut i = 0;
+    while i < samples.len() {
+        if samples[i].abs() > SILENCE_LEVEL {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < samples.len() && samples[i].abs() <= SILENCE_LEVEL {
+            i += 1;
+        }
+        if i - start >= min_run {
+            for (k, x) in samples[start..i].iter_mut().enumerate() {
+                *x = amplitude * uniform(seed, (start + k) as u64);
+            }
+            filled += i - start;
+        }
+    }
+    filled
+}
+
+/// A uniform value in [-1, 1) from a hash of (seed, index) (SplitMix64 finaliser).
+fn uniform(seed: u64, index: u64) -> f32 {
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 16000;
+
+    fn sine(seconds: f32, dbfs: f32) -> Vec<f32> {
+        let a = db_to_amplitude(dbfs) * 2f32.sqrt();
+        (0..(seconds * RATE as f32) as usize)
+            .map(|i| a * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / RATE as f32).sin())
+            .collect()
+    }
+
+    #[test]
+    fn silence_and_very_quiet_windows_are_inactive() {
+        assert!(!is_active(&vec![0.0; 64000], RATE));
+        assert!(!is_active(&sine(4.0, -70.0), RATE));
+        assert!(is_active(&sine(4.0, -50.0), RATE));
+    }
+
+    #[test]
+    fn a_window_needs_a_tenth_of_its_frames_active() {
+        // 4 s = 200 frames; 15 loud frames (7.5 %) are too few, 25 (12.5 %) are enough.
+        for (loud_frames, expected) in [(15usize, false), (25, true)] {
+            let mut w = vec![0.0f32; 64000];
+            let loud = sine(loud_frames as f32 * 0.02, -20.0);
+            w[..loud.len()].copy_from_slice(&loud);
+            assert_eq!(is_active(&w, RATE), expected, "{loud_frames} loud frames");
+        }
+    }
+
+    #[test]
+    fn digital_silence_runs_get_a_deterministic_floor() {
+        let mut w = sine(1.0, -20.0);
+        let tone = w.clone();
+        // A 0.5 s gap and a 5-sample gap (shorter than 10 ms: left alone).
+        w[4000..12000].fill(0.0);
+        w[14000..14005].fill(0.0);
+        let mut again = w.clone();
+        assert_eq!(fill_digital_silence(&mut w, RATE, 7), 8000);
+        fill_digital_silence(&mut again, RATE, 7);
+        assert_eq!(w, again, "same seed, same floor");
+        let gap = &w[4000..12000];
+        let rms = (gap.iter().map(|x| x * x).sum::<f32>() / gap.len() as f32).sqrt();
+        let db = 20.0 * rms.log10();
+        assert!((db - FLOOR_DBFS).abs() < 0.5, "floor at {db} dBFS");
+        assert!(
+            gap.iter().filter(|x| **x == 0.0).count() < 10,
+            "the gap is filled"
+        );
+        assert_eq!(&w[14000..14005], &[0.0; 5]);
+        assert_eq!(&w[..4000], &tone[..4000], "signal untouched");
+    }
+}

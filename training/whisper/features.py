@@ -1,0 +1,143 @@
+"""Cache frozen Whisper-encoder features of a clip list, window by window exactly as the engine
+cuts them, for training a detector head (train_head.py).
+
+    python training/whisper/features.py --model-dir /data/pkgs/whisper-tiny-en \
+        --data data/speech --list train --out data/speech/features-tiny
+
+For each clip of DATA/LIST.csv: 16 kHz mono, cut into windows of --seconds with hop --hop (the
+engine's rules: windows while they fit, one more aligned to the end; a shorter clip repeated to
+one window), windows without active signal skipped and digital-silence runs filled as the
+engine does (src/audio/activity.rs), Whisper log-mel per window, CTranslate2's encoder (float32)
+→ final hidden states [positions, width], stored as float16. Written in shards of --shard clips
+(OUT/LIST-00000.npz: `states` [windows, positions, width], `clip` [windows] = row index in the
+list); existing shards are kept, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
+import reference  # noqa: E402
+
+RATE = reference.SAMPLE_RATE
+
+# src/audio/activity.rs
+ACTIVE_DBFS, ACTIVE_SHARE = -60.0, 0.1
+SILENCE_LEVEL, SILENCE_RUN_S, FLOOR_DBFS = 1.0 / 32768.0, 0.01, -75.0
+
+
+def is_active(w: np.ndarray) -> bool:
+    frame = RATE // 50
+    n = (len(w) + frame - 1) // frame
+    padded = np.pad(w.astype(np.float64), (0, n * frame - len(w)))
+    power = (padded.reshape(n, frame) ** 2).sum(axis=1)
+    counts = np.full(n, frame, dtype=np.float64)
+    counts[-1] = len(w) - (n - 1) * frame
+    active = (power / counts > (10 ** (ACTIVE_DBFS / 20)) ** 2).sum()
+    return active >= ACTIVE_SHARE * n
+
+
+def fill_digital_silence(w: np.ndarray, seed: int) -> np.ndarray:
+    """Runs of digital silence ≥ 10 ms get a -75 dBFS noise floor (the engine uses its own
+    deterministic noise; any white floor of that level is the same to the model)."""
+    quiet = np.abs(w) <= SILENCE_LEVEL
+    if not quiet.any():
+        return w
+    w = w.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    amp = 10 ** (FLOOR_DBFS / 20) * np.sqrt(3)
+    rng = np.random.default_rng(seed)
+    for start, end in zip(edges[::2], edges[1::2]):
+        if end - start >= int(RATE * SILENCE_RUN_S):
+            w[start:end] = amp * rng.uniform(-1, 1, end - start)
+    return w
+
+
+def windows(x: np.ndarray, seconds: float, hop_seconds: float) -> list[np.ndarray]:
+    """The engine's windowing (src/audio/windows.rs), minus the activity check."""
+    n, h = int(round(seconds * RATE)), int(round(hop_seconds * RATE))
+    if len(x) >= n:
+        starts = list(range(0, len(x) - n + 1, h))
+        if starts[-1] + n < len(x):
+            starts.append(len(x) - n)
+        return [x[s : s + n] for s in starts]
+    reps = -(-n // max(1, len(x)))
+    return [np.tile(x, reps)[:n]]
+
+
+def log_mel_batch(batch: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """[B, samples] → [B, 80, frames], reference.log_mel in float32 for a batch."""
+    pad = reference.N_FFT // 2
+    padded = np.pad(batch, ((0, 0), (pad, pad)), mode="reflect")
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(reference.N_FFT) / reference.N_FFT)).astype(np.float32)
+    frames = 1 + (padded.shape[1] - reference.N_FFT) // reference.HOP
+    idx = np.arange(reference.N_FFT)[None, :] + reference.HOP * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(padded[:, idx] * window, axis=2)) ** 2
+    mel = np.einsum("mf,btf->bmt", filters, power[:, :-1])
+    spec = np.log10(np.maximum(mel, 1e-10))
+    spec = np.maximum(spec, spec.max(axis=(1, 2), keepdims=True) - 8.0)
+    return ((spec + 4.0) / 4.0).astype(np.float32)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", required=True, help="CTranslate2 Whisper model directory")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--list", required=True, help="list name: DATA/LIST.csv")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--hop", type=float, default=2.0)
+    ap.add_argument("--shard", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import ctranslate2
+    import soundfile as sf
+    from common import load_audio
+
+    whisper = ctranslate2.models.Whisper(args.model_dir, device="cpu", compute_type="float32",
+                                         intra_threads=args.threads)
+    filters = reference.mel_filters().astype(np.float32)
+    with open(args.data / f"{args.list}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for first in range(0, len(rows), args.shard):
+        target = args.out / f"{Path(args.list).name}-{first // args.shard:05d}.npz"
+        if target.exists():
+            continue
+        wins, owner = [], []
+        for i in range(first, min(len(rows), first + args.shard)):
+            path = args.data / rows[i]["path"]
+            try:
+                x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+                x = x.mean(axis=1)
+                if sr != RATE:
+                    x = load_audio(path, RATE)
+            except Exception:
+                x = load_audio(path, RATE)
+            for k, w in enumerate(windows(x, args.seconds, args.hop)):
+                if is_active(w):
+                    wins.append(fill_digital_silence(w, i * 1000 + k))
+                    owner.append(i)
+        states = []
+        for b in range(0, len(wins), args.batch):
+            mel = log_mel_batch(np.stack(wins[b : b + args.batch]), filters)
+            out = whisper.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)), to_cpu=True)
+            states.append(np.array(out).astype(np.float16))
+        tmp = target.with_suffix(".tmp.npz")
+        np.savez(tmp, states=np.concatenate(states), clip=np.array(owner, dtype=np.int32))
+        os.replace(tmp, target)
+        print(f"{target.name}: {len(wins)} windows", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
