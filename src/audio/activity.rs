@@ -109,14 +109,15 @@ mod tests {
     fn digital_silence_runs_get_a_deterministic_floor() {
         let mut w = sine(1.0, -20.0);
         let tone = w.clone();
-        // A 0.5 s gap and a 5-sample gap (shorter than 10 ms: left alone).
-        w[4000..12000].fill(0.0);
-        w[14000..14005].fill(0.0);
+        // A 0.5 s gap and a 5-sample gap (shorter than 10 ms: left alone); both start and end
+        // where the tone is not near a zero crossing.
+        w[4003..12003].fill(0.0);
+        w[14003..14008].fill(0.0);
         let mut again = w.clone();
         assert_eq!(fill_digital_silence(&mut w, RATE, 7), 8000);
         fill_digital_silence(&mut again, RATE, 7);
         assert_eq!(w, again, "same seed, same floor");
-        let gap = &w[4000..12000];
+        let gap = &w[4003..12003];
         let rms = (gap.iter().map(|x| x * x).sum::<f32>() / gap.len() as f32).sqrt();
         let db = 20.0 * rms.log10();
         assert!((db - FLOOR_DBFS).abs() < 0.5, "floor at {db} dBFS");
@@ -124,7 +125,7 @@ mod tests {
             gap.iter().filter(|x| **x == 0.0).count() < 10,
             "the gap is filled"
         );
-        assert_eq!(&w[14000..14005], &[0.0; 5]);
-        assert_eq!(&w[..4000], &tone[..4000], "signal untouched");
+        assert_eq!(&w[14003..14008], &[0.0; 5]);
+        assert_eq!(&w[..4003], &tone[..4003], "signal untouched");
     }
 }
