@@ -223,6 +223,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Draw the pooled DET curve to FILE (SVG): miss vs false-alarm rate on probit axes, with the
+    /// model's operating point; the low false-alarm end a catalog screen lives in is readable.
+    #[arg(long, value_name = "FILE.svg")]
+    pub det: Option<PathBuf>,
+
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -344,6 +349,7 @@ impl From<EvalArgs> for EvalJob {
             batch: a.batch,
             scores: a.scores,
             plot: a.plot,
+            det: a.det,
             json: a.json,
         }
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use deepscreen::eval::metrics::{eer, min_dcf, roc_auc};
+use deepscreen::eval::metrics::{detection_at_fa, eer, flagged_rate, min_dcf, roc_auc};
 use deepscreen::eval::protocol::{ProtocolFormat, read};
 use deepscreen::model::{ModelConfig, file};
 use serde_json::json;
@@ -36,6 +36,20 @@ fn auc_by_hand() {
     // spoof 2 beats bona 1, ties 2, loses to 3 → 1.5; spoof 4 beats all → 3; 4.5 / 6
     assert!((roc_auc(&[1.0, 2.0, 3.0], &[2.0, 4.0]) - 0.75).abs() < 1e-12);
     assert_eq!(roc_auc(&BONA, &SPOOF), 15.0 / 16.0);
+}
+
+#[test]
+fn detection_at_low_false_alarms_by_hand() {
+    // 200 bona fide at 0.000, 0.005, …, 0.995; spoofs at 0.2, 0.9905, 0.9955, 0.999 and 1.0.
+    let bona: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
+    let spoof = [0.2, 0.9905, 0.9955, 0.999, 1.0];
+    // ≤ 1 % FA allows flagging at most 2 bona fide (0.99, 0.995): threshold 0.99 catches the
+    // four spoofs above it. ≤ 0.1 % allows none: a threshold just above 0.995 still catches
+    // 0.9955, 0.999 and 1.0.
+    assert_eq!(detection_at_fa(&bona, &spoof, 0.01), 0.8);
+    assert_eq!(detection_at_fa(&bona, &spoof, 0.001), 0.6);
+    assert_eq!(flagged_rate(&bona, 0.99), 0.01);
+    assert_eq!(flagged_rate(&spoof, 0.5), 0.8);
 }
 
 #[test]
@@ -112,11 +126,12 @@ fn eval_command_reports_scores_and_plots() {
     let protocol = tmp.path().join("protocol.csv");
     std::fs::write(
         &protocol,
-        "path,label,attack\ntone.wav,bona-fide,\ntone.flac,bona-fide,\ntone.mp3,spoof,codec-a\n\
-         tone.ogg,spoof,codec-b\ntone_aac.m4a,spoof,codec-a\n",
+        "path,label,attack,source\ntone.wav,bona-fide,,studio-a\ntone.flac,bona-fide,,studio-b\n\
+         tone.mp3,spoof,codec-a,x\ntone.ogg,spoof,codec-b,x\ntone_aac.m4a,spoof,codec-a,x\n",
     )
     .unwrap();
     let (scores, plot) = (tmp.path().join("scores.txt"), tmp.path().join("roc.svg"));
+    let det = tmp.path().join("det.svg");
     let out = Command::new(env!("CARGO_BIN_EXE_deepscreen"))
         .args(["eval", "--json", "--model"])
         .arg(&model)
@@ -126,6 +141,8 @@ fn eval_command_reports_scores_and_plots() {
         .arg(&scores)
         .arg("--plot")
         .arg(&plot)
+        .arg("--det")
+        .arg(&det)
         .arg(&protocol)
         .stdin(Stdio::null())
         .output()
@@ -161,4 +178,27 @@ fn eval_command_reports_scores_and_plots() {
     assert!(lines[0].starts_with("tone.wav - bonafide "), "{}", lines[0]);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("false alarm rate"));
+    let svg = std::fs::read_to_string(&det).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("miss rate") && svg.contains("threshold"));
+    // False alarms per bona fide source at the model's threshold (0.5 for this model).
+    assert_eq!(report["threshold"].as_f64(), Some(0.5));
+    let row_score = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|llr| 1.0 / (1.0 + llr.parse::<f64>().unwrap().exp()))
+            .unwrap()
+    };
+    for (source, file) in [("studio-a", "tone.wav"), ("studio-b", "tone.flac")] {
+        let entry = &report["per_source"][source];
+        assert_eq!(entry["bona_fide"].as_u64(), Some(1), "{report}");
+        let flagged = u64::from(row_score(file) >= 0.5);
+        assert_eq!(
+            entry["flagged"].as_u64(),
+            Some(flagged),
+            "{source}: {report}"
+        );
+    }
+    assert!(report["pooled"]["detection_at_1pct_fa"].is_f64());
 }

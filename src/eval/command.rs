@@ -29,6 +29,8 @@ pub struct EvalJob {
     pub scores: Option<PathBuf>,
     /// Draw the pooled ROC curve here (SVG).
     pub plot: Option<PathBuf>,
+    /// Draw the pooled DET curve (probit axes) here (SVG).
+    pub det: Option<PathBuf>,
     /// Print the report as JSON instead of a table.
     pub json: bool,
 }
@@ -64,7 +66,8 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         scores.push(row.score.map(f64::from));
         Ok(())
     })?;
-    let report = super::report(&trials, &scores)?;
+    let threshold = f64::from(scorer.spec().config.threshold);
+    let report = super::report(&trials, &scores, threshold)?;
     if let Some(path) = &job.scores {
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -73,15 +76,21 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         super::write_scores(&mut f, &trials, &scores)?;
         f.flush()?;
     }
-    if let Some(path) = &job.plot {
+    if job.plot.is_some() || job.det.is_some() {
         let (bona, spoof): (Vec<_>, Vec<_>) = trials
             .iter()
             .zip(&scores)
             .filter_map(|(t, s)| s.map(|s| (t.spoof, s)))
             .partition(|(spoof, _)| !spoof);
         let strip = |v: Vec<(bool, f64)>| v.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
+        let (bona, spoof) = (strip(bona), strip(spoof));
         let title = format!("{} on {}", scorer.spec().config.id, job.protocol.display());
-        super::plot_roc(path, &strip(bona), &strip(spoof), &title)?;
+        if let Some(path) = &job.plot {
+            super::plot_roc(path, &bona, &spoof, &title)?;
+        }
+        if let Some(path) = &job.det {
+            super::plot_det(path, &bona, &spoof, threshold, &title)?;
+        }
     }
     if job.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -91,29 +100,56 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Per-attack and pooled metrics, one line each.
+/// Per-attack and pooled metrics, one line each, then false alarms per bona fide source.
 fn write_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<16} {:>7} {:>7} {:>8} {:>8} {:>8}",
-        "attack", "bona", "spoof", "EER %", "minDCF", "AUC"
+        "{:<20} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>10} {:>8}",
+        "attack", "bona", "spoof", "EER %", "minDCF", "AUC", "det@1%FA", "det@0.1%FA", "det@thr"
     )?;
     let mut line = |name: &str, m: &Metrics| {
         writeln!(
             out,
-            "{:<16} {:>7} {:>7} {:>8.2} {:>8.4} {:>8.4}",
+            "{:<20} {:>6} {:>6} {:>7.2} {:>7.4} {:>7.4} {:>8.1}% {:>9.1}% {:>7.1}%",
             name,
             m.bona_fide,
             m.spoof,
             100.0 * m.eer,
             m.min_dcf,
-            m.roc_auc
+            m.roc_auc,
+            100.0 * m.detection_at_1pct_fa,
+            100.0 * m.detection_at_0_1pct_fa,
+            100.0 * m.detection_rate,
         )
     };
     for (attack, m) in &report.per_attack {
         line(attack, m)?;
     }
     line("pooled", &report.pooled)?;
+    writeln!(
+        out,
+        "\nfalse alarms at the model's threshold {:.4}: {:.2} % of {} bona fide",
+        report.threshold,
+        100.0 * report.pooled.false_alarm_rate,
+        report.pooled.bona_fide
+    )?;
+    if report.per_source.len() > 1 || !report.per_source.contains_key("-") {
+        writeln!(
+            out,
+            "{:<28} {:>6} {:>8} {:>8}",
+            "bona fide source", "trials", "flagged", "FA %"
+        )?;
+        for (source, s) in &report.per_source {
+            writeln!(
+                out,
+                "{:<28} {:>6} {:>8} {:>8.2}",
+                source,
+                s.bona_fide,
+                s.flagged,
+                100.0 * s.false_alarm_rate
+            )?;
+        }
+    }
     if report.failed > 0 {
         writeln!(
             out,

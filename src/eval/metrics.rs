@@ -61,6 +61,20 @@ pub fn min_dcf(bona: &[f64], spoof: &[f64]) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// Highest detection rate (spoof flagged) at a false-alarm rate of at most `max_fa`.
+pub fn detection_at_fa(bona: &[f64], spoof: &[f64], max_fa: f64) -> f64 {
+    det_curve(bona, spoof)
+        .iter()
+        .filter(|&&(_, _, fa)| fa <= max_fa)
+        .map(|&(_, miss, _)| 1.0 - miss)
+        .fold(0.0, f64::max)
+}
+
+/// Share of `scores` at or above `threshold` (called spoof).
+pub fn flagged_rate(scores: &[f64], threshold: f64) -> f64 {
+    scores.iter().filter(|&&s| s >= threshold).count() as f64 / scores.len().max(1) as f64
+}
+
 /// Area under the ROC curve (Mann–Whitney statistic).
 pub fn roc_auc(bona: &[f64], spoof: &[f64]) -> f64 {
     let mut b = bona.to_vec();

@@ -21,6 +21,10 @@ pub struct Trial {
     pub spoof: bool,
     /// Attack / generator name; "-" for bona fide or unknown.
     pub attack: String,
+    /// Where the audio comes from (a corpus, a package, a speaker set): a `source` column of a
+    /// CSV protocol, the speaker of In-the-Wild and ASVspoof; "-" when unknown. Bona fide
+    /// false alarms are reported per source.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +99,7 @@ pub fn read(
                     path: base.join(format!("{}.flac", f[1])),
                     spoof,
                     attack: if spoof { f[3].to_string() } else { "-".into() },
+                    source: f[0].to_string(),
                 });
             }
         }
@@ -112,6 +117,7 @@ pub fn read(
             let label_col =
                 col(&["label", "key"]).ok_or_else(|| bad(protocol, 1, "no label column"))?;
             let attack_col = col(&["attack", "generator"]);
+            let source_col = col(&["source", "speaker"]);
             for (i, rec) in reader.records().enumerate() {
                 let rec = rec.map_err(|e| bad(protocol, i + 2, e))?;
                 let file = rec.get(path_col).unwrap_or_default().trim().to_string();
@@ -128,11 +134,18 @@ pub fn read(
                     .unwrap_or("-")
                     .trim()
                     .to_string();
+                let source = source_col
+                    .and_then(|c| rec.get(c))
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("-")
+                    .to_string();
                 trials.push(Trial {
                     path: base.join(&file),
                     id: file,
                     spoof,
                     attack,
+                    source,
                 });
             }
         }

@@ -68,6 +68,7 @@ def griffin_lim(x: np.ndarray, rate: int, mel: bool, rng: np.random.Generator) -
     import torch
     import torchaudio
 
+    torch.set_num_threads(1)  # one process per core already (the pool)
     n_fft = int(rng.choice([512, 1024])) if rate <= 16000 else int(rng.choice([1024, 2048]))
     hop = n_fft // 4
     spec = torch.stft(torch.from_numpy(x), n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
