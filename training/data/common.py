@@ -32,6 +32,13 @@ GENERATORS = {
         "griffin-lim-mel": ("vocoder", True),
         "piper-vits": ("tts", False),
         "mlsa": ("vocoder", False),
+        # Neural vocoders / codecs trained here on the training speech packages (codec_ae.py);
+        # the sub-pixel family is held out.
+        "ae-transposed": ("neural-vocoder", True),
+        "ae-nearest": ("neural-vocoder", True),
+        "ae-istft": ("neural-vocoder", True),
+        "ae-rvq": ("neural-codec", True),
+        "ae-subpixel": ("neural-vocoder", False),
     },
     "music": {
         # Held out after a first model: Griffin-Lim on a linear spectrogram restores the magnitude
@@ -41,6 +48,8 @@ GENERATORS = {
         "griffin-lim-mel": ("vocoder", True),
         "ae-transposed": ("autoencoder", True),
         "ae-nearest": ("autoencoder", True),
+        "ae-istft": ("autoencoder", True),
+        "ae-rvq": ("neural-codec", True),
         "world": ("vocoder", False),
         "ae-subpixel": ("autoencoder", False),
     },
@@ -139,7 +148,10 @@ def write_flac(path: Path, audio: np.ndarray, rate: int) -> None:
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16", format="FLAC")
+    # Written whole, then renamed: an interrupted run never leaves a partial file to resume from.
+    tmp = path.with_name("." + path.name)
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16", format="FLAC")
+    tmp.replace(path)
 
 
 def read_rows(path: Path) -> list[dict]:

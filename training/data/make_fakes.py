@@ -275,10 +275,14 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
     for attack, (_, seen) in GENERATORS["speech"].items():
         if attack in ("espeak-ng", "flite", "festival-diphone", "piper-vits"):
             continue
+        if attack.startswith("ae-") and not (args.ae and (args.ae / f"{attack[3:]}.pt").exists()):
+            print(f"no {attack}: train it with codec_ae.py --kind speech and pass --ae", file=sys.stderr)
+            continue
         for split in ("train", "dev") if seen else ("dev",):
             for i, r in enumerate(rng.sample(by_split[split], count(split))):
                 resynth.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
-                                    input=str(args.real / r["path"]), output=str(out / attack / split / f"{i:05d}.flac")))
+                                    ae=args.ae, input=str(args.real / r["path"]),
+                                    output=str(out / attack / split / f"{i:05d}.flac")))
     return tts, resynth
 
 
@@ -305,7 +309,7 @@ def music_plan(args, rng: random.Random) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, required=True, help="output of fetch_real.py")
-    ap.add_argument("--ae", type=Path, help="output of codec_ae.py (music)")
+    ap.add_argument("--ae", type=Path, help="output of codec_ae.py for this kind")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--kind", choices=["speech", "music"], required=True)
     ap.add_argument("--train-per-generator", type=int, default=600)

@@ -28,6 +28,7 @@ container/codec check). Lists (CSV: path,label,attack,source,band,seen,codec,cha
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import random
 import subprocess
@@ -69,8 +70,9 @@ def ffmpeg_filter(audio: np.ndarray, rate: int, out_args: list[str], fmt: str, t
     return subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True, check=True).stdout
 
 
-def codec_round_trip(audio: np.ndarray, rate: int, codec: str, rng: random.Random) -> np.ndarray:
-    args, fmt, through = codec_args(codec, rng)
+def codec_round_trip(audio: np.ndarray, rate: int, codec: tuple[list[str], str, int | None]) -> np.ndarray:
+    """Encode and decode through ffmpeg; `codec` is what `codec_args` drew."""
+    args, fmt, through = codec
     encoded = ffmpeg_filter(audio, rate, args, fmt, through)
     decoded = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", "-", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
@@ -128,56 +130,71 @@ def measure(item: dict) -> dict | None:
 
 
 def process(item: dict) -> list[dict]:
-    """Writes the training version, or (dev) the clean, channel and re-encoded real versions."""
+    """Writes the training version, or (dev) the clean, channel and re-encoded real versions.
+
+    Every random choice for the item is drawn first (from its own seed), so a rerun knows the
+    rows without touching audio and skips items whose files are all there (resume)."""
     rate = MODEL_RATE[item["kind"]]
     rng = random.Random(item["seed"])
-    nrng = np.random.default_rng(item["seed"])
+    codecs = SPEECH_CODECS if item["kind"] == "speech" else MUSIC_CODECS
+    floor_db = rng.uniform(-80, -60)
+    target_db = rng.uniform(-32, -16)
+
+    def draw_channel(at_least_one: bool, codec_share: float) -> tuple[list, str | None, tuple | None]:
+        """The channel chain (channel.py), then maybe a codec: the same draw for both classes."""
+        steps = channel.random_chain(rng, item["kind"], at_least_one)
+        codec = rng.choice(codecs) if rng.random() < codec_share else None
+        return steps, codec, codec_args(codec, rng) if codec else None
+
+    base = dict(label=item["label"], attack=item["attack"], source=item["source"], seen=item["seen"],
+                band="narrow" if item["native_narrow"] or item["limit_to"] in (8000, 11025) else "wide")
+    out: Path = item["out"]
+    name = item["name"]
+    # (list, relative path, what to write: "clean", a channel draw, or a re-encoding format)
+    outputs: list[tuple[str, str, object]] = []
+    if item["split"] == "train":
+        outputs.append(("train", f"train/{name}.flac", draw_channel(False, 0.4)))
+    else:
+        outputs.append(("dev", f"dev/{name}.flac", "clean"))
+        outputs.append(("dev-channel", f"dev-channel/{name}.flac", draw_channel(True, 0.5)))
+        if item["label"] == "bonafide":
+            fmt = rng.choice(["mp3", "ogg"])
+            outputs.append(("dev-real-reencoded", f"dev-real-reencoded/{name}.{fmt}", fmt))
+    rows = []
+    for lst, path, what in outputs:
+        if isinstance(what, tuple):
+            steps, codec, _ = what
+            rows.append(dict(base, list=lst, path=path, codec=codec or "none", chain=channel.describe(steps)))
+        else:
+            rows.append(dict(base, list=lst, path=path, codec="none" if what == "clean" else what, chain="none"))
+    if all((out / path).exists() for _, path, _ in outputs):
+        return rows
     try:
         audio = trim(load(item), rate)
         if item["limit_to"]:
             audio = band_limit(audio, rate, item["limit_to"])
-        audio = audio + nrng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-80, -60) / 20)
-        target_db = rng.uniform(-32, -16)
+        nrng = np.random.default_rng(item["seed"])
+        audio = audio + nrng.standard_normal(len(audio)).astype(np.float32) * 10 ** (floor_db / 20)
 
         def level(x: np.ndarray) -> np.ndarray:
             x = x * 10 ** (target_db / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
             return x / max(1.0, np.abs(x).max() / 0.99)
 
         audio = level(audio)
-        codecs = SPEECH_CODECS if item["kind"] == "speech" else MUSIC_CODECS
-        rows = []
-        base = dict(label=item["label"], attack=item["attack"], source=item["source"], seen=item["seen"],
-                    band="narrow" if item["native_narrow"] or item["limit_to"] in (8000, 11025) else "wide")
-        out: Path = item["out"]
-        name = item["name"]
-
-        def through_channel(at_least_one: bool, codec_share: float) -> tuple[np.ndarray, str, str]:
-            """The channel chain (channel.py), then maybe a codec: the same draw for both classes."""
-            steps = channel.random_chain(rng, item["kind"], at_least_one)
-            y = channel.apply(audio, rate, steps)
-            y = level(y)
-            codec = rng.choice(codecs) if rng.random() < codec_share else None
-            if codec:
-                y = codec_round_trip(y, rate, codec, rng)
-            return y, channel.describe(steps), codec or "none"
-
-        if item["split"] == "train":
-            y, chain, codec = through_channel(False, 0.4)
-            write_flac(out / "train" / f"{name}.flac", y, rate)
-            rows.append(dict(base, list="train", path=f"train/{name}.flac", codec=codec, chain=chain))
-        else:
-            write_flac(out / "dev" / f"{name}.flac", audio, rate)
-            rows.append(dict(base, list="dev", path=f"dev/{name}.flac", codec="none", chain="none"))
-            y, chain, codec = through_channel(True, 0.5)
-            write_flac(out / "dev-channel" / f"{name}.flac", y, rate)
-            rows.append(dict(base, list="dev-channel", path=f"dev-channel/{name}.flac", codec=codec, chain=chain))
-            if item["label"] == "bonafide":
-                fmt = rng.choice(["mp3", "ogg"])
-                args = ["-c:a", "libmp3lame", "-b:a", "128k"] if fmt == "mp3" else ["-c:a", "libvorbis", "-q:a", "4"]
-                target = out / "dev-real-reencoded" / f"{name}.{fmt}"
+        for _, path, what in outputs:
+            target = out / path
+            if isinstance(what, tuple):
+                steps, _, codec = what
+                y = level(channel.apply(audio, rate, steps))
+                write_flac(target, codec_round_trip(y, rate, codec) if codec else y, rate)
+            elif what == "clean":
+                write_flac(target, audio, rate)
+            else:
+                args = ["-c:a", "libmp3lame", "-b:a", "128k"] if what == "mp3" else ["-c:a", "libvorbis", "-q:a", "4"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(ffmpeg_filter(audio, rate, args, fmt, None))
-                rows.append(dict(base, list="dev-real-reencoded", path=f"dev-real-reencoded/{name}.{fmt}", codec=fmt))
+                tmp = target.with_name("." + target.name)
+                tmp.write_bytes(ffmpeg_filter(audio, rate, args, what, None))
+                tmp.replace(target)
         return rows
     except Exception as e:
         print(f"skip {item['input']}: {e}", file=sys.stderr)
@@ -246,8 +263,20 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     items = plan(args, rng)
+    # Measurements are cached (a rerun resumes without decoding every clip again).
+    cache_path = args.out / "measured.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    key = lambda i: f"{i['input']}@{i.get('start')}"  # noqa: E731
     with mp.Pool(args.jobs) as pool:
-        items = [i for i in pool.map(measure, items, chunksize=16) if i]
+        todo = [i for i in items if key(i) not in cache]
+        for i in todo:
+            cache[key(i)] = None
+        for m in pool.map(measure, todo, chunksize=16):
+            if m:
+                cache[key(m)] = m["native_narrow"]
+        args.out.mkdir(parents=True, exist_ok=True)
+        cache_path.write_text(json.dumps(cache))
+        items = [dict(i, native_narrow=cache[key(i)]) for i in items if cache[key(i)] is not None]
         assign_band_limits(items, args.kind, rng)
         rows = [r for rs in pool.map(process, items, chunksize=8) for r in rs]
     fields = ["path", "label", "attack", "source", "band", "seen", "codec", "chain"]
