@@ -451,10 +451,10 @@ fn screen_without_model_uses_the_embedded_music_model() {
         );
         let rows = rows_by_name(&out.stdout);
         let row = &rows["tone.flac"];
-        assert_eq!(row["model"], id);
+        let spec = deepscreen::model::resolve(id).unwrap();
+        assert_eq!(row["model"].as_str(), Some(spec.config.id.as_str()));
         let score = row["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{id}: score {score}");
-        let spec = deepscreen::model::resolve(id).unwrap();
         assert_eq!(spec.config.sample_rate, rate);
     }
 }
@@ -681,8 +681,8 @@ fn silent_files_get_no_signal_and_silent_windows_are_not_scored() {
         true,
         |i, _| tone(i, rate, 440.0) / 0.3 * 10f32.powf(-70.0 / 20.0) * 2f32.sqrt(),
     );
-    // 2 s of tone, then 4 s of digital silence: with 1 s windows every 0.5 s, the windows
-    // starting at 0, 0.5, 1 and 1.5 s hold signal, the 7 from 2 s on do not.
+    // 2 s of tone, then 4 s of digital silence: the silence is cut to a 0.25 s pause before
+    // windowing, so 2.25 s remain: windows at 0, 0.5 and 1 s and one aligned to the end.
     write_wav(
         &dir.path().join("half.wav"),
         rate,
@@ -728,8 +728,107 @@ fn silent_files_get_no_signal_and_silent_windows_are_not_scored() {
     let half = &rows["half.wav"];
     assert_eq!(half["windows"], 4, "{half}");
     assert!(half["score"].is_f64());
+    // Segment times are the file's own: the last window ends where the kept pause ends.
+    let segments = half["segments"].as_array().unwrap();
+    let last_end = segments.last().unwrap()["end_s"].as_f64().unwrap();
+    assert!((last_end - 2.25).abs() < 0.03, "{half}");
+}
+
+#[test]
+fn a_directory_as_files_from_is_fatal_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(bin()
+        .arg("screen")
+        .arg("--files-from")
+        .arg(dir.path())
+        .arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        half["warnings"].to_string().contains("7 of 11 windows"),
-        "{half}"
+        stderr.contains("is a directory") || stderr.contains("this is a directory"),
+        "{stderr}"
     );
+    assert!(
+        out.stdout.is_empty(),
+        "no rows: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A long pause of digital silence inside audio must not move its score: silence is cut to a
+/// short pause before windowing, so the model sees the same audio as without the gap. (Before,
+/// an 8 s gap took a tone from 0.005 to 0.54 with the speech model.)
+#[test]
+fn digital_silence_gaps_do_not_raise_the_speech_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 16000u32;
+    let n = 6 * rate as usize;
+    // A voice-like signal: harmonics of a gliding 100–180 Hz pitch, syllable-rate envelope.
+    let voice = |i: usize| {
+        let t = i as f32 / rate as f32;
+        let phase = 2.0
+            * std::f32::consts::PI
+            * (140.0 * t
+                - 40.0 / (2.0 * std::f32::consts::PI * 0.3)
+                    * (2.0 * std::f32::consts::PI * 0.3 * t).cos());
+        let env = (0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin()).powf(1.5);
+        0.05 * env
+            * (1..30)
+                .map(|k| (k as f32 * phase).sin() / k as f32)
+                .sum::<f32>()
+    };
+    let signals: [(&str, Box<dyn Fn(usize) -> f32>); 2] = [
+        ("tone", Box::new(|i| tone(i, rate, 440.0))),
+        ("voice", Box::new(voice)),
+    ];
+    for (name, signal) in &signals {
+        write_wav(
+            &dir.path().join(format!("{name}.wav")),
+            rate,
+            1,
+            n,
+            false,
+            |i, _| signal(i),
+        );
+        // The same audio with 8 s of digital silence in the middle.
+        let gap = 8 * rate as usize;
+        write_wav(
+            &dir.path().join(format!("{name}_gap.wav")),
+            rate,
+            1,
+            n + gap,
+            false,
+            |i, _| match i {
+                i if i < n / 2 => signal(i),
+                i if i < n / 2 + gap => 0.0,
+                i => signal(i - gap),
+            },
+        );
+    }
+    let out = run(bin()
+        .args(["screen", "--model", "speech", "--no-progress"])
+        .arg(dir.path()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows_by_name(&out.stdout);
+    let threshold = deepscreen::model::resolve("speech")
+        .unwrap()
+        .config
+        .threshold as f64;
+    for (name, _) in &signals {
+        let plain = rows[&format!("{name}.wav")]["score"].as_f64().unwrap();
+        let gapped = rows[&format!("{name}_gap.wav")]["score"].as_f64().unwrap();
+        assert!(
+            plain < threshold,
+            "{name}: the check needs a signal called bona fide ({plain})"
+        );
+        assert!(
+            gapped <= plain + 0.05 && gapped < threshold,
+            "{name}: score {plain} without the gap, {gapped} with it"
+        );
+    }
 }

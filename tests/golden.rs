@@ -227,16 +227,21 @@ fn embedded_speech_model_matches_pytorch() {
 }
 
 #[test]
+fn embedded_speech_lcnn_model_matches_pytorch() {
+    check_embedded("speech-lcnn");
+}
+
+#[test]
 fn embedded_music_model_matches_pytorch() {
     check_embedded("music");
 }
 
 /// A batch whose largest tensor exceeds the backend's per-tensor limit (wgpu: the storage
 /// binding limit, 128 MiB on lavapipe) runs as several forward passes and scores exactly like
-/// the CPU. The speech model's first conv output (32 × frames × 257 per window) is that tensor.
+/// the CPU. The speech LCNN's first conv output (32 × frames × 257 per window) is that tensor.
 #[test]
 fn a_batch_over_the_binding_limit_runs_in_passes() {
-    let spec = deepscreen::model::resolve("speech").unwrap();
+    let spec = deepscreen::model::resolve("speech-lcnn").unwrap();
     let [frames, bins] = spec.feature_shape;
     assert_eq!(
         spec.largest_tensor,

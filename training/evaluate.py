@@ -16,22 +16,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import GENERATORS, is_seen, read_rows, write_rows  # noqa: E402
+from common import GENERATORS, is_seen, read_rows  # noqa: E402
 
-FIELDS = ["path", "label", "attack", "source", "band", "seen", "codec", "chain"]
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 
 
-def run_eval(exe: str, protocol: Path, model: str) -> dict:
-    out = subprocess.run([exe, "eval", str(protocol), "--model", model, "--json"], capture_output=True, text=True)
+def run_eval(exe: str, protocol: Path, model: str, audio_dir: Path, scores: Path) -> dict:
+    out = subprocess.run([exe, "eval", str(protocol), "--model", model, "--audio-dir", str(audio_dir), "--json",
+                          "--scores", str(scores)], capture_output=True, text=True)
     if out.returncode not in (0, 1):
         raise SystemExit(f"deepscreen eval {protocol} failed:\n{out.stderr}")
     return json.loads(out.stdout)
+
+
+def subset_metrics(rows: list[dict], scores: dict[str, float]) -> dict:
+    """EER and detection at 1 % false alarms of a subset, from the engine's score file."""
+    sys.path.insert(0, str(Path(__file__).parent / "whisper"))
+    import numpy as np
+    from train_head import metrics
+
+    bona = np.array([scores[r["path"]] for r in rows if r["label"] == "bonafide" and r["path"] in scores])
+    spoof = np.array([scores[r["path"]] for r in rows if r["label"] != "bonafide" and r["path"] in scores])
+    m = metrics(bona, spoof, 0.5)
+    return {"bona_fide": len(bona), "spoof": len(spoof), "eer": m["eer"], "detection_at_1pct_fa": m["det_at_1pct_fa"]}
 
 
 def pct(x: float) -> str:
@@ -47,33 +60,41 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write all figures as JSON")
     args = ap.parse_args()
     results: dict[str, dict] = {}
+    subsets_out: dict[str, dict] = {}
     for name in LISTS:
         rows = read_rows(args.data / f"{name}.csv")
         for r in rows:  # from the generator table, which may have changed since prepare.py ran
             r["seen"] = "-" if r["attack"] == "-" else ("seen" if is_seen(args.kind, r["attack"]) else "unseen")
+        # One engine run per list; subsets are cut from its score file.
+        score_file = args.data / f"{name}.scores.txt"
+        results[f"{name}/all"] = run_eval(args.deepscreen, args.data / f"{name}.csv", args.model, args.data, score_file)
+        scores = {}
+        for line in score_file.read_text().splitlines():
+            ident, _, _, llr = line.split()
+            scores[ident] = 1 / (1 + math.exp(float(llr)))  # llr = ln((1-p)/p)
         subsets = {
-            "all": rows,
             "seen": [r for r in rows if r["seen"] != "unseen"],
             "unseen": [r for r in rows if r["seen"] != "seen"],
             "narrowband": [r for r in rows if r["band"] == "narrow"],
             "wideband": [r for r in rows if r["band"] == "wide"],
         }
         for subset, chosen in subsets.items():
-            if not any(r["label"] == "spoof" for r in chosen) or not any(r["label"] == "bonafide" for r in chosen):
-                continue
-            protocol = args.data / f"{name}.{subset}.eval.csv"
-            write_rows(protocol, chosen, FIELDS)
-            results[f"{name}/{subset}"] = run_eval(args.deepscreen, protocol, args.model)
-            print(f"{name}/{subset}: EER {pct(results[f'{name}/{subset}']['pooled']['eer'])}", file=sys.stderr)
+            if any(r["label"] == "spoof" for r in chosen) and any(r["label"] == "bonafide" for r in chosen):
+                subsets_out[f"{name}/{subset}"] = subset_metrics(chosen, scores)
+        print(f"{name}: EER {pct(results[f'{name}/all']['pooled']['eer'])}", file=sys.stderr)
 
-    print("| dev list | subset | bona fide | spoof | EER | minDCF | det. @ 1 % FA | det. @ 0.1 % FA | FA @ default thr. | det. @ default thr. |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| dev list | bona fide | spoof | EER | minDCF | det. @ 1 % FA | det. @ 0.1 % FA | FA @ default thr. | det. @ default thr. |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, rep in results.items():
-        name, subset = key.split("/")
+        name = key.split("/")[0]
         p = rep["pooled"]
-        print(f"| {name} | {subset} | {p['bona_fide']} | {p['spoof']} | {pct(p['eer'])} | {p['min_dcf']:.4f} | "
+        print(f"| {name} | {p['bona_fide']} | {p['spoof']} | {pct(p['eer'])} | {p['min_dcf']:.4f} | "
               f"{pct(p['detection_at_1pct_fa'])} | {pct(p['detection_at_0_1pct_fa'])} | {pct(p['false_alarm_rate'])} | "
               f"{pct(p['detection_rate'])} |")
+    print("\n| dev list | subset | bona fide | spoof | EER | det. @ 1 % FA |\n|---|---|---|---|---|---|")
+    for key, m in subsets_out.items():
+        name, subset = key.split("/")
+        print(f"| {name} | {subset} | {m['bona_fide']} | {m['spoof']} | {pct(m['eer'])} | {pct(m['detection_at_1pct_fa'])} |")
     print("\n| attack | seen in training | EER clean | EER channel | EER real re-encoded | det. @ 1 % FA (clean) | det. @ default thr. (channel) |")
     print("|---|---|---|---|---|---|---|")
     for attack, (_, seen) in GENERATORS[args.kind].items():
@@ -91,7 +112,7 @@ def main() -> int:
         for source, fa in results.get(f"{name}/all", {}).get("per_source", {}).items():
             print(f"| {source} | {name} | {fa['bona_fide']} | {pct(fa['false_alarm_rate'])} |")
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.write_text(json.dumps({"lists": results, "subsets": subsets_out}, indent=1) + "\n")
     return 0
 
 

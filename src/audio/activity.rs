@@ -1,10 +1,16 @@
-//! Which windows hold a signal worth scoring, and digital silence inside the ones that do.
+//! What part of the audio is worth scoring.
 //!
 //! Detectors are trained on trimmed clips with a noise floor (both classes alike), so they have
-//! never seen exact digital silence; given some, they call it synthetic (a silent file scored
-//! 0.998). So a window whose 20 ms frames are nearly all quieter than [`ACTIVE_DBFS`] is not
-//! scored at all, and inside a scored window every run of digital silence is replaced by a
-//! faint, deterministic noise floor ([`FLOOR_DBFS`]), like the floor the training data has.
+//! never seen long silences or exact digital silence; given some, they call it synthetic (a
+//! silent file scored 0.998, and a pause of a few seconds pushed real speech over the threshold).
+//! So, at the model rate:
+//! - [`SilenceGate`]: every stretch of 20 ms frames quieter than [`ACTIVE_DBFS`] is cut to its
+//!   first [`KEEP_PAUSE_S`] (a natural pause) before windowing; the rest never reaches the model,
+//!   and window times are mapped back to the file's own clock;
+//! - a window whose frames are nearly all quiet (a silent file, or what is left of one) is not
+//!   scored at all ([`is_active`]);
+//! - inside a scored window every run of digital silence is replaced by a faint, deterministic
+//!   noise floor ([`FLOOR_DBFS`]), like the floor the training data has.
 
 /// A 20 ms frame is active when its RMS exceeds this level (dB re full scale).
 pub const ACTIVE_DBFS: f32 = -60.0;
@@ -16,6 +22,8 @@ pub const SILENCE_LEVEL: f32 = 1.0 / 32768.0;
 pub const SILENCE_RUN_S: f32 = 0.01;
 /// RMS of that noise floor (dB re full scale).
 pub const FLOOR_DBFS: f32 = -75.0;
+/// Longest quiet stretch kept between active parts (seconds).
+pub const KEEP_PAUSE_S: f32 = 0.25;
 
 fn db_to_amplitude(db: f32) -> f32 {
     10f32.powf(db / 20.0)
@@ -63,6 +71,96 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate: u32, seed: u64) ->
     filled
 }
 
+/// Cuts long quiet stretches out of a stream (see the module notes), remembering where, so
+/// that positions in the gated stream map back to the source.
+#[derive(Debug)]
+pub struct SilenceGate {
+    frame: usize,
+    keep: usize,
+    threshold: f64,
+    /// Samples of an unfinished frame.
+    pending: Vec<f32>,
+    /// Quiet samples in the current quiet stretch.
+    quiet_run: usize,
+    emitted: u64,
+    dropped: u64,
+    /// (gated position, samples dropped before it), one entry where output resumes after a cut.
+    cuts: Vec<(u64, u64)>,
+    active_frames: u64,
+}
+
+impl SilenceGate {
+    pub fn new(sample_rate: u32) -> Self {
+        SilenceGate {
+            frame: (sample_rate as usize / 50).max(1),
+            keep: (sample_rate as f32 * KEEP_PAUSE_S) as usize,
+            threshold: (db_to_amplitude(ACTIVE_DBFS) as f64).powi(2),
+            pending: Vec::new(),
+            quiet_run: 0,
+            emitted: 0,
+            dropped: 0,
+            cuts: Vec::new(),
+            active_frames: 0,
+        }
+    }
+
+    /// Feed source samples; what passes the gate is appended to `out`.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        self.pending.extend_from_slice(input);
+        let whole = self.pending.len() / self.frame * self.frame;
+        let frames: Vec<f32> = self.pending.drain(..whole).collect();
+        for f in frames.chunks(self.frame) {
+            self.frame_in(f, out);
+        }
+    }
+
+    /// The source ended: the last partial frame goes through.
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        let last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            self.frame_in(&last, out);
+        }
+    }
+
+    fn frame_in(&mut self, f: &[f32], out: &mut Vec<f32>) {
+        let power = f.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / f.len() as f64;
+        let take = if power > self.threshold {
+            self.active_frames += 1;
+            self.quiet_run = 0;
+            f.len()
+        } else {
+            let take = self.keep.saturating_sub(self.quiet_run).min(f.len());
+            self.quiet_run += f.len();
+            take
+        };
+        if take > 0 {
+            if self.cuts.last().map_or(0, |c| c.1) < self.dropped {
+                self.cuts.push((self.emitted, self.dropped));
+            }
+            out.extend_from_slice(&f[..take]);
+            self.emitted += take as u64;
+        }
+        self.dropped += (f.len() - take) as u64;
+    }
+
+    /// Whether any frame was active (otherwise the source is silent throughout).
+    pub fn saw_signal(&self) -> bool {
+        self.active_frames > 0
+    }
+
+    /// Source position of the gated sample at `pos` (a window's first sample).
+    pub fn source_start(&self, pos: u64) -> u64 {
+        let i = self.cuts.partition_point(|c| c.0 <= pos);
+        pos + if i == 0 { 0 } else { self.cuts[i - 1].1 }
+    }
+
+    /// Source position just after the gated sample before `end` (a window's exclusive end).
+    pub fn source_end(&self, end: u64) -> u64 {
+        let i = self.cuts.partition_point(|c| c.0 < end);
+        end + if i == 0 { 0 } else { self.cuts[i - 1].1 }
+    }
+}
+
 /// A uniform value in [-1, 1) from a hash of (seed, index) (SplitMix64 finaliser).
 fn uniform(seed: u64, index: u64) -> f32 {
     let mut z = seed
@@ -103,6 +201,39 @@ mod tests {
             w[..loud.len()].copy_from_slice(&loud);
             assert_eq!(is_active(&w, RATE), expected, "{loud_frames} loud frames");
         }
+    }
+
+    #[test]
+    fn the_gate_cuts_long_pauses_and_maps_positions_back() {
+        // 1 s tone, 3 s digital silence, 1 s tone, fed in odd-sized chunks.
+        let tone = sine(1.0, -20.0);
+        let mut source = tone.clone();
+        source.extend(vec![0.0; 48000]);
+        source.extend(&tone);
+        let mut gate = SilenceGate::new(RATE);
+        let mut out = Vec::new();
+        for chunk in source.chunks(777) {
+            gate.push(chunk, &mut out);
+        }
+        gate.finish(&mut out);
+        assert!(gate.saw_signal());
+        // 0.25 s of the pause is kept: 1 + 0.25 + 1 s.
+        assert_eq!(out.len(), 16000 + 4000 + 16000);
+        assert_eq!(&out[..16000], &tone[..]);
+        assert_eq!(&out[20000..], &tone[..]);
+        // Gated 20000 is source 64000 (after the 3 s pause); a window ending at 20000 ends at
+        // source 20000, where the cut began.
+        assert_eq!(gate.source_start(20000), 64000);
+        assert_eq!(gate.source_end(20000), 20000);
+        assert_eq!(gate.source_start(100), 100);
+        assert_eq!(gate.source_end(36000), 80000);
+
+        let mut silent = SilenceGate::new(RATE);
+        let mut out = Vec::new();
+        silent.push(&vec![0.0; 80000], &mut out);
+        silent.finish(&mut out);
+        assert!(!silent.saw_signal());
+        assert_eq!(out.len(), 4000, "only the first quarter second passes");
     }
 
     #[test]

@@ -45,26 +45,46 @@ pub fn read_windows(
     let mut count = 0usize;
     let mut silent = 0usize;
     let rate = spec.config.sample_rate;
+    let gate = std::cell::RefCell::new(activity::SilenceGate::new(rate));
     let mut counted = |mut w: Window| {
         if !activity::is_active(&w.samples, rate) {
             silent += 1;
             return Ok(());
         }
         activity::fill_digital_silence(&mut w.samples, rate, w.start);
+        // Windows are cut from the gated stream; rows report the file's own times.
+        let gate = gate.borrow();
+        (w.start, w.end) = (gate.source_start(w.start), gate.source_end(w.end));
         count += 1;
         emit(w)
+    };
+    let mut gated = Vec::new();
+    let mut feed = |x: &[f32], windower: &mut Windower| {
+        gated.clear();
+        gate.borrow_mut().push(x, &mut gated);
+        windower.push(&gated, &mut counted)
     };
     let (info, stats) = decode::decode_mono(path, |info, mono| {
         let r = match &mut resampler {
             Some(r) => r,
             None => resampler.insert(resample::MonoResampler::new(info.sample_rate, target)?),
         };
-        r.push(mono, &mut |x| windower.push(x, &mut counted))
+        r.push(mono, &mut |x| feed(x, &mut windower))
     })?;
     if let Some(r) = resampler.as_mut() {
-        r.finish(&mut |x| windower.push(x, &mut counted))?;
+        r.finish(&mut |x| feed(x, &mut windower))?;
     }
-    windower.finish(&mut counted)?;
+    let mut tail = Vec::new();
+    gate.borrow_mut().finish(&mut tail);
+    windower.push(&tail, &mut counted)?;
+    if gate.borrow().saw_signal() {
+        windower.finish(&mut counted)?;
+    } else if windower.total() > 0 {
+        // Silent throughout: no window is scored, whatever its length (verdict no-signal).
+        silent = silent.max(1);
+    } else {
+        windower.finish(&mut counted)?;
+    }
     let mut warnings = Vec::new();
     if stats.skipped_packets > 0 {
         warnings.push(format!(

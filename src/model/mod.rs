@@ -20,9 +20,13 @@ use crate::{Error, Result};
 
 /// Models compiled into the binary, by name: the reference detectors trained by `training/`
 /// (model cards in `models/*.md`).
-pub const EMBEDDED: &[(&str, &[u8])] = &[
+pub static EMBEDDED: &[(&str, &[u8])] = &[
     ("music", include_bytes!("../../models/music.safetensors")),
     ("speech", include_bytes!("../../models/speech.safetensors")),
+    (
+        "speech-lcnn",
+        include_bytes!("../../models/speech-lcnn.safetensors"),
+    ),
 ];
 
 /// The model `screen`, `eval` and `bench --catalog` use without `--model`: catalogs are mostly

@@ -55,10 +55,28 @@ pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
                     path: source.into(),
                     source: e,
                 })?;
+                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::Io {
+                        path: source.into(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::IsADirectory,
+                            "--files-from wants a list of paths, this is a directory \
+                             (to screen a directory, give it as a path)",
+                        ),
+                    });
+                }
                 Box::new(std::io::BufReader::new(file))
             };
             let source = PathBuf::from(source);
-            Box::new(reader.split(b'\n').flat_map(move |line| -> Inputs {
+            // A read error ends the list (one error row): retrying the same read would fail
+            // forever.
+            let mut failed = false;
+            let lines = reader.split(b'\n').take_while(move |line| {
+                let go = !failed;
+                failed |= line.is_err();
+                go
+            });
+            Box::new(lines.flat_map(move |line| -> Inputs {
                 match line {
                     Ok(mut line) => {
                         if line.last() == Some(&b'\r') {

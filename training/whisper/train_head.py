@@ -111,9 +111,9 @@ def metrics(bona: np.ndarray, spoof: np.ndarray, threshold: float) -> dict:
     _, fa, miss = det_curve(bona, spoof)
     i = np.argmin(np.abs(fa - miss))
     eer = (fa[i] + miss[i]) / 2
-    # minDCF with ASVspoof 2019's t-DCF-free costs: Cmiss = Cfa = 1, P(spoof) = 0.05, normalised.
-    p = 0.05
-    dcf = np.min(p * miss + (1 - p) * fa) / min(p, 1 - p)
+    # minDCF as the engine computes it (src/eval/metrics.rs, ASVspoof 5 costs): Cmiss 1,
+    # Cfa 10, P(spoof) 0.05, normalised.
+    dcf = np.min(0.95 * miss + 10 * 0.05 * fa) / min(0.95, 10 * 0.05)
 
     def det_at(max_fa: float) -> float:
         ok = fa <= max_fa
