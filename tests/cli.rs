@@ -702,7 +702,7 @@ fn silent_files_get_no_signal_and_silent_windows_are_not_scored() {
         .arg("--model")
         .arg(&model)
         .arg(dir.path())
-        .arg("--no-progress"));
+        .args(["--no-progress", "--segments"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
