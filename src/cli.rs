@@ -165,7 +165,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub catalog: Option<PathBuf>,
 
-    /// Model: an embedded model's name or a .safetensors file [default: both embedded models
+    /// Model: an embedded model's name or a .safetensors file [default: every embedded model
     /// synthetic; the music model with --catalog].
     #[arg(short, long, value_name = "NAME|FILE")]
     pub model: Option<String>,

@@ -777,7 +777,8 @@ fn digital_silence_gaps_do_not_raise_the_speech_score() {
                 .map(|k| (k as f32 * phase).sin() / k as f32)
                 .sum::<f32>()
     };
-    let signals: [(&str, Box<dyn Fn(usize) -> f32>); 2] = [
+    type Signal<'a> = Box<dyn Fn(usize) -> f32 + 'a>;
+    let signals: [(&str, Signal<'_>); 2] = [
         ("tone", Box::new(|i| tone(i, rate, 440.0))),
         ("voice", Box::new(voice)),
     ];

@@ -19,7 +19,7 @@ pub struct BenchJob {
     /// Time the whole pipeline on the audio files under this directory instead of one
     /// synthetic batch.
     pub catalog: Option<PathBuf>,
-    /// Embedded model name or model file [default: both embedded models synthetic, the
+    /// Embedded model name or model file [default: every embedded model synthetic, the
     /// default model with a catalog].
     pub model: Option<String>,
     /// Timed repetitions per stage in the synthetic mode (the median is reported).
