@@ -259,10 +259,15 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
         names,
         "the shards' union is the catalog"
     );
-    assert!(
-        shard_files.iter().all(|f| !rows(f).is_empty()),
-        "13 inputs over 3 shards: none empty"
-    );
+    // Each shard holds exactly its share (the split hashes the temporary paths, so a shard may
+    // by chance be empty: about 1.5 % of runs for 13 inputs over 3 shards).
+    for (i, f) in shard_files.iter().enumerate() {
+        let expected = names
+            .iter()
+            .filter(|n| Shard { index: i, count: 3 }.contains(Path::new(n)))
+            .count();
+        assert_eq!(rows(f).len(), expected, "shard {i}/3");
+    }
 
     // merge: complete and clean
     let merged = tmp.path().join("merged.jsonl");
