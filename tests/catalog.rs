@@ -264,7 +264,13 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
     for (i, f) in shard_files.iter().enumerate() {
         let expected = names
             .iter()
-            .filter(|n| Shard { index: i, count: 3 }.contains(Path::new(n)))
+            .filter(|n| {
+                Shard {
+                    index: i as u64,
+                    count: 3,
+                }
+                .contains(Path::new(n))
+            })
             .count();
         assert_eq!(rows(f).len(), expected, "shard {i}/3");
     }
