@@ -190,7 +190,6 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "eight_channels.wav",
         "hires_192k.wav",
         "nan_samples.wav",
-        "silence.wav",
         "caf\u{FFFD}_latin1.wav",
     ];
     let failed = vec![
@@ -226,10 +225,17 @@ fn mixed_catalog_gives_one_row_per_input() {
         "some inputs failed, so exit 1; stderr: {stderr}"
     );
     let rows = rows_by_name(&out.stdout);
-    // truncated.flac may decode partially or fail; either way it gets exactly one row
+    // truncated.flac may decode partially or fail; either way it gets exactly one row;
+    // silence.wav is read fine but holds no signal: verdict no-signal, no score, no error.
+    let silence = &rows["silence.wav"];
+    assert_eq!(silence["verdict"], "no-signal", "{silence}");
+    assert!(
+        silence["score"].is_null() && silence["error"].is_null(),
+        "{silence}"
+    );
     assert_eq!(
         rows.len(),
-        ok.len() + failed.len() + 1,
+        ok.len() + failed.len() + 2,
         "rows: {:?}",
         rows.keys().collect::<Vec<_>>()
     );
