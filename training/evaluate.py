@@ -21,8 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent / "data"))
+sys.path.insert(0, str(Path(__file__).parent / "whisper"))
 from common import GENERATORS, is_seen, read_rows  # noqa: E402
+from train_head import metrics  # noqa: E402  (the same metrics the head's figures use)
 
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 
@@ -37,10 +41,6 @@ def run_eval(exe: str, protocol: Path, model: str, audio_dir: Path, scores: Path
 
 def subset_metrics(rows: list[dict], scores: dict[str, float]) -> dict:
     """EER and detection at 1 % false alarms of a subset, from the engine's score file."""
-    sys.path.insert(0, str(Path(__file__).parent / "whisper"))
-    import numpy as np
-    from train_head import metrics
-
     bona = np.array([scores[r["path"]] for r in rows if r["label"] == "bonafide" and r["path"] in scores])
     spoof = np.array([scores[r["path"]] for r in rows if r["label"] != "bonafide" and r["path"] in scores])
     m = metrics(bona, spoof, 0.5)

@@ -29,16 +29,20 @@ fn db_to_amplitude(db: f32) -> f32 {
     10f32.powf(db / 20.0)
 }
 
+/// Whether a frame's RMS exceeds [`ACTIVE_DBFS`].
+fn frame_is_active(frame: &[f32]) -> bool {
+    let power = frame.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / frame.len() as f64;
+    power > (db_to_amplitude(ACTIVE_DBFS) as f64).powi(2)
+}
+
 /// Whether at least [`ACTIVE_SHARE`] of the window's 20 ms frames are louder than
 /// [`ACTIVE_DBFS`]. A window shorter than one frame is judged as one frame.
 pub fn is_active(samples: &[f32], sample_rate: u32) -> bool {
     let frame = (sample_rate as usize / 50).clamp(1, samples.len().max(1));
-    let threshold = db_to_amplitude(ACTIVE_DBFS).powi(2);
     let (mut frames, mut active) = (0usize, 0usize);
     for chunk in samples.chunks(frame) {
-        let power = chunk.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / chunk.len() as f64;
         frames += 1;
-        active += usize::from(power > threshold as f64);
+        active += usize::from(frame_is_active(chunk));
     }
     frames > 0 && active as f32 >= ACTIVE_SHARE * frames as f32
 }
@@ -77,7 +81,6 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate: u32, seed: u64) ->
 pub struct SilenceGate {
     frame: usize,
     keep: usize,
-    threshold: f64,
     /// Samples of an unfinished frame.
     pending: Vec<f32>,
     /// Quiet samples in the current quiet stretch.
@@ -94,7 +97,6 @@ impl SilenceGate {
         SilenceGate {
             frame: (sample_rate as usize / 50).max(1),
             keep: (sample_rate as f32 * KEEP_PAUSE_S) as usize,
-            threshold: (db_to_amplitude(ACTIVE_DBFS) as f64).powi(2),
             pending: Vec::new(),
             quiet_run: 0,
             emitted: 0,
@@ -123,8 +125,7 @@ impl SilenceGate {
     }
 
     fn frame_in(&mut self, f: &[f32], out: &mut Vec<f32>) {
-        let power = f.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / f.len() as f64;
-        let take = if power > self.threshold {
+        let take = if frame_is_active(f) {
             self.active_frames += 1;
             self.quiet_run = 0;
             f.len()

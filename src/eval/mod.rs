@@ -147,39 +147,66 @@ pub fn write_scores(
 /// ROC curve (false-alarm rate vs detection rate) as an SVG file.
 pub fn plot_roc(path: &Path, bona: &[f64], spoof: &[f64], title: &str) -> Result<()> {
     use plotters::prelude::*;
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::Audio(format!("{}: cannot draw the plot ({e})", path.display()))
-    };
     let mut points: Vec<(f64, f64)> = metrics::det_curve(bona, spoof)
         .into_iter()
         .map(|(_, miss, fa)| (fa, 1.0 - miss))
         .collect();
     points.push((1.0, 1.0));
     points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let root = SVGBackend::new(path, (640, 560)).into_drawing_area();
+    svg_chart(path, 560, title, 0.0..1.0, 0.0..1.0, |chart, fail| {
+        chart
+            .configure_mesh()
+            .x_desc("false alarm rate (bona fide flagged)")
+            .y_desc("detection rate (spoof flagged)")
+            .draw()
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(LineSeries::new(points, &BLUE))
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                &BLACK.mix(0.3),
+            ))
+            .map_err(|e| fail(&e))?;
+        Ok(())
+    })
+}
+
+/// The chart [`svg_chart`] hands to its drawing closure.
+type SvgChart<'a> = plotters::chart::ChartContext<
+    'a,
+    plotters::backend::SVGBackend<'a>,
+    plotters::coord::cartesian::Cartesian2d<
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+/// A chart over `x` × `y` in a 640-wide SVG file at `path`, drawn by `draw`, which gets the
+/// chart and the error mapping every plotters call needs.
+fn svg_chart(
+    path: &Path,
+    height: u32,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    draw: impl FnOnce(&mut SvgChart<'_>, &dyn Fn(&dyn std::fmt::Display) -> Error) -> Result<()>,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::Audio(format!("{}: cannot draw the plot ({e})", path.display()))
+    };
+    let root = SVGBackend::new(path, (640, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .build_cartesian_2d(x, y)
         .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("false alarm rate (bona fide flagged)")
-        .y_desc("detection rate (spoof flagged)")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(LineSeries::new(points, &BLUE))
-        .map_err(|e| fail(&e))?;
-    chart
-        .draw_series(LineSeries::new(
-            vec![(0.0, 0.0), (1.0, 1.0)],
-            &BLACK.mix(0.3),
-        ))
-        .map_err(|e| fail(&e))?;
+    draw(&mut chart, &fail)?;
     root.present().map_err(|e| fail(&e))?;
     Ok(())
 }
@@ -213,23 +240,11 @@ pub fn plot_det(
     title: &str,
 ) -> Result<()> {
     use plotters::prelude::*;
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::Audio(format!("{}: cannot draw the plot ({e})", path.display()))
-    };
     let points: Vec<(f64, f64)> = metrics::det_curve(bona, spoof)
         .into_iter()
         .map(|(_, miss, fa)| (probit(fa), probit(miss)))
         .collect();
     let (lo, hi) = (probit(0.0), probit(1.0));
-    let root = SVGBackend::new(path, (640, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(lo..hi, lo..hi)
-        .map_err(|e| fail(&e))?;
     let label = |v: &f64| {
         DET_TICKS
             .iter()
@@ -238,58 +253,59 @@ pub fn plot_det(
             .unwrap_or_default()
     };
     let ticks: Vec<f64> = DET_TICKS.iter().map(|t| probit(t.1)).collect();
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(0)
-        .y_labels(0)
-        .x_desc("false alarm rate, % (bona fide flagged)")
-        .y_desc("miss rate, % (spoof passed)")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    // Probit axes: the grid and labels sit at the tick rates.
-    for &t in &ticks {
+    svg_chart(path, 600, title, lo..hi, lo..hi, |chart, fail| {
         chart
-            .draw_series(LineSeries::new(vec![(t, lo), (t, hi)], &BLACK.mix(0.12)))
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(0)
+            .y_labels(0)
+            .x_desc("false alarm rate, % (bona fide flagged)")
+            .y_desc("miss rate, % (spoof passed)")
+            .draw()
             .map_err(|e| fail(&e))?;
+        // Probit axes: the grid and labels sit at the tick rates.
+        for &t in &ticks {
+            chart
+                .draw_series(LineSeries::new(vec![(t, lo), (t, hi)], &BLACK.mix(0.12)))
+                .map_err(|e| fail(&e))?;
+            chart
+                .draw_series(LineSeries::new(vec![(lo, t), (hi, t)], &BLACK.mix(0.12)))
+                .map_err(|e| fail(&e))?;
+            let style = ("sans-serif", 12).into_font().color(&BLACK);
+            chart
+                .draw_series([
+                    Text::new(label(&t), (t, lo - 0.12), style.clone()),
+                    Text::new(label(&t), (lo - 0.35, t), style),
+                ])
+                .map_err(|e| fail(&e))?;
+        }
         chart
-            .draw_series(LineSeries::new(vec![(lo, t), (hi, t)], &BLACK.mix(0.12)))
-            .map_err(|e| fail(&e))?;
-        let style = ("sans-serif", 12).into_font().color(&BLACK);
+            .draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], &BLACK.mix(0.3)))
+            .map_err(|e| fail(&e))?
+            .label("EER line")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.3)));
         chart
-            .draw_series([
-                Text::new(label(&t), (t, lo - 0.12), style.clone()),
-                Text::new(label(&t), (lo - 0.35, t), style),
-            ])
+            .draw_series(LineSeries::new(points, &BLUE))
+            .map_err(|e| fail(&e))?
+            .label("DET")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+        let fa = metrics::flagged_rate(bona, threshold);
+        let miss = 1.0 - metrics::flagged_rate(spoof, threshold);
+        chart
+            .draw_series([Circle::new((probit(fa), probit(miss)), 5, RED.filled())])
+            .map_err(|e| fail(&e))?
+            .label(format!(
+                "threshold {threshold:.3}: {:.2} % FA, {:.1} % miss",
+                100.0 * fa,
+                100.0 * miss
+            ))
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE)
+            .draw()
             .map_err(|e| fail(&e))?;
-    }
-    chart
-        .draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], &BLACK.mix(0.3)))
-        .map_err(|e| fail(&e))?
-        .label("EER line")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.3)));
-    chart
-        .draw_series(LineSeries::new(points, &BLUE))
-        .map_err(|e| fail(&e))?
-        .label("DET")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-    let fa = metrics::flagged_rate(bona, threshold);
-    let miss = 1.0 - metrics::flagged_rate(spoof, threshold);
-    chart
-        .draw_series([Circle::new((probit(fa), probit(miss)), 5, RED.filled())])
-        .map_err(|e| fail(&e))?
-        .label(format!(
-            "threshold {threshold:.3}: {:.2} % FA, {:.1} % miss",
-            100.0 * fa,
-            100.0 * miss
-        ))
-        .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
-    chart
-        .configure_series_labels()
-        .border_style(BLACK.mix(0.3))
-        .background_style(WHITE)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
+        Ok(())
+    })
 }

@@ -217,31 +217,48 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
             (positions, enc.width)
         }
     };
-    let mut act = Act::Image {
-        c: 1,
-        h: rows,
-        w: cols,
-    };
-    if config.layers.is_empty() {
+    let outputs = if config.layers.is_empty() {
         if config.encoder.is_none() {
             return Err(bad("layers: the model has no layers"));
         }
-        // An encoder front-end without a head: features only.
-        return finish_plan(
+        0 // an encoder front-end without a head: features only
+    } else {
+        plan_classifier(
             config,
-            Plan {
-                window_samples,
-                hop_samples,
-                min_samples,
-                stft,
-                feature_shape: [rows, cols],
-                filters,
-                outputs: 0,
-                tensors,
-                largest_tensor,
+            Act::Image {
+                c: 1,
+                h: rows,
+                w: cols,
             },
-        );
-    }
+            &mut tensors,
+            &mut largest_tensor,
+        )?
+    };
+    finish_plan(
+        config,
+        Plan {
+            window_samples,
+            hop_samples,
+            min_samples,
+            stft,
+            feature_shape: [rows, cols],
+            filters,
+            outputs,
+            tensors,
+            largest_tensor,
+        },
+    )
+}
+
+/// Walk the classifier's layers from its input `act`: every tensor they need goes into
+/// `tensors`, the largest activation into `largest_tensor`; returns the output count, checked
+/// against `config.output`.
+fn plan_classifier(
+    config: &ModelConfig,
+    mut act: Act,
+    tensors: &mut Vec<(String, Vec<usize>)>,
+    largest_tensor: &mut usize,
+) -> Result<usize> {
     for (i, layer) in config.layers.iter().enumerate() {
         let at = |msg: String| bad(format!("layer {i} ({}): {msg}", layer_label(layer)));
         let image = |act: Act| match act {
@@ -353,7 +370,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
                 Act::Flat(*out_features)
             }
         };
-        largest_tensor = largest_tensor.max(act.elements());
+        *largest_tensor = (*largest_tensor).max(act.elements());
     }
     let Act::Flat(outputs) = act else {
         return Err(bad(format!(
@@ -375,20 +392,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         }
         _ => {}
     }
-    finish_plan(
-        config,
-        Plan {
-            window_samples,
-            hop_samples,
-            min_samples,
-            stft,
-            feature_shape: [rows, cols],
-            filters,
-            outputs,
-            tensors,
-            largest_tensor,
-        },
-    )
+    Ok(outputs)
 }
 
 /// Check the encoder's geometry; the sequence length after its stem.
