@@ -29,7 +29,9 @@ macro_rules! exit_codes {
         "Exit codes:
   0  every input was screened (whatever the verdicts)
   1  the run finished, but some inputs failed; their rows carry an `error`
-  2  fatal: bad arguments, unusable model or backend, or the report could not be written"
+  2  fatal: bad arguments, unusable model or backend, or the report could not be written
+     (or is locked by another run, or --resume found another format, model or threshold)
+  130/143  stopped by SIGINT/SIGTERM: finished rows are kept; rerun with --resume"
     };
 }
 
@@ -85,10 +87,15 @@ their extension.
 
 Each row holds: path, score (calibrated probability the audio is synthetic), verdict
 (\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when
-the file is digital silence or quieter than -60 dBFS throughout), max_window_score, mean_window_score,
+the file is digital silence or quieter than -60 dBFS throughout), threshold (the one the verdict
+used), max_window_score, mean_window_score,
 windows, duration_s, sample_rate, channels, codec, container, model, backend, error, warnings,
 and with --segments the per-window scores. A file that cannot be read gets a row with `error`
 set; the run goes on.
+
+The report format follows -o's extension (.csv, .jsonl/.json) unless --format says otherwise.
+While a run writes a report it holds a lock on it: a second run on the same -o stops at once.
+--resume continues a report only with the format, model and threshold that wrote it.
 
 ",
     exit_codes!()
@@ -120,9 +127,10 @@ pub struct ScreenArgs {
     #[arg(short = 'j', long)]
     pub threads: Option<usize>,
 
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Jsonl)]
-    pub format: Format,
+    /// Report format [default: by -o's extension (.csv, .jsonl/.json), else jsonl]. A format
+    /// that contradicts the extension is an error.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
 
     /// Write rows to FILE instead of standard output (the file is replaced, or continued with
     /// --resume).
@@ -145,6 +153,10 @@ pub struct ScreenArgs {
     /// skip their inputs, append the rest.
     #[arg(long)]
     pub resume: bool,
+
+    /// With --resume: drop the report's error rows and screen those inputs again.
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
 
     /// Screen only shard I of N (0-based): inputs whose path hashes to I mod N. Defaults to the
     /// Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or the Kubernetes Indexed Job
@@ -243,7 +255,8 @@ pub struct MergeArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Format of the reports [default: csv if every file ends in .csv, else jsonl].
+    /// Format of the reports: found from their content (JSON Lines, or deepscreen's CSV
+    /// header); mixed or unknown reports are refused. Given, it must match.
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
 
@@ -265,7 +278,17 @@ fn parse_probability(s: &str) -> Result<f32, String> {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => {
-            screen::run(&args.into()).map(|summary| exit_code_for_failures(summary.failed))
+            let job: ScreenJob = match args.try_into() {
+                Ok(job) => job,
+                Err(e) => {
+                    eprintln!("deepscreen: error: {e}");
+                    return ExitCode::from(EXIT_FATAL);
+                }
+            };
+            screen::run(&job).map(|outcome| match outcome.stopped_by {
+                Some(sig) => 128 + sig as u8,
+                None => exit_code_for_failures(outcome.summary.failed + outcome.failed_before),
+            })
         }
         Command::Merge(args) => merge::run(&args.into())
             .map(|report| exit_code_for_failures(report.duplicates.len() + report.missing.len())),
@@ -304,24 +327,27 @@ fn exit_code_for_failures(failures: usize) -> u8 {
     }
 }
 
-impl From<ScreenArgs> for ScreenJob {
-    fn from(a: ScreenArgs) -> Self {
-        ScreenJob {
+impl TryFrom<ScreenArgs> for ScreenJob {
+    type Error = String;
+    fn try_from(a: ScreenArgs) -> Result<Self, String> {
+        let format = Format::for_output(a.format, a.output.as_deref())?;
+        Ok(ScreenJob {
             paths: a.paths,
             files_from: a.files_from,
             model: a.model,
             backend: a.backend,
             batch: a.batch as usize,
             threads: a.threads,
-            format: a.format,
+            format,
             output: a.output,
             threshold: a.threshold,
             segments: a.segments,
             progress: !a.no_progress,
             resume: a.resume,
+            retry_failed: a.retry_failed,
             shard: a.shard,
             ordered: a.ordered,
-        }
+        })
     }
 }
 

@@ -17,10 +17,14 @@ pub enum Error {
     /// An audio file could not be read or decoded.
     #[error("{0}")]
     Audio(String),
-    #[error("{path}: {source}")]
+    /// A report or list could not be read, written or trusted.
+    #[error("{0}")]
+    Report(String),
+    // The OS error is part of the message, not a `source`: anyhow's `{:#}` would print it twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 

@@ -189,8 +189,8 @@ fn resume_after_sigkill_equals_a_clean_run() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&resumed.stderr);
-    // exit status covers this run's inputs: 1 only if the broken file was still to do
-    assert!(matches!(resumed.status.code(), Some(0 | 1)), "{stderr}");
+    // the exit status speaks for the whole report: the broken file's row is an error row
+    assert_eq!(resumed.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cut a torn last row"), "{stderr}");
     assert!(
         stderr.contains("already in the report, skipped"),
@@ -210,8 +210,9 @@ fn resume_after_sigkill_equals_a_clean_run() {
         .arg(&cat)
         .output()
         .unwrap();
-    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("0 files screened"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("1 failed in earlier runs"));
     assert_eq!(rows(&out).len(), 61);
 }
 
@@ -351,7 +352,7 @@ fn screen_and_merge_run_as_library_calls() {
     let mut screened = 0;
     for i in 0..2 {
         let output = tmp.path().join(format!("part{i}.jsonl"));
-        let summary = command::run(&ScreenJob {
+        let outcome = command::run(&ScreenJob {
             paths: vec![],
             files_from: Some(list.display().to_string()),
             model: model.display().to_string(),
@@ -364,10 +365,14 @@ fn screen_and_merge_run_as_library_calls() {
             segments: false,
             progress: false,
             resume: false,
+            retry_failed: false,
             shard: Some(format!("{i}/2").parse().unwrap()),
             ordered: false,
         })
         .unwrap();
+        let summary = outcome.summary;
+        assert_eq!(outcome.failed_before, 0);
+        assert!(outcome.stopped_by.is_none());
         assert_eq!(
             summary.failed,
             rows(&output)
@@ -697,4 +702,313 @@ fn screen_on_the_cuda_emulator_matches_the_cpu() {
         }
     }
     assert_eq!(compared, 6, "every readable track scored on both");
+}
+
+// ---------------------------------------------------------------- report integrity
+
+/// `screen` over `catalog` with the test model, output to `out`, extra arguments after.
+fn screen_to(model: &Path, catalog: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args(["screen", "--no-progress", "--model"])
+        .arg(model)
+        .arg(catalog)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn report_format_follows_the_extension_and_a_contradiction_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 2, 1.5);
+    let csv = tmp.path().join("out.csv");
+    let out = screen_to(&model, &cat, &csv, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out)); // broken.wav
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with("path,score,verdict,threshold,"),
+        "not CSV: {text}"
+    );
+    assert_eq!(text.lines().count(), 1 + 3);
+
+    let json = tmp.path().join("out.json");
+    assert_eq!(screen_to(&model, &cat, &json, &[]).status.code(), Some(1));
+    assert_eq!(rows(&json).len(), 3);
+
+    // A contradiction is fatal before anything is written.
+    let clash = tmp.path().join("clash.csv");
+    let out = screen_to(&model, &cat, &clash, &["--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("contradicts"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!clash.exists());
+}
+
+#[test]
+fn resume_refuses_another_format_model_or_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 2, 1.5);
+    // no extension: the format comes from --format alone
+    let report = tmp.path().join("report.out");
+    let jsonl = ["-f", "jsonl"];
+    assert_eq!(
+        screen_to(&model, &cat, &report, &jsonl).status.code(),
+        Some(1)
+    );
+    let before = std::fs::read(&report).unwrap();
+    let other_model = tmp.path().join("other.safetensors");
+    // the same file under another id (same length: the header's offsets stay right)
+    let mut bytes = std::fs::read(&model).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"catalog-test")
+        .unwrap();
+    bytes[at..at + 12].copy_from_slice(b"catalog-oops");
+    std::fs::write(&other_model, bytes).unwrap();
+    for (extra, needle) in [
+        (
+            vec!["--resume", "--format", "csv"],
+            "it is a JSON Lines report",
+        ),
+        (
+            vec!["--resume", "-f", "jsonl", "-t", "0.25"],
+            "this run uses 0.25",
+        ),
+    ] {
+        let out = screen_to(&model, &cat, &report, &extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(stderr_of(&out).contains(needle), "{}", stderr_of(&out));
+        assert_eq!(
+            std::fs::read(&report).unwrap(),
+            before,
+            "{extra:?} changed the report"
+        );
+    }
+    let out = screen_to(&other_model, &cat, &report, &["--resume", "-f", "jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("written by model \"catalog-test\""),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&report).unwrap(), before);
+    // The same model and threshold resume; the kept error row still sets the exit code.
+    let out = screen_to(&model, &cat, &report, &["--resume", "-f", "jsonl"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("1 failed in earlier runs"));
+    assert_eq!(std::fs::read(&report).unwrap(), before);
+}
+
+#[test]
+fn a_second_run_on_a_locked_report_stops_without_touching_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 2, 1.5);
+    let report = tmp.path().join("report.jsonl");
+    assert_eq!(screen_to(&model, &cat, &report, &[]).status.code(), Some(1));
+    let before = std::fs::read(&report).unwrap();
+    // Another writer holds the report (the lock a running `screen` takes).
+    let holder = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&report)
+        .unwrap();
+    holder.try_lock().unwrap();
+    for extra in [vec![], vec!["--resume"]] {
+        let out = screen_to(&model, &cat, &report, &extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("being written by another deepscreen run"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&report).unwrap(), before, "{extra:?}");
+    }
+    drop(holder);
+    assert_eq!(screen_to(&model, &cat, &report, &[]).status.code(), Some(1));
+}
+
+#[test]
+fn pipes_and_devices_are_written_without_sync_and_cannot_be_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 3, 1.5);
+    let out = screen_to(&model, &cat, Path::new("/dev/null"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let fifo = tmp.path().join("rows.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = screen_to(&model, &cat, &fifo, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(reader.join().unwrap().lines().count(), 4);
+    let out = screen_to(&model, &cat, Path::new("/dev/null"), &["--resume"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("--resume needs a regular file"));
+}
+
+#[test]
+fn merge_finds_each_reports_format_and_refuses_mixtures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 3, 1.5);
+    let (list, names) = write_list(tmp.path(), &cat);
+    let parts: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            // JSON Lines whatever the name says (--format given, a .txt name)
+            let p = tmp.path().join(format!("part{i}.txt"));
+            let shard = format!("{i}/2");
+            let out = screen_to(&model, &cat, &p, &["--shard", &shard, "-f", "jsonl"]);
+            assert!(out.status.code().unwrap() <= 1, "{}", stderr_of(&out));
+            p
+        })
+        .collect();
+    let merged = tmp.path().join("merged.jsonl");
+    let out = bin()
+        .arg("merge")
+        .args(&parts)
+        .arg("-o")
+        .arg(&merged)
+        .arg("--expect")
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(by_path(&rows(&merged)).len(), names.len());
+
+    let csv = tmp.path().join("all.csv");
+    assert_eq!(screen_to(&model, &cat, &csv, &[]).status.code(), Some(1));
+    let foreign = tmp.path().join("foreign.csv");
+    std::fs::write(&foreign, "file,prob\na.wav,0.5\n").unwrap();
+    let at_other_threshold = tmp.path().join("t.jsonl");
+    screen_to(&model, &cat, &at_other_threshold, &["-t", "0.3"]);
+    for (inputs, needle) in [
+        (vec![&parts[0], &csv], "cannot merge a JSON Lines report"),
+        (vec![&foreign], "is not a deepscreen report"),
+        (vec![&parts[0], &at_other_threshold], "different runs"),
+    ] {
+        let out = bin()
+            .arg("merge")
+            .args(&inputs)
+            .arg("-o")
+            .arg(tmp.path().join("never.jsonl"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{inputs:?}");
+        assert!(stderr_of(&out).contains(needle), "{}", stderr_of(&out));
+    }
+    // CSV merges into CSV with one header.
+    let out = bin().arg("merge").arg(&csv).arg(&csv).output().unwrap();
+    assert_eq!(out.status.code(), Some(1)); // every row is a duplicate the second time
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("path,score,verdict,threshold,"), "{text}");
+    assert_eq!(text.lines().count(), 1 + names.len());
+}
+
+#[test]
+fn retry_failed_screens_error_rows_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 2, 1.5);
+    let report = tmp.path().join("report.csv");
+    assert_eq!(screen_to(&model, &cat, &report, &[]).status.code(), Some(1));
+    // The broken file is mended; a plain resume keeps its error row, --retry-failed does not.
+    write_wav(&cat.join("broken.wav"), 1.5, 440.0);
+    let out = screen_to(&model, &cat, &report, &["--resume"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = screen_to(&model, &cat, &report, &["--resume", "--retry-failed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("dropped 1 error rows"));
+    let mut reader = csv::Reader::from_path(&report).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 3);
+    let broken: Vec<_> = records
+        .iter()
+        .filter(|r| r[0].ends_with("broken.wav"))
+        .collect();
+    assert_eq!(broken.len(), 1);
+    assert!(broken[0][1].parse::<f32>().is_ok(), "{:?}", broken[0]);
+    let out = bin()
+        .args(["screen", "--retry-failed"])
+        .arg(&cat)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 6, 1.0);
+    let (list, names) = write_list(tmp.path(), &cat);
+    let report = tmp.path().join("report.jsonl");
+    let mut child = bin()
+        .args(["screen", "--no-progress", "--files-from", "-", "--model"])
+        .arg(&model)
+        .arg("-o")
+        .arg(&report)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    writeln!(stdin, "{}\n{}", names[0], names[1]).unwrap();
+    stdin.flush().unwrap();
+    // Wait for both rows, then stop the run while it waits for more inputs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&report).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no rows written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The next line arrives after the signal: it is not screened.
+    writeln!(stdin, "{}", names[2]).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("stopped by SIGTERM"));
+    assert_eq!(rows(&report).len(), 2);
+    let out = bin()
+        .args(["screen", "--no-progress", "--resume", "--files-from"])
+        .arg(&list)
+        .arg("--model")
+        .arg(&model)
+        .arg("-o")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out)); // broken.wav
+    assert_eq!(by_path(&rows(&report)).len(), names.len());
 }

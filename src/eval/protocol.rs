@@ -60,7 +60,7 @@ pub fn read(
 ) -> Result<Vec<Trial>> {
     let text = std::fs::read_to_string(protocol).map_err(|source| Error::Io {
         path: protocol.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let base = audio_dir
         .map(Path::to_path_buf)

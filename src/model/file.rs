@@ -77,7 +77,7 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String,
 pub fn load_path(path: &Path) -> Result<ModelSpec> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     load_bytes(&bytes, &path.display().to_string())
 }

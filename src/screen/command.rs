@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::pipeline::{self, ScreenOptions, Summary};
 use super::report::{Format, ReportWriter};
@@ -42,16 +43,32 @@ pub struct ScreenJob {
     pub progress: bool,
     /// Continue the report in `output` instead of replacing it.
     pub resume: bool,
+    /// With `resume`: screen the inputs of error rows again (their old rows are dropped).
+    pub retry_failed: bool,
     /// Screen only this shard [default: from the Slurm or Kubernetes environment].
     pub shard: Option<Shard>,
     /// Write rows in input order.
     pub ordered: bool,
 }
 
+/// How a `screen` run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    /// Error rows kept from the report being resumed: they count towards the exit code, which
+    /// speaks for the whole report.
+    pub failed_before: usize,
+    /// The signal (SIGINT or SIGTERM) that stopped the run before its inputs ran out.
+    pub stopped_by: Option<i32>,
+}
+
 /// Screen `job`'s inputs into its report and print the summary line on standard error.
 /// Files that fail get an error row and are counted in the summary; an error here means
 /// nothing usable was produced (no inputs, bad model or backend, unwritable report).
-pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
+/// SIGINT or SIGTERM (Ctrl-C, Slurm's time limit or preemption) stops taking new inputs: the
+/// files in flight are finished and written, and the report can be continued with `--resume`;
+/// a second signal ends the process at once.
+pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threads = job
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -67,21 +84,41 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
     if job.resume && job.output.is_none() {
         bail!("--resume needs -o FILE: the report to continue");
     }
+    if job.retry_failed && !job.resume {
+        bail!("--retry-failed goes with --resume -o FILE: it re-screens that report's error rows");
+    }
     let shard = match job.shard {
         Some(s) => Some(s),
         None => Shard::from_env()?,
     };
     let spec = model::resolve(&job.model)?;
     let threshold = job.threshold.unwrap_or(spec.config.threshold);
+    let spec_id = spec.config.id.clone();
     let scorer = model::bind(job.backend, spec)?;
 
-    // The report: replaced, or (--resume) repaired and appended to.
+    // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
     let mut done = HashSet::new();
+    let mut failed_before = 0;
     let mut writer = match &job.output {
         Some(path) => {
+            let open = || {
+                journal::DurableFile::open(path, job.resume).context("cannot create output file")
+            };
+            let mut file = open()?;
             let mut header = true;
             if job.resume {
-                let resumed = journal::resume(path, job.format)?;
+                if !file.is_regular() {
+                    bail!(
+                        "--resume needs a regular file: {} is a pipe or a device",
+                        path.display()
+                    );
+                }
+                let expected = journal::Expected {
+                    format: job.format,
+                    model: &spec_id,
+                    threshold,
+                };
+                let resumed = journal::resume(path, expected, job.retry_failed)?;
                 if resumed.repaired_bytes > 0 {
                     eprintln!(
                         "deepscreen: {}: cut a torn last row ({} bytes) left by an interrupted run",
@@ -89,11 +126,20 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
                         resumed.repaired_bytes
                     );
                 }
+                if resumed.retried > 0 {
+                    eprintln!(
+                        "deepscreen: {}: dropped {} error rows, screening those inputs again",
+                        path.display(),
+                        resumed.retried
+                    );
+                    // The report was rewritten (a new file): lock and append to that one.
+                    drop(file);
+                    file = open()?;
+                }
                 header = !resumed.has_content;
                 done = resumed.done;
+                failed_before = resumed.failed;
             }
-            let file = journal::DurableFile::open(path, job.resume)
-                .with_context(|| format!("cannot create output file {}", path.display()))?;
             ReportWriter::new(Box::new(std::io::BufWriter::new(file)), job.format, header)
         }
         None => ReportWriter::new(
@@ -108,8 +154,11 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
     let seen = Arc::new(AtomicUsize::new(0));
     let skipped_done = Arc::new(AtomicUsize::new(0));
     let (seen_c, skipped_c) = (seen.clone(), skipped_done.clone());
+    let stop = StopSignal::install()?;
+    let stopping = stop.flag();
     let inputs: inputs::Inputs = Box::new(
         inputs::stream(job.paths.clone(), job.files_from.as_deref())?
+            .take_while(move |_| stopping.load(Ordering::Relaxed) == 0)
             .inspect(move |_| {
                 seen_c.fetch_add(1, Ordering::Relaxed);
             })
@@ -144,12 +193,13 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
         progress.inc(1);
         writer.write(&row).map_err(|source| crate::Error::Io {
             path: report_name.clone(),
-            source,
+            cause: source,
         })
     })?;
     progress.finish_and_clear();
+    let stopped_by = stop.caught();
     let seen = seen.load(Ordering::Relaxed);
-    if seen == 0 {
+    if seen == 0 && stopped_by.is_none() {
         bail!("nothing to screen: no audio files found in the given paths");
     }
     let mut notes = Vec::new();
@@ -169,13 +219,18 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
     if skipped > 0 {
         notes.push(format!("{skipped} already in the report, skipped"));
     }
+    if failed_before > 0 {
+        notes.push(format!(
+            "{failed_before} failed in earlier runs (kept; --retry-failed screens them again)"
+        ));
+    }
     if let Some(mib) = super::peak_rss_mib() {
         notes.push(format!("peak RSS {mib} MiB"));
     }
     eprintln!(
-        "deepscreen: {} files screened ({} failed, {} flagged synthetic at threshold {threshold}), \
+        "deepscreen: {} screened ({} failed, {} flagged synthetic at threshold {threshold}), \
          {} of audio in {} = {:.0}x real time, model {}, backend {}{}",
-        summary.files,
+        count(summary.files, "file"),
         summary.failed,
         summary.flagged,
         human_duration(summary.audio_seconds),
@@ -185,7 +240,76 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Summary> {
         scorer.backend_name(),
         notes.iter().map(|n| format!("; {n}")).collect::<String>(),
     );
-    Ok(summary)
+    if let Some(sig) = stopped_by {
+        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+        eprintln!(
+            "deepscreen: stopped by {name} before the inputs ran out; every finished file is in \
+             the report{}",
+            match &job.output {
+                Some(_) => ": run the same command with --resume to screen the rest",
+                None => "",
+            }
+        );
+    }
+    Ok(Outcome {
+        summary,
+        failed_before,
+        stopped_by,
+    })
+}
+
+/// "1 file", "3 files".
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// SIGINT and SIGTERM handlers for one run: the first signal is recorded (inputs stop), a
+/// second one while stopping exits at once. Removed again when the run ends.
+struct StopSignal {
+    caught: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        let caught = Arc::new(AtomicUsize::new(0));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut ids = Vec::new();
+        for sig in [SIGINT, SIGTERM] {
+            // Registered first, so it sees the flag as the previous signal left it.
+            ids.push(signal_hook::flag::register_conditional_shutdown(
+                sig,
+                128 + sig,
+                stopping.clone(),
+            )?);
+            ids.push(signal_hook::flag::register(sig, stopping.clone())?);
+            ids.push(signal_hook::flag::register_usize(
+                sig,
+                caught.clone(),
+                sig as usize,
+            )?);
+        }
+        Ok(StopSignal { caught, ids })
+    }
+
+    fn flag(&self) -> Arc<AtomicUsize> {
+        self.caught.clone()
+    }
+
+    fn caught(&self) -> Option<i32> {
+        match self.caught.load(Ordering::Relaxed) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 /// A spinner with the file count, only when asked for and standard error is a terminal.

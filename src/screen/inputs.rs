@@ -53,12 +53,12 @@ pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
             } else {
                 let file = std::fs::File::open(source).map_err(|e| Error::Io {
                     path: source.into(),
-                    source: e,
+                    cause: e,
                 })?;
                 if file.metadata().is_ok_and(|m| m.is_dir()) {
                     return Err(Error::Io {
                         path: source.into(),
-                        source: std::io::Error::new(
+                        cause: std::io::Error::new(
                             std::io::ErrorKind::IsADirectory,
                             "--files-from wants a list of paths, this is a directory \
                              (to screen a directory, give it as a path)",

@@ -1,9 +1,10 @@
 //! The report file as a journal: rows are appended and flushed one by one (a killed process
-//! loses at most the row being written), synced to disk at least every `SYNC_EVERY`, and
-//! `--resume` reads back which inputs already have a row, cutting off a torn last line first.
+//! loses at most the row being written), synced to disk at least every `SYNC_EVERY`, locked
+//! against a second run writing it, and read back by `--resume`, which cuts off a torn last
+//! line and refuses a report that another format, model or threshold wrote.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,10 +15,18 @@ use crate::{Error, Result};
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
+}
+
+/// What a resumed report must have been written with.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub format: Format,
+    pub model: &'a str,
+    pub threshold: f32,
 }
 
 /// What an existing report holds.
@@ -25,15 +34,29 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 pub struct Resumed {
     /// Paths (as written in rows) that already have a row.
     pub done: HashSet<String>,
+    /// Error rows kept in the report (they count towards the run's failures).
+    pub failed: usize,
+    /// Error rows removed so their inputs are screened again (`--retry-failed`).
+    pub retried: usize,
     /// Bytes of a torn last line that were cut off.
     pub repaired_bytes: u64,
     /// Whether the file already has content (so a CSV header is not written again).
     pub has_content: bool,
 }
 
-/// Read an existing report for `--resume`: cut a torn last line, collect the finished paths.
-/// A missing file is an empty report.
-pub fn resume(path: &Path, format: Format) -> Result<Resumed> {
+/// One row of an existing report, as far as resuming needs it.
+struct Kept {
+    path: String,
+    model: String,
+    threshold: Option<f32>,
+    failed: bool,
+}
+
+/// Read an existing report for `--resume` (the caller holds its lock): cut a torn last line,
+/// check it was written in `expected`'s format, model and threshold, collect the finished
+/// paths. With `retry_failed`, error rows are dropped from the file (rewritten atomically) so
+/// their inputs are screened again. A missing file is an empty report.
+pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Resumed> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Resumed::default()),
@@ -63,75 +86,249 @@ pub fn resume(path: &Path, format: Format) -> Result<Resumed> {
         file.set_len(complete).map_err(io(path))?;
         file.sync_data().map_err(io(path))?;
     }
+    let refuse = |why: String| Error::Report(format!("cannot resume {}: {why}", path.display()));
+    match Format::detect(path)? {
+        None => {
+            return Ok(Resumed {
+                repaired_bytes,
+                ..Resumed::default()
+            });
+        }
+        Some(found) if found != expected.format => {
+            return Err(refuse(format!(
+                "it is a {} report and this run writes {} (give the same --format, or another -o)",
+                found.name(),
+                expected.format.name()
+            )));
+        }
+        Some(_) => {}
+    }
     file.rewind().map_err(io(path))?;
-    let mut done = HashSet::new();
+    let rows = read_rows(path, &file, expected.format)?;
+    let mut resumed = Resumed {
+        repaired_bytes,
+        has_content: complete > 0,
+        ..Resumed::default()
+    };
+    for (i, row) in rows.iter().enumerate() {
+        if row.model != expected.model {
+            return Err(refuse(format!(
+                "row {} was written by model {:?}, this run uses {:?} (resume with --model {}, \
+                 or write another -o)",
+                i + 1,
+                row.model,
+                expected.model,
+                row.model
+            )));
+        }
+        if let Some(t) = row.threshold
+            && (t - expected.threshold).abs() > 1e-6
+        {
+            return Err(refuse(format!(
+                "row {} was decided at threshold {t}, this run uses {} (resume with \
+                 --threshold {t}, or write another -o)",
+                i + 1,
+                expected.threshold
+            )));
+        }
+    }
+    if retry_failed && rows.iter().any(|r| r.failed) {
+        resumed.retried = drop_error_rows(path, &file, expected.format)?;
+    }
+    for row in rows {
+        if row.failed && retry_failed {
+            continue;
+        }
+        resumed.failed += usize::from(row.failed);
+        resumed.done.insert(row.path);
+    }
+    Ok(resumed)
+}
+
+fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
+    let bad = |what: String| Error::Report(format!("cannot resume {}: {what}", path.display()));
+    let mut rows = Vec::new();
     match format {
         Format::Jsonl => {
-            for (i, line) in BufReader::new(&file).lines().enumerate() {
+            for (i, line) in BufReader::new(file).lines().enumerate() {
                 let line = line.map_err(io(path))?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                let row: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                    Error::Audio(format!(
-                        "cannot resume: line {} of {} is not a JSON report row ({e})",
-                        i + 1,
-                        path.display()
-                    ))
-                })?;
-                let p = row["path"].as_str().ok_or_else(|| {
-                    Error::Audio(format!(
-                        "cannot resume: line {} of {} has no path",
-                        i + 1,
-                        path.display()
-                    ))
-                })?;
-                done.insert(p.to_string());
+                let row: serde_json::Value = serde_json::from_str(&line)
+                    .map_err(|e| bad(format!("line {} is not a JSON report row ({e})", i + 1)))?;
+                let p = row["path"]
+                    .as_str()
+                    .ok_or_else(|| bad(format!("line {} has no path", i + 1)))?;
+                rows.push(Kept {
+                    path: p.to_string(),
+                    model: row["model"].as_str().unwrap_or_default().to_string(),
+                    threshold: row["threshold"].as_f64().map(|t| t as f32),
+                    failed: !row["error"].is_null(),
+                });
             }
         }
         Format::Csv => {
-            let mut reader = csv::Reader::from_reader(BufReader::new(&file));
+            let mut reader = csv::Reader::from_reader(BufReader::new(file));
+            let header = reader
+                .headers()
+                .map_err(|e| bad(format!("header ({e})")))?
+                .clone();
+            let column = |name: &str| header.iter().position(|h| h == name);
+            let (model, threshold, error) = (column("model"), column("threshold"), column("error"));
             for (i, record) in reader.records().enumerate() {
-                let record = record.map_err(|e| {
-                    Error::Audio(format!(
-                        "cannot resume: record {} of {} ({e})",
-                        i + 1,
-                        path.display()
-                    ))
-                })?;
-                if let Some(p) = record.get(0) {
-                    done.insert(p.to_string());
-                }
+                let record = record.map_err(|e| bad(format!("record {} ({e})", i + 1)))?;
+                let field = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
+                rows.push(Kept {
+                    path: record.get(0).unwrap_or_default().to_string(),
+                    model: field(model).to_string(),
+                    threshold: field(threshold).parse().ok(),
+                    failed: !field(error).is_empty(),
+                });
             }
         }
     }
-    Ok(Resumed {
-        done,
-        repaired_bytes,
-        has_content: complete > 0,
-    })
+    Ok(rows)
 }
 
-/// Append-only report file that syncs its data to disk at least every `SYNC_EVERY` and on drop.
+/// Rewrite the report without its error rows: a new file beside it, synced, renamed over it.
+fn drop_error_rows(path: &Path, file: &File, format: Format) -> Result<usize> {
+    let mut text = String::new();
+    let mut handle = file;
+    handle.rewind().map_err(io(path))?;
+    std::io::Read::read_to_string(&mut handle, &mut text).map_err(io(path))?;
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = 0;
+    match format {
+        Format::Jsonl => {
+            for line in text.lines() {
+                let failed = serde_json::from_str::<serde_json::Value>(line)
+                    .is_ok_and(|row| !row["error"].is_null());
+                if failed {
+                    dropped += 1;
+                } else if !line.trim().is_empty() {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+        Format::Csv => {
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let header = reader
+                .headers()
+                .map_err(|e| Error::Report(format!("{}: {e}", path.display())))?
+                .clone();
+            let error = header.iter().position(|h| h == "error");
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let csv_err = |e: csv::Error| Error::Report(format!("{}: {e}", path.display()));
+            w.write_record(&header).map_err(csv_err)?;
+            for record in reader.records() {
+                let record = record.map_err(csv_err)?;
+                if error
+                    .and_then(|c| record.get(c))
+                    .is_some_and(|e| !e.is_empty())
+                {
+                    dropped += 1;
+                } else {
+                    w.write_record(&record).map_err(csv_err)?;
+                }
+            }
+            kept = String::from_utf8_lossy(
+                &w.into_inner()
+                    .map_err(|e| Error::Report(format!("{}: {}", path.display(), e.error())))?,
+            )
+            .into_owned();
+        }
+    }
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".retry-tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut out = File::create(&tmp).map_err(io(&tmp))?;
+    out.write_all(kept.as_bytes()).map_err(io(&tmp))?;
+    out.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(dropped)
+}
+
+/// The report being written: appended to, synced at least every `SYNC_EVERY` and on drop, and
+/// (a regular file) exclusively locked while open. Pipes, FIFOs and devices (`-o /dev/null`,
+/// `/dev/stdout`) are written as they are: no lock, no sync (they refuse fsync).
 pub struct DurableFile {
     file: File,
+    regular: bool,
     last_sync: Instant,
 }
 
 impl DurableFile {
-    /// Open `path` for appending (`append`) or replace it.
+    /// Open `path` for appending (`append`) or replace it, after taking its lock: a second run
+    /// on the same report stops here, before touching a byte of it.
     pub fn open(path: &Path, append: bool) -> Result<Self> {
-        let file = if append {
-            OpenOptions::new().create(true).append(true).open(path)
-        } else {
-            File::create(path)
+        let regular = match std::fs::metadata(path) {
+            Ok(m) => m.is_file(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io(path)(e)),
+        };
+        if !regular {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io(path))?;
+            return Ok(DurableFile {
+                file,
+                regular,
+                last_sync: Instant::now(),
+            });
         }
-        .map_err(io(path))?;
+        // Not truncated on open: only once the lock is ours.
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io(path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = lock_holder(&file)
+                    .map(|pid| format!(" (process {pid})"))
+                    .unwrap_or_default();
+                return Err(Error::Report(format!(
+                    "{} is being written by another deepscreen run{holder}: wait for it to end, \
+                     or write to another -o",
+                    path.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(io(path)(e)),
+        }
+        if !append {
+            file.set_len(0).map_err(io(path))?;
+        }
         Ok(DurableFile {
             file,
+            regular,
             last_sync: Instant::now(),
         })
     }
+
+    /// Whether this is a regular file (pipes and devices cannot be resumed).
+    pub fn is_regular(&self) -> bool {
+        self.regular
+    }
+}
+
+/// The process holding a lock on `file`, from /proc/locks (Linux; elsewhere unknown).
+fn lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = file.metadata().ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "FLOCK")?;
+        let pid = fields.get(at + 3)?.parse().ok()?;
+        let ino: u64 = fields.get(at + 4)?.rsplit(':').next()?.parse().ok()?;
+        (ino == inode).then_some(pid)
+    })
 }
 
 impl Write for DurableFile {
@@ -140,7 +337,7 @@ impl Write for DurableFile {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
-        if self.last_sync.elapsed() >= SYNC_EVERY {
+        if self.regular && self.last_sync.elapsed() >= SYNC_EVERY {
             self.file.sync_data()?;
             self.last_sync = Instant::now();
         }
@@ -150,6 +347,8 @@ impl Write for DurableFile {
 
 impl Drop for DurableFile {
     fn drop(&mut self) {
-        let _ = self.file.sync_data();
+        if self.regular {
+            let _ = self.file.sync_data();
+        }
     }
 }

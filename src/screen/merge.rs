@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::report::Format;
+use super::report::{CSV_HEADER, Format};
 use crate::{Error, Result};
 
 #[derive(Debug, Default, PartialEq)]
@@ -19,9 +19,67 @@ pub struct MergeReport {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
+    }
+}
+
+/// The format of the reports to merge, from their content (`Format::detect`): all must agree,
+/// and with `asked` (`--format`) they must be that. Empty reports are left out of the vote;
+/// when every report is empty, `asked` or JSON Lines.
+pub fn detect_format(inputs: &[PathBuf], asked: Option<Format>) -> Result<Format> {
+    let mut found: Option<(Format, &PathBuf)> = None;
+    for input in inputs {
+        let Some(f) = Format::detect(input)? else {
+            continue;
+        };
+        match found {
+            Some((g, first)) if g != f => {
+                return Err(Error::Report(format!(
+                    "cannot merge a {} report ({}) with a {} report ({}): convert one first",
+                    g.name(),
+                    first.display(),
+                    f.name(),
+                    input.display()
+                )));
+            }
+            _ => found = Some((f, input)),
+        }
+    }
+    match (found, asked) {
+        (Some((f, input)), Some(a)) if f != a => Err(Error::Report(format!(
+            "--format {} was asked for, but {} is {}",
+            a.name(),
+            input.display(),
+            f.name()
+        ))),
+        (Some((f, _)), _) => Ok(f),
+        (None, a) => Ok(a.unwrap_or(Format::Jsonl)),
+    }
+}
+
+/// Rows of one merged report must share one model and one threshold (their verdicts would
+/// otherwise mean different things).
+#[derive(Default)]
+struct SameRun {
+    first: Option<(String, String, String)>,
+}
+
+impl SameRun {
+    fn check(&mut self, model: &str, threshold: &str, at: &dyn Fn() -> String) -> Result<()> {
+        match &self.first {
+            None => {
+                self.first = Some((model.to_string(), threshold.to_string(), at()));
+                Ok(())
+            }
+            Some((m, t, first)) if m != model || t != threshold => Err(Error::Report(format!(
+                "{} was written by model {model:?} at threshold {threshold}, {first} by model \
+                 {m:?} at threshold {t}: reports of different runs cannot be merged into one",
+                at()
+            ))),
+            Some(_) => Ok(()),
+        }
     }
 }
 
@@ -35,6 +93,7 @@ pub fn merge(
 ) -> Result<MergeReport> {
     let mut report = MergeReport::default();
     let mut seen = HashSet::new();
+    let mut same = SameRun::default();
     let mut keep = |path: String, report: &mut MergeReport| {
         if seen.insert(path.clone()) {
             report.rows += 1;
@@ -46,7 +105,7 @@ pub fn merge(
     };
     let out_err = |e: std::io::Error| Error::Io {
         path: "<merged output>".into(),
-        source: e,
+        cause: e,
     };
     match format {
         Format::Jsonl => {
@@ -59,11 +118,16 @@ pub fn merge(
                     }
                     let at = || format!("{} line {}", input.display(), i + 1);
                     let row: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                        Error::Audio(format!("{}: not a JSON report row ({e})", at()))
+                        Error::Report(format!("{}: not a JSON report row ({e})", at()))
                     })?;
                     let path = row["path"]
                         .as_str()
-                        .ok_or_else(|| Error::Audio(format!("{}: no path", at())))?;
+                        .ok_or_else(|| Error::Report(format!("{}: no path", at())))?;
+                    same.check(
+                        row["model"].as_str().unwrap_or_default(),
+                        &row["threshold"].to_string(),
+                        &at,
+                    )?;
                     if keep(path.to_string(), &mut report) {
                         writeln!(out, "{line}").map_err(out_err)?;
                     }
@@ -74,16 +138,21 @@ pub fn merge(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             let csv_err =
-                |input: &Path, e: csv::Error| Error::Audio(format!("{}: {e}", input.display()));
-            for (n, input) in inputs.iter().enumerate() {
+                |input: &Path, e: csv::Error| Error::Report(format!("{}: {e}", input.display()));
+            w.write_record(CSV_HEADER)
+                .map_err(|e| Error::Report(format!("<merged output>: {e}")))?;
+            let column = |name: &str| CSV_HEADER.iter().position(|h| *h == name);
+            let (model, threshold) = (column("model"), column("threshold"));
+            for input in inputs {
+                // Every input's header was checked by `detect_format` (empty files have none).
                 let file = std::fs::File::open(input).map_err(io(input))?;
                 let mut reader = csv::Reader::from_reader(BufReader::new(file));
-                if n == 0 {
-                    let header = reader.headers().map_err(|e| csv_err(input, e))?.clone();
-                    w.write_record(&header).map_err(|e| csv_err(input, e))?;
-                }
-                for record in reader.records() {
+                for (i, record) in reader.records().enumerate() {
                     let record = record.map_err(|e| csv_err(input, e))?;
+                    let field =
+                        |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
+                    let at = || format!("{} record {}", input.display(), i + 1);
+                    same.check(field(model), field(threshold), &at)?;
                     if keep(record.get(0).unwrap_or_default().to_string(), &mut report) {
                         w.write_record(&record).map_err(|e| csv_err(input, e))?;
                     }
@@ -118,7 +187,7 @@ pub struct MergeJob {
     pub reports: Vec<PathBuf>,
     /// The merged report [default: standard output].
     pub output: Option<PathBuf>,
-    /// [default: csv if every report ends in .csv, else jsonl]
+    /// Checked against what the reports hold [default: their format, found from the content]
     pub format: Option<Format>,
     /// The catalog's path list, to report inputs with no row.
     pub expect: Option<PathBuf>,
@@ -128,17 +197,7 @@ pub struct MergeJob {
 /// duplicated and missing (the first 20 of each named).
 pub fn run(job: &MergeJob) -> anyhow::Result<MergeReport> {
     use anyhow::Context;
-    let format = job.format.unwrap_or_else(|| {
-        if job
-            .reports
-            .iter()
-            .all(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
-        {
-            Format::Csv
-        } else {
-            Format::Jsonl
-        }
-    });
+    let format = detect_format(&job.reports, job.format)?;
     let mut out: Box<dyn Write> = match &job.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)

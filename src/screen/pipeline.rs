@@ -478,6 +478,7 @@ impl Aggregator<'_> {
             path: state.path,
             score: None,
             verdict: None,
+            threshold: self.opts.threshold,
             max_window_score: None,
             mean_window_score: None,
             windows: None,

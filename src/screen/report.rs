@@ -1,7 +1,8 @@
 //! Report rows and their writers (JSON Lines or CSV). Each row is flushed as it is written,
 //! so an interrupted run keeps every row it finished.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -27,6 +28,9 @@ pub struct Row {
     /// Calibrated probability that the audio is synthetic (aggregated over windows).
     pub score: Option<f32>,
     pub verdict: Option<&'static str>,
+    /// The threshold the verdict was decided at (a report holds one threshold: `--resume` and
+    /// `merge` refuse to mix).
+    pub threshold: f32,
     pub max_window_score: Option<f32>,
     pub mean_window_score: Option<f32>,
     pub windows: Option<usize>,
@@ -52,10 +56,11 @@ pub enum Format {
     Csv,
 }
 
-const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 17] = [
     "path",
     "score",
     "verdict",
+    "threshold",
     "max_window_score",
     "mean_window_score",
     "windows",
@@ -70,6 +75,77 @@ const CSV_HEADER: [&str; 16] = [
     "warnings",
     "segments",
 ];
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "JSON Lines",
+            Format::Csv => "CSV",
+        }
+    }
+
+    /// The format a report's file name asks for: `.csv`, or `.jsonl` / `.json` / `.ndjson`.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "json" | "ndjson" => Some(Format::Jsonl),
+            _ => None,
+        }
+    }
+
+    /// The format of `-o FILE`: `--format` if given, else the extension, else JSON Lines; an
+    /// explicit format that contradicts the extension is an error (a CSV named .jsonl would be
+    /// misread by every tool downstream).
+    pub fn for_output(explicit: Option<Format>, output: Option<&Path>) -> Result<Format, String> {
+        let implied = output.and_then(Format::from_extension);
+        match (explicit, implied) {
+            (Some(e), Some(i)) if e != i => Err(format!(
+                "--format {} contradicts the file name {} ({} by its extension): change one",
+                e.name(),
+                output.map(|p| p.display().to_string()).unwrap_or_default(),
+                i.name()
+            )),
+            (Some(f), _) | (None, Some(f)) => Ok(f),
+            (None, None) => Ok(Format::Jsonl),
+        }
+    }
+
+    /// What an existing report holds, judged by its content: `None` for an empty file; JSON
+    /// Lines when the first line is a JSON object; CSV when it is deepscreen's CSV header.
+    /// Anything else (another tool's CSV, an older header, text) is an error naming the file.
+    pub fn detect(path: &Path) -> crate::Result<Option<Format>> {
+        let io = |source| crate::Error::Io {
+            path: path.to_path_buf(),
+            cause: source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut first = Vec::new();
+        for line in BufReader::new(file).split(b'\n') {
+            first = line.map_err(io)?;
+            if !first.iter().all(u8::is_ascii_whitespace) {
+                break;
+            }
+        }
+        let first = String::from_utf8_lossy(&first);
+        let first = first.trim();
+        if first.is_empty() {
+            Ok(None)
+        } else if first.starts_with('{') {
+            Ok(Some(Format::Jsonl))
+        } else if first == CSV_HEADER.join(",") {
+            Ok(Some(Format::Csv))
+        } else {
+            let shown: String = first.chars().take(80).collect();
+            Err(crate::Error::Audio(format!(
+                "{} is not a deepscreen report: its first line is neither a JSON object nor the \
+                 CSV header \"{}\" (it starts \"{shown}\")",
+                path.display(),
+                CSV_HEADER.join(",")
+            )))
+        }
+    }
+}
 
 pub enum ReportWriter {
     Jsonl(Box<dyn Write + Send>),
@@ -112,6 +188,7 @@ impl ReportWriter {
                     row.path.clone(),
                     opt(&row.score),
                     opt(&row.verdict),
+                    row.threshold.to_string(),
                     opt(&row.max_window_score),
                     opt(&row.mean_window_score),
                     opt(&row.windows),

@@ -50,7 +50,10 @@ GENERATORS = {
         "ae-nearest": ("autoencoder", True),
         "ae-istft": ("autoencoder", True),
         "ae-rvq": ("neural-codec", True),
-        "world": ("vocoder", False),
+        # WORLD trains (DSP-vocoder resyntheses were a weak spot on unseen data: ~24 % EER); MLSA,
+        # another DSP vocoder, stays out to measure that family unseen.
+        "world": ("vocoder", True),
+        "mlsa": ("vocoder", False),
         "ae-subpixel": ("autoencoder", False),
     },
 }

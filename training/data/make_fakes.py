@@ -105,7 +105,12 @@ def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
     import pysptk
     from pysptk.synthesis import MLSADF, Synthesizer
 
-    hop, frame, order, alpha = 80, 512, 20, 0.42
+    # Speech settings at 16 kHz; music (44.1 kHz) keeps 5 ms frames, the all-pass constant that
+    # approximates the mel scale at that rate, and a pitch range up to 1 kHz.
+    if rate <= 16000:
+        hop, frame, order, alpha, f0_max = 80, 512, 20, 0.42, 300
+    else:
+        hop, frame, order, alpha, f0_max = 220, 1024, 30, 0.55, 1000
     # A small noise floor keeps the mel-cepstra finite in empty bands (narrowband sources), which
     # otherwise drive the MLSA filter unstable.
     d = x.astype(np.float64) + 3e-3 * np.random.default_rng(0).standard_normal(len(x))
@@ -114,7 +119,7 @@ def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
     frames = np.stack([pad[i * hop : i * hop + frame] for i in range(n)]) * np.blackman(frame)
     mc = pysptk.mcep(frames, order=order, alpha=alpha, etype=1, eps=1e-6)
     b = pysptk.mc2b(mc, alpha)
-    pitch = pysptk.swipe(d, fs=rate, hopsize=hop, min=60, max=300, otype="pitch")
+    pitch = pysptk.swipe(d, fs=rate, hopsize=hop, min=60, max=f0_max, otype="pitch")
     m = min(len(pitch), len(b))
     excitation = pysptk.excite(pitch[:m].astype(np.float64), hop)
     y = Synthesizer(MLSADF(order=order, alpha=alpha, pd=5), hop).synthesis(excitation, b[:m])

@@ -125,7 +125,7 @@ def measure(item: dict) -> dict | None:
         return None
     if len(audio) < MODEL_RATE[item["kind"]] // 2 or np.abs(audio).max() < 1e-3:
         return None
-    item["native_narrow"] = item["kind"] == "speech" and is_narrowband(audio, MODEL_RATE[item["kind"]])
+    item["native_narrow"] = bool(item["kind"] == "speech" and is_narrowband(audio, MODEL_RATE[item["kind"]]))
     return item
 
 
@@ -204,6 +204,8 @@ def process(item: dict) -> list[dict]:
 def plan(args, rng: random.Random) -> list[dict]:
     kind = args.kind
     fakes = read_rows(args.fake / f"fake-{kind}.csv")
+    if args.attacks:
+        fakes = [f for f in fakes if f["attack"] in args.attacks]
     items = []
     for f in fakes:
         seen = GENERATORS[kind][f["attack"]][1]
@@ -234,6 +236,23 @@ def plan(args, rng: random.Random) -> list[dict]:
     return items
 
 
+def check_plan(items: list[dict], out: Path) -> None:
+    """Outputs are named by position in the plan, and a rerun keeps existing files: that is only
+    right while the plan is the same. The plan's identity (name → input, excerpt, label, attack)
+    is recorded on the first run; a rerun with another plan (other fakes, ratio or seed) stops
+    instead of silently reusing files under names that now mean other clips."""
+    ident = {i["name"]: [i["input"], i.get("start"), i["label"], i["attack"], i["seed"]] for i in items}
+    path = out / "plan.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = [n for n in ident if n in before and before[n] != ident[n]]
+        if changed:
+            raise SystemExit(f"{out} was prepared from another plan ({len(changed)} clips differ, e.g. {changed[0]}): "
+                             "prepare into a new --out (or delete it)")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ident))
+
+
 def assign_band_limits(items: list[dict], kind: str, rng: random.Random) -> None:
     """Same narrowband share for both classes in each split (DATA.md: bandwidth shortcut)."""
     if kind == "music":
@@ -260,9 +279,12 @@ def main() -> int:
     ap.add_argument("--real-ratio", type=float, default=1.0, help="bona fide clips per fake clip")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--attacks", nargs="*", help="only these fake generators (e.g. an addition, with --real-ratio 0 "
+                                                 "and its own --out)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     items = plan(args, rng)
+    check_plan(items, args.out)
     # Measurements are cached (a rerun resumes without decoding every clip again).
     cache_path = args.out / "measured.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}

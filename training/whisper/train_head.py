@@ -36,17 +36,23 @@ sys.path.insert(0, str(Path(__file__).parent / ".." / "data"))
 from common import GENERATORS  # noqa: E402
 
 
-def load_features(features: Path, name: str, data: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    with open(data / f"{name}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """One list (train, dev, …) over every (data, features) set, clip indices into the joined rows."""
+    rows: list[dict] = []
     states, clips = [], []
-    shards = sorted(features.glob(f"{name}-*.npz"))
-    if not shards:
-        raise SystemExit(f"no features for {name} in {features}: run features.py first")
-    for p in shards:
-        d = np.load(p)
-        states.append(d["states"])
-        clips.append(d["clip"])
+    for data, features in sets:
+        if not (data / f"{name}.csv").exists():
+            continue
+        with open(data / f"{name}.csv", newline="") as f:
+            these = list(csv.DictReader(f))
+        shards = sorted(features.glob(f"{name}-*.npz"))
+        if not shards and these:
+            raise SystemExit(f"no features for {name} in {features}: run features.py first")
+        for p in shards:
+            d = np.load(p)
+            states.append(d["states"])
+            clips.append(d["clip"] + len(rows))
+        rows += these
     return np.concatenate(states), np.concatenate(clips), rows
 
 
@@ -156,8 +162,8 @@ def file_scores(logits: np.ndarray, clip: np.ndarray, n: int, a: float, b: float
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--features", type=Path, required=True)
+    ap.add_argument("--data", type=Path, nargs="+", required=True, help="prepare.py outputs (one or more)")
+    ap.add_argument("--features", type=Path, nargs="+", required=True, help="features.py outputs, one per --data")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--encoder", type=Path, required=True, help="the encoder's deepscreen model (convert.py)")
     ap.add_argument("--out", type=Path, help="write the model here")
@@ -180,7 +186,10 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
 
-    states, clip, rows = load_features(args.features, "train", args.data)
+    if len(args.data) != len(args.features):
+        raise SystemExit("give one --features directory per --data directory")
+    sets = list(zip(args.data, args.features))
+    states, clip, rows = load_features(sets, "train")
     width = states.shape[2]
     labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
     fams = np.array([f"{rows[c]['label']}:{family(rows[c])}" for c in clip])
@@ -215,7 +224,7 @@ def main() -> int:
     # Dev: held-out real packages, held-out voices, held-out generators; clean and channel.
     dev = {}
     for name in ("dev", "dev-channel"):
-        s, c, r = load_features(args.features, name, args.data)
+        s, c, r = load_features(sets, name)
         dev[name] = (window_logits(head, s), c, r)
     cal_logits = np.concatenate([dev[n][0] for n in dev])
     cal_labels = np.concatenate([[dev[n][2][c]["label"] != "bonafide" for c in dev[n][1]] for n in dev]).astype(np.float32)
@@ -304,7 +313,7 @@ def export(args, head: Head, width: int, a: float, b: float, threshold: float, r
     })
     config["provenance"] = {
         "encoder": config["provenance"],
-        "head": {"trained_on": str(args.data), "note": args.note, "threshold_rule": f"{args.target_fa:.0%} false alarms on held-out real (dev bona fide)",
+        "head": {"trained_on": [str(d) for d in args.data], "note": args.note, "threshold_rule": f"{args.target_fa:.0%} false alarms on held-out real (dev bona fide)",
                  "dev": {n: e["pooled"] for n, e in report["lists"].items()}},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
