@@ -82,8 +82,8 @@ const SCREEN_EXAMPLES: &str = concat!(
 
 Directories are walked recursively (symbolic links followed, loops reported, not followed) and
 files with an audio extension are picked up: wav flac mp3 ogg oga m4a mp4 m4b aac alac caf aif
-aiff aifc mka mkv webm. Files named on the command line or in --files-from are screened whatever
-their extension.
+aiff aifc mka mkv webm opus. Files named on the command line or in --files-from are screened
+whatever their extension. Opus has no built-in decoder: such files get an error row that says so.
 
 Each row holds: path, score (calibrated probability the audio is synthetic), verdict
 (\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when

@@ -116,6 +116,7 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "tone.ogg",
         "tone_aac.m4a",
         "tone_alac.m4a",
+        "tone.opus",
     ] {
         std::fs::copy(fixture(name), dir.join(name)).unwrap();
     }
@@ -201,6 +202,7 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "rate_1hz.wav",
         "loop",
         "dangling.wav",
+        "tone.opus",
     ];
     (ok, failed)
 }
@@ -289,6 +291,11 @@ fn mixed_catalog_gives_one_row_per_input() {
         err("empty.wav").contains("empty file"),
         "{}",
         err("empty.wav")
+    );
+    assert!(
+        err("tone.opus").contains("unsupported codec: Opus"),
+        "{}",
+        err("tone.opus")
     );
     assert!(
         err("text.flac").contains("not a recognised audio file"),

@@ -87,7 +87,13 @@ pub fn decode_mono(
         .clone();
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| audio_err(format!("unsupported codec ({e})")))?;
+        .map_err(|e| match codec_name(params.codec) {
+            Some(name) => audio_err(format!(
+                "unsupported codec: {name} (no {name} decoder is built in; convert the file, e.g. \
+                 `ffmpeg -i IN -c:a flac OUT.flac`)"
+            )),
+            None => audio_err(format!("unsupported codec {} ({e})", params.codec)),
+        })?;
     let mut info = StreamInfo {
         sample_rate: params.sample_rate.unwrap_or(0),
         channels: params.channels.as_ref().map_or(0, |c| c.count()),
@@ -199,4 +205,22 @@ pub fn decode_mono(
         });
     }
     Ok((info, stats))
+}
+
+/// Names of well-known codecs that symphonia has no decoder for, for the error row.
+fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> Option<&'static str> {
+    use symphonia::core::codecs::audio::well_known::*;
+    Some(match id {
+        CODEC_ID_OPUS => "Opus",
+        CODEC_ID_SPEEX => "Speex",
+        CODEC_ID_MUSEPACK => "Musepack",
+        CODEC_ID_AC3 => "AC-3",
+        CODEC_ID_EAC3 => "E-AC-3",
+        CODEC_ID_DCA => "DTS",
+        CODEC_ID_WMA => "WMA",
+        CODEC_ID_WAVPACK => "WavPack",
+        CODEC_ID_MONKEYS_AUDIO => "Monkey's Audio",
+        CODEC_ID_TRUEHD => "TrueHD",
+        _ => return None,
+    })
 }

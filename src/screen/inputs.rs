@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// are screened whatever their extension.
 pub const AUDIO_EXTENSIONS: &[&str] = &[
     "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "m4b", "aac", "alac", "caf", "aif",
-    "aiff", "aifc", "mka", "mkv", "webm",
+    "aiff", "aifc", "mka", "mkv", "webm", "opus",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
