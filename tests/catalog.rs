@@ -1012,3 +1012,92 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out)); // broken.wav
     assert_eq!(by_path(&rows(&report)).len(), names.len());
 }
+
+#[test]
+fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = tmp.path().join("catalog");
+    std::fs::create_dir_all(&cat).unwrap();
+    let names: Vec<&[u8]> = vec![b"a\xff.wav", b"a\xfe.wav"];
+    for (i, n) in names.iter().enumerate() {
+        write_wav(
+            &cat.join(std::ffi::OsStr::from_bytes(n)),
+            1.0,
+            300.0 + 100.0 * i as f32,
+        );
+    }
+    // the list names each file twice
+    let mut list = Vec::new();
+    for _ in 0..2 {
+        for n in &names {
+            list.extend_from_slice(cat.as_os_str().as_bytes());
+            list.push(b'/');
+            list.extend_from_slice(n);
+            list.push(b'\n');
+        }
+    }
+    let list_path = tmp.path().join("list.txt");
+    std::fs::write(&list_path, &list).unwrap();
+    let report = tmp.path().join("r.jsonl");
+    let run = |extra: &[&str]| {
+        bin()
+            .args(["screen", "--no-progress", "--files-from"])
+            .arg(&list_path)
+            .arg("--model")
+            .arg(&model)
+            .arg("-o")
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("2 repeated inputs screened once"));
+    let got = rows(&report);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["path"], got[1]["path"], "both show as a\u{FFFD}.wav");
+    let mut hex: Vec<String> = got
+        .iter()
+        .map(|r| r["path_hex"].as_str().unwrap().to_string())
+        .collect();
+    hex.sort();
+    let expect = |n: &[u8]| -> String {
+        let mut full = cat.as_os_str().as_bytes().to_vec();
+        full.push(b'/');
+        full.extend_from_slice(n);
+        full.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut want = vec![expect(names[0]), expect(names[1])];
+    want.sort();
+    assert_eq!(hex, want);
+    // Resume knows both are done; merge keeps both.
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr_of(&out).contains("0 files screened"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(rows(&report).len(), 2);
+    let out = bin()
+        .arg("merge")
+        .arg(&report)
+        .arg("--expect")
+        .arg(&list_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    // A UTF-8 name has no path_hex.
+    let plain = tmp.path().join("plain.jsonl");
+    let out = screen_to(&model, &tmp.path().join("catalog"), &plain, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let cat2 = tmp.path().join("utf8");
+    std::fs::create_dir_all(&cat2).unwrap();
+    write_wav(&cat2.join("b.wav"), 1.0, 500.0);
+    assert_eq!(screen_to(&model, &cat2, &plain, &[]).status.code(), Some(0));
+    assert!(rows(&plain)[0].get("path_hex").is_none());
+}

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::pipeline::{self, ScreenOptions, Summary};
-use super::report::{Format, ReportWriter};
+use super::report::{Format, ReportWriter, path_bytes};
 use super::shard::Shard;
 use super::{inputs, journal};
 use crate::backend::BackendKind;
@@ -153,7 +153,10 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     // Inputs stream through the shard and resume filters; counts say what was skipped.
     let seen = Arc::new(AtomicUsize::new(0));
     let skipped_done = Arc::new(AtomicUsize::new(0));
-    let (seen_c, skipped_c) = (seen.clone(), skipped_done.clone());
+    let repeated = Arc::new(AtomicUsize::new(0));
+    let (seen_c, skipped_c, repeated_c) = (seen.clone(), skipped_done.clone(), repeated.clone());
+    // A path listed twice is screened once (16 bytes per distinct input: ~30 MB per million).
+    let mut distinct = HashSet::new();
     let stop = StopSignal::install()?;
     let stopping = stop.flag();
     let inputs: inputs::Inputs = Box::new(
@@ -162,9 +165,16 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
             .inspect(move |_| {
                 seen_c.fetch_add(1, Ordering::Relaxed);
             })
+            .filter(move |input| {
+                let new = distinct.insert(xxhash_rust::xxh3::xxh3_128(&path_bytes(input.path())));
+                if !new {
+                    repeated_c.fetch_add(1, Ordering::Relaxed);
+                }
+                new
+            })
             .filter(move |input| shard.is_none_or(|s| s.contains(input.path())))
             .filter(move |input| {
-                let finished = done.contains(input.path().to_string_lossy().as_ref());
+                let finished = done.contains(path_bytes(input.path()).as_ref());
                 if finished {
                     skipped_c.fetch_add(1, Ordering::Relaxed);
                 }
@@ -218,6 +228,10 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let skipped = skipped_done.load(Ordering::Relaxed);
     if skipped > 0 {
         notes.push(format!("{skipped} already in the report, skipped"));
+    }
+    let repeated = repeated.load(Ordering::Relaxed);
+    if repeated > 0 {
+        notes.push(format!("{repeated} repeated inputs screened once"));
     }
     if failed_before > 0 {
         notes.push(format!(

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::report::Format;
+use super::report::{Format, row_path_bytes};
 use crate::{Error, Result};
 
 const SYNC_EVERY: Duration = Duration::from_secs(2);
@@ -32,8 +32,8 @@ pub struct Expected<'a> {
 /// What an existing report holds.
 #[derive(Debug, Default)]
 pub struct Resumed {
-    /// Paths (as written in rows) that already have a row.
-    pub done: HashSet<String>,
+    /// Paths (exact bytes: `report::row_path_bytes`) that already have a row.
+    pub done: HashSet<Vec<u8>>,
     /// Error rows kept in the report (they count towards the run's failures).
     pub failed: usize,
     /// Error rows removed so their inputs are screened again (`--retry-failed`).
@@ -46,7 +46,7 @@ pub struct Resumed {
 
 /// One row of an existing report, as far as resuming needs it.
 struct Kept {
-    path: String,
+    path: Vec<u8>,
     model: String,
     threshold: Option<f32>,
     failed: bool,
@@ -161,7 +161,7 @@ fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
                     .as_str()
                     .ok_or_else(|| bad(format!("line {} has no path", i + 1)))?;
                 rows.push(Kept {
-                    path: p.to_string(),
+                    path: row_path_bytes(p, row["path_hex"].as_str()),
                     model: row["model"].as_str().unwrap_or_default().to_string(),
                     threshold: row["threshold"].as_f64().map(|t| t as f32),
                     failed: !row["error"].is_null(),
@@ -176,11 +176,12 @@ fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
                 .clone();
             let column = |name: &str| header.iter().position(|h| h == name);
             let (model, threshold, error) = (column("model"), column("threshold"), column("error"));
+            let hex = column("path_hex");
             for (i, record) in reader.records().enumerate() {
                 let record = record.map_err(|e| bad(format!("record {} ({e})", i + 1)))?;
                 let field = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
                 rows.push(Kept {
-                    path: record.get(0).unwrap_or_default().to_string(),
+                    path: row_path_bytes(record.get(0).unwrap_or_default(), Some(field(hex))),
                     model: field(model).to_string(),
                     threshold: field(threshold).parse().ok(),
                     failed: !field(error).is_empty(),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::report::{CSV_HEADER, Format};
+use super::report::{CSV_HEADER, Format, row_path_bytes};
 use crate::{Error, Result};
 
 #[derive(Debug, Default, PartialEq)]
@@ -94,12 +94,13 @@ pub fn merge(
     let mut report = MergeReport::default();
     let mut seen = HashSet::new();
     let mut same = SameRun::default();
-    let mut keep = |path: String, report: &mut MergeReport| {
-        if seen.insert(path.clone()) {
+    // Identity is the exact path bytes (`path_hex` for names that are not UTF-8).
+    let mut keep = |path: &str, hex: Option<&str>, report: &mut MergeReport| {
+        if seen.insert(row_path_bytes(path, hex)) {
             report.rows += 1;
             true
         } else {
-            report.duplicates.push(path);
+            report.duplicates.push(path.to_string());
             false
         }
     };
@@ -128,7 +129,7 @@ pub fn merge(
                         &row["threshold"].to_string(),
                         &at,
                     )?;
-                    if keep(path.to_string(), &mut report) {
+                    if keep(path, row["path_hex"].as_str(), &mut report) {
                         writeln!(out, "{line}").map_err(out_err)?;
                     }
                 }
@@ -142,7 +143,8 @@ pub fn merge(
             w.write_record(CSV_HEADER)
                 .map_err(|e| Error::Report(format!("<merged output>: {e}")))?;
             let column = |name: &str| CSV_HEADER.iter().position(|h| *h == name);
-            let (model, threshold) = (column("model"), column("threshold"));
+            let (model, threshold, hex) =
+                (column("model"), column("threshold"), column("path_hex"));
             for input in inputs {
                 // Every input's header was checked by `detect_format` (empty files have none).
                 let file = std::fs::File::open(input).map_err(io(input))?;
@@ -153,7 +155,11 @@ pub fn merge(
                         |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
                     let at = || format!("{} record {}", input.display(), i + 1);
                     same.check(field(model), field(threshold), &at)?;
-                    if keep(record.get(0).unwrap_or_default().to_string(), &mut report) {
+                    if keep(
+                        record.get(0).unwrap_or_default(),
+                        Some(field(hex)),
+                        &mut report,
+                    ) {
                         w.write_record(&record).map_err(|e| csv_err(input, e))?;
                     }
                 }
@@ -171,9 +177,10 @@ pub fn merge(
             if line.is_empty() {
                 continue;
             }
-            let path = String::from_utf8_lossy(&line).into_owned();
-            if !seen.contains(&path) {
-                report.missing.push(path);
+            if !seen.contains(&line) {
+                report
+                    .missing
+                    .push(String::from_utf8_lossy(&line).into_owned());
             }
         }
     }

@@ -12,12 +12,13 @@
 //! while it submits the next (see `Aggregator::consume`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
-use super::report::{BONA_FIDE, NO_SIGNAL, Row, SYNTHETIC, Segment};
+use super::report::{BONA_FIDE, NO_SIGNAL, Row, SYNTHETIC, Segment, path_hex};
 use crate::Result;
 use crate::audio::{AudioSummary, Window, read_windows};
 use crate::model::config::Aggregation;
@@ -70,7 +71,7 @@ enum Msg {
     },
     Done {
         file: usize,
-        path: String,
+        path: PathBuf,
         /// Windows the worker sent for this file before finishing (or failing).
         sent: usize,
         result: std::result::Result<AudioSummary, String>,
@@ -105,7 +106,7 @@ struct FileState {
     segments: Vec<(u64, u64, f32)>,
     summary: Option<AudioSummary>,
     error: Option<String>,
-    path: String,
+    path: PathBuf,
     done: bool,
 }
 
@@ -261,7 +262,7 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
         let Some((file, input)) = next else {
             return;
         };
-        let path = input.path().to_string_lossy().into_owned();
+        let path = input.path().to_path_buf();
         let mut sent = 0usize;
         let mut blocked = Duration::ZERO;
         let began = Instant::now();
@@ -475,7 +476,8 @@ impl Aggregator<'_> {
     fn make_row(&self, state: FileState) -> Row {
         let spec = self.scorer.spec();
         let mut row = Row {
-            path: state.path,
+            path: state.path.to_string_lossy().into_owned(),
+            path_hex: path_hex(&state.path),
             score: None,
             verdict: None,
             threshold: self.opts.threshold,

@@ -25,6 +25,10 @@ pub struct Segment {
 pub struct Row {
     /// The path as given or found (lossy UTF-8 for non-UTF-8 names).
     pub path: String,
+    /// The path's exact bytes in hex, only when they are not UTF-8 (`path` then shows U+FFFD
+    /// and two names could look alike): resume, merge and shards go by these bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// Calibrated probability that the audio is synthetic (aggregated over windows).
     pub score: Option<f32>,
     pub verdict: Option<&'static str>,
@@ -56,7 +60,7 @@ pub enum Format {
     Csv,
 }
 
-pub const CSV_HEADER: [&str; 17] = [
+pub const CSV_HEADER: [&str; 18] = [
     "path",
     "score",
     "verdict",
@@ -74,7 +78,50 @@ pub const CSV_HEADER: [&str; 17] = [
     "error",
     "warnings",
     "segments",
+    "path_hex",
 ];
+
+/// A path's exact bytes (on Unix; elsewhere its lossy UTF-8).
+pub fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::borrow::Cow::Borrowed(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        std::borrow::Cow::Owned(path.to_string_lossy().into_owned().into_bytes())
+    }
+}
+
+/// The row's `path_hex`: the exact bytes in lowercase hex when they are not UTF-8.
+pub fn path_hex(path: &Path) -> Option<String> {
+    let bytes = path_bytes(path);
+    std::str::from_utf8(&bytes).is_err().then(|| {
+        bytes
+            .iter()
+            .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+                s.push_str(&format!("{b:02x}"));
+                s
+            })
+    })
+}
+
+/// A row's path identity (exact bytes) from its `path` and `path_hex` fields. A `path_hex`
+/// that is not hex (a hand-edited report) falls back to `path`.
+pub fn row_path_bytes(path: &str, path_hex: Option<&str>) -> Vec<u8> {
+    let decoded = path_hex.filter(|h| !h.is_empty()).and_then(|h| {
+        (h.len() % 2 == 0)
+            .then(|| {
+                (0..h.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+    });
+    decoded.unwrap_or_else(|| path.as_bytes().to_vec())
+}
 
 impl Format {
     pub fn name(self) -> &'static str {
@@ -202,6 +249,7 @@ impl ReportWriter {
                     opt(&row.error),
                     row.warnings.join("; "),
                     segments,
+                    opt(&row.path_hex),
                 ])?;
                 w.flush()
             }

@@ -41,21 +41,9 @@ impl std::fmt::Display for Shard {
     }
 }
 
-fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        std::borrow::Cow::Borrowed(path.as_os_str().as_bytes())
-    }
-    #[cfg(not(unix))]
-    {
-        std::borrow::Cow::Owned(path.to_string_lossy().into_owned().into_bytes())
-    }
-}
-
 impl Shard {
     pub fn contains(&self, path: &Path) -> bool {
-        xxhash_rust::xxh3::xxh3_64(&path_bytes(path)) % self.count == self.index
+        xxhash_rust::xxh3::xxh3_64(&super::report::path_bytes(path)) % self.count == self.index
     }
 
     /// The shard a scheduler assigned through the environment, if any:

@@ -164,6 +164,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="prepare.py outputs (one or more)")
     ap.add_argument("--features", type=Path, nargs="+", required=True, help="features.py outputs, one per --data")
+    ap.add_argument("--train-sets", type=int, help="train on the first K --data sets only (all are measured): "
+                                                   "the baseline for an addition")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--encoder", type=Path, required=True, help="the encoder's deepscreen model (convert.py)")
     ap.add_argument("--out", type=Path, help="write the model here")
@@ -189,7 +191,7 @@ def main() -> int:
     if len(args.data) != len(args.features):
         raise SystemExit("give one --features directory per --data directory")
     sets = list(zip(args.data, args.features))
-    states, clip, rows = load_features(sets, "train")
+    states, clip, rows = load_features(sets[: args.train_sets or len(sets)], "train")
     width = states.shape[2]
     labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
     fams = np.array([f"{rows[c]['label']}:{family(rows[c])}" for c in clip])
