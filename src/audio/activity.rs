@@ -4,9 +4,11 @@
 //! never seen long silences or exact digital silence; given some, they call it synthetic (a
 //! silent file scored 0.998, and a pause of a few seconds pushed real speech over the threshold).
 //! So, at the model rate:
-//! - [`SilenceGate`]: every stretch of 20 ms frames quieter than [`ACTIVE_DBFS`] is cut to its
-//!   first [`KEEP_PAUSE_S`] (a natural pause) before windowing; the rest never reaches the model,
-//!   and window times are mapped back to the file's own clock;
+//! - [`SilenceGate`]: every 20 ms frame quieter than [`ACTIVE_DBFS`] is cut out before
+//!   windowing (the active parts on either side are joined) and window times are mapped back to
+//!   the file's own clock. Keeping even a short pause moved scores: on 40 held-out real speech
+//!   clips, an 8 s digital-silence gap cut to a 0.25 s pause at the noise floor raised the speech
+//!   model's score by 0.053 on average (0.05 s: 0.020), cut out entirely by exactly 0;
 //! - a window whose frames are nearly all quiet (a silent file, or what is left of one) is not
 //!   scored at all ([`is_active`]);
 //! - inside a scored window every run of digital silence is replaced by a faint, deterministic
@@ -22,8 +24,6 @@ pub const SILENCE_LEVEL: f32 = 1.0 / 32768.0;
 pub const SILENCE_RUN_S: f32 = 0.01;
 /// RMS of that noise floor (dB re full scale).
 pub const FLOOR_DBFS: f32 = -75.0;
-/// Longest quiet stretch kept between active parts (seconds).
-pub const KEEP_PAUSE_S: f32 = 0.25;
 
 fn db_to_amplitude(db: f32) -> f32 {
     10f32.powf(db / 20.0)
@@ -75,16 +75,13 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate: u32, seed: u64) ->
     filled
 }
 
-/// Cuts long quiet stretches out of a stream (see the module notes), remembering where, so
-/// that positions in the gated stream map back to the source.
+/// Cuts quiet frames out of a stream (see the module notes), remembering where, so that
+/// positions in the gated stream map back to the source.
 #[derive(Debug)]
 pub struct SilenceGate {
     frame: usize,
-    keep: usize,
     /// Samples of an unfinished frame.
     pending: Vec<f32>,
-    /// Quiet samples in the current quiet stretch.
-    quiet_run: usize,
     emitted: u64,
     dropped: u64,
     /// (gated position, samples dropped before it), one entry where output resumes after a cut.
@@ -96,9 +93,7 @@ impl SilenceGate {
     pub fn new(sample_rate: u32) -> Self {
         SilenceGate {
             frame: (sample_rate as usize / 50).max(1),
-            keep: (sample_rate as f32 * KEEP_PAUSE_S) as usize,
             pending: Vec::new(),
-            quiet_run: 0,
             emitted: 0,
             dropped: 0,
             cuts: Vec::new(),
@@ -127,12 +122,9 @@ impl SilenceGate {
     fn frame_in(&mut self, f: &[f32], out: &mut Vec<f32>) {
         let take = if frame_is_active(f) {
             self.active_frames += 1;
-            self.quiet_run = 0;
             f.len()
         } else {
-            let take = self.keep.saturating_sub(self.quiet_run).min(f.len());
-            self.quiet_run += f.len();
-            take
+            0
         };
         if take > 0 {
             if self.cuts.last().map_or(0, |c| c.1) < self.dropped {
@@ -218,23 +210,23 @@ mod tests {
         }
         gate.finish(&mut out);
         assert!(gate.saw_signal());
-        // 0.25 s of the pause is kept: 1 + 0.25 + 1 s.
-        assert_eq!(out.len(), 16000 + 4000 + 16000);
+        // The pause is cut out: 1 + 1 s, the two tones joined.
+        assert_eq!(out.len(), 16000 + 16000);
         assert_eq!(&out[..16000], &tone[..]);
-        assert_eq!(&out[20000..], &tone[..]);
-        // Gated 20000 is source 64000 (after the 3 s pause); a window ending at 20000 ends at
-        // source 20000, where the cut began.
-        assert_eq!(gate.source_start(20000), 64000);
-        assert_eq!(gate.source_end(20000), 20000);
+        assert_eq!(&out[16000..], &tone[..]);
+        // Gated 16000 is source 64000 (after the 3 s pause); a window ending at 16000 ends at
+        // source 16000, where the cut began.
+        assert_eq!(gate.source_start(16000), 64000);
+        assert_eq!(gate.source_end(16000), 16000);
         assert_eq!(gate.source_start(100), 100);
-        assert_eq!(gate.source_end(36000), 80000);
+        assert_eq!(gate.source_end(32000), 80000);
 
         let mut silent = SilenceGate::new(RATE);
         let mut out = Vec::new();
         silent.push(&vec![0.0; 80000], &mut out);
         silent.finish(&mut out);
         assert!(!silent.saw_signal());
-        assert_eq!(out.len(), 4000, "only the first quarter second passes");
+        assert!(out.is_empty(), "nothing of a silent source passes");
     }
 
     #[test]

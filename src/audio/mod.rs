@@ -79,8 +79,9 @@ pub fn read_windows(
     windower.push(&tail, &mut counted)?;
     if gate.borrow().saw_signal() {
         windower.finish(&mut counted)?;
-    } else if windower.total() > 0 {
-        // Silent throughout: no window is scored, whatever its length (verdict no-signal).
+    } else if stats.frames > 0 {
+        // Silent throughout (the gate let nothing through): no window is scored, whatever the
+        // length (verdict no-signal). An empty stream still fails below.
         silent = silent.max(1);
     } else {
         windower.finish(&mut counted)?;

@@ -56,9 +56,12 @@ def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray,
     return np.concatenate(states), np.concatenate(clips), rows
 
 
-def family(row: dict) -> str:
-    """The unit of balancing: a real package, or a generator (TTS voices of one tool together)."""
-    return row["source"] if row["label"] == "bonafide" else row["attack"]
+def family(row: dict, groups: list[str] = ()) -> str:
+    """The unit of balancing: a real package, or a generator (TTS voices of one tool together);
+    generators whose name starts with one of `groups` weigh as one (e.g. all "ae-" vocoders)."""
+    if row["label"] == "bonafide":
+        return row["source"]
+    return next((g for g in groups if row["attack"].startswith(g)), row["attack"])
 
 
 class Head(nn.Module):
@@ -166,6 +169,8 @@ def main() -> int:
     ap.add_argument("--features", type=Path, nargs="+", required=True, help="features.py outputs, one per --data")
     ap.add_argument("--train-sets", type=int, help="train on the first K --data sets only (all are measured): "
                                                    "the baseline for an addition")
+    ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family "
+                                                            "in the balanced sampling (e.g. ae-)")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--encoder", type=Path, required=True, help="the encoder's deepscreen model (convert.py)")
     ap.add_argument("--out", type=Path, help="write the model here")
@@ -194,7 +199,7 @@ def main() -> int:
     states, clip, rows = load_features(sets[: args.train_sets or len(sets)], "train")
     width = states.shape[2]
     labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
-    fams = np.array([f"{rows[c]['label']}:{family(rows[c])}" for c in clip])
+    fams = np.array([f"{rows[c]['label']}:{family(rows[c], args.group)}" for c in clip])
     # Source-balanced sampling: each class half the batch, each family of a class alike.
     weights = np.zeros(len(clip))
     for cls in (0.0, 1.0):
