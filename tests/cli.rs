@@ -857,3 +857,36 @@ fn digital_silence_gaps_do_not_raise_the_speech_score() {
         );
     }
 }
+
+/// A file that stops decoding early is scored on what was read, and its row says where it
+/// stopped and how much of the declared length that is.
+#[test]
+fn a_partly_decoded_file_says_where_it_stopped_and_how_much_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path());
+    let path = dir.path().join("cut.wav");
+    write_wav(&path, 16000, 1, 160000, false, |i, _| tone(i, 16000, 440.0));
+    // Keep the header (which declares 10 s) and the first ~3 s of samples.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..44 + 2 * 48000 + 1]).unwrap();
+    let out = run(bin()
+        .args(["screen", "--no-progress", "--model"])
+        .arg(&model)
+        .arg(&path));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows_by_name(&out.stdout);
+    let row = &rows["cut.wav"];
+    assert!(row["score"].is_f64(), "{row}");
+    let decoded = row["duration_s"].as_f64().unwrap();
+    assert!((decoded - 3.0).abs() < 0.05, "{row}");
+    let warnings = row["warnings"].to_string();
+    assert!(
+        warnings.contains("only 3.0 s of the 10.0 s the header declares were decoded (30 %)"),
+        "{warnings}"
+    );
+}

@@ -105,12 +105,22 @@ pub fn decode_mono(
     let mut interleaved: Vec<f32> = Vec::new();
     let mut mono: Vec<f32> = Vec::new();
     let mut last_error = String::new();
+    // Consecutive unreadable packets: the reader is asked again (it resynchronises where the
+    // format allows, e.g. on FLAC's frame sync code) until this many fail in a row.
+    const RESYNC_TRIES: u32 = 64;
+    let mut failing = 0u32;
+    let at = |stats: &DecodeStats, info: &StreamInfo| {
+        stats.frames as f64 / f64::from(info.sample_rate.max(1))
+    };
     loop {
         let packet = match format.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                stats.truncated = Some("file ends in the middle of a packet (truncated?)".into());
+                stats.truncated = Some(format!(
+                    "file ends in the middle of a packet at {:.1} s (truncated?)",
+                    at(&stats, &info)
+                ));
                 break;
             }
             Err(SymError::ResetRequired) => {
@@ -119,11 +129,20 @@ pub fn decode_mono(
                 ));
             }
             Err(e) if stats.frames > 0 => {
-                stats.truncated = Some(format!("stopped at an unreadable packet ({e})"));
+                failing += 1;
+                stats.skipped_packets += 1;
+                if failing < RESYNC_TRIES {
+                    continue;
+                }
+                stats.truncated = Some(format!(
+                    "decoding stopped at {:.1} s: unreadable data from there on ({e})",
+                    at(&stats, &info)
+                ));
                 break;
             }
             Err(e) => return Err(audio_err(format!("cannot read the stream ({e})"))),
         };
+        failing = 0;
         if packet.track_id != track_id {
             continue;
         }
@@ -186,6 +205,22 @@ pub fn decode_mono(
         sink(&info, &mono)?;
     }
     if let Some(declared) = declared_frames
+        && declared > 0
+        && stats.frames * 10 < declared * 9
+    {
+        // Less than 90 % decoded: say where it stopped and how much of the file was scored.
+        let rate = f64::from(info.sample_rate.max(1));
+        let share = format!(
+            "only {:.1} s of the {:.1} s the header declares were decoded ({:.0} %)",
+            stats.frames as f64 / rate,
+            declared as f64 / rate,
+            100.0 * stats.frames as f64 / declared as f64
+        );
+        stats.truncated = Some(match stats.truncated.take() {
+            Some(why) => format!("{why}; {share}"),
+            None => format!("{share} (truncated?)"),
+        });
+    } else if let Some(declared) = declared_frames
         && stats.truncated.is_none()
         && stats.frames * 100 < declared * 99
     {
