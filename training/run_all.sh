@@ -43,7 +43,7 @@ $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --
     --out "$DATA/speech/features-base" --hop 2
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
-    --steps 2000 --hop 4 --id speech-whisper-base-v2 --out models/speech.safetensors \
+    --steps 2000 --hop 4 --id speech-whisper-base-v3 --out models/speech.safetensors \
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
 # 6. Music: the LCNN of configs/music.json.
