@@ -102,6 +102,26 @@ fn by_path(rows: &[Value]) -> BTreeMap<String, Value> {
     map
 }
 
+/// `deepscreen merge INPUTS [-o OUT] [--expect LIST]`.
+fn merge_cmd<P: AsRef<Path>>(
+    inputs: &[P],
+    out: Option<&Path>,
+    expect: Option<&Path>,
+) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.arg("merge");
+    for i in inputs {
+        cmd.arg(i.as_ref());
+    }
+    if let Some(o) = out {
+        cmd.arg("-o").arg(o);
+    }
+    if let Some(e) = expect {
+        cmd.arg("--expect").arg(e);
+    }
+    cmd.output().unwrap()
+}
+
 /// Rows equal field by field (scores within 1e-6: batches differ between runs).
 fn assert_same_rows(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
@@ -278,15 +298,7 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
 
     // merge: complete and clean
     let merged = tmp.path().join("merged.jsonl");
-    let m = bin()
-        .arg("merge")
-        .args(&shard_files)
-        .arg("-o")
-        .arg(&merged)
-        .arg("--expect")
-        .arg(&list)
-        .output()
-        .unwrap();
+    let m = merge_cmd(&shard_files, Some(&merged), Some(&list));
     assert_eq!(
         m.status.code(),
         Some(0),
@@ -295,15 +307,11 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
     );
     assert_eq!(by_path(&rows(&merged)).len(), names.len());
     // merge: a shard missing, and a shard given twice
-    let m = bin()
-        .arg("merge")
-        .arg(&shard_files[0])
-        .arg(&shard_files[0])
-        .arg(&shard_files[1])
-        .arg("--expect")
-        .arg(&list)
-        .output()
-        .unwrap();
+    let m = merge_cmd(
+        &[&shard_files[0], &shard_files[0], &shard_files[1]],
+        None,
+        Some(&list),
+    );
     let stderr = String::from_utf8_lossy(&m.stderr);
     assert_eq!(m.status.code(), Some(1));
     let dup = rows(&shard_files[0]).len();
@@ -886,15 +894,7 @@ fn merge_finds_each_reports_format_and_refuses_mixtures() {
         })
         .collect();
     let merged = tmp.path().join("merged.jsonl");
-    let out = bin()
-        .arg("merge")
-        .args(&parts)
-        .arg("-o")
-        .arg(&merged)
-        .arg("--expect")
-        .arg(&list)
-        .output()
-        .unwrap();
+    let out = merge_cmd(&parts, Some(&merged), Some(&list));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(by_path(&rows(&merged)).len(), names.len());
 
@@ -909,18 +909,12 @@ fn merge_finds_each_reports_format_and_refuses_mixtures() {
         (vec![&foreign], "is not a deepscreen report"),
         (vec![&parts[0], &at_other_threshold], "different runs"),
     ] {
-        let out = bin()
-            .arg("merge")
-            .args(&inputs)
-            .arg("-o")
-            .arg(tmp.path().join("never.jsonl"))
-            .output()
-            .unwrap();
+        let out = merge_cmd(&inputs, Some(&tmp.path().join("never.jsonl")), None);
         assert_eq!(out.status.code(), Some(2), "{inputs:?}");
         assert!(stderr_of(&out).contains(needle), "{}", stderr_of(&out));
     }
     // CSV merges into CSV with one header.
-    let out = bin().arg("merge").arg(&csv).arg(&csv).output().unwrap();
+    let out = merge_cmd(&[&csv, &csv], None, None);
     assert_eq!(out.status.code(), Some(1)); // every row is a duplicate the second time
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("path,score,verdict,threshold,"), "{text}");
@@ -1082,13 +1076,7 @@ fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_
         stderr_of(&out)
     );
     assert_eq!(rows(&report).len(), 2);
-    let out = bin()
-        .arg("merge")
-        .arg(&report)
-        .arg("--expect")
-        .arg(&list_path)
-        .output()
-        .unwrap();
+    let out = merge_cmd(&[&report], None, Some(&list_path));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
     // A UTF-8 name has no path_hex.
