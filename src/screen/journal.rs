@@ -104,13 +104,14 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
         Some(_) => {}
     }
     file.rewind().map_err(io(path))?;
-    let rows = read_rows(path, &file, expected.format)?;
     let mut resumed = Resumed {
         repaired_bytes,
         has_content: complete > 0,
         ..Resumed::default()
     };
-    for (i, row) in rows.iter().enumerate() {
+    // Rows are checked and counted as they are read: nothing per row is kept but its path.
+    let mut any_failed = false;
+    scan_rows(path, &file, expected.format, &mut |i, row| {
         if row.model != expected.model {
             return Err(refuse(format!(
                 "row {} was written by model {:?}, this run uses {:?} (resume with --model {}, \
@@ -131,23 +132,27 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
                 expected.threshold
             )));
         }
-    }
-    if retry_failed && rows.iter().any(|r| r.failed) {
-        resumed.retried = drop_error_rows(path, &file, expected.format)?;
-    }
-    for row in rows {
-        if row.failed && retry_failed {
-            continue;
+        any_failed |= row.failed;
+        if !(row.failed && retry_failed) {
+            resumed.failed += usize::from(row.failed);
+            resumed.done.insert(row.path);
         }
-        resumed.failed += usize::from(row.failed);
-        resumed.done.insert(row.path);
+        Ok(())
+    })?;
+    if retry_failed && any_failed {
+        resumed.retried = drop_error_rows(path, &file, expected.format)?;
     }
     Ok(resumed)
 }
 
-fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
+/// Call `visit` with each row of the report (its 0-based index and what resuming needs).
+fn scan_rows(
+    path: &Path,
+    file: &File,
+    format: Format,
+    visit: &mut dyn FnMut(usize, Kept) -> Result<()>,
+) -> Result<()> {
     let bad = |what: String| Error::Report(format!("cannot resume {}: {what}", path.display()));
-    let mut rows = Vec::new();
     match format {
         Format::Jsonl => {
             for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -160,12 +165,13 @@ fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
                 let p = row["path"]
                     .as_str()
                     .ok_or_else(|| bad(format!("line {} has no path", i + 1)))?;
-                rows.push(Kept {
+                let kept = Kept {
                     path: row_path_bytes(p, row["path_hex"].as_str()),
                     model: row["model"].as_str().unwrap_or_default().to_string(),
                     threshold: row["threshold"].as_f64().map(|t| t as f32),
                     failed: !row["error"].is_null(),
-                });
+                };
+                visit(i, kept)?;
             }
         }
         Format::Csv => {
@@ -180,16 +186,17 @@ fn read_rows(path: &Path, file: &File, format: Format) -> Result<Vec<Kept>> {
             for (i, record) in reader.records().enumerate() {
                 let record = record.map_err(|e| bad(format!("record {} ({e})", i + 1)))?;
                 let field = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
-                rows.push(Kept {
+                let kept = Kept {
                     path: row_path_bytes(record.get(0).unwrap_or_default(), Some(field(hex))),
                     model: field(model).to_string(),
                     threshold: field(threshold).parse().ok(),
                     failed: !field(error).is_empty(),
-                });
+                };
+                visit(i, kept)?;
             }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Rewrite the report without its error rows: a new file beside it, synced, renamed over it.
