@@ -325,6 +325,13 @@ impl DurableFile {
 }
 
 /// The process holding a lock on `file`, from /proc/locks (Linux; elsewhere unknown).
+#[cfg(not(unix))]
+fn lock_holder(_file: &File) -> Option<u32> {
+    None
+}
+
+/// The process holding a lock on `file`, from /proc/locks (Linux; elsewhere unknown).
+#[cfg(unix)]
 fn lock_holder(file: &File) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let inode = file.metadata().ok()?.ino();
