@@ -12,6 +12,7 @@ use deepscreen::bench::{self, BenchJob};
 use deepscreen::eval::command::{self as eval, EvalJob};
 use deepscreen::eval::protocol::ProtocolFormat;
 use deepscreen::model;
+use deepscreen::review::{self, ReviewJob};
 use deepscreen::screen::command::{self as screen, ScreenJob};
 use deepscreen::screen::merge::{self, MergeJob};
 use deepscreen::screen::report::Format;
@@ -59,6 +60,11 @@ pub enum Command {
     Screen(ScreenArgs),
     /// Combine shard reports into one, checking for duplicate rows and (with --expect) gaps.
     Merge(MergeArgs),
+    /// Write one self-contained HTML page from a report, for reviewers: summary, score
+    /// histogram, every file in a sortable table, and for the top flagged files why (window
+    /// timeline, spectrogram, frequency band) with a player.
+    #[command(after_long_help = REVIEW_HELP)]
+    Review(ReviewArgs),
     /// Score a labelled protocol and report EER, minDCF and ROC AUC, pooled and per attack.
     Eval(EvalArgs),
     /// Time the backends: on one synthetic batch (front-end, classifier, whole forward, whole
@@ -167,6 +173,81 @@ pub struct ScreenArgs {
     /// Write rows in input order instead of completion order.
     #[arg(long)]
     pub ordered: bool,
+
+    /// When the run finishes, also write the review page of its report (`deepscreen review`
+    /// with its defaults) to FILE. Needs -o.
+    #[arg(long, value_name = "FILE.html", requires = "output")]
+    pub html: Option<PathBuf>,
+}
+
+const REVIEW_HELP: &str = "Examples:
+  deepscreen screen ~/catalog -o r.jsonl --segments && deepscreen review r.jsonl -o review.html
+  deepscreen review r.csv -o review.html --top 50 --embed-audio
+  deepscreen review r.jsonl -o review.html --protocol meta.csv   (labelled: adds DET and ROC)
+  deepscreen screen ~/catalog -o r.jsonl --html review.html      (screen, then review)
+
+The page is one file: open it in any browser, offline; nothing is fetched. The table holds every
+row of the report (flagged first, highest score first): click a column to sort, type to filter,
+choose a verdict; the view is kept in the page address (#sort=-score&q=mp3), so it can be shared.
+
+For each of the top --top flagged files, review decodes the file again and shows: the score of
+every window over time (the report's own with --segments; otherwise it scores them again), the
+most suspicious window's spectrogram from the model's own front-end, how much that window's
+score drops when each frequency band is removed (the band the model's evidence is in), and a
+player: a link to the file relative to the page (keep them together), or with --embed-audio
+the window itself inside the page (about 0.2 MB per speech file and 0.6 MB per music file, so
+the page can be sent on alone). Re-screening needs the report's model: an embedded one is
+found by its id, another must be given with --model.
+
+Exit codes: 0 page written; 1 page written, but some flagged files could not be explained (each
+named on standard error and in the page); 2 no page (unreadable report, model mismatch).";
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    /// A report of `deepscreen screen` (JSON Lines or CSV, found from its content).
+    pub report: PathBuf,
+
+    /// Write the page to FILE.
+    #[arg(short, long, value_name = "FILE.html")]
+    pub output: PathBuf,
+
+    /// Flagged files shown in detail (highest score first).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub top: usize,
+
+    /// Put each detailed file's most suspicious window in the page as audio (a larger page that
+    /// plays without the catalog).
+    #[arg(long)]
+    pub embed_audio: bool,
+
+    /// Model to re-screen flagged files with [default: the embedded model the report names].
+    #[arg(short, long, value_name = "NAME|FILE")]
+    pub model: Option<String>,
+
+    /// Compute backend for re-screening.
+    #[arg(short, long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+
+    /// Do not decode or score anything: summary, histogram and table only.
+    #[arg(long)]
+    pub no_rescreen: bool,
+
+    /// Frequency bands of the "which band" occlusion map.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub bands: u32,
+
+    /// A labelled protocol (as for `eval`; its paths must match the report's): adds DET and ROC
+    /// curves and the EER of the report's scores.
+    #[arg(long, value_name = "FILE")]
+    pub protocol: Option<PathBuf>,
+
+    /// Protocol format.
+    #[arg(long, value_enum, default_value_t = ProtocolFormat::Auto)]
+    pub protocol_format: ProtocolFormat,
+
+    /// Directory the protocol's audio paths are relative to [default: the protocol's].
+    #[arg(long, value_name = "DIR")]
+    pub audio_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -278,6 +359,7 @@ fn parse_probability(s: &str) -> Result<f32, String> {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Screen(args) => {
+            let html = args.html.clone();
             let job: ScreenJob = match args.try_into() {
                 Ok(job) => job,
                 Err(e) => {
@@ -285,11 +367,26 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_FATAL);
                 }
             };
-            screen::run(&job).map(|outcome| match outcome.stopped_by {
-                Some(sig) => 128 + sig as u8,
-                None => exit_code_for_failures(outcome.summary.failed + outcome.failed_before),
+            screen::run(&job).and_then(|outcome| match outcome.stopped_by {
+                Some(sig) => Ok(128 + sig as u8),
+                None => {
+                    let code =
+                        exit_code_for_failures(outcome.summary.failed + outcome.failed_before);
+                    match (html, &job.output) {
+                        (Some(page), Some(report)) => {
+                            let review = ReviewJob {
+                                model: Some(job.model.clone()),
+                                backend: job.backend,
+                                ..ReviewJob::new(report.clone(), page)
+                            };
+                            run_review(&review).map(|c| code.max(c))
+                        }
+                        _ => Ok(code),
+                    }
+                }
             })
         }
+        Command::Review(args) => run_review(&args.into()),
         Command::Merge(args) => merge::run(&args.into())
             .map(|report| exit_code_for_failures(report.duplicates.len() + report.missing.len())),
         Command::Eval(args) => eval::run(&args.into(), &mut std::io::stdout().lock())
@@ -317,6 +414,26 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// Write a review page and say what it holds.
+fn run_review(job: &ReviewJob) -> anyhow::Result<u8> {
+    let outcome = review::run(job)?;
+    eprintln!(
+        "{}: {} rows, {} flagged, {} explained{}, {:.1} MB{}",
+        job.output.display(),
+        outcome.rows,
+        outcome.flagged,
+        outcome.explained,
+        if outcome.explain_failed > 0 {
+            format!(" ({} could not be)", outcome.explain_failed)
+        } else {
+            String::new()
+        },
+        outcome.bytes as f64 / 1e6,
+        outcome.note.map(|n| format!("; {n}")).unwrap_or_default()
+    );
+    Ok(exit_code_for_failures(outcome.explain_failed))
 }
 
 fn exit_code_for_failures(failures: usize) -> u8 {
@@ -388,6 +505,23 @@ impl From<MergeArgs> for MergeJob {
             output: a.output,
             format: a.format,
             expect: a.expect,
+        }
+    }
+}
+
+impl From<ReviewArgs> for ReviewJob {
+    fn from(a: ReviewArgs) -> Self {
+        ReviewJob {
+            top: a.top,
+            embed_audio: a.embed_audio,
+            model: a.model,
+            backend: a.backend,
+            rescreen: !a.no_rescreen,
+            bands: a.bands as usize,
+            protocol: a.protocol,
+            protocol_format: a.protocol_format,
+            audio_dir: a.audio_dir,
+            ..ReviewJob::new(a.report, a.output)
         }
     }
 }

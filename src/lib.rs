@@ -11,6 +11,8 @@ pub mod bench;
 pub mod error;
 pub mod eval;
 pub mod model;
+pub mod plot;
+pub mod review;
 pub mod screen;
 
 pub use error::{Error, Result};

@@ -146,92 +146,11 @@ pub fn write_scores(
 
 /// ROC curve (false-alarm rate vs detection rate) as an SVG file.
 pub fn plot_roc(path: &Path, bona: &[f64], spoof: &[f64], title: &str) -> Result<()> {
-    use plotters::prelude::*;
-    let mut points: Vec<(f64, f64)> = metrics::det_curve(bona, spoof)
-        .into_iter()
-        .map(|(_, miss, fa)| (fa, 1.0 - miss))
-        .collect();
-    points.push((1.0, 1.0));
-    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    svg_chart(path, 560, title, 0.0..1.0, 0.0..1.0, |chart, fail| {
-        chart
-            .configure_mesh()
-            .x_desc("false alarm rate (bona fide flagged)")
-            .y_desc("detection rate (spoof flagged)")
-            .draw()
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(LineSeries::new(points, &BLUE))
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, 0.0), (1.0, 1.0)],
-                &BLACK.mix(0.3),
-            ))
-            .map_err(|e| fail(&e))?;
-        Ok(())
-    })
+    write_svg(path, crate::plot::roc_svg(bona, spoof, title)?)
 }
 
-/// The chart [`svg_chart`] hands to its drawing closure.
-type SvgChart<'a> = plotters::chart::ChartContext<
-    'a,
-    plotters::backend::SVGBackend<'a>,
-    plotters::coord::cartesian::Cartesian2d<
-        plotters::coord::types::RangedCoordf64,
-        plotters::coord::types::RangedCoordf64,
-    >,
->;
-
-/// A chart over `x` × `y` in a 640-wide SVG file at `path`, drawn by `draw`, which gets the
-/// chart and the error mapping every plotters call needs.
-fn svg_chart(
-    path: &Path,
-    height: u32,
-    title: &str,
-    x: std::ops::Range<f64>,
-    y: std::ops::Range<f64>,
-    draw: impl FnOnce(&mut SvgChart<'_>, &dyn Fn(&dyn std::fmt::Display) -> Error) -> Result<()>,
-) -> Result<()> {
-    use plotters::prelude::*;
-    let fail = |e: &dyn std::fmt::Display| {
-        Error::Audio(format!("{}: cannot draw the plot ({e})", path.display()))
-    };
-    let root = SVGBackend::new(path, (640, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(x, y)
-        .map_err(|e| fail(&e))?;
-    draw(&mut chart, &fail)?;
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
-}
-
-/// The rates a DET plot's axes show, as (label, rate); probit-spaced like the NIST plots.
-const DET_TICKS: [(&str, f64); 9] = [
-    ("0.1", 0.001),
-    ("0.5", 0.005),
-    ("1", 0.01),
-    ("2", 0.02),
-    ("5", 0.05),
-    ("10", 0.1),
-    ("20", 0.2),
-    ("40", 0.4),
-    ("60", 0.6),
-];
-
-/// Normal deviate of a rate (the DET plot's probit axis), rates clamped to the plotted range.
-fn probit(rate: f64) -> f64 {
-    use statrs::distribution::{ContinuousCDF, Normal};
-    Normal::standard().inverse_cdf(rate.clamp(DET_TICKS[0].1, DET_TICKS[8].1))
-}
-
-/// DET curve (miss rate vs false-alarm rate, both on probit axes, in %) as an SVG file, with
-/// the EER line and the model's operating point at `threshold`.
+/// DET curve (probit axes, with the EER line and the operating point at `threshold`) as an
+/// SVG file.
 pub fn plot_det(
     path: &Path,
     bona: &[f64],
@@ -239,73 +158,12 @@ pub fn plot_det(
     threshold: f64,
     title: &str,
 ) -> Result<()> {
-    use plotters::prelude::*;
-    let points: Vec<(f64, f64)> = metrics::det_curve(bona, spoof)
-        .into_iter()
-        .map(|(_, miss, fa)| (probit(fa), probit(miss)))
-        .collect();
-    let (lo, hi) = (probit(0.0), probit(1.0));
-    let label = |v: &f64| {
-        DET_TICKS
-            .iter()
-            .min_by(|a, b| (probit(a.1) - v).abs().total_cmp(&(probit(b.1) - v).abs()))
-            .map(|t| t.0.to_string())
-            .unwrap_or_default()
-    };
-    let ticks: Vec<f64> = DET_TICKS.iter().map(|t| probit(t.1)).collect();
-    svg_chart(path, 600, title, lo..hi, lo..hi, |chart, fail| {
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(0)
-            .y_labels(0)
-            .x_desc("false alarm rate, % (bona fide flagged)")
-            .y_desc("miss rate, % (spoof passed)")
-            .draw()
-            .map_err(|e| fail(&e))?;
-        // Probit axes: the grid and labels sit at the tick rates.
-        for &t in &ticks {
-            chart
-                .draw_series(LineSeries::new(vec![(t, lo), (t, hi)], &BLACK.mix(0.12)))
-                .map_err(|e| fail(&e))?;
-            chart
-                .draw_series(LineSeries::new(vec![(lo, t), (hi, t)], &BLACK.mix(0.12)))
-                .map_err(|e| fail(&e))?;
-            let style = ("sans-serif", 12).into_font().color(&BLACK);
-            chart
-                .draw_series([
-                    Text::new(label(&t), (t, lo - 0.12), style.clone()),
-                    Text::new(label(&t), (lo - 0.35, t), style),
-                ])
-                .map_err(|e| fail(&e))?;
-        }
-        chart
-            .draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], &BLACK.mix(0.3)))
-            .map_err(|e| fail(&e))?
-            .label("EER line")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.3)));
-        chart
-            .draw_series(LineSeries::new(points, &BLUE))
-            .map_err(|e| fail(&e))?
-            .label("DET")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-        let fa = metrics::flagged_rate(bona, threshold);
-        let miss = 1.0 - metrics::flagged_rate(spoof, threshold);
-        chart
-            .draw_series([Circle::new((probit(fa), probit(miss)), 5, RED.filled())])
-            .map_err(|e| fail(&e))?
-            .label(format!(
-                "threshold {threshold:.3}: {:.2} % FA, {:.1} % miss",
-                100.0 * fa,
-                100.0 * miss
-            ))
-            .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK.mix(0.3))
-            .background_style(WHITE)
-            .draw()
-            .map_err(|e| fail(&e))?;
-        Ok(())
+    write_svg(path, crate::plot::det_svg(bona, spoof, threshold, title)?)
+}
+
+fn write_svg(path: &Path, svg: String) -> Result<()> {
+    std::fs::write(path, svg).map_err(|cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
     })
 }

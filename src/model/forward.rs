@@ -65,8 +65,19 @@ impl<B: Backend> Model<B> {
 
     /// The front-end alone: windows `[B, window_samples]` → `[B, frames, features]`.
     pub fn frontend(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
+        let x = self.log_filterbank(backend, signal)?;
+        self.finish_frontend(backend, x)
+    }
+
+    /// The front-end's log filterbank (its spectrogram, before any DCT or normalisation):
+    /// windows `[B, window_samples]` → `[B, frames, bins]`.
+    pub fn log_filterbank(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
         let power = backend.stft_power(signal, &self.window, &self.stft)?;
-        let mut x = backend.filterbank_log(&power, self.projection.as_ref(), self.log)?;
+        backend.filterbank_log(&power, self.projection.as_ref(), self.log)
+    }
+
+    /// The rest of the front-end after [`Model::log_filterbank`]: DCT and normalisation.
+    fn finish_frontend(&self, backend: &B, mut x: B::Tensor) -> Result<B::Tensor> {
         if let Some(basis) = &self.dct {
             x = backend.dct(&x, basis)?;
         }
@@ -152,15 +163,79 @@ impl<B: Backend> Model<B> {
     ) -> Result<(B::Readback, B::Tensor)> {
         let len = self.spec.window_samples;
         let signal = backend.upload(windows, &[count, len])?;
-        let features = self.features(backend, &signal)?;
+        let last = self.head(backend, self.frontend(backend, &signal)?)?;
+        Ok((backend.start_download(&last)?, signal))
+    }
+
+    /// Front-end output → encoder → classifier → the last op of the scoring (calibrated sigmoid,
+    /// or softmax whose bona fide column [`Model::collect`] turns into a score): only `[B]`
+    /// scores or `[B, N]` probabilities come back.
+    fn head(&self, backend: &B, frontend: B::Tensor) -> Result<B::Tensor> {
+        let features = match &self.encoder {
+            Some(enc) => encoder::forward(backend, enc, &frontend, false)?.remove(0),
+            None => frontend,
+        };
         let outputs = self.classify(backend, features)?;
         let cal = self.spec.config.calibration;
-        // Only [B] scores or [B, N] probabilities come back.
-        let last = match self.spec.config.output.kind {
-            OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias)?,
-            OutputKind::Softmax => backend.softmax(&outputs)?,
-        };
-        Ok((backend.start_download(&last)?, signal))
+        match self.spec.config.output.kind {
+            OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias),
+            OutputKind::Softmax => backend.softmax(&outputs),
+        }
+    }
+
+    /// Why one window scores as it does: its log filterbank, and its score again with each of
+    /// `bands` contiguous frequency bands set to the window's floor (an occlusion map: the
+    /// band whose removal lowers the score most is where the model saw the fake).
+    pub fn explain(&self, backend: &B, window: &[f32], bands: usize) -> Result<Explanation> {
+        self.spec.require_classifier()?;
+        if window.len() != self.spec.window_samples {
+            return Err(Error::backend(
+                backend.name(),
+                format!(
+                    "explain: got {} samples for a window of {}",
+                    window.len(),
+                    self.spec.window_samples
+                ),
+            ));
+        }
+        let signal = backend.upload(window, &[1, window.len()])?;
+        let image = backend.download(&self.log_filterbank(backend, &signal)?)?;
+        let bins = self.spec.frontend_bins();
+        let frames = image.len() / bins.max(1);
+        let floor = image.iter().copied().fold(f32::INFINITY, f32::min);
+        let edges: Vec<usize> = (0..=bands.clamp(1, bins))
+            .map(|k| k * bins / bands.clamp(1, bins))
+            .collect();
+        let mut batch = image.clone();
+        for band in edges.windows(2) {
+            let mut copy = image.clone();
+            for frame in copy.chunks_mut(bins) {
+                frame[band[0]..band[1]].fill(floor);
+            }
+            batch.extend(copy);
+        }
+        let count = edges.len();
+        let x = backend.upload(&batch, &[count, frames, bins])?;
+        let x = self.finish_frontend(backend, x)?;
+        let last = self.head(backend, x)?;
+        let pending = PendingScores(vec![(backend.start_download(&last)?, signal)]);
+        let scores = self.collect(backend, pending)?;
+        let centre = self.spec.bin_centres_hz();
+        Ok(Explanation {
+            frames,
+            bins,
+            image,
+            score: scores[0],
+            bands: edges
+                .windows(2)
+                .zip(&scores[1..])
+                .map(|(e, &score)| Band {
+                    bins: e[0]..e[1],
+                    hz: (centre[e[0]], centre[e[1] - 1]),
+                    score,
+                })
+                .collect(),
+        })
     }
 
     /// Wait for a batch queued by [`Model::submit`] and return its window scores.
@@ -188,6 +263,29 @@ impl<B: Backend> Model<B> {
             }
         }
     }
+}
+
+/// One window explained by [`Model::explain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub frames: usize,
+    pub bins: usize,
+    /// The log filterbank, frame-major `[frames, bins]`, bin 0 the lowest frequency.
+    pub image: Vec<f32>,
+    /// The window's score.
+    pub score: f32,
+    /// The score with each band removed, low to high frequency.
+    pub bands: Vec<Band>,
+}
+
+/// One band of an [`Explanation`]'s occlusion map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub bins: std::ops::Range<usize>,
+    /// Centre frequencies of its first and last bin.
+    pub hz: (f64, f64),
+    /// The window's score with this band set to the window's floor.
+    pub score: f32,
 }
 
 /// A batch queued by [`Model::submit`]; [`Model::collect`] turns it into scores.

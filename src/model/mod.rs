@@ -12,7 +12,7 @@ pub mod spec;
 use std::path::Path;
 
 pub use config::ModelConfig;
-pub use forward::{Model, PendingScores};
+pub use forward::{Band, Explanation, Model, PendingScores};
 pub use spec::ModelSpec;
 
 use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
@@ -64,6 +64,8 @@ pub trait Scorer: Send + Sync {
     fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted>;
     /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>>;
+    /// One window's log filterbank and occlusion map over `bands` bands ([`Model::explain`]).
+    fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation>;
 }
 
 /// A batch queued by [`Scorer::submit`] (the backend's pending readback, type-erased).
@@ -90,6 +92,9 @@ impl<B: Backend + 'static> Scorer for Bound<B> {
             crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
         })?;
         self.model.collect(&self.backend, *pending)
+    }
+    fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation> {
+        self.model.explain(&self.backend, window, bands)
     }
 }
 

@@ -97,6 +97,38 @@ fn bn_affine(
 }
 
 impl ModelSpec {
+    /// Bins of the front-end's log filterbank (before any DCT).
+    pub fn frontend_bins(&self) -> usize {
+        match &self.frontend.projection {
+            Projection::Bins { start, end } => end - start,
+            Projection::Matrix(m) => m.shape[1],
+        }
+    }
+
+    /// Centre frequency in Hz of each log-filterbank bin: the FFT bin itself, or the FFT bin
+    /// where a filter peaks.
+    pub fn bin_centres_hz(&self) -> Vec<f64> {
+        let hz_per_bin = self.config.sample_rate as f64 / self.frontend.stft.n_fft as f64;
+        match &self.frontend.projection {
+            Projection::Bins { start, end } => {
+                (*start..*end).map(|k| k as f64 * hz_per_bin).collect()
+            }
+            Projection::Matrix(m) => {
+                let (rows, filters) = (m.shape[0], m.shape[1]);
+                (0..filters)
+                    .map(|f| {
+                        let peak = (0..rows)
+                            .max_by(|&a, &b| {
+                                m.data[a * filters + f].total_cmp(&m.data[b * filters + f])
+                            })
+                            .unwrap_or(0);
+                        peak as f64 * hz_per_bin
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// An error unless the model has a classifier: an encoder front-end alone makes features,
     /// not scores.
     pub fn require_classifier(&self) -> Result<()> {

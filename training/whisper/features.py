@@ -11,6 +11,11 @@ engine does (src/audio/activity.rs), Whisper log-mel per window, CTranslate2's e
 → final hidden states [positions, width], stored as float16. Written in shards of --shard clips
 (OUT/LIST-00000.npz: `states` [windows, positions, width], `clip` [windows] = row index in the
 list); existing shards are kept, so an interrupted run resumes.
+
+With `--layers 1,2,…` (and `--encoder`, the converted deepscreen model) the hidden states after
+those blocks (0 = stem + positions) are written instead, one directory per layer
+(OUT/L1/LIST-00000.npz, …), computed by a float32 PyTorch copy of the encoder that stops after
+the deepest block asked for — the inputs of a head that reads a weighted sum of layers.
 """
 
 from __future__ import annotations
@@ -87,9 +92,50 @@ def log_mel_batch(batch: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return ((spec + 4.0) / 4.0).astype(np.float32)
 
 
+class TorchEncoder:
+    """Whisper's encoder in float32 PyTorch from a deepscreen encoder file (for intermediate
+    layers, which CTranslate2's `encode` does not return)."""
+
+    def __init__(self, path: Path, threads: int):
+        import json
+
+        import torch
+        from safetensors import safe_open
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        with safe_open(str(path), "np") as f:
+            self.heads = json.loads(f.metadata()["deepscreen"])["encoder"]["heads"]
+            self.w = {k: torch.from_numpy(f.get_tensor(k).astype(np.float32)) for k in f.keys() if k.startswith("encoder.")}
+
+    def states(self, mel: np.ndarray, layers: list[int]) -> dict[int, np.ndarray]:
+        """{layer: [B, positions, d]} for a [B, 80, frames] log-mel batch."""
+        torch, w = self.torch, self.w
+        F = torch.nn.functional
+        with torch.no_grad():
+            x = F.gelu(F.conv1d(torch.from_numpy(mel), w["encoder.conv1.weight"], w["encoder.conv1.bias"], padding=1))
+            x = F.gelu(F.conv1d(x, w["encoder.conv2.weight"], w["encoder.conv2.bias"], stride=2, padding=1))
+            x = x.transpose(1, 2) + w["encoder.positions"][: x.shape[2]]
+            out = {0: x} if 0 in layers else {}
+            b, t, d = x.shape
+            for i in range(max(layers)):
+                p = f"encoder.blocks.{i}."
+                h = F.layer_norm(x, (d,), w[p + "attn_norm.weight"], w[p + "attn_norm.bias"], 1e-5)
+                q, k, v = F.linear(h, w[p + "qkv.weight"], w[p + "qkv.bias"]).split(d, dim=2)
+                q, k, v = (z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+                a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+                x = x + F.linear(a, w[p + "attn_out.weight"], w[p + "attn_out.bias"])
+                h = F.layer_norm(x, (d,), w[p + "mlp_norm.weight"], w[p + "mlp_norm.bias"], 1e-5)
+                h = F.gelu(F.linear(h, w[p + "mlp_in.weight"], w[p + "mlp_in.bias"]))
+                x = x + F.linear(h, w[p + "mlp_out.weight"], w[p + "mlp_out.bias"])
+                if i + 1 in layers:
+                    out[i + 1] = x
+            return {k: v.numpy() for k, v in out.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", required=True, help="CTranslate2 Whisper model directory")
+    ap.add_argument("--model-dir", help="CTranslate2 Whisper model directory (final states)")
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--list", required=True, help="list name: DATA/LIST.csv")
     ap.add_argument("--out", type=Path, required=True)
@@ -98,20 +144,32 @@ def main() -> int:
     ap.add_argument("--shard", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layers", help="comma-separated block indices (0 = stem): write these hidden states")
+    ap.add_argument("--encoder", type=Path, help="deepscreen encoder file (convert.py), for --layers")
     args = ap.parse_args()
-    import ctranslate2
     import soundfile as sf
     from common import load_audio
 
-    whisper = ctranslate2.models.Whisper(args.model_dir, device="cpu", compute_type="float32",
-                                         intra_threads=args.threads)
+    layers = sorted({int(x) for x in args.layers.split(",")}) if args.layers else []
+    if layers:
+        if not args.encoder:
+            raise SystemExit("--layers needs --encoder")
+        torch_encoder = TorchEncoder(args.encoder, args.threads)
+        outs = {k: args.out / f"L{k}" for k in layers}
+    else:
+        import ctranslate2
+
+        whisper = ctranslate2.models.Whisper(args.model_dir, device="cpu", compute_type="float32",
+                                             intra_threads=args.threads)
+        outs = {None: args.out}
     filters = reference.mel_filters().astype(np.float32)
     with open(args.data / f"{args.list}.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    args.out.mkdir(parents=True, exist_ok=True)
+    for out in outs.values():
+        out.mkdir(parents=True, exist_ok=True)
     for first in range(0, len(rows), args.shard):
-        target = args.out / f"{Path(args.list).name}-{first // args.shard:05d}.npz"
-        if target.exists():
+        shard = f"{Path(args.list).name}-{first // args.shard:05d}.npz"
+        if all((out / shard).exists() for out in outs.values()):
             continue
         wins, owner = [], []
         for i in range(first, min(len(rows), first + args.shard)):
@@ -127,15 +185,20 @@ def main() -> int:
                 if is_active(w):
                     wins.append(fill_digital_silence(w, i * 1000 + k))
                     owner.append(i)
-        states = []
+        states: dict = {k: [] for k in outs}
         for b in range(0, len(wins), args.batch):
-            mel = log_mel_batch(np.stack(wins[b : b + args.batch]), filters)
-            out = whisper.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)), to_cpu=True)
-            states.append(np.array(out).astype(np.float16))
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez(tmp, states=np.concatenate(states), clip=np.array(owner, dtype=np.int32))
-        os.replace(tmp, target)
-        print(f"{target.name}: {len(wins)} windows", flush=True)
+            mel = np.ascontiguousarray(log_mel_batch(np.stack(wins[b : b + args.batch]), filters))
+            if layers:
+                for k, v in torch_encoder.states(mel, layers).items():
+                    states[k].append(v.astype(np.float16))
+            else:
+                out = whisper.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
+                states[None].append(np.array(out).astype(np.float16))
+        for k, out in outs.items():
+            tmp = out / (shard[:-4] + ".tmp.npz")
+            np.savez(tmp, states=np.concatenate(states[k]), clip=np.array(owner, dtype=np.int32))
+            os.replace(tmp, out / shard)
+        print(f"{shard}: {len(wins)} windows", flush=True)
     return 0
 
 

@@ -1,0 +1,301 @@
+//! `deepscreen review`: one self-contained HTML page from a screen report, for the people who
+//! confirm each flagged file before anything is taken down. Summary, score histogram (and
+//! DET/ROC when a labelled protocol is given), a sortable, filterable table of every file, and
+//! for the top flagged files: window-score timeline, spectrogram of the most suspicious window
+//! from the engine's own front-end, which frequency band drives the score, and a player.
+
+pub mod explain;
+pub mod html;
+pub mod media;
+pub mod rows;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::backend::BackendKind;
+use crate::eval::protocol::{self, ProtocolFormat};
+use crate::model::{self, Scorer};
+use crate::screen::report::{BONA_FIDE, NO_SIGNAL, SYNTHETIC};
+use explain::Detail;
+use rows::ReportRow;
+
+/// What to review (the `review` command's options).
+#[derive(Debug, Clone)]
+pub struct ReviewJob {
+    pub report: PathBuf,
+    pub output: PathBuf,
+    /// Flagged files shown in detail, highest score first.
+    pub top: usize,
+    /// Put each detailed file's most suspicious window in the page as audio.
+    pub embed_audio: bool,
+    /// The model to re-screen flagged files with [default: the embedded model whose id the
+    /// report names].
+    pub model: Option<String>,
+    pub backend: BackendKind,
+    /// Re-screen flagged files (window scores, spectrogram, band map); off: table and plots only.
+    pub rescreen: bool,
+    /// Frequency bands of the occlusion map.
+    pub bands: usize,
+    /// A labelled protocol (as for `eval`): DET and ROC of the report's scores.
+    pub protocol: Option<PathBuf>,
+    pub protocol_format: ProtocolFormat,
+    pub audio_dir: Option<PathBuf>,
+}
+
+impl ReviewJob {
+    /// A review of `report` into `output` with the defaults of `deepscreen review`.
+    pub fn new(report: PathBuf, output: PathBuf) -> Self {
+        ReviewJob {
+            report,
+            output,
+            top: 200,
+            embed_audio: false,
+            model: None,
+            backend: BackendKind::Auto,
+            rescreen: true,
+            bands: 8,
+            protocol: None,
+            protocol_format: ProtocolFormat::Auto,
+            audio_dir: None,
+        }
+    }
+}
+
+/// What a review produced.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewOutcome {
+    pub rows: usize,
+    pub flagged: usize,
+    /// Flagged files shown with timeline, spectrogram and band map.
+    pub explained: usize,
+    /// Flagged files whose detail could not be made (named on standard error, and in the page).
+    pub explain_failed: usize,
+    pub bytes: u64,
+    /// Why there are no details (no model, --no-rescreen), if so.
+    pub note: Option<String>,
+}
+
+/// Everything the page shows, gathered.
+pub struct Page {
+    pub report: PathBuf,
+    pub rows: Vec<ReportRow>,
+    /// Row indices in table order: flagged first, highest score first.
+    pub order: Vec<usize>,
+    /// (row index, detail or why it failed) for the top flagged files.
+    pub details: Vec<(usize, Result<Detail, String>)>,
+    pub labels: Option<Labels>,
+    pub model: Option<PageModel>,
+    pub embed_audio: bool,
+    pub output_dir: PathBuf,
+    pub note: Option<String>,
+}
+
+/// The re-screening model's facts the page needs.
+pub struct PageModel {
+    pub rate: u32,
+    pub db_per_unit: f32,
+    pub bin_hz: Vec<f64>,
+}
+
+/// Bona fide / spoof labels of the report's rows, from a protocol.
+pub struct Labels {
+    pub protocol: PathBuf,
+    /// Per row: Some(true) spoof, Some(false) bona fide, None not in the protocol.
+    pub spoof: Vec<Option<bool>>,
+}
+
+/// Rank of a row in the table's default order: flagged, bona fide, no signal, failed.
+pub fn verdict_rank(row: &ReportRow) -> u8 {
+    if row.error.is_some() {
+        return 3;
+    }
+    match row.verdict.as_deref() {
+        Some(SYNTHETIC) => 0,
+        Some(BONA_FIDE) => 1,
+        Some(NO_SIGNAL) => 2,
+        _ => 3,
+    }
+}
+
+pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
+    let rows = rows::read(&job.report)?;
+    if rows.is_empty() {
+        bail!("{}: the report has no rows", job.report.display());
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (&rows[a], &rows[b]);
+        verdict_rank(ra)
+            .cmp(&verdict_rank(rb))
+            .then(
+                rb.score
+                    .unwrap_or(-1.0)
+                    .total_cmp(&ra.score.unwrap_or(-1.0)),
+            )
+            .then(ra.path.cmp(&rb.path))
+    });
+    let flagged: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| verdict_rank(&rows[i]) == 0)
+        .collect();
+    let labels = job
+        .protocol
+        .as_ref()
+        .map(|p| label_rows(&rows, p, job.protocol_format, job.audio_dir.as_deref()))
+        .transpose()?;
+
+    let mut outcome = ReviewOutcome {
+        rows: rows.len(),
+        flagged: flagged.len(),
+        ..ReviewOutcome::default()
+    };
+    let top: Vec<usize> = flagged.iter().copied().take(job.top).collect();
+    let mut details = Vec::new();
+    let mut page_model = None;
+    if !job.rescreen {
+        outcome.note = Some("details were not made (--no-rescreen)".into());
+    } else if !top.is_empty() {
+        match scorer_for(job, &rows)? {
+            Ok(scorer) => {
+                let spec = scorer.spec();
+                page_model = Some(PageModel {
+                    rate: spec.config.sample_rate,
+                    db_per_unit: explain::db_per_unit(spec.frontend.log, spec.frontend.stft.power),
+                    bin_hz: spec.bin_centres_hz(),
+                });
+                let bar = progress_bar(top.len() as u64);
+                for &i in &top {
+                    let row = &rows[i];
+                    let detail = explain::explain_file(
+                        scorer.as_ref(),
+                        &row.file(),
+                        row.segments.as_deref(),
+                        job.bands,
+                    )
+                    .map_err(|e| e.to_string());
+                    match &detail {
+                        Ok(_) => outcome.explained += 1,
+                        Err(e) => {
+                            outcome.explain_failed += 1;
+                            bar.suspend(|| eprintln!("review: {}: {e}", row.path));
+                        }
+                    }
+                    details.push((i, detail));
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+            }
+            Err(why) => outcome.note = Some(why),
+        }
+    }
+    let page = Page {
+        report: job.report.clone(),
+        rows,
+        order,
+        details,
+        labels,
+        model: page_model,
+        embed_audio: job.embed_audio,
+        output_dir: std::path::absolute(&job.output)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default(),
+        note: outcome.note.clone(),
+    };
+    let text = html::render(&page)?;
+    std::fs::write(&job.output, &text)
+        .with_context(|| format!("cannot write {}", job.output.display()))?;
+    outcome.bytes = text.len() as u64;
+    Ok(outcome)
+}
+
+/// The scorer that re-screens flagged files: `--model`, or the embedded model whose id the
+/// report names. `Ok(Err(why))` when there is none (the page is made without details).
+fn scorer_for(
+    job: &ReviewJob,
+    rows: &[ReportRow],
+) -> anyhow::Result<Result<Box<dyn Scorer>, String>> {
+    let ids: BTreeSet<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    let spec = match &job.model {
+        Some(m) => model::resolve(m)?,
+        None => {
+            let found = model::EMBEDDED.iter().find_map(|(name, _)| {
+                let spec = model::resolve(name).ok()?;
+                ids.contains(spec.config.id.as_str()).then_some(spec)
+            });
+            match found {
+                Some(spec) => spec,
+                None => {
+                    return Ok(Err(format!(
+                        "no details: the report's model ({}) is not embedded in this build; \
+                         pass --model FILE to re-screen the flagged files",
+                        ids.into_iter().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    if !ids.contains(spec.config.id.as_str()) {
+        bail!(
+            "--model {} is {:?}, but the report was written by {}: window scores and \
+             explanations would not match the report's scores",
+            job.model.as_deref().unwrap_or_default(),
+            spec.config.id,
+            ids.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(Ok(model::bind(job.backend, spec)?))
+}
+
+/// Label the report's rows from a protocol, by path (as written, or both made absolute).
+fn label_rows(
+    rows: &[ReportRow],
+    protocol_path: &Path,
+    format: ProtocolFormat,
+    audio_dir: Option<&Path>,
+) -> anyhow::Result<Labels> {
+    let trials = protocol::read(protocol_path, format, audio_dir)?;
+    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let by_path: HashMap<PathBuf, bool> = trials
+        .iter()
+        .flat_map(|t| [(t.path.clone(), t.spoof), (key(&t.path), t.spoof)])
+        .collect();
+    let spoof: Vec<Option<bool>> = rows
+        .iter()
+        .map(|r| {
+            let f = r.file();
+            by_path.get(&f).or_else(|| by_path.get(&key(&f))).copied()
+        })
+        .collect();
+    if spoof.iter().all(Option::is_none) {
+        bail!(
+            "{}: none of the report's {} paths is in the protocol (are the paths relative to \
+             another directory? see --audio-dir)",
+            protocol_path.display(),
+            rows.len()
+        );
+    }
+    Ok(Labels {
+        protocol: protocol_path.to_path_buf(),
+        spoof,
+    })
+}
+
+/// A bar over the flagged files being explained, only when standard error is a terminal.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "explaining flagged files {bar:30} {pos}/{len}  {elapsed_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
