@@ -341,6 +341,38 @@ fn check_whisper_on<B: Backend>(be: &B) {
         max_abs_diff(&features, &second) <= 1e-4 * 5.0,
         "{case}: read layer 2"
     );
+    // A weighted sum of layers: Σ w · LayerNorm(state), against the reference states
+    // normalised here in f64.
+    let (mut config, tensors) = file::read(&bytes, "whisper-tiny-en-encoder").unwrap();
+    config.window.seconds = 1.0;
+    config.window.hop_seconds = 1.0;
+    let terms = [(1usize, 0.25f32), (3, -0.5), (5, 1.25)];
+    config.encoder.as_mut().unwrap().read = deepscreen::model::config::EncoderRead::Mix(
+        terms
+            .iter()
+            .map(|&(state, weight)| deepscreen::model::config::MixTerm { state, weight })
+            .collect(),
+    );
+    let spec = deepscreen::model::ModelSpec::new(config, tensors).unwrap();
+    let model = Model::new(be, spec).unwrap();
+    let features = be.download(&model.features(be, &signal).unwrap()).unwrap();
+    let mut want = vec![0.0f64; features.len()];
+    for &(state, weight) in &terms {
+        let (shape, h) = tensor(&io, &format!("hidden.{state}"));
+        let d = shape[1];
+        let normed =
+            common::ref_layer_norm(&common::to_f64(&h), d, &vec![1.0; d], &vec![0.0; d], 1e-5);
+        for (w, v) in want.iter_mut().zip(normed) {
+            *w += weight as f64 * v;
+        }
+    }
+    let d = features
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+    eprintln!("{case}: layer mix: max |diff| {d:e}");
+    // Inputs up to ~20 carry up to 1e-4 × 20 of error; LayerNorm divides by their spread.
+    assert!(d <= 2e-4, "{case}: layer mix is off by {d:e}");
 }
 
 #[test]

@@ -779,6 +779,29 @@ fn encoder_config_is_validated() {
         c.encoder.as_mut().unwrap().read = deepscreen::model::config::EncoderRead::Layer(5)
     });
     assert!(e.contains("past the last block"), "{e}");
+    use deepscreen::model::config::{EncoderRead, MixTerm};
+    let e = with(&|c| c.encoder.as_mut().unwrap().read = EncoderRead::Mix(vec![]));
+    assert!(e.contains("read.mix is empty"), "{e}");
+    let e = with(&|c| {
+        c.encoder.as_mut().unwrap().read = EncoderRead::Mix(vec![
+            MixTerm {
+                state: 1,
+                weight: 0.5,
+            },
+            MixTerm {
+                state: 6,
+                weight: 0.5,
+            },
+        ])
+    });
+    assert!(e.contains("state 6 is past the final LayerNorm (5)"), "{e}");
+    let e = with(&|c| {
+        c.encoder.as_mut().unwrap().read = EncoderRead::Mix(vec![MixTerm {
+            state: 2,
+            weight: f32::NAN,
+        }])
+    });
+    assert!(e.contains("weight must be finite"), "{e}");
     let e = with(&|c| c.encoder.as_mut().unwrap().layers = 3);
     assert!(
         e.contains("encoder.blocks.3"),

@@ -229,14 +229,26 @@ pub enum EncoderKind {
     Whisper,
 }
 
-/// `"final"` (after the final LayerNorm) or `{"layer": i}`: 0 = stem + positions, i = after
-/// block i.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// What the classifier reads from the encoder: `"final"` (after the final LayerNorm),
+/// `{"layer": i}` (0 = stem + positions, i = after block i), or `{"mix": [{"state": i,
+/// "weight": w}, …]}`: `Σ w · LayerNorm(state i)` (LayerNorm without gain or bias), where state
+/// i indexes [stem + positions, block 1, …, block N, final LayerNorm] — a learned weighted sum
+/// of layers (low layers see signal detail, top layers content).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EncoderRead {
     #[default]
     Final,
     Layer(usize),
+    Mix(Vec<MixTerm>),
+}
+
+/// One term of [`EncoderRead::Mix`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixTerm {
+    pub state: usize,
+    pub weight: f32,
 }
 
 /// One classifier layer. Tensors are looked up by `name` + suffix (see README).

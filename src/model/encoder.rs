@@ -53,6 +53,9 @@ pub struct Encoder<T> {
     pub final_norm: Norm<T>,
     pub heads: usize,
     pub read: EncoderRead,
+    /// For [`EncoderRead::Mix`]: each term's state and a LayerNorm whose gain is the term's
+    /// weight (bias 0), so a term is one `layer_norm` op.
+    pub mix: Vec<(usize, Norm<T>)>,
 }
 
 impl<T> Norm<T> {
@@ -97,7 +100,12 @@ impl<T> Encoder<T> {
                 .collect::<Result<_, E>>()?,
             final_norm: self.final_norm.try_map(f)?,
             heads: self.heads,
-            read: self.read,
+            read: self.read.clone(),
+            mix: self
+                .mix
+                .iter()
+                .map(|(state, norm)| Ok((*state, norm.try_map(f)?)))
+                .collect::<Result<_, E>>()?,
         })
     }
 }
@@ -193,7 +201,25 @@ pub fn from_host(
             beta: final_norm.bias,
         },
         heads: cfg.heads,
-        read: cfg.read,
+        read: cfg.read.clone(),
+        mix: match &cfg.read {
+            EncoderRead::Mix(terms) => terms
+                .iter()
+                .map(|t| {
+                    let d = cfg.width;
+                    let gamma = HostTensor {
+                        shape: vec![d],
+                        data: vec![t.weight; d],
+                    };
+                    let beta = HostTensor {
+                        shape: vec![d],
+                        data: vec![0.0; d],
+                    };
+                    (t.state, Norm { gamma, beta })
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -227,31 +253,56 @@ pub fn forward<B: Backend>(
         &halve,
         Activation::Gelu,
     )?;
-    let mut x = backend.add(&x, &enc.positions)?;
-    let wanted = match enc.read {
-        EncoderRead::Final => enc.blocks.len() + 1,
-        EncoderRead::Layer(i) => i,
+    let x = backend.add(&x, &enc.positions)?;
+    let n = enc.blocks.len();
+    // States are numbered 0 = stem + positions, i = after block i, n + 1 = final LayerNorm;
+    // only those read are kept.
+    let (deepest, keep): (usize, Box<dyn Fn(usize) -> bool>) = match (&enc.read, all) {
+        (_, true) => (n + 1, Box::new(|_| true)),
+        (EncoderRead::Final, false) => (n + 1, Box::new(move |i| i == n + 1)),
+        (EncoderRead::Layer(l), false) => {
+            let l = *l;
+            (l, Box::new(move |i| i == l))
+        }
+        (EncoderRead::Mix(_), false) => {
+            let read: Vec<usize> = enc.mix.iter().map(|(s, _)| *s).collect();
+            let deepest = read.iter().copied().max().unwrap_or(n + 1);
+            (deepest, Box::new(move |i| read.contains(&i)))
+        }
     };
-    let mut states = Vec::new();
-    for (i, block) in enc.blocks.iter().enumerate() {
-        if !all && i == wanted {
-            return Ok(vec![x]);
-        }
+    let mut states: Vec<Option<B::Tensor>> = Vec::with_capacity(deepest + 1);
+    let mut x = x;
+    for (i, block) in enc.blocks.iter().enumerate().take(deepest) {
         let next = block_forward(backend, block, enc.heads, &x)?;
-        if all {
-            states.push(x);
-        }
+        states.push(keep(i).then_some(x));
         x = next;
     }
-    if !all && wanted == enc.blocks.len() {
-        return Ok(vec![x]);
+    if deepest == n + 1 {
+        let last = backend.layer_norm(&x, &enc.final_norm.gamma, &enc.final_norm.beta, LN_EPS)?;
+        states.push(keep(n).then_some(x));
+        states.push(Some(last));
+    } else {
+        states.push(Some(x));
     }
-    let last = backend.layer_norm(&x, &enc.final_norm.gamma, &enc.final_norm.beta, LN_EPS)?;
     if all {
-        states.push(x);
+        return Ok(states.into_iter().flatten().collect());
     }
-    states.push(last);
-    Ok(states)
+    if enc.mix.is_empty() {
+        return Ok(vec![
+            states.pop().flatten().expect("the state read is kept"),
+        ]);
+    }
+    // Σ weight · LayerNorm(state): the weight is the LayerNorm's gain.
+    let mut sum: Option<B::Tensor> = None;
+    for (state, norm) in &enc.mix {
+        let h = states[*state].as_ref().expect("mixed states are kept");
+        let term = backend.layer_norm(h, &norm.gamma, &norm.beta, LN_EPS)?;
+        sum = Some(match sum {
+            Some(acc) => backend.add(&acc, &term)?,
+            None => term,
+        });
+    }
+    Ok(vec![sum.expect("read.mix is not empty")])
 }
 
 /// One pre-LayerNorm transformer block on `x` `[B, T, d]`.

@@ -412,13 +412,34 @@ fn plan_encoder(enc: &EncoderConfig, frames: usize) -> Result<usize> {
             enc.max_positions
         )));
     }
-    if let EncoderRead::Layer(i) = enc.read
-        && i > enc.layers
-    {
-        return Err(at(format!(
-            "read.layer {i} is past the last block ({})",
-            enc.layers
-        )));
+    match &enc.read {
+        EncoderRead::Layer(i) if *i > enc.layers => {
+            return Err(at(format!(
+                "read.layer {i} is past the last block ({})",
+                enc.layers
+            )));
+        }
+        EncoderRead::Mix(terms) => {
+            if terms.is_empty() {
+                return Err(at("read.mix is empty".to_string()));
+            }
+            for t in terms {
+                if t.state > enc.layers + 1 {
+                    return Err(at(format!(
+                        "read.mix state {} is past the final LayerNorm ({})",
+                        t.state,
+                        enc.layers + 1
+                    )));
+                }
+                if !t.weight.is_finite() {
+                    return Err(at(format!(
+                        "read.mix state {}: weight must be finite",
+                        t.state
+                    )));
+                }
+            }
+        }
+        _ => {}
     }
     Ok(positions)
 }

@@ -64,15 +64,42 @@ def family(row: dict, groups: list[str] = ()) -> str:
     return next((g for g in groups if row["attack"].startswith(g)), row["attack"])
 
 
+def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str):
+    """Like load_features, with the states of blocks `mix` (from LAYER_DIR/L{k}) stacked before
+    the final states: [windows, len(mix) + 1, positions, width]."""
+    states, clip, rows = load_features(sets, name)
+    if not mix:
+        return states, clip, rows
+    stack = np.empty((len(states), len(mix) + 1, *states.shape[1:]), dtype=states.dtype)
+    stack[:, -1] = states
+    del states
+    for j, k in enumerate(mix):
+        s, c, _ = load_features([(d, ld / f"L{k}") for (d, _), ld in zip(sets, layer_dirs)], name)
+        if not np.array_equal(c, clip):
+            raise SystemExit(f"layer {k} features of {name} do not match the final ones (rerun features.py)")
+        stack[:, j] = s
+    return stack, clip, rows
+
+
 class Head(nn.Module):
-    def __init__(self, width: int, hidden: int, dropout: float):
+    """`layers` > 1: the input is [B, layers, T, width] and the head first mixes the layers:
+    each LayerNorm-ed (no affine), weighted by a learned softmax, summed."""
+
+    def __init__(self, width: int, hidden: int, dropout: float, layers: int = 1):
         super().__init__()
         self.drop = nn.Dropout(dropout)
+        self.mix = nn.Parameter(torch.zeros(layers)) if layers > 1 else None
         self.frame1 = nn.Linear(width, hidden)
         self.frame2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, width] → [B]
+    def mix_weights(self) -> np.ndarray:
+        return torch.softmax(self.mix, 0).detach().numpy() if self.mix is not None else np.ones(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, width] or [B, L, T, width] → [B]
+        if self.mix is not None:
+            x = nn.functional.layer_norm(x, x.shape[-1:], eps=1e-5)
+            x = (torch.softmax(self.mix, 0)[None, :, None, None] * x).sum(dim=1)
         h = torch.relu(self.frame1(self.drop(x)))
         h = torch.relu(self.frame2(h))
         return self.out(h.mean(dim=1)).squeeze(1)
@@ -167,6 +194,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="prepare.py outputs (one or more)")
     ap.add_argument("--features", type=Path, nargs="+", required=True, help="features.py outputs, one per --data")
+    ap.add_argument("--layer-features", type=Path, nargs="*", default=[],
+                    help="features.py --layers outputs, one per --data (with --mix)")
+    ap.add_argument("--mix", type=int, nargs="*", default=[],
+                    help="encoder blocks whose states are mixed with the final ones (learned weights)")
     ap.add_argument("--train-sets", type=int, help="train on the first K --data sets only (all are measured): "
                                                    "the baseline for an addition")
     ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family "
@@ -196,8 +227,11 @@ def main() -> int:
     if len(args.data) != len(args.features):
         raise SystemExit("give one --features directory per --data directory")
     sets = list(zip(args.data, args.features))
-    states, clip, rows = load_features(sets[: args.train_sets or len(sets)], "train")
-    width = states.shape[2]
+    if args.mix and len(args.layer_features) != len(args.data):
+        raise SystemExit("--mix needs one --layer-features directory per --data directory")
+    n_train = args.train_sets or len(sets)
+    states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train")
+    width = states.shape[-1]
     labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
     fams = np.array([f"{rows[c]['label']}:{family(rows[c], args.group)}" for c in clip])
     # Source-balanced sampling: each class half the batch, each family of a class alike.
@@ -212,7 +246,7 @@ def main() -> int:
     print(f"train: {len(clip)} windows of {len(np.unique(clip))} clips, families "
           f"{sorted(set(fams))}", flush=True)
 
-    head = Head(width, args.hidden, args.dropout)
+    head = Head(width, args.hidden, args.dropout, len(args.mix) + 1)
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps)
     for step in range(args.steps):
@@ -231,8 +265,9 @@ def main() -> int:
     # Dev: held-out real packages, held-out voices, held-out generators; clean and channel.
     dev = {}
     for name in ("dev", "dev-channel"):
-        s, c, r = load_features(sets, name)
+        s, c, r = load_stack(sets, args.layer_features, args.mix, name)
         dev[name] = (window_logits(head, s), c, r)
+        del s
     cal_logits = np.concatenate([dev[n][0] for n in dev])
     cal_labels = np.concatenate([[dev[n][2][c]["label"] != "bonafide" for c in dev[n][1]] for n in dev]).astype(np.float32)
     a, b = fit_calibration(cal_logits, cal_labels)
@@ -243,7 +278,10 @@ def main() -> int:
     bona_all = bona_all[np.isfinite(bona_all)]
     threshold = float(np.quantile(bona_all, 1 - args.target_fa, method="higher"))
 
+    if args.mix:
+        print("layer weights", dict(zip([*args.mix, "final"], head.mix_weights().round(3).tolist())))
     report = {"note": args.note, "id": args.id, "calibration": [a, b], "threshold": threshold,
+              "mix": dict(zip([str(k) for k in [*args.mix, "final"]], head.mix_weights().tolist())),
               "args": {k: str(v) for k, v in vars(args).items()}, "lists": {}}
     for name, (s, r) in scored.items():
         ok = np.isfinite(s)
