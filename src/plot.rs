@@ -199,6 +199,7 @@ pub fn histogram_svg(groups: &[HistogramGroup<'_>], threshold: f64) -> Result<St
             .map_err(|e| fail(&e))?;
         chart
             .configure_mesh()
+            .light_line_style(BLACK.mix(0.04))
             .x_desc("score (probability synthetic)")
             .y_desc("files")
             .y_label_formatter(&|v| format!("{v:.0}"))

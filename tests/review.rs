@@ -560,7 +560,7 @@ fn embedded_audio_labels_and_csv_reports() {
             .unwrap();
         let rows: Vec<Vec<Value>> = serde_json::from_str(json).unwrap();
         rows.into_iter()
-            .map(|r| Value::Array(r[..8].to_vec()))
+            .map(|r| Value::Array(r[..6].to_vec()))
             .collect()
     };
     assert_eq!(

@@ -320,17 +320,13 @@ fn table(page: &Page, h: &mut String) -> Result<()> {
          <noscript>The table needs JavaScript; the report itself holds the same rows.</noscript>\n\
          </section>\n",
     );
-    // [path, score, verdict, duration, codec, notes, failed, rank, detail anchor]
+    // [path, score, verdict rank (0 flagged, 1 bona fide, 2 no signal, 3 failed), duration,
+    // codec, warnings or error, detail anchor]
     let data: Vec<serde_json::Value> = page
         .order
         .iter()
         .map(|&i| {
             let r = &page.rows[i];
-            let verdict = match (&r.error, r.verdict.as_deref()) {
-                (Some(_), _) => "failed".to_string(),
-                (None, Some(v)) => v.to_string(),
-                (None, None) => String::new(),
-            };
             let notes = match &r.error {
                 Some(e) => e.clone(),
                 None => r.warnings.join("; "),
@@ -338,12 +334,10 @@ fn table(page: &Page, h: &mut String) -> Result<()> {
             serde_json::json!([
                 r.path,
                 r.score.map(|s| (s as f64 * 1e4).round() / 1e4),
-                verdict,
+                verdict_rank(r),
                 r.duration_s.map(|d| (d * 10.0).round() / 10.0),
                 r.codec.clone().unwrap_or_default(),
                 notes,
-                u8::from(r.error.is_some()),
-                verdict_rank(r),
                 if detailed.contains(&i) {
                     format!("f{i}")
                 } else {
@@ -425,11 +419,12 @@ const SCRIPT: &str = r##"
   var tbody = document.querySelector("#files tbody");
   var table = document.getElementById("files");
   var PER_PAGE = 100;
+  var VERDICTS = ["synthetic", "bona-fide", "no-signal", "failed"];
   // Column name -> value used for sorting; nulls always sort last.
   var key = {
     path: function (r) { return r[0]; },
     score: function (r) { return r[1]; },
-    verdict: function (r) { return r[7]; },
+    verdict: function (r) { return r[2]; },
     duration: function (r) { return r[3]; },
     codec: function (r) { return r[4]; },
     notes: function (r) { return r[5]; }
@@ -456,7 +451,7 @@ const SCRIPT: &str = r##"
     var q = state.filter.toLowerCase();
     var v = state.verdict === "" ? -1 : Number(state.verdict);
     view = data.filter(function (r) {
-      if (v >= 0 && r[7] !== v) return false;
+      if (v >= 0 && r[2] !== v) return false;
       if (!q) return true;
       return (r[0] + " " + r[4] + " " + r[5]).toLowerCase().indexOf(q) >= 0;
     });
@@ -492,18 +487,18 @@ const SCRIPT: &str = r##"
     for (var i = first; i < Math.min(view.length, first + PER_PAGE); i++) {
       var r = view[i];
       var tr = document.createElement("tr");
-      tr.className = "v" + r[7];
+      tr.className = "v" + r[2];
       var td = cell(tr, "", "path");
-      if (r[8]) {
+      if (r[6]) {
         var a = document.createElement("a");
-        a.href = "#" + r[8];
+        a.href = "#" + r[6];
         a.textContent = r[0];
         td.appendChild(a);
       } else {
         td.textContent = r[0];
       }
       cell(tr, r[1] === null ? "" : r[1].toFixed(3), "num");
-      cell(tr, r[2], "verdict");
+      cell(tr, VERDICTS[r[2]], "verdict");
       cell(tr, r[3] === null ? "" : r[3].toFixed(1) + " s", "num");
       cell(tr, r[4]);
       cell(tr, r[5]);
@@ -547,5 +542,7 @@ const SCRIPT: &str = r##"
   readHash();
   apply();
   document.body.dataset.renderMs = Math.round(performance.now() - t0);
+  // From navigation start (the page parsed included) to the first table page shown.
+  document.body.dataset.readyMs = Math.round(performance.now());
 })();
 "##;

@@ -345,6 +345,11 @@ def export(args, head: Head, width: int, a: float, b: float, threshold: float, r
     config = json.loads(meta["deepscreen"])
     layers, head_tensors = head.engine_layers(width)
     tensors.update({k: v.astype(np.float16) for k, v in head_tensors.items()})
+    if args.mix:
+        # Engine states: 0 = stem, i = after block i, layers + 1 = final LayerNorm.
+        states = [*args.mix, config["encoder"]["layers"] + 1]
+        config["encoder"]["read"] = {"mix": [{"state": int(k), "weight": float(w)}
+                                             for k, w in zip(states, head.mix_weights())]}
     config.update({
         "id": args.id,
         "description": f"Speech deepfake detector: frozen {config['provenance'].get('package', 'Whisper')} encoder "
