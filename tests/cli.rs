@@ -890,3 +890,19 @@ fn a_partly_decoded_file_says_where_it_stopped_and_how_much_was_read() {
         "{warnings}"
     );
 }
+
+/// Probing wgpu on a headless machine made Mesa's libwayland print "error: XDG_RUNTIME_DIR is
+/// invalid or not set" twice on every run; stderr is for deepscreen's own messages.
+#[test]
+fn headless_runs_print_no_wayland_noise() {
+    let out = bin()
+        .arg("devices")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    // wgpu was probed (and on this machine, with Mesa's lavapipe, found).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wgpu"));
+}
