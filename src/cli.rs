@@ -130,7 +130,7 @@ pub struct ScreenArgs {
     pub batch: u32,
 
     /// Worker threads for decoding and CPU compute [default: all cores].
-    #[arg(short = 'j', long)]
+    #[arg(short = 'j', long, value_parser = parse_threads)]
     pub threads: Option<usize>,
 
     /// Report format [default: by -o's extension (.csv, .jsonl/.json), else jsonl]. A format
@@ -273,7 +273,7 @@ pub struct BenchArgs {
     pub backends: Vec<BackendKind>,
 
     /// Thread counts to time, comma-separated [default: 1 and all cores].
-    #[arg(short = 'j', long, value_delimiter = ',')]
+    #[arg(short = 'j', long, value_delimiter = ',', value_parser = parse_threads)]
     pub threads: Vec<usize>,
 
     /// Windows per backend call.
@@ -345,6 +345,14 @@ pub struct MergeArgs {
     /// no row.
     #[arg(long, value_name = "LIST")]
     pub expect: Option<PathBuf>,
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 threads cannot do any work (leave -j out to use every core)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 fn parse_probability(s: &str) -> Result<f32, String> {

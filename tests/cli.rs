@@ -906,3 +906,13 @@ fn headless_runs_print_no_wayland_noise() {
     // wgpu was probed (and on this machine, with Mesa's lavapipe, found).
     assert!(String::from_utf8_lossy(&out.stdout).contains("wgpu"));
 }
+
+#[test]
+fn zero_threads_is_refused_with_a_reason() {
+    for args in [&["screen", "x.wav", "-j", "0"][..], &["bench", "-j", "1,0"][..]] {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("0 threads cannot do any work"), "{stderr}");
+    }
+}
