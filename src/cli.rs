@@ -125,7 +125,8 @@ pub struct ScreenArgs {
     #[arg(short, long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
 
-    /// Windows scored per backend call.
+    /// Windows scored per backend call. A batch whose buffers would not fit in the memory
+    /// available is refused up front, with the largest that fits.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: u32,
 

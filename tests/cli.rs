@@ -909,10 +909,62 @@ fn headless_runs_print_no_wayland_noise() {
 
 #[test]
 fn zero_threads_is_refused_with_a_reason() {
-    for args in [&["screen", "x.wav", "-j", "0"][..], &["bench", "-j", "1,0"][..]] {
+    for args in [
+        &["screen", "x.wav", "-j", "0"][..],
+        &["bench", "-j", "1,0"][..],
+    ] {
         let out = bin().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("0 threads cannot do any work"), "{stderr}");
     }
+}
+
+/// A --batch whose buffers cannot fit is refused before anything is allocated (it used to abort
+/// with "memory allocation of 3.8 GB failed" minutes into a run), naming a batch that fits.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_batch_too_large_for_memory_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    write_wav(&wav, 16000, 1, 16000, false, |i, _| {
+        (i as f32 * 0.05).sin() * 0.3
+    });
+    let out = bin()
+        .args([
+            "screen", "--model", "music", "-b", "cpu", "--batch", "65536",
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fits: usize = stderr
+        .split("use --batch ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no batch that fits in: {stderr}"));
+    assert!((1..65536).contains(&fits), "{stderr}");
+    assert!(stderr.contains("GiB"), "{stderr}");
+    // The batch it names runs.
+    let out = bin()
+        .args([
+            "screen",
+            "--model",
+            "music",
+            "-b",
+            "cpu",
+            "--batch",
+            &fits.min(64).to_string(),
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -62,6 +62,11 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 continue;
             }
         };
+        crate::screen::pipeline::check_batch(
+            scorer.spec(),
+            job.batch.max(1),
+            scorer.backend_name(),
+        )?;
         for &t in &threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(t.max(1))

@@ -44,6 +44,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     let spec = model::resolve(&job.model)?;
     let scorer = model::bind(job.backend, spec)?;
+    pipeline::check_batch(scorer.spec(), job.batch.max(1), scorer.backend_name())?;
     let opts = ScreenOptions {
         batch: job.batch.max(1),
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),

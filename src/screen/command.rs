@@ -95,6 +95,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threshold = job.threshold.unwrap_or(spec.config.threshold);
     let spec_id = spec.config.id.clone();
     let scorer = model::bind(job.backend, spec)?;
+    pipeline::check_batch(scorer.spec(), job.batch, scorer.backend_name())?;
 
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
     let mut done = HashSet::new();

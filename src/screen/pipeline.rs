@@ -38,6 +38,72 @@ pub struct ScreenOptions {
     pub ordered: bool,
 }
 
+/// Copies of a window the pipeline may hold per slot of `--batch`: two batches' worth in the
+/// decode → batcher channel, the batch being filled, the batch queued on the device, and the
+/// one being collected.
+const WINDOW_COPIES: u64 = 5;
+/// Activations of the CPU backend's forward pass alive at once, in units of the largest one
+/// (an op's input and output).
+const CPU_ACTIVATIONS: u64 = 2;
+/// Share of the available memory a run's batches may take.
+const MEMORY_SHARE: f64 = 0.8;
+
+/// Host memory (bytes) the batches of a run take at `batch` windows per backend call: the
+/// windows in flight, plus on the CPU backend the forward pass's activations.
+pub fn batch_memory(spec: &crate::model::ModelSpec, batch: usize, on_cpu: bool) -> u64 {
+    let per_window = 4
+        * (WINDOW_COPIES * spec.window_samples as u64
+            + if on_cpu {
+                CPU_ACTIVATIONS * spec.largest_tensor as u64
+            } else {
+                0
+            });
+    per_window * batch as u64
+}
+
+/// Refuse a `--batch` whose buffers would not fit in the memory this machine has available
+/// (Linux's MemAvailable), before anything is allocated: better a clear error than an abort
+/// minutes into a run.
+pub fn check_batch(
+    spec: &crate::model::ModelSpec,
+    batch: usize,
+    backend: &'static str,
+) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let on_cpu = backend == "cpu";
+    let need = batch_memory(spec, batch, on_cpu);
+    let budget = (available as f64 * MEMORY_SHARE) as u64;
+    if need <= budget {
+        return Ok(());
+    }
+    let per_window = batch_memory(spec, 1, on_cpu).max(1);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(crate::Error::backend(
+        backend,
+        format!(
+            "--batch {batch} needs about {:.1} GiB for model {} on this backend \
+         ({:.1} MiB per window: audio in flight{}), but {:.1} GiB of memory is available: \
+         use --batch {} or less",
+            gib(need),
+            spec.config.id,
+            per_window as f64 / (1u64 << 20) as f64,
+            if on_cpu { " and activations" } else { "" },
+            gib(available),
+            (budget / per_window).max(1)
+        ),
+    ))
+}
+
+/// MemAvailable from /proc/meminfo (Linux); None elsewhere.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Longest a partial batch waits for more windows before it is scored anyway.
 const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
