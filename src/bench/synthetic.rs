@@ -18,6 +18,10 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
             .collect::<crate::Result<Vec<_>>>()?,
     };
     let batch = job.batch.max(1);
+    for spec in &specs {
+        // The CPU backend's bound is the strictest (it holds the activations too).
+        crate::screen::pipeline::check_batch(spec, batch, "cpu")?;
+    }
     writeln!(
         out,
         "one batch of {batch} synthetic windows, median of {} runs (each ends with a readback)",
@@ -37,8 +41,6 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
         "max |d| vs cpu"
     )?;
     for spec in specs {
-        // The CPU backend's bound is the strictest (it holds the activations too).
-        crate::screen::pipeline::check_batch(&spec, batch, "cpu")?;
         let windows = synthetic_windows(batch, spec.window_samples);
         let hop = spec.config.window.hop_seconds;
         let mut cpu_scores: Option<Vec<f32>> = None;
