@@ -6,8 +6,8 @@ rebuilds (export_golden.golden_windows).
     python training/whisper/golden_head.py data/whisper-base models/speech.safetensors \
         tests/golden/embedded_speech_io.safetensors
 
-Stores `window_head` (first 64 samples of each window, to check the rebuild), the final hidden
-states at every 4th position (`features_every_4th_frame`), the raw logits (`outputs`) and the
+Stores `window_head` (first 64 samples of each window, to check the rebuild), the states the
+head reads (final, or the model's weighted mix of layers) at every 4th position (`features_every_4th_frame`), the raw logits (`outputs`) and the
 calibrated window scores (`scores`).
 """
 
@@ -56,8 +56,15 @@ def main():
     n = round(config["window"]["seconds"] * config["sample_rate"])
     windows = golden_windows(2, n, config["sample_rate"], config["frontend"]["n_fft"])
     feats, logits = [], []
+    read = config["encoder"].get("read", "final")
     for w in windows:
-        states = reference.encode(reference.log_mel(w.astype(np.float64)), variables)
+        mel = reference.log_mel(w.astype(np.float64))
+        if isinstance(read, dict) and "mix" in read:
+            # Σ weight · LayerNorm(state) (no gain or bias), states [stem, blocks…, final].
+            every = reference.encode(mel, variables, all_layers=True)
+            states = sum(t["weight"] * reference.layer_norm(every[t["state"]], 1.0, 0.0) for t in read["mix"])
+        else:
+            states = reference.encode(mel, variables)
         feats.append(states[::4])
         logits.append(head_forward(states, config, head))
     logits = np.array(logits)
