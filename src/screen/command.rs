@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -160,9 +160,12 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let mut distinct = HashSet::new();
     let stop = StopSignal::install()?;
     let stopping = stop.flag();
+    // Whether a stop left inputs of this run unscreened (checked after the shard and resume
+    // filters: a signal that arrives as the last input finishes leaves a complete report).
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut_c = cut.clone();
     let inputs: inputs::Inputs = Box::new(
         inputs::stream(job.paths.clone(), job.files_from.as_deref())?
-            .take_while(move |_| stopping.load(Ordering::Relaxed) == 0)
             .inspect(move |_| {
                 seen_c.fetch_add(1, Ordering::Relaxed);
             })
@@ -180,6 +183,13 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                     skipped_c.fetch_add(1, Ordering::Relaxed);
                 }
                 !finished
+            })
+            .take_while(move |_| {
+                let go = stopping.load(Ordering::Relaxed) == 0;
+                if !go {
+                    cut_c.store(true, Ordering::Relaxed);
+                }
+                go
             }),
     );
 
@@ -208,7 +218,8 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         })
     })?;
     progress.finish_and_clear();
-    let stopped_by = stop.caught();
+    let caught = stop.caught();
+    let stopped_by = caught.filter(|_| cut.load(Ordering::Relaxed));
     let seen = seen.load(Ordering::Relaxed);
     if seen == 0 && stopped_by.is_none() {
         bail!("nothing to screen: no audio files found in the given paths");
@@ -255,8 +266,14 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         scorer.backend_name(),
         notes.iter().map(|n| format!("; {n}")).collect::<String>(),
     );
+    if let (Some(sig), None) = (caught, stopped_by) {
+        eprintln!(
+            "deepscreen: {} arrived as the last inputs finished: every input is in the report",
+            signal_name(sig)
+        );
+    }
     if let Some(sig) = stopped_by {
-        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+        let name = signal_name(sig);
         eprintln!(
             "deepscreen: stopped by {name} before the inputs ran out; every finished file is in \
              the report{}",
@@ -276,6 +293,10 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
 /// "1 file", "3 files".
 pub fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
 }
 
 /// SIGINT and SIGTERM handlers for one run: the first signal is recorded (inputs stop), a
