@@ -904,10 +904,12 @@ fn merge_finds_each_reports_format_and_refuses_mixtures() {
     std::fs::write(&foreign, "file,prob\na.wav,0.5\n").unwrap();
     let at_other_threshold = tmp.path().join("t.jsonl");
     screen_to(&model, &cat, &at_other_threshold, &["-t", "0.3"]);
+    // (The merged report, not a shard: a shard of 3 files can be empty, its paths being random
+    // temporary names.)
     for (inputs, needle) in [
-        (vec![&parts[0], &csv], "cannot merge a JSON Lines report"),
+        (vec![&merged, &csv], "cannot merge a JSON Lines report"),
         (vec![&foreign], "is not a deepscreen report"),
-        (vec![&parts[0], &at_other_threshold], "different runs"),
+        (vec![&merged, &at_other_threshold], "different runs"),
     ] {
         let out = merge_cmd(&inputs, Some(&tmp.path().join("never.jsonl")), None);
         assert_eq!(out.status.code(), Some(2), "{inputs:?}");
