@@ -41,9 +41,16 @@ for list in dev dev-channel; do
 done
 $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list train \
     --out "$DATA/speech/features-base" --hop 2
+# The states after blocks 2 and 4, which the head mixes with the final ones (v4).
+for list in dev dev-channel train; do
+    hop=4; [ $list = train ] && hop=2
+    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+        --data "$DATA/speech" --list $list --out "$DATA/speech/features-base-layers" --hop $hop
+done
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \
+    --layer-features "$DATA/speech/features-base-layers" --mix 2 4 \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
-    --steps 2000 --hop 4 --id speech-whisper-base-v3 --out models/speech.safetensors \
+    --steps 2000 --hop 4 --id speech-whisper-base-v4 --out models/speech.safetensors \
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
 # 6. Music: the LCNN of configs/music.json.
