@@ -365,7 +365,7 @@ fn screen_and_merge_run_as_library_calls() {
             files_from: Some(list.display().to_string()),
             model: model.display().to_string(),
             backend: BackendKind::Cpu,
-            batch: 4,
+            batch: Some(4),
             threads: Some(1),
             format: Format::Jsonl,
             output: Some(output.clone()),

@@ -24,7 +24,8 @@ pub struct EvalJob {
     pub model: String,
     pub backend: BackendKind,
     /// Windows per backend call.
-    pub batch: usize,
+    /// Windows per backend call [default: `pipeline::default_batch` for the backend].
+    pub batch: Option<usize>,
     /// Write an ASVspoof-style score file here.
     pub scores: Option<PathBuf>,
     /// Draw the pooled ROC curve here (SVG).
@@ -44,9 +45,13 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     let spec = model::resolve(&job.model)?;
     let scorer = model::bind(job.backend, spec)?;
-    pipeline::check_batch(scorer.spec(), job.batch.max(1), scorer.backend_name())?;
+    let batch = job
+        .batch
+        .unwrap_or_else(|| pipeline::default_batch(scorer.backend_name()))
+        .max(1);
+    pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
     let opts = ScreenOptions {
-        batch: job.batch.max(1),
+        batch,
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threshold: scorer.spec().config.threshold,
         segments: false,

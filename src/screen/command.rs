@@ -29,7 +29,8 @@ pub struct ScreenJob {
     pub model: String,
     pub backend: BackendKind,
     /// Windows per backend call.
-    pub batch: usize,
+    /// Windows per backend call [default: `pipeline::default_batch` for the backend].
+    pub batch: Option<usize>,
     /// Decode and CPU compute threads [default: all cores].
     pub threads: Option<usize>,
     pub format: Format,
@@ -95,7 +96,11 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threshold = job.threshold.unwrap_or(spec.config.threshold);
     let spec_id = spec.config.id.clone();
     let scorer = model::bind(job.backend, spec)?;
-    pipeline::check_batch(scorer.spec(), job.batch, scorer.backend_name())?;
+    let batch = job
+        .batch
+        .unwrap_or_else(|| pipeline::default_batch(scorer.backend_name()))
+        .max(1);
+    pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
 
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
     let mut done = HashSet::new();
@@ -195,7 +200,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
 
     let progress = progress_bar(job.progress);
     let opts = ScreenOptions {
-        batch: job.batch,
+        batch,
         decoders: threads,
         threshold,
         segments: job.segments,
