@@ -47,10 +47,15 @@ impl<B: Backend> Model<B> {
     /// Front-end and encoder: windows `[B, window_samples]` → the classifier's input
     /// `[B, frames, features]` (the encoder's chosen hidden state `[B, positions, width]`).
     pub fn features(&self, backend: &B, signal: &B::Tensor) -> Result<B::Tensor> {
-        let x = self.frontend(backend, signal)?;
+        self.encode(backend, self.frontend(backend, signal)?)
+    }
+
+    /// The encoder's chosen state for front-end output (the front-end output itself when the
+    /// model has no encoder).
+    fn encode(&self, backend: &B, frontend: B::Tensor) -> Result<B::Tensor> {
         match &self.encoder {
-            Some(enc) => Ok(encoder::forward(backend, enc, &x, false)?.remove(0)),
-            None => Ok(x),
+            Some(enc) => Ok(encoder::forward(backend, enc, &frontend, false)?.remove(0)),
+            None => Ok(frontend),
         }
     }
 
@@ -171,10 +176,7 @@ impl<B: Backend> Model<B> {
     /// or softmax whose bona fide column [`Model::collect`] turns into a score): only `[B]`
     /// scores or `[B, N]` probabilities come back.
     fn head(&self, backend: &B, frontend: B::Tensor) -> Result<B::Tensor> {
-        let features = match &self.encoder {
-            Some(enc) => encoder::forward(backend, enc, &frontend, false)?.remove(0),
-            None => frontend,
-        };
+        let features = self.encode(backend, frontend)?;
         let outputs = self.classify(backend, features)?;
         let cal = self.spec.config.calibration;
         match self.spec.config.output.kind {
