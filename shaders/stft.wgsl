@@ -4,6 +4,8 @@
 // complex FFT of z[m] = x[2m] + i·x[2m+1] (in-place radix-2 DIT in workgroup memory, loaded in
 // bit-reversed order), then split into the real spectrum. n_fft must be a power of two ≤ 4096.
 // `stft_dft`: any n_fft, one invocation per output bin, direct DFT with exact angle reduction.
+// Twiddles come from a host table, twiddle[m] = e^{-2πim/n_fft} rounded from f64: some drivers'
+// sin/cos are approximations (NVIDIA's Vulkan ones cost the music features ~3x CPU's deviation).
 
 struct Params {
     batch: u32, len: u32, frames: u32, n_fft: u32,
@@ -15,8 +17,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> signal: array<f32>;
 @group(0) @binding(2) var<storage, read> window: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-const TAU: f32 = 6.283185307179586;
+@group(0) @binding(4) var<storage, read> twiddle: array<vec2<f32>>;
 
 var<workgroup> buf: array<vec2<f32>, 2048>;
 
@@ -63,8 +64,7 @@ fn stft_radix2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         for (var q = lid; q < half / 2u; q += WG) {
             let j = q % h;
             let k = (q / h) * span + j;
-            let ang = -TAU * f32(j) / f32(span);
-            let w = vec2<f32>(cos(ang), sin(ang));
+            let w = twiddle[j << (p.log2_half + 1u - s)];   // e^{-2πij/span}
             let a = buf[k];
             let c = cmul(w, buf[k + h]);
             buf[k] = a + c;
@@ -81,8 +81,7 @@ fn stft_radix2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let e = (zk + zc_conj) * 0.5;
         let d = (zk - zc_conj) * 0.5;
         let o = vec2<f32>(d.y, -d.x);          // d / i
-        let ang = -TAU * f32(k) / f32(p.n_fft);
-        let x = e + cmul(vec2<f32>(cos(ang), sin(ang)), o);
+        let x = e + cmul(twiddle[k], o);
         out[row * p.bins + k] = magnitude_power(x);
     }
 }
@@ -100,8 +99,7 @@ fn stft_dft(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var acc = vec2<f32>(0.0, 0.0);
     for (var n = 0u; n < p.n_fft; n++) {
         let v = sample(b, start + i32(n)) * window[n];
-        let ang = -TAU * f32((k * n) % p.n_fft) / f32(p.n_fft);
-        acc += v * vec2<f32>(cos(ang), sin(ang));
+        acc += v * twiddle[(k * n) % p.n_fft];
     }
     out[id] = magnitude_power(acc);
 }

@@ -219,7 +219,8 @@ fn mixed_catalog_gives_one_row_per_input() {
         .args(["screen", "--model"])
         .arg(&model)
         .arg(&catalog)
-        .args(["--segments", "--batch", "3"]));
+        // The CPU backend named: auto would pick CUDA on a GPU machine (other tests compare them).
+        .args(["--segments", "--batch", "3", "--backend", "cpu"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -175,13 +175,11 @@ fn check_embedded_on<B: Backend>(name: &str, be: &B) {
         "{case}: golden windows not rebuilt"
     );
 
-    // An encoder's hidden states reach ~20: for them the bar is 1e-4 relative to their scale
-    // (as in the encoder's own test); spectral features keep the absolute 1e-4.
-    let feature_scale = if spec.encoder.is_some() {
-        features_ref.iter().fold(1.0f32, |m, v| m.max(v.abs()))
-    } else {
-        1.0
-    };
+    // The bar is 1e-4 relative to the features' scale (encoder hidden states reach ~20, dB
+    // features ~35). An absolute 1e-4 on dB values is below f32's own reach here: on the music
+    // windows PyTorch f32 differs from PyTorch f64 by 1.3e-4 dB (Hann leakage lets neighbouring
+    // bin-centred cosines cancel in a few bins), and wgpu on an H200 measured 1.1e-4.
+    let feature_scale = features_ref.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     let model = Model::new(be, spec).unwrap();
     let signal = be.upload(&windows, &[count, n]).unwrap();
     let features = model.features(be, &signal).unwrap();

@@ -95,6 +95,17 @@ impl Stft {
     }
 }
 
+/// The DFT twiddles e^{-2πim/n_fft}, m in 0..n_fft, as interleaved (re, im) f32 pairs rounded
+/// from f64, for GPU kernels whose sin/cos may be approximations (and to spare recomputing them).
+pub fn twiddles(n_fft: usize) -> Vec<f32> {
+    (0..n_fft)
+        .flat_map(|m| {
+            let angle = -std::f64::consts::TAU * m as f64 / n_fft as f64;
+            [angle.cos() as f32, angle.sin() as f32]
+        })
+        .collect()
+}
+
 /// Plan `stft_power`; the radix-2 kernel takes power-of-two `n_fft` from 4 to `radix2_max`
 /// (the backend's shared-memory bound).
 pub fn stft(

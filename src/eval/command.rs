@@ -24,7 +24,7 @@ pub struct EvalJob {
     pub model: String,
     pub backend: BackendKind,
     /// Windows per backend call.
-    /// Windows per backend call [default: `pipeline::default_batch` for the backend].
+    /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
     /// Write an ASVspoof-style score file here.
     pub scores: Option<PathBuf>,
@@ -45,10 +45,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     let spec = model::resolve(&job.model)?;
     let scorer = model::bind(job.backend, spec)?;
-    let batch = job
-        .batch
-        .unwrap_or_else(|| pipeline::default_batch(scorer.backend_name()))
-        .max(1);
+    let batch = job.batch.unwrap_or(pipeline::DEFAULT_BATCH).max(1);
     pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
     let opts = ScreenOptions {
         batch,

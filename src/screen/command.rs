@@ -29,7 +29,7 @@ pub struct ScreenJob {
     pub model: String,
     pub backend: BackendKind,
     /// Windows per backend call.
-    /// Windows per backend call [default: `pipeline::default_batch` for the backend].
+    /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
     /// Decode and CPU compute threads [default: all cores].
     pub threads: Option<usize>,
@@ -96,10 +96,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threshold = job.threshold.unwrap_or(spec.config.threshold);
     let spec_id = spec.config.id.clone();
     let scorer = model::bind(job.backend, spec)?;
-    let batch = job
-        .batch
-        .unwrap_or_else(|| pipeline::default_batch(scorer.backend_name()))
-        .max(1);
+    let batch = job.batch.unwrap_or(pipeline::DEFAULT_BATCH).max(1);
     pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
 
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.

@@ -38,12 +38,10 @@ pub struct ScreenOptions {
     pub ordered: bool,
 }
 
-/// Windows per backend call when `--batch` is not given: on the CPU backend 8 is as fast as 32
-/// at about half the memory (BENCHMARKS.md, "batch 8 vs 32"); GPUs get 32 (larger batches fill
-/// them; not yet measured on one).
-pub fn default_batch(backend: &str) -> usize {
-    if backend == "cpu" { 8 } else { 32 }
-}
+/// Windows per backend call when `--batch` is not given. Measured (BENCHMARKS.md): on the CPU
+/// backend 8 is as fast as 32 at about half the memory; on an H200, 8 is as fast as 32 and 128
+/// for the speech model (CUDA and wgpu) and 14-18 % faster for the music model, at less memory.
+pub const DEFAULT_BATCH: usize = 8;
 
 /// Copies of a window the pipeline may hold per slot of `--batch`: two batches' worth in the
 /// decode → batcher channel, the batch being filled, the batch queued on the device, and the
