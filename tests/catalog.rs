@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deepscreen::model::{ModelConfig, file};
 use deepscreen::screen::shard::Shard;
 use serde_json::{Value, json};
 
@@ -20,39 +19,19 @@ fn bin() -> Command {
 }
 
 fn write_model(dir: &Path) -> PathBuf {
-    let config: ModelConfig = serde_json::from_value(json!({
-        "format": "deepscreen-model", "version": 1, "id": "catalog-test",
-        "sample_rate": 16000,
-        "window": {"seconds": 1.0, "hop_seconds": 0.5},
-        "frontend": {"n_fft": 256, "hop_length": 128, "filterbank": {"kind": "mel", "n_filters": 32},
-                     "log": {"kind": "ln"}, "normalize": "mean"},
-        "layers": [
-            {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "activation": "relu"},
-            {"type": "max_pool2d", "kernel": [2, 2]},
-            {"type": "global_avg_pool"},
-            {"type": "linear", "name": "fc", "out_features": 1}
-        ],
-        "output": {"kind": "logit"}
-    }))
-    .unwrap();
-    let path = dir.join("model.safetensors");
-    std::fs::write(&path, file::random_model_bytes(&config, 5).unwrap()).unwrap();
-    path
+    let layers = json!([
+        {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "activation": "relu"},
+        {"type": "max_pool2d", "kernel": [2, 2]},
+        {"type": "global_avg_pool"},
+        {"type": "linear", "name": "fc", "out_features": 1}
+    ]);
+    common::write_small_model(dir, "catalog-test", None, layers, 5)
 }
 
 fn write_wav(path: &Path, seconds: f32, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(seconds * 16000.0) as usize {
-        let v = 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / 16000.0).sin();
-        w.write_sample((v * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_wav_16k(path, seconds, |t| {
+        0.3 * (2.0 * std::f32::consts::PI * freq * t).sin()
+    });
 }
 
 /// `n` WAV files of a few seconds each (different tones), plus one broken file.

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use deepscreen::model::{ModelConfig, file};
 use serde_json::{Value, json};
 
 fn bin() -> Command {
@@ -23,63 +22,17 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A small random-weight model: 16 kHz, 1 s windows with 0.5 s hop.
 fn write_model(dir: &Path) -> PathBuf {
-    let config: ModelConfig = serde_json::from_value(json!({
-        "format": "deepscreen-model", "version": 1, "id": "cli-test",
-        "sample_rate": 16000,
-        "window": {"seconds": 1.0, "hop_seconds": 0.5, "min_seconds": 0.1},
-        "frontend": {
-            "n_fft": 256, "hop_length": 128,
-            "filterbank": {"kind": "mel", "n_filters": 32},
-            "log": {"kind": "ln"},
-            "normalize": "mean"
-        },
-        "layers": [
-            {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "batchnorm": true},
-            {"type": "mfm"},
-            {"type": "max_pool2d", "kernel": [2, 2]},
-            {"type": "global_avg_pool"},
-            {"type": "linear", "name": "fc", "out_features": 1}
-        ],
-        "output": {"kind": "logit"}
-    }))
-    .unwrap();
-    let path = dir.join("model.safetensors");
-    std::fs::write(&path, file::random_model_bytes(&config, 3).unwrap()).unwrap();
-    path
+    let layers = json!([
+        {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "batchnorm": true},
+        {"type": "mfm"},
+        {"type": "max_pool2d", "kernel": [2, 2]},
+        {"type": "global_avg_pool"},
+        {"type": "linear", "name": "fc", "out_features": 1}
+    ]);
+    common::write_small_model(dir, "cli-test", Some(0.1), layers, 3)
 }
 
-fn write_wav(
-    path: &Path,
-    rate: u32,
-    channels: u16,
-    frames: usize,
-    float: bool,
-    sample: impl Fn(usize, u16) -> f32,
-) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: if float { 32 } else { 16 },
-        sample_format: if float {
-            hound::SampleFormat::Float
-        } else {
-            hound::SampleFormat::Int
-        },
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..frames {
-        for c in 0..channels {
-            let v = sample(i, c);
-            if float {
-                w.write_sample(v).unwrap();
-            } else {
-                w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
-                    .unwrap();
-            }
-        }
-    }
-    w.finalize().unwrap();
-}
+use common::write_wav;
 
 fn tone(i: usize, rate: u32, freq: f32) -> f32 {
     0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()

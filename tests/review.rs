@@ -27,45 +27,16 @@ fn run(cmd: &mut Command) -> Output {
 
 /// A small random-weight model: 16 kHz, 1 s windows with 0.5 s hop.
 fn write_model(dir: &Path) -> PathBuf {
-    let config: ModelConfig = serde_json::from_value(json!({
-        "format": "deepscreen-model", "version": 1, "id": "review-test",
-        "sample_rate": 16000,
-        "window": {"seconds": 1.0, "hop_seconds": 0.5, "min_seconds": 0.1},
-        "frontend": {
-            "n_fft": 256, "hop_length": 128,
-            "filterbank": {"kind": "mel", "n_filters": 32},
-            "log": {"kind": "ln"},
-            "normalize": "mean"
-        },
-        "layers": [
-            {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1]},
-            {"type": "max_pool2d", "kernel": [2, 2]},
-            {"type": "global_avg_pool"},
-            {"type": "linear", "name": "fc", "out_features": 1}
-        ],
-        "output": {"kind": "logit"}
-    }))
-    .unwrap();
-    let path = dir.join("model.safetensors");
-    std::fs::write(&path, file::random_model_bytes(&config, 11).unwrap()).unwrap();
-    path
+    let layers = json!([
+        {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1]},
+        {"type": "max_pool2d", "kernel": [2, 2]},
+        {"type": "global_avg_pool"},
+        {"type": "linear", "name": "fc", "out_features": 1}
+    ]);
+    common::write_small_model(dir, "review-test", Some(0.1), layers, 11)
 }
 
-fn write_wav(path: &Path, seconds: f32, sample: impl Fn(f32) -> f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(seconds * 16000.0) as usize {
-        let v = sample(i as f32 / 16000.0);
-        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
-}
+use common::write_wav_16k as write_wav;
 
 /// Tones, chirps and noise of 1.5–4 s (one name with a space and a '#'), one silent file and
 /// one that is not audio: every verdict a report can hold.

@@ -25,9 +25,8 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
     })
 }
 
-/// The config and the tensors of a model file, not yet validated against each other (F16
-/// tensors widened to f32: weights may be stored as F16 to halve the file).
-pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String, HostTensor>)> {
+/// The config of a model file alone (from the safetensors header; no tensor is read).
+pub fn read_config(bytes: &[u8], source: &str) -> Result<ModelConfig> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let (_, metadata) = SafeTensors::read_metadata(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
@@ -40,8 +39,14 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String,
                 "no deepscreen config: the safetensors metadata has no {METADATA_KEY:?} key"
             ))
         })?;
-    let config: ModelConfig =
-        serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))?;
+    serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))
+}
+
+/// The config and the tensors of a model file, not yet validated against each other (F16
+/// tensors widened to f32: weights may be stored as F16 to halve the file).
+pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String, HostTensor>)> {
+    let config = read_config(bytes, source)?;
+    let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
     let mut tensors = BTreeMap::new();

@@ -222,12 +222,13 @@ fn scorer_for(
     let spec = match &job.model {
         Some(m) => model::resolve(m)?,
         None => {
-            let found = model::EMBEDDED.iter().find_map(|(name, _)| {
-                let spec = model::resolve(name).ok()?;
-                ids.contains(spec.config.id.as_str()).then_some(spec)
+            // Match on the config alone: parsing every embedded model's weights is slow.
+            let found = model::EMBEDDED.iter().find(|(name, bytes)| {
+                model::file::read_config(bytes, name)
+                    .is_ok_and(|config| ids.contains(config.id.as_str()))
             });
             match found {
-                Some(spec) => spec,
+                Some((name, _)) => model::resolve(name)?,
                 None => {
                     return Ok(Err(format!(
                         "no details: the report's model ({}) is not embedded in this build; \

@@ -338,3 +338,79 @@ pub fn ref_attention(qkv: &[f64], [b, t, d]: [usize; 3], heads: usize) -> Vec<f6
     }
     out
 }
+
+/// A small random-weight model file `dir/model.safetensors` for CLI tests: 16 kHz, 1 s windows
+/// with 0.5 s hop (`min_seconds` if given), a 32-band log-mel front-end with mean removal, then
+/// `layers` (the classifier, as JSON) under model id `id`, weights drawn from `seed`.
+pub fn write_small_model(
+    dir: &std::path::Path,
+    id: &str,
+    min_seconds: Option<f64>,
+    layers: serde_json::Value,
+    seed: u64,
+) -> std::path::PathBuf {
+    let mut window = serde_json::json!({"seconds": 1.0, "hop_seconds": 0.5});
+    if let Some(s) = min_seconds {
+        window["min_seconds"] = s.into();
+    }
+    let config: deepscreen::model::ModelConfig = serde_json::from_value(serde_json::json!({
+        "format": "deepscreen-model", "version": 1, "id": id,
+        "sample_rate": 16000,
+        "window": window,
+        "frontend": {
+            "n_fft": 256, "hop_length": 128,
+            "filterbank": {"kind": "mel", "n_filters": 32},
+            "log": {"kind": "ln"},
+            "normalize": "mean"
+        },
+        "layers": layers,
+        "output": {"kind": "logit"}
+    }))
+    .unwrap();
+    let path = dir.join("model.safetensors");
+    let bytes = deepscreen::model::file::random_model_bytes(&config, seed).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A WAV file of `frames` frames: 16-bit PCM (clamped) or 32-bit float, `sample(frame, channel)`.
+pub fn write_wav(
+    path: &std::path::Path,
+    rate: u32,
+    channels: u16,
+    frames: usize,
+    float: bool,
+    sample: impl Fn(usize, u16) -> f32,
+) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: if float { 32 } else { 16 },
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..frames {
+        for c in 0..channels {
+            let v = sample(i, c);
+            if float {
+                w.write_sample(v).unwrap();
+            } else {
+                w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
+                    .unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// A 16 kHz mono 16-bit WAV of `seconds`, `sample(t)` at time t in seconds.
+pub fn write_wav_16k(path: &std::path::Path, seconds: f32, sample: impl Fn(f32) -> f32) {
+    let frames = (seconds * 16000.0) as usize;
+    write_wav(path, 16000, 1, frames, false, |i, _| {
+        sample(i as f32 / 16000.0)
+    });
+}
