@@ -117,7 +117,8 @@ pub struct ScreenArgs {
     pub files_from: Option<String>,
 
     /// Model: an embedded model (music: songs and instrumentals, 44.1 kHz; speech: voices,
-    /// 16 kHz) or a .safetensors model file.
+    /// 16 kHz; music-whisper: music on the speech model's Whisper encoder, better on unseen
+    /// generators, slower on a CPU; speech-lcnn: the former speech model) or a .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -298,7 +299,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub audio_dir: Option<PathBuf>,
 
-    /// Model: an embedded model (music, speech) or a .safetensors model file.
+    /// Model: an embedded model (music, speech, music-whisper, speech-lcnn) or a .safetensors
+    /// model file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 

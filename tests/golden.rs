@@ -224,6 +224,12 @@ fn embedded_speech_model_matches_pytorch() {
     check_embedded("speech");
 }
 
+/// The music head on the speech model's encoder (its file shares `encoder.*` with `speech`).
+#[test]
+fn embedded_music_whisper_model_matches_reference() {
+    check_embedded("music-whisper");
+}
+
 #[test]
 fn embedded_speech_lcnn_model_matches_pytorch() {
     check_embedded("speech-lcnn");

@@ -808,3 +808,67 @@ fn encoder_config_is_validated() {
         "an unused block is reported: {e}"
     );
 }
+
+/// A head-only file that takes the encoder from the embedded speech model (`shared_tensors`)
+/// loads into the whole model: with speech's own head it scores exactly as speech does.
+/// A missing source, a clash, or another encoder geometry is refused with a reason.
+#[test]
+fn shared_tensors_come_from_the_embedded_model() {
+    let (_, bytes) = deepscreen::model::EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == "speech")
+        .unwrap();
+    let (config, tensors) = file::read(bytes, "speech").unwrap();
+    assert!(config.encoder.is_some(), "speech reads a Whisper encoder");
+    let head: BTreeMap<String, HostTensor> = tensors
+        .iter()
+        .filter(|(name, _)| !name.starts_with("encoder."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(head.len() < tensors.len() && !head.is_empty());
+    let mut shared = config.clone();
+    shared.id = "speech-head-only".into();
+    shared.shared_tensors = Some(SharedTensors {
+        from: "speech".into(),
+        prefix: "encoder.".into(),
+    });
+    let head_bytes = file::to_bytes(&shared, &head).unwrap();
+    assert!(
+        head_bytes.len() * 10 < bytes.len(),
+        "the head alone is small"
+    );
+
+    let backend = CpuBackend::new();
+    let spec = file::load_bytes(&head_bytes, "head").unwrap();
+    assert_eq!(spec.config.shared_tensors, None, "resolved once loaded");
+    let n = (spec.config.window.seconds * spec.config.sample_rate as f64) as usize;
+    let mut rng = rng(17);
+    let windows = random_vec(&mut rng, 2 * n, -0.3, 0.3);
+    let got = Model::new(&backend, spec)
+        .unwrap()
+        .scores(&backend, &windows, 2)
+        .unwrap();
+    let speech = file::load_bytes(bytes, "speech").unwrap();
+    let want = Model::new(&backend, speech)
+        .unwrap()
+        .scores(&backend, &windows, 2)
+        .unwrap();
+    assert_eq!(got, want);
+
+    let refused = |config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>| {
+        let b = file::to_bytes(config, tensors).unwrap();
+        file::load_bytes(&b, "head").unwrap_err().to_string()
+    };
+    let mut missing = shared.clone();
+    missing.shared_tensors.as_mut().unwrap().from = "no-such-model".into();
+    assert!(refused(&missing, &head).contains("which this build lacks"));
+    let mut clash = head.clone();
+    clash.insert(
+        "encoder.final_norm.weight".into(),
+        tensors["encoder.final_norm.weight"].clone(),
+    );
+    assert!(refused(&shared, &clash).contains("both in the file and shared"));
+    let mut other = shared.clone();
+    other.encoder.as_mut().unwrap().layers += 1;
+    assert!(refused(&other, &head).contains("another encoder"));
+}

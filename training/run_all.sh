@@ -57,6 +57,24 @@ $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/g
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
     --out models/music.safetensors --golden tests/golden/embedded_music_io.safetensors
+# 6b. Music on the speech model's Whisper encoder (opt-in `music-whisper`): features, head, then a
+# head-only file that shares the encoder with the embedded speech model.
+for list in dev dev-channel train; do
+    hop=4; [ $list = train ] && hop=2
+    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/music" --list $list \
+        --hop $hop --out "$DATA/music/features-base"
+    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+        --data "$DATA/music" --list $list --hop $hop --out "$DATA/music/features-base-layers"
+done
+$PY training/whisper/train_head.py --kind music --data "$DATA/music" --features "$DATA/music/features-base" \
+    --layer-features "$DATA/music/features-base-layers" --mix 2 4 \
+    --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
+    --steps 2000 --hop 4 --id music-whisper-base-v1 --out "$DATA/music-whisper-full.safetensors" \
+    --report models/music-whisper-head.json
+$PY training/whisper/share_encoder.py "$DATA/music-whisper-full.safetensors" models/speech.safetensors \
+    --from speech --out models/music-whisper.safetensors
+$PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors \
+    tests/golden/embedded_music-whisper_io.safetensors
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
@@ -65,3 +83,5 @@ for kind in speech music; do
     mkdir -p models/dev-lists
     for list in dev dev-channel dev-real-reencoded; do cp "$DATA/$kind/$list.csv" "models/dev-lists/$kind-$list.csv"; done
 done
+$PY training/evaluate.py --kind music --data "$DATA/music" --model "$DATA/music-whisper-full.safetensors" \
+    --deepscreen target/release/deepscreen --out models/music-whisper-dev.json

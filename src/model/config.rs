@@ -31,6 +31,10 @@ pub struct ModelConfig {
     /// the classifier then sees its hidden states `[positions, width]` as its input image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<EncoderConfig>,
+    /// Tensors this file leaves out and takes from an embedded model (a second detector on the
+    /// same Whisper encoder carries its head alone, not another 40 MB copy of the encoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_tensors: Option<SharedTensors>,
     /// The classifier; empty only for an encoder front-end without a head (which can
     /// compute features but not score).
     pub layers: Vec<LayerConfig>,
@@ -46,6 +50,15 @@ pub struct ModelConfig {
     /// engine does not interpret it.
     #[serde(default)]
     pub provenance: serde_json::Value,
+}
+
+/// Where a model's missing tensors come from: every tensor of the embedded model `from` whose
+/// name starts with `prefix` (e.g. `"encoder."`). Both models must declare the same encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedTensors {
+    pub from: String,
+    pub prefix: String,
 }
 
 fn default_threshold() -> f32 {

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
 
-use super::config::{LayerConfig, METADATA_KEY, ModelConfig};
+use super::config::{LayerConfig, METADATA_KEY, ModelConfig, SharedTensors};
 use super::plan::{BN_PARTS, plan};
 use super::spec::{HostTensor, ModelSpec};
 use crate::{Error, Result};
@@ -16,7 +16,11 @@ use crate::{Error, Result};
 /// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the
 /// file in error messages.
 pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
-    let (config, tensors) = read(bytes, source)?;
+    let (mut config, mut tensors) = read(bytes, source)?;
+    if let Some(shared) = config.shared_tensors.take() {
+        take_shared(&shared, &config, &mut tensors)
+            .map_err(|e| Error::model(format!("{source}: {e}")))?;
+    }
     ModelSpec::new(config, tensors).map_err(|e| {
         Error::model(format!(
             "{source}: {}",
@@ -77,6 +81,55 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String,
         );
     }
     Ok((config, tensors))
+}
+
+/// Add the tensors a model shares with an embedded one (see [`SharedTensors`]).
+fn take_shared(
+    shared: &SharedTensors,
+    config: &ModelConfig,
+    tensors: &mut BTreeMap<String, HostTensor>,
+) -> std::result::Result<(), String> {
+    let (_, bytes) = super::EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == shared.from)
+        .ok_or_else(|| {
+            format!(
+                "its tensors {:?}* come from the embedded model {:?}, which this build lacks",
+                shared.prefix, shared.from
+            )
+        })?;
+    let (source, mut from) = read(bytes, &shared.from).map_err(|e| e.to_string())?;
+    // The same encoder and front-end; what each head reads from it (`read`) may differ.
+    let geometry = |c: &ModelConfig| {
+        c.encoder
+            .as_ref()
+            .map(|e| (e.kind, e.width, e.heads, e.layers, e.max_positions))
+    };
+    let same = geometry(&source) == geometry(config)
+        && source.frontend == config.frontend
+        && source.sample_rate == config.sample_rate;
+    if source.shared_tensors.is_some() || !same {
+        return Err(format!(
+            "the embedded model {:?} has another encoder or front-end (or shares tensors itself)",
+            shared.from
+        ));
+    }
+    from.retain(|name, _| name.starts_with(&shared.prefix));
+    if from.is_empty() {
+        return Err(format!(
+            "the embedded model {:?} has no tensors {:?}*",
+            shared.from, shared.prefix
+        ));
+    }
+    for (name, tensor) in from {
+        if tensors.insert(name.clone(), tensor).is_some() {
+            return Err(format!(
+                "tensor {name:?} is both in the file and shared from {:?}",
+                shared.from
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn load_path(path: &Path) -> Result<ModelSpec> {

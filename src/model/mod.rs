@@ -27,6 +27,11 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
         "speech-lcnn",
         include_bytes!("../../models/speech-lcnn.safetensors"),
     ),
+    // Its head alone: the encoder is `speech`'s (config `shared_tensors`).
+    (
+        "music-whisper",
+        include_bytes!("../../models/music-whisper.safetensors"),
+    ),
 ];
 
 /// The model `screen`, `eval` and `bench --catalog` use without `--model`: catalogs are mostly

@@ -352,7 +352,7 @@ def export(args, head: Head, width: int, a: float, b: float, threshold: float, r
                                              for k, w in zip(states, head.mix_weights())]}
     config.update({
         "id": args.id,
-        "description": f"Speech deepfake detector: frozen {config['provenance'].get('package', 'Whisper')} encoder "
+        "description": f"{args.kind.capitalize()} deepfake detector: frozen {config['provenance'].get('package', 'Whisper')} encoder "
                        "features, a small per-position head averaged over the window, calibrated logit.",
         "window": {"seconds": args.seconds, "hop_seconds": args.hop, "pad": "repeat"},
         "layers": layers,
