@@ -4,8 +4,8 @@
 // complex FFT of z[m] = x[2m] + i·x[2m+1] (in-place radix-2 DIT in workgroup memory, loaded in
 // bit-reversed order), then split into the real spectrum. n_fft must be a power of two ≤ 4096.
 // `stft_dft`: any n_fft, one invocation per output bin, direct DFT with exact angle reduction.
-// Twiddles come from a host table, twiddle[m] = e^{-2πim/n_fft} rounded from f64: some drivers'
-// sin/cos are approximations (NVIDIA's Vulkan ones cost the music features ~3x CPU's deviation).
+// Twiddles come from a host table, twiddle[m] = e^{-2πim/n_fft} rounded from f64: Vulkan only
+// promises 2^-11 absolute for a shader's sin/cos, so a driver may use rough approximations.
 
 struct Params {
     batch: u32, len: u32, frames: u32, n_fft: u32,

@@ -127,8 +127,8 @@ pub struct ScreenArgs {
     pub backend: BackendKind,
 
     /// Windows scored per backend call [default: 8; measured as fast as 32 or more on the CPU
-    /// backend, at half the memory, and on an H200 GPU]. A batch whose buffers would not fit in the memory
-    /// available is refused up front, with the largest that fits.
+    /// backend, at half the memory, and on an H200 GPU]. A batch whose buffers would not fit in
+    /// the memory available is refused up front, with the largest that fits.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch: Option<u32>,
 

@@ -96,7 +96,7 @@ impl Stft {
 }
 
 /// The DFT twiddles e^{-2πim/n_fft}, m in 0..n_fft, as interleaved (re, im) f32 pairs rounded
-/// from f64, for GPU kernels whose sin/cos may be approximations (and to spare recomputing them).
+/// from f64, for GPU kernels whose sin/cos may be approximations.
 pub fn twiddles(n_fft: usize) -> Vec<f32> {
     (0..n_fft)
         .flat_map(|m| {

@@ -23,7 +23,6 @@ pub struct EvalJob {
     /// Embedded model name or model file.
     pub model: String,
     pub backend: BackendKind,
-    /// Windows per backend call.
     /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
     /// Write an ASVspoof-style score file here.
@@ -45,8 +44,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     let spec = model::resolve(&job.model)?;
     let scorer = model::bind(job.backend, spec)?;
-    let batch = job.batch.unwrap_or(pipeline::DEFAULT_BATCH).max(1);
-    pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
+    let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
     let opts = ScreenOptions {
         batch,
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),

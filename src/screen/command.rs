@@ -28,7 +28,6 @@ pub struct ScreenJob {
     /// Embedded model name or model file.
     pub model: String,
     pub backend: BackendKind,
-    /// Windows per backend call.
     /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
     /// Decode and CPU compute threads [default: all cores].
@@ -96,8 +95,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threshold = job.threshold.unwrap_or(spec.config.threshold);
     let spec_id = spec.config.id.clone();
     let scorer = model::bind(job.backend, spec)?;
-    let batch = job.batch.unwrap_or(pipeline::DEFAULT_BATCH).max(1);
-    pipeline::check_batch(scorer.spec(), batch, scorer.backend_name())?;
+    let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
 
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
     let mut done = HashSet::new();

@@ -69,6 +69,13 @@ pub fn batch_memory(spec: &crate::model::ModelSpec, batch: usize, on_cpu: bool) 
 /// Refuse a `--batch` whose buffers would not fit in the memory this machine has available
 /// (Linux's MemAvailable), before anything is allocated: better a clear error than an abort
 /// minutes into a run.
+/// The batch a run uses: `--batch` or [`DEFAULT_BATCH`], checked against the memory available.
+pub fn chosen_batch(requested: Option<usize>, scorer: &dyn crate::model::Scorer) -> Result<usize> {
+    let batch = requested.unwrap_or(DEFAULT_BATCH).max(1);
+    check_batch(scorer.spec(), batch, scorer.backend_name())?;
+    Ok(batch)
+}
+
 pub fn check_batch(
     spec: &crate::model::ModelSpec,
     batch: usize,

@@ -54,6 +54,8 @@ pub struct WgpuBackend {
     pub(super) dummy: wgpu::Buffer,
     /// Mappable readback buffers not in use (several readbacks can be in flight).
     readback: Mutex<Vec<wgpu::Buffer>>,
+    /// STFT twiddle tables by n_fft (`launch::twiddles`), made once and kept.
+    twiddles: Mutex<HashMap<usize, wgpu::Buffer>>,
     device_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -246,10 +248,30 @@ impl WgpuBackend {
             encoder: Mutex::new(None),
             dummy,
             readback: Mutex::new(Vec::new()),
+            twiddles: Mutex::new(HashMap::new()),
             device_error,
         };
         backend.check_device()?;
         Ok(backend)
+    }
+
+    /// The STFT twiddle table for `n_fft` (computed and uploaded on first use).
+    pub(super) fn twiddles(&self, n_fft: usize) -> wgpu::Buffer {
+        lock(&self.twiddles)
+            .entry(n_fft)
+            .or_insert_with(|| {
+                let table: Vec<u8> = crate::backend::launch::twiddles(n_fft)
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
+                self.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("stft twiddles"),
+                        contents: &table,
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+            })
+            .clone()
     }
 
     pub fn adapter_name(&self) -> &str {

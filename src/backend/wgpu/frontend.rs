@@ -7,7 +7,7 @@ use super::{CHECK, WgpuBackend, WgpuTensor};
 use crate::Result;
 use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
 use crate::backend::{
-    Device, DeviceTensor, FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams,
+    DeviceTensor, FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams,
 };
 
 /// Largest n_fft the radix-2 shared-memory kernel handles (its buffer holds n_fft/2 complex).
@@ -34,12 +34,12 @@ impl FrontendOps for WgpuBackend {
             s.log2_half,
             f(s.power),
         ];
-        let twiddles = self.upload(&launch::twiddles(s.n_fft), &[s.n_fft, 2])?;
+        let twiddles = self.twiddles(s.n_fft);
         let buffers = [
             signal.buffer.buffer(),
             window.buffer.buffer(),
             out.buffer.buffer(),
-            twiddles.buffer.buffer(),
+            &twiddles,
         ];
         if s.rows() > 0 {
             if s.radix2 {
