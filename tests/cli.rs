@@ -117,6 +117,20 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
             _ => tone(i, 16000, 440.0),
         },
     );
+    // Finite float samples near f32's limit once made the resampler's FFT overflow and panic
+    // (found by fuzzing): they are clipped, counted and named in a warning.
+    write_wav(
+        &dir.join("huge_samples.wav"),
+        22050,
+        1,
+        33075,
+        true,
+        |i, _| match i % 500 {
+            0 => 3e38,
+            1 => -3e38,
+            _ => tone(i, 22050, 440.0),
+        },
+    );
     write_wav(&dir.join("silence.wav"), 16000, 1, 20000, false, |_, _| 0.0);
     write_wav(&dir.join("rate_1hz.wav"), 1, 1, 100, false, |_, _| 0.1);
     std::fs::write(dir.join("readme.txt"), "ignored: not an audio extension").unwrap();
@@ -144,6 +158,7 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "eight_channels.wav",
         "hires_192k.wav",
         "nan_samples.wav",
+        "huge_samples.wav",
         "caf\u{FFFD}_latin1.wav",
     ];
     let failed = vec![
@@ -279,6 +294,10 @@ fn mixed_catalog_gives_one_row_per_input() {
     let nan = &rows["nan_samples.wav"];
     let warnings = nan["warnings"].to_string();
     assert!(warnings.contains("72 NaN/Inf samples"), "{warnings}");
+    let huge = &rows["huge_samples.wav"];
+    let warnings = huge["warnings"].to_string();
+    assert!(warnings.contains("134 samples beyond ±64"), "{warnings}");
+    assert!(huge["score"].as_f64().is_some_and(f64::is_finite), "{huge}");
     // 1.5 s at 1 s windows with 0.5 s hop: [0,1], [0.5,1.5]
     let spans: Vec<(f64, f64)> = nan["segments"]
         .as_array()
@@ -571,6 +590,69 @@ fn unreadable_file_gets_an_error_row() {
             "{e}"
         );
     }
+}
+
+/// A model whose arithmetic overflows gives NaN scores; NaN >= threshold is false, so without
+/// a check the file would be reported "bona fide". It must be an error row instead.
+#[test]
+fn a_nan_score_is_an_error_row_not_a_verdict() {
+    use deepscreen::model::spec::HostTensor;
+    let tmp = tempfile::tempdir().unwrap();
+    let config: deepscreen::model::ModelConfig = serde_json::from_value(json!({
+        "format": "deepscreen-model", "version": 1, "id": "overflows", "sample_rate": 16000,
+        "window": {"seconds": 1.0, "hop_seconds": 1.0},
+        "frontend": {"n_fft": 256, "hop_length": 128,
+                     "filterbank": {"kind": "mel", "n_filters": 8}, "log": {"kind": "ln"}},
+        "layers": [
+            {"type": "conv2d", "name": "c1", "out_channels": 1, "kernel": [1, 1], "activation": "relu"},
+            {"type": "global_avg_pool"},
+            {"type": "linear", "name": "fc1", "out_features": 2},
+            {"type": "linear", "name": "fc2", "out_features": 1}
+        ],
+        "output": {"kind": "logit"}
+    }))
+    .unwrap();
+    // The channel is 10 + 1e-3 * feature, about 10; fc1 scales it by 3e38 twice (+inf, +inf)
+    // and fc2 takes their difference: inf - inf = NaN.
+    let tensor = |shape: Vec<usize>, data: Vec<f32>| HostTensor { shape, data };
+    let tensors = [
+        ("c1.weight", tensor(vec![1, 1, 1, 1], vec![1e-3])),
+        ("c1.bias", tensor(vec![1], vec![10.0])),
+        ("fc1.weight", tensor(vec![2, 1], vec![3e38, 3e38])),
+        ("fc1.bias", tensor(vec![2], vec![0.0, 0.0])),
+        ("fc2.weight", tensor(vec![1, 2], vec![1.0, -1.0])),
+        ("fc2.bias", tensor(vec![1], vec![0.0])),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect();
+    let model = tmp.path().join("overflows.safetensors");
+    std::fs::write(
+        &model,
+        deepscreen::model::file::to_bytes(&config, &tensors).unwrap(),
+    )
+    .unwrap();
+    let wav = tmp.path().join("tone.wav");
+    common::write_wav_16k(&wav, 2.0, |t| {
+        0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+    });
+    let out = run(bin()
+        .args(["screen", "--backend", "cpu", "--model"])
+        .arg(&model)
+        .arg(&wav));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = &rows_by_name(&out.stdout)["tone.wav"];
+    assert!(row["verdict"].is_null() && row["score"].is_null(), "{row}");
+    let e = row["error"].as_str().unwrap();
+    assert!(
+        e.contains("non-finite score") && e.contains("0.00 s"),
+        "{e}"
+    );
 }
 
 #[test]

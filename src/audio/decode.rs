@@ -37,16 +37,23 @@ pub struct DecodeStats {
     pub skipped_packets: u64,
     /// NaN/±Inf samples replaced by 0.
     pub nonfinite_samples: u64,
+    /// Finite samples beyond ±[`MAX_ABS_SAMPLE`], clipped to it.
+    pub clipped_samples: u64,
     /// The stream ended early (cut-off file or unreadable tail).
     pub truncated: Option<String>,
 }
+
+/// Float PCM may exceed full scale by a few dB; a sample 36 dB over it is not audio (a corrupt
+/// or hostile float file), and values near f32's limit overflow the resampler's FFT (found by
+/// fuzzing: `fuzz/`, FUZZING.md). Such samples are clipped to this and counted.
+pub const MAX_ABS_SAMPLE: f32 = 64.0;
 
 fn audio_err(msg: impl Into<String>) -> Error {
     Error::Audio(msg.into())
 }
 
 /// Decode the default audio track of `path`. `sink` receives the stream description and mono
-/// chunks (channel average, non-finite samples zeroed) at the source rate.
+/// chunks (channel average, non-finite samples zeroed, absurd ones clipped) at the source rate.
 pub fn decode_mono(
     path: &Path,
     mut sink: impl FnMut(&StreamInfo, &[f32]) -> Result<()>,
@@ -193,10 +200,13 @@ pub fn decode_mono(
         for frame in interleaved.chunks_exact(channels) {
             let mut sum = 0.0f32;
             for &s in frame {
-                if s.is_finite() {
-                    sum += s;
-                } else {
+                if !s.is_finite() {
                     stats.nonfinite_samples += 1;
+                } else if s.abs() > MAX_ABS_SAMPLE {
+                    stats.clipped_samples += 1;
+                    sum += s.clamp(-MAX_ABS_SAMPLE, MAX_ABS_SAMPLE);
+                } else {
+                    sum += s;
                 }
             }
             mono.push(sum * scale);

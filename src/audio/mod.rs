@@ -99,6 +99,13 @@ pub fn read_windows(
             stats.nonfinite_samples
         ));
     }
+    if stats.clipped_samples > 0 {
+        warnings.push(format!(
+            "{} samples beyond ±{} (36 dB over full scale) were clipped: corrupt float audio?",
+            stats.clipped_samples,
+            decode::MAX_ABS_SAMPLE
+        ));
+    }
     if let Some(t) = stats.truncated {
         warnings.push(t);
     }

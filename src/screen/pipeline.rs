@@ -490,6 +490,18 @@ impl Aggregator<'_> {
             let state = self.files.entry(file).or_default();
             state.scored += 1;
             match &scores {
+                // A NaN would pass as "bona fide" (NaN >= threshold is false): a model whose
+                // arithmetic overflows fails the file instead.
+                Ok(s) if !s[i].is_finite() => {
+                    let at = start as f64 / self.scorer.spec().config.sample_rate as f64;
+                    state.error.get_or_insert_with(|| {
+                        format!(
+                            "the model gave a non-finite score ({}) for the window at {at:.2} s: \
+                             its arithmetic overflows f32 on this audio (is the model file sound?)",
+                            s[i]
+                        )
+                    });
+                }
                 Ok(s) => {
                     let score = s[i];
                     state.sum += score as f64;
