@@ -116,9 +116,10 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "FILE|-")]
     pub files_from: Option<String>,
 
-    /// Model: an embedded model (music: songs and instrumentals, 44.1 kHz; speech: voices,
-    /// 16 kHz; music-whisper: music on the speech model's Whisper encoder, better on unseen
-    /// generators, slower on a CPU; speech-lcnn: the former speech model) or a .safetensors file.
+    /// Model: an embedded model (music: songs and instrumentals, the music CNN and the
+    /// Whisper-encoder music head fused; music-cnn: the CNN alone, 7x faster on a CPU, weaker on
+    /// unseen generators; music-whisper: the head alone; speech: voices, 16 kHz; speech-lcnn:
+    /// the former speech model) or a .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -299,8 +300,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub audio_dir: Option<PathBuf>,
 
-    /// Model: an embedded model (music, speech, music-whisper, speech-lcnn) or a .safetensors
-    /// model file.
+    /// Model: an embedded model (music, music-cnn, music-whisper, speech, speech-lcnn) or a
+    /// .safetensors model file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 

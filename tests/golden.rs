@@ -236,8 +236,8 @@ fn embedded_speech_lcnn_model_matches_pytorch() {
 }
 
 #[test]
-fn embedded_music_model_matches_pytorch() {
-    check_embedded("music");
+fn embedded_music_cnn_model_matches_pytorch() {
+    check_embedded("music-cnn");
 }
 
 /// A batch whose largest tensor exceeds the backend's per-tensor limit (wgpu: the storage

@@ -872,3 +872,127 @@ fn shared_tensors_come_from_the_embedded_model() {
     other.encoder.as_mut().unwrap().layers += 1;
     assert!(refused(&other, &head).contains("another encoder"));
 }
+
+/// The embedded `music` model fuses the music CNN with the Whisper-encoder music head: each
+/// window scores `sigmoid(logit(p_cnn) + logit(p_whisper))`. Reference: the CNN alone on the
+/// 44.1 kHz windows, the head alone (re-planned for 5 s windows) on the same tones written
+/// directly at 16 kHz, combined in f64. The two paths differ only by the resampler's edge
+/// transients, so the bar is loose; a wrong rule (averaging probabilities, one member only)
+/// misses it by far more.
+#[test]
+fn the_fused_music_model_sums_its_members_calibrated_logits() {
+    let fused = deepscreen::model::resolve("music").unwrap();
+    let fusion = fused.config.fusion.clone().expect("music is a fused model");
+    assert_eq!(fused.fusion.len(), 1);
+    let member = &fused.fusion[0];
+    assert_eq!(member.spec.config.id, "music-whisper-base-v1");
+    assert_eq!(
+        (fused.config.sample_rate, member.spec.config.sample_rate),
+        (44100, 16000)
+    );
+    // Re-planned for the fused model's 5 s windows.
+    assert_eq!(fused.window_samples, 220_500);
+    assert_eq!(member.spec.window_samples, 80_000);
+
+    // Tones below 8 kHz, the same at both rates; different per window.
+    let tones = |rate: f64, n: usize, k: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / rate;
+                let f = 220.0 * (k + 1) as f64;
+                (0.3 * (2.0 * std::f64::consts::PI * f * t).sin()
+                    + 0.1 * (2.0 * std::f64::consts::PI * 3.1 * f * t).sin()
+                    + 0.05 * (2.0 * std::f64::consts::PI * 5_000.0 * t).sin())
+                    as f32
+            })
+            .collect()
+    };
+    let count = 3;
+    let hi: Vec<f32> = (0..count)
+        .flat_map(|k| tones(44100.0, 220_500, k))
+        .collect();
+    let lo: Vec<f32> = (0..count).flat_map(|k| tones(16000.0, 80_000, k)).collect();
+
+    let score = |spec: deepscreen::model::ModelSpec, x: &[f32]| -> Vec<f32> {
+        let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
+        s.collect(s.submit(x, count).unwrap()).unwrap()
+    };
+    let got = score(fused.clone(), &hi);
+    let cnn = score(deepscreen::model::resolve("music-cnn").unwrap(), &hi);
+    let head = score(member.spec.clone(), &lo);
+    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
+    for i in 0..count {
+        let z = fusion.weight as f64 * logit(cnn[i])
+            + member.weight as f64 * logit(head[i])
+            + fusion.bias as f64;
+        let want = 1.0 / (1.0 + (-z).exp());
+        let mean = (cnn[i] + head[i]) as f64 / 2.0;
+        assert!(
+            (got[i] as f64 - want).abs() < 0.02,
+            "window {i}: fused {} vs reference {want} (cnn {}, head {}, their mean {mean})",
+            got[i],
+            cnn[i],
+            head[i]
+        );
+    }
+}
+
+/// The resampling a fused model's members rely on keeps a tone: 1 kHz at 44.1 kHz → 16 kHz is
+/// the 1 kHz tone at 16 kHz away from the window's edges (the filter sees zeros beyond them):
+/// the same amplitude, a constant shift under half a sample (rubato's delay is trimmed in
+/// whole output samples; measured 0.18), and nothing else.
+#[test]
+fn fused_members_get_the_window_resampled_to_their_rate() {
+    let tone = |rate: f64, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| (0.5 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate).sin()) as f32)
+            .collect()
+    };
+    let hi = [tone(44100.0, 44_100), tone(44100.0, 44_100)].concat();
+    let out = deepscreen::model::fusion::resample_windows(&hi, 2, 44_100, 44_100, 16_000, 16_000)
+        .unwrap();
+    assert_eq!(out.len(), 32_000);
+    let omega = 2.0 * std::f64::consts::PI * 1000.0 / 16000.0;
+    for w in out.chunks(16_000) {
+        let interior = 400..15_600;
+        // Least-squares fit of a·sin + b·cos over the interior (whole periods: 16 samples each).
+        let (mut a, mut b) = (0.0f64, 0.0f64);
+        for i in interior.clone() {
+            a += w[i] as f64 * (omega * i as f64).sin();
+            b += w[i] as f64 * (omega * i as f64).cos();
+        }
+        let half = interior.len() as f64 / 2.0;
+        let (a, b) = (a / half, b / half);
+        let amp = (a * a + b * b).sqrt();
+        let shift = b.atan2(a) / omega;
+        assert!((amp - 0.5).abs() < 5e-4, "amplitude {amp}");
+        assert!(shift.abs() < 0.5, "shift {shift} samples");
+        let residual = interior
+            .map(|i| {
+                (w[i] as f64 - a * (omega * i as f64).sin() - b * (omega * i as f64).cos()).abs()
+            })
+            .fold(0.0f64, f64::max);
+        assert!(residual < 2e-3, "residual {residual}");
+    }
+}
+
+/// A fusion whose member this build lacks, or whose member is itself fused, is refused.
+#[test]
+fn a_fusion_of_missing_or_fused_members_is_refused() {
+    let (_, bytes) = deepscreen::model::EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == "music")
+        .unwrap();
+    let config = file::read_config(bytes, "music").unwrap();
+    for (member, expected) in [
+        ("no-such-model", "which this build lacks"),
+        ("music", "do not nest"),
+    ] {
+        let mut c = config.clone();
+        c.fusion.as_mut().unwrap().members[0].model = member.into();
+        let e = file::load_bytes(&file::to_bytes(&c, &BTreeMap::new()).unwrap(), "fused")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{member}: {e}");
+    }
+}

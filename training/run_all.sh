@@ -53,10 +53,10 @@ $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speec
     --steps 2000 --hop 4 --id speech-whisper-base-v4 --out models/speech.safetensors \
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
-# 6. Music: the LCNN of configs/music.json.
+# 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
-    --out models/music.safetensors --golden tests/golden/embedded_music_io.safetensors
+    --out models/music-cnn.safetensors --golden tests/golden/embedded_music-cnn_io.safetensors
 # 6b. Music on the speech model's Whisper encoder (opt-in `music-whisper`): features, head, then a
 # head-only file that shares the encoder with the embedded speech model.
 for list in dev dev-channel train; do
@@ -75,6 +75,17 @@ $PY training/whisper/share_encoder.py "$DATA/music-whisper-full.safetensors" mod
     --from speech --out models/music-whisper.safetensors
 $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors \
     tests/golden/embedded_music-whisper_io.safetensors
+# 6c. The default `music`: music-cnn and music-whisper fused (their calibrated logits summed per
+# window). Its threshold: 1 % false alarms on the held-out real music of dev + dev-channel, from
+# the engine's own scores of the fused model.
+$PY training/fuse.py models/music-cnn.safetensors --primary music-cnn --member music-whisper \
+    --id music-fusion-v1 --out models/music.safetensors
+cargo build --release
+$PY training/evaluate.py --kind music --data "$DATA/music" --model models/music.safetensors \
+    --deepscreen target/release/deepscreen --out "$DATA/music-fused-provisional.json"
+$PY training/fuse.py models/music-cnn.safetensors --primary music-cnn --member music-whisper \
+    --id music-fusion-v1 --out models/music.safetensors \
+    --scores "$DATA/music/dev.scores.txt" "$DATA/music/dev-channel.scores.txt"
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
@@ -85,3 +96,5 @@ for kind in speech music; do
 done
 $PY training/evaluate.py --kind music --data "$DATA/music" --model "$DATA/music-whisper-full.safetensors" \
     --deepscreen target/release/deepscreen --out models/music-whisper-dev.json
+$PY training/evaluate.py --kind music --data "$DATA/music" --model models/music-cnn.safetensors \
+    --deepscreen target/release/deepscreen --out models/music-cnn-dev.json

@@ -45,8 +45,12 @@ pub fn params(config: &ModelConfig) -> Option<usize> {
 /// A model that loaded must bind to the CPU backend or refuse with an error, and score one
 /// window to one number in [0, 1] or NaN (which `screen` turns into an error row).
 pub fn score_once(spec: ModelSpec) {
+    let members = spec.fusion.iter().map(|m| params(&m.spec.config));
+    let total = std::iter::once(params(&spec.config))
+        .chain(members)
+        .try_fold(0usize, |sum, p| sum.checked_add(p?));
     if deepscreen::screen::pipeline::batch_memory(&spec, 1, true) > MAX_WINDOW_BYTES
-        || params(&spec.config).is_none_or(|p| p > MAX_PARAMS)
+        || total.is_none_or(|p| p > MAX_PARAMS)
     {
         return;
     }

@@ -136,3 +136,17 @@ impl MonoResampler {
         Ok(used.min(frames))
     }
 }
+
+/// Resample a whole buffer (`round(len · to / from)` samples out): the streaming resampler
+/// run once over it, zero-padded beyond both ends.
+pub fn resample_buffer(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    let mut resampler = MonoResampler::new(from, to)?;
+    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 1);
+    let mut keep = |x: &[f32]| {
+        out.extend_from_slice(x);
+        Ok(())
+    };
+    resampler.push(input, &mut keep)?;
+    resampler.finish(&mut keep)?;
+    Ok(out)
+}

@@ -14,8 +14,9 @@ use crate::model::{Model, ModelSpec};
 /// work is complete).
 #[derive(Debug, Clone)]
 pub struct StageTimes {
-    /// Windows to the classifier's input (the front-end, and the encoder where there is one).
-    pub frontend: Duration,
+    /// Windows to the classifier's input (the front-end, and the encoder where there is one);
+    /// `None` for a fused model (its members' stages are timed as those models).
+    pub frontend: Option<Duration>,
     /// The classifier alone; `None` for an encoder front-end without a classifier.
     pub classifier: Option<Duration>,
     /// The whole forward pass (to scores, or to the encoder's output without a classifier).
@@ -96,7 +97,7 @@ pub fn time_stages<B: Backend>(
     if headless {
         let frontend = median(fe);
         return Ok(StageTimes {
-            frontend,
+            frontend: Some(frontend),
             classifier: None,
             forward: frontend,
             queued: None,
@@ -117,10 +118,51 @@ pub fn time_stages<B: Backend>(
     }
     let queued = t.elapsed() / runs as u32;
     Ok(StageTimes {
-        frontend: median(fe),
+        frontend: Some(median(fe)),
         classifier: Some(median(cl)),
         forward: median(fw),
         queued: Some(queued),
+        scores,
+    })
+}
+
+/// Time a fused model (or any bound scorer) as `screen` runs it: the whole forward pass, then
+/// with one batch always in flight.
+pub fn time_scorer(
+    scorer: &dyn crate::model::Scorer,
+    windows: &[f32],
+    batch: usize,
+    repeats: usize,
+) -> Result<StageTimes> {
+    let run = || {
+        scorer
+            .submit(windows, batch)
+            .and_then(|s| scorer.collect(s))
+    };
+    let scores = run()?; // the warm-up
+    let mut fw = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        run()?;
+        fw.push(t.elapsed());
+    }
+    let runs = repeats.max(1);
+    let t = Instant::now();
+    let mut in_flight = None;
+    for _ in 0..runs {
+        let next = scorer.submit(windows, batch)?;
+        if let Some(previous) = in_flight.replace(next) {
+            scorer.collect(previous)?;
+        }
+    }
+    if let Some(last) = in_flight {
+        scorer.collect(last)?;
+    }
+    Ok(StageTimes {
+        frontend: None,
+        classifier: None,
+        forward: median(fw),
+        queued: Some(t.elapsed() / runs as u32),
         scores,
     })
 }

@@ -74,10 +74,10 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
                 |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}", ms(d)));
             writeln!(
                 out,
-                "{:<20} {:<8} {:>12.2} {:>14} {:>12.2} {:>11} {:>11.1} {:>11.0} {:>14}",
+                "{:<20} {:<8} {:>12} {:>14} {:>12.2} {:>11} {:>11.1} {:>11.0} {:>14}",
                 spec.config.id,
                 kind.name(),
-                ms(t.frontend),
+                maybe_ms(t.frontend),
                 maybe_ms(t.classifier),
                 ms(t.forward),
                 maybe_ms(t.queued),
@@ -98,6 +98,10 @@ fn time_on(
     batch: usize,
     repeats: usize,
 ) -> crate::Result<StageTimes> {
+    if !spec.fusion.is_empty() {
+        let scorer = model::bind(kind, spec)?;
+        return super::stages::time_scorer(scorer.as_ref(), windows, batch, repeats);
+    }
     match kind {
         BackendKind::Wgpu => time_stages(&WgpuBackend::new()?, spec, windows, batch, repeats),
         BackendKind::Cuda => time_stages(&CudaBackend::new()?, spec, windows, batch, repeats),

@@ -35,6 +35,10 @@ pub struct ModelConfig {
     /// same Whisper encoder carries its head alone, not another 40 MB copy of the encoder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_tensors: Option<SharedTensors>,
+    /// Other embedded detectors scored on the same windows and combined with this one
+    /// (see [`Fusion`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<Fusion>,
     /// The classifier; empty only for an encoder front-end without a head (which can
     /// compute features but not score).
     pub layers: Vec<LayerConfig>,
@@ -59,6 +63,28 @@ pub struct ModelConfig {
 pub struct SharedTensors {
     pub from: String,
     pub prefix: String,
+}
+
+/// A fused detector: this model and `members` score the same windows (each member gets them
+/// resampled to its own rate, and is re-planned for this model's window length); the fused
+/// score is `sigmoid(weight · logit(p) + Σ member.weight · logit(p_member) + bias)`, with every
+/// `p` calibrated by its own model. Detectors that fail on different attacks cover each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fusion {
+    /// This model's own weight.
+    pub weight: f32,
+    pub members: Vec<FusionMember>,
+    #[serde(default)]
+    pub bias: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionMember {
+    /// An embedded model's name (not itself a fusion).
+    pub model: String,
+    pub weight: f32,
 }
 
 fn default_threshold() -> f32 {

@@ -8,15 +8,44 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
 
-use super::config::{LayerConfig, METADATA_KEY, ModelConfig, SharedTensors};
+use super::config::{
+    FusionMember, LayerConfig, METADATA_KEY, ModelConfig, SharedTensors, WindowConfig,
+};
 use super::plan::{BN_PARTS, plan};
-use super::spec::{HostTensor, ModelSpec};
+use super::spec::{FusedMember, HostTensor, ModelSpec};
 use crate::{Error, Result};
 
 /// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the
 /// file in error messages.
 pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
-    let (mut config, mut tensors) = read(bytes, source)?;
+    let (config, tensors) = read(bytes, source)?;
+    if let Some(f) = &config.fusion
+        && !(f.weight.is_finite() && f.bias.is_finite())
+    {
+        return Err(Error::model(format!(
+            "{source}: the fusion weight or bias is not finite"
+        )));
+    }
+    let members = match &config.fusion {
+        Some(fusion) => fusion
+            .members
+            .iter()
+            .map(|m| load_member(m, &config.window))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|e| Error::model(format!("{source}: {e}")))?,
+        None => Vec::new(),
+    };
+    let mut spec = build(config, tensors, source)?;
+    spec.fusion = members;
+    Ok(spec)
+}
+
+/// Validate a model: its shared tensors added, `config` checked against the tensors.
+fn build(
+    mut config: ModelConfig,
+    mut tensors: BTreeMap<String, HostTensor>,
+    source: &str,
+) -> Result<ModelSpec> {
     if let Some(shared) = config.shared_tensors.take() {
         take_shared(&shared, &config, &mut tensors)
             .map_err(|e| Error::model(format!("{source}: {e}")))?;
@@ -26,6 +55,40 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
             "{source}: {}",
             e.to_string().trim_start_matches("model: ")
         ))
+    })
+}
+
+/// A fused model's member: an embedded detector, re-planned for the fused model's windows
+/// (the windows are the fused model's; each member sees them at its own rate).
+fn load_member(
+    member: &FusionMember,
+    window: &WindowConfig,
+) -> std::result::Result<FusedMember, String> {
+    let (_, bytes) = super::EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == member.model)
+        .ok_or_else(|| {
+            format!(
+                "it fuses the embedded model {:?}, which this build lacks",
+                member.model
+            )
+        })?;
+    let (mut config, tensors) = read(bytes, &member.model).map_err(|e| e.to_string())?;
+    if config.fusion.is_some() {
+        return Err(format!(
+            "it fuses {:?}, itself a fused model (fusions do not nest)",
+            member.model
+        ));
+    }
+    if !member.weight.is_finite() {
+        return Err(format!("the weight of {:?} is not finite", member.model));
+    }
+    config.window = window.clone();
+    let spec = build(config, tensors, &member.model).map_err(|e| e.to_string())?;
+    spec.require_classifier().map_err(|e| e.to_string())?;
+    Ok(FusedMember {
+        spec,
+        weight: member.weight,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod dsp;
 pub mod encoder;
 pub mod file;
 pub mod forward;
+pub mod fusion;
 pub mod plan;
 pub mod presets;
 pub mod spec;
@@ -21,7 +22,13 @@ use crate::{Error, Result};
 /// Models compiled into the binary, by name: the reference detectors trained by `training/`
 /// (model cards in `models/*.md`).
 pub static EMBEDDED: &[(&str, &[u8])] = &[
+    // The music CNN and the music head on the Whisper encoder, fused (config `fusion`; the
+    // file holds no tensors: they are `music-cnn`'s and `music-whisper`'s).
     ("music", include_bytes!("../../models/music.safetensors")),
+    (
+        "music-cnn",
+        include_bytes!("../../models/music-cnn.safetensors"),
+    ),
     ("speech", include_bytes!("../../models/speech.safetensors")),
     (
         "speech-lcnn",
@@ -35,7 +42,7 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
 ];
 
 /// The model `screen`, `eval` and `bench --catalog` use without `--model`: catalogs are mostly
-/// music, so the music detector.
+/// music, so the (fused) music detector.
 pub const DEFAULT_MODEL: &str = "music";
 
 /// Resolve `--model NAME|FILE`: an embedded name first, otherwise a path.
@@ -104,8 +111,24 @@ impl<B: Backend + 'static> Scorer for Bound<B> {
 }
 
 /// Bind `spec` to the backend `kind` (resolving `auto`); errors say why a backend can't run.
+/// A fused model binds each of its members to that backend too.
 pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
     spec.require_classifier()?;
+    if spec.fusion.is_empty() {
+        return bind_one(kind, spec);
+    }
+    let mut own = spec.clone();
+    own.fusion.clear();
+    let primary = bind_one(kind, own)?;
+    let members = spec
+        .fusion
+        .iter()
+        .map(|m| Ok((bind_one(kind, m.spec.clone())?, m.weight)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Box::new(fusion::Fused::new(spec, primary, members)))
+}
+
+fn bind_one(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
     match crate::backend::resolve(kind)? {
         BackendKind::Cpu | BackendKind::Auto => {
             let backend = CpuBackend::new();

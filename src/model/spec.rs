@@ -62,6 +62,16 @@ pub struct ModelSpec {
     pub parameter_count: usize,
     /// Elements per window of the largest tensor the forward pass makes.
     pub largest_tensor: usize,
+    /// The other detectors of a fused model (config `fusion`), loaded and re-planned for this
+    /// model's window length; empty for a single detector.
+    pub fusion: Vec<FusedMember>,
+}
+
+/// A detector fused with the model that holds it, and its weight.
+#[derive(Debug, Clone)]
+pub struct FusedMember {
+    pub spec: ModelSpec,
+    pub weight: f32,
 }
 
 /// `(scale, shift)` of an inference batch norm: y = x·scale + shift.
@@ -325,6 +335,7 @@ impl ModelSpec {
             outputs: plan.outputs,
             parameter_count,
             largest_tensor: plan.largest_tensor,
+            fusion: Vec::new(),
         })
     }
 }

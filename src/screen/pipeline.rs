@@ -54,15 +54,22 @@ const CPU_ACTIVATIONS: u64 = 2;
 const MEMORY_SHARE: f64 = 0.8;
 
 /// Host memory (bytes) the batches of a run take at `batch` windows per backend call: the
-/// windows in flight, plus on the CPU backend the forward pass's activations.
+/// windows in flight, plus on the CPU backend the forward pass's activations. A fused model's
+/// members add their resampled windows and activations.
 pub fn batch_memory(spec: &crate::model::ModelSpec, batch: usize, on_cpu: bool) -> u64 {
-    let per_window = 4
-        * (WINDOW_COPIES * spec.window_samples as u64
-            + if on_cpu {
-                CPU_ACTIVATIONS * spec.largest_tensor as u64
-            } else {
-                0
-            });
+    let activations = |s: &crate::model::ModelSpec| {
+        if on_cpu {
+            CPU_ACTIVATIONS * s.largest_tensor as u64
+        } else {
+            0
+        }
+    };
+    let members: u64 = spec
+        .fusion
+        .iter()
+        .map(|m| m.spec.window_samples as u64 + activations(&m.spec))
+        .sum();
+    let per_window = 4 * (WINDOW_COPIES * spec.window_samples as u64 + activations(spec) + members);
     per_window * batch as u64
 }
 
