@@ -201,7 +201,10 @@ rows_before=$(wc -l <"$run2/results/shard-$victim.jsonl")
 # (scancel may report an error for a step that is already ending; what counts is checked below.)
 scancel --signal=TERM --full "${job}_${victim}" || true
 say "sent SIGTERM to task $victim after $rows_before rows"
-for _ in $(seq 120); do
+# Up to 5 minutes: the task first finishes the files in flight. With the default (fused) music
+# model a Whisper encoder runs on this VM's 2 CPUs, shared by 4 tasks: over a minute here when
+# the 2-minute file is in flight (it was under 10 s with the CNN alone).
+for _ in $(seq 600); do
     [ -z "$(squeue -h -j "${job}_${victim}" -t R 2>/dev/null)" ] && break
     sleep 0.5
 done
