@@ -131,18 +131,27 @@ find "$work/catalog" -name '*.wav' | sort >"$work/catalog.txt"
 files=$(wc -l <"$work/catalog.txt")
 cd "$work"
 
+# The model: `music-cnn`, not the README's default `music`. On this 2-CPU VM the fused default
+# (a Whisper encoder per window) starves the node: four tasks at 100 % CPU, and in two CI runs
+# the victim's `scancel --signal=TERM` came back "Job can not be altered now" and the task was
+# ended ~5 s later without its own stop message (it stops in 6 s when signalled directly).
+# What this test checks (shards, SIGTERM, requeue, --resume, merge) does not depend on the model;
+# the README's script is otherwise submitted as it is.
+model=music-cnn
 single_start=$(date +%s)
-deepscreen screen --files-from catalog.txt --model music -o single.jsonl --no-progress 2>/dev/null
+deepscreen screen --files-from catalog.txt --model $model -o single.jsonl --no-progress 2>/dev/null
 single_s=$(($(date +%s) - single_start))
 say "single-process run: $files files in $single_s s"
 
-# Submit the array script, unmodified, from its own directory (catalog.txt, results/), with this
-# machine's sizes on the command line.
+# Submit the array script from its own directory (catalog.txt, results/), with this machine's
+# sizes on the command line; only its model is swapped (see above).
 submit() { # RUN_DIR → job id
     mkdir -p "$1/results" "$1/logs"
     cp catalog.txt "$1/"
+    sed "s/--model music /--model $model /" "$repo/scripts/slurm-array.sh" >"$1/slurm-array.sh"
+    grep -q -- "--model $model " "$1/slurm-array.sh" || { echo "the array script names no --model music" >&2; exit 1; }
     sbatch --parsable --array=0-3 --cpus-per-task=1 --output="$1/logs/%A_%a.out" \
-        --chdir="$1" "$repo/scripts/slurm-array.sh"
+        --chdir="$1" "$1/slurm-array.sh"
 }
 task_states() { # JOB → "task state" lines
     scontrol -o show job "$1" | sed -n 's/.*ArrayTaskId=\([0-9]*\).*JobState=\([A-Z_]*\).*/\1 \2/p' | sort -n
@@ -201,9 +210,9 @@ rows_before=$(wc -l <"$run2/results/shard-$victim.jsonl")
 # (scancel may report an error for a step that is already ending; what counts is checked below.)
 scancel --signal=TERM --full "${job}_${victim}" || true
 say "sent SIGTERM to task $victim after $rows_before rows"
-# Up to 5 minutes: the task first finishes the files in flight. With the default (fused) music
-# model a Whisper encoder runs on this VM's 2 CPUs, shared by 4 tasks: over a minute here when
-# the 2-minute file is in flight (it was under 10 s with the CNN alone).
+# Up to 5 minutes for the task to finish the files in flight (a slower model, such as the fused
+# default, needs far more than the CNN on this VM: over a minute with four tasks on 2 CPUs, when
+# the 2-minute file is in flight).
 for _ in $(seq 600); do
     [ -z "$(squeue -h -j "${job}_${victim}" -t R 2>/dev/null)" ] && break
     sleep 0.5
