@@ -64,15 +64,12 @@ fn load_member(
     member: &FusionMember,
     window: &WindowConfig,
 ) -> std::result::Result<FusedMember, String> {
-    let (_, bytes) = super::EMBEDDED
-        .iter()
-        .find(|(name, _)| *name == member.model)
-        .ok_or_else(|| {
-            format!(
-                "it fuses the embedded model {:?}, which this build lacks",
-                member.model
-            )
-        })?;
+    let bytes = super::embedded(&member.model).ok_or_else(|| {
+        format!(
+            "it fuses the embedded model {:?}, which this build lacks",
+            member.model
+        )
+    })?;
     let (mut config, tensors) = read(bytes, &member.model).map_err(|e| e.to_string())?;
     if config.fusion.is_some() {
         return Err(format!(
@@ -152,15 +149,12 @@ fn take_shared(
     config: &ModelConfig,
     tensors: &mut BTreeMap<String, HostTensor>,
 ) -> std::result::Result<(), String> {
-    let (_, bytes) = super::EMBEDDED
-        .iter()
-        .find(|(name, _)| *name == shared.from)
-        .ok_or_else(|| {
-            format!(
-                "its tensors {:?}* come from the embedded model {:?}, which this build lacks",
-                shared.prefix, shared.from
-            )
-        })?;
+    let bytes = super::embedded(&shared.from).ok_or_else(|| {
+        format!(
+            "its tensors {:?}* come from the embedded model {:?}, which this build lacks",
+            shared.prefix, shared.from
+        )
+    })?;
     let (source, mut from) = read(bytes, &shared.from).map_err(|e| e.to_string())?;
     // The same encoder and front-end; what each head reads from it (`read`) may differ.
     let geometry = |c: &ModelConfig| {

@@ -45,10 +45,15 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
 /// music, so the (fused) music detector.
 pub const DEFAULT_MODEL: &str = "music";
 
+/// The file bytes of the embedded model `name`, if this build has it.
+pub fn embedded(name: &str) -> Option<&'static [u8]> {
+    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
 /// Resolve `--model NAME|FILE`: an embedded name first, otherwise a path.
 pub fn resolve(arg: &str) -> Result<ModelSpec> {
-    if let Some((name, bytes)) = EMBEDDED.iter().find(|(name, _)| *name == arg) {
-        return file::load_bytes(bytes, &format!("embedded model {name:?}"));
+    if let Some(bytes) = embedded(arg) {
+        return file::load_bytes(bytes, &format!("embedded model {arg:?}"));
     }
     let path = Path::new(arg);
     if path.exists() {
@@ -117,9 +122,12 @@ pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
     if spec.fusion.is_empty() {
         return bind_one(kind, spec);
     }
-    let mut own = spec.clone();
-    own.fusion.clear();
-    let primary = bind_one(kind, own)?;
+    // The primary is bound without its members (cloning them only to drop them would copy
+    // their weights, the 20 M-parameter encoder included).
+    let mut spec = spec;
+    let members = std::mem::take(&mut spec.fusion);
+    let primary = bind_one(kind, spec.clone())?;
+    spec.fusion = members;
     let members = spec
         .fusion
         .iter()
