@@ -219,12 +219,19 @@ fn check_embedded(name: &str) {
     }
 }
 
+/// The Whisper half of the fused `speech` model (encoder + head, against a float64 reference).
 #[test]
-fn embedded_speech_model_matches_pytorch() {
-    check_embedded("speech");
+fn embedded_speech_whisper_model_matches_reference() {
+    check_embedded("speech-whisper");
 }
 
-/// The music head on the speech model's encoder (its file shares `encoder.*` with `speech`).
+/// The CNN half of the fused `speech` model.
+#[test]
+fn embedded_speech_cnn_model_matches_pytorch() {
+    check_embedded("speech-cnn");
+}
+
+/// The music head on the Whisper encoder (its file shares `encoder.*` with `speech-whisper`).
 #[test]
 fn embedded_music_whisper_model_matches_reference() {
     check_embedded("music-whisper");

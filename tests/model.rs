@@ -809,17 +809,21 @@ fn encoder_config_is_validated() {
     );
 }
 
-/// A head-only file that takes the encoder from the embedded speech model (`shared_tensors`)
-/// loads into the whole model: with speech's own head it scores exactly as speech does.
+/// A head-only file that takes the encoder from the embedded Whisper speech model
+/// (`shared_tensors`) loads into the whole model: with that model's own head it scores exactly
+/// as the model does.
 /// A missing source, a clash, or another encoder geometry is refused with a reason.
 #[test]
 fn shared_tensors_come_from_the_embedded_model() {
     let (_, bytes) = deepscreen::model::EMBEDDED
         .iter()
-        .find(|(name, _)| *name == "speech")
+        .find(|(name, _)| *name == "speech-whisper")
         .unwrap();
-    let (config, tensors) = file::read(bytes, "speech").unwrap();
-    assert!(config.encoder.is_some(), "speech reads a Whisper encoder");
+    let (config, tensors) = file::read(bytes, "speech-whisper").unwrap();
+    assert!(
+        config.encoder.is_some(),
+        "speech-whisper reads a Whisper encoder"
+    );
     let head: BTreeMap<String, HostTensor> = tensors
         .iter()
         .filter(|(name, _)| !name.starts_with("encoder."))
@@ -829,7 +833,7 @@ fn shared_tensors_come_from_the_embedded_model() {
     let mut shared = config.clone();
     shared.id = "speech-head-only".into();
     shared.shared_tensors = Some(SharedTensors {
-        from: "speech".into(),
+        from: "speech-whisper".into(),
         prefix: "encoder.".into(),
     });
     let head_bytes = file::to_bytes(&shared, &head).unwrap();
@@ -848,7 +852,7 @@ fn shared_tensors_come_from_the_embedded_model() {
         .unwrap()
         .scores(&backend, &windows, 2)
         .unwrap();
-    let speech = file::load_bytes(bytes, "speech").unwrap();
+    let speech = file::load_bytes(bytes, "speech-whisper").unwrap();
     let want = Model::new(&backend, speech)
         .unwrap()
         .scores(&backend, &windows, 2)
@@ -930,6 +934,71 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
         assert!(
             (got[i] as f64 - want).abs() < 0.02,
             "window {i}: fused {} vs reference {want} (cnn {}, head {}, their mean {mean})",
+            got[i],
+            cnn[i],
+            head[i]
+        );
+    }
+}
+
+/// The embedded `speech` model fuses the speech CNN with the Whisper-encoder speech head. Both
+/// run at 16 kHz on 4 s windows, so the member sees the very samples the CNN sees and the fused
+/// score must equal `sigmoid(w·logit(p_cnn) + w'·logit(p_whisper) + b)` computed in f64 from the
+/// two models scored on their own, to float rounding.
+#[test]
+fn the_fused_speech_model_sums_its_members_calibrated_logits() {
+    let fused = deepscreen::model::resolve("speech").unwrap();
+    let fusion = fused
+        .config
+        .fusion
+        .clone()
+        .expect("speech is a fused model");
+    assert_eq!(fused.fusion.len(), 1);
+    let member = &fused.fusion[0];
+    assert_eq!(member.spec.config.id, "speech-whisper-base-v4");
+    assert_eq!(
+        (fused.config.sample_rate, member.spec.config.sample_rate),
+        (16000, 16000)
+    );
+    assert_eq!(fused.window_samples, 64_000);
+    assert_eq!(member.spec.window_samples, 64_000);
+
+    // Voice-like windows: a harmonic series on a gliding pitch plus a little noise, one pitch
+    // per window, so the scores are not all saturated at one end.
+    let count = 3;
+    let mut rng = rng(29);
+    let noise = random_vec(&mut rng, count * 64_000, -0.01, 0.01);
+    let windows: Vec<f32> = (0..count * 64_000)
+        .map(|j| {
+            let (k, i) = (j / 64_000, j % 64_000);
+            let t = i as f64 / 16000.0;
+            let f0 = 110.0 + 40.0 * k as f64 + 20.0 * (2.0 * std::f64::consts::PI * 0.5 * t).sin();
+            let v: f64 = (1..=8)
+                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() * 0.2 / h as f64)
+                .sum();
+            v as f32 + noise[j]
+        })
+        .collect();
+    let score = |spec: deepscreen::model::ModelSpec| -> Vec<f32> {
+        let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
+        s.collect(s.submit(&windows, count).unwrap()).unwrap()
+    };
+    let got = score(fused.clone());
+    let cnn = score(deepscreen::model::resolve("speech-cnn").unwrap());
+    let head = score(deepscreen::model::resolve("speech-whisper").unwrap());
+    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
+    for i in 0..count {
+        let z = fusion.weight as f64 * logit(cnn[i])
+            + member.weight as f64 * logit(head[i])
+            + fusion.bias as f64;
+        let want = 1.0 / (1.0 + (-z).exp());
+        eprintln!(
+            "window {i}: cnn {} whisper {} fused {} (f64 {want})",
+            cnn[i], head[i], got[i]
+        );
+        assert!(
+            (got[i] as f64 - want).abs() < 1e-5,
+            "window {i}: fused {} vs reference {want} (cnn {}, whisper {})",
             got[i],
             cnn[i],
             head[i]

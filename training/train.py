@@ -209,7 +209,12 @@ def file_scores(logits: list[np.ndarray], a: float, b: float) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=["speech", "music"], required=True)
-    ap.add_argument("--data", type=Path, required=True, help="output of data/prepare.py")
+    ap.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="output(s) of data/prepare.py; lists of the same name are joined")
+    ap.add_argument("--config", help="training/configs/<CONFIG>.json (default: --kind)")
+    ap.add_argument("--id", help="the model's id (default: --kind)")
+    ap.add_argument("--balance-sources", action="store_true",
+                    help="draw bona fide clips evenly over their source packages, not over clips")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--golden", type=Path, help="write golden vectors here")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time budget")
@@ -224,15 +229,23 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    config = json.loads((CONFIGS / f"{args.kind}.json").read_text())
+    config = json.loads((CONFIGS / f"{args.config or args.kind}.json").read_text())
     rate = config["sample_rate"]
     n, hop, _ = window_len(config)
     front = DeepscreenModel(config).eval()
     net = Classifier(config)
 
     t_load = time.time()
-    train = load_list(args.data, "train", rate)
+    train = [r for d in args.data for r in load_list(d, "train", rate)]
     reals = [r for r in train if r["label"] == "bonafide"]
+    # One package with most of the clips would otherwise define "real" (its channel, its voices).
+    real_groups: list[list[dict]] = [reals]
+    if args.balance_sources:
+        by_source: dict[str, list[dict]] = {}
+        for r in reals:
+            by_source.setdefault(r["source"], []).append(r)
+        real_groups = [by_source[k] for k in sorted(by_source)]
+        print("bona fide sources: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items())))
     by_attack: dict[str, list[dict]] = {}
     for r in train:
         if r["label"] == "spoof" and is_seen(args.kind, r["attack"]):
@@ -254,7 +267,7 @@ def main() -> int:
     while time.time() - t0 < budget:
         net.train()
         half = args.batch // 2
-        picks = [rng.choice(reals) for _ in range(half)] + [rng.choice(by_attack[rng.choice(attacks)]) for _ in range(half)]
+        picks = [rng.choice(rng.choice(real_groups) if args.balance_sources else reals) for _ in range(half)] + [rng.choice(by_attack[rng.choice(attacks)]) for _ in range(half)]
         x = torch.from_numpy(np.stack([random_window(r["audio"], n, rng) for r in picks]))
         x = x * torch.from_numpy(10 ** (np.random.uniform(-10, 10, size=(len(picks), 1)) / 20)).float()
         y = torch.tensor([0.0] * half + [1.0] * half)
@@ -282,7 +295,7 @@ def main() -> int:
     print(f"trained {step} steps in {train_s / 60:.1f} min", flush=True)
 
     # Calibration on dev bona fide + seen attacks (clean and channel lists).
-    cal_rows = [r for name in ("dev", "dev-channel") for r in load_list(args.data, name, rate)
+    cal_rows = [r for name in ("dev", "dev-channel") for d in args.data for r in load_list(d, name, rate)
                 if is_seen(args.kind, r["attack"])]
     logits = window_logits(front, net, cal_rows, n, hop)
     labels = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in cal_rows])
@@ -296,7 +309,7 @@ def main() -> int:
     print(f"calibration: scale {a:.4f} bias {b:.4f}; seen-attack dev EER {cal_eer * 100:.2f} %; "
           f"threshold {threshold:.4f} ({args.target_fa:.0%} FA) catches {caught:.1%} of seen-attack dev fakes")
 
-    config["id"] = args.kind
+    config["id"] = args.id or args.kind
     config["calibration"] = {"scale": a, "bias": b}
     config["threshold"] = threshold
     config["aggregation"] = "mean"
@@ -308,13 +321,14 @@ def main() -> int:
         "batch": args.batch,
         "train_minutes": round(train_s / 60, 1),
         "freq_mask": args.freq_mask,
+        "balanced_sources": args.balance_sources,
         "calibration": f"logistic on dev bona fide + seen attacks (clean + channel), threshold = {args.target_fa:.0%} "
                        "false alarms on dev bona fide (held-out packages)",
         "seen_dev_eer": round(cal_eer, 4),
     }
     config["description"] = (
         f"deepscreen reference {args.kind} detector: trained only on allowed Debian audio and allowed generators "
-        f"({', '.join(attacks)}); see models/{args.kind}.md"
+        f"({', '.join(attacks)}); see models/{args.config or args.kind}.md"
     )
     model = DeepscreenModel(config, net.engine_tensors()).eval()
     # The exported model must be the trained network: compare on a dev batch.

@@ -29,12 +29,21 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
         "music-cnn",
         include_bytes!("../../models/music-cnn.safetensors"),
     ),
+    // The speech CNN and the speech head on the Whisper encoder, fused the same way.
     ("speech", include_bytes!("../../models/speech.safetensors")),
+    (
+        "speech-cnn",
+        include_bytes!("../../models/speech-cnn.safetensors"),
+    ),
+    (
+        "speech-whisper",
+        include_bytes!("../../models/speech-whisper.safetensors"),
+    ),
     (
         "speech-lcnn",
         include_bytes!("../../models/speech-lcnn.safetensors"),
     ),
-    // Its head alone: the encoder is `speech`'s (config `shared_tensors`).
+    // Its head alone: the encoder is `speech-whisper`'s (config `shared_tensors`).
     (
         "music-whisper",
         include_bytes!("../../models/music-whisper.safetensors"),
