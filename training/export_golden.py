@@ -1,7 +1,7 @@
 """Golden vectors for an exported model: PyTorch features, raw outputs and calibrated scores on
 deterministic windows that `tests/golden.rs` rebuilds bit for bit (so no audio is shipped).
 
-    python training/export_golden.py models/speech.safetensors tests/golden/embedded_speech_io.safetensors
+    python training/export_golden.py models/speech-cnn.safetensors tests/golden/embedded_speech-cnn_io.safetensors
 """
 
 from __future__ import annotations

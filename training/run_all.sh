@@ -18,6 +18,7 @@ DATA=${1:-data}
 WHISPER=${2:-$DATA/whisper-base}
 PY=${PY:-python3}
 MINUTES_MUSIC=${MINUTES_MUSIC:-30}
+MINUTES_SPEECH_CNN=${MINUTES_SPEECH_CNN:-30}
 
 # 1. Real audio (every allowed package, 0 A.D.'s music included).
 $PY training/data/fetch_real.py --out "$DATA/real"
@@ -50,15 +51,32 @@ done
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \
     --layer-features "$DATA/speech/features-base-layers" --mix 2 4 \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
-    --steps 2000 --hop 4 --id speech-whisper-base-v4 --out models/speech.safetensors \
+    --steps 2000 --hop 4 --id speech-whisper-base-v4 --out models/speech-whisper.safetensors \
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
-$PY training/whisper/golden_head.py "$WHISPER" models/speech.safetensors tests/golden/embedded_speech_io.safetensors
+$PY training/whisper/golden_head.py "$WHISPER" models/speech-whisper.safetensors \
+    tests/golden/embedded_speech-whisper_io.safetensors
+# 5b. Speech: the CNN of configs/speech-cnn.json (embedded as `speech-cnn`), bona fide drawn
+# evenly over its packages; then the default `speech`: the CNN and the Whisper model fused, its
+# threshold 1 % false alarms on the held-out real speech of dev + dev-channel, from the engine's
+# own scores.
+$PY training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --balance-sources \
+    --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN" --batch 32 --freq-mask 16 \
+    --checkpoint "$DATA/speech-cnn-train.pt" --resume \
+    --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
+$PY training/fuse.py models/speech-cnn.safetensors --primary speech-cnn --member speech-whisper \
+    --id speech-fusion-v1 --out models/speech.safetensors --threshold 0.8
+cargo build --release
+$PY training/evaluate.py --kind speech --data "$DATA/speech" --model models/speech.safetensors \
+    --deepscreen target/release/deepscreen --out "$DATA/speech-fused-provisional.json"
+$PY training/fuse.py models/speech-cnn.safetensors --primary speech-cnn --member speech-whisper \
+    --id speech-fusion-v1 --out models/speech.safetensors \
+    --scores "$DATA/speech/dev.scores.txt" "$DATA/speech/dev-channel.scores.txt"
 # 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
     --out models/music-cnn.safetensors --golden tests/golden/embedded_music-cnn_io.safetensors
 # 6b. Music on the speech model's Whisper encoder (opt-in `music-whisper`): features, head, then a
-# head-only file that shares the encoder with the embedded speech model.
+# head-only file that shares the encoder with the embedded `speech-whisper` model.
 for list in dev dev-channel train; do
     hop=4; [ $list = train ] && hop=2
     $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/music" --list $list \
@@ -71,8 +89,8 @@ $PY training/whisper/train_head.py --kind music --data "$DATA/music" --features 
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
     --steps 2000 --hop 4 --id music-whisper-base-v1 --out "$DATA/music-whisper-full.safetensors" \
     --report models/music-whisper-head.json
-$PY training/whisper/share_encoder.py "$DATA/music-whisper-full.safetensors" models/speech.safetensors \
-    --from speech --out models/music-whisper.safetensors
+$PY training/whisper/share_encoder.py "$DATA/music-whisper-full.safetensors" models/speech-whisper.safetensors \
+    --from speech-whisper --out models/music-whisper.safetensors
 $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors \
     tests/golden/embedded_music-whisper_io.safetensors
 # 6c. The default `music`: music-cnn and music-whisper fused (their calibrated logits summed per
@@ -98,3 +116,7 @@ $PY training/evaluate.py --kind music --data "$DATA/music" --model "$DATA/music-
     --deepscreen target/release/deepscreen --out models/music-whisper-dev.json
 $PY training/evaluate.py --kind music --data "$DATA/music" --model models/music-cnn.safetensors \
     --deepscreen target/release/deepscreen --out models/music-cnn-dev.json
+for member in speech-whisper speech-cnn; do
+    $PY training/evaluate.py --kind speech --data "$DATA/speech" --model models/$member.safetensors \
+        --deepscreen target/release/deepscreen --out models/$member-dev.json
+done

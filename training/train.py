@@ -1,11 +1,12 @@
 """Trains a reference detector on the prepared data (data/prepare.py), calibrates it on the dev
 set and exports it in the engine's format, with golden vectors for the parity test.
 
-    python training/train.py --kind speech --data data/speech --minutes 20 \
-        --out models/speech.safetensors --golden tests/golden/embedded_speech_io.safetensors
+    python training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --balance-sources \
+        --data data/speech --minutes 30 --batch 32 --freq-mask 16 \
+        --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
 
-The architecture and front-end are `training/configs/<kind>.json` (the same file the engine's
-presets read). Training: balanced batches (half bona fide, spoof drawn evenly over the seen
+The architecture and front-end are `training/configs/<config or kind>.json` (`speech.json` and
+`music.json` are also the engine's presets). Training: balanced batches (half bona fide, spoof drawn evenly over the seen
 attacks), one random window per clip cut the way the engine cuts them (random start, or
 repeat-padding for short clips), binary cross-entropy on the "synthetic" logit, Adam.
 

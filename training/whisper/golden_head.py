@@ -3,8 +3,8 @@ reference (reference.py: log-mel and encoder on the CTranslate2 weights) followe
 float64 on the exported (F16) head weights, on the deterministic windows tests/golden.rs
 rebuilds (export_golden.golden_windows).
 
-    python training/whisper/golden_head.py data/whisper-base models/speech.safetensors \
-        tests/golden/embedded_speech_io.safetensors
+    python training/whisper/golden_head.py data/whisper-base models/speech-whisper.safetensors \
+        tests/golden/embedded_speech-whisper_io.safetensors
 
 Stores `window_head` (first 64 samples of each window, to check the rebuild), the states the
 head reads (final, or the model's weighted mix of layers) at every 4th position (`features_every_4th_frame`), the raw logits (`outputs`) and the

@@ -1,8 +1,8 @@
 """Turn an exported encoder-based model into a head-only file that takes its encoder from an
 embedded model (config `shared_tensors`), so the binary carries one copy of the encoder.
 
-    python training/whisper/share_encoder.py FULL.safetensors models/speech.safetensors \
-        --from speech --out models/music-whisper.safetensors
+    python training/whisper/share_encoder.py FULL.safetensors models/speech-whisper.safetensors \
+        --from speech-whisper --out models/music-whisper.safetensors
 
 Refuses unless every `encoder.*` tensor of FULL equals (bit for bit) the embedded model's.
 """
@@ -26,8 +26,8 @@ def load(path: str) -> tuple[dict, dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("full", help="the exported model with its own encoder tensors")
-    ap.add_argument("source", help="the embedded model's file (e.g. models/speech.safetensors)")
-    ap.add_argument("--from", dest="name", required=True, help="the embedded model's name (e.g. speech)")
+    ap.add_argument("source", help="the embedded model's file (e.g. models/speech-whisper.safetensors)")
+    ap.add_argument("--from", dest="name", required=True, help="the embedded model's name (e.g. speech-whisper)")
     ap.add_argument("--prefix", default="encoder.")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

@@ -3,7 +3,7 @@ set its threshold for catalogs, measure it on the held-out dev lists, and export
 (encoder + head) in the engine's format.
 
     python training/whisper/train_head.py --data data/speech --features data/speech/features-base \
-        --encoder data/whisper-base-encoder.safetensors --hop 4 --out models/speech.safetensors
+        --encoder data/whisper-base-encoder.safetensors --hop 4 --out models/speech-whisper.safetensors
 
 Head (engine layers, so every backend runs it): the encoder's final states [positions, width]
 are the classifier's input image; conv2d with kernel [1, width] = one shared dense layer per
