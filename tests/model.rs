@@ -10,7 +10,7 @@ use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::{Activation, BackendKind};
 use deepscreen::model::config::*;
 use deepscreen::model::spec::HostTensor;
-use deepscreen::model::{Model, ModelConfig, dsp, file};
+use deepscreen::model::{Model, ModelConfig, ModelSpec, dsp, file};
 use serde_json::json;
 
 /// Every layer type, mel + DCT + mean/var normalisation, centred Hamming STFT, softmax output.
@@ -877,6 +877,58 @@ fn shared_tensors_come_from_the_embedded_model() {
     assert!(refused(&other, &head).contains("another encoder"));
 }
 
+/// An embedded fused model with one member: its spec, checked to fuse `member_id` at the two
+/// rates and window lengths given (the fused model's, then the member's as re-planned).
+fn fused_model(
+    name: &str,
+    member_id: &str,
+    rates: (u32, u32),
+    windows: (usize, usize),
+) -> ModelSpec {
+    let fused = deepscreen::model::resolve(name).unwrap();
+    assert!(fused.config.fusion.is_some(), "{name} is a fused model");
+    assert_eq!(fused.fusion.len(), 1);
+    let member = &fused.fusion[0];
+    assert_eq!(member.spec.config.id, member_id);
+    assert_eq!(
+        (fused.config.sample_rate, member.spec.config.sample_rate),
+        rates
+    );
+    assert_eq!((fused.window_samples, member.spec.window_samples), windows);
+    fused
+}
+
+/// `count` windows scored by `spec` on the CPU backend.
+fn cpu_scores(spec: ModelSpec, windows: &[f32], count: usize) -> Vec<f32> {
+    let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
+    s.collect(s.submit(windows, count).unwrap()).unwrap()
+}
+
+/// Checks each fused window score against `sigmoid(w·logit(p_first) + w'·logit(p_member) + b)`
+/// in f64 from the members' own scores, within `tolerance`.
+fn expect_fused(fused: &ModelSpec, got: &[f32], first: &[f32], member: &[f32], tolerance: f64) {
+    let fusion = fused.config.fusion.as_ref().unwrap();
+    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
+    for i in 0..got.len() {
+        let z = fusion.weight as f64 * logit(first[i])
+            + fused.fusion[0].weight as f64 * logit(member[i])
+            + fusion.bias as f64;
+        let want = 1.0 / (1.0 + (-z).exp());
+        let mean = (first[i] + member[i]) as f64 / 2.0;
+        eprintln!(
+            "window {i}: first {} member {} fused {} (f64 {want})",
+            first[i], member[i], got[i]
+        );
+        assert!(
+            (got[i] as f64 - want).abs() < tolerance,
+            "window {i}: fused {} vs reference {want} (first {}, member {}, their mean {mean})",
+            got[i],
+            first[i],
+            member[i]
+        );
+    }
+}
+
 /// The embedded `music` model fuses the music CNN with the Whisper-encoder music head: each
 /// window scores `sigmoid(logit(p_cnn) + logit(p_whisper))`. Reference: the CNN alone on the
 /// 44.1 kHz windows, the head alone (re-planned for 5 s windows) on the same tones written
@@ -885,18 +937,13 @@ fn shared_tensors_come_from_the_embedded_model() {
 /// misses it by far more.
 #[test]
 fn the_fused_music_model_sums_its_members_calibrated_logits() {
-    let fused = deepscreen::model::resolve("music").unwrap();
-    let fusion = fused.config.fusion.clone().expect("music is a fused model");
-    assert_eq!(fused.fusion.len(), 1);
-    let member = &fused.fusion[0];
-    assert_eq!(member.spec.config.id, "music-whisper-base-v1");
-    assert_eq!(
-        (fused.config.sample_rate, member.spec.config.sample_rate),
-        (44100, 16000)
-    );
     // Re-planned for the fused model's 5 s windows.
-    assert_eq!(fused.window_samples, 220_500);
-    assert_eq!(member.spec.window_samples, 80_000);
+    let fused = fused_model(
+        "music",
+        "music-whisper-base-v1",
+        (44100, 16000),
+        (220_500, 80_000),
+    );
 
     // Tones below 8 kHz, the same at both rates; different per window.
     let tones = |rate: f64, n: usize, k: usize| -> Vec<f32> {
@@ -917,28 +964,10 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
         .collect();
     let lo: Vec<f32> = (0..count).flat_map(|k| tones(16000.0, 80_000, k)).collect();
 
-    let score = |spec: deepscreen::model::ModelSpec, x: &[f32]| -> Vec<f32> {
-        let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
-        s.collect(s.submit(x, count).unwrap()).unwrap()
-    };
-    let got = score(fused.clone(), &hi);
-    let cnn = score(deepscreen::model::resolve("music-cnn").unwrap(), &hi);
-    let head = score(member.spec.clone(), &lo);
-    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
-    for i in 0..count {
-        let z = fusion.weight as f64 * logit(cnn[i])
-            + member.weight as f64 * logit(head[i])
-            + fusion.bias as f64;
-        let want = 1.0 / (1.0 + (-z).exp());
-        let mean = (cnn[i] + head[i]) as f64 / 2.0;
-        assert!(
-            (got[i] as f64 - want).abs() < 0.02,
-            "window {i}: fused {} vs reference {want} (cnn {}, head {}, their mean {mean})",
-            got[i],
-            cnn[i],
-            head[i]
-        );
-    }
+    let got = cpu_scores(fused.clone(), &hi, count);
+    let cnn = cpu_scores(deepscreen::model::resolve("music-cnn").unwrap(), &hi, count);
+    let head = cpu_scores(fused.fusion[0].spec.clone(), &lo, count);
+    expect_fused(&fused, &got, &cnn, &head, 0.02);
 }
 
 /// The embedded `speech` model fuses the speech CNN with the Whisper-encoder speech head. Both
@@ -947,21 +976,12 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
 /// two models scored on their own, to float rounding.
 #[test]
 fn the_fused_speech_model_sums_its_members_calibrated_logits() {
-    let fused = deepscreen::model::resolve("speech").unwrap();
-    let fusion = fused
-        .config
-        .fusion
-        .clone()
-        .expect("speech is a fused model");
-    assert_eq!(fused.fusion.len(), 1);
-    let member = &fused.fusion[0];
-    assert_eq!(member.spec.config.id, "speech-whisper-base-v4");
-    assert_eq!(
-        (fused.config.sample_rate, member.spec.config.sample_rate),
-        (16000, 16000)
+    let fused = fused_model(
+        "speech",
+        "speech-whisper-base-v4",
+        (16000, 16000),
+        (64_000, 64_000),
     );
-    assert_eq!(fused.window_samples, 64_000);
-    assert_eq!(member.spec.window_samples, 64_000);
 
     // Voice-like windows: a harmonic series on a gliding pitch plus a little noise, one pitch
     // per window, so the scores are not all saturated at one end.
@@ -979,31 +999,18 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
             v as f32 + noise[j]
         })
         .collect();
-    let score = |spec: deepscreen::model::ModelSpec| -> Vec<f32> {
-        let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
-        s.collect(s.submit(&windows, count).unwrap()).unwrap()
-    };
-    let got = score(fused.clone());
-    let cnn = score(deepscreen::model::resolve("speech-cnn").unwrap());
-    let head = score(deepscreen::model::resolve("speech-whisper").unwrap());
-    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
-    for i in 0..count {
-        let z = fusion.weight as f64 * logit(cnn[i])
-            + member.weight as f64 * logit(head[i])
-            + fusion.bias as f64;
-        let want = 1.0 / (1.0 + (-z).exp());
-        eprintln!(
-            "window {i}: cnn {} whisper {} fused {} (f64 {want})",
-            cnn[i], head[i], got[i]
-        );
-        assert!(
-            (got[i] as f64 - want).abs() < 1e-5,
-            "window {i}: fused {} vs reference {want} (cnn {}, whisper {})",
-            got[i],
-            cnn[i],
-            head[i]
-        );
-    }
+    let got = cpu_scores(fused.clone(), &windows, count);
+    let cnn = cpu_scores(
+        deepscreen::model::resolve("speech-cnn").unwrap(),
+        &windows,
+        count,
+    );
+    let head = cpu_scores(
+        deepscreen::model::resolve("speech-whisper").unwrap(),
+        &windows,
+        count,
+    );
+    expect_fused(&fused, &got, &cnn, &head, 1e-5);
 }
 
 /// The resampling a fused model's members rely on keeps a tone: 1 kHz at 44.1 kHz → 16 kHz is

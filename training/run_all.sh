@@ -20,6 +20,21 @@ PY=${PY:-python3}
 MINUTES_MUSIC=${MINUTES_MUSIC:-30}
 MINUTES_SPEECH_CNN=${MINUTES_SPEECH_CNN:-30}
 
+# The default KIND model: PRIMARY and MEMBER fused (fuse.py), built into the binary, scored by the
+# engine on the dev lists, then its threshold set to 1 % false alarms on the held-out real audio
+# of dev + dev-channel from those scores.
+fuse() {
+    local kind=$1 primary=$2 member=$3 id=$4
+    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $member \
+        --id $id --out models/$kind.safetensors --threshold 0.8
+    cargo build --release
+    $PY training/evaluate.py --kind $kind --data "$DATA/$kind" --model models/$kind.safetensors \
+        --deepscreen target/release/deepscreen --out "$DATA/$kind-fused-provisional.json"
+    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $member \
+        --id $id --out models/$kind.safetensors \
+        --scores "$DATA/$kind/dev.scores.txt" "$DATA/$kind/dev-channel.scores.txt"
+}
+
 # 1. Real audio (every allowed package, 0 A.D.'s music included).
 $PY training/data/fetch_real.py --out "$DATA/real"
 # 2. Neural vocoders / codecs trained here on the training packages (five decoder families).
@@ -63,14 +78,7 @@ $PY training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --bal
     --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN" --batch 32 --freq-mask 16 \
     --checkpoint "$DATA/speech-cnn-train.pt" --resume \
     --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
-$PY training/fuse.py models/speech-cnn.safetensors --primary speech-cnn --member speech-whisper \
-    --id speech-fusion-v1 --out models/speech.safetensors --threshold 0.8
-cargo build --release
-$PY training/evaluate.py --kind speech --data "$DATA/speech" --model models/speech.safetensors \
-    --deepscreen target/release/deepscreen --out "$DATA/speech-fused-provisional.json"
-$PY training/fuse.py models/speech-cnn.safetensors --primary speech-cnn --member speech-whisper \
-    --id speech-fusion-v1 --out models/speech.safetensors \
-    --scores "$DATA/speech/dev.scores.txt" "$DATA/speech/dev-channel.scores.txt"
+fuse speech speech-cnn speech-whisper speech-fusion-v1
 # 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
@@ -96,14 +104,7 @@ $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors 
 # 6c. The default `music`: music-cnn and music-whisper fused (their calibrated logits summed per
 # window). Its threshold: 1 % false alarms on the held-out real music of dev + dev-channel, from
 # the engine's own scores of the fused model.
-$PY training/fuse.py models/music-cnn.safetensors --primary music-cnn --member music-whisper \
-    --id music-fusion-v1 --out models/music.safetensors
-cargo build --release
-$PY training/evaluate.py --kind music --data "$DATA/music" --model models/music.safetensors \
-    --deepscreen target/release/deepscreen --out "$DATA/music-fused-provisional.json"
-$PY training/fuse.py models/music-cnn.safetensors --primary music-cnn --member music-whisper \
-    --id music-fusion-v1 --out models/music.safetensors \
-    --scores "$DATA/music/dev.scores.txt" "$DATA/music/dev-channel.scores.txt"
+fuse music music-cnn music-whisper music-fusion-v1
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
