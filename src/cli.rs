@@ -118,9 +118,10 @@ pub struct ScreenArgs {
 
     /// Model: an embedded model (music: songs and instrumentals, the music CNN and the
     /// Whisper-encoder music head fused; music-cnn: the CNN alone, 7x faster on a CPU, weaker on
-    /// unseen generators; music-whisper: the head alone; speech: voices, 16 kHz, a speech CNN
-    /// and a Whisper-encoder speech head fused; speech-cnn, speech-whisper: its halves alone;
-    /// speech-lcnn: an older speech model) or a .safetensors file.
+    /// unseen generators; music-whisper: the head alone; speech: voices, 16 kHz, two speech
+    /// CNNs (narrowband and wideband spectrograms) and a Whisper-encoder speech head fused;
+    /// speech-cnn, speech-cnn-wb, speech-whisper: its members alone; speech-lcnn: an older
+    /// speech model) or a .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -302,7 +303,7 @@ pub struct EvalArgs {
     pub audio_dir: Option<PathBuf>,
 
     /// Model: an embedded model (music, music-cnn, music-whisper, speech, speech-cnn,
-    /// speech-whisper, speech-lcnn) or a .safetensors model file.
+    /// speech-cnn-wb, speech-whisper, speech-lcnn) or a .safetensors model file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 

@@ -225,10 +225,16 @@ fn embedded_speech_whisper_model_matches_reference() {
     check_embedded("speech-whisper");
 }
 
-/// The CNN half of the fused `speech` model.
+/// The narrowband (25 ms) CNN member of the fused `speech` model.
 #[test]
 fn embedded_speech_cnn_model_matches_pytorch() {
     check_embedded("speech-cnn");
+}
+
+/// The wideband (5 ms window, 1 ms hop) CNN member of the fused `speech` model.
+#[test]
+fn embedded_speech_cnn_wb_model_matches_pytorch() {
+    check_embedded("speech-cnn-wb");
 }
 
 /// The music head on the Whisper encoder (its file shares `encoder.*` with `speech-whisper`).
@@ -407,6 +413,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("_matches_") {
-        assert_eq!(passed, 9, "every PyTorch and reference parity case");
+        assert_eq!(passed, 10, "every PyTorch and reference parity case");
     }
 }

@@ -877,24 +877,29 @@ fn shared_tensors_come_from_the_embedded_model() {
     assert!(refused(&other, &head).contains("another encoder"));
 }
 
-/// An embedded fused model with one member: its spec, checked to fuse `member_id` at the two
-/// rates and window lengths given (the fused model's, then the member's as re-planned).
+/// An embedded fused model: its spec, checked to fuse `member_ids` (in order) at the two rates
+/// and window lengths given (the fused model's, then every member's as re-planned).
 fn fused_model(
     name: &str,
-    member_id: &str,
+    member_ids: &[&str],
     rates: (u32, u32),
     windows: (usize, usize),
 ) -> ModelSpec {
     let fused = deepscreen::model::resolve(name).unwrap();
     assert!(fused.config.fusion.is_some(), "{name} is a fused model");
-    assert_eq!(fused.fusion.len(), 1);
-    let member = &fused.fusion[0];
-    assert_eq!(member.spec.config.id, member_id);
-    assert_eq!(
-        (fused.config.sample_rate, member.spec.config.sample_rate),
-        rates
-    );
-    assert_eq!((fused.window_samples, member.spec.window_samples), windows);
+    let ids: Vec<&str> = fused
+        .fusion
+        .iter()
+        .map(|m| m.spec.config.id.as_str())
+        .collect();
+    assert_eq!(ids, member_ids);
+    for member in &fused.fusion {
+        assert_eq!(
+            (fused.config.sample_rate, member.spec.config.sample_rate),
+            rates
+        );
+        assert_eq!((fused.window_samples, member.spec.window_samples), windows);
+    }
     fused
 }
 
@@ -904,27 +909,32 @@ fn cpu_scores(spec: ModelSpec, windows: &[f32], count: usize) -> Vec<f32> {
     s.collect(s.submit(windows, count).unwrap()).unwrap()
 }
 
-/// Checks each fused window score against `sigmoid(w·logit(p_first) + w'·logit(p_member) + b)`
-/// in f64 from the members' own scores, within `tolerance`.
-fn expect_fused(fused: &ModelSpec, got: &[f32], first: &[f32], member: &[f32], tolerance: f64) {
+/// Checks each fused window score against `sigmoid(w·logit(p_first) + Σ w_m·logit(p_m) + b)`
+/// in f64 from the models' own scores (`members` in the fusion's order), within `tolerance`.
+fn expect_fused(fused: &ModelSpec, got: &[f32], first: &[f32], members: &[&[f32]], tolerance: f64) {
     let fusion = fused.config.fusion.as_ref().unwrap();
+    assert_eq!(members.len(), fused.fusion.len());
     let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
     for i in 0..got.len() {
         let z = fusion.weight as f64 * logit(first[i])
-            + fused.fusion[0].weight as f64 * logit(member[i])
+            + fused
+                .fusion
+                .iter()
+                .zip(members)
+                .map(|(m, scores)| m.weight as f64 * logit(scores[i]))
+                .sum::<f64>()
             + fusion.bias as f64;
         let want = 1.0 / (1.0 + (-z).exp());
-        let mean = (first[i] + member[i]) as f64 / 2.0;
+        let others: Vec<f32> = members.iter().map(|m| m[i]).collect();
         eprintln!(
-            "window {i}: first {} member {} fused {} (f64 {want})",
-            first[i], member[i], got[i]
+            "window {i}: first {} members {others:?} fused {} (f64 {want})",
+            first[i], got[i]
         );
         assert!(
             (got[i] as f64 - want).abs() < tolerance,
-            "window {i}: fused {} vs reference {want} (first {}, member {}, their mean {mean})",
+            "window {i}: fused {} vs reference {want} (first {}, members {others:?})",
             got[i],
             first[i],
-            member[i]
         );
     }
 }
@@ -940,7 +950,7 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
     // Re-planned for the fused model's 5 s windows.
     let fused = fused_model(
         "music",
-        "music-whisper-base-v1",
+        &["music-whisper-base-v1"],
         (44100, 16000),
         (220_500, 80_000),
     );
@@ -967,18 +977,20 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
     let got = cpu_scores(fused.clone(), &hi, count);
     let cnn = cpu_scores(deepscreen::model::resolve("music-cnn").unwrap(), &hi, count);
     let head = cpu_scores(fused.fusion[0].spec.clone(), &lo, count);
-    expect_fused(&fused, &got, &cnn, &head, 0.02);
+    expect_fused(&fused, &got, &cnn, &[&head], 0.02);
 }
 
-/// The embedded `speech` model fuses the speech CNN with the Whisper-encoder speech head. Both
-/// run at 16 kHz on 4 s windows, so the member sees the very samples the CNN sees and the fused
-/// score must equal `sigmoid(w·logit(p_cnn) + w'·logit(p_whisper) + b)` computed in f64 from the
-/// two models scored on their own, to float rounding.
+/// The embedded `speech` model fuses the narrowband speech CNN with the Whisper-encoder speech
+/// head and the wideband speech CNN. All run at 16 kHz on the CNN's 4 s windows, so each member
+/// sees the very samples the CNN sees and the fused score must equal
+/// `sigmoid(w·logit(p_cnn) + Σ w_m·logit(p_m) + b)` computed in f64 from the models scored on
+/// their own, to float rounding. (The wideband CNN, trained on 2 s windows, is scored as the
+/// fusion re-plans it: on the same 4 s windows.)
 #[test]
 fn the_fused_speech_model_sums_its_members_calibrated_logits() {
     let fused = fused_model(
         "speech",
-        "speech-whisper-base-v4",
+        &["speech-whisper-base-v4", "speech-cnn-wb-v1"],
         (16000, 16000),
         (64_000, 64_000),
     );
@@ -1010,7 +1022,8 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
         &windows,
         count,
     );
-    expect_fused(&fused, &got, &cnn, &head, 1e-5);
+    let wideband = cpu_scores(fused.fusion[1].spec.clone(), &windows, count);
+    expect_fused(&fused, &got, &cnn, &[&head, &wideband], 1e-5);
 }
 
 /// The resampling a fused model's members rely on keeps a tone: 1 kHz at 44.1 kHz → 16 kHz is

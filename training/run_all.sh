@@ -19,19 +19,23 @@ WHISPER=${2:-$DATA/whisper-base}
 PY=${PY:-python3}
 MINUTES_MUSIC=${MINUTES_MUSIC:-30}
 MINUTES_SPEECH_CNN=${MINUTES_SPEECH_CNN:-30}
+MINUTES_SPEECH_CNN_WB=${MINUTES_SPEECH_CNN_WB:-25}
 
-# The default KIND model: PRIMARY and MEMBER fused (fuse.py), built into the binary, scored by the
-# engine on the dev lists, then its threshold set to 1 % false alarms on the held-out real audio
-# of dev + dev-channel from those scores.
+# The default KIND model: PRIMARY and the MEMBERS fused (fuse.py; WEIGHTS: the primary's, then
+# one per member), built into the binary, scored by the engine on the dev lists, then its
+# threshold set to 1 % false alarms on the held-out real audio of dev + dev-channel from those
+# scores.
 fuse() {
-    local kind=$1 primary=$2 member=$3 id=$4
-    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $member \
-        --id $id --out models/$kind.safetensors --threshold 0.8
+    local kind=$1 primary=$2 members=$3 weights=$4 id=$5
+    # shellcheck disable=SC2086  # MEMBERS and WEIGHTS are space-separated lists
+    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $members \
+        --weights $weights --id $id --out models/$kind.safetensors --threshold 0.8
     cargo build --release
     $PY training/evaluate.py --kind $kind --data "$DATA/$kind" --model models/$kind.safetensors \
         --deepscreen target/release/deepscreen --out "$DATA/$kind-fused-provisional.json"
-    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $member \
-        --id $id --out models/$kind.safetensors \
+    # shellcheck disable=SC2086
+    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $members \
+        --weights $weights --id $id --out models/$kind.safetensors \
         --scores "$DATA/$kind/dev.scores.txt" "$DATA/$kind/dev-channel.scores.txt"
 }
 
@@ -70,15 +74,20 @@ $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speec
     --report models/speech-head.json --log models/speech-experiments.jsonl --note "run_all.sh"
 $PY training/whisper/golden_head.py "$WHISPER" models/speech-whisper.safetensors \
     tests/golden/embedded_speech-whisper_io.safetensors
-# 5b. Speech: the CNN of configs/speech-cnn.json (embedded as `speech-cnn`), bona fide drawn
-# evenly over its packages; then the default `speech`: the CNN and the Whisper model fused, its
-# threshold 1 % false alarms on the held-out real speech of dev + dev-channel, from the engine's
-# own scores.
+# 5b. Speech: the CNNs of configs/speech-cnn.json (narrowband, embedded as `speech-cnn`) and
+# configs/speech-cnn-wb.json (wideband, `speech-cnn-wb`), bona fide drawn evenly over its
+# packages; then the default `speech`: the two CNNs and the Whisper model fused (the two CNNs
+# share one vote: weights 0.5, 1, 0.5), its threshold 1 % false alarms on the held-out real
+# speech of dev + dev-channel, from the engine's own scores.
 $PY training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --balance-sources \
     --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN" --batch 32 --freq-mask 16 \
     --checkpoint "$DATA/speech-cnn-train.pt" --resume \
     --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
-fuse speech speech-cnn speech-whisper speech-fusion-v1
+$PY training/train.py --kind speech --config speech-cnn-wb --id speech-cnn-wb-v1 --balance-sources \
+    --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN_WB" --batch 32 --freq-mask 8 \
+    --checkpoint "$DATA/speech-cnn-wb-train.pt" --resume \
+    --out models/speech-cnn-wb.safetensors --golden tests/golden/embedded_speech-cnn-wb_io.safetensors
+fuse speech speech-cnn "speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
 # 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
@@ -104,7 +113,7 @@ $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors 
 # 6c. The default `music`: music-cnn and music-whisper fused (their calibrated logits summed per
 # window). Its threshold: 1 % false alarms on the held-out real music of dev + dev-channel, from
 # the engine's own scores of the fused model.
-fuse music music-cnn music-whisper music-fusion-v1
+fuse music music-cnn music-whisper "1 1" music-fusion-v1
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
@@ -117,7 +126,7 @@ $PY training/evaluate.py --kind music --data "$DATA/music" --model "$DATA/music-
     --deepscreen target/release/deepscreen --out models/music-whisper-dev.json
 $PY training/evaluate.py --kind music --data "$DATA/music" --model models/music-cnn.safetensors \
     --deepscreen target/release/deepscreen --out models/music-cnn-dev.json
-for member in speech-whisper speech-cnn; do
+for member in speech-whisper speech-cnn speech-cnn-wb; do
     $PY training/evaluate.py --kind speech --data "$DATA/speech" --model models/$member.safetensors \
         --deepscreen target/release/deepscreen --out models/$member-dev.json
 done

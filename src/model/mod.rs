@@ -29,11 +29,16 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
         "music-cnn",
         include_bytes!("../../models/music-cnn.safetensors"),
     ),
-    // The speech CNN and the speech head on the Whisper encoder, fused the same way.
+    // Two speech CNNs (narrowband and wideband spectrograms) and the speech head on the
+    // Whisper encoder, fused the same way.
     ("speech", include_bytes!("../../models/speech.safetensors")),
     (
         "speech-cnn",
         include_bytes!("../../models/speech-cnn.safetensors"),
+    ),
+    (
+        "speech-cnn-wb",
+        include_bytes!("../../models/speech-cnn-wb.safetensors"),
     ),
     (
         "speech-whisper",
