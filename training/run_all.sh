@@ -79,14 +79,15 @@ $PY training/whisper/golden_head.py "$WHISPER" models/speech-whisper.safetensors
 # packages; then the default `speech`: the two CNNs and the Whisper model fused (the two CNNs
 # share one vote: weights 0.5, 1, 0.5), its threshold 1 % false alarms on the held-out real
 # speech of dev + dev-channel, from the engine's own scores.
-$PY training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --balance-sources \
-    --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN" --batch 32 --freq-mask 16 \
-    --checkpoint "$DATA/speech-cnn-train.pt" --resume \
-    --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
-$PY training/train.py --kind speech --config speech-cnn-wb --id speech-cnn-wb-v1 --balance-sources \
-    --data "$DATA/speech" --minutes "$MINUTES_SPEECH_CNN_WB" --batch 32 --freq-mask 8 \
-    --checkpoint "$DATA/speech-cnn-wb-train.pt" --resume \
-    --out models/speech-cnn-wb.safetensors --golden tests/golden/embedded_speech-cnn-wb_io.safetensors
+speech_cnn() {  # CONFIG (= embedded name), MINUTES, FREQ_MASK
+    local config=$1 minutes=$2 mask=$3
+    $PY training/train.py --kind speech --config $config --id $config-v1 --balance-sources \
+        --data "$DATA/speech" --minutes "$minutes" --batch 32 --freq-mask $mask \
+        --checkpoint "$DATA/$config-train.pt" --resume \
+        --out models/$config.safetensors --golden tests/golden/embedded_${config}_io.safetensors
+}
+speech_cnn speech-cnn "$MINUTES_SPEECH_CNN" 16
+speech_cnn speech-cnn-wb "$MINUTES_SPEECH_CNN_WB" 8
 fuse speech speech-cnn "speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
 # 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
