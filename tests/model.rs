@@ -877,29 +877,21 @@ fn shared_tensors_come_from_the_embedded_model() {
     assert!(refused(&other, &head).contains("another encoder"));
 }
 
-/// An embedded fused model: its spec, checked to fuse `member_ids` (in order) at the two rates
-/// and window lengths given (the fused model's, then every member's as re-planned).
-fn fused_model(
-    name: &str,
-    member_ids: &[&str],
-    rates: (u32, u32),
-    windows: (usize, usize),
-) -> ModelSpec {
+/// An embedded fused model: its spec, checked to run at `rate` on windows of `window` samples
+/// and to fuse `members` (in order), each given as (id, rate, window length as re-planned).
+fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usize)]) -> ModelSpec {
     let fused = deepscreen::model::resolve(name).unwrap();
     assert!(fused.config.fusion.is_some(), "{name} is a fused model");
-    let ids: Vec<&str> = fused
+    assert_eq!((fused.config.sample_rate, fused.window_samples), (rate, window));
+    let got: Vec<(&str, u32, usize)> = fused
         .fusion
         .iter()
-        .map(|m| m.spec.config.id.as_str())
+        .map(|m| {
+            let spec = &m.spec;
+            (spec.config.id.as_str(), spec.config.sample_rate, spec.window_samples)
+        })
         .collect();
-    assert_eq!(ids, member_ids);
-    for member in &fused.fusion {
-        assert_eq!(
-            (fused.config.sample_rate, member.spec.config.sample_rate),
-            rates
-        );
-        assert_eq!((fused.window_samples, member.spec.window_samples), windows);
-    }
+    assert_eq!(got, members);
     fused
 }
 
@@ -950,9 +942,9 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
     // Re-planned for the fused model's 5 s windows.
     let fused = fused_model(
         "music",
-        &["music-whisper-base-v1"],
-        (44100, 16000),
-        (220_500, 80_000),
+        44100,
+        220_500,
+        &[("music-whisper-base-v1", 16000, 80_000)],
     );
 
     // Tones below 8 kHz, the same at both rates; different per window.
@@ -990,9 +982,12 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
 fn the_fused_speech_model_sums_its_members_calibrated_logits() {
     let fused = fused_model(
         "speech",
-        &["speech-whisper-base-v4", "speech-cnn-wb-v1"],
-        (16000, 16000),
-        (64_000, 64_000),
+        16000,
+        64_000,
+        &[
+            ("speech-whisper-base-v4", 16000, 64_000),
+            ("speech-cnn-wb-v1", 16000, 64_000),
+        ],
     );
 
     // Voice-like windows: a harmonic series on a gliding pitch plus a little noise, one pitch
