@@ -116,12 +116,12 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "FILE|-")]
     pub files_from: Option<String>,
 
-    /// Model: an embedded model (music: songs and instrumentals, the music CNN and the
-    /// Whisper-encoder music head fused; music-cnn: the CNN alone, 7x faster on a CPU, weaker on
-    /// unseen generators; music-whisper: the head alone; speech: voices, 16 kHz, two speech
-    /// CNNs (narrowband and wideband spectrograms) and a Whisper-encoder speech head fused;
-    /// speech-cnn, speech-cnn-wb, speech-whisper: its members alone; speech-lcnn: an older
-    /// speech model) or a .safetensors file.
+    /// Model: an embedded model (music: songs and instrumentals, two music CNNs (narrowband and
+    /// wideband spectrograms) and a Whisper-encoder music head fused; music-cnn: the first CNN
+    /// alone, 7x faster on a CPU, weaker on unseen generators; music-cnn-wb, music-whisper: the
+    /// other members alone; speech: voices, 16 kHz, two speech CNNs and a Whisper-encoder
+    /// speech head fused the same way; speech-cnn, speech-cnn-wb, speech-whisper: its members
+    /// alone; speech-lcnn: an older speech model) or a .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -302,8 +302,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub audio_dir: Option<PathBuf>,
 
-    /// Model: an embedded model (music, music-cnn, music-whisper, speech, speech-cnn,
-    /// speech-cnn-wb, speech-whisper, speech-lcnn) or a .safetensors model file.
+    /// Model: an embedded model (music, music-cnn, music-cnn-wb, music-whisper, speech,
+    /// speech-cnn, speech-cnn-wb, speech-whisper, speech-lcnn) or a .safetensors model file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 

@@ -253,6 +253,12 @@ fn embedded_music_cnn_model_matches_pytorch() {
     check_embedded("music-cnn");
 }
 
+/// The wideband (5 ms window, 1 ms hop) CNN member of the fused `music` model.
+#[test]
+fn embedded_music_cnn_wb_model_matches_pytorch() {
+    check_embedded("music-cnn-wb");
+}
+
 /// A batch whose largest tensor exceeds the backend's per-tensor limit (wgpu: the storage
 /// binding limit, 128 MiB on lavapipe) runs as several forward passes and scores exactly like
 /// the CPU. The speech LCNN's first conv output (32 × frames × 257 per window) is that tensor.
@@ -413,6 +419,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("_matches_") {
-        assert_eq!(passed, 10, "every PyTorch and reference parity case");
+        assert_eq!(passed, 11, "every PyTorch and reference parity case");
     }
 }

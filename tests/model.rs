@@ -882,13 +882,20 @@ fn shared_tensors_come_from_the_embedded_model() {
 fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usize)]) -> ModelSpec {
     let fused = deepscreen::model::resolve(name).unwrap();
     assert!(fused.config.fusion.is_some(), "{name} is a fused model");
-    assert_eq!((fused.config.sample_rate, fused.window_samples), (rate, window));
+    assert_eq!(
+        (fused.config.sample_rate, fused.window_samples),
+        (rate, window)
+    );
     let got: Vec<(&str, u32, usize)> = fused
         .fusion
         .iter()
         .map(|m| {
             let spec = &m.spec;
-            (spec.config.id.as_str(), spec.config.sample_rate, spec.window_samples)
+            (
+                spec.config.id.as_str(),
+                spec.config.sample_rate,
+                spec.window_samples,
+            )
         })
         .collect();
     assert_eq!(got, members);
@@ -931,12 +938,12 @@ fn expect_fused(fused: &ModelSpec, got: &[f32], first: &[f32], members: &[&[f32]
     }
 }
 
-/// The embedded `music` model fuses the music CNN with the Whisper-encoder music head: each
-/// window scores `sigmoid(logit(p_cnn) + logit(p_whisper))`. Reference: the CNN alone on the
-/// 44.1 kHz windows, the head alone (re-planned for 5 s windows) on the same tones written
-/// directly at 16 kHz, combined in f64. The two paths differ only by the resampler's edge
-/// transients, so the bar is loose; a wrong rule (averaging probabilities, one member only)
-/// misses it by far more.
+/// The embedded `music` model fuses the music CNN with the Whisper-encoder music head and the
+/// wideband music CNN: each window scores `sigmoid(w·logit(p_cnn) + Σ w_m·logit(p_m) + b)`.
+/// Reference: the two CNNs alone on the 44.1 kHz windows (the wideband one re-planned for them),
+/// the head alone (re-planned for 5 s windows) on the same tones written directly at 16 kHz,
+/// combined in f64. The head's path differs only by the resampler's edge transients, so the bar
+/// is loose; a wrong rule (averaging probabilities, a member left out) misses it by far more.
 #[test]
 fn the_fused_music_model_sums_its_members_calibrated_logits() {
     // Re-planned for the fused model's 5 s windows.
@@ -944,7 +951,10 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
         "music",
         44100,
         220_500,
-        &[("music-whisper-base-v1", 16000, 80_000)],
+        &[
+            ("music-whisper-base-v1", 16000, 80_000),
+            ("music-cnn-wb-v1", 44100, 220_500),
+        ],
     );
 
     // Tones below 8 kHz, the same at both rates; different per window.
@@ -969,7 +979,8 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
     let got = cpu_scores(fused.clone(), &hi, count);
     let cnn = cpu_scores(deepscreen::model::resolve("music-cnn").unwrap(), &hi, count);
     let head = cpu_scores(fused.fusion[0].spec.clone(), &lo, count);
-    expect_fused(&fused, &got, &cnn, &[&head], 0.02);
+    let wideband = cpu_scores(fused.fusion[1].spec.clone(), &hi, count);
+    expect_fused(&fused, &got, &cnn, &[&head, &wideband], 0.02);
 }
 
 /// The embedded `speech` model fuses the narrowband speech CNN with the Whisper-encoder speech

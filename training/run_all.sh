@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole recipe, one step per line (training/README.md explains each). Rebuilds data v2 from
-# Debian packages and the allowed generators, trains the speech detector (frozen Whisper base
-# encoder + a small head) and the music detector, exports them into models/ with golden vectors
-# into tests/golden/, and measures them with `deepscreen eval`.
+# Debian packages and the allowed generators, trains the speech and music detectors (each two
+# spectrogram CNNs and a head on a frozen Whisper base encoder, fused), exports them into models/
+# with golden vectors into tests/golden/, and measures them with `deepscreen eval`.
 #
 #   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-base
 #
@@ -20,6 +20,7 @@ PY=${PY:-python3}
 MINUTES_MUSIC=${MINUTES_MUSIC:-30}
 MINUTES_SPEECH_CNN=${MINUTES_SPEECH_CNN:-30}
 MINUTES_SPEECH_CNN_WB=${MINUTES_SPEECH_CNN_WB:-25}
+MINUTES_MUSIC_CNN_WB=${MINUTES_MUSIC_CNN_WB:-25}
 
 # The default KIND model: PRIMARY and the MEMBERS fused (fuse.py; WEIGHTS: the primary's, then
 # one per member), built into the binary, scored by the engine on the dev lists, then its
@@ -89,10 +90,15 @@ speech_cnn() {  # CONFIG (= embedded name), MINUTES, FREQ_MASK
 speech_cnn speech-cnn "$MINUTES_SPEECH_CNN" 16
 speech_cnn speech-cnn-wb "$MINUTES_SPEECH_CNN_WB" 8
 fuse speech speech-cnn "speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
-# 6. Music: the CNN of configs/music.json (embedded as `music-cnn`).
+# 6. Music: the CNNs of configs/music.json (25 ms frames, embedded as `music-cnn`) and
+# configs/music-cnn-wb.json (5 ms frames every 1 ms, `music-cnn-wb`).
 $PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
     --out models/music-cnn.safetensors --golden tests/golden/embedded_music-cnn_io.safetensors
+$PY training/train.py --kind music --config music-cnn-wb --id music-cnn-wb-v1 --data "$DATA/music" \
+    --minutes "$MINUTES_MUSIC_CNN_WB" --batch 16 --freq-mask 12 \
+    --checkpoint "$DATA/music-cnn-wb-train.pt" --resume \
+    --out models/music-cnn-wb.safetensors --golden tests/golden/embedded_music-cnn-wb_io.safetensors
 # 6b. Music on the speech model's Whisper encoder (opt-in `music-whisper`): features, head, then a
 # head-only file that shares the encoder with the embedded `speech-whisper` model.
 for list in dev dev-channel train; do
@@ -111,10 +117,11 @@ $PY training/whisper/share_encoder.py "$DATA/music-whisper-full.safetensors" mod
     --from speech-whisper --out models/music-whisper.safetensors
 $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors \
     tests/golden/embedded_music-whisper_io.safetensors
-# 6c. The default `music`: music-cnn and music-whisper fused (their calibrated logits summed per
-# window). Its threshold: 1 % false alarms on the held-out real music of dev + dev-channel, from
-# the engine's own scores of the fused model.
-fuse music music-cnn music-whisper "1 1" music-fusion-v1
+# 6c. The default `music`: music-cnn, music-whisper and music-cnn-wb fused (their calibrated
+# logits summed per window; the two CNNs share one vote: weights 0.5, 1, 0.5). Its threshold:
+# 1 % false alarms on the held-out real music of dev + dev-channel, from the engine's own scores
+# of the fused model.
+fuse music music-cnn "music-whisper music-cnn-wb" "0.5 1 0.5" music-fusion-v2
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do
@@ -125,8 +132,10 @@ for kind in speech music; do
 done
 $PY training/evaluate.py --kind music --data "$DATA/music" --model "$DATA/music-whisper-full.safetensors" \
     --deepscreen target/release/deepscreen --out models/music-whisper-dev.json
-$PY training/evaluate.py --kind music --data "$DATA/music" --model models/music-cnn.safetensors \
-    --deepscreen target/release/deepscreen --out models/music-cnn-dev.json
+for member in music-cnn music-cnn-wb; do
+    $PY training/evaluate.py --kind music --data "$DATA/music" --model models/$member.safetensors \
+        --deepscreen target/release/deepscreen --out models/$member-dev.json
+done
 for member in speech-whisper speech-cnn speech-cnn-wb; do
     $PY training/evaluate.py --kind speech --data "$DATA/speech" --model models/$member.safetensors \
         --deepscreen target/release/deepscreen --out models/$member-dev.json

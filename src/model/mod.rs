@@ -22,12 +22,16 @@ use crate::{Error, Result};
 /// Models compiled into the binary, by name: the reference detectors trained by `training/`
 /// (model cards in `models/*.md`).
 pub static EMBEDDED: &[(&str, &[u8])] = &[
-    // The music CNN and the music head on the Whisper encoder, fused (config `fusion`; the
-    // file holds no tensors: they are `music-cnn`'s and `music-whisper`'s).
+    // Two music CNNs (25 ms and 5 ms frames) and the music head on the Whisper encoder, fused
+    // (config `fusion`; the file holds no tensors: they are its members').
     ("music", include_bytes!("../../models/music.safetensors")),
     (
         "music-cnn",
         include_bytes!("../../models/music-cnn.safetensors"),
+    ),
+    (
+        "music-cnn-wb",
+        include_bytes!("../../models/music-cnn-wb.safetensors"),
     ),
     // Two speech CNNs (narrowband and wideband spectrograms) and the speech head on the
     // Whisper encoder, fused the same way.
