@@ -90,9 +90,10 @@ speech_cnn() {  # CONFIG (= embedded name), MINUTES, FREQ_MASK
 speech_cnn speech-cnn "$MINUTES_SPEECH_CNN" 16
 speech_cnn speech-cnn-wb "$MINUTES_SPEECH_CNN_WB" 8
 fuse speech speech-cnn "speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
-# 6. Music: the CNNs of configs/music.json (25 ms frames, embedded as `music-cnn`) and
+# 6. Music: the CNNs of configs/music.json (46 ms frames, embedded as `music-cnn`) and
 # configs/music-cnn-wb.json (5 ms frames every 1 ms, `music-cnn-wb`).
-$PY training/train.py --kind music --data "$DATA/music" --minutes "$MINUTES_MUSIC" --batch 16 --freq-mask 24 \
+$PY training/train.py --kind music --id music-cnn-v2 --data "$DATA/music" --minutes "$MINUTES_MUSIC" \
+    --batch 16 --freq-mask 24 \
     --checkpoint "$DATA/music-train.pt" --resume \
     --out models/music-cnn.safetensors --golden tests/golden/embedded_music-cnn_io.safetensors
 $PY training/train.py --kind music --config music-cnn-wb --id music-cnn-wb-v1 --data "$DATA/music" \

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 /// Models compiled into the binary, by name: the reference detectors trained by `training/`
 /// (model cards in `models/*.md`).
 pub static EMBEDDED: &[(&str, &[u8])] = &[
-    // Two music CNNs (25 ms and 5 ms frames) and the music head on the Whisper encoder, fused
+    // Two music CNNs (46 ms and 5 ms frames) and the music head on the Whisper encoder, fused
     // (config `fusion`; the file holds no tensors: they are its members').
     ("music", include_bytes!("../../models/music.safetensors")),
     (
