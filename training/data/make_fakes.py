@@ -335,6 +335,9 @@ def main() -> int:
             done += [j for j in pending.get() if j]
         else:
             done += [j for j in pool.imap_unordered(resynth_job, music_plan(args, rng), chunksize=2) if j]
+    # Pool workers finish in any order; the list is sorted so that prepare.py, which names and
+    # seeds its items in list order, makes the same dataset on every rebuild.
+    done.sort(key=lambda j: j["output"])
     for j in done:
         j["path"] = str(Path(j["output"]).relative_to(args.out))
         j["kind"] = args.kind
