@@ -177,11 +177,13 @@ def main() -> int:
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=4.0, help="training time per decoder")
+    ap.add_argument("--steps", type=int,
+                    help="train each decoder this many steps instead (reproducible: a time budget gives "
+                         "other decoders on a faster or busier machine)")
     ap.add_argument("--decoders", nargs="*", default=list(DECODERS))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    torch.manual_seed(args.seed)
     rate = RATES[args.kind]
     audio = training_audio(args.real, args.kind, rng)
     print(f"training audio: {len(audio) / rate / 60:.1f} min from the training {args.kind} packages")
@@ -190,11 +192,14 @@ def main() -> int:
     for decoder in args.decoders:
         if (args.out / f"{decoder}.pt").exists():
             continue
+        # Seeded per decoder, so a rerun that skips finished decoders trains the rest alike.
+        torch.manual_seed(args.seed + DECODERS.index(decoder))
+        batches = np.random.default_rng([args.seed, DECODERS.index(decoder)])
         model = CodecAE(decoder)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         t0, step = time.time(), 0
-        while time.time() - t0 < args.minutes * 60:
-            idx = np.random.randint(0, len(audio) - seg, size=16)
+        while (step < args.steps) if args.steps else (time.time() - t0 < args.minutes * 60):
+            idx = batches.integers(0, len(audio) - seg, size=16)
             x = torch.from_numpy(np.stack([audio[i : i + seg] for i in idx]))[:, None]
             y = model(x)
             loss = (x - y).abs().mean() + stft_loss(x, y)
@@ -208,7 +213,7 @@ def main() -> int:
                 print(f"{decoder}: step {step} loss {loss.item():.4f}", flush=True)
         torch.save({"decoder": decoder, "kind": args.kind, "weights": model.state_dict(), "steps": step},
                    args.out / f"{decoder}.pt")
-        print(f"{decoder}: {step} steps in {args.minutes} min, final loss {loss.item():.4f}")
+        print(f"{decoder}: {step} steps in {(time.time() - t0) / 60:.1f} min, final loss {loss.item():.4f}")
     return 0
 
 
