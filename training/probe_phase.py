@@ -23,7 +23,6 @@ excerpts, 400 steps of 32) are in models/speech.md, "Phase front-end probe".
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -35,8 +34,9 @@ import torch.nn.functional as F
 import torchaudio
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import DEV_REAL  # noqa: E402
+from common import DEV_REAL, read_rows  # noqa: E402
 from make_fakes import griffin_lim, mlsa, world  # noqa: E402
+from train import eer  # noqa: E402
 
 RATE = 16000
 SECONDS = 3.0
@@ -69,7 +69,7 @@ def to_model_rate(x: np.ndarray, rate: int) -> torch.Tensor:
 
 def build(args) -> dict:
     rng = np.random.default_rng(0)
-    rows = [r for r in csv.DictReader(open(args.real / "real.csv")) if r["kind"] == args.kind]
+    rows = [r for r in read_rows(args.real / "real.csv") if r["kind"] == args.kind]
     data = {}
     for split, held, n in (("train", False, args.n), ("test", True, args.n // 2)):
         pool = [r for r in rows if (r["package"] in DEV_REAL[args.kind]) == held]
@@ -106,10 +106,6 @@ def features(x: torch.Tensor, kind: str, n_fft: int) -> torch.Tensor:
         return (r / (torch.sqrt(a * b) + 1e-9))[None]
     gd = torch.tanh(4 * r / (a + 1e-7))
     return gd[None] if kind == "gdtau" else torch.stack([torch.log(a + 1e-6), gd])
-
-
-def eer(real: np.ndarray, fake: np.ndarray) -> float:
-    return min(max((real >= th).mean(), (fake < th).mean()) for th in np.concatenate([real, fake]))
 
 
 def probe(data: dict, kind: str, n_fft: int, train_attacks: list[str], steps: int) -> str:
@@ -150,7 +146,7 @@ def probe(data: dict, kind: str, n_fft: int, train_attacks: list[str], steps: in
     with torch.no_grad():
         scores = torch.cat([net(xte[i : i + 64]).squeeze(1) for i in range(0, len(xte), 64)]).numpy()
     real = scores[lte == "real"]
-    per_attack = "  ".join(f"{a} {100 * eer(real, scores[lte == a]):.1f} %" for a in test_attacks)
+    per_attack = "  ".join(f"{a} {100 * eer(real, scores[lte == a])[0]:.1f} %" for a in test_attacks)
     return f"{kind:6} n_fft {n_fft:4}  final loss {loss.item():.3f}  EER: {per_attack}"
 
 
