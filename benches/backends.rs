@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::backend::{Activation, Backend, Conv2dParams, LogSpec, Projection};
-use deepscreen::model::{Model, ModelConfig, file, presets};
+use deepscreen::model::{Model, ModelConfig, ModelSpec, file, presets};
 use std::time::Duration;
 
 /// Same allocator as the binary (see src/main.rs), so the figures match what users run.
@@ -31,9 +31,13 @@ fn signal(len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// `config` with random weights, on the host.
+fn host_spec(config: &ModelConfig) -> ModelSpec {
+    file::load_bytes(&file::random_model_bytes(config, 1).unwrap(), "bench").unwrap()
+}
+
 fn bind<B: Backend>(be: &B, config: &ModelConfig) -> Model<B> {
-    let spec = file::load_bytes(&file::random_model_bytes(config, 1).unwrap(), "bench").unwrap();
-    Model::new(be, spec).unwrap()
+    Model::new(be, host_spec(config)).unwrap()
 }
 
 /// Run `f` and wait for the device: downloading the (small) result forces completion.
@@ -45,11 +49,11 @@ fn frontend<B: Backend>(c: &mut Criterion, be: &B) {
     let mut g = c.benchmark_group("frontend");
     g.throughput(Throughput::Elements(BATCH as u64));
     for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
-        let model = bind(be, &config);
+        let spec = host_spec(&config);
         let id = |op: &str| BenchmarkId::new(op, format!("{}/{}", config.id, be.name()));
-        let len = model.spec.window_samples;
+        let len = spec.facts.window_samples;
         let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
-        let fe = &model.spec.frontend;
+        let fe = &spec.frontend;
         let window = be.upload(&fe.window.data, &fe.window.shape).unwrap();
         g.bench_function(id("stft_power"), |b| {
             b.iter(|| sync(be, be.stft_power(&x, &window, &fe.stft).unwrap()))
@@ -71,6 +75,7 @@ fn frontend<B: Backend>(c: &mut Criterion, be: &B) {
         g.bench_function(id("filterbank_log"), |b| {
             b.iter(|| sync(be, be.filterbank_log(&power, projection(), log).unwrap()))
         });
+        let model = Model::new(be, spec.clone()).unwrap();
         g.bench_function(id("features"), |b| {
             b.iter(|| sync(be, model.features(be, &x).unwrap()))
         });
@@ -109,7 +114,7 @@ fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
     }
     for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
         let model = bind(be, &config);
-        let len = model.spec.window_samples;
+        let len = model.facts.window_samples;
         let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
         let features = model.features(be, &x).unwrap();
         let shape = deepscreen::backend::DeviceTensor::shape(&features).to_vec();
@@ -137,7 +142,7 @@ fn forward<B: Backend>(c: &mut Criterion, be: &B) {
     g.throughput(Throughput::Elements(BATCH as u64));
     for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
         let model = bind(be, &config);
-        let windows = signal(BATCH * model.spec.window_samples);
+        let windows = signal(BATCH * model.facts.window_samples);
         g.bench_function(
             BenchmarkId::new("scores", format!("{}/{}", config.id, be.name())),
             |b| b.iter(|| model.scores(be, &windows, BATCH).unwrap()),

@@ -92,11 +92,14 @@ def models():
     # A fusion (no tensors): the music CNN with the speech LCNN (fast members; the embedded
     # `music` fuses the Whisper head, too slow here).
     fused = json.loads(header("models/music.safetensors")["__metadata__"]["deepscreen"])
-    fused["fusion"]["members"] = [{"model": "speech-lcnn", "weight": 0.5}]
+    fused["fusion"]["members"] = [
+        {"model": "music-cnn", "weight": 0.5},
+        {"model": "speech-lcnn", "weight": 0.5},
+    ]
     write("model_file", "fusion.safetensors", safetensors(fused, {}))
 
     write("model_config", "tiny.json", json.dumps(TINY))
-    for name in ["music-cnn", "music", "speech-lcnn", "speech", "music-whisper"]:
+    for name in ["music-cnn", "music-cnn-wb", "speech-lcnn", "speech-cnn", "music-whisper"]:
         config = json.loads(header(f"models/{name}.safetensors")["__metadata__"]["deepscreen"])
         config.pop("provenance", None)
         write("model_config", f"{name}.json", json.dumps(config))

@@ -26,12 +26,12 @@ export DEEPSCREEN_REQUIRE_WGPU=${DEEPSCREEN_REQUIRE_WGPU:-1}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 
 status=0
-for suite in cuda backend_ops golden cli; do
-    bin=$(ls -t target/release/deps/"$suite"-* 2>/dev/null | grep -v '\.d$' | head -n 1 || true)
-    if [ -z "$bin" ]; then echo "missing test binary for $suite: build it first"; exit 2; fi
+bin=$(ls -t target/release/deps/it-* 2>/dev/null | grep -v '\.d$' | head -n 1 || true)
+if [ -z "$bin" ]; then echo "missing the test binary (tests/it): build it first"; exit 2; fi
+for suite in cuda_kernels backend_ops golden cli; do
     echo "== $suite"
     # The CPU emulator of the CUDA driver is for machines without a GPU; here it is redundant.
-    "$bin" --test-threads 1 --skip cuda_emulator || status=1
+    "$bin" "$suite::" --test-threads 1 --skip cuda_emulator --skip cpu_emulator || status=1
 done
 echo "== devices"
 target/release/deepscreen devices

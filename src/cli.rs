@@ -7,15 +7,20 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod help;
+mod jobs;
+
+use help::{REVIEW_HELP, SCREEN_EXAMPLES, exit_codes};
+
 use deepscreen::backend::{self, BackendKind};
-use deepscreen::bench::{self, BenchJob};
-use deepscreen::eval::command::{self as eval, EvalJob};
+use deepscreen::bench;
+use deepscreen::eval::command as eval;
 use deepscreen::eval::protocol::ProtocolFormat;
 use deepscreen::model;
+use deepscreen::report::Format;
 use deepscreen::review::{self, ReviewJob};
 use deepscreen::screen::command::{self as screen, ScreenJob};
-use deepscreen::screen::merge::{self, MergeJob};
-use deepscreen::screen::report::Format;
+use deepscreen::screen::merge;
 use deepscreen::screen::shard::Shard;
 
 /// Exit code: every file was screened.
@@ -24,17 +29,6 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_SOME_FAILED: u8 = 1;
 /// Exit code: nothing usable was produced (bad arguments, model, backend, or output).
 pub const EXIT_FATAL: u8 = 2;
-
-macro_rules! exit_codes {
-    () => {
-        "Exit codes:
-  0  every input was screened (whatever the verdicts)
-  1  the run finished, but some inputs failed; their rows carry an `error`
-  2  fatal: bad arguments, unusable model or backend, or the report could not be written
-     (or is locked by another run, or --resume found another format, model or threshold)
-  130/143  stopped by SIGINT/SIGTERM: finished rows are kept; rerun with --resume"
-    };
-}
 
 #[derive(Parser)]
 #[command(
@@ -78,34 +72,6 @@ pub enum Command {
         json: bool,
     },
 }
-
-const SCREEN_EXAMPLES: &str = concat!(
-    "Examples:
-  deepscreen screen ~/catalog --model speech.safetensors -o results.jsonl
-  find /data -name '*.flac' | deepscreen screen --files-from - --model m.safetensors --format csv
-  deepscreen screen song.mp3 --model m.safetensors --segments
-  deepscreen screen --files-from all.txt --model m.safetensors --shard 3/16 --resume -o part3.jsonl
-
-Directories are walked recursively (symbolic links followed, loops reported, not followed) and
-files with an audio extension are picked up: wav flac mp3 ogg oga m4a mp4 m4b aac alac caf aif
-aiff aifc mka mkv webm opus. Files named on the command line or in --files-from are screened
-whatever their extension. Opus has no built-in decoder: such files get an error row that says so.
-
-Each row holds: path, score (calibrated probability the audio is synthetic), verdict
-(\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when
-the file is digital silence or quieter than -60 dBFS throughout), threshold (the one the verdict
-used), max_window_score, mean_window_score,
-windows, duration_s, sample_rate, channels, codec, container, model, backend, error, warnings,
-and with --segments the per-window scores. A file that cannot be read gets a row with `error`
-set; the run goes on.
-
-The report format follows -o's extension (.csv, .jsonl/.json) unless --format says otherwise.
-While a run writes a report it holds a lock on it: a second run on the same -o stops at once.
---resume continues a report only with the format, model and threshold that wrote it.
-
-",
-    exit_codes!()
-);
 
 #[derive(Args)]
 pub struct ScreenArgs {
@@ -185,28 +151,6 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "FILE.html", requires = "output")]
     pub html: Option<PathBuf>,
 }
-
-const REVIEW_HELP: &str = "Examples:
-  deepscreen screen ~/catalog -o r.jsonl --segments && deepscreen review r.jsonl -o review.html
-  deepscreen review r.csv -o review.html --top 50 --embed-audio
-  deepscreen review r.jsonl -o review.html --protocol meta.csv   (labelled: adds DET and ROC)
-  deepscreen screen ~/catalog -o r.jsonl --html review.html      (screen, then review)
-
-The page is one file: open it in any browser, offline; nothing is fetched. The table holds every
-row of the report (flagged first, highest score first): click a column to sort, type to filter,
-choose a verdict; the view is kept in the page address (#sort=-score&q=mp3), so it can be shared.
-
-For each of the top --top flagged files, review decodes the file again and shows: the score of
-every window over time (the report's own with --segments; otherwise it scores them again), the
-most suspicious window's spectrogram from the model's own front-end, how much that window's
-score drops when each frequency band is removed (the band the model's evidence is in), and a
-player: a link to the file relative to the page (keep them together), or with --embed-audio
-the window itself inside the page (about 0.2 MB per speech file and 0.6 MB per music file, so
-the page can be sent on alone). Re-screening needs the report's model: an embedded one is
-found by its id, another must be given with --model.
-
-Exit codes: 0 page written; 1 page written, but some flagged files could not be explained (each
-named on standard error and in the page); 2 no page (unreadable report, model mismatch).";
 
 #[derive(Args)]
 pub struct ReviewArgs {
@@ -456,87 +400,5 @@ fn exit_code_for_failures(failures: usize) -> u8 {
         EXIT_SOME_FAILED
     } else {
         EXIT_OK
-    }
-}
-
-impl TryFrom<ScreenArgs> for ScreenJob {
-    type Error = String;
-    fn try_from(a: ScreenArgs) -> Result<Self, String> {
-        let format = Format::for_output(a.format, a.output.as_deref())?;
-        Ok(ScreenJob {
-            paths: a.paths,
-            files_from: a.files_from,
-            model: a.model,
-            backend: a.backend,
-            batch: a.batch.map(|b| b as usize),
-            threads: a.threads,
-            format,
-            output: a.output,
-            threshold: a.threshold,
-            segments: a.segments,
-            progress: !a.no_progress,
-            resume: a.resume,
-            retry_failed: a.retry_failed,
-            shard: a.shard,
-            ordered: a.ordered,
-        })
-    }
-}
-
-impl From<BenchArgs> for BenchJob {
-    fn from(a: BenchArgs) -> Self {
-        BenchJob {
-            catalog: a.catalog,
-            model: a.model,
-            repeats: a.repeats,
-            backends: a.backends,
-            threads: a.threads,
-            batch: a.batch,
-        }
-    }
-}
-
-impl From<EvalArgs> for EvalJob {
-    fn from(a: EvalArgs) -> Self {
-        EvalJob {
-            protocol: a.protocol,
-            format: a.format,
-            audio_dir: a.audio_dir,
-            model: a.model,
-            backend: a.backend,
-            batch: a.batch,
-            scores: a.scores,
-            plot: a.plot,
-            det: a.det,
-            json: a.json,
-        }
-    }
-}
-
-impl From<MergeArgs> for MergeJob {
-    fn from(a: MergeArgs) -> Self {
-        MergeJob {
-            reports: a.reports,
-            output: a.output,
-            format: a.format,
-            expect: a.expect,
-        }
-    }
-}
-
-impl From<ReviewArgs> for ReviewJob {
-    fn from(a: ReviewArgs) -> Self {
-        ReviewJob {
-            top: a.top,
-            embed_audio: a.embed_audio,
-            model: a.model,
-            backend: a.backend,
-            rescreen: !a.no_rescreen,
-            bands: a.bands as usize,
-            protocol: a.protocol,
-            protocol_format: a.protocol_format,
-            audio_dir: a.audio_dir,
-            ..ReviewJob::new(a.report, a.output)
-        }
     }
 }

@@ -10,9 +10,12 @@ pub mod backend;
 pub mod bench;
 pub mod error;
 pub mod eval;
+pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod report;
 pub mod review;
 pub mod screen;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Charts as SVG text (plotters): the ROC and DET curves of `eval`, and the review page's
 //! histogram, timelines and band maps.
 
-use crate::eval::metrics;
+use crate::metrics;
 use crate::{Error, Result};
 
 /// ROC curve (false-alarm rate vs detection rate) as SVG.

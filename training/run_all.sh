@@ -22,21 +22,21 @@ MINUTES_SPEECH_CNN=${MINUTES_SPEECH_CNN:-30}
 MINUTES_SPEECH_CNN_WB=${MINUTES_SPEECH_CNN_WB:-25}
 MINUTES_MUSIC_CNN_WB=${MINUTES_MUSIC_CNN_WB:-25}
 
-# The default KIND model: PRIMARY and the MEMBERS fused (fuse.py; WEIGHTS: the primary's, then
-# one per member), built into the binary, scored by the engine on the dev lists, then its
-# threshold set to 1 % false alarms on the held-out real audio of dev + dev-channel from those
-# scores.
+# The default KIND model: the networks MEMBERS fused (fuse.py: a composite naming them, their
+# WEIGHTS and the first member's windows; no network copied), built into the binary, scored by
+# the engine on the dev lists, then its threshold set to 1 % false alarms on the held-out real
+# audio of dev + dev-channel from those scores.
 fuse() {
-    local kind=$1 primary=$2 members=$3 weights=$4 id=$5
+    local kind=$1 members=$2 weights=$3 id=$4
     # shellcheck disable=SC2086  # MEMBERS and WEIGHTS are space-separated lists
-    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $members \
-        --weights $weights --id $id --out models/$kind.safetensors --threshold 0.8
+    $PY training/fuse.py --member $members --weights $weights --id $id \
+        --out models/$kind.safetensors --threshold 0.8
     cargo build --release
     $PY training/evaluate.py --kind $kind --data "$DATA/$kind" --model models/$kind.safetensors \
         --deepscreen target/release/deepscreen --out "$DATA/$kind-fused-provisional.json"
     # shellcheck disable=SC2086
-    $PY training/fuse.py models/$primary.safetensors --primary $primary --member $members \
-        --weights $weights --id $id --out models/$kind.safetensors \
+    $PY training/fuse.py --member $members --weights $weights --id $id \
+        --out models/$kind.safetensors \
         --scores "$DATA/$kind/dev.scores.txt" "$DATA/$kind/dev-channel.scores.txt"
 }
 
@@ -89,7 +89,7 @@ speech_cnn() {  # CONFIG (= embedded name), MINUTES, FREQ_MASK
 }
 speech_cnn speech-cnn "$MINUTES_SPEECH_CNN" 16
 speech_cnn speech-cnn-wb "$MINUTES_SPEECH_CNN_WB" 8
-fuse speech speech-cnn "speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
+fuse speech "speech-cnn speech-whisper speech-cnn-wb" "0.5 1 0.5" speech-fusion-v2
 # 6. Music: the CNNs of configs/music.json (46 ms frames, embedded as `music-cnn`) and
 # configs/music-cnn-wb.json (5 ms frames every 1 ms, `music-cnn-wb`).
 $PY training/train.py --kind music --id music-cnn-v2 --data "$DATA/music" --minutes "$MINUTES_MUSIC" \
@@ -122,7 +122,7 @@ $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors 
 # logits summed per window; the two CNNs share one vote: weights 0.5, 1, 0.5). Its threshold:
 # 1 % false alarms on the held-out real music of dev + dev-channel, from the engine's own scores
 # of the fused model.
-fuse music music-cnn "music-whisper music-cnn-wb" "0.5 1 0.5" music-fusion-v2
+fuse music "music-cnn music-whisper music-cnn-wb" "0.5 1 0.5" music-fusion-v2
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use deepscreen::backend::BackendKind;
-use deepscreen::model::{ModelConfig, ModelSpec};
+use deepscreen::model::{Detector, ModelConfig};
 
 /// A file in tmpfs when there is one, unique to this process, named `name`.
 pub fn scratch(name: &str) -> PathBuf {
@@ -35,7 +35,7 @@ pub const MAX_PARAMS: usize = 4 << 20;
 
 /// The number of weights `config` plans for; None if it overflows.
 pub fn params(config: &ModelConfig) -> Option<usize> {
-    let plan = deepscreen::model::plan::plan(config).ok()?;
+    let plan = deepscreen::model::geometry::plan(config).ok()?;
     plan.tensors.iter().try_fold(0usize, |sum, (_, shape)| {
         let n = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
         sum.checked_add(n)
@@ -44,22 +44,28 @@ pub fn params(config: &ModelConfig) -> Option<usize> {
 
 /// A model that loaded must bind to the CPU backend or refuse with an error, and score one
 /// window to one number in [0, 1] or NaN (which `screen` turns into an error row).
-pub fn score_once(spec: ModelSpec) {
-    let members = spec.fusion.iter().map(|m| params(&m.spec.config));
-    let total = std::iter::once(params(&spec.config))
-        .chain(members)
+pub fn score_once(detector: Detector) {
+    let info = detector.info();
+    let total = info
+        .networks
+        .iter()
+        .map(|n| params(&n.config))
         .try_fold(0usize, |sum, p| sum.checked_add(p?));
-    if deepscreen::screen::pipeline::batch_memory(&spec, 1, true) > MAX_WINDOW_BYTES
+    if deepscreen::screen::pipeline::batch_memory(&info, 1, true) > MAX_WINDOW_BYTES
         || total.is_none_or(|p| p > MAX_PARAMS)
     {
         return;
     }
-    let n = spec.window_samples;
+    let n = info.window_samples;
     let window: Vec<f32> = (0..n).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
-    let Ok(scorer) = deepscreen::model::bind(BackendKind::Cpu, spec) else {
+    let Ok(inputs) = deepscreen::audio::network_inputs(window, &info) else {
         return;
     };
-    let Ok(scores) = scorer.submit(&window, 1).and_then(|s| scorer.collect(s)) else {
+    let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let Ok(scorer) = deepscreen::model::bind(BackendKind::Cpu, detector) else {
+        return;
+    };
+    let Ok(scores) = scorer.submit(&inputs, 1).and_then(|s| scorer.collect(s)) else {
         return;
     };
     assert_eq!(scores.len(), 1, "one window, one score");

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(bytes) = deepscreen::model::file::random_model_bytes(&config, 7) else {
         return;
     };
-    if let Ok(spec) = deepscreen::model::file::load_bytes(&bytes, "fuzz") {
+    if let Ok(spec) = deepscreen::model::file::load_detector(&bytes, "fuzz") {
         common::score_once(spec);
     }
 });

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let config = deepscreen::model::file::read_config(data, "fuzz");
-    match deepscreen::model::file::load_bytes(data, "fuzz") {
+    match deepscreen::model::file::load_detector(data, "fuzz") {
         Ok(spec) => {
             assert!(
                 config.is_ok(),

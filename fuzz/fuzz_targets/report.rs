@@ -1,5 +1,5 @@
-//! Report parsing on arbitrary bytes (torn, hand-edited or foreign JSONL/CSV): `review`'s
-//! reader, `merge` and `--resume` must read or refuse, never panic. Properties:
+//! Report parsing on arbitrary bytes (torn, hand-edited or foreign JSONL/CSV): the report
+//! reader (`review`'s), `merge` and `--resume` must read or refuse, never panic. Properties:
 //! - a report `merge` accepts merges again, from its own output, to the same rows;
 //! - `--resume` leaves a file that a second `--resume` reads to the same set of finished paths,
 //!   with nothing left to repair.
@@ -9,14 +9,16 @@
 #[path = "common.rs"]
 mod common;
 
+use deepscreen::report::Format;
 use deepscreen::screen::journal::{self, Expected};
 use deepscreen::screen::merge;
-use deepscreen::screen::report::Format;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = common::scratch_with("report", data);
-    let _ = deepscreen::review::rows::read(&path);
+    if let Ok(Some(reader)) = deepscreen::report::RowReader::open(&path) {
+        reader.for_each(drop);
+    }
 
     let inputs = [path.clone()];
     if let Ok(format) = merge::detect_format(&inputs, None) {

@@ -1,4 +1,5 @@
-//! Audio in: decode (symphonia) → mono → resample to the model rate (rubato) → windows.
+//! Audio in: decode (symphonia) → mono → resample to the model rate (rubato) → windows →
+//! each window as every network of the model takes it.
 
 pub mod activity;
 pub mod decode;
@@ -11,7 +12,39 @@ pub use decode::{DecodeStats, StreamInfo};
 pub use windows::{Window, Windower};
 
 use crate::Result;
-use crate::model::ModelSpec;
+use crate::model::DetectorInfo;
+
+/// One window as the model's networks take it: `inputs[k]` at network k's rate and window
+/// length; `start..end` is the audio it covers, in samples at the model's window rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkWindows {
+    pub start: u64,
+    pub end: u64,
+    pub inputs: Vec<Vec<f32>>,
+}
+
+/// `window` (at `info.sample_rate`) as each network of `info` takes it: resampled to its rate
+/// on its own (zero-padded beyond both ends) and fitted to its window length. A network at
+/// the window rate gets the samples unchanged.
+pub fn network_inputs(window: Vec<f32>, info: &DetectorInfo) -> Result<Vec<Vec<f32>>> {
+    let mut window = Some(window);
+    let last = info.networks.len().saturating_sub(1);
+    let mut inputs = Vec::with_capacity(info.networks.len());
+    for (k, net) in info.networks.iter().enumerate() {
+        let samples = window.as_ref().expect("taken only by the last network");
+        let rate = net.config.sample_rate;
+        let mut x = if rate != info.sample_rate {
+            resample::resample_buffer(samples, info.sample_rate, rate)?
+        } else if k == last {
+            window.take().expect("present until the last network")
+        } else {
+            samples.clone()
+        };
+        x.resize(net.window_samples, 0.0);
+        inputs.push(x);
+    }
+    Ok(inputs)
+}
 
 /// What the stream was, once it has been read to the end.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,24 +60,25 @@ pub struct AudioSummary {
     pub warnings: Vec<String>,
 }
 
-/// Stream `path` into the model's windows; `emit` receives each window in order.
+/// Stream `path` into the model's windows; `emit` receives each window in order, as every
+/// network of the model takes it ([`network_inputs`]).
 /// Memory is bounded by about two windows plus one decoded packet, whatever the file length.
 pub fn read_windows(
     path: &Path,
-    spec: &ModelSpec,
-    emit: &mut dyn FnMut(Window) -> Result<()>,
+    info: &DetectorInfo,
+    emit: &mut dyn FnMut(NetworkWindows) -> Result<()>,
 ) -> Result<AudioSummary> {
-    let target = spec.config.sample_rate;
+    let target = info.sample_rate;
     let mut windower = Windower::new(
-        spec.window_samples,
-        spec.hop_samples,
-        spec.min_samples,
-        spec.config.window.pad,
+        info.window_samples,
+        info.hop_samples,
+        info.min_samples,
+        info.window.pad,
     );
     let mut resampler: Option<resample::MonoResampler> = None;
     let mut count = 0usize;
     let mut silent = 0usize;
-    let rate = spec.config.sample_rate;
+    let rate = info.sample_rate;
     let gate = std::cell::RefCell::new(activity::SilenceGate::new(rate));
     let mut counted = |mut w: Window| {
         if !activity::is_active(&w.samples, rate) {
@@ -54,9 +88,13 @@ pub fn read_windows(
         activity::fill_digital_silence(&mut w.samples, rate, w.start);
         // Windows are cut from the gated stream; rows report the file's own times.
         let gate = gate.borrow();
-        (w.start, w.end) = (gate.source_start(w.start), gate.source_end(w.end));
+        let (start, end) = (gate.source_start(w.start), gate.source_end(w.end));
         count += 1;
-        emit(w)
+        emit(NetworkWindows {
+            start,
+            end,
+            inputs: network_inputs(w.samples, info)?,
+        })
     };
     let mut gated = Vec::new();
     let mut feed = |x: &[f32], windower: &mut Windower| {

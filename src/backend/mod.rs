@@ -20,14 +20,12 @@
 pub mod cpu;
 pub mod cuda;
 pub mod launch;
-mod layer;
 mod params;
 pub mod shapes;
 pub mod wgpu;
 
 use crate::Result;
 
-pub use layer::Layer;
 pub use params::{
     Activation, Conv1dParams, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization,
     PoolParams, Projection, StftParams, gelu, sigmoid, whisper_range, window_output,

@@ -19,7 +19,8 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         threads = vec![1, cores];
         threads.dedup();
     }
-    let spec = model::resolve(model_arg)?;
+    let detector = model::load(model_arg)?;
+    let info = detector.info();
     let list = || inputs::stream(vec![catalog.to_path_buf()], None);
     let files = list()?.count();
     if files == 0 {
@@ -29,7 +30,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         out,
         "catalog {} ({files} files), model {}, batch {}, {cores} cores",
         catalog.display(),
-        spec.config.id,
+        info.id,
         job.batch
     )?;
     writeln!(
@@ -41,7 +42,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(t.max(1))
             .build()?;
-        let d = pool.install(|| list().map(|l| pipeline::decode_only(l, &spec, t.max(1))))?;
+        let d = pool.install(|| list().map(|l| pipeline::decode_only(l, &info, t.max(1))))?;
         writeln!(
             out,
             "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13}",
@@ -55,7 +56,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         )?;
     }
     for kind in backends_to_time(&job.backends) {
-        let scorer = match model::bind(kind, spec.clone()) {
+        let scorer = match model::bind(kind, detector.clone()) {
             Ok(s) => s,
             Err(e) => {
                 writeln!(out, "{:<8} unavailable: {e}", kind.name())?;
@@ -63,7 +64,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
             }
         };
         crate::screen::pipeline::check_batch(
-            scorer.spec(),
+            scorer.info(),
             job.batch.max(1),
             scorer.backend_name(),
         )?;

@@ -62,8 +62,8 @@ pub fn time_stages<B: Backend>(
     batch: usize,
     repeats: usize,
 ) -> Result<StageTimes> {
-    let len = spec.window_samples;
-    let headless = spec.outputs == 0;
+    let len = spec.facts.window_samples;
+    let headless = spec.facts.outputs == 0;
     let model = Model::new(backend, spec)?;
     let signal = backend.upload(windows, &[batch, len])?;
     let features = model.features(backend, &signal)?;
@@ -130,13 +130,14 @@ pub fn time_stages<B: Backend>(
 /// with one batch always in flight.
 pub fn time_scorer(
     scorer: &dyn crate::model::Scorer,
-    windows: &[f32],
+    inputs: &[Vec<f32>],
     batch: usize,
     repeats: usize,
 ) -> Result<StageTimes> {
+    let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let run = || {
         scorer
-            .submit(windows, batch)
+            .submit(&inputs, batch)
             .and_then(|s| scorer.collect(s))
     };
     let scores = run()?; // the warm-up
@@ -150,7 +151,7 @@ pub fn time_scorer(
     let t = Instant::now();
     let mut in_flight = None;
     for _ in 0..runs {
-        let next = scorer.submit(windows, batch)?;
+        let next = scorer.submit(&inputs, batch)?;
         if let Some(previous) = in_flight.replace(next) {
             scorer.collect(previous)?;
         }

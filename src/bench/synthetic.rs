@@ -7,20 +7,20 @@ use std::time::Duration;
 
 use super::{BenchJob, StageTimes, backends_to_time, synthetic_windows, time_stages};
 use crate::backend::{BackendKind, cpu::CpuBackend, cuda::CudaBackend, wgpu::WgpuBackend};
-use crate::model::{self, ModelSpec};
+use crate::model::{self, Detector};
 
 pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
-    let specs = match &job.model {
-        Some(m) => vec![model::resolve(m)?],
+    let detectors = match &job.model {
+        Some(m) => vec![model::load(m)?],
         None => model::EMBEDDED
             .iter()
-            .map(|(name, _)| model::resolve(name))
+            .map(|(name, _)| model::load(name))
             .collect::<crate::Result<Vec<_>>>()?,
     };
     let batch = job.batch.max(1);
-    for spec in &specs {
+    for detector in &detectors {
         // The CPU backend's bound is the strictest (it holds the activations too).
-        crate::screen::pipeline::check_batch(spec, batch, "cpu")?;
+        crate::screen::pipeline::check_batch(&detector.info(), batch, "cpu")?;
     }
     writeln!(
         out,
@@ -40,20 +40,16 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
         "x realtime",
         "max |d| vs cpu"
     )?;
-    for spec in specs {
-        let windows = synthetic_windows(batch, spec.window_samples);
-        let hop = spec.config.window.hop_seconds;
+    for detector in detectors {
+        let info = detector.info();
+        let windows = synthetic_windows(batch, info.window_samples);
+        let hop = info.window.hop_seconds;
         let mut cpu_scores: Option<Vec<f32>> = None;
         for kind in backends_to_time(&job.backends) {
-            let t = match time_on(kind, spec.clone(), &windows, batch, job.repeats) {
+            let t = match time_on(kind, detector.clone(), &windows, batch, job.repeats) {
                 Ok(t) => t,
                 Err(e) => {
-                    writeln!(
-                        out,
-                        "{:<20} {:<8} unavailable: {e}",
-                        spec.config.id,
-                        kind.name()
-                    )?;
+                    writeln!(out, "{:<20} {:<8} unavailable: {e}", info.id, kind.name())?;
                     continue;
                 }
             };
@@ -75,7 +71,7 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{:<20} {:<8} {:>12} {:>14} {:>12.2} {:>11} {:>11.1} {:>11.0} {:>14}",
-                spec.config.id,
+                info.id,
                 kind.name(),
                 maybe_ms(t.frontend),
                 maybe_ms(t.classifier),
@@ -90,18 +86,31 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Open backend `kind` and time `spec` on it (`auto` times the CPU backend).
+/// Open backend `kind` and time `detector` on it (`auto` times the CPU backend); a fusion is
+/// timed as `screen` runs it, each member given the windows at its own rate.
 fn time_on(
     kind: BackendKind,
-    spec: ModelSpec,
+    detector: Detector,
     windows: &[f32],
     batch: usize,
     repeats: usize,
 ) -> crate::Result<StageTimes> {
-    if !spec.fusion.is_empty() {
-        let scorer = model::bind(kind, spec)?;
-        return super::stages::time_scorer(scorer.as_ref(), windows, batch, repeats);
-    }
+    let spec = match detector {
+        Detector::Network(spec) => spec,
+        fusion @ Detector::Fusion(_) => {
+            let info = fusion.info();
+            let mut inputs = vec![Vec::new(); info.networks.len()];
+            for window in windows.chunks_exact(info.window_samples) {
+                let each = crate::audio::network_inputs(window.to_vec(), &info)?;
+                inputs
+                    .iter_mut()
+                    .zip(each)
+                    .for_each(|(all, x)| all.extend(x));
+            }
+            let scorer = model::bind(kind, fusion)?;
+            return super::stages::time_scorer(scorer.as_ref(), &inputs, batch, repeats);
+        }
+    };
     match kind {
         BackendKind::Wgpu => time_stages(&WgpuBackend::new()?, spec, windows, batch, repeats),
         BackendKind::Cuda => time_stages(&CudaBackend::new()?, spec, windows, batch, repeats),

@@ -42,13 +42,12 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     if trials.is_empty() {
         bail!("{}: no trials", job.protocol.display());
     }
-    let spec = model::resolve(&job.model)?;
-    let scorer = model::bind(job.backend, spec)?;
+    let scorer = model::open(&job.model, job.backend)?;
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
     let opts = ScreenOptions {
         batch,
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        threshold: scorer.spec().config.threshold,
+        threshold: scorer.info().threshold,
         segments: false,
         ordered: true,
     };
@@ -67,7 +66,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         scores.push(row.score.map(f64::from));
         Ok(())
     })?;
-    let threshold = f64::from(scorer.spec().config.threshold);
+    let threshold = f64::from(scorer.info().threshold);
     let report = super::report(&trials, &scores, threshold)?;
     if let Some(path) = &job.scores {
         let mut f = std::io::BufWriter::new(
@@ -85,7 +84,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
             .partition(|(spoof, _)| !spoof);
         let strip = |v: Vec<(bool, f64)>| v.into_iter().map(|(_, s)| s).collect::<Vec<_>>();
         let (bona, spoof) = (strip(bona), strip(spoof));
-        let title = format!("{} on {}", scorer.spec().config.id, job.protocol.display());
+        let title = format!("{} on {}", scorer.info().id, job.protocol.display());
         if let Some(path) = &job.plot {
             super::plot_roc(path, &bona, &spoof, &title)?;
         }

@@ -3,7 +3,6 @@
 //! model's threshold, write an ASVspoof-style score file, a ROC plot and a DET plot.
 
 pub mod command;
-pub mod metrics;
 pub mod protocol;
 
 use std::collections::BTreeMap;
@@ -12,6 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::metrics;
 use crate::{Error, Result};
 use protocol::Trial;
 

@@ -35,10 +35,6 @@ pub struct ModelConfig {
     /// same Whisper encoder carries its head alone, not another 40 MB copy of the encoder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_tensors: Option<SharedTensors>,
-    /// Other embedded detectors scored on the same windows and combined with this one
-    /// (see [`Fusion`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fusion: Option<Fusion>,
     /// The classifier; empty only for an encoder front-end without a head (which can
     /// compute features but not score).
     pub layers: Vec<LayerConfig>,
@@ -65,15 +61,38 @@ pub struct SharedTensors {
     pub prefix: String,
 }
 
-/// A fused detector: this model and `members` score the same windows (each member gets them
-/// resampled to its own rate, and is re-planned for this model's window length); the fused
-/// score is `sigmoid(weight · logit(p) + Σ member.weight · logit(p_member) + bias)`, with every
-/// `p` calibrated by its own model. Detectors that fail on different attacks cover each other.
+/// A fused model's config (the file holds no tensors): embedded networks that score the same
+/// windows, each given them at its own rate and planned for their length; the fused score is
+/// `sigmoid(Σ member.weight · logit(p_member) + bias)`, every `p` calibrated by its own
+/// network. Detectors that fail on different attacks cover each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionConfig {
+    /// Always "deepscreen-model".
+    pub format: String,
+    pub version: u32,
+    /// Stable identifier reported in every row, e.g. "music-fusion-v2".
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    /// The rate audio is windowed and silence-gated at (each member then gets every window
+    /// resampled to its own rate).
+    pub sample_rate: u32,
+    pub window: WindowConfig,
+    pub fusion: Fusion,
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fusion {
-    /// This model's own weight.
-    pub weight: f32,
+    /// In the order their logits are summed; the first one's spectrogram explains a window on
+    /// the review page.
     pub members: Vec<FusionMember>,
     #[serde(default)]
     pub bias: f32,
@@ -82,9 +101,28 @@ pub struct Fusion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FusionMember {
-    /// An embedded model's name (not itself a fusion).
+    /// An embedded model's name (a network, not itself a fusion).
     pub model: String,
     pub weight: f32,
+}
+
+/// A model file's config: one network, or a fusion of embedded networks (a config with a
+/// `fusion` key).
+// One per loaded file: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileConfig {
+    Network(ModelConfig),
+    Fusion(FusionConfig),
+}
+
+impl FileConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            FileConfig::Network(c) => &c.id,
+            FileConfig::Fusion(c) => &c.id,
+        }
+    }
 }
 
 fn default_threshold() -> f32 {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::config::{EncoderConfig, EncoderRead};
-use super::spec::HostTensor;
+use super::tensor::HostTensor;
 use crate::Result;
 use crate::backend::{Activation, Backend, Conv1dParams, DeviceTensor, window_output};
 

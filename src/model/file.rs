@@ -8,36 +8,34 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
 
+use super::Detector;
 use super::config::{
-    FusionMember, LayerConfig, METADATA_KEY, ModelConfig, SharedTensors, WindowConfig,
+    FileConfig, FusionConfig, FusionMember, LayerConfig, METADATA_KEY, ModelConfig, SharedTensors,
+    WindowConfig,
 };
-use super::plan::{BN_PARTS, plan};
-use super::spec::{FusedMember, HostTensor, ModelSpec};
+use super::fusion::{FusedMember, FusionSpec};
+use super::geometry::{BN_PARTS, check_format, plan, window_samples};
+use super::network::ModelSpec;
+use super::tensor::HostTensor;
 use crate::{Error, Result};
 
-/// Parse and validate a model from the bytes of a `.safetensors` file. `source` names the
-/// file in error messages.
-pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
-    let (config, tensors) = read(bytes, source)?;
-    if let Some(f) = &config.fusion
-        && !(f.weight.is_finite() && f.bias.is_finite())
-    {
-        return Err(Error::model(format!(
-            "{source}: the fusion weight or bias is not finite"
-        )));
+/// Parse and validate a model file, a network or a fusion. `source` names the file in error
+/// messages.
+pub fn load_detector(bytes: &[u8], source: &str) -> Result<Detector> {
+    match read_config(bytes, source)? {
+        FileConfig::Network(config) => {
+            let tensors = read_tensors(bytes, source, "")?;
+            Ok(Detector::Network(build(config, tensors, source)?))
+        }
+        FileConfig::Fusion(config) => Ok(Detector::Fusion(
+            load_fusion(config).map_err(|e| Error::model(format!("{source}: {e}")))?,
+        )),
     }
-    let members = match &config.fusion {
-        Some(fusion) => fusion
-            .members
-            .iter()
-            .map(|m| load_member(m, &config.window))
-            .collect::<std::result::Result<Vec<_>, String>>()
-            .map_err(|e| Error::model(format!("{source}: {e}")))?,
-        None => Vec::new(),
-    };
-    let mut spec = build(config, tensors, source)?;
-    spec.fusion = members;
-    Ok(spec)
+}
+
+/// Parse and validate a network's model file (a fused model is refused).
+pub fn load_bytes(bytes: &[u8], source: &str) -> Result<ModelSpec> {
+    load_detector(bytes, source)?.into_network()
 }
 
 /// Validate a model: its shared tensors added, `config` checked against the tensors.
@@ -50,16 +48,42 @@ fn build(
         take_shared(&shared, &config, &mut tensors)
             .map_err(|e| Error::model(format!("{source}: {e}")))?;
     }
-    ModelSpec::new(config, tensors).map_err(|e| {
-        Error::model(format!(
-            "{source}: {}",
-            e.to_string().trim_start_matches("model: ")
-        ))
+    ModelSpec::new(config, tensors).map_err(|e| Error::model(format!("{source}: {}", bare(&e))))
+}
+
+/// An error's message without its "model: " prefix (for messages that name the file first).
+fn bare(e: &Error) -> String {
+    e.to_string().trim_start_matches("model: ").to_string()
+}
+
+/// A fused model: its members loaded from the embedded networks and planned for its windows.
+fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> {
+    check_format(&config.format, config.version).map_err(|e| bare(&e))?;
+    let (window_samples, hop_samples, min_samples) =
+        window_samples(&config.window, config.sample_rate).map_err(|e| bare(&e))?;
+    if config.fusion.members.is_empty() {
+        return Err("a fusion needs at least one member".into());
+    }
+    if !config.fusion.bias.is_finite() {
+        return Err("the fusion bias is not finite".into());
+    }
+    let members = config
+        .fusion
+        .members
+        .iter()
+        .map(|m| load_member(m, &config.window))
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(FusionSpec {
+        config,
+        members,
+        window_samples,
+        hop_samples,
+        min_samples,
     })
 }
 
-/// A fused model's member: an embedded detector, re-planned for the fused model's windows
-/// (the windows are the fused model's; each member sees them at its own rate).
+/// A fused model's member: an embedded network, planned for the fused model's windows (each
+/// member takes them at its own rate).
 fn load_member(
     member: &FusionMember,
     window: &WindowConfig,
@@ -70,19 +94,21 @@ fn load_member(
             member.model
         )
     })?;
-    let (mut config, tensors) = read(bytes, &member.model).map_err(|e| e.to_string())?;
-    if config.fusion.is_some() {
+    if !member.weight.is_finite() {
+        return Err(format!("the weight of {:?} is not finite", member.model));
+    }
+    let FileConfig::Network(mut config) =
+        read_config(bytes, &member.model).map_err(|e| e.to_string())?
+    else {
         return Err(format!(
             "it fuses {:?}, itself a fused model (fusions do not nest)",
             member.model
         ));
-    }
-    if !member.weight.is_finite() {
-        return Err(format!("the weight of {:?} is not finite", member.model));
-    }
+    };
+    let tensors = read_tensors(bytes, &member.model, "").map_err(|e| e.to_string())?;
     config.window = window.clone();
     let spec = build(config, tensors, &member.model).map_err(|e| e.to_string())?;
-    spec.require_classifier().map_err(|e| e.to_string())?;
+    spec.facts.require_classifier().map_err(|e| e.to_string())?;
     Ok(FusedMember {
         spec,
         weight: member.weight,
@@ -90,7 +116,7 @@ fn load_member(
 }
 
 /// The config of a model file alone (from the safetensors header; no tensor is read).
-pub fn read_config(bytes: &[u8], source: &str) -> Result<ModelConfig> {
+pub fn read_config(bytes: &[u8], source: &str) -> Result<FileConfig> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let (_, metadata) = SafeTensors::read_metadata(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
@@ -103,18 +129,44 @@ pub fn read_config(bytes: &[u8], source: &str) -> Result<ModelConfig> {
                 "no deepscreen config: the safetensors metadata has no {METADATA_KEY:?} key"
             ))
         })?;
-    serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))
+    let invalid = |e: serde_json::Error| fail(format!("invalid config JSON: {e}"));
+    let value: serde_json::Value = serde_json::from_str(json).map_err(invalid)?;
+    let is_fusion = value.get("fusion").is_some();
+    if is_fusion && value.get("layers").is_some() {
+        return Err(fail(
+            "a fused model in the old layout, which copies a member's network (its config has \
+             both `fusion` and `layers`): write it again with training/fuse.py"
+                .into(),
+        ));
+    }
+    Ok(if is_fusion {
+        FileConfig::Fusion(serde_json::from_value(value).map_err(invalid)?)
+    } else {
+        FileConfig::Network(serde_json::from_value(value).map_err(invalid)?)
+    })
 }
 
-/// The config and the tensors of a model file, not yet validated against each other (F16
-/// tensors widened to f32: weights may be stored as F16 to halve the file).
+/// The config and the tensors of a network's file, not yet validated against each other.
 pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String, HostTensor>)> {
-    let config = read_config(bytes, source)?;
+    match read_config(bytes, source)? {
+        FileConfig::Network(config) => Ok((config, read_tensors(bytes, source, "")?)),
+        FileConfig::Fusion(_) => Err(Error::model(format!(
+            "{source}: a fused model, not a network: it holds no tensors"
+        ))),
+    }
+}
+
+/// The tensors of a model file whose names start with `prefix` (F16 tensors widened to f32:
+/// weights may be stored as F16 to halve the file); the others are not converted.
+fn read_tensors(bytes: &[u8], source: &str, prefix: &str) -> Result<BTreeMap<String, HostTensor>> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
+        if !name.starts_with(prefix) {
+            continue;
+        }
         let data = match view.dtype() {
             Dtype::F32 => view
                 .data()
@@ -140,10 +192,11 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String,
             },
         );
     }
-    Ok((config, tensors))
+    Ok(tensors)
 }
 
-/// Add the tensors a model shares with an embedded one (see [`SharedTensors`]).
+/// Add the tensors a model shares with an embedded one (see [`SharedTensors`]): only those
+/// tensors are read from the embedded file, straight from the binary's bytes.
 fn take_shared(
     shared: &SharedTensors,
     config: &ModelConfig,
@@ -155,23 +208,29 @@ fn take_shared(
             shared.prefix, shared.from
         )
     })?;
-    let (source, mut from) = read(bytes, &shared.from).map_err(|e| e.to_string())?;
+    let source = match read_config(bytes, &shared.from).map_err(|e| e.to_string())? {
+        FileConfig::Network(c) => Some(c),
+        FileConfig::Fusion(_) => None,
+    };
     // The same encoder and front-end; what each head reads from it (`read`) may differ.
     let geometry = |c: &ModelConfig| {
         c.encoder
             .as_ref()
             .map(|e| (e.kind, e.width, e.heads, e.layers, e.max_positions))
     };
-    let same = geometry(&source) == geometry(config)
-        && source.frontend == config.frontend
-        && source.sample_rate == config.sample_rate;
-    if source.shared_tensors.is_some() || !same {
+    let same = source.as_ref().is_some_and(|s| {
+        s.shared_tensors.is_none()
+            && geometry(s) == geometry(config)
+            && s.frontend == config.frontend
+            && s.sample_rate == config.sample_rate
+    });
+    if !same {
         return Err(format!(
             "the embedded model {:?} has another encoder or front-end (or shares tensors itself)",
             shared.from
         ));
     }
-    from.retain(|name, _| name.starts_with(&shared.prefix));
+    let from = read_tensors(bytes, &shared.from, &shared.prefix).map_err(|e| e.to_string())?;
     if from.is_empty() {
         return Err(format!(
             "the embedded model {:?} has no tensors {:?}*",
@@ -189,12 +248,13 @@ fn take_shared(
     Ok(())
 }
 
-pub fn load_path(path: &Path) -> Result<ModelSpec> {
+/// Parse and validate a model file on disk (a network or a fusion).
+pub fn load_path(path: &Path) -> Result<Detector> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         cause: source,
     })?;
-    load_bytes(&bytes, &path.display().to_string())
+    load_detector(&bytes, &path.display().to_string())
 }
 
 /// Serialise a config and its tensors into a model file (what `training/export.py` writes).
@@ -215,6 +275,15 @@ pub fn to_bytes(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) ->
     }
     let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::model(e.to_string()))
+}
+
+/// A fused model's file: its config in the metadata, no tensors (what `training/fuse.py`
+/// writes).
+pub fn fusion_to_bytes(config: &FusionConfig) -> Result<Vec<u8>> {
+    let json = serde_json::to_string(config).map_err(|e| Error::model(e.to_string()))?;
+    let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    let none: Vec<(&str, safetensors::tensor::TensorView)> = Vec::new();
+    safetensors::serialize(none, Some(metadata)).map_err(|e| Error::model(e.to_string()))
 }
 
 /// A model file for `config` with random weights (see [`random_tensors`]).

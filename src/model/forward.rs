@@ -3,15 +3,18 @@
 
 use super::config::OutputKind;
 use super::encoder::{self, Encoder};
-use super::spec::{HostTensor, ModelSpec};
+use super::layer::Layer;
+use super::network::{ModelSpec, NetworkFacts};
+use super::tensor::HostTensor;
 use crate::backend::{
-    Backend, DeviceTensor, Layer, LogSpec, Normalization, Projection, StftParams, sigmoid,
+    Backend, DeviceTensor, LogSpec, Normalization, Projection, StftParams, sigmoid,
 };
 use crate::{Error, Result};
 
-/// A model bound to one backend: its weights live on that backend's device.
+/// A network bound to one backend: its weights live on that backend's device, and only its
+/// facts stay on the host.
 pub struct Model<B: Backend> {
-    pub spec: ModelSpec,
+    pub facts: NetworkFacts,
     stft: StftParams,
     window: B::Tensor,
     projection: Projection<B::Tensor>,
@@ -23,7 +26,7 @@ pub struct Model<B: Backend> {
 }
 
 impl<B: Backend> Model<B> {
-    /// Upload every constant and weight of `spec` to `backend`.
+    /// Upload every constant and weight of `spec` to `backend`; the host copies are dropped.
     pub fn new(backend: &B, spec: ModelSpec) -> Result<Self> {
         let up = |t: &HostTensor| backend.upload_constant(&t.data, &t.shape);
         let fe = &spec.frontend;
@@ -31,7 +34,7 @@ impl<B: Backend> Model<B> {
             stft: fe.stft,
             window: up(&fe.window)?,
             projection: fe.projection.try_map(up)?,
-            log: fe.log,
+            log: spec.facts.log,
             dct: fe.dct.as_ref().map(up).transpose()?,
             normalize: fe.normalize.as_ref().map(|n| n.try_map(up)).transpose()?,
             encoder: spec.encoder.as_ref().map(|e| e.try_map(up)).transpose()?,
@@ -40,7 +43,7 @@ impl<B: Backend> Model<B> {
                 .iter()
                 .map(|l| l.try_map(up))
                 .collect::<Result<_>>()?,
-            spec,
+            facts: spec.facts,
         })
     }
 
@@ -138,8 +141,8 @@ impl<B: Backend> Model<B> {
     /// that queue work (CUDA), the next batch can be submitted before this one is collected,
     /// so its upload overlaps this batch's kernels.
     pub fn submit(&self, backend: &B, windows: &[f32], count: usize) -> Result<PendingScores<B>> {
-        let len = self.spec.window_samples;
-        self.spec.require_classifier()?;
+        let len = self.facts.window_samples;
+        self.facts.require_classifier()?;
         if windows.len() != count * len {
             return Err(Error::backend(
                 backend.name(),
@@ -151,7 +154,7 @@ impl<B: Backend> Model<B> {
         }
         // Windows per forward pass, so that no tensor exceeds the backend's limit (e.g. a
         // 128 MiB storage binding); a larger batch runs as several passes.
-        let per_pass = (backend.max_tensor_elements() / self.spec.largest_tensor.max(1)).max(1);
+        let per_pass = (backend.max_tensor_elements() / self.facts.largest_tensor.max(1)).max(1);
         let mut passes = Vec::new();
         for chunk in windows.chunks(per_pass * len) {
             passes.push(self.submit_pass(backend, chunk, chunk.len() / len)?);
@@ -166,7 +169,7 @@ impl<B: Backend> Model<B> {
         windows: &[f32],
         count: usize,
     ) -> Result<(B::Readback, B::Tensor)> {
-        let len = self.spec.window_samples;
+        let len = self.facts.window_samples;
         let signal = backend.upload(windows, &[count, len])?;
         let last = self.head(backend, self.frontend(backend, &signal)?)?;
         Ok((backend.start_download(&last)?, signal))
@@ -178,8 +181,8 @@ impl<B: Backend> Model<B> {
     fn head(&self, backend: &B, frontend: B::Tensor) -> Result<B::Tensor> {
         let features = self.encode(backend, frontend)?;
         let outputs = self.classify(backend, features)?;
-        let cal = self.spec.config.calibration;
-        match self.spec.config.output.kind {
+        let cal = self.facts.config.calibration;
+        match self.facts.config.output.kind {
             OutputKind::Logit => backend.sigmoid(&outputs, cal.scale, cal.bias),
             OutputKind::Softmax => backend.softmax(&outputs),
         }
@@ -189,20 +192,20 @@ impl<B: Backend> Model<B> {
     /// `bands` contiguous frequency bands set to the window's floor (an occlusion map: the
     /// band whose removal lowers the score most is where the model saw the fake).
     pub fn explain(&self, backend: &B, window: &[f32], bands: usize) -> Result<Explanation> {
-        self.spec.require_classifier()?;
-        if window.len() != self.spec.window_samples {
+        self.facts.require_classifier()?;
+        if window.len() != self.facts.window_samples {
             return Err(Error::backend(
                 backend.name(),
                 format!(
                     "explain: got {} samples for a window of {}",
                     window.len(),
-                    self.spec.window_samples
+                    self.facts.window_samples
                 ),
             ));
         }
         let signal = backend.upload(window, &[1, window.len()])?;
         let image = backend.download(&self.log_filterbank(backend, &signal)?)?;
-        let bins = self.spec.frontend_bins();
+        let bins = self.facts.frontend_bins();
         let frames = image.len() / bins.max(1);
         let floor = image.iter().copied().fold(f32::INFINITY, f32::min);
         let edges: Vec<usize> = (0..=bands.clamp(1, bins))
@@ -222,7 +225,7 @@ impl<B: Backend> Model<B> {
         let last = self.head(backend, x)?;
         let pending = PendingScores(vec![(backend.start_download(&last)?, signal)]);
         let scores = self.collect(backend, pending)?;
-        let centre = self.spec.bin_centres_hz();
+        let centre = &self.facts.bin_centres_hz;
         Ok(Explanation {
             frames,
             bins,
@@ -247,13 +250,13 @@ impl<B: Backend> Model<B> {
             values.extend(backend.finish_download(readback)?);
             drop(signal);
         }
-        let cal = self.spec.config.calibration;
-        match self.spec.config.output.kind {
+        let cal = self.facts.config.calibration;
+        match self.facts.config.output.kind {
             OutputKind::Logit => Ok(values),
             OutputKind::Softmax => {
                 // The bona fide column becomes a logit, then the calibrated score.
-                let n = self.spec.outputs;
-                let bona = self.spec.config.output.bona_fide_index;
+                let n = self.facts.outputs;
+                let bona = self.facts.config.output.bona_fide_index;
                 Ok(values
                     .chunks(n)
                     .map(|p| {

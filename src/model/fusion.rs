@@ -1,68 +1,57 @@
-//! Fused detectors (config `fusion`): several models score the same windows and their
+//! Fused detectors: a composite of embedded networks that score the same windows, whose
 //! calibrated logits are combined, so that detectors which fail on different attacks cover
 //! each other (e.g. the music CNN catches Griffin-Lim, the Whisper head DSP vocoders).
 //!
-//! The pipeline windows audio for the fused model (its rate and window length); each member
-//! gets every window resampled to its own rate on the host, and was re-planned for that window
-//! length when it was loaded. Members run on the same backend kind as the fused model.
+//! A fused model file holds no network of its own: it names its members, their weights, a
+//! bias, the windows and the threshold ([`FusionConfig`]). Each member is planned for those
+//! windows at its own rate; the decode workers hand every member its windows at that rate
+//! (`audio::read_windows`). All members run on one backend.
 
-use super::spec::ModelSpec;
+use super::config::FusionConfig;
+use super::forward::{Model, PendingScores};
+use super::info::DetectorInfo;
+use super::network::ModelSpec;
 use super::{Explanation, Scorer, Submitted};
 use crate::Result;
-use crate::audio::resample::resample_buffer;
+use crate::backend::Backend;
 
 /// A probability this close to 0 or 1 is taken as its logit bound (f32 scores saturate at 1.0
 /// from a logit of about 17, where the logit itself is lost).
 const P_EPS: f64 = 1e-7;
 
-pub(super) struct Fused {
-    /// The fused model's spec, members included (what `spec()` reports).
-    spec: ModelSpec,
-    primary: Box<dyn Scorer>,
-    weight: f32,
-    bias: f32,
-    members: Vec<(Box<dyn Scorer>, f32)>,
+/// A loaded fused model: its config and its members, each planned for the fused windows.
+#[derive(Debug, Clone)]
+pub struct FusionSpec {
+    pub config: FusionConfig,
+    pub members: Vec<FusedMember>,
+    /// Samples per window / between windows / minimum accepted, at the fused rate.
+    pub window_samples: usize,
+    pub hop_samples: usize,
+    pub min_samples: usize,
 }
 
-struct Pending {
-    primary: Submitted,
-    members: Vec<Submitted>,
+/// One network of a fusion and its weight.
+#[derive(Debug, Clone)]
+pub struct FusedMember {
+    pub spec: ModelSpec,
+    pub weight: f32,
 }
 
-impl Fused {
-    pub(super) fn new(
-        spec: ModelSpec,
-        primary: Box<dyn Scorer>,
-        members: Vec<(Box<dyn Scorer>, f32)>,
-    ) -> Self {
-        let fusion = spec.config.fusion.as_ref();
-        Fused {
-            weight: fusion.map_or(1.0, |f| f.weight),
-            bias: fusion.map_or(0.0, |f| f.bias),
-            spec,
-            primary,
-            members,
+impl FusionSpec {
+    pub fn info(&self) -> DetectorInfo {
+        let c = &self.config;
+        DetectorInfo {
+            id: c.id.clone(),
+            threshold: c.threshold,
+            aggregation: c.aggregation,
+            sample_rate: c.sample_rate,
+            window: c.window.clone(),
+            window_samples: self.window_samples,
+            hop_samples: self.hop_samples,
+            min_samples: self.min_samples,
+            networks: self.members.iter().map(|m| m.spec.facts.clone()).collect(),
         }
     }
-}
-
-/// `count` windows of `len` samples at `from` Hz, each resampled to `to` Hz and fitted to
-/// `out_len` samples (rounding can leave one sample more or less).
-pub fn resample_windows(
-    windows: &[f32],
-    count: usize,
-    len: usize,
-    from: u32,
-    to: u32,
-    out_len: usize,
-) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(count * out_len);
-    for w in windows.chunks_exact(len).take(count) {
-        let mut r = resample_buffer(w, from, to)?;
-        r.resize(out_len, 0.0);
-        out.extend_from_slice(&r);
-    }
-    Ok(out)
 }
 
 /// The fused score of one window: `sigmoid(Σ weight · logit(p) + bias)` over (p, weight).
@@ -78,53 +67,74 @@ pub fn fuse(scores: impl IntoIterator<Item = (f32, f32)>, bias: f32) -> f32 {
     (1.0 / (1.0 + (-z).exp())) as f32
 }
 
-impl Scorer for Fused {
+/// A fusion bound to one backend, shared by its members.
+pub(super) struct Fused<B: Backend> {
+    backend: B,
+    info: DetectorInfo,
+    members: Vec<(Model<B>, f32)>,
+    bias: f32,
+}
+
+impl<B: Backend> Fused<B> {
+    /// Upload every member's weights to `backend` (their host copies are dropped).
+    pub(super) fn new(backend: B, spec: FusionSpec) -> Result<Self> {
+        let info = spec.info();
+        let bias = spec.config.fusion.bias;
+        let members = spec
+            .members
+            .into_iter()
+            .map(|m| Ok((Model::new(&backend, m.spec)?, m.weight)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Fused {
+            backend,
+            info,
+            members,
+            bias,
+        })
+    }
+}
+
+impl<B: Backend + 'static> Scorer for Fused<B> {
     fn backend_name(&self) -> &'static str {
-        self.primary.backend_name()
+        self.backend.name()
     }
 
-    fn spec(&self) -> &ModelSpec {
-        &self.spec
+    fn info(&self) -> &DetectorInfo {
+        &self.info
     }
 
-    fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted> {
-        let primary = self.primary.submit(windows, count)?;
-        let mut members = Vec::with_capacity(self.members.len());
-        for (member, _) in &self.members {
-            let target = member.spec();
-            let resampled = resample_windows(
-                windows,
-                count,
-                self.spec.window_samples,
-                self.spec.config.sample_rate,
-                target.config.sample_rate,
-                target.window_samples,
-            )?;
-            members.push(member.submit(&resampled, count)?);
-        }
-        Ok(Submitted(Box::new(Pending { primary, members })))
+    fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted> {
+        super::check_inputs(self.backend.name(), inputs, self.members.len())?;
+        let pending = self
+            .members
+            .iter()
+            .zip(inputs)
+            .map(|((model, _), windows)| model.submit(&self.backend, windows, count))
+            .collect::<Result<Vec<PendingScores<B>>>>()?;
+        Ok(Submitted(Box::new(pending)))
     }
 
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
-        let pending = submitted.0.downcast::<Pending>().map_err(|_| {
-            crate::Error::backend(self.backend_name(), "collect: batch of another scorer")
-        })?;
-        let primary = self.primary.collect(pending.primary)?;
-        let mut members = Vec::with_capacity(self.members.len());
-        for ((member, weight), sub) in self.members.iter().zip(pending.members) {
-            members.push((member.collect(sub)?, *weight));
-        }
-        Ok((0..primary.len())
-            .map(|i| {
-                let own = std::iter::once((primary[i], self.weight));
-                let rest = members.iter().map(|(s, w)| (s[i], *w));
-                fuse(own.chain(rest), self.bias)
-            })
+        let pending = submitted
+            .0
+            .downcast::<Vec<PendingScores<B>>>()
+            .map_err(|_| {
+                crate::Error::backend(self.backend_name(), "collect: batch of another scorer")
+            })?;
+        let scores = self
+            .members
+            .iter()
+            .zip(*pending)
+            .map(|((model, weight), p)| Ok((model.collect(&self.backend, p)?, *weight)))
+            .collect::<Result<Vec<_>>>()?;
+        let windows = scores.first().map_or(0, |(s, _)| s.len());
+        Ok((0..windows)
+            .map(|i| fuse(scores.iter().map(|(s, w)| (s[i], *w)), self.bias))
             .collect())
     }
 
-    /// The spectrogram and occlusion map of the fused model's own network (its first member).
+    /// The first member's spectrogram and occlusion map (`window` at its rate).
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation> {
-        self.primary.explain(window, bands)
+        self.members[0].0.explain(&self.backend, window, bands)
     }
 }

@@ -1,4 +1,8 @@
 //! Models: config schema, file format, validation, and the forward pass over a backend.
+//!
+//! A model file defines a [`Detector`]: one network ([`ModelSpec`]) or a fusion of embedded
+//! networks ([`FusionSpec`]). [`open`] loads one and binds it to a backend, the one way every
+//! command gets a [`Scorer`].
 
 pub mod config;
 pub mod dsp;
@@ -6,15 +10,22 @@ pub mod encoder;
 pub mod file;
 pub mod forward;
 pub mod fusion;
-pub mod plan;
+pub mod geometry;
+pub mod info;
+pub mod layer;
+pub mod network;
 pub mod presets;
-pub mod spec;
+pub mod tensor;
 
 use std::path::Path;
 
 pub use config::ModelConfig;
 pub use forward::{Band, Explanation, Model, PendingScores};
-pub use spec::ModelSpec;
+pub use fusion::FusionSpec;
+pub use info::DetectorInfo;
+pub use layer::Layer;
+pub use network::{ModelSpec, NetworkFacts};
+pub use tensor::HostTensor;
 
 use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
 use crate::{Error, Result};
@@ -68,10 +79,58 @@ pub fn embedded(name: &str) -> Option<&'static [u8]> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
-/// Resolve `--model NAME|FILE`: an embedded name first, otherwise a path.
-pub fn resolve(arg: &str) -> Result<ModelSpec> {
+/// What a model file defines: one network, or a fusion of embedded networks.
+// One per loaded model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Detector {
+    Network(ModelSpec),
+    Fusion(FusionSpec),
+}
+
+impl Detector {
+    pub fn info(&self) -> DetectorInfo {
+        match self {
+            Detector::Network(spec) => DetectorInfo::of_network(&spec.facts),
+            Detector::Fusion(fusion) => fusion.info(),
+        }
+    }
+
+    /// The network itself; an error for a fusion (which has none of its own).
+    pub fn into_network(self) -> Result<ModelSpec> {
+        match self {
+            Detector::Network(spec) => Ok(spec),
+            Detector::Fusion(f) => Err(Error::model(format!(
+                "{} is a fused model: it has no network of its own (its members are {})",
+                f.config.id,
+                f.config
+                    .fusion
+                    .members
+                    .iter()
+                    .map(|m| m.model.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+impl From<ModelSpec> for Detector {
+    fn from(spec: ModelSpec) -> Self {
+        Detector::Network(spec)
+    }
+}
+
+impl From<FusionSpec> for Detector {
+    fn from(spec: FusionSpec) -> Self {
+        Detector::Fusion(spec)
+    }
+}
+
+/// Load `--model NAME|FILE`: an embedded name first, otherwise a path.
+pub fn load(arg: &str) -> Result<Detector> {
     if let Some(bytes) = embedded(arg) {
-        return file::load_bytes(bytes, &format!("embedded model {arg:?}"));
+        return file::load_detector(bytes, &format!("embedded model {arg:?}"));
     }
     let path = Path::new(arg);
     if path.exists() {
@@ -88,38 +147,67 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
     )))
 }
 
-/// A model bound to a backend, behind a trait object so the screening pipeline does not
+/// Load a network by `NAME|FILE` (a fused model is refused: see [`load`]).
+pub fn resolve(arg: &str) -> Result<ModelSpec> {
+    load(arg)?.into_network()
+}
+
+/// Load `--model NAME|FILE` and bind it to the backend `kind`: how every command opens a model.
+pub fn open(arg: &str, kind: BackendKind) -> Result<Box<dyn Scorer>> {
+    bind(kind, load(arg)?)
+}
+
+/// A detector bound to a backend, behind a trait object so the screening pipeline does not
 /// care which backend runs it.
 pub trait Scorer: Send + Sync {
     fn backend_name(&self) -> &'static str;
-    fn spec(&self) -> &ModelSpec;
-    /// Queue the calibrated scoring of `count` windows laid end to end (see [`Model::submit`]):
-    /// submit batch k+1, then collect batch k, and the device never waits for the host between
-    /// batches.
-    fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted>;
+    fn info(&self) -> &DetectorInfo;
+    /// Queue the calibrated scoring of `count` windows: `inputs[k]` holds them laid end to end
+    /// as network k takes them (`info().networks[k]`: its rate and window length; see
+    /// `audio::read_windows`). Submit batch k+1, then collect batch k, and the device never
+    /// waits for the host between batches.
+    fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted>;
     /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>>;
-    /// One window's log filterbank and occlusion map over `bands` bands ([`Model::explain`]).
+    /// One window's log filterbank and occlusion map over `bands` bands ([`Model::explain`]),
+    /// by the first network (`window` as it takes it).
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation>;
 }
 
 /// A batch queued by [`Scorer::submit`] (the backend's pending readback, type-erased).
 pub struct Submitted(Box<dyn std::any::Any + Send>);
 
+/// An error unless a batch brings one input per network.
+fn check_inputs(backend: &'static str, inputs: &[&[f32]], networks: usize) -> Result<()> {
+    if inputs.len() != networks {
+        return Err(Error::backend(
+            backend,
+            format!(
+                "got windows for {} networks, the model has {networks}",
+                inputs.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A single network bound to its backend.
 struct Bound<B: Backend> {
     backend: B,
     model: Model<B>,
+    info: DetectorInfo,
 }
 
 impl<B: Backend + 'static> Scorer for Bound<B> {
     fn backend_name(&self) -> &'static str {
         self.backend.name()
     }
-    fn spec(&self) -> &ModelSpec {
-        &self.model.spec
+    fn info(&self) -> &DetectorInfo {
+        &self.info
     }
-    fn submit(&self, windows: &[f32], count: usize) -> Result<Submitted> {
-        let pending = self.model.submit(&self.backend, windows, count)?;
+    fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted> {
+        check_inputs(self.backend.name(), inputs, 1)?;
+        let pending = self.model.submit(&self.backend, inputs[0], count)?;
         Ok(Submitted(Box::new(pending)))
     }
     fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
@@ -133,43 +221,31 @@ impl<B: Backend + 'static> Scorer for Bound<B> {
     }
 }
 
-/// Bind `spec` to the backend `kind` (resolving `auto`); errors say why a backend can't run.
-/// A fused model binds each of its members to that backend too.
-pub fn bind(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
-    spec.require_classifier()?;
-    if spec.fusion.is_empty() {
-        return bind_one(kind, spec);
+/// Bind `detector` to the backend `kind` (resolving `auto`); errors say why a backend can't
+/// run. One backend is opened; a fusion's members all run on it.
+pub fn bind(kind: BackendKind, detector: impl Into<Detector>) -> Result<Box<dyn Scorer>> {
+    let detector = detector.into();
+    if let Detector::Network(spec) = &detector {
+        spec.facts.require_classifier()?;
     }
-    // The primary is bound without its members (cloning them only to drop them would copy
-    // their weights, the 20 M-parameter encoder included).
-    let mut spec = spec;
-    let members = std::mem::take(&mut spec.fusion);
-    let primary = bind_one(kind, spec.clone())?;
-    spec.fusion = members;
-    let members = spec
-        .fusion
-        .iter()
-        .map(|m| Ok((bind_one(kind, m.spec.clone())?, m.weight)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Box::new(fusion::Fused::new(spec, primary, members)))
+    match crate::backend::resolve(kind)? {
+        BackendKind::Cpu | BackendKind::Auto => bind_on(CpuBackend::new(), detector),
+        BackendKind::Wgpu => bind_on(crate::backend::wgpu::WgpuBackend::new()?, detector),
+        BackendKind::Cuda => bind_on(crate::backend::cuda::CudaBackend::new()?, detector),
+    }
 }
 
-fn bind_one(kind: BackendKind, spec: ModelSpec) -> Result<Box<dyn Scorer>> {
-    match crate::backend::resolve(kind)? {
-        BackendKind::Cpu | BackendKind::Auto => {
-            let backend = CpuBackend::new();
+fn bind_on<B: Backend + 'static>(backend: B, detector: Detector) -> Result<Box<dyn Scorer>> {
+    match detector {
+        Detector::Network(spec) => {
+            let info = DetectorInfo::of_network(&spec.facts);
             let model = Model::new(&backend, spec)?;
-            Ok(Box::new(Bound { backend, model }))
+            Ok(Box::new(Bound {
+                backend,
+                model,
+                info,
+            }))
         }
-        BackendKind::Wgpu => {
-            let backend = crate::backend::wgpu::WgpuBackend::new()?;
-            let model = Model::new(&backend, spec)?;
-            Ok(Box::new(Bound { backend, model }))
-        }
-        BackendKind::Cuda => {
-            let backend = crate::backend::cuda::CudaBackend::new()?;
-            let model = Model::new(&backend, spec)?;
-            Ok(Box::new(Bound { backend, model }))
-        }
+        Detector::Fusion(spec) => Ok(Box::new(fusion::Fused::new(backend, spec)?)),
     }
 }

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use crate::audio;
+use crate::audio::{self, NetworkWindows};
 use crate::backend::LogSpec;
 use crate::model::{Explanation, Scorer};
-use crate::screen::report::Segment;
+use crate::report::Segment;
 use crate::{Error, Result};
 
 /// What the page shows for one flagged file.
@@ -17,12 +17,10 @@ pub struct Detail {
     /// The most suspicious window (start s, end s).
     pub window: (f64, f64),
     pub explanation: Explanation,
-    /// The window's samples at the model rate (for an embedded excerpt).
+    /// The window's samples as the explaining network takes them, at its rate (for an
+    /// embedded excerpt).
     pub samples: Vec<f32>,
 }
-
-/// Windows scored per backend call while re-screening.
-const BATCH: usize = 8;
 
 /// Decode `path` as the screen did and explain its most suspicious window. With `segments`
 /// (from the report), the window with the highest reported score is taken without scoring the
@@ -33,8 +31,8 @@ pub fn explain_file(
     segments: Option<&[Segment]>,
     bands: usize,
 ) -> Result<Detail> {
-    let spec = scorer.spec();
-    let rate = spec.config.sample_rate as f64;
+    let info = scorer.info();
+    let rate = info.sample_rate as f64;
     // Reported windows: only the best one is needed.
     let wanted = segments.and_then(|s| {
         s.iter()
@@ -42,17 +40,23 @@ pub fn explain_file(
             .map(|best| (best.start_s * rate).round() as u64)
     });
     let mut scored: Vec<Segment> = Vec::new();
-    let mut best: Option<(f32, audio::Window)> = None;
-    let mut pending: Vec<audio::Window> = Vec::new();
-    let mut flush = |pending: &mut Vec<audio::Window>, best: &mut Option<(f32, audio::Window)>| {
+    let mut best: Option<(f32, NetworkWindows)> = None;
+    let mut pending: Vec<NetworkWindows> = Vec::new();
+    let mut flush = |pending: &mut Vec<NetworkWindows>,
+                     best: &mut Option<(f32, NetworkWindows)>| {
         if pending.is_empty() {
             return Ok(());
         }
-        let flat: Vec<f32> = pending
-            .iter()
-            .flat_map(|w| w.samples.iter().copied())
+        let flat: Vec<Vec<f32>> = (0..info.networks.len())
+            .map(|k| {
+                pending
+                    .iter()
+                    .flat_map(|w| w.inputs[k].iter().copied())
+                    .collect()
+            })
             .collect();
-        let scores = scorer.collect(scorer.submit(&flat, pending.len())?)?;
+        let inputs: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
+        let scores = scorer.collect(scorer.submit(&inputs, pending.len())?)?;
         for (w, s) in pending.drain(..).zip(scores) {
             scored.push(Segment {
                 start_s: w.start as f64 / rate,
@@ -65,7 +69,7 @@ pub fn explain_file(
         }
         Ok::<(), Error>(())
     };
-    audio::read_windows(path, spec, &mut |w| {
+    audio::read_windows(path, info, &mut |w| {
         match wanted {
             Some(start) => {
                 if best.is_none() && w.start.abs_diff(start) <= 1 {
@@ -74,7 +78,7 @@ pub fn explain_file(
             }
             None => {
                 pending.push(w);
-                if pending.len() == BATCH {
+                if pending.len() == crate::screen::pipeline::DEFAULT_BATCH {
                     flush(&mut pending, &mut best)?;
                 }
             }
@@ -92,7 +96,9 @@ pub fn explain_file(
             None => "no window with active signal to explain".to_string(),
         })
     })?;
-    let explanation = scorer.explain(&window.samples, bands)?;
+    let mut window = window;
+    let samples = window.inputs.swap_remove(0);
+    let explanation = scorer.explain(&samples, bands)?;
     let windows = match segments {
         Some(s) => s.to_vec(),
         None => scored,
@@ -101,7 +107,7 @@ pub fn explain_file(
         windows,
         window: (window.start as f64 / rate, window.end as f64 / rate),
         explanation,
-        samples: window.samples,
+        samples,
     })
 }
 

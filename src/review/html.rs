@@ -10,8 +10,8 @@ use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
 
 use super::explain::Detail;
-use super::{Page, verdict_rank};
-use crate::eval::metrics;
+use super::{Page, Standing};
+use crate::metrics;
 use crate::{Result, plot};
 
 /// Bytes of a path segment that must be escaped in a relative URL.
@@ -58,9 +58,9 @@ pub fn render(page: &Page) -> Result<String> {
 /// Header: counts, model, threshold, backend, date; the histogram; DET/ROC with labels.
 fn summary(page: &Page, h: &mut String) -> Result<()> {
     let rows = &page.rows;
-    let count = |rank: u8| rows.iter().filter(|r| verdict_rank(r) == rank).count();
+    let count = |standing: Standing| rows.iter().filter(|r| Standing::of(r) == standing).count();
     let hours: f64 = rows.iter().filter_map(|r| r.duration_s).sum::<f64>() / 3600.0;
-    let distinct = |f: &dyn Fn(&super::ReportRow) -> String| {
+    let distinct = |f: &dyn Fn(&crate::report::Row) -> String| {
         let set: BTreeSet<String> = rows.iter().map(f).filter(|s| !s.is_empty()).collect();
         if set.is_empty() {
             "—".to_string()
@@ -79,9 +79,9 @@ fn summary(page: &Page, h: &mut String) -> Result<()> {
     for (term, value, class) in [
         ("files", rows.len().to_string(), ""),
         ("hours of audio", format!("{hours:.2}"), ""),
-        ("flagged", count(0).to_string(), "flag"),
-        ("failed", count(3).to_string(), "fail"),
-        ("no signal", count(2).to_string(), ""),
+        ("flagged", count(Standing::Flagged).to_string(), "flag"),
+        ("failed", count(Standing::Failed).to_string(), "fail"),
+        ("no signal", count(Standing::NoSignal).to_string(), ""),
         ("model", distinct(&|r| r.model.clone()), ""),
         (
             "threshold",
@@ -99,16 +99,16 @@ fn summary(page: &Page, h: &mut String) -> Result<()> {
     h.push_str(
         "</dl>\n</header>\n<section id=\"overview\">\n<h2>Scores</h2>\n<div class=\"plots\">",
     );
-    let scores_of = |rank: u8| -> Vec<f64> {
+    let scores_of = |standing: Standing| -> Vec<f64> {
         rows.iter()
-            .filter(|r| verdict_rank(r) == rank)
+            .filter(|r| Standing::of(r) == standing)
             .filter_map(|r| r.score.map(f64::from))
             .collect()
     };
     h.push_str(&inline_svg(plot::histogram_svg(
         &[
-            ("flagged", (200, 40, 40), scores_of(0)),
-            ("bona fide", (40, 150, 70), scores_of(1)),
+            ("flagged", (200, 40, 40), scores_of(Standing::Flagged)),
+            ("bona fide", (40, 150, 70), scores_of(Standing::BonaFide)),
         ],
         threshold,
     )?));
@@ -159,7 +159,11 @@ fn summary(page: &Page, h: &mut String) -> Result<()> {
 
 /// One article per detailed flagged file.
 fn details(page: &Page, h: &mut String) -> Result<()> {
-    let flagged = page.rows.iter().filter(|r| verdict_rank(r) == 0).count();
+    let flagged = page
+        .rows
+        .iter()
+        .filter(|r| Standing::of(r) == Standing::Flagged)
+        .count();
     let _ = write!(
         h,
         "<section id=\"flagged\">\n<h2>Flagged files{}</h2>\n",
@@ -204,7 +208,7 @@ fn details(page: &Page, h: &mut String) -> Result<()> {
 
 fn article(
     page: &Page,
-    row: &super::ReportRow,
+    row: &crate::report::Row,
     d: &Detail,
     model: &super::PageModel,
     h: &mut String,
@@ -215,7 +219,7 @@ fn article(
     let mut why = format!(
         "Most suspicious window: {a:.1}–{b:.1} s, scored {:.3}; the file ({}) scored {}.",
         e.score,
-        crate::screen::command::count(d.windows.len(), "window"),
+        crate::text::count(d.windows.len(), "window"),
         row.score.map(|s| format!("{s:.3}")).unwrap_or_default(),
     );
     let band_label = |hz: (f64, f64)| format!("{}–{} kHz", khz(hz.0), khz(hz.1));
@@ -334,7 +338,7 @@ fn table(page: &Page, h: &mut String) -> Result<()> {
             serde_json::json!([
                 r.path,
                 r.score.map(|s| (s as f64 * 1e4).round() / 1e4),
-                verdict_rank(r),
+                Standing::of(r).code(),
                 r.duration_s.map(|d| (d * 10.0).round() / 10.0),
                 r.codec.clone().unwrap_or_default(),
                 notes,
@@ -378,7 +382,7 @@ pub fn relative_url(file: &Path, dir: &Path) -> String {
     let rel = pathdiff::diff_paths(&absolute, dir).unwrap_or(absolute);
     rel.components()
         .map(|c| {
-            let bytes = crate::screen::report::path_bytes(Path::new(c.as_os_str()));
+            let bytes = crate::report::path_bytes(Path::new(c.as_os_str()));
             percent_encode(&bytes, SEGMENT).to_string()
         })
         .collect::<Vec<_>>()

@@ -7,7 +7,6 @@
 pub mod explain;
 pub mod html;
 pub mod media;
-pub mod rows;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,9 +16,8 @@ use anyhow::{Context, bail};
 use crate::backend::BackendKind;
 use crate::eval::protocol::{self, ProtocolFormat};
 use crate::model::{self, Scorer};
-use crate::screen::report::{BONA_FIDE, NO_SIGNAL, SYNTHETIC};
+use crate::report::{Row, RowReader, Verdict};
 use explain::Detail;
-use rows::ReportRow;
 
 /// What to review (the `review` command's options).
 #[derive(Debug, Clone)]
@@ -80,7 +78,7 @@ pub struct ReviewOutcome {
 /// Everything the page shows, gathered.
 pub struct Page {
     pub report: PathBuf,
-    pub rows: Vec<ReportRow>,
+    pub rows: Vec<Row>,
     /// Row indices in table order: flagged first, highest score first.
     pub order: Vec<usize>,
     /// (row index, detail or why it failed) for the top flagged files.
@@ -106,29 +104,53 @@ pub struct Labels {
     pub spoof: Vec<Option<bool>>,
 }
 
-/// Rank of a row in the table's default order: flagged, bona fide, no signal, failed.
-pub fn verdict_rank(row: &ReportRow) -> u8 {
-    if row.error.is_some() {
-        return 3;
+/// Where a row stands, in the table's default order; `code` is its number in the page's data
+/// (the page's filter and colours use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    Flagged = 0,
+    BonaFide = 1,
+    NoSignal = 2,
+    /// An error row, or a row without a verdict.
+    Failed = 3,
+}
+
+impl Standing {
+    pub fn of(row: &Row) -> Standing {
+        match (&row.error, row.verdict) {
+            (Some(_), _) | (None, None) => Standing::Failed,
+            (None, Some(Verdict::Synthetic)) => Standing::Flagged,
+            (None, Some(Verdict::BonaFide)) => Standing::BonaFide,
+            (None, Some(Verdict::NoSignal)) => Standing::NoSignal,
+        }
     }
-    match row.verdict.as_deref() {
-        Some(SYNTHETIC) => 0,
-        Some(BONA_FIDE) => 1,
-        Some(NO_SIGNAL) => 2,
-        _ => 3,
+
+    pub fn code(self) -> u8 {
+        self as u8
     }
 }
 
+/// Every row of the report at `path`.
+fn read_rows(path: &Path) -> crate::Result<Vec<Row>> {
+    let reader = RowReader::open(path)?.ok_or_else(|| {
+        crate::Error::Report(format!(
+            "{}: empty, or neither a JSON Lines nor a CSV report of `deepscreen screen`",
+            path.display()
+        ))
+    })?;
+    reader.map(|entry| entry.map(|e| e.row)).collect()
+}
+
 pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
-    let rows = rows::read(&job.report)?;
+    let rows = read_rows(&job.report)?;
     if rows.is_empty() {
         bail!("{}: the report has no rows", job.report.display());
     }
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (&rows[a], &rows[b]);
-        verdict_rank(ra)
-            .cmp(&verdict_rank(rb))
+        Standing::of(ra)
+            .cmp(&Standing::of(rb))
             .then(
                 rb.score
                     .unwrap_or(-1.0)
@@ -139,7 +161,7 @@ pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
     let flagged: Vec<usize> = order
         .iter()
         .copied()
-        .filter(|&i| verdict_rank(&rows[i]) == 0)
+        .filter(|&i| Standing::of(&rows[i]) == Standing::Flagged)
         .collect();
     let labels = job
         .protocol
@@ -160,11 +182,11 @@ pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
     } else if !top.is_empty() {
         match scorer_for(job, &rows)? {
             Ok(scorer) => {
-                let spec = scorer.spec();
+                let net = scorer.info().explained();
                 page_model = Some(PageModel {
-                    rate: spec.config.sample_rate,
-                    db_per_unit: explain::db_per_unit(spec.frontend.log, spec.frontend.stft.power),
-                    bin_hz: spec.bin_centres_hz(),
+                    rate: net.config.sample_rate,
+                    db_per_unit: explain::db_per_unit(net.log, net.config.frontend.power),
+                    bin_hz: net.bin_centres_hz.clone(),
                 });
                 let bar = progress_bar(top.len() as u64);
                 for &i in &top {
@@ -214,21 +236,17 @@ pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
 
 /// The scorer that re-screens flagged files: `--model`, or the embedded model whose id the
 /// report names. `Ok(Err(why))` when there is none (the page is made without details).
-fn scorer_for(
-    job: &ReviewJob,
-    rows: &[ReportRow],
-) -> anyhow::Result<Result<Box<dyn Scorer>, String>> {
+fn scorer_for(job: &ReviewJob, rows: &[Row]) -> anyhow::Result<Result<Box<dyn Scorer>, String>> {
     let ids: BTreeSet<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    let spec = match &job.model {
-        Some(m) => model::resolve(m)?,
+    let detector = match &job.model {
+        Some(m) => model::load(m)?,
         None => {
             // Match on the config alone: parsing every embedded model's weights is slow.
             let found = model::EMBEDDED.iter().find(|(name, bytes)| {
-                model::file::read_config(bytes, name)
-                    .is_ok_and(|config| ids.contains(config.id.as_str()))
+                model::file::read_config(bytes, name).is_ok_and(|config| ids.contains(config.id()))
             });
             match found {
-                Some((name, _)) => model::resolve(name)?,
+                Some((name, _)) => model::load(name)?,
                 None => {
                     return Ok(Err(format!(
                         "no details: the report's model ({}) is not embedded in this build; \
@@ -239,21 +257,22 @@ fn scorer_for(
             }
         }
     };
-    if !ids.contains(spec.config.id.as_str()) {
+    let id = detector.info().id;
+    if !ids.contains(id.as_str()) {
         bail!(
             "--model {} is {:?}, but the report was written by {}: window scores and \
              explanations would not match the report's scores",
             job.model.as_deref().unwrap_or_default(),
-            spec.config.id,
+            id,
             ids.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(Ok(model::bind(job.backend, spec)?))
+    Ok(Ok(model::bind(job.backend, detector)?))
 }
 
 /// Label the report's rows from a protocol, by path (as written, or both made absolute).
 fn label_rows(
-    rows: &[ReportRow],
+    rows: &[Row],
     protocol_path: &Path,
     format: ProtocolFormat,
     audio_dir: Option<&Path>,

@@ -12,11 +12,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::pipeline::{self, ScreenOptions, Summary};
-use super::report::{Format, ReportWriter, path_bytes};
 use super::shard::Shard;
 use super::{inputs, journal};
 use crate::backend::BackendKind;
 use crate::model;
+use crate::report::{Format, ReportWriter, path_bytes};
+use crate::text::count;
 
 /// What to screen and how (the `screen` command's options).
 #[derive(Debug, Clone)]
@@ -91,10 +92,9 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         Some(s) => Some(s),
         None => Shard::from_env()?,
     };
-    let spec = model::resolve(&job.model)?;
-    let threshold = job.threshold.unwrap_or(spec.config.threshold);
-    let spec_id = spec.config.id.clone();
-    let scorer = model::bind(job.backend, spec)?;
+    let scorer = model::open(&job.model, job.backend)?;
+    let threshold = job.threshold.unwrap_or(scorer.info().threshold);
+    let spec_id = scorer.info().id.clone();
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
 
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
@@ -262,7 +262,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         human_duration(summary.audio_seconds),
         human_duration(summary.elapsed.as_secs_f64()),
         summary.realtime_factor(),
-        scorer.spec().config.id,
+        scorer.info().id,
         scorer.backend_name(),
         notes.iter().map(|n| format!("; {n}")).collect::<String>(),
     );
@@ -288,11 +288,6 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         failed_before,
         stopped_by,
     })
-}
-
-/// "1 file", "3 files".
-pub fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn signal_name(sig: i32) -> &'static str {

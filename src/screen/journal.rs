@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::report::{Format, row_path_bytes};
+use crate::report::{CSV_HEADER, Entry, Format, Raw, RowReader};
 use crate::{Error, Result};
 
 const SYNC_EVERY: Duration = Duration::from_secs(2);
@@ -42,14 +42,6 @@ pub struct Resumed {
     pub repaired_bytes: u64,
     /// Whether the file already has content (so a CSV header is not written again).
     pub has_content: bool,
-}
-
-/// One row of an existing report, as far as resuming needs it.
-struct Kept {
-    path: Vec<u8>,
-    model: String,
-    threshold: Option<f32>,
-    failed: bool,
 }
 
 /// Read an existing report for `--resume` (the caller holds its lock): cut a torn last line,
@@ -111,148 +103,82 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
     };
     // Rows are checked and counted as they are read: nothing per row is kept but its path.
     let mut any_failed = false;
-    scan_rows(path, &file, expected.format, &mut |i, row| {
+    let handle = file.try_clone().map_err(io(path))?;
+    for entry in RowReader::new(handle, path, expected.format).map_err(resume_error)? {
+        let Entry { row, at, .. } = entry.map_err(resume_error)?;
         if row.model != expected.model {
             return Err(refuse(format!(
-                "row {} was written by model {:?}, this run uses {:?} (resume with --model {}, \
+                "{at} was written by model {:?}, this run uses {:?} (resume with --model {}, \
                  or write another -o)",
-                i + 1,
-                row.model,
-                expected.model,
-                row.model
+                row.model, expected.model, row.model
             )));
         }
         if let Some(t) = row.threshold
             && (t - expected.threshold).abs() > 1e-6
         {
             return Err(refuse(format!(
-                "row {} was decided at threshold {t}, this run uses {} (resume with \
+                "{at} was decided at threshold {t}, this run uses {} (resume with \
                  --threshold {t}, or write another -o)",
-                i + 1,
                 expected.threshold
             )));
         }
-        any_failed |= row.failed;
-        if !(row.failed && retry_failed) {
-            resumed.failed += usize::from(row.failed);
-            resumed.done.insert(row.path);
+        let failed = row.error.is_some();
+        any_failed |= failed;
+        if !(failed && retry_failed) {
+            resumed.failed += usize::from(failed);
+            resumed.done.insert(row.path_bytes());
         }
-        Ok(())
-    })?;
+    }
     if retry_failed && any_failed {
         resumed.retried = drop_error_rows(path, &file, expected.format)?;
     }
     Ok(resumed)
 }
 
-/// Call `visit` with each row of the report (its 0-based index and what resuming needs).
-fn scan_rows(
-    path: &Path,
-    file: &File,
-    format: Format,
-    visit: &mut dyn FnMut(usize, Kept) -> Result<()>,
-) -> Result<()> {
-    let bad = |what: String| Error::Report(format!("cannot resume {}: {what}", path.display()));
-    match format {
-        Format::Jsonl => {
-            for (i, line) in BufReader::new(file).lines().enumerate() {
-                let line = line.map_err(io(path))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let row: serde_json::Value = serde_json::from_str(&line)
-                    .map_err(|e| bad(format!("line {} is not a JSON report row ({e})", i + 1)))?;
-                let p = row["path"]
-                    .as_str()
-                    .ok_or_else(|| bad(format!("line {} has no path", i + 1)))?;
-                let kept = Kept {
-                    path: row_path_bytes(p, row["path_hex"].as_str()),
-                    model: row["model"].as_str().unwrap_or_default().to_string(),
-                    threshold: row["threshold"].as_f64().map(|t| t as f32),
-                    failed: !row["error"].is_null(),
-                };
-                visit(i, kept)?;
-            }
-        }
-        Format::Csv => {
-            let mut reader = csv::Reader::from_reader(BufReader::new(file));
-            let header = reader
-                .headers()
-                .map_err(|e| bad(format!("header ({e})")))?
-                .clone();
-            let column = |name: &str| header.iter().position(|h| h == name);
-            let (model, threshold, error) = (column("model"), column("threshold"), column("error"));
-            let hex = column("path_hex");
-            for (i, record) in reader.records().enumerate() {
-                let record = record.map_err(|e| bad(format!("record {} ({e})", i + 1)))?;
-                let field = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
-                let kept = Kept {
-                    path: row_path_bytes(record.get(0).unwrap_or_default(), Some(field(hex))),
-                    model: field(model).to_string(),
-                    threshold: field(threshold).parse().ok(),
-                    failed: !field(error).is_empty(),
-                };
-                visit(i, kept)?;
-            }
-        }
+/// A reader's error (which names the report) as a refusal to resume.
+fn resume_error(e: Error) -> Error {
+    match e {
+        Error::Report(what) => Error::Report(format!("cannot resume {what}")),
+        other => other,
     }
-    Ok(())
 }
 
 /// Rewrite the report without its error rows: a new file beside it, synced, renamed over it.
 fn drop_error_rows(path: &Path, file: &File, format: Format) -> Result<usize> {
-    let mut text = String::new();
-    let mut handle = file;
+    let mut handle = file.try_clone().map_err(io(path))?;
     handle.rewind().map_err(io(path))?;
-    std::io::Read::read_to_string(&mut handle, &mut text).map_err(io(path))?;
-    let mut kept = String::with_capacity(text.len());
+    let csv_err = |e: csv::Error| Error::Report(format!("{}: {e}", path.display()));
+    let mut jsonl = String::new();
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    if format == Format::Csv {
+        csv.write_record(CSV_HEADER).map_err(csv_err)?;
+    }
     let mut dropped = 0;
-    match format {
-        Format::Jsonl => {
-            for line in text.lines() {
-                let failed = serde_json::from_str::<serde_json::Value>(line)
-                    .is_ok_and(|row| !row["error"].is_null());
-                if failed {
-                    dropped += 1;
-                } else if !line.trim().is_empty() {
-                    kept.push_str(line);
-                    kept.push('\n');
-                }
-            }
+    for entry in RowReader::new(handle, path, format)? {
+        let entry = entry?;
+        if entry.row.error.is_some() {
+            dropped += 1;
+            continue;
         }
-        Format::Csv => {
-            let mut reader = csv::Reader::from_reader(text.as_bytes());
-            let header = reader
-                .headers()
-                .map_err(|e| Error::Report(format!("{}: {e}", path.display())))?
-                .clone();
-            let error = header.iter().position(|h| h == "error");
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let csv_err = |e: csv::Error| Error::Report(format!("{}: {e}", path.display()));
-            w.write_record(&header).map_err(csv_err)?;
-            for record in reader.records() {
-                let record = record.map_err(csv_err)?;
-                if error
-                    .and_then(|c| record.get(c))
-                    .is_some_and(|e| !e.is_empty())
-                {
-                    dropped += 1;
-                } else {
-                    w.write_record(&record).map_err(csv_err)?;
-                }
+        match entry.raw {
+            Raw::Line(line) => {
+                jsonl.push_str(&line);
+                jsonl.push('\n');
             }
-            kept = String::from_utf8_lossy(
-                &w.into_inner()
-                    .map_err(|e| Error::Report(format!("{}: {}", path.display(), e.error())))?,
-            )
-            .into_owned();
+            Raw::Record(record) => csv.write_record(&record).map_err(csv_err)?,
         }
     }
+    let kept = match format {
+        Format::Jsonl => jsonl.into_bytes(),
+        Format::Csv => csv
+            .into_inner()
+            .map_err(|e| Error::Report(format!("{}: {}", path.display(), e.error())))?,
+    };
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".retry-tmp");
     let tmp = path.with_file_name(tmp_name);
     let mut out = File::create(&tmp).map_err(io(&tmp))?;
-    out.write_all(kept.as_bytes()).map_err(io(&tmp))?;
+    out.write_all(&kept).map_err(io(&tmp))?;
     out.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
     Ok(dropped)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::report::{CSV_HEADER, Format, row_path_bytes};
+use crate::report::{CSV_HEADER, Entry, Format, Raw, Row, RowReader};
 use crate::{Error, Result};
 
 #[derive(Debug, Default, PartialEq)]
@@ -63,28 +63,41 @@ pub fn detect_format(inputs: &[PathBuf], asked: Option<Format>) -> Result<Format
 /// otherwise mean different things).
 #[derive(Default)]
 struct SameRun {
-    first: Option<(String, String, String)>,
+    first: Option<(String, Option<f32>, String)>,
 }
 
 impl SameRun {
-    fn check(&mut self, model: &str, threshold: &str, at: &dyn Fn() -> String) -> Result<()> {
+    fn check(&mut self, row: &Row, at: &dyn Fn() -> String) -> Result<()> {
+        let shown = |t: Option<f32>| t.map_or("none".to_string(), |t| t.to_string());
         match &self.first {
             None => {
-                self.first = Some((model.to_string(), threshold.to_string(), at()));
+                self.first = Some((row.model.clone(), row.threshold, at()));
                 Ok(())
             }
-            Some((m, t, first)) if m != model || t != threshold => Err(Error::Report(format!(
-                "{} was written by model {model:?} at threshold {threshold}, {first} by model \
-                 {m:?} at threshold {t}: reports of different runs cannot be merged into one",
-                at()
-            ))),
+            Some((m, t, first)) if *m != row.model || *t != row.threshold => {
+                Err(Error::Report(format!(
+                    "{} was written by model {:?} at threshold {}, {first} by model {m:?} at \
+                     threshold {}: reports of different runs cannot be merged into one",
+                    at(),
+                    row.model,
+                    shown(row.threshold),
+                    shown(*t)
+                )))
+            }
             Some(_) => Ok(()),
         }
     }
 }
 
-/// Merge the reports `inputs` (all in `format`) into `out`. With `expected` (one path per
-/// line, as given to `screen --files-from`), paths without a row are reported as missing.
+/// Where merged rows go: JSON lines as they are, or CSV records.
+enum Sink<'a> {
+    Jsonl(&'a mut dyn Write),
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+}
+
+/// Merge the reports `inputs` (all in `format`) into `out`, each row copied as written. With
+/// `expected` (one path per line, as given to `screen --files-from`), paths without a row are
+/// reported as missing.
 pub fn merge(
     inputs: &[PathBuf],
     format: Format,
@@ -94,78 +107,46 @@ pub fn merge(
     let mut report = MergeReport::default();
     let mut seen = HashSet::new();
     let mut same = SameRun::default();
-    // Identity is the exact path bytes (`path_hex` for names that are not UTF-8).
-    let mut keep = |path: &str, hex: Option<&str>, report: &mut MergeReport| {
-        if seen.insert(row_path_bytes(path, hex)) {
-            report.rows += 1;
-            true
-        } else {
-            report.duplicates.push(path.to_string());
-            false
-        }
-    };
     let out_err = |e: std::io::Error| Error::Io {
         path: "<merged output>".into(),
         cause: e,
     };
-    match format {
-        Format::Jsonl => {
-            for input in inputs {
-                let file = std::fs::File::open(input).map_err(io(input))?;
-                for (i, line) in BufReader::new(file).lines().enumerate() {
-                    let line = line.map_err(io(input))?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let at = || format!("{} line {}", input.display(), i + 1);
-                    let row: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                        Error::Report(format!("{}: not a JSON report row ({e})", at()))
-                    })?;
-                    let path = row["path"]
-                        .as_str()
-                        .ok_or_else(|| Error::Report(format!("{}: no path", at())))?;
-                    same.check(
-                        row["model"].as_str().unwrap_or_default(),
-                        &row["threshold"].to_string(),
-                        &at,
-                    )?;
-                    if keep(path, row["path_hex"].as_str(), &mut report) {
-                        writeln!(out, "{line}").map_err(out_err)?;
-                    }
-                }
-            }
-            out.flush().map_err(out_err)?;
-        }
+    let mut sink = match format {
+        Format::Jsonl => Sink::Jsonl(&mut *out),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            let csv_err =
-                |input: &Path, e: csv::Error| Error::Report(format!("{}: {e}", input.display()));
             w.write_record(CSV_HEADER)
                 .map_err(|e| Error::Report(format!("<merged output>: {e}")))?;
-            let column = |name: &str| CSV_HEADER.iter().position(|h| *h == name);
-            let (model, threshold, hex) =
-                (column("model"), column("threshold"), column("path_hex"));
-            for input in inputs {
-                // Every input's header was checked by `detect_format` (empty files have none).
-                let file = std::fs::File::open(input).map_err(io(input))?;
-                let mut reader = csv::Reader::from_reader(BufReader::new(file));
-                for (i, record) in reader.records().enumerate() {
-                    let record = record.map_err(|e| csv_err(input, e))?;
-                    let field =
-                        |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or_default();
-                    let at = || format!("{} record {}", input.display(), i + 1);
-                    same.check(field(model), field(threshold), &at)?;
-                    if keep(
-                        record.get(0).unwrap_or_default(),
-                        Some(field(hex)),
-                        &mut report,
-                    ) {
-                        w.write_record(&record).map_err(|e| csv_err(input, e))?;
-                    }
-                }
-            }
-            w.flush().map_err(out_err)?;
+            Sink::Csv(Box::new(w))
         }
+    };
+    for input in inputs {
+        // Every input's format was checked by `detect_format`; an empty file has no rows.
+        if Format::detect(input)?.is_none() {
+            continue;
+        }
+        let file = std::fs::File::open(input).map_err(io(input))?;
+        for entry in RowReader::new(file, input, format)? {
+            let Entry { row, raw, at } = entry?;
+            same.check(&row, &|| format!("{} {at}", input.display()))?;
+            // Identity is the exact path bytes (`path_hex` for names that are not UTF-8).
+            if !seen.insert(row.path_bytes()) {
+                report.duplicates.push(row.path);
+                continue;
+            }
+            report.rows += 1;
+            match (&mut sink, raw) {
+                (Sink::Jsonl(out), Raw::Line(line)) => writeln!(out, "{line}").map_err(out_err)?,
+                (Sink::Csv(w), Raw::Record(record)) => w
+                    .write_record(&record)
+                    .map_err(|e| Error::Report(format!("{}: {e}", input.display())))?,
+                _ => unreachable!("the reader reads the format it was given"),
+            }
+        }
+    }
+    match sink {
+        Sink::Jsonl(out) => out.flush().map_err(out_err)?,
+        Sink::Csv(mut w) => w.flush().map_err(out_err)?,
     }
     if let Some(list) = expected {
         let file = std::fs::File::open(list).map_err(io(list))?;

@@ -5,7 +5,6 @@ pub mod inputs;
 pub mod journal;
 pub mod merge;
 pub mod pipeline;
-pub mod report;
 pub mod shard;
 
 /// Peak resident memory of this process (Linux: VmHWM), for summaries.

@@ -18,11 +18,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
-use super::report::{BONA_FIDE, NO_SIGNAL, Row, SYNTHETIC, Segment, path_hex};
 use crate::Result;
-use crate::audio::{AudioSummary, Window, read_windows};
+use crate::audio::{AudioSummary, NetworkWindows, read_windows};
 use crate::model::config::Aggregation;
-use crate::model::{Scorer, Submitted};
+use crate::model::{DetectorInfo, Scorer, Submitted};
+use crate::report::{Row, Segment, Verdict, path_hex};
 
 #[derive(Debug, Clone)]
 pub struct ScreenOptions {
@@ -53,23 +53,21 @@ const CPU_ACTIVATIONS: u64 = 2;
 /// Share of the available memory a run's batches may take.
 const MEMORY_SHARE: f64 = 0.8;
 
-/// Host memory (bytes) the batches of a run take at `batch` windows per backend call: the
-/// windows in flight, plus on the CPU backend the forward pass's activations. A fused model's
-/// members add their resampled windows and activations.
-pub fn batch_memory(spec: &crate::model::ModelSpec, batch: usize, on_cpu: bool) -> u64 {
-    let activations = |s: &crate::model::ModelSpec| {
-        if on_cpu {
-            CPU_ACTIVATIONS * s.largest_tensor as u64
-        } else {
-            0
-        }
-    };
-    let members: u64 = spec
-        .fusion
+/// Host memory (bytes) the batches of a run take at `batch` windows per backend call: each
+/// network's windows in flight, plus on the CPU backend its forward pass's activations.
+pub fn batch_memory(info: &DetectorInfo, batch: usize, on_cpu: bool) -> u64 {
+    let per_window: u64 = info
+        .networks
         .iter()
-        .map(|m| m.spec.window_samples as u64 + activations(&m.spec))
+        .map(|n| {
+            let activations = if on_cpu {
+                CPU_ACTIVATIONS * n.largest_tensor as u64
+            } else {
+                0
+            };
+            4 * (WINDOW_COPIES * n.window_samples as u64 + activations)
+        })
         .sum();
-    let per_window = 4 * (WINDOW_COPIES * spec.window_samples as u64 + activations(spec) + members);
     per_window * batch as u64
 }
 
@@ -79,25 +77,21 @@ pub fn batch_memory(spec: &crate::model::ModelSpec, batch: usize, on_cpu: bool) 
 /// The batch a run uses: `--batch` or [`DEFAULT_BATCH`], checked against the memory available.
 pub fn chosen_batch(requested: Option<usize>, scorer: &dyn crate::model::Scorer) -> Result<usize> {
     let batch = requested.unwrap_or(DEFAULT_BATCH).max(1);
-    check_batch(scorer.spec(), batch, scorer.backend_name())?;
+    check_batch(scorer.info(), batch, scorer.backend_name())?;
     Ok(batch)
 }
 
-pub fn check_batch(
-    spec: &crate::model::ModelSpec,
-    batch: usize,
-    backend: &'static str,
-) -> Result<()> {
+pub fn check_batch(info: &DetectorInfo, batch: usize, backend: &'static str) -> Result<()> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
     let on_cpu = backend == "cpu";
-    let need = batch_memory(spec, batch, on_cpu);
+    let need = batch_memory(info, batch, on_cpu);
     let budget = (available as f64 * MEMORY_SHARE) as u64;
     if need <= budget {
         return Ok(());
     }
-    let per_window = batch_memory(spec, 1, on_cpu).max(1);
+    let per_window = batch_memory(info, 1, on_cpu).max(1);
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     Err(crate::Error::backend(
         backend,
@@ -106,7 +100,7 @@ pub fn check_batch(
          ({:.1} MiB per window: audio in flight{}), but {:.1} GiB of memory is available: \
          use --batch {} or less",
             gib(need),
-            spec.config.id,
+            info.id,
             per_window as f64 / (1u64 << 20) as f64,
             if on_cpu { " and activations" } else { "" },
             gib(available),
@@ -152,7 +146,7 @@ impl Summary {
 enum Msg {
     Window {
         file: usize,
-        window: Window,
+        window: NetworkWindows,
     },
     Done {
         file: usize,
@@ -167,7 +161,8 @@ enum Msg {
 /// What the batcher hands the scorer, in order.
 enum Stage {
     Batch {
-        samples: Vec<f32>,
+        /// The batch's windows as each network takes them, laid end to end.
+        inputs: Vec<Vec<f32>>,
         meta: Vec<(usize, u64, u64)>,
     },
     Done(Msg),
@@ -208,10 +203,15 @@ pub fn run(
     let (stage_tx, stage_rx) = sync_channel::<Stage>(1);
     // Scored batch buffers go back to the batcher: two buffers alternate, no allocation churn
     // (fresh multi-MiB buffers freed on another thread made the allocator's footprint grow).
-    let (recycle_tx, recycle_rx) = sync_channel::<Vec<f32>>(2);
+    let (recycle_tx, recycle_rx) = sync_channel::<Vec<Vec<f32>>>(2);
     // Workers take (index, input) pairs from here; indices follow input order.
     let source = Mutex::new(inputs.enumerate());
-    let window_samples = scorer.spec().window_samples;
+    let lengths: Vec<usize> = scorer
+        .info()
+        .networks
+        .iter()
+        .map(|n| n.window_samples)
+        .collect();
     std::thread::scope(|scope| {
         for _ in 0..opts.decoders.max(1) {
             let tx = tx.clone();
@@ -219,7 +219,7 @@ pub fn run(
             scope.spawn(move || decode_worker(source, scorer, tx));
         }
         drop(tx);
-        scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, window_samples));
+        scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, &lengths));
         let mut agg = Aggregator {
             scorer,
             opts,
@@ -243,27 +243,33 @@ pub fn run(
 fn batcher(
     rx: Receiver<Msg>,
     tx: SyncSender<Stage>,
-    recycled: Receiver<Vec<f32>>,
+    recycled: Receiver<Vec<Vec<f32>>>,
     batch: usize,
-    window_samples: usize,
+    lengths: &[usize],
 ) {
-    let mut samples: Vec<f32> = Vec::with_capacity(batch * window_samples);
+    let fresh = || -> Vec<Vec<f32>> {
+        lengths
+            .iter()
+            .map(|len| Vec::with_capacity(batch * len))
+            .collect()
+    };
+    let mut inputs = fresh();
     let mut meta: Vec<(usize, u64, u64)> = Vec::with_capacity(batch);
     // Hand the pending batch to the scorer; false once the scorer has gone.
-    let flush = |samples: &mut Vec<f32>, meta: &mut Vec<(usize, u64, u64)>| -> bool {
+    let flush = |inputs: &mut Vec<Vec<f32>>, meta: &mut Vec<(usize, u64, u64)>| -> bool {
         if meta.is_empty() {
             return true;
         }
         let next = match recycled.try_recv() {
-            Ok(mut buf) => {
-                buf.clear();
-                buf
+            Ok(mut buffers) => {
+                buffers.iter_mut().for_each(Vec::clear);
+                buffers
             }
-            Err(_) => Vec::with_capacity(batch * window_samples),
+            Err(_) => fresh(),
         };
-        let samples = std::mem::replace(samples, next);
+        let inputs = std::mem::replace(inputs, next);
         let meta = std::mem::replace(meta, Vec::with_capacity(batch));
-        tx.send(Stage::Batch { samples, meta }).is_ok()
+        tx.send(Stage::Batch { inputs, meta }).is_ok()
     };
     loop {
         let msg = if meta.is_empty() {
@@ -275,7 +281,7 @@ fn batcher(
             match rx.recv_timeout(FLUSH_AFTER) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    if !flush(&mut samples, &mut meta) {
+                    if !flush(&mut inputs, &mut meta) {
                         return;
                     }
                     continue;
@@ -285,9 +291,11 @@ fn batcher(
         };
         match msg {
             Msg::Window { file, window } => {
-                samples.extend_from_slice(&window.samples);
+                for (buffer, x) in inputs.iter_mut().zip(&window.inputs) {
+                    buffer.extend_from_slice(x);
+                }
                 meta.push((file, window.start, window.end));
-                if meta.len() >= batch && !flush(&mut samples, &mut meta) {
+                if meta.len() >= batch && !flush(&mut inputs, &mut meta) {
                     return;
                 }
             }
@@ -298,16 +306,12 @@ fn batcher(
             }
         }
     }
-    flush(&mut samples, &mut meta);
+    flush(&mut inputs, &mut meta);
 }
 
 /// Decode and window every input on `decoders` threads without scoring: the decode side's
 /// ceiling, for `deepscreen bench`.
-pub fn decode_only(
-    inputs: Inputs,
-    scorer_spec: &crate::model::ModelSpec,
-    decoders: usize,
-) -> Summary {
+pub fn decode_only(inputs: Inputs, info: &DetectorInfo, decoders: usize) -> Summary {
     let started = Instant::now();
     let source = Mutex::new(inputs);
     let totals = Mutex::new(Summary::default());
@@ -319,7 +323,7 @@ pub fn decode_only(
                     let Some(input) = next else { return };
                     let t = Instant::now();
                     let result = match &input {
-                        Input::File(p) => read_windows(p, scorer_spec, &mut |_| Ok(())).ok(),
+                        Input::File(p) => read_windows(p, info, &mut |_| Ok(())).ok(),
                         Input::Broken { .. } => None,
                     };
                     let mut s = totals.lock().unwrap_or_else(|p| p.into_inner());
@@ -341,7 +345,7 @@ pub fn decode_only(
 type Source = Mutex<std::iter::Enumerate<Inputs>>;
 
 fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
-    let spec = scorer.spec();
+    let info = scorer.info();
     loop {
         let next = source.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((file, input)) = next else {
@@ -354,7 +358,7 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
         let result = match &input {
             Input::Broken { error, .. } => Err(error.clone()),
             Input::File(path) => {
-                let mut send = |window: Window| {
+                let mut send = |window: NetworkWindows| {
                     let t = Instant::now();
                     let r = tx
                         .send(Msg::Window { file, window })
@@ -365,7 +369,7 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
                 };
                 // A decoder bug must cost one row, not the run.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    read_windows(path, spec, &mut send)
+                    read_windows(path, info, &mut send)
                 }))
                 .unwrap_or_else(|panic| {
                     let what = panic
@@ -402,7 +406,7 @@ struct Aggregator<'a> {
     next_out: usize,
     summary: Summary,
     /// Returns scored batch buffers to the batcher.
-    recycle: SyncSender<Vec<f32>>,
+    recycle: SyncSender<Vec<Vec<f32>>>,
 }
 
 impl Aggregator<'_> {
@@ -431,9 +435,9 @@ impl Aggregator<'_> {
                 }
             };
             match stage {
-                Stage::Batch { samples, meta } => {
-                    let next = self.submit(&samples, meta);
-                    let _ = self.recycle.try_send(samples);
+                Stage::Batch { inputs, meta } => {
+                    let next = self.submit(&inputs, meta);
+                    let _ = self.recycle.try_send(inputs);
                     if let Some(previous) = in_flight.replace(next) {
                         self.collect(previous)?;
                     }
@@ -466,9 +470,10 @@ impl Aggregator<'_> {
     }
 
     /// Queue a batch on the device; a failure is kept and reported on its files' rows.
-    fn submit(&mut self, samples: &[f32], meta: Vec<(usize, u64, u64)>) -> InFlight {
+    fn submit(&mut self, inputs: &[Vec<f32>], meta: Vec<(usize, u64, u64)>) -> InFlight {
         let t = Instant::now();
-        let submitted = self.scorer.submit(samples, meta.len());
+        let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let submitted = self.scorer.submit(&inputs, meta.len());
         self.summary.device_time += t.elapsed();
         InFlight { submitted, meta }
     }
@@ -500,7 +505,7 @@ impl Aggregator<'_> {
                 // A NaN would pass as "bona fide" (NaN >= threshold is false): a model whose
                 // arithmetic overflows fails the file instead.
                 Ok(s) if !s[i].is_finite() => {
-                    let at = start as f64 / self.scorer.spec().config.sample_rate as f64;
+                    let at = start as f64 / self.scorer.info().sample_rate as f64;
                     state.error.get_or_insert_with(|| {
                         format!(
                             "the model gave a non-finite score ({}) for the window at {at:.2} s: \
@@ -552,10 +557,10 @@ impl Aggregator<'_> {
             self.summary.failed += 1;
         } else {
             self.summary.audio_seconds += row.duration_s.unwrap_or(0.0);
-            if row.verdict == Some(SYNTHETIC) {
+            if row.verdict == Some(Verdict::Synthetic) {
                 self.summary.flagged += 1;
             }
-            if row.verdict == Some(NO_SIGNAL) {
+            if row.verdict == Some(Verdict::NoSignal) {
                 self.summary.no_signal += 1;
             }
         }
@@ -571,13 +576,13 @@ impl Aggregator<'_> {
     }
 
     fn make_row(&self, state: FileState) -> Row {
-        let spec = self.scorer.spec();
+        let info = self.scorer.info();
         let mut row = Row {
             path: state.path.to_string_lossy().into_owned(),
             path_hex: path_hex(&state.path),
             score: None,
             verdict: None,
-            threshold: self.opts.threshold,
+            threshold: Some(self.opts.threshold),
             max_window_score: None,
             mean_window_score: None,
             windows: None,
@@ -586,7 +591,7 @@ impl Aggregator<'_> {
             channels: None,
             codec: None,
             container: None,
-            model: spec.config.id.clone(),
+            model: info.id.clone(),
             backend: self.scorer.backend_name().to_string(),
             error: state.error,
             warnings: Vec::new(),
@@ -603,7 +608,7 @@ impl Aggregator<'_> {
             row.warnings = s.warnings;
         }
         if row.error.is_none() && no_signal {
-            row.verdict = Some(NO_SIGNAL);
+            row.verdict = Some(Verdict::NoSignal);
             row.windows = Some(0);
             return row;
         }
@@ -613,21 +618,17 @@ impl Aggregator<'_> {
             return row;
         }
         let mean = (state.sum / state.scored as f64) as f32;
-        let score = match spec.config.aggregation {
+        let score = match info.aggregation {
             Aggregation::Mean => mean,
             Aggregation::Max => state.max,
         };
         row.score = Some(score);
-        row.verdict = Some(if score >= self.opts.threshold {
-            SYNTHETIC
-        } else {
-            BONA_FIDE
-        });
+        row.verdict = Some(Verdict::of_score(score, self.opts.threshold));
         row.max_window_score = Some(state.max);
         row.mean_window_score = Some(mean);
         row.windows = Some(state.scored);
         if self.opts.segments {
-            let rate = spec.config.sample_rate as f64;
+            let rate = info.sample_rate as f64;
             row.segments = Some(
                 state
                     .segments

@@ -43,7 +43,7 @@ impl std::fmt::Display for Shard {
 
 impl Shard {
     pub fn contains(&self, path: &Path) -> bool {
-        xxhash_rust::xxh3::xxh3_64(&super::report::path_bytes(path)) % self.count == self.index
+        xxhash_rust::xxh3::xxh3_64(&crate::report::path_bytes(path)) % self.count == self.index
     }
 
     /// The shard a scheduler assigned through the environment, if any:

@@ -109,12 +109,26 @@ pub fn library_path(dir: &Path) -> std::ffi::OsString {
     path
 }
 
-/// Run this test binary's tests matching `filter` with the emulator as the CUDA driver and
-/// the CUDA backend required; returns how many passed (panics with the output on failure).
-pub fn run_tests(filter: &str) -> Option<usize> {
+/// Run this test binary's tests in `module` (e.g. "golden::") whose names contain `part`, with
+/// the emulator as the CUDA driver and the CUDA backend required; returns how many passed
+/// (panics with the output on failure).
+pub fn run_tests(module: &str, part: &str) -> Option<usize> {
     let dir = build()?;
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([filter, "--test-threads", "1", "--nocapture"])
+    let exe = std::env::current_exe().unwrap();
+    let listed = Command::new(&exe)
+        .args(["--list", "--format", "terse"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .filter(|n| n.starts_with(module) && n[module.len()..].contains(part))
+        .map(str::to_string)
+        .collect();
+    assert!(!names.is_empty(), "no test {module}*{part}*");
+    let out = Command::new(&exe)
+        .args(&names)
+        .args(["--exact", "--test-threads", "1", "--nocapture"])
         .env("LD_LIBRARY_PATH", library_path(dir.path()))
         .env("DEEPSCREEN_REQUIRE_CUDA", "1")
         .env(CHILD, "1")

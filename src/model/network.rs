@@ -1,35 +1,19 @@
-//! Validating a model: the config's plan ([`plan`](super::plan)) against the tensors of the
-//! file. The result, [`ModelSpec`], holds host weights ready to upload (batch norms folded,
-//! constants computed), so backends never see the config's loose ends.
+//! A validated network: the config's geometry ([`plan`](super::geometry::plan)) checked
+//! against the tensors of the file. The result, [`ModelSpec`], is the network's facts
+//! ([`NetworkFacts`]: small, kept while the model runs) and its host weights, ready to upload
+//! (batch norms folded, constants computed) and dropped once uploaded, so backends never see
+//! the config's loose ends.
 
 use std::collections::BTreeMap;
 
 use super::config::*;
 use super::dsp;
 use super::encoder::{self, Encoder};
-use super::plan::{BN_EPS, activation, bad, f_max, pool_params};
+use super::geometry::{BN_EPS, activation, bad, f_max, plan, pool_params};
+use super::layer::Layer;
+use super::tensor::HostTensor;
 use crate::Result;
-use crate::backend::{
-    Conv2dParams, GlobalPool, Layer, LogSpec, Normalization, Projection, StftParams,
-};
-
-pub use super::plan::{BN_PARTS, Plan, plan};
-
-/// Row-major f32 host tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-impl HostTensor {
-    pub fn vector(data: Vec<f32>) -> Self {
-        HostTensor {
-            shape: vec![data.len()],
-            data,
-        }
-    }
-}
+use crate::backend::{Conv2dParams, GlobalPool, LogSpec, Normalization, Projection, StftParams};
 
 #[derive(Debug, Clone)]
 pub struct FrontendSpec {
@@ -37,19 +21,15 @@ pub struct FrontendSpec {
     /// Window zero-padded to n_fft.
     pub window: HostTensor,
     pub projection: Projection<HostTensor>,
-    pub log: LogSpec,
     pub dct: Option<HostTensor>,
     pub normalize: Option<Normalization<HostTensor>>,
 }
 
-/// A loaded, validated model on the host.
+/// What a validated network is, without its weights: small and cloneable, kept by a model
+/// bound to a backend after its weights are uploaded.
 #[derive(Debug, Clone)]
-pub struct ModelSpec {
+pub struct NetworkFacts {
     pub config: ModelConfig,
-    pub frontend: FrontendSpec,
-    /// The pretrained encoder after the front-end, if the model has one.
-    pub encoder: Option<Encoder<HostTensor>>,
-    pub layers: Vec<Layer<HostTensor>>,
     /// Samples per window / between windows / minimum accepted, at the model rate.
     pub window_samples: usize,
     pub hop_samples: usize,
@@ -62,16 +42,21 @@ pub struct ModelSpec {
     pub parameter_count: usize,
     /// Elements per window of the largest tensor the forward pass makes.
     pub largest_tensor: usize,
-    /// The other detectors of a fused model (config `fusion`), loaded and re-planned for this
-    /// model's window length; empty for a single detector.
-    pub fusion: Vec<FusedMember>,
+    /// The front-end's log.
+    pub log: LogSpec,
+    /// Centre frequency in Hz of each bin of the front-end's log filterbank (before any DCT):
+    /// the FFT bin itself, or the FFT bin where a filter peaks.
+    pub bin_centres_hz: Vec<f64>,
 }
 
-/// A detector fused with the model that holds it, and its weight.
+/// A loaded, validated network on the host: its facts and its weights (consumed by upload).
 #[derive(Debug, Clone)]
-pub struct FusedMember {
-    pub spec: ModelSpec,
-    pub weight: f32,
+pub struct ModelSpec {
+    pub facts: NetworkFacts,
+    pub frontend: FrontendSpec,
+    /// The pretrained encoder after the front-end, if the model has one.
+    pub encoder: Option<Encoder<HostTensor>>,
+    pub layers: Vec<Layer<HostTensor>>,
 }
 
 /// `(scale, shift)` of an inference batch norm: y = x·scale + shift.
@@ -106,37 +91,10 @@ fn bn_affine(
     (scale, shift)
 }
 
-impl ModelSpec {
+impl NetworkFacts {
     /// Bins of the front-end's log filterbank (before any DCT).
     pub fn frontend_bins(&self) -> usize {
-        match &self.frontend.projection {
-            Projection::Bins { start, end } => end - start,
-            Projection::Matrix(m) => m.shape[1],
-        }
-    }
-
-    /// Centre frequency in Hz of each log-filterbank bin: the FFT bin itself, or the FFT bin
-    /// where a filter peaks.
-    pub fn bin_centres_hz(&self) -> Vec<f64> {
-        let hz_per_bin = self.config.sample_rate as f64 / self.frontend.stft.n_fft as f64;
-        match &self.frontend.projection {
-            Projection::Bins { start, end } => {
-                (*start..*end).map(|k| k as f64 * hz_per_bin).collect()
-            }
-            Projection::Matrix(m) => {
-                let (rows, filters) = (m.shape[0], m.shape[1]);
-                (0..filters)
-                    .map(|f| {
-                        let peak = (0..rows)
-                            .max_by(|&a, &b| {
-                                m.data[a * filters + f].total_cmp(&m.data[b * filters + f])
-                            })
-                            .unwrap_or(0);
-                        peak as f64 * hz_per_bin
-                    })
-                    .collect()
-            }
-        }
+        self.bin_centres_hz.len()
     }
 
     /// An error unless the model has a classifier: an encoder front-end alone makes features,
@@ -151,7 +109,30 @@ impl ModelSpec {
         }
         Ok(())
     }
+}
 
+/// Centre frequency in Hz of each bin of a projection (see [`NetworkFacts::bin_centres_hz`]).
+fn bin_centres_hz(projection: &Projection<HostTensor>, sample_rate: u32, n_fft: usize) -> Vec<f64> {
+    let hz_per_bin = sample_rate as f64 / n_fft as f64;
+    match projection {
+        Projection::Bins { start, end } => (*start..*end).map(|k| k as f64 * hz_per_bin).collect(),
+        Projection::Matrix(m) => {
+            let (rows, filters) = (m.shape[0], m.shape[1]);
+            (0..filters)
+                .map(|f| {
+                    let peak = (0..rows)
+                        .max_by(|&a, &b| {
+                            m.data[a * filters + f].total_cmp(&m.data[b * filters + f])
+                        })
+                        .unwrap_or(0);
+                    peak as f64 * hz_per_bin
+                })
+                .collect()
+        }
+    }
+}
+
+impl ModelSpec {
     /// Validate `config` against `tensors` (all must be f32, finite, of the planned shapes, and
     /// none may be left unused) and prepare the layers.
     pub fn new(config: ModelConfig, mut tensors: BTreeMap<String, HostTensor>) -> Result<Self> {
@@ -229,12 +210,6 @@ impl ModelSpec {
                 n_fft,
             )),
             projection,
-            log: match fe.log.kind {
-                LogKind::Ln => LogSpec::Ln { eps: fe.log.eps },
-                LogKind::Log10 => LogSpec::Log10 { eps: fe.log.eps },
-                LogKind::Db => LogSpec::Db { eps: fe.log.eps },
-                LogKind::Log10Clamp => LogSpec::Log10Clamp { eps: fe.log.eps },
-            },
             dct: fe.dct.map(|d| HostTensor {
                 shape: vec![plan.filters, d.n_coeffs],
                 data: dsp::dct_basis(plan.filters, d.n_coeffs),
@@ -323,19 +298,29 @@ impl ModelSpec {
                 },
             });
         }
+        let log = match fe.log.kind {
+            LogKind::Ln => LogSpec::Ln { eps: fe.log.eps },
+            LogKind::Log10 => LogSpec::Log10 { eps: fe.log.eps },
+            LogKind::Db => LogSpec::Db { eps: fe.log.eps },
+            LogKind::Log10Clamp => LogSpec::Log10Clamp { eps: fe.log.eps },
+        };
+        let bin_centres_hz = bin_centres_hz(&frontend.projection, sr, n_fft);
         Ok(ModelSpec {
-            config,
+            facts: NetworkFacts {
+                config,
+                window_samples: plan.window_samples,
+                hop_samples: plan.hop_samples,
+                min_samples: plan.min_samples,
+                feature_shape: plan.feature_shape,
+                outputs: plan.outputs,
+                parameter_count,
+                largest_tensor: plan.largest_tensor,
+                log,
+                bin_centres_hz,
+            },
             frontend,
             encoder,
             layers,
-            window_samples: plan.window_samples,
-            hop_samples: plan.hop_samples,
-            min_samples: plan.min_samples,
-            feature_shape: plan.feature_shape,
-            outputs: plan.outputs,
-            parameter_count,
-            largest_tensor: plan.largest_tensor,
-            fusion: Vec::new(),
         })
     }
 }

@@ -79,29 +79,35 @@ pub(super) fn f_max(config: &ModelConfig) -> f64 {
     config.frontend.filterbank.f_max.unwrap_or(nyquist)
 }
 
-/// Check the config on its own and walk the layer list.
-pub fn plan(config: &ModelConfig) -> Result<Plan> {
-    if config.format != FORMAT_NAME {
+/// A config's `format` and `version` are ones this build reads.
+pub(super) fn check_format(format: &str, version: u32) -> Result<()> {
+    if format != FORMAT_NAME {
         return Err(bad(format!(
-            "config format is {:?}, expected {FORMAT_NAME:?}",
-            config.format
+            "config format is {format:?}, expected {FORMAT_NAME:?}"
         )));
     }
-    if !SUPPORTED_VERSIONS.contains(&config.version) {
+    if !SUPPORTED_VERSIONS.contains(&version) {
         return Err(bad(format!(
-            "unsupported config version {} (this build reads versions {SUPPORTED_VERSIONS:?}); \
-             upgrade deepscreen",
-            config.version
+            "unsupported config version {version} (this build reads versions {SUPPORTED_VERSIONS:?}); \
+             upgrade deepscreen"
         )));
     }
-    if !(8_000..=192_000).contains(&config.sample_rate) {
+    Ok(())
+}
+
+/// Samples per window, between windows and at least, for `window` at `sample_rate` (both
+/// checked).
+pub(super) fn window_samples(
+    window: &WindowConfig,
+    sample_rate: u32,
+) -> Result<(usize, usize, usize)> {
+    if !(8_000..=192_000).contains(&sample_rate) {
         return Err(bad(format!(
-            "sample_rate {} is outside 8000..=192000 Hz",
-            config.sample_rate
+            "sample_rate {sample_rate} is outside 8000..=192000 Hz"
         )));
     }
-    let sr = config.sample_rate as f64;
-    let w = &config.window;
+    let sr = sample_rate as f64;
+    let w = window;
     if !(w.seconds > 0.0 && w.seconds <= 600.0) {
         return Err(bad(format!(
             "window.seconds {} must be in (0, 600]",
@@ -120,6 +126,15 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
     let window_samples = (w.seconds * sr).round() as usize;
     let hop_samples = ((w.hop_seconds * sr).round() as usize).max(1);
     let min_samples = ((w.min_seconds * sr).round() as usize).clamp(1, window_samples);
+    Ok((window_samples, hop_samples, min_samples))
+}
+
+/// Check the config on its own and walk the layer list.
+pub fn plan(config: &ModelConfig) -> Result<Plan> {
+    check_format(&config.format, config.version)?;
+    let (window_samples, hop_samples, min_samples) =
+        window_samples(&config.window, config.sample_rate)?;
+    let sr = config.sample_rate as f64;
 
     let fe = &config.frontend;
     let win_length = fe.win_length.unwrap_or(fe.n_fft);

@@ -3,11 +3,9 @@
 //! models. The CPU backend must reproduce the front-end features and the classifier outputs
 //! within 1e-4 absolute, and the calibrated scores within 1e-4.
 
-mod common;
-
 use std::path::Path;
 
-use common::cuda_emulator;
+use crate::common::cuda_emulator;
 
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::cuda::CudaBackend;
@@ -65,7 +63,7 @@ fn gpu<B>(name: &str, made: deepscreen::Result<B>) -> Option<B> {
         Ok(b) => Some(b),
         Err(e) => {
             assert!(
-                !common::required(name),
+                !crate::common::required(name),
                 "{name} is required but cannot start: {e}"
             );
             eprintln!("skipping {name} golden check: {e}");
@@ -79,7 +77,10 @@ fn check_on<B: Backend>(case: &str, be: &B) {
     let case = case_name.as_str();
     let file_case = case_name.split(' ').next().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let spec = file::load_path(&dir.join(format!("{file_case}.safetensors"))).unwrap();
+    let spec = file::load_path(&dir.join(format!("{file_case}.safetensors")))
+        .unwrap()
+        .into_network()
+        .unwrap();
     let io_bytes = std::fs::read(dir.join(format!("{file_case}_io.safetensors"))).unwrap();
     let io = SafeTensors::deserialize(&io_bytes).unwrap();
     let (wshape, windows) = tensor(&io, "windows");
@@ -163,9 +164,9 @@ fn check_embedded_on<B: Backend>(name: &str, be: &B) {
     let (_, outputs_ref) = tensor(&io, "outputs");
     let (_, scores_ref) = tensor(&io, "scores");
     let count = hshape[0];
-    let rate = spec.config.sample_rate;
-    let n = (spec.config.window.seconds * rate as f64).round() as usize;
-    let windows = golden_windows(count, n, spec.config.frontend.n_fft);
+    let rate = spec.facts.config.sample_rate;
+    let n = (spec.facts.config.window.seconds * rate as f64).round() as usize;
+    let windows = golden_windows(count, n, spec.facts.config.frontend.n_fft);
     let head: Vec<f32> = windows
         .chunks(n)
         .flat_map(|w| w[..hshape[1]].to_vec())
@@ -265,16 +266,16 @@ fn embedded_music_cnn_wb_model_matches_pytorch() {
 #[test]
 fn a_batch_over_the_binding_limit_runs_in_passes() {
     let spec = deepscreen::model::resolve("speech-lcnn").unwrap();
-    let [frames, bins] = spec.feature_shape;
+    let [frames, bins] = spec.facts.feature_shape;
     assert_eq!(
-        spec.largest_tensor,
+        spec.facts.largest_tensor,
         32 * frames * bins,
         "conv1 output, 3x3 padding 1"
     );
     let Some(be) = gpu("wgpu", WgpuBackend::new()) else {
         return;
     };
-    let per_pass = be.max_tensor_elements() / spec.largest_tensor;
+    let per_pass = be.max_tensor_elements() / spec.facts.largest_tensor;
     if per_pass > 16 {
         eprintln!(
             "skipping: this adapter fits {per_pass} windows per pass (a larger batch would be slow here)"
@@ -282,8 +283,8 @@ fn a_batch_over_the_binding_limit_runs_in_passes() {
         return;
     }
     let count = per_pass + 2;
-    let n = spec.window_samples;
-    let windows = golden_windows(count, n, spec.config.frontend.n_fft);
+    let n = spec.facts.window_samples;
+    let windows = golden_windows(count, n, spec.facts.config.frontend.n_fft);
     let cpu = CpuBackend::new();
     let want = Model::new(&cpu, spec.clone())
         .unwrap()
@@ -383,8 +384,13 @@ fn check_whisper_on<B: Backend>(be: &B) {
     for &(state, weight) in &terms {
         let (shape, h) = tensor(&io, &format!("hidden.{state}"));
         let d = shape[1];
-        let normed =
-            common::ref_layer_norm(&common::to_f64(&h), d, &vec![1.0; d], &vec![0.0; d], 1e-5);
+        let normed = crate::common::ref_layer_norm(
+            &crate::common::to_f64(&h),
+            d,
+            &vec![1.0; d],
+            &vec![0.0; d],
+            1e-5,
+        );
         for (w, v) in want.iter_mut().zip(normed) {
             *w += weight as f64 * v;
         }
@@ -418,7 +424,7 @@ fn cuda_emulator_runs_the_pytorch_checks() {
     if emulated() {
         return;
     }
-    if let Some(passed) = cuda_emulator::run_tests("_matches_") {
+    if let Some(passed) = cuda_emulator::run_tests("golden::", "_matches_") {
         assert_eq!(passed, 11, "every PyTorch and reference parity case");
     }
 }

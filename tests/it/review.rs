@@ -4,20 +4,16 @@
 //! page address, a screenshot; and without a browser: the occlusion map against a model built
 //! to read one band, embedded audio, labelled DET/ROC, refusals, and a 135,000-row page's size.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use deepscreen::backend::BackendKind;
-use deepscreen::model::spec::HostTensor;
+use deepscreen::model::HostTensor;
 use deepscreen::model::{self, ModelConfig, file};
 use serde_json::{Value, json};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_deepscreen"))
-}
+use crate::common::bin;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run deepscreen");
@@ -33,21 +29,21 @@ fn write_model(dir: &Path) -> PathBuf {
         {"type": "global_avg_pool"},
         {"type": "linear", "name": "fc", "out_features": 1}
     ]);
-    common::write_small_model(dir, "review-test", Some(0.1), layers, 11)
+    crate::common::write_small_model(dir, "review-test", Some(0.1), layers, 11)
 }
 
-use common::write_wav_16k as write_wav;
+use crate::common::write_wav_16k as write_wav;
 
 /// Tones, chirps and noise of 1.5–4 s (one name with a space and a '#'), one silent file and
 /// one that is not audio: every verdict a report can hold.
 fn write_catalog(dir: &Path) -> usize {
     std::fs::create_dir_all(dir).unwrap();
-    let mut rng = common::rng(5);
+    let mut rng = crate::common::rng(5);
     for k in 0..8 {
         let f0 = 150.0 + 170.0 * k as f32;
         let secs = 1.5 + 0.35 * k as f32;
         let noise: Vec<f32> =
-            common::random_vec(&mut rng, (secs * 16000.0) as usize + 1, -1.0, 1.0);
+            crate::common::random_vec(&mut rng, (secs * 16000.0) as usize + 1, -1.0, 1.0);
         let name = if k == 3 {
             "a tone #3.wav".to_string()
         } else {
@@ -116,7 +112,7 @@ fn chromium() -> Option<&'static str> {
         .find(|p| Path::new(p).exists());
     if found.is_none() {
         assert!(
-            !common::required("chromium"),
+            !crate::common::required("chromium"),
             "DEEPSCREEN_REQUIRE_CHROMIUM=1 but no chromium here (apt-get install chromium)"
         );
         eprintln!("skipped: no chromium here (apt-get install chromium)");
@@ -399,12 +395,14 @@ fn band_model(lo: usize, hi: usize, offset: f32) -> model::ModelSpec {
 fn occlusion_map_finds_the_band_the_model_reads() {
     // Reads 2.0–3.0 kHz (bins 32..48); white noise everywhere.
     let spec = band_model(32, 48, -2.0);
-    let hz = spec.bin_centres_hz();
+    let hz = spec.facts.bin_centres_hz.clone();
     assert_eq!((hz[32], hz[47]), (2000.0, 2937.5));
     let scorer = model::bind(BackendKind::Cpu, spec).unwrap();
-    let mut rng = common::rng(9);
-    let window = common::random_vec(&mut rng, 16000, -0.1, 0.1);
-    let plain = scorer.collect(scorer.submit(&window, 1).unwrap()).unwrap()[0];
+    let mut rng = crate::common::rng(9);
+    let window = crate::common::random_vec(&mut rng, 16000, -0.1, 0.1);
+    let plain = scorer
+        .collect(scorer.submit(&[&window], 1).unwrap())
+        .unwrap()[0];
     let e = scorer.explain(&window, 8).unwrap();
     assert!(
         (e.score - plain).abs() < 1e-6,
@@ -623,8 +621,8 @@ fn a_135000_row_report_makes_a_usable_page() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("big.jsonl");
     let mut text = String::with_capacity(135_000 * 300);
-    let mut rng = common::rng(1);
-    let scores = common::random_vec(&mut rng, 135_000, 0.0, 1.0);
+    let mut rng = crate::common::rng(1);
+    let scores = crate::common::random_vec(&mut rng, 135_000, 0.0, 1.0);
     for (i, s) in scores.iter().enumerate() {
         let row = json!({
             "path": format!("/srv/catalog/artist-{:05}/album-{:02}/track-{:02}.flac", i / 40, (i / 10) % 4, i % 10),

@@ -1,7 +1,7 @@
 //! One classifier layer as the forward pass runs it, generic over where its tensors live:
 //! `Layer<HostTensor>` after validation, `Layer<B::Tensor>` once uploaded to a backend.
 
-use super::{Activation, Conv2dParams, GlobalPool, PoolParams};
+use crate::backend::{Activation, Conv2dParams, GlobalPool, PoolParams};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer<T> {

@@ -1,8 +1,6 @@
 //! `deepscreen` as a user runs it: a mixed catalog (all six containers plus every kind of bad
 //! input) gives exactly one row per input, errors where due, and the documented exit codes.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,9 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_deepscreen"))
-}
+use crate::common::bin;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,10 +25,10 @@ fn write_model(dir: &Path) -> PathBuf {
         {"type": "global_avg_pool"},
         {"type": "linear", "name": "fc", "out_features": 1}
     ]);
-    common::write_small_model(dir, "cli-test", Some(0.1), layers, 3)
+    crate::common::write_small_model(dir, "cli-test", Some(0.1), layers, 3)
 }
 
-use common::write_wav;
+use crate::common::write_wav;
 
 fn tone(i: usize, rate: u32, freq: f32) -> f32 {
     0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()
@@ -443,11 +439,11 @@ fn screen_without_model_uses_the_embedded_music_model() {
         );
         let rows = rows_by_name(&out.stdout);
         let row = &rows["tone.flac"];
-        let spec = deepscreen::model::resolve(id).unwrap();
-        assert_eq!(row["model"].as_str(), Some(spec.config.id.as_str()));
+        let info = deepscreen::model::load(id).unwrap().info();
+        assert_eq!(row["model"].as_str(), Some(info.id.as_str()));
         let score = row["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{id}: score {score}");
-        assert_eq!(spec.config.sample_rate, rate);
+        assert_eq!(info.sample_rate, rate);
     }
 }
 
@@ -596,7 +592,7 @@ fn unreadable_file_gets_an_error_row() {
 /// a check the file would be reported "bona fide". It must be an error row instead.
 #[test]
 fn a_nan_score_is_an_error_row_not_a_verdict() {
-    use deepscreen::model::spec::HostTensor;
+    use deepscreen::model::HostTensor;
     let tmp = tempfile::tempdir().unwrap();
     let config: deepscreen::model::ModelConfig = serde_json::from_value(json!({
         "format": "deepscreen-model", "version": 1, "id": "overflows", "sample_rate": 16000,
@@ -633,7 +629,7 @@ fn a_nan_score_is_an_error_row_not_a_verdict() {
     )
     .unwrap();
     let wav = tmp.path().join("tone.wav");
-    common::write_wav_16k(&wav, 2.0, |t| {
+    crate::common::write_wav_16k(&wav, 2.0, |t| {
         0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
     });
     let out = run(bin()
@@ -684,7 +680,7 @@ fn gpu_backend_gives_the_cpu_rows(gpu: &str) {
     let (code, gpu_rows, stderr) = screen(gpu);
     if code == Some(2) {
         assert!(
-            !common::required(gpu),
+            !crate::common::required(gpu),
             "{gpu} is required but --backend {gpu} failed: {stderr}"
         );
         assert!(
@@ -876,10 +872,7 @@ fn digital_silence_gaps_do_not_raise_the_speech_score() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = rows_by_name(&out.stdout);
-    let threshold = deepscreen::model::resolve("speech")
-        .unwrap()
-        .config
-        .threshold as f64;
+    let threshold = deepscreen::model::load("speech").unwrap().info().threshold as f64;
     for (name, _) in &signals {
         let plain = rows[&format!("{name}.wav")]["score"].as_f64().unwrap();
         let gapped = rows[&format!("{name}_gap.wav")]["score"].as_f64().unwrap();

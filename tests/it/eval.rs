@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use deepscreen::eval::metrics::{detection_at_fa, eer, flagged_rate, min_dcf, roc_auc};
 use deepscreen::eval::protocol::{ProtocolFormat, read};
+use deepscreen::metrics::{detection_at_fa, eer, flagged_rate, min_dcf, roc_auc};
 use deepscreen::model::{ModelConfig, file};
 use serde_json::json;
 

@@ -1,16 +1,14 @@
 //! Model format validation and the whole forward pass against an f64 reference that applies
 //! every layer literally (batch norms unfolded, softmax then logit, calibration).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::{Activation, BackendKind};
+use deepscreen::model::HostTensor;
 use deepscreen::model::config::*;
-use deepscreen::model::spec::HostTensor;
-use deepscreen::model::{Model, ModelConfig, ModelSpec, dsp, file};
+use deepscreen::model::{Detector, FusionSpec, Model, ModelConfig, dsp, file};
 use serde_json::json;
 
 /// Every layer type, mel + DCT + mean/var normalisation, centred Hamming STFT, softmax output.
@@ -331,7 +329,7 @@ fn check_forward(config: ModelConfig, seed: u64) {
     let backend = CpuBackend::new();
     let model = Model::new(&backend, spec).unwrap();
     let count = 5;
-    let len = model.spec.window_samples;
+    let len = model.facts.window_samples;
     let mut r = rng(seed);
     let windows: Vec<f32> = (0..count * len)
         .map(|i| {
@@ -375,7 +373,7 @@ fn presets_load_and_score_silence_without_nan() {
         let spec =
             file::load_bytes(&file::random_model_bytes(&config, 3).unwrap(), "preset").unwrap();
         let backend = CpuBackend::new();
-        let len = spec.window_samples;
+        let len = spec.facts.window_samples;
         let model = Model::new(&backend, spec).unwrap();
         let scores = model.scores(&backend, &vec![0.0; 2 * len], 2).unwrap();
         assert!(
@@ -406,14 +404,14 @@ fn valid() -> (ModelConfig, BTreeMap<String, HostTensor>) {
 fn valid_model_round_trips() {
     let (c, t) = valid();
     let spec = file::load_bytes(&file::to_bytes(&c, &t).unwrap(), "m").unwrap();
-    assert_eq!(spec.config, c);
+    assert_eq!(spec.facts.config, c);
     assert_eq!(
-        spec.parameter_count,
+        spec.facts.parameter_count,
         t.values().map(|t| t.data.len()).sum::<usize>()
     );
-    assert_eq!(spec.window_samples, 2000);
-    assert_eq!(spec.hop_samples, 1000);
-    assert_eq!(spec.feature_shape, [63, 12]);
+    assert_eq!(spec.facts.window_samples, 2000);
+    assert_eq!(spec.facts.hop_samples, 1000);
+    assert_eq!(spec.facts.feature_shape, [63, 12]);
 }
 
 #[test]
@@ -644,7 +642,10 @@ fn f16_tensors_are_widened_on_load() {
         write(safetensors::Dtype::F32),
     );
     assert_eq!(from_f16.layers, from_f32.layers);
-    assert_eq!(from_f16.parameter_count, from_f32.parameter_count);
+    assert_eq!(
+        from_f16.facts.parameter_count,
+        from_f32.facts.parameter_count
+    );
 }
 
 #[test]
@@ -753,8 +754,8 @@ fn encoder_config_is_validated() {
     let (config, tensors) = file::read(&bytes, "whisper").unwrap();
     let spec = deepscreen::model::ModelSpec::new(config.clone(), tensors.clone()).unwrap();
     // 10 s: 1000 log-mel frames, 500 positions of width 384 for the classifier.
-    assert_eq!(spec.feature_shape, [500, 384]);
-    assert_eq!(spec.outputs, 0);
+    assert_eq!(spec.facts.feature_shape, [500, 384]);
+    assert_eq!(spec.facts.outputs, 0);
     let e = deepscreen::model::bind(BackendKind::Cpu, spec)
         .err()
         .unwrap()
@@ -844,8 +845,11 @@ fn shared_tensors_come_from_the_embedded_model() {
 
     let backend = CpuBackend::new();
     let spec = file::load_bytes(&head_bytes, "head").unwrap();
-    assert_eq!(spec.config.shared_tensors, None, "resolved once loaded");
-    let n = (spec.config.window.seconds * spec.config.sample_rate as f64) as usize;
+    assert_eq!(
+        spec.facts.config.shared_tensors, None,
+        "resolved once loaded"
+    );
+    let n = (spec.facts.config.window.seconds * spec.facts.config.sample_rate as f64) as usize;
     let mut rng = rng(17);
     let windows = random_vec(&mut rng, 2 * n, -0.3, 0.3);
     let got = Model::new(&backend, spec)
@@ -877,24 +881,26 @@ fn shared_tensors_come_from_the_embedded_model() {
     assert!(refused(&other, &head).contains("another encoder"));
 }
 
-/// An embedded fused model: its spec, checked to run at `rate` on windows of `window` samples
-/// and to fuse `members` (in order), each given as (id, rate, window length as re-planned).
-fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usize)]) -> ModelSpec {
-    let fused = deepscreen::model::resolve(name).unwrap();
-    assert!(fused.config.fusion.is_some(), "{name} is a fused model");
+/// An embedded fused model: its spec, checked to window audio at `rate` in windows of `window`
+/// samples and to fuse `members` (in order), each given as (id, rate, window length as
+/// planned for the fused windows).
+fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usize)]) -> FusionSpec {
+    let Detector::Fusion(fused) = deepscreen::model::load(name).unwrap() else {
+        panic!("{name} is a fused model");
+    };
     assert_eq!(
         (fused.config.sample_rate, fused.window_samples),
         (rate, window)
     );
     let got: Vec<(&str, u32, usize)> = fused
-        .fusion
+        .members
         .iter()
         .map(|m| {
-            let spec = &m.spec;
+            let facts = &m.spec.facts;
             (
-                spec.config.id.as_str(),
-                spec.config.sample_rate,
-                spec.window_samples,
+                facts.config.id.as_str(),
+                facts.config.sample_rate,
+                facts.window_samples,
             )
         })
         .collect();
@@ -902,56 +908,73 @@ fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usiz
     fused
 }
 
-/// `count` windows scored by `spec` on the CPU backend.
-fn cpu_scores(spec: ModelSpec, windows: &[f32], count: usize) -> Vec<f32> {
-    let s = deepscreen::model::bind(BackendKind::Cpu, spec).unwrap();
-    s.collect(s.submit(windows, count).unwrap()).unwrap()
+/// `count` windows scored by `detector` on the CPU backend (`inputs`: one per network).
+fn cpu_scores(detector: impl Into<Detector>, inputs: &[&[f32]], count: usize) -> Vec<f32> {
+    let s = deepscreen::model::bind(BackendKind::Cpu, detector).unwrap();
+    s.collect(s.submit(inputs, count).unwrap()).unwrap()
 }
 
-/// Checks each fused window score against `sigmoid(w·logit(p_first) + Σ w_m·logit(p_m) + b)`
-/// in f64 from the models' own scores (`members` in the fusion's order), within `tolerance`.
-fn expect_fused(fused: &ModelSpec, got: &[f32], first: &[f32], members: &[&[f32]], tolerance: f64) {
-    let fusion = fused.config.fusion.as_ref().unwrap();
-    assert_eq!(members.len(), fused.fusion.len());
+/// `count` windows of the fused model's length, as the decode workers hand them to its
+/// members: one buffer per member.
+fn member_inputs(fused: &FusionSpec, windows: &[f32]) -> Vec<Vec<f32>> {
+    let info = fused.info();
+    let mut inputs = vec![Vec::new(); info.networks.len()];
+    for w in windows.chunks_exact(info.window_samples) {
+        let each = deepscreen::audio::network_inputs(w.to_vec(), &info).unwrap();
+        inputs
+            .iter_mut()
+            .zip(each)
+            .for_each(|(all, x)| all.extend(x));
+    }
+    inputs
+}
+
+/// The fused model's scores of `windows` (at its own rate), its members given them as in `screen`.
+fn fused_scores(fused: &FusionSpec, windows: &[f32], count: usize) -> Vec<f32> {
+    let inputs = member_inputs(fused, windows);
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    cpu_scores(fused.clone(), &refs, count)
+}
+
+/// Checks each fused window score against `sigmoid(Σ w_m·logit(p_m) + b)` in f64 from the
+/// members' own scores (`members` in the fusion's order), within `tolerance`.
+fn expect_fused(fused: &FusionSpec, got: &[f32], members: &[&[f32]], tolerance: f64) {
+    assert_eq!(members.len(), fused.members.len());
     let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
     for i in 0..got.len() {
-        let z = fusion.weight as f64 * logit(first[i])
-            + fused
-                .fusion
-                .iter()
-                .zip(members)
-                .map(|(m, scores)| m.weight as f64 * logit(scores[i]))
-                .sum::<f64>()
-            + fusion.bias as f64;
+        let z = fused
+            .members
+            .iter()
+            .zip(members)
+            .map(|(m, scores)| m.weight as f64 * logit(scores[i]))
+            .sum::<f64>()
+            + fused.config.fusion.bias as f64;
         let want = 1.0 / (1.0 + (-z).exp());
-        let others: Vec<f32> = members.iter().map(|m| m[i]).collect();
-        eprintln!(
-            "window {i}: first {} members {others:?} fused {} (f64 {want})",
-            first[i], got[i]
-        );
+        let each: Vec<f32> = members.iter().map(|m| m[i]).collect();
+        eprintln!("window {i}: members {each:?} fused {} (f64 {want})", got[i]);
         assert!(
             (got[i] as f64 - want).abs() < tolerance,
-            "window {i}: fused {} vs reference {want} (first {}, members {others:?})",
+            "window {i}: fused {} vs reference {want} (members {each:?})",
             got[i],
-            first[i],
         );
     }
 }
 
 /// The embedded `music` model fuses the music CNN with the Whisper-encoder music head and the
-/// wideband music CNN: each window scores `sigmoid(w·logit(p_cnn) + Σ w_m·logit(p_m) + b)`.
-/// Reference: the two CNNs alone on the 44.1 kHz windows (the wideband one re-planned for them),
-/// the head alone (re-planned for 5 s windows) on the same tones written directly at 16 kHz,
+/// wideband music CNN: each window scores `sigmoid(Σ w_m·logit(p_m) + b)`.
+/// Reference: the two CNNs alone on the 44.1 kHz windows (the wideband one planned for them),
+/// the head alone (planned for 5 s windows) on the same tones written directly at 16 kHz,
 /// combined in f64. The head's path differs only by the resampler's edge transients, so the bar
 /// is loose; a wrong rule (averaging probabilities, a member left out) misses it by far more.
 #[test]
 fn the_fused_music_model_sums_its_members_calibrated_logits() {
-    // Re-planned for the fused model's 5 s windows.
+    // Planned for the fused model's 5 s windows.
     let fused = fused_model(
         "music",
         44100,
         220_500,
         &[
+            ("music-cnn-v2", 44100, 220_500),
             ("music-whisper-base-v1", 16000, 80_000),
             ("music-cnn-wb-v1", 44100, 220_500),
         ],
@@ -976,19 +999,23 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
         .collect();
     let lo: Vec<f32> = (0..count).flat_map(|k| tones(16000.0, 80_000, k)).collect();
 
-    let got = cpu_scores(fused.clone(), &hi, count);
-    let cnn = cpu_scores(deepscreen::model::resolve("music-cnn").unwrap(), &hi, count);
-    let head = cpu_scores(fused.fusion[0].spec.clone(), &lo, count);
-    let wideband = cpu_scores(fused.fusion[1].spec.clone(), &hi, count);
-    expect_fused(&fused, &got, &cnn, &[&head, &wideband], 0.02);
+    let got = fused_scores(&fused, &hi, count);
+    let cnn = cpu_scores(
+        deepscreen::model::resolve("music-cnn").unwrap(),
+        &[&hi],
+        count,
+    );
+    let head = cpu_scores(fused.members[1].spec.clone(), &[&lo], count);
+    let wideband = cpu_scores(fused.members[2].spec.clone(), &[&hi], count);
+    expect_fused(&fused, &got, &[&cnn, &head, &wideband], 0.02);
 }
 
 /// The embedded `speech` model fuses the narrowband speech CNN with the Whisper-encoder speech
 /// head and the wideband speech CNN. All run at 16 kHz on the CNN's 4 s windows, so each member
 /// sees the very samples the CNN sees and the fused score must equal
-/// `sigmoid(w·logit(p_cnn) + Σ w_m·logit(p_m) + b)` computed in f64 from the models scored on
-/// their own, to float rounding. (The wideband CNN, trained on 2 s windows, is scored as the
-/// fusion re-plans it: on the same 4 s windows.)
+/// `sigmoid(Σ w_m·logit(p_m) + b)` computed in f64 from the models scored on their own, to float
+/// rounding. (The wideband CNN, trained on 2 s windows, is scored as the fusion plans it: on the
+/// same 4 s windows.)
 #[test]
 fn the_fused_speech_model_sums_its_members_calibrated_logits() {
     let fused = fused_model(
@@ -996,6 +1023,7 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
         16000,
         64_000,
         &[
+            ("speech-cnn-v1", 16000, 64_000),
             ("speech-whisper-base-v4", 16000, 64_000),
             ("speech-cnn-wb-v1", 16000, 64_000),
         ],
@@ -1017,39 +1045,45 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
             v as f32 + noise[j]
         })
         .collect();
-    let got = cpu_scores(fused.clone(), &windows, count);
+    let got = fused_scores(&fused, &windows, count);
     let cnn = cpu_scores(
         deepscreen::model::resolve("speech-cnn").unwrap(),
-        &windows,
+        &[&windows],
         count,
     );
     let head = cpu_scores(
         deepscreen::model::resolve("speech-whisper").unwrap(),
-        &windows,
+        &[&windows],
         count,
     );
-    let wideband = cpu_scores(fused.fusion[1].spec.clone(), &windows, count);
-    expect_fused(&fused, &got, &cnn, &[&head, &wideband], 1e-5);
+    let wideband = cpu_scores(fused.members[2].spec.clone(), &[&windows], count);
+    expect_fused(&fused, &got, &[&cnn, &head, &wideband], 1e-5);
 }
 
-/// The resampling a fused model's members rely on keeps a tone: 1 kHz at 44.1 kHz → 16 kHz is
-/// the 1 kHz tone at 16 kHz away from the window's edges (the filter sees zeros beyond them):
-/// the same amplitude, a constant shift under half a sample (rubato's delay is trimmed in
-/// whole output samples; measured 0.18), and nothing else.
+/// The windows a fused model's members get: a member at the fused rate gets the samples
+/// themselves; the Whisper head of `music` gets each 44.1 kHz window resampled to 16 kHz on
+/// its own: a 1 kHz tone stays the 1 kHz tone away from the window's edges (the filter sees
+/// zeros beyond them), with the same amplitude, a constant shift under half a sample (rubato's
+/// delay is trimmed in whole output samples; measured 0.18), and nothing else.
 #[test]
-fn fused_members_get_the_window_resampled_to_their_rate() {
+fn fused_members_get_the_window_at_their_rate() {
+    let Detector::Fusion(fused) = deepscreen::model::load("music").unwrap() else {
+        panic!("music is fused");
+    };
     let tone = |rate: f64, n: usize| -> Vec<f32> {
         (0..n)
             .map(|i| (0.5 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate).sin()) as f32)
             .collect()
     };
-    let hi = [tone(44100.0, 44_100), tone(44100.0, 44_100)].concat();
-    let out = deepscreen::model::fusion::resample_windows(&hi, 2, 44_100, 44_100, 16_000, 16_000)
-        .unwrap();
-    assert_eq!(out.len(), 32_000);
+    let hi = [tone(44100.0, 220_500), tone(44100.0, 220_500)].concat();
+    let inputs = member_inputs(&fused, &hi);
+    assert_eq!(inputs[0], hi, "music-cnn runs at the fused rate");
+    assert_eq!(inputs[2], hi, "music-cnn-wb runs at the fused rate");
+    let out = &inputs[1];
+    assert_eq!(out.len(), 2 * 80_000);
     let omega = 2.0 * std::f64::consts::PI * 1000.0 / 16000.0;
-    for w in out.chunks(16_000) {
-        let interior = 400..15_600;
+    for w in out.chunks(80_000) {
+        let interior = 400..79_600;
         // Least-squares fit of a·sin + b·cos over the interior (whole periods: 16 samples each).
         let (mut a, mut b) = (0.0f64, 0.0f64);
         for i in interior.clone() {
@@ -1071,23 +1105,63 @@ fn fused_members_get_the_window_resampled_to_their_rate() {
     }
 }
 
-/// A fusion whose member this build lacks, or whose member is itself fused, is refused.
+/// A fused model file is a composite: no tensors, no network of its own, only its members,
+/// weights, windows and threshold.
+#[test]
+fn fused_model_files_copy_no_network() {
+    for name in ["music", "speech"] {
+        let bytes = deepscreen::model::embedded(name).unwrap();
+        let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        assert_eq!(file.tensors().len(), 0, "{name} holds tensors");
+        let FileConfig::Fusion(config) = file::read_config(bytes, name).unwrap() else {
+            panic!("{name} is a fusion");
+        };
+        assert!(config.fusion.members.len() >= 2, "{name}");
+        assert!(bytes.len() < 4096, "{name}: {} bytes", bytes.len());
+    }
+}
+
+/// A fusion whose member this build lacks, or whose member is itself fused, is refused; so is
+/// a fused model in the old layout (a copy of a member's network plus `fusion`).
 #[test]
 fn a_fusion_of_missing_or_fused_members_is_refused() {
-    let (_, bytes) = deepscreen::model::EMBEDDED
-        .iter()
-        .find(|(name, _)| *name == "music")
-        .unwrap();
-    let config = file::read_config(bytes, "music").unwrap();
+    let bytes = deepscreen::model::embedded("music").unwrap();
+    let FileConfig::Fusion(config) = file::read_config(bytes, "music").unwrap() else {
+        panic!("music is a fusion");
+    };
     for (member, expected) in [
         ("no-such-model", "which this build lacks"),
         ("music", "do not nest"),
     ] {
         let mut c = config.clone();
-        c.fusion.as_mut().unwrap().members[0].model = member.into();
-        let e = file::load_bytes(&file::to_bytes(&c, &BTreeMap::new()).unwrap(), "fused")
+        c.fusion.members[1].model = member.into();
+        let e = file::load_detector(&file::fusion_to_bytes(&c).unwrap(), "fused")
             .unwrap_err()
             .to_string();
         assert!(e.contains(expected), "{member}: {e}");
     }
+    let mut empty = config.clone();
+    empty.fusion.members.clear();
+    let e = file::load_detector(&file::fusion_to_bytes(&empty).unwrap(), "fused")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at least one member"), "{e}");
+
+    let (network, _) =
+        file::read(deepscreen::model::embedded("music-cnn").unwrap(), "cnn").unwrap();
+    let mut old = serde_json::to_value(&network).unwrap();
+    old["fusion"] = serde_json::json!({"weight": 0.5, "members": [], "bias": 0.0});
+    let meta = std::collections::HashMap::from([(METADATA_KEY.to_string(), old.to_string())]);
+    let none: Vec<(&str, safetensors::tensor::TensorView)> = Vec::new();
+    let e = file::load_detector(&safetensors::serialize(none, Some(meta)).unwrap(), "old")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("old layout"), "{e}");
+    assert!(
+        deepscreen::model::resolve("music")
+            .unwrap_err()
+            .to_string()
+            .contains("fused model"),
+        "a fusion has no network of its own"
+    );
 }

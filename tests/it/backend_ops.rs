@@ -6,9 +6,7 @@
 //! A GPU backend that cannot start is skipped with its reason printed, unless
 //! `DEEPSCREEN_REQUIRE_<NAME>=1` is set (CI sets it where the backend must run): then it fails.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::{
     Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, Device, DeviceTensor,
@@ -925,7 +923,7 @@ fn cuda_suite_on_the_cpu_emulator() {
     if std::env::var_os(cuda_emulator::CHILD).is_some() {
         return;
     }
-    if let Some(passed) = cuda_emulator::run_tests("cuda::") {
+    if let Some(passed) = cuda_emulator::run_tests("backend_ops::cuda::", "") {
         assert_eq!(passed, 17, "every case of the CUDA suite");
     }
 }

@@ -1,16 +1,66 @@
-//! Report rows and their writers (JSON Lines or CSV). Each row is flushed as it is written,
-//! so an interrupted run keeps every row it finished.
+//! The report: one [`Row`] per input, written as JSON Lines or CSV ([`ReportWriter`], each row
+//! flushed as it is written, so an interrupted run keeps every row it finished) and read back
+//! by one reader ([`RowReader`]) that `--resume`, `merge`, `review` and the fuzz targets share.
 
-use std::io::{BufRead, BufReader, Write};
+mod read;
+mod write;
+
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-/// Verdict strings, in ASVspoof's vocabulary.
-pub const SYNTHETIC: &str = "synthetic";
-pub const BONA_FIDE: &str = "bona-fide";
-/// The file holds no active signal (digital silence or nearly so): not scored, `score` null.
-pub const NO_SIGNAL: &str = "no-signal";
+pub use read::{Entry, Raw, RowReader};
+pub use write::ReportWriter;
+
+/// A file's verdict, in ASVspoof's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Scored at or above the threshold.
+    Synthetic,
+    /// Scored below the threshold.
+    BonaFide,
+    /// No active signal (digital silence or nearly so): not scored, `score` null.
+    NoSignal,
+}
+
+impl Verdict {
+    /// The verdict of a score at a threshold.
+    pub fn of_score(score: f32, threshold: f32) -> Verdict {
+        if score >= threshold {
+            Verdict::Synthetic
+        } else {
+            Verdict::BonaFide
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Synthetic => "synthetic",
+            Verdict::BonaFide => "bona-fide",
+            Verdict::NoSignal => "no-signal",
+        }
+    }
+
+    /// The verdict a report spells `text`; None for anything else.
+    pub fn parse(text: &str) -> Option<Verdict> {
+        [Verdict::Synthetic, Verdict::BonaFide, Verdict::NoSignal]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Segment {
@@ -20,7 +70,8 @@ pub struct Segment {
 }
 
 /// One result per input file. On failure `error` is set and the measurement fields that could
-/// not be obtained are null.
+/// not be obtained are null. Read back from a report, a field that is missing or malformed
+/// (a hand-edited report) is null or empty; only `path` is required.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     /// The path as given or found (lossy UTF-8 for non-UTF-8 names).
@@ -31,10 +82,10 @@ pub struct Row {
     pub path_hex: Option<String>,
     /// Calibrated probability that the audio is synthetic (aggregated over windows).
     pub score: Option<f32>,
-    pub verdict: Option<&'static str>,
+    pub verdict: Option<Verdict>,
     /// The threshold the verdict was decided at (a report holds one threshold: `--resume` and
-    /// `merge` refuse to mix).
-    pub threshold: f32,
+    /// `merge` refuse to mix). Always written; None only for a row read without one.
+    pub threshold: Option<f32>,
     pub max_window_score: Option<f32>,
     pub mean_window_score: Option<f32>,
     pub windows: Option<usize>,
@@ -184,75 +235,12 @@ impl Format {
             Ok(Some(Format::Csv))
         } else {
             let shown: String = first.chars().take(80).collect();
-            Err(crate::Error::Audio(format!(
+            Err(crate::Error::Report(format!(
                 "{} is not a deepscreen report: its first line is neither a JSON object nor the \
                  CSV header \"{}\" (it starts \"{shown}\")",
                 path.display(),
                 CSV_HEADER.join(",")
             )))
-        }
-    }
-}
-
-pub enum ReportWriter {
-    Jsonl(Box<dyn Write + Send>),
-    Csv(Box<csv::Writer<Box<dyn Write + Send>>>),
-}
-
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_default()
-}
-
-impl ReportWriter {
-    /// `header`: write the CSV header (not when appending to an existing report).
-    pub fn new(out: Box<dyn Write + Send>, format: Format, header: bool) -> std::io::Result<Self> {
-        Ok(match format {
-            Format::Jsonl => ReportWriter::Jsonl(out),
-            Format::Csv => {
-                let mut w = csv::Writer::from_writer(out);
-                if header {
-                    w.write_record(CSV_HEADER)?;
-                    w.flush()?;
-                }
-                ReportWriter::Csv(Box::new(w))
-            }
-        })
-    }
-
-    pub fn write(&mut self, row: &Row) -> std::io::Result<()> {
-        match self {
-            ReportWriter::Jsonl(out) => {
-                serde_json::to_writer(&mut *out, row)?;
-                out.write_all(b"\n")?;
-                out.flush()
-            }
-            ReportWriter::Csv(w) => {
-                let segments = match &row.segments {
-                    Some(s) => serde_json::to_string(s)?,
-                    None => String::new(),
-                };
-                w.write_record([
-                    row.path.clone(),
-                    opt(&row.score),
-                    opt(&row.verdict),
-                    row.threshold.to_string(),
-                    opt(&row.max_window_score),
-                    opt(&row.mean_window_score),
-                    opt(&row.windows),
-                    opt(&row.duration_s),
-                    opt(&row.sample_rate),
-                    opt(&row.channels),
-                    opt(&row.codec),
-                    opt(&row.container),
-                    row.model.clone(),
-                    row.backend.clone(),
-                    opt(&row.error),
-                    row.warnings.join("; "),
-                    segments,
-                    opt(&row.path_hex),
-                ])?;
-                w.flush()
-            }
         }
     }
 }

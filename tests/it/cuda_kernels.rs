@@ -6,9 +6,7 @@
 //! The kernels' numerics run in the shared parity suite (`tests/backend_ops.rs`, `cuda::`)
 //! wherever a GPU is present (`DEEPSCREEN_REQUIRE_CUDA=1` makes a missing GPU a failure).
 
-mod common;
-
-use common::cuda_emulator::{library_path, nvrtc_here};
+use crate::common::cuda_emulator::{library_path, nvrtc_here};
 use deepscreen::backend::cuda::{KERNELS, Output, compile_kernels, nvrtc_version};
 
 #[test]

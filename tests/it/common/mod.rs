@@ -260,6 +260,13 @@ pub fn ref_batch_norm(
 
 pub mod cuda_emulator;
 
+/// The `deepscreen` binary, its standard input closed.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_deepscreen"));
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
 /// Channels-last 1-D convolution with zero padding: x `[b, t, c]`, w `[o, c, k]` → `[b, t', o]`.
 #[allow(clippy::too_many_arguments)]
 pub fn ref_conv1d(

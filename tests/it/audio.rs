@@ -1,8 +1,6 @@
 //! Audio in: every container decodes with the right stream facts, resampling keeps a known
 //! sine's frequency and level, and windowing follows the documented rules in any chunking.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use deepscreen::audio::decode::decode_mono;
@@ -146,8 +144,8 @@ fn resampling_keeps_a_sine_frequency_level_and_length() {
 
 #[test]
 fn resampling_does_not_depend_on_chunking() {
-    let mut r = common::rng(5);
-    let x = common::random_vec(&mut r, 30011, -1.0, 1.0);
+    let mut r = crate::common::rng(5);
+    let x = crate::common::random_vec(&mut r, 30011, -1.0, 1.0);
     let whole = resample_all(&x, 48000, 16000, x.len());
     for chunk in [1, 7, 1000, 4097] {
         let y = resample_all(&x, 48000, 16000, chunk);

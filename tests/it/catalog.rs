@@ -2,8 +2,6 @@
 //! row), shard partition and merge, scheduler environment defaults, input order, and memory
 //! that does not grow with file length.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,11 +10,7 @@ use std::time::{Duration, Instant};
 use deepscreen::screen::shard::Shard;
 use serde_json::{Value, json};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_deepscreen"));
-    c.stdin(Stdio::null());
-    c
-}
+use crate::common::bin;
 
 fn write_model(dir: &Path) -> PathBuf {
     let layers = json!([
@@ -25,11 +19,11 @@ fn write_model(dir: &Path) -> PathBuf {
         {"type": "global_avg_pool"},
         {"type": "linear", "name": "fc", "out_features": 1}
     ]);
-    common::write_small_model(dir, "catalog-test", None, layers, 5)
+    crate::common::write_small_model(dir, "catalog-test", None, layers, 5)
 }
 
 fn write_wav(path: &Path, seconds: f32, freq: f32) {
-    common::write_wav_16k(path, seconds, |t| {
+    crate::common::write_wav_16k(path, seconds, |t| {
         0.3 * (2.0 * std::f32::consts::PI * freq * t).sin()
     });
 }
@@ -326,9 +320,9 @@ fn shards_partition_the_catalog_and_merge_checks_gaps_and_duplicates() {
 #[test]
 fn screen_and_merge_run_as_library_calls() {
     use deepscreen::backend::BackendKind;
+    use deepscreen::report::Format;
     use deepscreen::screen::command::{self, ScreenJob};
     use deepscreen::screen::merge::{self, MergeJob};
-    use deepscreen::screen::report::Format;
 
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
@@ -634,13 +628,13 @@ fn bench_runs_as_a_library_call() {
 /// backend's staged uploads and queued readbacks. Every row must match the CPU backend's.
 #[test]
 fn screen_on_the_cuda_emulator_matches_the_cpu() {
-    let Some(emulator) = common::cuda_emulator::build() else {
+    let Some(emulator) = crate::common::cuda_emulator::build() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
     let cat = catalog(tmp.path(), 6, 4.0);
-    let lib_path = common::cuda_emulator::library_path(emulator.path());
+    let lib_path = crate::common::cuda_emulator::library_path(emulator.path());
     let screen = |backend: &str| {
         let out_file = tmp.path().join(format!("{backend}.jsonl"));
         let out = bin()

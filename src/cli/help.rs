@@ -1,0 +1,64 @@
+//! The long help texts of `--help` (examples, exit codes).
+
+/// The exit codes, as `--help` states them.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0  every input was screened (whatever the verdicts)
+  1  the run finished, but some inputs failed; their rows carry an `error`
+  2  fatal: bad arguments, unusable model or backend, or the report could not be written
+     (or is locked by another run, or --resume found another format, model or threshold)
+  130/143  stopped by SIGINT/SIGTERM: finished rows are kept; rerun with --resume"
+    };
+}
+pub(crate) use exit_codes;
+
+pub const SCREEN_EXAMPLES: &str = concat!(
+    "Examples:
+  deepscreen screen ~/catalog --model speech.safetensors -o results.jsonl
+  find /data -name '*.flac' | deepscreen screen --files-from - --model m.safetensors --format csv
+  deepscreen screen song.mp3 --model m.safetensors --segments
+  deepscreen screen --files-from all.txt --model m.safetensors --shard 3/16 --resume -o part3.jsonl
+
+Directories are walked recursively (symbolic links followed, loops reported, not followed) and
+files with an audio extension are picked up: wav flac mp3 ogg oga m4a mp4 m4b aac alac caf aif
+aiff aifc mka mkv webm opus. Files named on the command line or in --files-from are screened
+whatever their extension. Opus has no built-in decoder: such files get an error row that says so.
+
+Each row holds: path, score (calibrated probability the audio is synthetic), verdict
+(\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when
+the file is digital silence or quieter than -60 dBFS throughout), threshold (the one the verdict
+used), max_window_score, mean_window_score,
+windows, duration_s, sample_rate, channels, codec, container, model, backend, error, warnings,
+and with --segments the per-window scores. A file that cannot be read gets a row with `error`
+set; the run goes on.
+
+The report format follows -o's extension (.csv, .jsonl/.json) unless --format says otherwise.
+While a run writes a report it holds a lock on it: a second run on the same -o stops at once.
+--resume continues a report only with the format, model and threshold that wrote it.
+
+",
+    exit_codes!()
+);
+
+pub const REVIEW_HELP: &str = "Examples:
+  deepscreen screen ~/catalog -o r.jsonl --segments && deepscreen review r.jsonl -o review.html
+  deepscreen review r.csv -o review.html --top 50 --embed-audio
+  deepscreen review r.jsonl -o review.html --protocol meta.csv   (labelled: adds DET and ROC)
+  deepscreen screen ~/catalog -o r.jsonl --html review.html      (screen, then review)
+
+The page is one file: open it in any browser, offline; nothing is fetched. The table holds every
+row of the report (flagged first, highest score first): click a column to sort, type to filter,
+choose a verdict; the view is kept in the page address (#sort=-score&q=mp3), so it can be shared.
+
+For each of the top --top flagged files, review decodes the file again and shows: the score of
+every window over time (the report's own with --segments; otherwise it scores them again), the
+most suspicious window's spectrogram from the model's own front-end, how much that window's
+score drops when each frequency band is removed (the band the model's evidence is in), and a
+player: a link to the file relative to the page (keep them together), or with --embed-audio
+the window itself inside the page (about 0.2 MB per speech file and 0.6 MB per music file, so
+the page can be sent on alone). Re-screening needs the report's model: an embedded one is
+found by its id, another must be given with --model.
+
+Exit codes: 0 page written; 1 page written, but some flagged files could not be explained (each
+named on standard error and in the page); 2 no page (unreadable report, model mismatch).";

@@ -1,0 +1,92 @@
+//! Parsed arguments into the library's plain job structs.
+
+use deepscreen::bench::BenchJob;
+use deepscreen::eval::command::EvalJob;
+use deepscreen::report::Format;
+use deepscreen::review::ReviewJob;
+use deepscreen::screen::command::ScreenJob;
+use deepscreen::screen::merge::MergeJob;
+
+use super::{BenchArgs, EvalArgs, MergeArgs, ReviewArgs, ScreenArgs};
+
+impl TryFrom<ScreenArgs> for ScreenJob {
+    type Error = String;
+    fn try_from(a: ScreenArgs) -> Result<Self, String> {
+        let format = Format::for_output(a.format, a.output.as_deref())?;
+        Ok(ScreenJob {
+            paths: a.paths,
+            files_from: a.files_from,
+            model: a.model,
+            backend: a.backend,
+            batch: a.batch.map(|b| b as usize),
+            threads: a.threads,
+            format,
+            output: a.output,
+            threshold: a.threshold,
+            segments: a.segments,
+            progress: !a.no_progress,
+            resume: a.resume,
+            retry_failed: a.retry_failed,
+            shard: a.shard,
+            ordered: a.ordered,
+        })
+    }
+}
+
+impl From<BenchArgs> for BenchJob {
+    fn from(a: BenchArgs) -> Self {
+        BenchJob {
+            catalog: a.catalog,
+            model: a.model,
+            repeats: a.repeats,
+            backends: a.backends,
+            threads: a.threads,
+            batch: a.batch,
+        }
+    }
+}
+
+impl From<EvalArgs> for EvalJob {
+    fn from(a: EvalArgs) -> Self {
+        EvalJob {
+            protocol: a.protocol,
+            format: a.format,
+            audio_dir: a.audio_dir,
+            model: a.model,
+            backend: a.backend,
+            batch: a.batch,
+            scores: a.scores,
+            plot: a.plot,
+            det: a.det,
+            json: a.json,
+        }
+    }
+}
+
+impl From<MergeArgs> for MergeJob {
+    fn from(a: MergeArgs) -> Self {
+        MergeJob {
+            reports: a.reports,
+            output: a.output,
+            format: a.format,
+            expect: a.expect,
+        }
+    }
+}
+
+impl From<ReviewArgs> for ReviewJob {
+    fn from(a: ReviewArgs) -> Self {
+        ReviewJob {
+            top: a.top,
+            embed_audio: a.embed_audio,
+            model: a.model,
+            backend: a.backend,
+            rescreen: !a.no_rescreen,
+            bands: a.bands as usize,
+            protocol: a.protocol,
+            protocol_format: a.protocol_format,
+            audio_dir: a.audio_dir,
+            ..ReviewJob::new(a.report, a.output)
+        }
+    }
+}
