@@ -1,10 +1,36 @@
 // Classifier kernels: tiled GEMM with fused epilogue, implicit-GEMM convolution, pooling,
-// max-feature-map, per-channel affine, calibrated sigmoid, softmax.
+// max-feature-map, per-channel affine, calibrated sigmoid, softmax. Each takes its parameter
+// struct (the layout of the WGSL kernel's `Params`, filled by src/backend/gpu/), then its
+// inputs, then its output.
+
+struct MatmulParams {  // shaders/matmul.wgsl
+    unsigned int m, n, k, b_trans, has_bias, act;
+    float slope;
+    unsigned int log_kind;
+    float eps;
+};
+struct ConvParams {  // shaders/conv.wgsl
+    unsigned int c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo, has_bias, act;
+    float slope;
+};
+struct AffineParams {  // shaders/affine.wgsl
+    unsigned int n, channels, inner, act;
+    float slope;
+};
+struct LayersParams {  // shaders/layers.wgsl
+    unsigned int n, channels, inner, h, w, ho, wo, kh, kw, sh, sw, ph, pw, act;
+    float slope;
+    unsigned int mode;
+    float scale, shift;
+    unsigned int classes;
+};
 
 // out[M, N] = compress(activate(a[M, K] · B + bias)); B is [K, N], or [N, K] when b_trans.
-extern "C" __global__ void matmul(const float* a, const float* b, const float* bias, float* out,
-                                  int m, int n, int k, int b_trans, int has_bias, int act,
-                                  float slope, int log_kind, float eps) {
+extern "C" __global__ void matmul(const MatmulParams params, const float* a, const float* b,
+                                  const float* bias, float* out) {
+    const int m = params.m, n = params.n, k = params.k, b_trans = params.b_trans;
+    const int has_bias = params.has_bias, act = params.act, log_kind = params.log_kind;
+    const float slope = params.slope, eps = params.eps;
     __shared__ float ta[TILE][TILE];
     __shared__ float tb[TILE][TILE + 1];
     int row = blockIdx.y * TILE + threadIdx.y;
@@ -30,9 +56,12 @@ extern "C" __global__ void matmul(const float* a, const float* b, const float* b
 
 // Implicit-GEMM convolution: per batch item (blockIdx.z), out[O, Ho*Wo] = W[O, C*kh*kw] · cols,
 // with 16×16 tiles of the virtual im2col matrix gathered straight into shared memory.
-extern "C" __global__ void conv2d(const float* x, const float* weight, const float* bias, float* out,
-                                  int c, int h, int w, int o, int kh, int kw, int sh, int sw,
-                                  int ph, int pw, int ho, int wo, int has_bias, int act, float slope) {
+extern "C" __global__ void conv2d(const ConvParams params, const float* x, const float* weight,
+                                  const float* bias, float* out) {
+    const int c = params.c, h = params.h, w = params.w, o = params.o, kh = params.kh;
+    const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
+    const int ho = params.ho, wo = params.wo, has_bias = params.has_bias, act = params.act;
+    const float slope = params.slope;
     __shared__ float tw[TILE][TILE];
     __shared__ float tx[TILE][TILE + 1];
     int item = blockIdx.z;
@@ -67,9 +96,11 @@ extern "C" __global__ void conv2d(const float* x, const float* weight, const flo
     }
 }
 
-extern "C" __global__ void channel_affine(const float* x, const float* scale, const float* shift,
-                                          float* out, long long n, int channels, int inner,
-                                          int act, float slope) {
+extern "C" __global__ void channel_affine(const AffineParams params, const float* x,
+                                          const float* scale, const float* shift, float* out) {
+    const long long n = params.n;
+    const int channels = params.channels, inner = params.inner, act = params.act;
+    const float slope = params.slope;
     long long id = global_id();
     if (id >= n) return;
     int ch = (int)((id / inner) % channels);
@@ -77,7 +108,9 @@ extern "C" __global__ void channel_affine(const float* x, const float* scale, co
 }
 
 // n outputs of [B, C/2, inner]; channels = C of the input
-extern "C" __global__ void mfm(const float* x, float* out, long long n, int channels, int inner) {
+extern "C" __global__ void mfm(const LayersParams params, const float* x, float* out) {
+    const long long n = params.n;
+    const int channels = params.channels, inner = params.inner;
     long long id = global_id();
     if (id >= n) return;
     long long half = (long long)(channels / 2) * inner;
@@ -85,8 +118,10 @@ extern "C" __global__ void mfm(const float* x, float* out, long long n, int chan
     out[id] = fmaxf(x[item * 2 * half + r], x[item * 2 * half + half + r]);
 }
 
-extern "C" __global__ void max_pool2d(const float* x, float* out, long long n, int h, int w,
-                                      int ho, int wo, int kh, int kw, int sh, int sw, int ph, int pw) {
+extern "C" __global__ void max_pool2d(const LayersParams params, const float* x, float* out) {
+    const long long n = params.n;
+    const int h = params.h, w = params.w, ho = params.ho, wo = params.wo, kh = params.kh;
+    const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
     long long id = global_id();
     if (id >= n) return;
     long long plane = id / ((long long)ho * wo);
@@ -105,8 +140,10 @@ extern "C" __global__ void max_pool2d(const float* x, float* out, long long n, i
     out[id] = m;
 }
 
-// One 256-thread block per plane; mode 0 = average, 1 = max.
-extern "C" __global__ void global_pool(const float* x, float* out, long long planes, int inner, int mode) {
+// One 256-thread block per plane (n planes); mode 0 = average, 1 = max.
+extern "C" __global__ void global_pool(const LayersParams params, const float* x, float* out) {
+    const long long planes = params.n;
+    const int inner = params.inner, mode = params.mode;
     __shared__ float partial[256];
     long long plane = blockIdx.x + (long long)blockIdx.y * gridDim.x;
     if (plane >= planes) return;
@@ -125,7 +162,9 @@ extern "C" __global__ void global_pool(const float* x, float* out, long long pla
     if (threadIdx.x == 0) out[plane] = mode == 1 ? partial[0] : partial[0] / inner;
 }
 
-extern "C" __global__ void sigmoid(const float* x, float* out, long long n, float scale, float shift) {
+extern "C" __global__ void sigmoid(const LayersParams params, const float* x, float* out) {
+    const long long n = params.n;
+    const float scale = params.scale, shift = params.shift;
     long long id = global_id();
     if (id >= n) return;
     float z = scale * x[id] + shift;
@@ -133,7 +172,10 @@ extern "C" __global__ void sigmoid(const float* x, float* out, long long n, floa
     out[id] = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
-extern "C" __global__ void softmax(const float* x, float* out, long long rows, int classes) {
+// n rows of `classes` values.
+extern "C" __global__ void softmax(const LayersParams params, const float* x, float* out) {
+    const long long rows = params.n;
+    const int classes = params.classes;
     long long row = global_id();
     if (row >= rows) return;
     const float* p = x + row * classes;

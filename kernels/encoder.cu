@@ -2,13 +2,33 @@
 // fused), layer normalisation (one block per row), multi-head self-attention with an online
 // softmax (one 64-thread block per window, head and query), and a broadcast add.
 
+// Each takes its parameter struct (the layout of the WGSL kernel's `Params`, filled by
+// src/backend/gpu/), then its inputs, then its output.
+
 #define MAX_HEAD_DIM 128
+
+struct EncoderParams {  // shaders/encoder.wgsl
+    unsigned int len, channels, out_channels, kernel, stride, padding, out_len, has_bias, act;
+    float slope;
+    unsigned int rows, dim;
+    float eps;
+};
+struct AttentionParams {  // shaders/attention.wgsl
+    unsigned int batch, len, dim, heads, head_dim;
+    float scale;
+};
+struct AddParams {  // shaders/add.wgsl
+    unsigned int n, m;
+};
 
 // out[b, t, o] = activate(bias[o] + sum over k, c of x[b, t*stride + k - padding, c] * w[o, c, k]):
 // a GEMM of (output steps x out channels) over r = k*C + c, 16x16 tiles, window b = blockIdx.z.
-extern "C" __global__ void conv1d(const float* x, const float* w, const float* bias, float* out,
-                                  int len, int channels, int out_channels, int kernel, int stride,
-                                  int padding, int out_len, int has_bias, int act, float slope) {
+extern "C" __global__ void conv1d(const EncoderParams params, const float* x, const float* w,
+                                  const float* bias, float* out) {
+    const int len = params.len, channels = params.channels, out_channels = params.out_channels;
+    const int kernel = params.kernel, stride = params.stride, padding = params.padding;
+    const int out_len = params.out_len, has_bias = params.has_bias, act = params.act;
+    const float slope = params.slope;
     __shared__ float ta[TILE][TILE];
     __shared__ float tb[TILE][TILE + 1];
     long long b = blockIdx.z;
@@ -42,8 +62,11 @@ extern "C" __global__ void conv1d(const float* x, const float* w, const float* b
 
 // One 256-thread block per row of `dim` values: mean, variance about it (two passes), then
 // (x - mean) / sqrt(var + eps) * gamma + beta.
-extern "C" __global__ void layer_norm(const float* x, const float* gamma, const float* beta,
-                                      float* out, long long rows, int dim, float eps) {
+extern "C" __global__ void layer_norm(const EncoderParams params, const float* x,
+                                      const float* gamma, const float* beta, float* out) {
+    const long long rows = params.rows;
+    const int dim = params.dim;
+    const float eps = params.eps;
     __shared__ float partial[256];
     long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
     if (row >= rows) return;  // whole block: the barriers below stay uniform
@@ -80,8 +103,11 @@ extern "C" __global__ void layer_norm(const float* x, const float* gamma, const 
 // tile, then the tile's softmax terms update a running maximum and sum (online softmax) while
 // each thread accumulates two of the head's output values (head width <= 128). No T x T
 // matrix is stored.
-extern "C" __global__ void attention(const float* qkv, float* out, long long rows, int len,
-                                     int dim, int heads, int head_dim, float scale) {
+extern "C" __global__ void attention(const AttentionParams params, const float* qkv, float* out) {
+    const int len = params.len, dim = params.dim, heads = params.heads;
+    const int head_dim = params.head_dim;
+    const long long rows = (long long)params.batch * heads * len;
+    const float scale = params.scale;
     __shared__ float query[MAX_HEAD_DIM];
     __shared__ float scores[64];
     long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
@@ -127,7 +153,8 @@ extern "C" __global__ void attention(const float* qkv, float* out, long long row
 }
 
 // out = a + b, b broadcast over a's leading axes (b has m elements, a suffix of a's shape).
-extern "C" __global__ void add(const float* a, const float* b, float* out, long long n, long long m) {
+extern "C" __global__ void add(const AddParams params, const float* a, const float* b, float* out) {
+    const long long n = params.n, m = params.m;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
                    (long long)blockIdx.y * gridDim.x * blockDim.x;
     if (id >= n) return;

@@ -1,5 +1,22 @@
 // Front-end kernels: fused STFT power spectrum, bin selection + log, normalisation.
 // Compiled at run time with NVRTC (see src/backend/cuda/); layouts as in src/backend/mod.rs.
+// Each takes its parameter struct (the layout of the WGSL kernel's `Params`, filled by
+// src/backend/gpu/), then its inputs, then its output.
+
+struct StftParams {  // shaders/stft.wgsl
+    unsigned int batch, len, frames, n_fft, hop, pad, bins, half, log2_half;
+    float power;
+};
+struct FrontendParams {  // shaders/frontend.wgsl
+    unsigned int rows, width_in, start, width_out, log_kind;
+    float eps;
+    unsigned int frames, mode;
+    float norm_eps;
+    unsigned int batch;
+};
+struct GlobalParams {  // shaders/frontend_global.wgsl
+    unsigned int n, width;
+};
 
 #define TAU 6.283185307179586f
 
@@ -19,9 +36,12 @@ __device__ __forceinline__ float magnitude_power(float re, float im, float power
 // One block per frame. An n-point real FFT as an n/2-point complex radix-2 DIT FFT of
 // z[m] = x[2m] + i x[2m+1] in shared memory (bit-reversed load), then the even/odd split.
 // n_fft is a power of two, 4..8192 (dynamic shared memory: n_fft/2 float2).
-extern "C" __global__ void stft_radix2(const float* signal, const float* window, float* out,
-                                       int batch, int len, int frames, int n_fft, int hop,
-                                       int pad, int bins, int log2_half, float power) {
+extern "C" __global__ void stft_radix2(const StftParams params, const float* signal,
+                                       const float* window, float* out) {
+    const int batch = params.batch, len = params.len, frames = params.frames;
+    const int n_fft = params.n_fft, hop = params.hop, pad = params.pad, bins = params.bins;
+    const int log2_half = params.log2_half;
+    const float power = params.power;
     extern __shared__ float2 buf[];
     long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
     if (row >= (long long)batch * frames) return;  // whole block exits together
@@ -67,9 +87,11 @@ extern "C" __global__ void stft_radix2(const float* signal, const float* window,
 }
 
 // Any n_fft: one thread per output bin, direct DFT with exact integer angle reduction.
-extern "C" __global__ void stft_dft(const float* signal, const float* window, float* out,
-                                    int batch, int len, int frames, int n_fft, int hop,
-                                    int pad, int bins, float power) {
+extern "C" __global__ void stft_dft(const StftParams params, const float* signal,
+                                    const float* window, float* out) {
+    const int batch = params.batch, len = params.len, frames = params.frames;
+    const int n_fft = params.n_fft, hop = params.hop, pad = params.pad, bins = params.bins;
+    const float power = params.power;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
                    (long long)blockIdx.y * gridDim.x * blockDim.x;
     if (id >= (long long)batch * frames * bins) return;
@@ -89,9 +111,12 @@ extern "C" __global__ void stft_dft(const float* signal, const float* window, fl
     out[id] = magnitude_power(re, im, power);
 }
 
-extern "C" __global__ void select_bins_log(const float* x, float* out, long long rows,
-                                           int width_in, int start, int width_out,
-                                           int log_kind, float eps) {
+extern "C" __global__ void select_bins_log(const FrontendParams params, const float* x,
+                                           float* out) {
+    const long long rows = params.rows;
+    const int width_in = params.width_in, start = params.start, width_out = params.width_out;
+    const int log_kind = params.log_kind;
+    const float eps = params.eps;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
                    (long long)blockIdx.y * gridDim.x * blockDim.x;
     if (id >= rows * width_out) return;
@@ -103,8 +128,11 @@ extern "C" __global__ void select_bins_log(const float* x, float* out, long long
 // One thread per (window, feature): mode 0 subtracts the mean, 1 also divides by
 // sqrt(var + eps). The statistics accumulate in double, as on the CPU backend: summing a few
 // hundred frames of ~-60 dB in float drifts by ~1e-4 dB, the whole parity budget.
-extern "C" __global__ void normalize_window(const float* x, float* out, int batch, int frames,
-                                            int feats, int mode, float eps) {
+extern "C" __global__ void normalize_window(const FrontendParams params, const float* x,
+                                            float* out) {
+    const int batch = params.batch, frames = params.frames, feats = params.width_in;
+    const int mode = params.mode;
+    const float eps = params.norm_eps;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (id >= (long long)batch * feats) return;
     int b = (int)(id / feats);
@@ -128,8 +156,10 @@ extern "C" __global__ void normalize_window(const float* x, float* out, int batc
     }
 }
 
-extern "C" __global__ void normalize_global(const float* x, const float* mean, const float* std_dev,
-                                            float* out, long long n, int width) {
+extern "C" __global__ void normalize_global(const GlobalParams params, const float* x,
+                                            const float* mean, const float* std_dev, float* out) {
+    const long long n = params.n;
+    const int width = params.width;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
                    (long long)blockIdx.y * gridDim.x * blockDim.x;
     if (id >= n) return;
@@ -138,8 +168,11 @@ extern "C" __global__ void normalize_global(const float* x, const float* mean, c
 }
 
 // Whisper's dynamic range, one 256-thread block per window of `per_window` values (frames x
-// features): the window's maximum m, then out = (max(x, m - 8) + 4) / 4.
-extern "C" __global__ void normalize_whisper(const float* x, float* out, long long batch, int per_window) {
+// features, in `rows`): the window's maximum m, then out = (max(x, m - 8) + 4) / 4.
+extern "C" __global__ void normalize_whisper(const FrontendParams params, const float* x,
+                                             float* out) {
+    const long long batch = params.batch;
+    const int per_window = params.rows;
     __shared__ float partial[256];
     long long b = blockIdx.x + (long long)blockIdx.y * gridDim.x;
     if (b >= batch) return;  // whole block: the barriers below stay uniform

@@ -16,8 +16,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> signal: array<f32>;
 @group(0) @binding(2) var<storage, read> window: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read> twiddle: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> twiddle: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 var<workgroup> buf: array<vec2<f32>, 2048>;
 

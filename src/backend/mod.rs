@@ -18,10 +18,14 @@
 //! - linear weights are `[out_features, in_features]` (PyTorch's).
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod gpu;
 pub mod launch;
 mod params;
 pub mod shapes;
+#[cfg(feature = "wgpu")]
 pub mod wgpu;
 
 use crate::Result;
@@ -202,6 +206,7 @@ impl<B: FrontendOps + ClassifierOps + EncoderOps> Backend for B {}
 
 /// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
 /// (buffer pools, a pending encoder), which stays usable.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -236,27 +241,48 @@ pub struct BackendStatus {
     pub detail: String,
 }
 
+/// Whether the backend `kind` can start here: its device description, or why not.
+/// Probes only what is asked for (starting a GPU API can be slow and chatty); never panics.
+pub fn status(kind: BackendKind) -> (bool, String) {
+    match kind {
+        BackendKind::Cpu | BackendKind::Auto => (true, cpu::CpuBackend::describe()),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => wgpu::status(),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => cuda::status(),
+        #[allow(unreachable_patterns)]
+        other => (
+            false,
+            format!(
+                "this deepscreen was built without the {0} backend (cargo feature `{0}`)",
+                other.name()
+            ),
+        ),
+    }
+}
+
+/// Whether `--backend auto` should use wgpu: only on a hardware GPU (a software adapter is
+/// slower than the CPU backend; it stays available with `--backend wgpu`).
+pub fn wgpu_preferred_by_auto() -> bool {
+    #[cfg(feature = "wgpu")]
+    return wgpu::preferred_by_auto();
+    #[cfg(not(feature = "wgpu"))]
+    false
+}
+
 /// Probe every backend, in `auto` preference order (cuda, wgpu, cpu). Never panics.
 pub fn probe_all() -> Vec<BackendStatus> {
-    let (wgpu_ok, wgpu_detail) = wgpu::status();
-    let (cuda_ok, cuda_detail) = cuda::status();
-    vec![
-        BackendStatus {
-            backend: "cuda",
-            available: cuda_ok,
-            detail: cuda_detail,
-        },
-        BackendStatus {
-            backend: "wgpu",
-            available: wgpu_ok,
-            detail: wgpu_detail,
-        },
-        BackendStatus {
-            backend: "cpu",
-            available: true,
-            detail: cpu::CpuBackend::describe(),
-        },
-    ]
+    [BackendKind::Cuda, BackendKind::Wgpu, BackendKind::Cpu]
+        .into_iter()
+        .map(|kind| {
+            let (available, detail) = status(kind);
+            BackendStatus {
+                backend: kind.name(),
+                available,
+                detail,
+            }
+        })
+        .collect()
 }
 
 /// `deepscreen devices`: every backend's status as a table, or as JSON.
@@ -280,24 +306,38 @@ pub fn write_status(out: &mut dyn std::io::Write, json: bool) -> std::io::Result
 /// Resolve `auto` (cuda, then wgpu on a hardware GPU, then cpu), or explain why the requested
 /// backend cannot run.
 pub fn resolve(kind: BackendKind) -> Result<BackendKind> {
-    // Probe only what is asked for: starting a GPU API can be slow and chatty.
-    let unavailable = |name: &'static str, detail: String| Err(crate::Error::backend(name, detail));
-    match kind {
-        BackendKind::Cpu => Ok(BackendKind::Cpu),
-        BackendKind::Cuda => match cuda::status() {
-            (true, _) => Ok(BackendKind::Cuda),
-            (false, reason) => unavailable("cuda", reason),
-        },
-        BackendKind::Wgpu => match wgpu::status() {
-            (true, _) => Ok(BackendKind::Wgpu),
-            (false, reason) => unavailable("wgpu", reason),
-        },
-        BackendKind::Auto => Ok(if cuda::status().0 {
+    if kind == BackendKind::Auto {
+        return Ok(if status(BackendKind::Cuda).0 {
             BackendKind::Cuda
-        } else if wgpu::preferred_by_auto() {
+        } else if wgpu_preferred_by_auto() {
             BackendKind::Wgpu
         } else {
             BackendKind::Cpu
-        }),
+        });
+    }
+    match status(kind) {
+        (true, _) => Ok(kind),
+        (false, reason) => Err(crate::Error::backend(kind.name(), reason)),
+    }
+}
+
+/// Work to do on a backend, whichever [`open`] starts: a closure generic over the backend.
+pub trait WithBackend {
+    type Output;
+    fn run<B: Backend + 'static>(self, backend: B) -> Result<Self::Output>;
+}
+
+/// Start the backend `kind` (resolving `auto`) and run `task` on it; errors say why the
+/// backend cannot run.
+pub fn open<T: WithBackend>(kind: BackendKind, task: T) -> Result<T::Output> {
+    match resolve(kind)? {
+        BackendKind::Cpu | BackendKind::Auto => task.run(cpu::CpuBackend::new()),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => task.run(wgpu::WgpuBackend::new()?),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => task.run(cuda::CudaBackend::new()?),
+        // `resolve` refuses a backend left out of the build.
+        #[allow(unreachable_patterns)]
+        other => Err(crate::Error::backend(other.name(), status(other).1)),
     }
 }

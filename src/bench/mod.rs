@@ -46,10 +46,10 @@ fn backends_to_time(asked: &[BackendKind]) -> Vec<BackendKind> {
         return asked.to_vec();
     }
     let mut v = vec![BackendKind::Cpu];
-    if backend::wgpu::preferred_by_auto() {
+    if backend::wgpu_preferred_by_auto() {
         v.push(BackendKind::Wgpu);
     }
-    if backend::cuda::status().0 {
+    if backend::status(BackendKind::Cuda).0 {
         v.push(BackendKind::Cuda);
     }
     v

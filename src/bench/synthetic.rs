@@ -6,8 +6,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::{BenchJob, StageTimes, backends_to_time, synthetic_windows, time_stages};
-use crate::backend::{BackendKind, cpu::CpuBackend, cuda::CudaBackend, wgpu::WgpuBackend};
-use crate::model::{self, Detector};
+use crate::backend::{self, Backend, BackendKind, WithBackend};
+use crate::model::{self, Detector, ModelSpec};
 
 pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
     let detectors = match &job.model {
@@ -111,11 +111,33 @@ fn time_on(
             return super::stages::time_scorer(scorer.as_ref(), &inputs, batch, repeats);
         }
     };
-    match kind {
-        BackendKind::Wgpu => time_stages(&WgpuBackend::new()?, spec, windows, batch, repeats),
-        BackendKind::Cuda => time_stages(&CudaBackend::new()?, spec, windows, batch, repeats),
-        BackendKind::Cpu | BackendKind::Auto => {
-            time_stages(&CpuBackend::new(), spec, windows, batch, repeats)
-        }
+    let kind = match kind {
+        BackendKind::Auto => BackendKind::Cpu,
+        kind => kind,
+    };
+    backend::open(
+        kind,
+        TimeStages {
+            spec,
+            windows,
+            batch,
+            repeats,
+        },
+    )
+}
+
+/// [`time_stages`] once the backend is open.
+struct TimeStages<'a> {
+    spec: ModelSpec,
+    windows: &'a [f32],
+    batch: usize,
+    repeats: usize,
+}
+
+impl WithBackend for TimeStages<'_> {
+    type Output = StageTimes;
+
+    fn run<B: Backend + 'static>(self, backend: B) -> crate::Result<StageTimes> {
+        time_stages(&backend, self.spec, self.windows, self.batch, self.repeats)
     }
 }

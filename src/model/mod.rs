@@ -27,7 +27,7 @@ pub use layer::Layer;
 pub use network::{ModelSpec, NetworkFacts};
 pub use tensor::HostTensor;
 
-use crate::backend::{Backend, BackendKind, cpu::CpuBackend};
+use crate::backend::{Backend, BackendKind, WithBackend};
 use crate::{Error, Result};
 
 /// Models compiled into the binary, by name: the reference detectors trained by `training/`
@@ -228,10 +228,17 @@ pub fn bind(kind: BackendKind, detector: impl Into<Detector>) -> Result<Box<dyn 
     if let Detector::Network(spec) = &detector {
         spec.facts.require_classifier()?;
     }
-    match crate::backend::resolve(kind)? {
-        BackendKind::Cpu | BackendKind::Auto => bind_on(CpuBackend::new(), detector),
-        BackendKind::Wgpu => bind_on(crate::backend::wgpu::WgpuBackend::new()?, detector),
-        BackendKind::Cuda => bind_on(crate::backend::cuda::CudaBackend::new()?, detector),
+    crate::backend::open(kind, BindTo(detector))
+}
+
+/// [`bind`]'s work once the backend is open.
+struct BindTo(Detector);
+
+impl WithBackend for BindTo {
+    type Output = Box<dyn Scorer>;
+
+    fn run<B: Backend + 'static>(self, backend: B) -> Result<Box<dyn Scorer>> {
+        bind_on(backend, self.0)
     }
 }
 

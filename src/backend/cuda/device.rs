@@ -1,22 +1,29 @@
 //! The CUDA device: context and two streams (compute, copy), pooled device memory, page-locked
-//! staging for batch uploads, queued page-locked readbacks, and the launch helpers the op
-//! families share.
+//! staging for batch uploads, queued page-locked readbacks, and the kernel launch the op
+//! families in `backend::gpu` are written over.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PinnedHostSlice,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PinnedHostSlice,
+    PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
 use super::driver::{device_code, keep_freed_memory, probe};
 use super::{CHECK, KERNELS, driver_err, err};
 use crate::Result;
+use crate::backend::gpu::{Grid, Input, Kernels, Params};
+use crate::backend::launch::TILE;
 use crate::backend::{Device, DeviceTensor, lock};
 
 /// Threads per block of the one-dimensional kernels.
-pub(super) const THREADS: u32 = 256;
+const THREADS: u32 = 256;
+/// Largest n_fft the shared-memory radix-2 kernel takes (n_fft/2 float2 = 32 KiB).
+const RADIX2_MAX_NFFT: usize = 8192;
+/// Most blocks in a grid's y and z dimensions.
+const MAX_GRID_YZ: usize = 65535;
 /// Uploads at least this long (floats) go through page-locked staging on the copy stream;
 /// smaller ones (weights, constants) are copied directly.
 const PINNED_UPLOAD_MIN: usize = 16 * 1024;
@@ -45,7 +52,7 @@ pub struct CudaReadback {
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     /// Kernels and readbacks.
-    pub(super) stream: Arc<CudaStream>,
+    stream: Arc<CudaStream>,
     /// Large uploads, so the next batch's upload overlaps this batch's kernels.
     copy: Arc<CudaStream>,
     /// Page-locked upload staging, one buffer per recent upload length (most recent last).
@@ -54,11 +61,11 @@ pub struct CudaBackend {
     readback: Mutex<Vec<PinnedHostSlice<f32>>>,
     functions: HashMap<&'static str, CudaFunction>,
     /// Bound where a kernel's optional input (bias) is absent.
-    pub(super) dummy: CudaSlice<f32>,
-    pub(super) max_shared: usize,
+    dummy: CudaSlice<f32>,
+    max_shared: usize,
 }
 
-pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
         Ok(())
     } else {
@@ -66,30 +73,53 @@ pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Resu
     }
 }
 
-/// 1-D launch over `n` threads (grid.x up to 2^31 - 1 blocks).
-pub(super) fn linear(n: usize) -> Result<LaunchConfig> {
-    let blocks = n.div_ceil(THREADS as usize).max(1);
-    let blocks = u32::try_from(blocks)
-        .ok()
-        .filter(|&b| b <= i32::MAX as u32)
-        .ok_or_else(|| err(format!("{n} threads is too many for one launch")))?;
-    Ok(LaunchConfig {
-        grid_dim: (blocks, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
+/// The launch configuration of `grid`, or why it exceeds CUDA's grid limits.
+fn launch_config(op: &str, grid: Grid) -> Result<LaunchConfig> {
+    let too_many = || format!("{grid:?} is too large for one launch");
+    Ok(match grid {
+        // 1-D: grid.x takes up to 2^31 - 1 blocks.
+        Grid::Items(n) => {
+            let blocks = n.div_ceil(THREADS as usize).max(1);
+            ensure(blocks <= i32::MAX as usize, op, too_many)?;
+            LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            }
+        }
+        // Folded into 2-D past 65,535 blocks: the kernels recover the row as
+        // `blockIdx.x + blockIdx.y * gridDim.x` and skip the excess.
+        Grid::Rows {
+            rows,
+            threads,
+            shared,
+        } => {
+            let grid_x = rows.clamp(1, MAX_GRID_YZ);
+            let grid_y = rows.div_ceil(grid_x).max(1);
+            ensure(grid_y <= MAX_GRID_YZ, op, too_many)?;
+            LaunchConfig {
+                grid_dim: (grid_x as u32, grid_y as u32, 1),
+                block_dim: (threads, 1, 1),
+                shared_mem_bytes: shared,
+            }
+        }
+        Grid::Tiles([x, y, z]) => {
+            ensure(
+                x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
+                op,
+                too_many,
+            )?;
+            LaunchConfig {
+                grid_dim: (x as u32, y as u32, z as u32),
+                block_dim: (TILE as u32, TILE as u32, 1),
+                shared_mem_bytes: 0,
+            }
+        }
     })
 }
 
-/// One block of `threads` per row, for `rows` rows: the grid folded into 2-D past 65,535 blocks
-/// (the kernels recover the row as `blockIdx.x + blockIdx.y * gridDim.x` and skip the excess).
-pub(super) fn block_per_row(rows: usize, threads: u32, shared_mem_bytes: u32) -> LaunchConfig {
-    let grid_x = rows.clamp(1, 65535);
-    LaunchConfig {
-        grid_dim: (grid_x as u32, rows.div_ceil(grid_x) as u32, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes,
-    }
-}
+// SAFETY: `Params` is `#[repr(C)]` 32-bit words, the layout of the kernels' parameter structs.
+unsafe impl DeviceRepr for Params {}
 
 impl CudaBackend {
     /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
@@ -138,16 +168,6 @@ impl CudaBackend {
         })
     }
 
-    pub(super) fn alloc(&self, shape: &[usize]) -> Result<CudaTensor> {
-        let n: usize = shape.iter().product();
-        // SAFETY: every kernel writes each output element before it is read.
-        let buf = unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(driver_err("alloc"))?;
-        Ok(CudaTensor {
-            buf,
-            shape: shape.to_vec(),
-        })
-    }
-
     /// Copy `data` into a page-locked staging buffer and from there to a new device buffer on
     /// the copy stream; returns once the host copy is done, before the device has the data.
     fn staged_upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
@@ -174,21 +194,6 @@ impl CudaBackend {
         }
         Ok(buf)
     }
-
-    pub(super) fn f(&self, name: &str) -> &CudaFunction {
-        &self.functions[name]
-    }
-
-    /// An output of `shape` and the 1-D launch over its `n` threads (None when empty).
-    pub(super) fn elementwise(
-        &self,
-        shape: &[usize],
-        n: usize,
-    ) -> Result<(CudaTensor, Option<LaunchConfig>)> {
-        let out = self.alloc(shape)?;
-        let cfg = if n == 0 { None } else { Some(linear(n)?) };
-        Ok((out, cfg))
-    }
 }
 
 impl Device for CudaBackend {
@@ -196,6 +201,11 @@ impl Device for CudaBackend {
 
     fn name(&self) -> &'static str {
         "cuda"
+    }
+
+    /// Counts reach the kernels as 32-bit words.
+    fn max_tensor_elements(&self) -> usize {
+        u32::MAX as usize
     }
 
     type Readback = CudaReadback;
@@ -263,5 +273,48 @@ impl Device for CudaBackend {
             buf: tensor.buf,
             shape: shape.to_vec(),
         })
+    }
+}
+
+impl Kernels for CudaBackend {
+    fn alloc(&self, shape: &[usize]) -> Result<CudaTensor> {
+        let n: usize = shape.iter().product();
+        // SAFETY: every kernel writes each output element before it is read.
+        let buf = unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(driver_err("alloc"))?;
+        Ok(CudaTensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    fn launch(
+        &self,
+        kernel: &'static str,
+        params: &Params,
+        inputs: &[Input<'_, CudaTensor>],
+        out: &mut CudaTensor,
+        grid: Grid,
+    ) -> Result<()> {
+        let cfg = launch_config(kernel, grid)?;
+        let mut l = self.stream.launch_builder(&self.functions[kernel]);
+        l.arg(params);
+        for input in inputs {
+            match input {
+                Input::Tensor(t) => l.arg(&t.buf),
+                Input::Absent => l.arg(&self.dummy),
+                // The CUDA FFT computes its twiddles (`sincospif` is exact to float).
+                Input::Twiddles(_) => &mut l,
+            };
+        }
+        l.arg(&mut out.buf);
+        // SAFETY: every kernel in kernels/*.cu takes its parameter struct (the layout of the
+        // `Params` words its op fills), then its inputs, then its output, as pushed here.
+        unsafe { l.launch(cfg) }.map_err(driver_err(kernel))?;
+        Ok(())
+    }
+
+    /// The radix-2 kernel keeps n_fft/2 float2 (4 bytes per n_fft) in shared memory.
+    fn radix2_max_nfft(&self) -> usize {
+        RADIX2_MAX_NFFT.min(self.max_shared / 4)
     }
 }

@@ -15,16 +15,12 @@
 //! queue batch k+1 before collecting batch k, so its upload overlaps batch k's kernels.
 //!
 //! Files: `driver.rs` (library and driver probe, NVRTC compilation, the kernel cache),
-//! `device.rs` (context, streams, buffers, staging, upload/download), one file per op family
-//! (`frontend.rs`, `classifier.rs`, `encoder.rs`) and `matmul.rs`, the tiled GEMM both families lower to. A
-//! new op family adds its file here and its kernel file to `KERNELS`.
+//! `device.rs` (context, streams, buffers, staging, upload/download, and the kernel launch
+//! the op families in `backend::gpu` are written over). A new kernel adds its entry point to
+//! `KERNELS`.
 
-mod classifier;
 mod device;
 mod driver;
-mod encoder;
-mod frontend;
-mod matmul;
 
 pub use device::{CudaBackend, CudaReadback, CudaTensor};
 pub use driver::{Output, compile_kernels, nvrtc_missing, nvrtc_version, status};

@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::pool::{BufferPool, PooledBuffer};
 use super::{CHECK, COMMON, MODULES};
+use crate::backend::gpu::{Grid, Input, Kernels, Params};
 use crate::backend::{Device, DeviceTensor, lock};
 use crate::{Error, Result};
 
@@ -16,9 +17,9 @@ const WG: u32 = 256;
 /// Mappable readback buffers kept for reuse.
 const READBACK_KEEP: usize = 4;
 /// Most workgroups per dispatch dimension.
-pub(super) const MAX_GROUPS: u32 = 65535;
+const MAX_GROUPS: u32 = 65535;
 
-pub(super) fn err(msg: impl Into<String>) -> Error {
+fn err(msg: impl Into<String>) -> Error {
     Error::backend("wgpu", msg)
 }
 
@@ -51,7 +52,7 @@ pub struct WgpuBackend {
     pool: Arc<BufferPool>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Bound where a kernel's optional input (e.g. bias) is absent.
-    pub(super) dummy: wgpu::Buffer,
+    dummy: wgpu::Buffer,
     /// Mappable readback buffers not in use (several readbacks can be in flight).
     readback: Mutex<Vec<wgpu::Buffer>>,
     /// STFT twiddle tables by n_fft (`launch::twiddles`), made once and kept.
@@ -143,25 +144,7 @@ fn pick_adapter(instance: &wgpu::Instance) -> std::result::Result<wgpu::Adapter,
         })
 }
 
-/// Every kernel's `Params` struct fits in this many bytes; unused trailing words are zero.
-const PARAMS_BYTES: usize = 128;
-
-/// Uniform parameters: 32-bit words, zero-padded to the common uniform size.
-fn words(values: &[u32]) -> Vec<u8> {
-    let mut v: Vec<u8> = values.iter().flat_map(|w| w.to_le_bytes()).collect();
-    assert!(
-        v.len() <= PARAMS_BYTES,
-        "kernel parameters exceed {PARAMS_BYTES} bytes"
-    );
-    v.resize(PARAMS_BYTES, 0);
-    v
-}
-
-pub(super) fn f(x: f32) -> u32 {
-    x.to_bits()
-}
-
-pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
+fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
         Ok(())
     } else {
@@ -169,28 +152,36 @@ pub(super) fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Resu
     }
 }
 
-/// Workgroup grid for `groups` workgroups, folded into 2-D past the per-dimension limit.
-pub(super) fn grid(groups: u32) -> [u32; 3] {
-    if groups <= MAX_GROUPS {
+/// Workgroup grid for `groups` workgroups, folded into 2-D past the per-dimension limit
+/// (the kernels undo it with `linear_group` / `linear_id`).
+fn fold(op: &str, groups: usize) -> Result<[u32; 3]> {
+    let groups = u32::try_from(groups)
+        .ok()
+        .filter(|g| g.div_ceil(MAX_GROUPS) <= MAX_GROUPS)
+        .ok_or_else(|| {
+            err(format!(
+                "{op}: {groups} workgroups is too many for one dispatch"
+            ))
+        })?;
+    Ok(if groups <= MAX_GROUPS {
         [groups.max(1), 1, 1]
     } else {
         [MAX_GROUPS, groups.div_ceil(MAX_GROUPS), 1]
+    })
+}
+
+/// The workgroups a launch dispatches.
+fn workgroups(op: &str, grid: Grid) -> Result<[u32; 3]> {
+    match grid {
+        Grid::Items(n) => fold(op, n.div_ceil(WG as usize)),
+        Grid::Rows { rows, .. } => fold(op, rows),
+        Grid::Tiles(tiles) => {
+            ensure(tiles.iter().all(|&t| t <= MAX_GROUPS as usize), op, || {
+                format!("{tiles:?} tiles is too many for one dispatch")
+            })?;
+            Ok(tiles.map(|t| t as u32))
+        }
     }
-}
-
-/// One workgroup per row, for `rows` rows (`what` names them in the error).
-pub(super) fn grid_rows(rows: usize, what: &str) -> Result<[u32; 3]> {
-    let groups = u32::try_from(rows).map_err(|_| err(format!("too many {what}")))?;
-    Ok(grid(groups))
-}
-
-pub(super) fn grid_for(invocations: usize) -> Result<[u32; 3]> {
-    let groups = u32::try_from(invocations.div_ceil(WG as usize)).map_err(|_| {
-        err(format!(
-            "{invocations} invocations is too many for one dispatch"
-        ))
-    })?;
-    Ok(grid(groups))
 }
 
 impl WgpuBackend {
@@ -256,7 +247,7 @@ impl WgpuBackend {
     }
 
     /// The STFT twiddle table for `n_fft` (computed and uploaded on first use).
-    pub(super) fn twiddles(&self, n_fft: usize) -> wgpu::Buffer {
+    fn twiddles(&self, n_fft: usize) -> wgpu::Buffer {
         lock(&self.twiddles)
             .entry(n_fft)
             .or_insert_with(|| {
@@ -286,7 +277,7 @@ impl WgpuBackend {
         }
     }
 
-    pub(super) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+    fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
         let mut slot = lock(&self.encoder);
         let encoder = slot.get_or_insert_with(|| {
             self.device
@@ -297,7 +288,7 @@ impl WgpuBackend {
         f(encoder)
     }
 
-    pub(super) fn alloc(&self, shape: &[usize]) -> Result<WgpuTensor> {
+    fn alloc_tensor(&self, shape: &[usize]) -> Result<WgpuTensor> {
         let elements: usize = shape.iter().product();
         let bytes = (elements.max(1) * 4) as u64;
         if bytes > self.max_binding {
@@ -312,69 +303,6 @@ impl WgpuBackend {
             buffer: self.pool.take(bytes),
             shape: shape.to_vec(),
         })
-    }
-
-    /// Record one compute dispatch: `params` at binding 0, then `buffers` at 1, 2, ...
-    pub(super) fn dispatch(
-        &self,
-        entry: &'static str,
-        params: &[u32],
-        buffers: &[&wgpu::Buffer],
-        groups: [u32; 3],
-    ) {
-        let pipeline = &self.pipelines[entry];
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(entry),
-                contents: &words(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        self.with_encoder(|encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        });
-    }
-
-    /// One kernel of `shaders/layers.wgsl`: `input` in, a new `out_shape` tensor out.
-    pub(super) fn layers_op(
-        &self,
-        entry: &'static str,
-        input: &WgpuTensor,
-        params: [u32; 20],
-        out_shape: &[usize],
-        invocations: usize,
-    ) -> Result<WgpuTensor> {
-        let out = self.alloc(out_shape)?;
-        if invocations > 0 {
-            self.dispatch(
-                entry,
-                &params,
-                &[input.buffer.buffer(), out.buffer.buffer()],
-                grid_for(invocations)?,
-            );
-        }
-        Ok(out)
     }
 }
 
@@ -391,7 +319,7 @@ impl Device for WgpuBackend {
 
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<WgpuTensor> {
         CHECK.upload(data.len(), shape)?;
-        let t = self.alloc(shape)?;
+        let t = self.alloc_tensor(shape)?;
         if !data.is_empty() {
             let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let staging = self
@@ -490,5 +418,79 @@ impl Device for WgpuBackend {
             buffer: tensor.buffer,
             shape: shape.to_vec(),
         })
+    }
+}
+
+impl Kernels for WgpuBackend {
+    fn alloc(&self, shape: &[usize]) -> Result<WgpuTensor> {
+        self.alloc_tensor(shape)
+    }
+
+    /// Records one compute pass: the parameter block at binding 0, then the inputs and the
+    /// output at 1, 2, ...
+    fn launch(
+        &self,
+        kernel: &'static str,
+        params: &Params,
+        inputs: &[Input<'_, WgpuTensor>],
+        out: &mut WgpuTensor,
+        grid: Grid,
+    ) -> Result<()> {
+        let groups = workgroups(kernel, grid)?;
+        let pipeline = &self.pipelines[kernel];
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(kernel),
+                contents: &params.bytes(),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let twiddles: Vec<wgpu::Buffer> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Twiddles(n_fft) => Some(self.twiddles(*n_fft)),
+                _ => None,
+            })
+            .collect();
+        let mut twiddles = twiddles.iter();
+        let mut buffers: Vec<&wgpu::Buffer> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Tensor(t) => t.buffer.buffer(),
+                Input::Absent => &self.dummy,
+                Input::Twiddles(_) => twiddles.next().expect("one table per twiddle input"),
+            })
+            .collect();
+        buffers.push(out.buffer.buffer());
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.with_encoder(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        });
+        Ok(())
+    }
+
+    /// The radix-2 kernel's workgroup buffer holds n_fft/2 complex values (2,048).
+    fn radix2_max_nfft(&self) -> usize {
+        4096
     }
 }

@@ -10,15 +10,11 @@
 //!   when a result is downloaded: a whole forward pass is one submission;
 //! - storage buffers come from a pool keyed by size and return to it when a tensor drops.
 //!
-//! Files: `device.rs` (adapter probe, device, pipelines, buffers, dispatch, upload/download),
-//! one file per op family (`frontend.rs`, `classifier.rs`, `encoder.rs`) and `matmul.rs`, the tiled GEMM
-//! both families lower to. A new op family adds its file here and its shader to `MODULES`.
+//! Files: `device.rs` (adapter probe, device, pipelines, buffers, upload/download, and the
+//! kernel launch the op families in `backend::gpu` are written over), `pool.rs` (recycled
+//! storage buffers). A new kernel adds its shader to `MODULES`.
 
-mod classifier;
 mod device;
-mod encoder;
-mod frontend;
-mod matmul;
 mod pool;
 
 pub use device::{WgpuBackend, WgpuReadback, WgpuTensor, preferred_by_auto, status};

@@ -1,0 +1,100 @@
+//! Encoder ops on a GPU: channels-last conv1d and layer norm (`shaders/encoder.wgsl`),
+//! attention (`attention.wgsl`), broadcast add (`add.wgsl`); CUDA's in `kernels/encoder.cu`.
+
+use super::gemm::tiled_conv;
+use super::{Grid, Input, Kernels, Params, f};
+use crate::Result;
+use crate::backend::launch;
+use crate::backend::{Activation, Conv1dParams, DeviceTensor, EncoderOps};
+
+/// Word offset of `rows` in the `Params` of `shaders/encoder.wgsl` (then dim, eps); the
+/// words before it are conv1d's.
+const ENCODER_ROWS: usize = 10;
+
+impl<K: Kernels> EncoderOps for K {
+    fn conv1d(
+        &self,
+        input: &K::Tensor,
+        weight: &K::Tensor,
+        bias: Option<&K::Tensor>,
+        p: &Conv1dParams,
+        activation: Activation,
+    ) -> Result<K::Tensor> {
+        let c = launch::conv1d(
+            self.check(),
+            input.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            p,
+            activation,
+        )?;
+        tiled_conv(self, "conv1d", &c, input, weight, bias)
+    }
+
+    fn layer_norm(
+        &self,
+        input: &K::Tensor,
+        gamma: &K::Tensor,
+        beta: &K::Tensor,
+        eps: f32,
+    ) -> Result<K::Tensor> {
+        let [rows, dim] = self
+            .check()
+            .layer_norm(input.shape(), gamma.shape(), beta.shape())?;
+        let mut out = self.alloc(input.shape())?;
+        if rows > 0 {
+            let params = Params::new(&[])
+                .with(ENCODER_ROWS, rows as u32)
+                .with(ENCODER_ROWS + 1, dim as u32)
+                .with(ENCODER_ROWS + 2, f(eps));
+            self.launch(
+                "layer_norm",
+                &params,
+                &[
+                    Input::Tensor(input),
+                    Input::Tensor(gamma),
+                    Input::Tensor(beta),
+                ],
+                &mut out,
+                Grid::rows(rows),
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn attention(&self, qkv: &K::Tensor, heads: usize) -> Result<K::Tensor> {
+        let a = launch::attention(self.check(), qkv.shape(), heads)?;
+        let mut out = self.alloc(&[a.batch, a.len, a.dim])?;
+        let rows = a.batch * a.heads * a.len;
+        if rows > 0 {
+            let scale = 1.0 / (a.head_dim as f32).sqrt();
+            // The layout of `Params` in shaders/attention.wgsl.
+            let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
+            let params = Params::new(&words).with(words.len(), f(scale));
+            // One 64-thread group per (window, head, query).
+            let grid = Grid::Rows {
+                rows,
+                threads: 64,
+                shared: 0,
+            };
+            self.launch("attention", &params, &[Input::Tensor(qkv)], &mut out, grid)?;
+        }
+        Ok(out)
+    }
+
+    fn add(&self, a: &K::Tensor, b: &K::Tensor) -> Result<K::Tensor> {
+        let (n, m) = self.check().add(a.shape(), b.shape())?;
+        let mut out = self.alloc(a.shape())?;
+        if n > 0 {
+            // The layout of `Params` in shaders/add.wgsl.
+            self.launch(
+                "add",
+                &Params::new(&[n as u32, m as u32]),
+                &[Input::Tensor(a), Input::Tensor(b)],
+                &mut out,
+                Grid::Items(n),
+            )?;
+        }
+        Ok(out)
+    }
+}

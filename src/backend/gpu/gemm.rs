@@ -1,0 +1,73 @@
+//! The tiled GEMMs: `matmul` (`shaders/matmul.wgsl`, `kernels/classifier.cu`), which
+//! filterbanks, the DCT and linear layers lower to (see [`launch::Gemm`]), and the
+//! implicit-GEMM convolutions (`conv2d`, `conv1d`, see [`launch::TiledConv`]).
+
+use super::{Grid, Input, Kernels, Params, f};
+use crate::Result;
+use crate::backend::launch::{Gemm, TiledConv};
+
+/// An optional input: the tensor, or a placeholder the kernel does not read.
+pub(super) fn optional<T>(t: Option<&T>) -> Input<'_, T> {
+    t.map_or(Input::Absent, Input::Tensor)
+}
+
+/// `out = epilogue(a · b + bias)` as planned by `gemm`.
+pub(super) fn matmul<K: Kernels>(
+    device: &K,
+    gemm: &Gemm,
+    a: &K::Tensor,
+    b: &K::Tensor,
+    bias: Option<&K::Tensor>,
+) -> Result<K::Tensor> {
+    let mut out = device.alloc(&gemm.out_shape)?;
+    if gemm.is_empty() {
+        return Ok(out);
+    }
+    // The layout of `Params` in shaders/matmul.wgsl.
+    let params = Params::new(&[
+        gemm.m as u32,
+        gemm.n as u32,
+        gemm.k as u32,
+        gemm.b_trans as u32,
+        gemm.has_bias as u32,
+        gemm.act,
+        f(gemm.slope),
+        gemm.log_kind,
+        f(gemm.eps),
+    ]);
+    let (tiles_x, tiles_y) = gemm.tiles();
+    device.launch(
+        "matmul",
+        &params,
+        &[Input::Tensor(a), Input::Tensor(b), optional(bias)],
+        &mut out,
+        Grid::Tiles([tiles_x, tiles_y, 1]),
+    )?;
+    Ok(out)
+}
+
+/// A convolution kernel (`entry`) reading input, weight and optional bias, launched as
+/// `conv` plans it: its parameters are `conv.dims`, then has-bias, activation and slope.
+pub(super) fn tiled_conv<K: Kernels>(
+    device: &K,
+    entry: &'static str,
+    conv: &TiledConv,
+    input: &K::Tensor,
+    weight: &K::Tensor,
+    bias: Option<&K::Tensor>,
+) -> Result<K::Tensor> {
+    let mut out = device.alloc(&conv.out_shape)?;
+    if conv.is_empty() {
+        return Ok(out);
+    }
+    let mut words = conv.dims.clone();
+    words.extend([conv.has_bias as u32, conv.act, f(conv.slope)]);
+    device.launch(
+        entry,
+        &Params::new(&words),
+        &[Input::Tensor(input), Input::Tensor(weight), optional(bias)],
+        &mut out,
+        Grid::Tiles(conv.tiles),
+    )?;
+    Ok(out)
+}
