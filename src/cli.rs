@@ -226,9 +226,9 @@ pub struct BenchArgs {
     #[arg(short = 'j', long, value_delimiter = ',', value_parser = parse_threads)]
     pub threads: Vec<usize>,
 
-    /// Windows per backend call.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
+    /// Windows per backend call [default: 8, as `screen`].
+    #[arg(long)]
+    pub batch: Option<usize>,
 }
 
 #[derive(Args)]

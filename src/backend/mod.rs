@@ -57,6 +57,12 @@ pub trait Device: Send + Sync {
     /// Short name used in reports: "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
 
+    /// Whether tensors live in the host's memory (the CPU backend), so a batch's activations
+    /// count against the memory a run may use.
+    fn tensors_on_host(&self) -> bool {
+        false
+    }
+
     /// Most elements one tensor may hold on this backend (a GPU's storage-binding limit);
     /// `Model` splits a batch whose largest tensor would exceed it.
     fn max_tensor_elements(&self) -> usize {

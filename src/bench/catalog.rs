@@ -31,7 +31,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         "catalog {} ({files} files), model {}, batch {}, {cores} cores",
         catalog.display(),
         info.id,
-        job.batch
+        job.batch.unwrap_or(crate::screen::pipeline::DEFAULT_BATCH)
     )?;
     writeln!(
         out,
@@ -63,17 +63,13 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 continue;
             }
         };
-        crate::screen::pipeline::check_batch(
-            scorer.info(),
-            job.batch.max(1),
-            scorer.backend_name(),
-        )?;
+        let batch = crate::screen::pipeline::chosen_batch(job.batch, scorer.as_ref())?;
         for &t in &threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(t.max(1))
                 .build()?;
             let opts = ScreenOptions {
-                batch: job.batch.max(1),
+                batch,
                 decoders: t.max(1),
                 threshold: 0.5,
                 segments: false,

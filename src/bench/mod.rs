@@ -29,7 +29,8 @@ pub struct BenchJob {
     /// Thread counts to time with a catalog [empty: 1 and all cores].
     pub threads: Vec<usize>,
     /// Windows per backend call.
-    pub batch: usize,
+    /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
+    pub batch: Option<usize>,
 }
 
 /// Run the benchmark, writing its table to `out`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{BenchJob, StageTimes, backends_to_time, synthetic_windows, time_stages};
 use crate::backend::{self, Backend, BackendKind, WithBackend};
 use crate::model::{self, Detector, ModelSpec};
+use crate::screen::pipeline::{DEFAULT_BATCH, check_batch};
 
 pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
     let detectors = match &job.model {
@@ -17,10 +18,10 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
             .map(|(name, _)| model::load(name))
             .collect::<crate::Result<Vec<_>>>()?,
     };
-    let batch = job.batch.max(1);
+    let batch = job.batch.unwrap_or(DEFAULT_BATCH).max(1);
     for detector in &detectors {
-        // The CPU backend's bound is the strictest (it holds the activations too).
-        crate::screen::pipeline::check_batch(&detector.info(), batch, "cpu")?;
+        // Checked as for the CPU backend, the strictest bound (activations in host memory).
+        check_batch(&detector.info(), batch, "cpu", true)?;
     }
     writeln!(
         out,

@@ -99,6 +99,10 @@ impl<B: Backend + 'static> Scorer for Fused<B> {
         self.backend.name()
     }
 
+    fn tensors_on_host(&self) -> bool {
+        self.backend.tensors_on_host()
+    }
+
     fn info(&self) -> &DetectorInfo {
         &self.info
     }

@@ -161,6 +161,8 @@ pub fn open(arg: &str, kind: BackendKind) -> Result<Box<dyn Scorer>> {
 /// care which backend runs it.
 pub trait Scorer: Send + Sync {
     fn backend_name(&self) -> &'static str;
+    /// Whether the backend's tensors live in host memory (see `Device::tensors_on_host`).
+    fn tensors_on_host(&self) -> bool;
     fn info(&self) -> &DetectorInfo;
     /// Queue the calibrated scoring of `count` windows: `inputs[k]` holds them laid end to end
     /// as network k takes them (`info().networks[k]`: its rate and window length; see
@@ -201,6 +203,9 @@ struct Bound<B: Backend> {
 impl<B: Backend + 'static> Scorer for Bound<B> {
     fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+    fn tensors_on_host(&self) -> bool {
+        self.backend.tensors_on_host()
     }
     fn info(&self) -> &DetectorInfo {
         &self.info

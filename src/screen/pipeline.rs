@@ -71,21 +71,31 @@ pub fn batch_memory(info: &DetectorInfo, batch: usize, on_cpu: bool) -> u64 {
     per_window * batch as u64
 }
 
-/// Refuse a `--batch` whose buffers would not fit in the memory this machine has available
-/// (Linux's MemAvailable), before anything is allocated: better a clear error than an abort
-/// minutes into a run.
 /// The batch a run uses: `--batch` or [`DEFAULT_BATCH`], checked against the memory available.
 pub fn chosen_batch(requested: Option<usize>, scorer: &dyn crate::model::Scorer) -> Result<usize> {
     let batch = requested.unwrap_or(DEFAULT_BATCH).max(1);
-    check_batch(scorer.info(), batch, scorer.backend_name())?;
+    check_batch(
+        scorer.info(),
+        batch,
+        scorer.backend_name(),
+        scorer.tensors_on_host(),
+    )?;
     Ok(batch)
 }
 
-pub fn check_batch(info: &DetectorInfo, batch: usize, backend: &'static str) -> Result<()> {
+/// Refuse a `--batch` whose buffers would not fit in the memory this machine has available
+/// (Linux's MemAvailable), before anything is allocated: better a clear error than an abort
+/// minutes into a run. `on_host`: the backend's activations are in host memory too.
+pub fn check_batch(
+    info: &DetectorInfo,
+    batch: usize,
+    backend: &'static str,
+    on_host: bool,
+) -> Result<()> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
-    let on_cpu = backend == "cpu";
+    let on_cpu = on_host;
     let need = batch_memory(info, batch, on_cpu);
     let budget = (available as f64 * MEMORY_SHARE) as u64;
     if need <= budget {

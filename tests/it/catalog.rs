@@ -612,7 +612,7 @@ fn bench_runs_as_a_library_call() {
         repeats: 1,
         backends: vec![BackendKind::Cpu],
         threads: vec![],
-        batch: 3,
+        batch: Some(3),
     };
     bench::run(&job, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();

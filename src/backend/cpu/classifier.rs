@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm};
+use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
@@ -55,10 +55,7 @@ impl ClassifierOps for CpuBackend {
                     dst,
                 );
                 for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
-                    let b = bias.map_or(0.0, |b| b.data[o]);
-                    for v in plane {
-                        *v = act.apply(*v + b);
-                    }
+                    simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
                 }
             });
         CpuTensor::new(out, &[batch, out_ch, ho, wo])
@@ -193,9 +190,7 @@ impl ClassifierOps for CpuBackend {
                     dst,
                 );
                 for row in dst.chunks_mut(outputs) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
-                    }
+                    simd::bias_activate(row, bias.map(|b| b.data.as_slice()), act);
                 }
             });
         CpuTensor::new(out, &[batch, outputs])

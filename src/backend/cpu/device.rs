@@ -73,6 +73,10 @@ impl Device for CpuBackend {
         "cpu"
     }
 
+    fn tensors_on_host(&self) -> bool {
+        true
+    }
+
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<CpuTensor> {
         CpuTensor::new(data.to_vec(), shape)
     }

@@ -1,12 +1,15 @@
 //! CPU encoder ops: channels-last conv1d (im2col + SGEMM), layer norm, multi-head attention
-//! (two SGEMMs and a softmax per batch item and head), broadcast add; rayon across rows,
-//! windows and heads.
+//! (per window, head and block of queries: two SGEMMs and a vectorised softmax), broadcast
+//! add; rayon across rows, windows and heads.
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm};
+use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, Conv1dParams, EncoderOps};
+
+/// Queries whose attention scores are computed together (a [64, T] block stays in L2).
+const QUERY_BLOCK: usize = 64;
 
 impl EncoderOps for CpuBackend {
     fn conv1d(
@@ -51,9 +54,7 @@ impl EncoderOps for CpuBackend {
                     }
                     sgemm(c.out_len, k * ch, o, &cols, (k * ch, 1), &w, (o, 1), dst);
                     for row in dst.chunks_mut(o) {
-                        for (j, v) in row.iter_mut().enumerate() {
-                            *v = act.apply(*v + bias.map_or(0.0, |b| b.data[j]));
-                        }
+                        simd::bias_activate(row, bias.map(|b| b.data.as_slice()), act);
                     }
                 });
         }
@@ -69,16 +70,8 @@ impl EncoderOps for CpuBackend {
     ) -> Result<CpuTensor> {
         let [_, dim] = CHECK.layer_norm(&input.shape, &gamma.shape, &beta.shape)?;
         let mut out = input.data.clone();
-        out.par_chunks_mut(dim).for_each(|row| {
-            // Two passes in f64: rows of large activations (Whisper's reach ~20) keep their
-            // small variances exact.
-            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
-            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / dim as f64;
-            let inv = 1.0 / (var + eps as f64).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(&gamma.data).zip(&beta.data) {
-                *v = ((*v as f64 - mean) * inv) as f32 * g + b;
-            }
-        });
+        out.par_chunks_mut(dim)
+            .for_each(|row| simd::layer_norm_row(row, &gamma.data, &beta.data, eps));
         CpuTensor::new(out, &input.shape)
     }
 
@@ -86,42 +79,43 @@ impl EncoderOps for CpuBackend {
         let a = CHECK.attention(&qkv.shape, heads)?;
         let (t, d, dh) = (a.len, a.dim, a.head_dim);
         let scale = 1.0 / (dh as f32).sqrt();
-        // One task per (window, head): scores [T, T], softmax, then [T, dh] of output.
+        // One task per (window, head), queries in blocks: a block's scores [rows, T] stay in
+        // cache (the T × T matrix is never made), each row's softmax is vectorised, then the
+        // block's [rows, dh] of output is one more SGEMM.
         let per_head: Vec<Vec<f32>> = (0..a.batch * heads)
             .into_par_iter()
-            .map(|task| {
+            .map_init(Vec::new, |scores, task| {
                 let (b, h) = (task / heads, task % heads);
                 let base = b * t * 3 * d;
-                let q = &qkv.data[base + h * dh..];
                 let k = &qkv.data[base + d + h * dh..];
                 let v = &qkv.data[base + 2 * d + h * dh..];
-                let mut scores = vec![0.0f32; t * t];
-                // q [T, dh] (row stride 3D) times kᵀ (element (i, j) = k[j, i]).
-                sgemm(t, dh, t, q, (3 * d, 1), k, (1, 3 * d), &mut scores);
-                for row in scores.chunks_mut(t) {
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s * scale));
-                    let mut sum = 0.0f32;
-                    for s in row.iter_mut() {
-                        *s = (*s * scale - max).exp();
-                        sum += *s;
-                    }
-                    for s in row.iter_mut() {
-                        *s /= sum;
-                    }
-                }
                 let mut out = vec![0.0f32; t * dh];
-                sgemm(t, t, dh, &scores, (t, 1), v, (3 * d, 1), &mut out);
+                for first in (0..t).step_by(QUERY_BLOCK) {
+                    let rows = QUERY_BLOCK.min(t - first);
+                    let q = &qkv.data[base + first * 3 * d + h * dh..];
+                    scores.resize(rows * t, 0.0);
+                    // q [rows, dh] (row stride 3D) times kᵀ (element (i, j) = k[j, i]).
+                    sgemm(rows, dh, t, q, (3 * d, 1), k, (1, 3 * d), scores);
+                    for row in scores.chunks_mut(t) {
+                        simd::softmax_scaled(row, scale);
+                    }
+                    let dst = &mut out[first * dh..(first + rows) * dh];
+                    sgemm(rows, t, dh, scores, (t, 1), v, (3 * d, 1), dst);
+                }
                 out
             })
             .collect();
         let mut out = vec![0.0f32; a.batch * t * d];
-        for (task, head_out) in per_head.iter().enumerate() {
-            let (b, h) = (task / heads, task % heads);
-            for (i, row) in head_out.chunks(dh).enumerate() {
-                let at = (b * t + i) * d + h * dh;
-                out[at..at + dh].copy_from_slice(row);
-            }
-        }
+        out.par_chunks_mut(t * d.max(1))
+            .enumerate()
+            .for_each(|(b, window)| {
+                for h in 0..heads {
+                    for (i, row) in per_head[b * heads + h].chunks(dh).enumerate() {
+                        let at = i * d + h * dh;
+                        window[at..at + dh].copy_from_slice(row);
+                    }
+                }
+            });
         CpuTensor::new(out, &[a.batch, t, d])
     }
 

@@ -5,6 +5,7 @@ mod classifier;
 mod device;
 mod encoder;
 mod frontend;
+mod simd;
 
 pub use device::{CpuBackend, CpuTensor};
 
