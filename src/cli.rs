@@ -110,8 +110,8 @@ pub struct ScreenArgs {
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
 
-    /// Write rows to FILE instead of standard output (the file is replaced, or continued with
-    /// --resume).
+    /// Write rows to FILE instead of standard output. A FILE that already holds a report is
+    /// refused: continue it with --resume, or replace it with --force.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -135,6 +135,10 @@ pub struct ScreenArgs {
     /// With --resume: drop the report's error rows and screen those inputs again.
     #[arg(long, requires = "resume")]
     pub retry_failed: bool,
+
+    /// Replace the report already in -o FILE (without it, a non-empty FILE is refused).
+    #[arg(long, requires = "output", conflicts_with = "resume")]
+    pub force: bool,
 
     /// Screen only shard I of N (0-based): inputs whose path hashes to I mod N. Defaults to the
     /// Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) or the Kubernetes Indexed Job

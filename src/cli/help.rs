@@ -7,7 +7,8 @@ macro_rules! exit_codes {
   0  every input was screened (whatever the verdicts)
   1  the run finished, but some inputs failed; their rows carry an `error`
   2  fatal: bad arguments, unusable model or backend, or the report could not be written
-     (or is locked by another run, or --resume found another format, model or threshold)
+     (or is locked by another run, already holds a report and neither --resume nor --force
+     was given, is an input, or --resume found another format, model or threshold)
   130/143  stopped by SIGINT/SIGTERM: finished rows are kept; rerun with --resume"
     };
 }

@@ -26,6 +26,7 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             segments: a.segments,
             progress: !a.no_progress,
             resume: a.resume,
+            force: a.force,
             retry_failed: a.retry_failed,
             shard: a.shard,
             ordered: a.ordered,

@@ -44,6 +44,8 @@ pub struct ScreenJob {
     pub progress: bool,
     /// Continue the report in `output` instead of replacing it.
     pub resume: bool,
+    /// Replace a report already in `output` (otherwise a non-empty one is refused).
+    pub force: bool,
     /// With `resume`: screen the inputs of error rows again (their old rows are dropped).
     pub retry_failed: bool,
     /// Screen only this shard [default: from the Slurm or Kubernetes environment].
@@ -88,10 +90,24 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     if job.retry_failed && !job.resume {
         bail!("--retry-failed goes with --resume -o FILE: it re-screens that report's error rows");
     }
+    if job.force && job.resume {
+        bail!("--force replaces the report and --resume continues it: give one of them");
+    }
     let shard = match job.shard {
         Some(s) => Some(s),
         None => Shard::from_env()?,
     };
+    if let Some(out) = &job.output
+        && let Some(input) = job.paths.iter().find(|p| inputs::same_file(p, out))
+    {
+        bail!(
+            "-o {} is also an input ({}): the report would overwrite it",
+            out.display(),
+            input.display()
+        );
+    }
+    // A list that cannot be read fails here, before the report is touched.
+    let listed = inputs::stream(job.paths.clone(), job.files_from.as_deref())?;
     let scorer = model::open(&job.model, job.backend)?;
     let threshold = job.threshold.unwrap_or(scorer.info().threshold);
     let spec_id = scorer.info().id.clone();
@@ -102,9 +118,15 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let mut failed_before = 0;
     let mut writer = match &job.output {
         Some(path) => {
-            let open = || {
-                journal::DurableFile::open(path, job.resume).context("cannot create output file")
+            let existing = if job.resume {
+                journal::Existing::Append
+            } else if job.force {
+                journal::Existing::Replace
+            } else {
+                journal::Existing::Refuse
             };
+            let open =
+                || journal::DurableFile::open(path, existing).context("cannot create output file");
             let mut file = open()?;
             let mut header = true;
             if job.resume {
@@ -165,7 +187,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let cut = Arc::new(AtomicBool::new(false));
     let cut_c = cut.clone();
     let inputs: inputs::Inputs = Box::new(
-        inputs::stream(job.paths.clone(), job.files_from.as_deref())?
+        listed
             .inspect(move |_| {
                 seen_c.fetch_add(1, Ordering::Relaxed);
             })

@@ -184,6 +184,17 @@ fn drop_error_rows(path: &Path, file: &File, format: Format) -> Result<usize> {
     Ok(dropped)
 }
 
+/// What [`DurableFile::open`] does with a report that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Append to it (`--resume`).
+    Append,
+    /// Empty it (`--force`).
+    Replace,
+    /// Refuse, unless it is empty: a report is never lost to a rerun that forgot `--resume`.
+    Refuse,
+}
+
 /// The report being written: appended to, synced at least every `SYNC_EVERY` and on drop, and
 /// (a regular file) exclusively locked while open. Pipes, FIFOs and devices (`-o /dev/null`,
 /// `/dev/stdout`) are written as they are: no lock, no sync (they refuse fsync).
@@ -194,9 +205,19 @@ pub struct DurableFile {
 }
 
 impl DurableFile {
-    /// Open `path` for appending (`append`) or replace it, after taking its lock: a second run
-    /// on the same report stops here, before touching a byte of it.
-    pub fn open(path: &Path, append: bool) -> Result<Self> {
+    /// Open `path` for appending or replacing, as `existing` says, after taking its lock: a
+    /// second run on the same report stops here, before touching a byte of it. A symbolic link
+    /// to a regular file is refused (the file it names would be written; `/dev/stdout` and
+    /// other links to pipes and devices are fine).
+    pub fn open(path: &Path, existing: Existing) -> Result<Self> {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return Err(Error::Report(format!(
+                "{} is a symbolic link to a file: give -o the file's own path (a report is never \
+                 written through a link)",
+                path.display()
+            )));
+        }
         let regular = match std::fs::metadata(path) {
             Ok(m) => m.is_file(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
@@ -234,8 +255,17 @@ impl DurableFile {
             }
             Err(TryLockError::Error(e)) => return Err(io(path)(e)),
         }
-        if !append {
-            file.set_len(0).map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
+        match existing {
+            Existing::Append => {}
+            Existing::Refuse if len > 0 => {
+                return Err(Error::Report(format!(
+                    "{} already exists ({len} bytes): continue that report with --resume, \
+                     replace it with --force, or write to another -o",
+                    path.display()
+                )));
+            }
+            Existing::Replace | Existing::Refuse => file.set_len(0).map_err(io(path))?,
         }
         Ok(DurableFile {
             file,

@@ -186,15 +186,44 @@ pub struct MergeJob {
 pub fn run(job: &MergeJob) -> anyhow::Result<MergeReport> {
     use anyhow::Context;
     let format = detect_format(&job.reports, job.format)?;
-    let mut out: Box<dyn Write> = match &job.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    let report = match &job.output {
+        Some(path) => {
+            if let Some(input) = job
+                .reports
+                .iter()
+                .find(|r| super::inputs::same_file(r, path))
+            {
+                anyhow::bail!(
+                    "-o {} is also a report to merge ({}): it would be overwritten",
+                    path.display(),
+                    input.display()
+                );
+            }
+            // Written beside the target and renamed over it once complete: a failed or killed
+            // merge leaves whatever was at -o untouched.
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = path.with_file_name(format!(".{name}.merging-{}", std::process::id()));
+            let result = (|| -> anyhow::Result<MergeReport> {
+                let file = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let report = merge(&job.reports, format, &mut out, job.expect.as_deref())?;
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(report)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            merge(&job.reports, format, &mut out, job.expect.as_deref())?
+        }
     };
-    let report = merge(&job.reports, format, &mut out, job.expect.as_deref())?;
-    drop(out);
     for p in report.duplicates.iter().take(20) {
         eprintln!("deepscreen: duplicate row for {p} (kept the first)");
     }

@@ -347,6 +347,7 @@ fn screen_and_merge_run_as_library_calls() {
             progress: false,
             resume: false,
             retry_failed: false,
+            force: false,
             shard: Some(format!("{i}/2").parse().unwrap()),
             ordered: false,
         })
@@ -820,7 +821,10 @@ fn a_second_run_on_a_locked_report_stops_without_touching_it() {
         assert_eq!(std::fs::read(&report).unwrap(), before, "{extra:?}");
     }
     drop(holder);
-    assert_eq!(screen_to(&model, &cat, &report, &[]).status.code(), Some(1));
+    assert_eq!(
+        screen_to(&model, &cat, &report, &["--force"]).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -1061,6 +1065,11 @@ fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_
     let cat2 = tmp.path().join("utf8");
     std::fs::create_dir_all(&cat2).unwrap();
     write_wav(&cat2.join("b.wav"), 1.0, 500.0);
-    assert_eq!(screen_to(&model, &cat2, &plain, &[]).status.code(), Some(0));
+    // A second run into the same report replaces it only when asked to.
+    assert_eq!(screen_to(&model, &cat2, &plain, &[]).status.code(), Some(2));
+    assert_eq!(
+        screen_to(&model, &cat2, &plain, &["--force"]).status.code(),
+        Some(0)
+    );
     assert!(rows(&plain)[0].get("path_hex").is_none());
 }

@@ -997,3 +997,80 @@ fn a_batch_too_large_for_memory_is_refused_up_front() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A report is never lost: an existing one is refused without --force (and a fatal error
+/// with --force or --resume leaves it as it was), -o never overwrites an input, and a
+/// symbolic link to a file is not written through. `merge` refuses an -o among its inputs.
+#[test]
+fn an_existing_report_or_input_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path());
+    let audio = dir.path().join("victim.wav");
+    crate::common::write_wav_16k(&audio, 1.5, |t| {
+        0.3 * (2.0 * 440.0 * std::f32::consts::PI * t).sin()
+    });
+    let report = dir.path().join("r.jsonl");
+    let screen = |extra: &[&std::ffi::OsStr]| {
+        run(bin()
+            .arg("screen")
+            .arg(&audio)
+            .arg("--model")
+            .arg(&model)
+            .arg("--no-progress")
+            .args(extra))
+    };
+    let o = std::ffi::OsStr::new("-o");
+    let first = screen(&[o, report.as_os_str()]);
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let kept = std::fs::read(&report).unwrap();
+    assert!(!kept.is_empty());
+    let fails = |out: &Output, says: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    };
+
+    // Rerun without --resume or --force: refused, the report untouched.
+    fails(&screen(&[o, report.as_os_str()]), "--resume");
+    assert_eq!(std::fs::read(&report).unwrap(), kept);
+    // A fatal error (a directory as the list) with --force or --resume: the report untouched.
+    let list = std::ffi::OsStr::new("--files-from");
+    for mode in ["--force", "--resume"] {
+        let mode = std::ffi::OsStr::new(mode);
+        fails(
+            &screen(&[o, report.as_os_str(), mode, list, dir.path().as_os_str()]),
+            "directory",
+        );
+        assert_eq!(std::fs::read(&report).unwrap(), kept, "{mode:?}");
+    }
+    // --force replaces it.
+    let replaced = screen(&[o, report.as_os_str(), std::ffi::OsStr::new("--force")]);
+    assert_eq!(replaced.status.code(), Some(0), "{replaced:?}");
+    assert_eq!(std::fs::read(&report).unwrap(), kept);
+
+    // -o naming an input: refused even with --force, the audio untouched.
+    let wav = std::fs::read(&audio).unwrap();
+    let force = std::ffi::OsStr::new("--force");
+    fails(&screen(&[o, audio.as_os_str(), force]), "also an input");
+    assert_eq!(std::fs::read(&audio).unwrap(), wav);
+
+    // A symbolic link to a file: refused, the file it names untouched.
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("precious.txt");
+        std::fs::write(&target, "keep me\n").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        fails(&screen(&[o, link.as_os_str(), force]), "symbolic link");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    }
+
+    // merge: -o among the reports is refused; a merge into a new file works.
+    let merged = run(bin().arg("merge").arg(&report).arg("-o").arg(&report));
+    fails(&merged, "also a report to merge");
+    assert_eq!(std::fs::read(&report).unwrap(), kept);
+    let out = dir.path().join("merged.jsonl");
+    let merged = run(bin().arg("merge").arg(&report).arg("-o").arg(&out));
+    assert_eq!(merged.status.code(), Some(0), "{merged:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), kept);
+}
