@@ -147,6 +147,15 @@ pub fn load(arg: &str) -> Result<Detector> {
     )))
 }
 
+/// The embedded model whose id is `id` (what to pass `--model` to continue a report it wrote).
+pub fn embedded_name_of(id: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find_map(|(name, bytes)| {
+        file::read_config(bytes, name)
+            .is_ok_and(|c| c.id() == id)
+            .then_some(*name)
+    })
+}
+
 /// Load a network by `NAME|FILE` (a fused model is refused: see [`load`]).
 pub fn resolve(arg: &str) -> Result<ModelSpec> {
     load(arg)?.into_network()

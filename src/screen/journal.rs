@@ -107,10 +107,14 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
     for entry in RowReader::new(handle, path, expected.format).map_err(resume_error)? {
         let Entry { row, at, .. } = entry.map_err(resume_error)?;
         if row.model != expected.model {
+            let model = match crate::model::embedded_name_of(&row.model) {
+                Some(name) => format!("--model {name}"),
+                None => format!("--model and the file of model {:?}", row.model),
+            };
             return Err(refuse(format!(
-                "{at} was written by model {:?}, this run uses {:?} (resume with --model {}, \
+                "{at} was written by model {:?}, this run uses {:?} (resume with {model}, \
                  or write another -o)",
-                row.model, expected.model, row.model
+                row.model, expected.model
             )));
         }
         if let Some(t) = row.threshold

@@ -784,6 +784,12 @@ fn resume_refuses_another_format_model_or_threshold() {
         "{}",
         stderr_of(&out)
     );
+    // Not an embedded model: the suggestion is its file, not an id `--model` would refuse.
+    assert!(
+        stderr_of(&out).contains("--model and the file of model \"catalog-test\""),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(std::fs::read(&report).unwrap(), before);
     // The same model and threshold resume; the kept error row still sets the exit code.
     let out = screen_to(&model, &cat, &report, &["--resume", "-f", "jsonl"]);

@@ -1165,3 +1165,18 @@ fn a_fusion_of_missing_or_fused_members_is_refused() {
         "a fusion has no network of its own"
     );
 }
+
+/// `--resume` names the embedded model that wrote a report: every embedded id maps back to
+/// its own name (ids are unique), and an unknown id to none.
+#[test]
+fn each_embedded_id_names_its_model() {
+    for (name, _) in deepscreen::model::EMBEDDED {
+        let id = deepscreen::model::load(name).unwrap().info().id;
+        assert_eq!(
+            deepscreen::model::embedded_name_of(&id),
+            Some(*name),
+            "{id}"
+        );
+    }
+    assert_eq!(deepscreen::model::embedded_name_of("no-such-model"), None);
+}
