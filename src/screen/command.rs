@@ -180,7 +180,8 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let (seen_c, skipped_c, repeated_c) = (seen.clone(), skipped_done.clone(), repeated.clone());
     // A path listed twice is screened once (16 bytes per distinct input: ~30 MB per million).
     let mut distinct = HashSet::new();
-    let stop = StopSignal::install()?;
+    let progress = progress_bar(job.progress);
+    let stop = StopSignal::install(progress.clone())?;
     let stopping = stop.flag();
     // Whether a stop left inputs of this run unscreened (checked after the shard and resume
     // filters: a signal that arrives as the last input finishes leaves a complete report).
@@ -215,7 +216,6 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
             }),
     );
 
-    let progress = progress_bar(job.progress);
     let opts = ScreenOptions {
         batch,
         decoders: threads,
@@ -227,12 +227,14 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         .output
         .clone()
         .unwrap_or_else(|| "<standard output>".into());
-    let mut failed = 0usize;
+    let (mut failed, mut audio) = (0usize, 0.0f64);
     let summary = pipeline::run(inputs, scorer.as_ref(), &opts, &mut |row| {
-        if row.error.is_some() {
-            failed += 1;
-            progress.set_message(format!("{failed} failed"));
-        }
+        failed += row.error.is_some() as usize;
+        audio += row.duration_s.unwrap_or(0.0);
+        progress.set_message(format!(
+            "{} of audio, {failed} failed",
+            human_duration(audio)
+        ));
         progress.inc(1);
         writer.write(&row).map_err(|source| crate::Error::Io {
             path: report_name.clone(),
@@ -316,33 +318,80 @@ fn signal_name(sig: i32) -> &'static str {
     if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
 }
 
-/// SIGINT and SIGTERM handlers for one run: the first signal is recorded (inputs stop), a
-/// second one while stopping exits at once. Removed again when the run ends.
+/// SIGINT and SIGTERM handlers for one run: the first signal is recorded (inputs stop) and
+/// said at once; a second one ends the process at once, saying so. Removed again when the run
+/// ends.
 struct StopSignal {
+    /// The last signal caught (0: none).
     caught: Arc<AtomicUsize>,
     ids: Vec<signal_hook::SigId>,
+    /// Tells the watcher thread that the run is over.
+    done: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StopSignal {
-    fn install() -> anyhow::Result<Self> {
+    /// `progress`: the bar to keep the messages clear of.
+    fn install(progress: ProgressBar) -> anyhow::Result<Self> {
         let caught = Arc::new(AtomicUsize::new(0));
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let count = Arc::new(AtomicUsize::new(0));
         let mut ids = Vec::new();
         for sig in [SIGINT, SIGTERM] {
-            // Registered first, so it sees the flag as the previous signal left it.
-            ids.push(signal_hook::flag::register_conditional_shutdown(
-                sig,
-                128 + sig,
-                stopping.clone(),
-            )?);
-            ids.push(signal_hook::flag::register(sig, stopping.clone())?);
             ids.push(signal_hook::flag::register_usize(
                 sig,
                 caught.clone(),
                 sig as usize,
             )?);
+            let count = count.clone();
+            // SAFETY: the handler only increments an atomic (async-signal-safe).
+            ids.push(unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    count.fetch_add(1, Ordering::SeqCst);
+                })
+            }?);
         }
-        Ok(StopSignal { caught, ids })
+        // Messages cannot be printed from a signal handler: a thread watches the count.
+        let done = Arc::new(AtomicBool::new(false));
+        let (done_w, caught_w) = (done.clone(), caught.clone());
+        let watcher = std::thread::spawn(move || {
+            let mut announced = false;
+            loop {
+                // Read before the checks, so a signal that came just before the end is said.
+                let finished = done_w.load(Ordering::SeqCst);
+                let n = count.load(Ordering::SeqCst);
+                let sig = caught_w.load(Ordering::Relaxed) as i32;
+                if n >= 2 {
+                    progress.suspend(|| {
+                        eprintln!(
+                            "deepscreen: {} again: stopped at once; every finished file is in the \
+                             report (--resume cuts a torn last row and screens the rest)",
+                            signal_name(sig)
+                        )
+                    });
+                    std::process::exit(128 + sig);
+                }
+                if n == 1 && !announced {
+                    announced = true;
+                    progress.suspend(|| {
+                        eprintln!(
+                            "deepscreen: {}: starting no new files, finishing those in flight \
+                             (signal again to stop at once; --resume screens the rest)",
+                            signal_name(sig)
+                        )
+                    });
+                }
+                if finished {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        Ok(StopSignal {
+            caught,
+            ids,
+            done,
+            watcher: Some(watcher),
+        })
     }
 
     fn flag(&self) -> Arc<AtomicUsize> {
@@ -362,6 +411,10 @@ impl Drop for StopSignal {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -375,6 +428,8 @@ fn progress_bar(wanted: bool) -> ProgressBar {
         ProgressStyle::with_template("{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
+    // Redrawn on a clock, not only per row: a long file in flight does not freeze it.
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
 }
 

@@ -978,6 +978,12 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("stopped by SIGTERM"));
+    // The signal was acknowledged when it came, not only in the summary.
+    assert!(
+        stderr_of(&out).contains("SIGTERM: starting no new files"),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(rows(&report).len(), 2);
     let out = bin()
         .args(["screen", "--no-progress", "--resume", "--files-from"])
