@@ -74,6 +74,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 threshold: 0.5,
                 segments: false,
                 ordered: false,
+                stop: None,
             };
             let summary =
                 pool.install(|| pipeline::run(list()?, scorer.as_ref(), &opts, &mut |_| Ok(())))?;

@@ -50,6 +50,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         threshold: scorer.info().threshold,
         segments: false,
         ordered: true,
+        stop: None,
     };
     let inputs: inputs::Inputs = Box::new(
         trials

@@ -68,9 +68,10 @@ pub struct Outcome {
 /// Screen `job`'s inputs into its report and print the summary line on standard error.
 /// Files that fail get an error row and are counted in the summary; an error here means
 /// nothing usable was produced (no inputs, bad model or backend, unwritable report).
-/// SIGINT or SIGTERM (Ctrl-C, Slurm's time limit or preemption) stops taking new inputs: the
-/// files in flight are finished and written, and the report can be continued with `--resume`;
-/// a second signal ends the process at once.
+/// SIGINT or SIGTERM (Ctrl-C, Slurm's time limit or preemption) stops the run within moments:
+/// no new input is started, the files in flight are dropped without a row, every finished file
+/// is written, and the report can be continued with `--resume`; a second signal ends the
+/// process at once.
 pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let threads = job
         .threads
@@ -222,6 +223,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         threshold,
         segments: job.segments,
         ordered: job.ordered,
+        stop: Some(stop.flag()),
     };
     let report_name = job
         .output
@@ -243,7 +245,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     })?;
     progress.finish_and_clear();
     let caught = stop.caught();
-    let stopped_by = caught.filter(|_| cut.load(Ordering::Relaxed));
+    let stopped_by = caught.filter(|_| cut.load(Ordering::Relaxed) || summary.dropped > 0);
     let seen = seen.load(Ordering::Relaxed);
     if seen == 0 && stopped_by.is_none() {
         bail!("nothing to screen: no audio files found in the given paths");
@@ -300,7 +302,14 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         let name = signal_name(sig);
         eprintln!(
             "deepscreen: stopped by {name} before the inputs ran out; every finished file is in \
-             the report{}",
+             the report{}{}",
+            match summary.dropped {
+                0 => String::new(),
+                n => format!(
+                    " ({} in flight dropped, no row)",
+                    crate::text::count(n, "file")
+                ),
+            },
             match &job.output {
                 Some(_) => ": run the same command with --resume to screen the rest",
                 None => "",
@@ -374,8 +383,9 @@ impl StopSignal {
                     announced = true;
                     progress.suspend(|| {
                         eprintln!(
-                            "deepscreen: {}: starting no new files, finishing those in flight \
-                             (signal again to stop at once; --resume screens the rest)",
+                            "deepscreen: {}: stopping: no new file is started and those in \
+                             flight are dropped (--resume screens them again; signal again to \
+                             exit at once)",
                             signal_name(sig)
                         )
                     });

@@ -13,8 +13,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
@@ -36,6 +37,9 @@ pub struct ScreenOptions {
     pub segments: bool,
     /// Write rows in input order (held back until earlier inputs finish).
     pub ordered: bool,
+    /// Non-zero (a signal's number) when the run is to stop: the files in flight are dropped
+    /// without a row (`--resume` screens them again) and no new one is started.
+    pub stop: Option<Arc<AtomicUsize>>,
 }
 
 /// Windows per backend call when `--batch` is not given. Measured (BENCHMARKS.md): on the CPU
@@ -144,6 +148,9 @@ pub struct Summary {
     /// Decode + resample + windowing time summed over workers (excluding time blocked on a
     /// full queue).
     pub decode_time: Duration,
+    /// Files dropped part-way by a stop (`ScreenOptions::stop`): no row, screened again by
+    /// `--resume`.
+    pub dropped: usize,
 }
 
 impl Summary {
@@ -222,11 +229,13 @@ pub fn run(
         .iter()
         .map(|n| n.window_samples)
         .collect();
+    let dropped = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..opts.decoders.max(1) {
             let tx = tx.clone();
-            let source = &source;
-            scope.spawn(move || decode_worker(source, scorer, tx));
+            let (source, dropped) = (&source, &dropped);
+            let stop = opts.stop.as_deref();
+            scope.spawn(move || decode_worker(source, scorer, tx, stop, dropped));
         }
         drop(tx);
         scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, &lengths));
@@ -242,9 +251,10 @@ pub fn run(
         };
         // On a fatal error (the report cannot be written) the receivers are dropped: the
         // batcher's and then the workers' sends fail and they finish.
-        let result = agg.consume(stage_rx);
+        let result = agg.consume(stage_rx).and_then(|()| agg.flush_held());
         let mut summary = agg.summary;
         summary.elapsed = started.elapsed();
+        summary.dropped = dropped.load(Ordering::Relaxed);
         result.map(|_| summary)
     })
 }
@@ -354,9 +364,19 @@ pub fn decode_only(inputs: Inputs, info: &DetectorInfo, decoders: usize) -> Summ
 
 type Source = Mutex<std::iter::Enumerate<Inputs>>;
 
-fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
+fn decode_worker(
+    source: &Source,
+    scorer: &dyn Scorer,
+    tx: SyncSender<Msg>,
+    stop: Option<&AtomicUsize>,
+    dropped: &AtomicUsize,
+) {
     let info = scorer.info();
+    let stopping = || stop.is_some_and(|s| s.load(Ordering::Relaxed) != 0);
     loop {
+        if stopping() {
+            return;
+        }
         let next = source.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((file, input)) = next else {
             return;
@@ -369,6 +389,9 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
             Input::Broken { error, .. } => Err(error.clone()),
             Input::File(path) => {
                 let mut send = |window: NetworkWindows| {
+                    if stopping() {
+                        return Err(crate::Error::Audio("screening stopped".into()));
+                    }
                     let t = Instant::now();
                     let r = tx
                         .send(Msg::Window { file, window })
@@ -392,6 +415,11 @@ fn decode_worker(source: &Source, scorer: &dyn Scorer, tx: SyncSender<Msg>) {
                 .map_err(|e| e.to_string())
             }
         };
+        if stopping() {
+            // Dropped part-way (or finished as the stop came): no row; resume redoes it.
+            dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let decode_time = began.elapsed().saturating_sub(blocked);
         let done = Msg::Done {
             file,
@@ -552,6 +580,15 @@ impl Aggregator<'_> {
     }
 
     /// Write the file's row once its decoder is done and every window it sent is scored.
+    /// With `ordered`, write the rows still held back: the inputs before them were dropped by
+    /// a stop and will have no row.
+    fn flush_held(&mut self) -> Result<()> {
+        for (_, row) in std::mem::take(&mut self.held) {
+            (self.on_row)(row)?;
+        }
+        Ok(())
+    }
+
     fn try_finish(&mut self, file: usize) -> Result<()> {
         let ready = self
             .files

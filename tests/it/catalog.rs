@@ -980,7 +980,7 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     assert!(stderr_of(&out).contains("stopped by SIGTERM"));
     // The signal was acknowledged when it came, not only in the summary.
     assert!(
-        stderr_of(&out).contains("SIGTERM: starting no new files"),
+        stderr_of(&out).contains("SIGTERM: stopping: no new file is started"),
         "{}",
         stderr_of(&out)
     );
@@ -1084,4 +1084,51 @@ fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_
         Some(0)
     );
     assert!(rows(&plain)[0].get("path_hex").is_none());
+}
+
+/// A stop drops the files in flight without a row and starts no new one: the first row's
+/// callback raises the stop while the one decoder is part-way through a long second file
+/// (far more windows than the pipeline buffers), so that file is dropped, the third is never
+/// started, and only the first has a row.
+#[test]
+fn a_stop_drops_the_files_in_flight_without_a_row() {
+    use deepscreen::screen::inputs::Input;
+    use deepscreen::screen::pipeline::{self, ScreenOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let files = [("a.wav", 2.0), ("b.wav", 120.0), ("c.wav", 2.0)];
+    for (name, seconds) in files {
+        write_wav(&tmp.path().join(name), seconds, 300.0);
+    }
+    let scorer = deepscreen::model::open(
+        &model.display().to_string(),
+        deepscreen::backend::BackendKind::Cpu,
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicUsize::new(0));
+    let opts = ScreenOptions {
+        batch: 2,
+        decoders: 1,
+        threshold: 0.5,
+        segments: false,
+        ordered: true,
+        stop: Some(stop.clone()),
+    };
+    let inputs = Box::new(
+        files
+            .map(|(name, _)| Input::File(tmp.path().join(name)))
+            .into_iter(),
+    );
+    let mut rows = Vec::new();
+    let summary = pipeline::run(inputs, scorer.as_ref(), &opts, &mut |row| {
+        rows.push(row.path.clone());
+        stop.store(15, Ordering::Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rows, vec![tmp.path().join("a.wav").display().to_string()]);
+    assert_eq!(summary.files, 1);
+    assert_eq!(summary.dropped, 1, "b.wav, part-way");
 }
