@@ -48,15 +48,14 @@ impl<K: Kernels> ClassifierOps for K {
         p: &Conv2dParams,
         activation: Activation,
     ) -> Result<K::Tensor> {
-        let c = launch::conv2d(
-            self.check(),
-            input.shape(),
-            weight.shape(),
-            bias.map(|b| b.shape()),
-            p,
-            activation,
-        )?;
-        tiled_conv(self, "conv2d", &c, input, weight, bias)
+        tiled_conv(
+            self,
+            "conv2d",
+            |check, (x, w, b)| launch::conv2d(check, x, w, b, p, activation),
+            input,
+            weight,
+            bias,
+        )
     }
 
     fn channel_affine(

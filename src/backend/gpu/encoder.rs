@@ -20,15 +20,14 @@ impl<K: Kernels> EncoderOps for K {
         p: &Conv1dParams,
         activation: Activation,
     ) -> Result<K::Tensor> {
-        let c = launch::conv1d(
-            self.check(),
-            input.shape(),
-            weight.shape(),
-            bias.map(|b| b.shape()),
-            p,
-            activation,
-        )?;
-        tiled_conv(self, "conv1d", &c, input, weight, bias)
+        tiled_conv(
+            self,
+            "conv1d",
+            |check, (x, w, b)| launch::conv1d(check, x, w, b, p, activation),
+            input,
+            weight,
+            bias,
+        )
     }
 
     fn layer_norm(

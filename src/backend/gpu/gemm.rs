@@ -4,7 +4,9 @@
 
 use super::{Grid, Input, Kernels, Params, f};
 use crate::Result;
+use crate::backend::DeviceTensor;
 use crate::backend::launch::{Gemm, TiledConv};
+use crate::backend::shapes::Shapes;
 
 /// An optional input: the tensor, or a placeholder the kernel does not read.
 pub(super) fn optional<T>(t: Option<&T>) -> Input<'_, T> {
@@ -46,16 +48,22 @@ pub(super) fn matmul<K: Kernels>(
     Ok(out)
 }
 
-/// A convolution kernel (`entry`) reading input, weight and optional bias, launched as
-/// `conv` plans it: its parameters are `conv.dims`, then has-bias, activation and slope.
+/// The shapes a convolution's plan is made from: input, weight, optional bias.
+pub(super) type ConvShapes<'a> = (&'a [usize], &'a [usize], Option<&'a [usize]>);
+
+/// A convolution kernel (`entry`) reading input, weight and optional bias, launched as `plan`
+/// makes it from their shapes (`launch::conv2d` / `conv1d`): its parameters are the plan's
+/// `dims`, then has-bias, activation and slope.
 pub(super) fn tiled_conv<K: Kernels>(
     device: &K,
     entry: &'static str,
-    conv: &TiledConv,
+    plan: impl FnOnce(Shapes, ConvShapes<'_>) -> Result<TiledConv>,
     input: &K::Tensor,
     weight: &K::Tensor,
     bias: Option<&K::Tensor>,
 ) -> Result<K::Tensor> {
+    let shapes = (input.shape(), weight.shape(), bias.map(|b| b.shape()));
+    let conv = plan(device.check(), shapes)?;
     let mut out = device.alloc(&conv.out_shape)?;
     if conv.is_empty() {
         return Ok(out);
