@@ -178,10 +178,13 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let seen = Arc::new(AtomicUsize::new(0));
     let skipped_done = Arc::new(AtomicUsize::new(0));
     let repeated = Arc::new(AtomicUsize::new(0));
+    let progress = progress_bar(job.progress, || {
+        inputs::known_total(&job.paths, job.files_from.as_deref(), shard.is_some())
+    });
     let (seen_c, skipped_c, repeated_c) = (seen.clone(), skipped_done.clone(), repeated.clone());
+    let (progress_c, progress_r) = (progress.clone(), progress.clone());
     // A path listed twice is screened once (16 bytes per distinct input: ~30 MB per million).
     let mut distinct = HashSet::new();
-    let progress = progress_bar(job.progress);
     let stop = StopSignal::install(progress.clone())?;
     let stopping = stop.flag();
     // Whether a stop left inputs of this run unscreened (checked after the shard and resume
@@ -197,6 +200,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                 let new = distinct.insert(xxhash_rust::xxh3::xxh3_128(&path_bytes(input.path())));
                 if !new {
                     repeated_c.fetch_add(1, Ordering::Relaxed);
+                    progress_r.inc(1);
                 }
                 new
             })
@@ -205,6 +209,8 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                 let finished = done.contains(path_bytes(input.path()).as_ref());
                 if finished {
                     skipped_c.fetch_add(1, Ordering::Relaxed);
+                    // Counted towards the total, so the bar still ends full.
+                    progress_c.inc(1);
                 }
                 !finished
             })
@@ -428,22 +434,27 @@ impl Drop for StopSignal {
     }
 }
 
-/// A spinner with the file count, only when asked for and standard error is a terminal.
-fn progress_bar(wanted: bool) -> ProgressBar {
+/// The progress bar, only when asked for and standard error is a terminal: files done of the
+/// total when `total` can tell it cheaply (with an ETA), else a spinner with the count; the
+/// audio screened and the failures in its message.
+fn progress_bar(wanted: bool, total: impl FnOnce() -> Option<u64>) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let total = total();
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = match total {
+        Some(_) => "{bar:30} {pos}/{len} files  {elapsed_precise}  ETA {eta}  {per_sec}  {msg}",
+        None => "{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}",
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     // Redrawn on a clock, not only per row: a long file in flight does not freeze it.
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
 }
 
-/// "42.0 s", "12.5 min", "3.20 h".
 fn human_duration(seconds: f64) -> String {
     if seconds < 60.0 {
         format!("{seconds:.1} s")

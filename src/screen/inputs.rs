@@ -168,6 +168,42 @@ impl Iterator for WarnIfEmpty {
     }
 }
 
+/// How many inputs [`stream`] will give, when that is cheap to know before a run: files named
+/// on the command line and at most a `--files-from` list in a regular file, whose lines name no
+/// directory; and no shard (which takes an unknown share). Otherwise None.
+pub fn known_total(paths: &[PathBuf], files_from: Option<&str>, sharded: bool) -> Option<u64> {
+    if sharded || paths.iter().any(|p| !p.is_file()) {
+        return None;
+    }
+    let listed = match files_from {
+        None => 0,
+        Some("-") => return None,
+        Some(list) => {
+            let file = std::fs::File::open(list).ok()?;
+            if !file.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut n = 0u64;
+            for line in std::io::BufReader::new(file).split(b'\n') {
+                let mut line = line.ok()?;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if line.is_empty() {
+                    continue;
+                }
+                // A listed directory is walked: its count is not known up front.
+                if path_from_bytes(line).is_dir() {
+                    return None;
+                }
+                n += 1;
+            }
+            n
+        }
+    };
+    Some(paths.len() as u64 + listed)
+}
+
 #[cfg(unix)]
 fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;

@@ -1132,3 +1132,38 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
     assert_eq!(summary.files, 1);
     assert_eq!(summary.dropped, 1, "b.wav, part-way");
 }
+
+/// The progress bar's total is known only when it is cheap and exact: named files plus the
+/// non-empty lines of a list file naming no directory, and no shard.
+#[test]
+fn the_input_total_is_known_only_when_cheap() {
+    use deepscreen::screen::inputs::known_total;
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = catalog(tmp.path(), 3, 0.5);
+    let files: Vec<PathBuf> = ["track000.wav", "track001.wav"]
+        .iter()
+        .map(|n| cat.join(n))
+        .collect();
+    assert_eq!(known_total(&files, None, false), Some(2));
+    assert_eq!(known_total(&files, None, true), None, "sharded");
+    assert_eq!(
+        known_total(std::slice::from_ref(&cat), None, false),
+        None,
+        "a directory"
+    );
+    let list = tmp.path().join("list.txt");
+    std::fs::write(
+        &list,
+        format!("{}\n\n{}\r\n", files[0].display(), files[1].display()),
+    )
+    .unwrap();
+    let list_arg = list.display().to_string();
+    assert_eq!(known_total(&files[..1], Some(&list_arg), false), Some(3));
+    assert_eq!(known_total(&[], Some("-"), false), None, "standard input");
+    std::fs::write(&list, format!("{}\n", cat.display())).unwrap();
+    assert_eq!(
+        known_total(&[], Some(&list_arg), false),
+        None,
+        "a listed directory"
+    );
+}
