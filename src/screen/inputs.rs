@@ -86,16 +86,10 @@ pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
             });
             Box::new(lines.flat_map(move |line| -> Inputs {
                 match line {
-                    Ok(mut line) => {
-                        if line.last() == Some(&b'\r') {
-                            line.pop();
-                        }
-                        if line.is_empty() {
-                            Box::new(std::iter::empty())
-                        } else {
-                            expand_one(path_from_bytes(line))
-                        }
-                    }
+                    Ok(line) => match listed_path(line) {
+                        Some(path) => expand_one(path),
+                        None => Box::new(std::iter::empty()),
+                    },
                     Err(e) => Box::new(std::iter::once(Input::Broken {
                         path: source.clone(),
                         error: format!("cannot read the list: {e}"),
@@ -185,15 +179,11 @@ pub fn known_total(paths: &[PathBuf], files_from: Option<&str>, sharded: bool) -
             }
             let mut n = 0u64;
             for line in std::io::BufReader::new(file).split(b'\n') {
-                let mut line = line.ok()?;
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if line.is_empty() {
+                let Some(path) = listed_path(line.ok()?) else {
                     continue;
-                }
+                };
                 // A listed directory is walked: its count is not known up front.
-                if path_from_bytes(line).is_dir() {
+                if path.is_dir() {
                     return None;
                 }
                 n += 1;
@@ -202,6 +192,14 @@ pub fn known_total(paths: &[PathBuf], files_from: Option<&str>, sharded: bool) -
         }
     };
     Some(paths.len() as u64 + listed)
+}
+
+/// The path on one line of a `--files-from` list (a trailing CR dropped); None for a blank line.
+fn listed_path(mut line: Vec<u8>) -> Option<PathBuf> {
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    (!line.is_empty()).then(|| path_from_bytes(line))
 }
 
 #[cfg(unix)]

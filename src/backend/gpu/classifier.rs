@@ -3,7 +3,7 @@
 //! linear layers run as GEMMs.
 
 use super::gemm::{matmul, tiled_conv};
-use super::{Grid, Input, Kernels, Params, f};
+use super::{Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch::{self, act_code};
 use crate::backend::{
@@ -11,7 +11,7 @@ use crate::backend::{
 };
 
 /// One kernel of `shaders/layers.wgsl` / their CUDA twins: `input` in, a new `out_shape`
-/// tensor out, over `grid` (nothing launched when it is empty).
+/// tensor out, over `grid`.
 fn layers_op<K: Kernels>(
     device: &K,
     entry: &'static str,
@@ -20,15 +20,14 @@ fn layers_op<K: Kernels>(
     out_shape: &[usize],
     grid: Grid,
 ) -> Result<K::Tensor> {
-    let mut out = device.alloc(out_shape)?;
-    let empty = match grid {
-        Grid::Items(n) | Grid::Rows { rows: n, .. } => n == 0,
-        Grid::Tiles(t) => t.contains(&0),
-    };
-    if !empty {
-        device.launch(entry, &params, &[Input::Tensor(input)], &mut out, grid)?;
-    }
-    Ok(out)
+    launch_into(
+        device,
+        entry,
+        &params,
+        &[Input::Tensor(input)],
+        out_shape,
+        grid,
+    )
 }
 
 /// Word offsets in the `Params` of `shaders/layers.wgsl` (shared by its kernels): n,
@@ -68,25 +67,22 @@ impl<K: Kernels> ClassifierOps for K {
         let (channels, inner) =
             self.check()
                 .channel_affine(input.shape(), scale.shape(), shift.shape())?;
-        let mut out = self.alloc(input.shape())?;
         let n = input.len();
-        if n > 0 {
-            let (act, slope) = act_code(activation);
-            // The layout of `Params` in shaders/affine.wgsl.
-            let params = Params::new(&[n as u32, channels as u32, inner as u32, act, f(slope)]);
-            self.launch(
-                "channel_affine",
-                &params,
-                &[
-                    Input::Tensor(input),
-                    Input::Tensor(scale),
-                    Input::Tensor(shift),
-                ],
-                &mut out,
-                Grid::Items(n),
-            )?;
-        }
-        Ok(out)
+        let (act, slope) = act_code(activation);
+        // The layout of `Params` in shaders/affine.wgsl.
+        let params = Params::new(&[n as u32, channels as u32, inner as u32, act, f(slope)]);
+        launch_into(
+            self,
+            "channel_affine",
+            &params,
+            &[
+                Input::Tensor(input),
+                Input::Tensor(scale),
+                Input::Tensor(shift),
+            ],
+            input.shape(),
+            Grid::Items(n),
+        )
     }
 
     fn max_pool2d(&self, input: &K::Tensor, p: &PoolParams) -> Result<K::Tensor> {

@@ -2,7 +2,7 @@
 //! attention (`attention.wgsl`), broadcast add (`add.wgsl`); CUDA's in `kernels/encoder.cu`.
 
 use super::gemm::tiled_conv;
-use super::{Grid, Input, Kernels, Params, f};
+use super::{Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch;
 use crate::backend::{Activation, Conv1dParams, DeviceTensor, EncoderOps};
@@ -40,60 +40,57 @@ impl<K: Kernels> EncoderOps for K {
         let [rows, dim] = self
             .check()
             .layer_norm(input.shape(), gamma.shape(), beta.shape())?;
-        let mut out = self.alloc(input.shape())?;
-        if rows > 0 {
-            let params = Params::new(&[])
-                .with(ENCODER_ROWS, rows as u32)
-                .with(ENCODER_ROWS + 1, dim as u32)
-                .with(ENCODER_ROWS + 2, f(eps));
-            self.launch(
-                "layer_norm",
-                &params,
-                &[
-                    Input::Tensor(input),
-                    Input::Tensor(gamma),
-                    Input::Tensor(beta),
-                ],
-                &mut out,
-                Grid::rows(rows),
-            )?;
-        }
-        Ok(out)
+        let params = Params::new(&[])
+            .with(ENCODER_ROWS, rows as u32)
+            .with(ENCODER_ROWS + 1, dim as u32)
+            .with(ENCODER_ROWS + 2, f(eps));
+        launch_into(
+            self,
+            "layer_norm",
+            &params,
+            &[
+                Input::Tensor(input),
+                Input::Tensor(gamma),
+                Input::Tensor(beta),
+            ],
+            input.shape(),
+            Grid::rows(rows),
+        )
     }
 
     fn attention(&self, qkv: &K::Tensor, heads: usize) -> Result<K::Tensor> {
         let a = launch::attention(self.check(), qkv.shape(), heads)?;
-        let mut out = self.alloc(&[a.batch, a.len, a.dim])?;
-        let rows = a.batch * a.heads * a.len;
-        if rows > 0 {
-            let scale = 1.0 / (a.head_dim as f32).sqrt();
-            // The layout of `Params` in shaders/attention.wgsl.
-            let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
-            let params = Params::new(&words).with(words.len(), f(scale));
-            // One 64-thread group per (window, head, query).
-            let grid = Grid::Rows {
-                rows,
-                threads: 64,
-                shared: 0,
-            };
-            self.launch("attention", &params, &[Input::Tensor(qkv)], &mut out, grid)?;
-        }
-        Ok(out)
+        let scale = 1.0 / (a.head_dim as f32).sqrt();
+        // The layout of `Params` in shaders/attention.wgsl.
+        let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
+        let params = Params::new(&words).with(words.len(), f(scale));
+        // One 64-thread group per (window, head, query).
+        let grid = Grid::Rows {
+            rows: a.batch * a.heads * a.len,
+            threads: 64,
+            shared: 0,
+        };
+        let out_shape = [a.batch, a.len, a.dim];
+        launch_into(
+            self,
+            "attention",
+            &params,
+            &[Input::Tensor(qkv)],
+            &out_shape,
+            grid,
+        )
     }
 
     fn add(&self, a: &K::Tensor, b: &K::Tensor) -> Result<K::Tensor> {
         let (n, m) = self.check().add(a.shape(), b.shape())?;
-        let mut out = self.alloc(a.shape())?;
-        if n > 0 {
-            // The layout of `Params` in shaders/add.wgsl.
-            self.launch(
-                "add",
-                &Params::new(&[n as u32, m as u32]),
-                &[Input::Tensor(a), Input::Tensor(b)],
-                &mut out,
-                Grid::Items(n),
-            )?;
-        }
-        Ok(out)
+        // The layout of `Params` in shaders/add.wgsl.
+        launch_into(
+            self,
+            "add",
+            &Params::new(&[n as u32, m as u32]),
+            &[Input::Tensor(a), Input::Tensor(b)],
+            a.shape(),
+            Grid::Items(n),
+        )
     }
 }

@@ -3,7 +3,7 @@
 //! matrices and the DCT run as GEMMs.
 
 use super::gemm::matmul;
-use super::{Grid, Input, Kernels, Params, f};
+use super::{Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch::{self, Filterbank, Normalize, SelectBins};
 use crate::backend::{
@@ -158,24 +158,21 @@ fn select_bins_log<K: Kernels>(
     sel: &SelectBins,
     power: &K::Tensor,
 ) -> Result<K::Tensor> {
-    let mut out = device.alloc(&sel.out_shape)?;
-    if sel.threads() > 0 {
-        // The layout of `Params` in shaders/frontend.wgsl.
-        let params = Params::new(&[
-            sel.rows as u32,
-            sel.width_in as u32,
-            sel.start as u32,
-            sel.width_out as u32,
-            sel.log_kind,
-            f(sel.eps),
-        ]);
-        device.launch(
-            "select_bins_log",
-            &params,
-            &[Input::Tensor(power)],
-            &mut out,
-            Grid::Items(sel.threads()),
-        )?;
-    }
-    Ok(out)
+    // The layout of `Params` in shaders/frontend.wgsl.
+    let params = Params::new(&[
+        sel.rows as u32,
+        sel.width_in as u32,
+        sel.start as u32,
+        sel.width_out as u32,
+        sel.log_kind,
+        f(sel.eps),
+    ]);
+    launch_into(
+        device,
+        "select_bins_log",
+        &params,
+        &[Input::Tensor(power)],
+        &sel.out_shape,
+        Grid::Items(sel.threads()),
+    )
 }

@@ -83,6 +83,14 @@ pub enum Grid {
 }
 
 impl Grid {
+    /// Whether the launch has no thread to run.
+    pub fn is_empty(&self) -> bool {
+        match *self {
+            Grid::Items(n) | Grid::Rows { rows: n, .. } => n == 0,
+            Grid::Tiles(t) => t.contains(&0),
+        }
+    }
+
     /// One 256-thread group per row, no dynamic shared memory.
     pub fn rows(rows: usize) -> Grid {
         Grid::Rows {
@@ -118,4 +126,21 @@ pub trait Kernels: Device {
     fn check(&self) -> Shapes {
         Shapes(self.name())
     }
+}
+
+/// A new `out_shape` tensor written by `kernel` over `grid` (nothing launched when the grid is
+/// empty): the shape of most ops.
+pub(super) fn launch_into<K: Kernels>(
+    device: &K,
+    kernel: &'static str,
+    params: &Params,
+    inputs: &[Input<'_, K::Tensor>],
+    out_shape: &[usize],
+    grid: Grid,
+) -> Result<K::Tensor> {
+    let mut out = device.alloc(out_shape)?;
+    if !grid.is_empty() {
+        device.launch(kernel, params, inputs, &mut out, grid)?;
+    }
+    Ok(out)
 }
