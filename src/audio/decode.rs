@@ -35,6 +35,9 @@ pub struct DecodeStats {
     pub frames: u64,
     /// Packets that failed to decode and were skipped.
     pub skipped_packets: u64,
+    /// Audio lost mid-file, in seconds: packets that failed to decode, and gaps in the packets'
+    /// timestamps where the reader skipped damaged data to resynchronise (FLAC does so silently).
+    pub lost_s: f64,
     /// NaN/±Inf samples replaced by 0.
     pub nonfinite_samples: u64,
     /// Finite samples beyond ±[`MAX_ABS_SAMPLE`], clipped to it.
@@ -47,6 +50,13 @@ pub struct DecodeStats {
 /// or hostile float file), and values near f32's limit overflow the resampler's FFT (found by
 /// fuzzing: `fuzz/`, FUZZING.md). Such samples are clipped to this and counted.
 pub const MAX_ABS_SAMPLE: f32 = 64.0;
+
+/// A file that lost more than this share of its audio to damage mid-file is an error row, not a
+/// verdict: what is left may not be what the file holds.
+pub const MAX_LOST_SHARE: f64 = 0.10;
+
+/// Timestamp gaps up to this are rounding (Matroska's millisecond clock), not lost audio.
+const GAP_TOLERANCE_S: f64 = 0.005;
 
 fn audio_err(msg: impl Into<String>) -> Error {
     Error::Audio(msg.into())
@@ -86,13 +96,14 @@ pub fn decode_mono(
         .ok_or_else(|| audio_err("no decodable audio track"))?;
     let track_id = track.id;
     let declared_frames = track.num_frames;
+    let time_base = track.time_base;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
         .ok_or_else(|| audio_err("audio track has no codec parameters"))?
         .clone();
-    let mut decoder = symphonia::default::get_codecs()
+    let mut decoder = super::opus::codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| match codec_name(params.codec) {
             Some(name) => audio_err(format!(
@@ -119,6 +130,14 @@ pub fn decode_mono(
     let at = |stats: &DecodeStats, info: &StreamInfo| {
         stats.frames as f64 / f64::from(info.sample_rate.max(1))
     };
+    // Packet times in seconds (the track's time base, else the declared rate's); where the next
+    // packet should start, to find what a resynchronising reader skipped.
+    let seconds = |ticks: f64| match time_base {
+        Some(tb) => ticks * f64::from(tb.numer.get()) / f64::from(tb.denom.get()),
+        None => ticks / f64::from(params.sample_rate.unwrap_or(0).max(1)),
+    };
+    // Where the next packet should start (seconds), and how long the last decoded one was.
+    let mut expected: Option<(f64, f64)> = None;
     loop {
         let packet = match format.next_packet() {
             Ok(Some(p)) => p,
@@ -153,25 +172,45 @@ pub fn decode_mono(
         if packet.track_id != track_id {
             continue;
         }
+        let pts = seconds(packet.pts.get() as f64);
+        if let Some((next, last_span)) = expected {
+            // Decoders trim delay themselves (Opus's pre-skip in Matroska), so a packet may
+            // start up to about half the last one's length late without any audio lost.
+            let gap = pts - next;
+            if gap > GAP_TOLERANCE_S + 0.5 * last_span {
+                stats.lost_s += gap;
+            }
+        }
+        let trims = seconds((packet.trim_start.get() + packet.trim_end.get()) as f64);
+        let lost_with_packet = seconds(packet.dur.get() as f64);
+        if packet.dur.get() > 0 {
+            // Until decoded, the container's word for where the packet ends (Matroska gives
+            // none: then a failed packet shows as a gap before the next one).
+            expected = Some((pts + trims + lost_with_packet, lost_with_packet));
+        }
         let buf = match decoder.decode(&packet) {
             Ok(buf) => buf,
             Err(SymError::DecodeError(e)) => {
                 stats.skipped_packets += 1;
+                stats.lost_s += lost_with_packet;
                 last_error = e.to_string();
                 continue;
             }
             Err(SymError::IoError(e)) => {
                 stats.skipped_packets += 1;
+                stats.lost_s += lost_with_packet;
                 last_error = e.to_string();
                 continue;
             }
             Err(e) => return Err(audio_err(format!("decoder failed ({e})"))),
         };
         let frames = buf.frames();
+        let rate = buf.spec().rate();
+        let span = frames as f64 / f64::from(rate.max(1));
+        expected = Some((pts + trims + span, span));
         if frames == 0 {
             continue;
         }
-        let rate = buf.spec().rate();
         let channels = buf.spec().channels().count();
         if !started {
             if !SUPPORTED_RATES.contains(&rate) {
@@ -214,30 +253,57 @@ pub fn decode_mono(
         stats.frames += frames as u64;
         sink(&info, &mono)?;
     }
+    let rate = f64::from(info.sample_rate.max(1));
     if let Some(declared) = declared_frames
         && declared > 0
-        && stats.frames * 10 < declared * 9
     {
-        // Less than 90 % decoded: say where it stopped and how much of the file was scored.
-        let rate = f64::from(info.sample_rate.max(1));
-        let share = format!(
-            "only {:.1} s of the {:.1} s the header declares were decoded ({:.0} %)",
-            stats.frames as f64 / rate,
-            declared as f64 / rate,
-            100.0 * stats.frames as f64 / declared as f64
-        );
-        stats.truncated = Some(match stats.truncated.take() {
-            Some(why) => format!("{why}; {share}"),
-            None => format!("{share} (truncated?)"),
-        });
-    } else if let Some(declared) = declared_frames
-        && stats.truncated.is_none()
-        && stats.frames * 100 < declared * 99
-    {
-        stats.truncated = Some(format!(
-            "decoded {} of the {declared} frames the header declares (truncated?)",
-            stats.frames
-        ));
+        // What the header promised but neither the decoded audio nor the damage found mid-file
+        // explains. Shortfalls under 0.1 s are codec delay and padding bookkeeping (a one-page
+        // Ogg Opus file counts its pre-skip).
+        let declared_s = declared as f64 / rate;
+        let missing_s = declared_s - stats.frames as f64 / rate - stats.lost_s;
+        if missing_s > 0.1 && missing_s > 0.01 * declared_s {
+            let share = format!(
+                "only {:.1} s of the {declared_s:.1} s the header declares were decoded ({:.0} %)",
+                stats.frames as f64 / rate,
+                100.0 * stats.frames as f64 / declared as f64
+            );
+            stats.truncated = match stats.truncated.take() {
+                // The stream ended in the middle of a packet: cut off.
+                Some(why) => Some(format!("{why}; {share}")),
+                // Damage was seen mid-file and the file did not end early: the reader skipped
+                // damaged data it did not report (MP3 resynchronises on the next frame header).
+                None if stats.lost_s > 0.0 || stats.skipped_packets > 0 => {
+                    stats.lost_s += missing_s;
+                    None
+                }
+                // An MP3 reader skips damaged bytes without a word, and a cut MP3 often ends on
+                // a whole frame: nothing tells the two apart.
+                None if info.container == "mp3" => Some(format!(
+                    "{share}: the file ends early or damaged data was skipped mid-file"
+                )),
+                None => Some(format!("{share}: the file ends early (truncated?)")),
+            };
+        }
+    }
+    let decoded_s = stats.frames as f64 / rate;
+    if started && stats.lost_s > MAX_LOST_SHARE * (decoded_s + stats.lost_s) {
+        return Err(audio_err(format!(
+            "damaged: {:.1} s of {:.1} s could not be decoded ({:.0} %; a verdict needs at \
+             least {:.0} % of the audio){}",
+            stats.lost_s,
+            decoded_s + stats.lost_s,
+            100.0 * stats.lost_s / (decoded_s + stats.lost_s),
+            100.0 * (1.0 - MAX_LOST_SHARE),
+            if stats.skipped_packets > 0 {
+                format!(
+                    "; {} packets failed, last error: {last_error}",
+                    stats.skipped_packets
+                )
+            } else {
+                String::new()
+            }
+        )));
     }
     if !started {
         return Err(if stats.skipped_packets > 0 {
@@ -256,7 +322,6 @@ pub fn decode_mono(
 fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> Option<&'static str> {
     use symphonia::core::codecs::audio::well_known::*;
     Some(match id {
-        CODEC_ID_OPUS => "Opus",
         CODEC_ID_SPEEX => "Speex",
         CODEC_ID_MUSEPACK => "Musepack",
         CODEC_ID_AC3 => "AC-3",

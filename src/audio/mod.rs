@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod decode;
+pub mod opus;
 pub mod resample;
 pub mod windows;
 
@@ -125,10 +126,15 @@ pub fn read_windows(
         windower.finish(&mut counted)?;
     }
     let mut warnings = Vec::new();
-    if stats.skipped_packets > 0 {
+    if stats.lost_s > 0.0 || stats.skipped_packets > 0 {
+        // Damage mid-file, distinct from a cut-off end (`truncated`).
+        let packets = match stats.skipped_packets {
+            0 => "damaged data was skipped".to_string(),
+            n => format!("{n} undecodable packets were skipped"),
+        };
         warnings.push(format!(
-            "{} undecodable packets were skipped",
-            stats.skipped_packets
+            "{packets}: {:.2} s of audio lost mid-file",
+            stats.lost_s
         ));
     }
     if stats.nonfinite_samples > 0 {

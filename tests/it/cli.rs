@@ -66,8 +66,19 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "tone_aac.m4a",
         "tone_alac.m4a",
         "tone.opus",
+        "tone_opus.opus",
+        "tone_opus.webm",
+        "tone_ac3.mka",
     ] {
         std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    // Damage mid-file: 64 bytes inverted lose one FLAC frame (a warning); 4 KB lose over 10 %
+    // of the 1.5 s (an error row).
+    for (name, len) in [("damaged_light.flac", 64), ("damaged_heavy.flac", 4096)] {
+        let mut bytes = std::fs::read(fixture("tone.flac")).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + len].iter_mut().for_each(|b| *b ^= 0xff);
+        std::fs::write(dir.join(name), bytes).unwrap();
     }
     let mp3 = std::fs::read(fixture("tone.mp3")).unwrap();
     std::fs::write(dir.join("truncated.mp3"), &mp3[..mp3.len() / 3]).unwrap();
@@ -150,6 +161,10 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "tone.ogg",
         "tone_aac.m4a",
         "tone_alac.m4a",
+        "tone.opus",
+        "tone_opus.opus",
+        "tone_opus.webm",
+        "damaged_light.flac",
         "truncated.mp3",
         "eight_channels.wav",
         "hires_192k.wav",
@@ -166,7 +181,8 @@ fn mixed_catalog(dir: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
         "rate_1hz.wav",
         "loop",
         "dangling.wav",
-        "tone.opus",
+        "tone_ac3.mka",
+        "damaged_heavy.flac",
     ];
     (ok, failed)
 }
@@ -258,9 +274,20 @@ fn mixed_catalog_gives_one_row_per_input() {
         err("empty.wav")
     );
     assert!(
-        err("tone.opus").contains("unsupported codec: Opus"),
+        err("tone_ac3.mka").contains("unsupported codec: AC-3"),
         "{}",
-        err("tone.opus")
+        err("tone_ac3.mka")
+    );
+    assert!(
+        err("damaged_heavy.flac").contains("damaged: 0.3 s of 1.5 s could not be decoded (21 %"),
+        "{}",
+        err("damaged_heavy.flac")
+    );
+    let light = rows["damaged_light.flac"]["warnings"].to_string();
+    assert!(
+        light.contains("damaged data was skipped: 0.10 s of audio lost mid-file")
+            && !light.contains("truncated"),
+        "{light}"
     );
     assert!(
         err("text.flac").contains("not a recognised audio file"),

@@ -33,6 +33,10 @@ PACKAGES = {
         "klettres-data",
         "ktuberling-data",
         "gcin-voice",
+        # Data v3: studio telephone prompts, each language as WAV and through two real telephony
+        # codecs (GSM 06.10, G.722). A recording and its codec variants are one source.
+        *[f"asterisk-core-sounds-{lang}-{codec}" for lang in ("en", "es", "fr", "it", "ru")
+          for codec in ("wav", "gsm", "g722")],
     ],
     "music": [
         "warzone2100-music",
@@ -41,11 +45,48 @@ PACKAGES = {
         "planetblupi-music-ogg",
         "wesnoth-1.16-music",
         "supertux-data",
+        # Data v3: music on hold (WAV, GSM, G.722: one source) and four games' recorded music.
+        *[f"asterisk-moh-opsound-{codec}" for codec in ("wav", "gsm", "g722")],
+        "flare-game",
+        "freedroidrpg-data",
+        "redeclipse-data",
+        "warmux-data",
     ],
 }
 AUDIO = {".ogg", ".oga", ".mp3", ".wav", ".flac", ".opus"}
-# Only the music of these packages' archives/trees is wanted (they also hold sound effects).
-MUSIC_HINTS = {"0ad-data": "music", "supertux-data": "music"}
+# Raw telephony codec files (Asterisk's variants): decoded to WAV with ffmpeg on the way in, so
+# every later step reads them like any other file. The value is ffmpeg's demuxer.
+TELEPHONY = {".gsm": "gsm", ".g722": "g722"}
+# Only the music of these packages' archives/trees is wanted (they also hold sound effects and
+# voices): a file is kept only when one of its folders has this name.
+MUSIC_HINTS = {
+    "0ad-data": "music",
+    "supertux-data": "music",
+    "flare-game": "music",
+    "freedroidrpg-data": "music",
+    "redeclipse-data": "music",
+    "warmux-data": "music",
+}
+# Codec variants of one recording set, named package-CODEC: they split together.
+CODEC_SUFFIXES = ("-wav", "-gsm", "-g722")
+
+
+def source_of(package: str) -> str:
+    """The split unit of a package: Asterisk's -wav/-gsm/-g722 variants are the same
+    recordings through different channels, so they share one source."""
+    for suffix in CODEC_SUFFIXES:
+        if package.startswith("asterisk-") and package.endswith(suffix):
+            return package[: -len(suffix)]
+    return package
+
+
+def telephony_to_wav(src: Path, target: Path) -> Path:
+    """A raw GSM / G.722 file → WAV at the codec's own rate (8 / 16 kHz), losslessly from the
+    decoded samples: the codec's damage is what we keep."""
+    target = target.with_suffix(target.suffix + ".wav")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", TELEPHONY[src.suffix.lower()],
+                    "-i", str(src), "-c:a", "pcm_s16le", str(target)], check=True)
+    return target
 
 
 def queen_clips(archive: Path, out: Path) -> list[Path]:
@@ -83,11 +124,16 @@ def zipped_audio(archive: Path, out: Path, hint: str | None) -> list[Path]:
 
 def fetch(package: str, kind: str, out_root: Path, cache: Path) -> list[Path]:
     cache.mkdir(parents=True, exist_ok=True)
+    out = out_root / kind / package
+    done = out / ".complete"
+    if done.exists():  # resumable: a package unpacked in full before is kept
+        return sorted(p for p in out.iterdir() if p.is_file() and p.name != ".complete")
     debs = sorted(cache.glob(f"{package}_*.deb"))
     if not debs:
         subprocess.run(["apt-get", "download", package], cwd=cache, check=True)
         debs = sorted(cache.glob(f"{package}_*.deb"))
-    out = out_root / kind / package
+    if out.exists():
+        shutil.rmtree(out)  # a half-unpacked package from a stopped run
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     hint = MUSIC_HINTS.get(package)
@@ -100,10 +146,14 @@ def fetch(package: str, kind: str, out_root: Path, cache: Path) -> list[Path]:
                 written += queen_clips(f, out)
             elif f.suffix.lower() in {".zip", ".pk3"}:  # pk3 = zip (UFO:AI)
                 written += zipped_audio(f, out, hint)
-            elif f.suffix.lower() in AUDIO and (hint is None or hint in f.parts):
+            elif f.suffix.lower() in AUDIO | TELEPHONY.keys() and (hint is None or hint in f.parts):
                 target = out / "__".join(f.relative_to(tmp).parts[-3:])
-                shutil.copyfile(f, target)
-                written.append(target)
+                if f.suffix.lower() in TELEPHONY:
+                    written.append(telephony_to_wav(f, target))
+                else:
+                    shutil.copyfile(f, target)
+                    written.append(target)
+    done.touch()
     return written
 
 
@@ -126,8 +176,8 @@ def main() -> int:
     # The list covers everything fetched so far (earlier runs included).
     for kind in ("speech", "music"):
         for pkg_dir in sorted((args.out / kind).glob("*")):
-            for p in sorted(pkg_dir.iterdir()):
-                rows.append((str(p.relative_to(args.out)), kind, pkg_dir.name, pkg_dir.name))
+            for p in sorted(q for q in pkg_dir.iterdir() if q.name != ".complete"):
+                rows.append((str(p.relative_to(args.out)), kind, source_of(pkg_dir.name), pkg_dir.name))
     with open(args.out / "real.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "kind", "source", "package"])

@@ -1,0 +1,420 @@
+//! Opus (RFC 6716) as a symphonia audio decoder, so that symphonia's Ogg and Matroska/WebM
+//! demuxers hand us its packets like any other codec's. The decoding itself is the pure-Rust
+//! `opus-decoder` crate (RFC 8251 conformance vectors, no C): the README's "no system
+//! libraries" promise holds.
+
+use std::sync::LazyLock;
+
+use symphonia::core::audio::{
+    AsGenericAudioBufferRef, AudioBuffer, AudioMut, AudioSpec, Channels, GenericAudioBufferRef,
+};
+use symphonia::core::codecs::CodecInfo;
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::{
+    AudioCodecParameters, AudioDecoder, AudioDecoderOptions, FinalizeResult,
+};
+use symphonia::core::codecs::registry::{
+    CodecRegistry, RegisterableAudioDecoder, SupportedAudioCodec,
+};
+use symphonia::core::errors::{Error as SymError, Result as SymResult};
+use symphonia::core::packet::PacketRef;
+
+/// Opus always decodes at 48 kHz; the pre-skip and container trims count 48 kHz samples.
+const OPUS_RATE: u32 = 48_000;
+/// The longest Opus packet: 120 ms.
+const MAX_FRAMES_PER_PACKET: usize = 5_760;
+
+/// symphonia's codecs plus Opus. Used instead of `symphonia::default::get_codecs()`.
+pub fn codecs() -> &'static CodecRegistry {
+    static REGISTRY: LazyLock<CodecRegistry> = LazyLock::new(|| {
+        let mut registry = CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        registry.register_audio_decoder::<OpusDecoder>();
+        registry
+    });
+    &REGISTRY
+}
+
+/// The identification header (RFC 7845 §5.1): what the decoder needs of it. Matroska's
+/// CodecPrivate holds the same bytes. symphonia's own reader of it drops the stream map.
+#[derive(Debug, Clone, PartialEq)]
+struct OpusHead {
+    channels: usize,
+    /// Samples (at 48 kHz) at the start that are the encoder's look-ahead, not audio.
+    pre_skip: usize,
+    /// Output gain, Q7.8 dB.
+    gain_q8: i16,
+    /// `None` for mapping family 0 (one stream, mono or stereo); otherwise (streams, coupled
+    /// streams, channel mapping).
+    streams: Option<(usize, usize, Vec<u8>)>,
+}
+
+fn invalid(msg: &'static str) -> SymError {
+    SymError::DecodeError(msg)
+}
+
+impl OpusHead {
+    fn parse(bytes: &[u8]) -> SymResult<Self> {
+        if bytes.len() < 19 || &bytes[..8] != b"OpusHead" {
+            return Err(invalid("opus: no OpusHead identification header"));
+        }
+        // The major version (top four bits) must be 0; minor versions stay compatible.
+        if bytes[8] >> 4 != 0 {
+            return Err(SymError::Unsupported(
+                "opus: unknown OpusHead major version",
+            ));
+        }
+        let channels = usize::from(bytes[9]);
+        if channels == 0 {
+            return Err(invalid("opus: OpusHead declares zero channels"));
+        }
+        let pre_skip = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
+        let gain_q8 = i16::from_le_bytes([bytes[16], bytes[17]]);
+        let streams = match bytes[18] {
+            0 if channels <= 2 => None,
+            0 => {
+                return Err(invalid(
+                    "opus: mapping family 0 with more than two channels",
+                ));
+            }
+            _ => {
+                let table = bytes
+                    .get(19..21 + channels)
+                    .ok_or_else(|| invalid("opus: OpusHead channel mapping table cut short"))?;
+                let (streams, coupled) = (usize::from(table[0]), usize::from(table[1]));
+                if streams == 0 || coupled > streams {
+                    return Err(invalid("opus: OpusHead stream counts are inconsistent"));
+                }
+                Some((streams, coupled, table[2..].to_vec()))
+            }
+        };
+        Ok(Self {
+            channels,
+            pre_skip,
+            gain_q8,
+            streams,
+        })
+    }
+}
+
+/// One elementary stream per decoder. Surround files (mapping families 1 and 255) hold several
+/// streams per packet; the crate's own multistream splitter misreads RFC 6716's self-delimiting
+/// framing (it expects the length before the TOC byte), so the packet is split here.
+enum Stream {
+    Single(Box<opus_decoder::OpusDecoder>),
+    Multi {
+        decoders: Vec<opus_decoder::OpusDecoder>,
+        coupled: usize,
+        mapping: Vec<u8>,
+        /// Each stream's decoded samples, interleaved within the stream.
+        scratch: Vec<Vec<f32>>,
+    },
+}
+
+impl Stream {
+    fn open(head: &OpusHead) -> Result<Self, opus_decoder::OpusError> {
+        let Some((streams, coupled, mapping)) = &head.streams else {
+            return Ok(Self::Single(Box::new(opus_decoder::OpusDecoder::new(
+                OPUS_RATE,
+                head.channels,
+            )?)));
+        };
+        let decoders = (0..*streams)
+            .map(|s| opus_decoder::OpusDecoder::new(OPUS_RATE, if s < *coupled { 2 } else { 1 }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::Multi {
+            scratch: (0..*streams)
+                .map(|s| vec![0.0; MAX_FRAMES_PER_PACKET * if s < *coupled { 2 } else { 1 }])
+                .collect(),
+            decoders,
+            coupled: *coupled,
+            mapping: mapping.clone(),
+        })
+    }
+
+    /// Decodes one packet into `pcm` (interleaved, the header's channel count); returns the
+    /// frames decoded, `None` for a malformed packet.
+    fn decode(&mut self, packet: &[u8], pcm: &mut [f32]) -> Option<usize> {
+        let (decoders, coupled, mapping, scratch) = match self {
+            Self::Single(d) => return d.decode_float(packet, pcm, false).ok(),
+            Self::Multi {
+                decoders,
+                coupled,
+                mapping,
+                scratch,
+            } => (decoders, *coupled, mapping, scratch),
+        };
+        let streams = decoders.len();
+        let mut rest = packet;
+        let mut frames = None;
+        for (s, (decoder, out)) in decoders.iter_mut().zip(scratch.iter_mut()).enumerate() {
+            let decoded = if s + 1 < streams {
+                let (sub, used) = undelimit(rest)?;
+                rest = &rest[used..];
+                decoder.decode_float(&sub, out, false)
+            } else {
+                decoder.decode_float(rest, out, false)
+            }
+            .ok()?;
+            // Every stream of a packet covers the same time.
+            if *frames.get_or_insert(decoded) != decoded {
+                return None;
+            }
+        }
+        let frames = frames?;
+        let channels = mapping.len();
+        for (c, &slot) in mapping.iter().enumerate() {
+            let slot = usize::from(slot);
+            // RFC 7845 §5.1.1: slot 255 is silence; below 2 × coupled, a channel of a coupled
+            // (stereo) stream; above, a mono stream.
+            let (stream, stride, offset) = match slot {
+                255 => (None, 1, 0),
+                _ if slot < 2 * coupled => (Some(slot / 2), 2, slot % 2),
+                _ => (Some(slot - coupled), 1, 0),
+            };
+            for (f, out) in pcm.chunks_exact_mut(channels).take(frames).enumerate() {
+                out[c] = match stream {
+                    Some(s) => *scratch.get(s)?.get(f * stride + offset)?,
+                    None => 0.0,
+                };
+            }
+        }
+        Some(frames)
+    }
+}
+
+/// One self-delimited Opus packet (RFC 6716 Appendix B: every stream of a multistream packet but
+/// the last) → the same packet in the ordinary framing a single-stream decoder reads, and the
+/// bytes it took. The self-delimited form adds one size field after the framing header: the
+/// last frame's size (code 0, 2, VBR code 3) or each frame's (code 1, CBR code 3).
+fn undelimit(data: &[u8]) -> Option<(Vec<u8>, usize)> {
+    fn size(data: &[u8], pos: &mut usize) -> Option<usize> {
+        let first = usize::from(*data.get(*pos)?);
+        if first < 252 {
+            *pos += 1;
+            return Some(first);
+        }
+        let second = usize::from(*data.get(*pos + 1)?);
+        *pos += 2;
+        Some(first + 4 * second)
+    }
+    let mut pos = 1;
+    let mut header = vec![*data.first()?];
+    let body = match data[0] & 3 {
+        0 => size(data, &mut pos)?,
+        1 => 2 * size(data, &mut pos)?,
+        2 => {
+            let start = pos;
+            let first = size(data, &mut pos)?;
+            header.extend_from_slice(&data[start..pos]);
+            first + size(data, &mut pos)?
+        }
+        _ => {
+            let count = *data.get(pos)?;
+            pos += 1;
+            header.push(count);
+            let (frames, vbr, padded) = (
+                usize::from(count & 0x3f),
+                count & 0x80 != 0,
+                count & 0x40 != 0,
+            );
+            if frames == 0 {
+                return None;
+            }
+            let mut padding = 0;
+            if padded {
+                loop {
+                    let byte = *data.get(pos)?;
+                    pos += 1;
+                    header.push(byte);
+                    // 255: 254 bytes of padding, and the count goes on in the next byte.
+                    if byte != 255 {
+                        padding += usize::from(byte);
+                        break;
+                    }
+                    padding += 254;
+                }
+            }
+            let mut total = padding;
+            if vbr {
+                for _ in 1..frames {
+                    let start = pos;
+                    total += size(data, &mut pos)?;
+                    header.extend_from_slice(&data[start..pos]);
+                }
+                total + size(data, &mut pos)?
+            } else {
+                total + frames * size(data, &mut pos)?
+            }
+        }
+    };
+    header.extend_from_slice(data.get(pos..pos + body)?);
+    Some((header, pos + body))
+}
+
+pub struct OpusDecoder {
+    params: AudioCodecParameters,
+    head: OpusHead,
+    stream: Stream,
+    /// Pre-skip samples not yet dropped (the container's own trims count towards it).
+    skip_left: usize,
+    /// Linear output gain from the header's Q7.8 dB.
+    gain: f32,
+    gapless: bool,
+    interleaved: Vec<f32>,
+    buf: AudioBuffer<f32>,
+}
+
+impl OpusDecoder {
+    fn try_new(params: &AudioCodecParameters, opts: &AudioDecoderOptions) -> SymResult<Self> {
+        if params.codec != CODEC_ID_OPUS {
+            return Err(SymError::Unsupported("opus: not an Opus stream"));
+        }
+        let head = OpusHead::parse(params.extra_data.as_deref().unwrap_or_default())?;
+        let stream = Stream::open(&head)
+            .map_err(|_| SymError::Unsupported("opus: decoder rejects the stream layout"))?;
+        let channels = Channels::Discrete(head.channels as u16);
+        Ok(Self {
+            params: params.clone(),
+            skip_left: head.pre_skip,
+            gain: 10f32.powf(f32::from(head.gain_q8) / 256.0 / 20.0),
+            gapless: opts.gapless,
+            interleaved: vec![0.0; MAX_FRAMES_PER_PACKET * head.channels],
+            buf: AudioBuffer::new(AudioSpec::new(OPUS_RATE, channels), MAX_FRAMES_PER_PACKET),
+            head,
+            stream,
+        })
+    }
+
+    fn decode_inner(&mut self, packet: &PacketRef<'_>) -> SymResult<()> {
+        self.buf.clear();
+        let frames = self
+            .stream
+            .decode(packet.data, &mut self.interleaved)
+            .ok_or_else(|| invalid("opus: malformed packet"))?;
+        let channels = self.head.channels;
+        self.buf.render_uninit(Some(frames));
+        for ch in 0..channels {
+            let plane = self
+                .buf
+                .plane_mut(ch)
+                .ok_or_else(|| invalid("opus: missing audio plane"))?;
+            for (out, frame) in plane
+                .iter_mut()
+                .zip(self.interleaved.chunks_exact(channels))
+            {
+                *out = frame[ch] * self.gain;
+            }
+        }
+        // The encoder's look-ahead (pre-skip) is never audio, whatever the container says; where
+        // the container trims too (Ogg does, from the granule positions), the larger trim wins so
+        // that nothing is dropped twice.
+        let container_start = if self.gapless {
+            packet.trim_start.get() as usize
+        } else {
+            0
+        };
+        let start = container_start.max(self.skip_left.min(frames));
+        self.skip_left = self.skip_left.saturating_sub(start);
+        let end = if self.gapless {
+            packet.trim_end.get() as usize
+        } else {
+            0
+        };
+        self.buf.trim(start, end);
+        Ok(())
+    }
+}
+
+impl AudioDecoder for OpusDecoder {
+    fn reset(&mut self) {
+        // Only a seek resets; the stream's state restarts, the pre-skip does not apply again.
+        if let Ok(stream) = Stream::open(&self.head) {
+            self.stream = stream;
+        }
+    }
+
+    fn codec_info(&self) -> &CodecInfo {
+        &Self::supported_codecs()[0].info
+    }
+
+    fn codec_params(&self) -> &AudioCodecParameters {
+        &self.params
+    }
+
+    fn decode_ref(&mut self, packet: &PacketRef<'_>) -> SymResult<GenericAudioBufferRef<'_>> {
+        if let Err(e) = self.decode_inner(packet) {
+            self.buf.clear();
+            return Err(e);
+        }
+        Ok(self.buf.as_generic_audio_buffer_ref())
+    }
+
+    fn finalize(&mut self) -> FinalizeResult {
+        FinalizeResult::default()
+    }
+
+    fn last_decoded(&self) -> GenericAudioBufferRef<'_> {
+        self.buf.as_generic_audio_buffer_ref()
+    }
+}
+
+impl RegisterableAudioDecoder for OpusDecoder {
+    fn try_registry_new(
+        params: &AudioCodecParameters,
+        opts: &AudioDecoderOptions,
+    ) -> SymResult<Box<dyn AudioDecoder>> {
+        Ok(Box::new(Self::try_new(params, opts)?))
+    }
+
+    fn supported_codecs() -> &'static [SupportedAudioCodec] {
+        const OPUS: &[SupportedAudioCodec] = &[SupportedAudioCodec {
+            id: CODEC_ID_OPUS,
+            info: CodecInfo {
+                short_name: "opus",
+                long_name: "Opus (RFC 6716)",
+                profiles: &[],
+            },
+        }];
+        OPUS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(channels: u8, pre_skip: u16, gain: i16, family: u8, table: &[u8]) -> Vec<u8> {
+        let mut b = b"OpusHead".to_vec();
+        b.push(1);
+        b.push(channels);
+        b.extend(pre_skip.to_le_bytes());
+        b.extend(44_100u32.to_le_bytes());
+        b.extend(gain.to_le_bytes());
+        b.push(family);
+        b.extend(table);
+        b
+    }
+
+    #[test]
+    fn the_identification_header_is_read_as_rfc_7845_lays_it_out() {
+        let stereo = OpusHead::parse(&head(2, 312, -256, 0, &[])).unwrap();
+        assert_eq!(
+            stereo,
+            OpusHead {
+                channels: 2,
+                pre_skip: 312,
+                gain_q8: -256,
+                streams: None
+            }
+        );
+        let surround = OpusHead::parse(&head(6, 0, 0, 1, &[4, 2, 0, 4, 1, 2, 3, 5])).unwrap();
+        assert_eq!(surround.streams, Some((4, 2, vec![0, 4, 1, 2, 3, 5])));
+        // Refused: wrong magic, no channels, a cut mapping table, family 0 beyond stereo.
+        assert!(OpusHead::parse(b"OpusTags\x01\x02\0\0\0\0\0\0\0\0\0").is_err());
+        assert!(OpusHead::parse(&head(0, 0, 0, 0, &[])).is_err());
+        assert!(OpusHead::parse(&head(6, 0, 0, 1, &[4, 2, 0])).is_err());
+        assert!(OpusHead::parse(&head(3, 0, 0, 0, &[])).is_err());
+        assert!(OpusHead::parse(&head(2, 0, 0, 1, &[1, 2, 0, 1])).is_err());
+    }
+}
