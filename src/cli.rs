@@ -366,8 +366,10 @@ pub fn run(cli: Cli) -> ExitCode {
         // The reader went away (`deepscreen devices | head`): stop quietly, like other tools.
         Err(e)
             if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+                c.downcast_ref::<std::io::Error>().is_some_and(broken)
+                    || matches!(c.downcast_ref::<deepscreen::Error>(),
+                        Some(deepscreen::Error::Io { cause, .. }) if broken(cause))
             }) =>
         {
             ExitCode::from(EXIT_OK)

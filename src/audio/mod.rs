@@ -70,6 +70,8 @@ pub fn read_windows(
     emit: &mut dyn FnMut(NetworkWindows) -> Result<()>,
 ) -> Result<AudioSummary> {
     let target = info.sample_rate;
+    let min_samples = info.min_samples;
+    let info_min_s = min_samples as f64 / f64::from(target);
     let mut windower = Windower::new(
         info.window_samples,
         info.hop_samples,
@@ -116,7 +118,25 @@ pub fn read_windows(
     let mut tail = Vec::new();
     gate.borrow_mut().finish(&mut tail);
     windower.push(&tail, &mut counted)?;
-    if gate.borrow().saw_signal() {
+    // Seconds of audio the file holds, and seconds the gate let through (at the model rate).
+    let file_s = stats.frames as f64 / f64::from(info.sample_rate.max(1));
+    let active_s = windower.total() as f64 / f64::from(rate);
+    let min_s = info_min_s;
+    let mut short_of_signal = None;
+    if gate.borrow().saw_signal() && windower.total() < min_samples as u64 && file_s >= min_s {
+        // Long enough, but mostly silence: too little signal to judge, like a silent file
+        // (verdict no-signal), whichever model; not a broken file.
+        silent = silent.max(1);
+        short_of_signal = Some(format!(
+            "only {active_s:.2} s of active signal ({:.2} s of silence skipped), less than the \
+             {min_s:.2} s the model needs: not scored",
+            (file_s - active_s).max(0.0)
+        ));
+    } else if gate.borrow().saw_signal() && windower.total() < min_samples as u64 {
+        return Err(crate::Error::Audio(format!(
+            "audio too short: {file_s:.2} s, the model needs at least {min_s:.2} s"
+        )));
+    } else if gate.borrow().saw_signal() {
         windower.finish(&mut counted)?;
     } else if stats.frames > 0 {
         // Silent throughout (the gate let nothing through): no window is scored, whatever the
@@ -153,7 +173,9 @@ pub fn read_windows(
     if let Some(t) = stats.truncated {
         warnings.push(t);
     }
-    if silent > 0 {
+    if let Some(note) = short_of_signal {
+        warnings.push(note);
+    } else if silent > 0 {
         warnings.push(if count == 0 {
             format!(
                 "no active signal: every window is digital silence or quieter than {} dBFS",

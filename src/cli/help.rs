@@ -16,15 +16,17 @@ pub(crate) use exit_codes;
 
 pub const SCREEN_EXAMPLES: &str = concat!(
     "Examples:
-  deepscreen screen ~/catalog --model speech.safetensors -o results.jsonl
-  find /data -name '*.flac' | deepscreen screen --files-from - --model m.safetensors --format csv
-  deepscreen screen song.mp3 --model m.safetensors --segments
-  deepscreen screen --files-from all.txt --model m.safetensors --shard 3/16 --resume -o part3.jsonl
+  deepscreen screen ~/catalog -o results.jsonl                 (music, the default model)
+  deepscreen screen ~/interviews --model speech -o speech.jsonl
+  find /data -name '*.flac' | deepscreen screen --files-from - --format csv
+  deepscreen screen song.mp3 --segments                         (which windows look fake)
+  deepscreen screen --files-from all.txt --shard 3/16 --resume -o part3.jsonl
+  deepscreen screen ~/catalog --model my-model.safetensors      (a model you trained)
 
 Directories are walked recursively (symbolic links followed, loops reported, not followed) and
 files with an audio extension are picked up: wav flac mp3 ogg oga m4a mp4 m4b aac alac caf aif
 aiff aifc mka mkv webm opus. Files named on the command line or in --files-from are screened
-whatever their extension. Opus has no built-in decoder: such files get an error row that says so.
+whatever their extension.
 
 Each row holds: path, score (calibrated probability the audio is synthetic), verdict
 (\"synthetic\" when score >= threshold, else \"bona-fide\"; \"no-signal\" with a null score when

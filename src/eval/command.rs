@@ -108,25 +108,48 @@ fn write_table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "{:<20} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>10} {:>8}",
         "attack", "bona", "spoof", "EER %", "minDCF", "AUC", "det@1%FA", "det@0.1%FA", "det@thr"
     )?;
-    let mut line = |name: &str, m: &Metrics| {
-        writeln!(
-            out,
-            "{:<20} {:>6} {:>6} {:>7.2} {:>7.4} {:>7.4} {:>8.1}% {:>9.1}% {:>7.1}%",
+    // A detection rate "at 0.1 % false alarms" needs 1,000 bona fide trials to mean that: with
+    // fewer, the only false-alarm rate below it is zero. Such figures are marked.
+    let mut coarse = false;
+    let mut at_fa = |rate: f64, fa: f64, m: &Metrics| {
+        if (m.bona_fide as f64) < 1.0 / fa {
+            coarse = true;
+            format!("{:.1}%*", 100.0 * rate)
+        } else {
+            format!("{:.1}%", 100.0 * rate)
+        }
+    };
+    let mut rows = Vec::new();
+    for (name, m) in report
+        .per_attack
+        .iter()
+        .map(|(a, m)| (a.as_str(), m))
+        .chain([("pooled", &report.pooled)])
+    {
+        rows.push(format!(
+            "{:<20} {:>6} {:>6} {:>7.2} {:>7.4} {:>7.4} {:>9} {:>10} {:>7.1}%",
             name,
             m.bona_fide,
             m.spoof,
             100.0 * m.eer,
             m.min_dcf,
             m.roc_auc,
-            100.0 * m.detection_at_1pct_fa,
-            100.0 * m.detection_at_0_1pct_fa,
+            at_fa(m.detection_at_1pct_fa, 0.01, m),
+            at_fa(m.detection_at_0_1pct_fa, 0.001, m),
             100.0 * m.detection_rate,
-        )
-    };
-    for (attack, m) in &report.per_attack {
-        line(attack, m)?;
+        ));
     }
-    line("pooled", &report.pooled)?;
+    for row in rows {
+        writeln!(out, "{row}")?;
+    }
+    if coarse {
+        writeln!(
+            out,
+            "* fewer bona fide trials than the rate needs (100 for 1 %, 1,000 for 0.1 %): the \
+             figure is detection with no false alarm among those {} trials, not at that rate",
+            report.pooled.bona_fide
+        )?;
+    }
     writeln!(
         out,
         "\nfalse alarms at the model's threshold {:.4}: {:.2} % of {} bona fide",

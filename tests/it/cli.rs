@@ -1101,3 +1101,116 @@ fn an_existing_report_or_input_is_never_overwritten() {
     assert_eq!(merged.status.code(), Some(0), "{merged:?}");
     assert_eq!(std::fs::read(&out).unwrap(), kept);
 }
+
+/// `deepscreen screen DIR | head -1`: the reader goes away and the run ends quietly (exit 0, no
+/// "Broken pipe" error), with the report on stdout or named as `-o /dev/stdout`. 400 rows are
+/// more than a pipe holds, so the writer does meet the closed pipe.
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let catalog = tmp.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    for i in 0..400 {
+        std::fs::copy(fixture("tone.wav"), catalog.join(format!("t{i:03}.wav"))).unwrap();
+    }
+    for report in [None, Some("/dev/stdout")] {
+        let mut cmd = bin();
+        cmd.args(["screen", "--model"])
+            .arg(&model)
+            .arg(&catalog)
+            .args(["--backend", "cpu"]);
+        if let Some(path) = report {
+            cmd.args(["-o", path]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(first.contains("\"path\""), "{first}");
+        assert_eq!(out.status.code(), Some(0), "{report:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{report:?}: {stderr}");
+    }
+}
+
+/// A long file holding a 0.3 s blip in silence has too little signal for a model that needs
+/// 1 s: verdict no-signal with a warning that says so (not an error, not "too short"); a file
+/// that is itself 0.3 s long is too short, said in seconds; a model needing less scores both.
+#[test]
+fn a_blip_in_silence_is_no_signal_and_a_short_file_is_too_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = json!([
+        {"type": "conv2d", "name": "c1", "out_channels": 4, "kernel": [3, 3], "padding": [1, 1]},
+        {"type": "global_avg_pool"},
+        {"type": "linear", "name": "fc", "out_features": 1}
+    ]);
+    let rate = 16000;
+    let blip = |i: usize| {
+        if (2 * rate..2 * rate + 4800).contains(&i) {
+            tone(i, 16000, 440.0)
+        } else {
+            0.0
+        }
+    };
+    write_wav(
+        &dir.path().join("blip.wav"),
+        16000,
+        1,
+        5 * rate,
+        false,
+        |i, _| blip(i),
+    );
+    write_wav(
+        &dir.path().join("short.wav"),
+        16000,
+        1,
+        4800,
+        false,
+        |i, _| tone(i, 16000, 440.0),
+    );
+    for (min_seconds, scored) in [(1.0, false), (0.25, true)] {
+        let model_dir = dir.path().join(format!("model-{min_seconds}"));
+        std::fs::create_dir(&model_dir).unwrap();
+        let model = crate::common::write_small_model(
+            &model_dir,
+            "blip-test",
+            Some(min_seconds),
+            layers.clone(),
+            5,
+        );
+        let out = run(bin()
+            .args(["screen", "--no-progress", "--model"])
+            .arg(&model)
+            .arg(dir.path().join("blip.wav"))
+            .arg(dir.path().join("short.wav")));
+        let rows = rows_by_name(&out.stdout);
+        let (blip, short) = (&rows["blip.wav"], &rows["short.wav"]);
+        if scored {
+            assert!(
+                blip["score"].is_f64() && short["score"].is_f64(),
+                "{blip} {short}"
+            );
+            continue;
+        }
+        assert_eq!(blip["verdict"], "no-signal", "{blip}");
+        assert!(blip["error"].is_null(), "{blip}");
+        let warnings = blip["warnings"].to_string();
+        assert!(
+            warnings.contains("only 0.30 s of active signal (4.70 s of silence skipped), less than the 1.00 s the model needs"),
+            "{warnings}"
+        );
+        assert_eq!(
+            short["error"], "audio too short: 0.30 s, the model needs at least 1.00 s",
+            "{short}"
+        );
+    }
+}

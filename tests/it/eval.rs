@@ -201,4 +201,22 @@ fn eval_command_reports_scores_and_plots() {
         );
     }
     assert!(report["pooled"]["detection_at_1pct_fa"].is_f64());
+    // The table marks detection rates the two bona fide trials cannot resolve (a rate at 1 %
+    // false alarms needs 100 of them) and says what they are instead.
+    let out = Command::new(env!("CARGO_BIN_EXE_deepscreen"))
+        .args(["eval", "--model"])
+        .arg(&model)
+        .arg("--audio-dir")
+        .arg(&fixtures)
+        .arg(&protocol)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let pooled = table.lines().find(|l| l.starts_with("pooled")).unwrap();
+    assert_eq!(pooled.matches("%*").count(), 2, "{table}");
+    assert!(
+        table.contains("the figure is detection with no false alarm among those 2 trials"),
+        "{table}"
+    );
 }

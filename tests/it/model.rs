@@ -1180,3 +1180,58 @@ fn each_embedded_id_names_its_model() {
     }
     assert_eq!(deepscreen::model::embedded_name_of("no-such-model"), None);
 }
+
+/// models/README.md lists every embedded model once and counts them right; `screen --help`'s
+/// examples name only models a user has (embedded ones), but for the one that says it is the
+/// user's own.
+#[test]
+fn the_model_list_and_the_help_examples_name_models_a_user_has() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/README.md"),
+    )
+    .unwrap();
+    let listed: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let mut embedded: Vec<&str> = deepscreen::model::EMBEDDED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort_unstable();
+    embedded.sort_unstable();
+    assert_eq!(sorted, embedded, "models/README.md's table");
+    let words = [
+        "", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    let count = format!("All {} are compiled into the binary", words[embedded.len()]);
+    assert!(
+        readme.contains(&count),
+        "models/README.md should say {count:?}"
+    );
+
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_deepscreen"))
+        .args(["screen", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let examples: Vec<&str> = help
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("deepscreen screen") || l.contains("| deepscreen screen")
+        })
+        .collect();
+    assert!(examples.len() >= 4, "{help}");
+    for line in examples {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "--model") {
+            let model = words[i + 1];
+            assert!(
+                embedded.contains(&model) || line.contains("a model you trained"),
+                "the example names a model a user does not have: {line}"
+            );
+        }
+    }
+}
