@@ -998,6 +998,72 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     assert_eq!(by_path(&rows(&report)).len(), names.len());
 }
 
+/// SIGTERM while a 30-minute file is being screened: the process exits within 5 s with 143,
+/// the report holds exactly the rows finished before (the long file is dropped, no partial row),
+/// and `--resume` screens the long file and the one never started.
+#[test]
+fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = tmp.path().join("catalog");
+    std::fs::create_dir(&cat).unwrap();
+    write_wav(&cat.join("a.wav"), 2.0, 440.0);
+    write_wav(&cat.join("b-long.wav"), 1800.0, 330.0);
+    write_wav(&cat.join("c.wav"), 2.0, 550.0);
+    let (list, names) = write_list(tmp.path(), &cat);
+    let report = tmp.path().join("report.jsonl");
+    let screen = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args([
+            "screen",
+            "--no-progress",
+            "-j",
+            "1",
+            "--ordered",
+            "--files-from",
+        ])
+        .arg(&list)
+        .arg("--model")
+        .arg(&model)
+        .arg("-o")
+        .arg(&report)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+        cmd
+    };
+    let mut child = screen(&[]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&report).map_or(0, |t| t.lines().count()) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no row written");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // a.wav is done; the 30-minute file is in flight (screening it takes over a second).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let signalled = std::time::Instant::now();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    assert!(took.as_secs_f64() < 5.0, "stopping took {took:?}");
+    let written = rows(&report);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0]["path"].as_str().unwrap().ends_with("a.wav"));
+    let out = screen(&["--resume"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let done = by_path(&rows(&report));
+    assert_eq!(done.len(), names.len(), "{done:?}");
+    let long = done.keys().find(|p| p.ends_with("b-long.wav")).unwrap();
+    assert!((done[long]["duration_s"].as_f64().unwrap() - 1800.0).abs() < 1e-6);
+}
+
 #[test]
 fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_once() {
     use std::os::unix::ffi::OsStrExt;
@@ -1098,7 +1164,8 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
-    let files = [("a.wav", 2.0), ("b.wav", 120.0), ("c.wav", 2.0)];
+    // b.wav is 30 minutes long: the stop must not wait for it.
+    let files = [("a.wav", 2.0), ("b.wav", 1800.0), ("c.wav", 2.0)];
     for (name, seconds) in files {
         write_wav(&tmp.path().join(name), seconds, 300.0);
     }

@@ -1235,3 +1235,42 @@ fn the_model_list_and_the_help_examples_name_models_a_user_has() {
         }
     }
 }
+
+/// The README's "Reading the results" quotes the default models' thresholds and the figures of
+/// their cards: they must be the embedded models' own and the cards' own.
+#[test]
+fn reading_the_results_quotes_the_models_and_their_cards() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let readme = read("README.md");
+    let start = readme
+        .find("## Reading the results")
+        .expect("the section exists");
+    let section = &readme[start..start + readme[start..].find("\n## Usage").unwrap()];
+    for (name, card, figures) in [
+        (
+            "music",
+            "models/music.md",
+            ["0.74 %", "0.93 %", "1.7 %", "58.3 %"],
+        ),
+        (
+            "speech",
+            "models/speech.md",
+            ["0.38 %", "1.50 %", "22.5 %", "64.6 %"],
+        ),
+    ] {
+        let threshold = deepscreen::model::load(name).unwrap().info().threshold;
+        let quoted = format!("**{threshold:.3}** (`{name}`)");
+        assert!(section.contains(&quoted), "README should quote {quoted}");
+        let card = read(card);
+        assert!(
+            card.contains(&format!("Default **{threshold:.3} = 1 % false alarms")),
+            "{name}'s card states another threshold than the model's {threshold:.3}"
+        );
+        for figure in figures {
+            assert!(section.contains(figure), "README lacks {name}'s {figure}");
+            assert!(card.contains(figure), "{name}'s card lacks {figure}");
+        }
+    }
+    assert!(section.contains("10 false flags for each true"));
+}
