@@ -1032,7 +1032,7 @@ fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
         .stderr(Stdio::piped());
         cmd
     };
-    let mut child = screen(&[]).spawn().unwrap();
+    let child = screen(&[]).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::fs::read_to_string(&report).map_or(0, |t| t.lines().count()) < 1 {
         assert!(std::time::Instant::now() < deadline, "no row written");
