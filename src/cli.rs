@@ -136,7 +136,9 @@ pub struct ScreenArgs {
     #[arg(long, requires = "resume")]
     pub retry_failed: bool,
 
-    /// Replace the report already in -o FILE (without it, a non-empty FILE is refused).
+    /// Replace the report already in -o FILE (without it, a non-empty FILE is refused). The
+    /// new report is written beside it (.FILE.replacing) and renamed over it when the run ends,
+    /// finished or stopped by a signal: a crash or a fatal error leaves the old one as it was.
     #[arg(long, requires = "output", conflicts_with = "resume")]
     pub force: bool,
 

@@ -117,6 +117,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     // The report: locked, then replaced, or (--resume) checked, repaired and appended to.
     let mut done = HashSet::new();
     let mut failed_before = 0;
+    let mut replacement = None;
     let mut writer = match &job.output {
         Some(path) => {
             let existing = if job.resume {
@@ -128,7 +129,8 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
             };
             let open =
                 || journal::DurableFile::open(path, existing).context("cannot create output file");
-            let mut file = open()?;
+            let (mut file, staged) = open()?;
+            replacement = staged;
             let mut header = true;
             if job.resume {
                 if !file.is_regular() {
@@ -158,7 +160,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                     );
                     // The report was rewritten (a new file): lock and append to that one.
                     drop(file);
-                    file = open()?;
+                    file = open()?.0;
                 }
                 header = !resumed.has_content;
                 done = resumed.done;
@@ -250,6 +252,12 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         })
     })?;
     progress.finish_and_clear();
+    // The run ended (finished, or stopped by a signal with every finished row written): a
+    // --force report now replaces the old one.
+    drop(writer);
+    if let Some(replacement) = replacement {
+        replacement.commit()?;
+    }
     let caught = stop.caught();
     let stopped_by = caught.filter(|_| cut.load(Ordering::Relaxed) || summary.dropped > 0);
     let seen = seen.load(Ordering::Relaxed);

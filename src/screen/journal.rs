@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{BufRead, BufReader, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::report::{CSV_HEADER, Entry, Format, Raw, RowReader};
@@ -193,7 +193,8 @@ fn drop_error_rows(path: &Path, file: &File, format: Format) -> Result<usize> {
 pub enum Existing {
     /// Append to it (`--resume`).
     Append,
-    /// Empty it (`--force`).
+    /// Replace it (`--force`): the new report is written beside it and renamed over it when
+    /// the run ends ([`Replacement::commit`]); until then the old one is untouched.
     Replace,
     /// Refuse, unless it is empty: a report is never lost to a rerun that forgot `--resume`.
     Refuse,
@@ -206,6 +207,43 @@ pub struct DurableFile {
     file: File,
     regular: bool,
     last_sync: Instant,
+    /// While a replacement is staged: the old report, kept locked so that no other run starts
+    /// on it before the new one is in place.
+    _old: Option<File>,
+}
+
+/// A `--force` run's new report, staged beside the old one (`.NAME.replacing`). [`commit`]
+/// renames it over the old one; dropped uncommitted (a fatal error), it is removed and the old
+/// report stays as it was. A run killed outright leaves it behind, the old report untouched.
+///
+/// [`commit`]: Replacement::commit
+pub struct Replacement {
+    staged: PathBuf,
+    target: PathBuf,
+    file: File,
+    committed: bool,
+}
+
+impl Replacement {
+    /// The staged report goes to disk, then takes the old one's name (atomic on one file
+    /// system), and the directory entry is synced.
+    pub fn commit(mut self) -> Result<()> {
+        self.file.sync_all().map_err(io(&self.staged))?;
+        std::fs::rename(&self.staged, &self.target).map_err(io(&self.target))?;
+        self.committed = true;
+        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.staged);
+        }
+    }
 }
 
 impl DurableFile {
@@ -213,7 +251,7 @@ impl DurableFile {
     /// second run on the same report stops here, before touching a byte of it. A symbolic link
     /// to a regular file is refused (the file it names would be written; `/dev/stdout` and
     /// other links to pipes and devices are fine).
-    pub fn open(path: &Path, existing: Existing) -> Result<Self> {
+    pub fn open(path: &Path, existing: Existing) -> Result<(Self, Option<Replacement>)> {
         let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
         if is_link && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
             return Err(Error::Report(format!(
@@ -232,11 +270,15 @@ impl DurableFile {
                 .write(true)
                 .open(path)
                 .map_err(io(path))?;
-            return Ok(DurableFile {
-                file,
-                regular,
-                last_sync: Instant::now(),
-            });
+            return Ok((
+                DurableFile {
+                    file,
+                    regular,
+                    last_sync: Instant::now(),
+                    _old: None,
+                },
+                None,
+            ));
         }
         // Not truncated on open: only once the lock is ours.
         let file = OpenOptions::new()
@@ -269,13 +311,47 @@ impl DurableFile {
                     path.display()
                 )));
             }
+            Existing::Replace if len > 0 => return Self::stage_replacement(path, file),
             Existing::Replace | Existing::Refuse => file.set_len(0).map_err(io(path))?,
         }
-        Ok(DurableFile {
+        let durable = DurableFile {
             file,
             regular,
             last_sync: Instant::now(),
-        })
+            _old: None,
+        };
+        Ok((durable, None))
+    }
+
+    /// `--force` over a report: write `.NAME.replacing` beside it (a stale one from a run that
+    /// was killed is emptied), locked like a report, while `old` stays locked.
+    fn stage_replacement(path: &Path, old: File) -> Result<(Self, Option<Replacement>)> {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(".replacing");
+        let staged = path.with_file_name(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&staged)
+            .map_err(io(&staged))?;
+        file.try_lock()
+            .map_err(|e| Error::Report(format!("cannot lock {}: {e}", staged.display())))?;
+        let replacement = Replacement {
+            staged: staged.clone(),
+            target: path.to_path_buf(),
+            file: file.try_clone().map_err(io(&staged))?,
+            committed: false,
+        };
+        let durable = DurableFile {
+            file,
+            regular: true,
+            last_sync: Instant::now(),
+            _old: Some(old),
+        };
+        Ok((durable, Some(replacement)))
     }
 
     /// Whether this is a regular file (pipes and devices cannot be resumed).

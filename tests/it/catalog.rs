@@ -1064,6 +1064,92 @@ fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
     assert!((done[long]["duration_s"].as_f64().unwrap() - 1800.0).abs() < 1e-6);
 }
 
+/// `--force` over an existing report writes the new one beside it (`.NAME.replacing`) and
+/// renames it over the old one when the run ends. Killed outright mid-run (before the rename),
+/// the old report is intact byte for byte; stopped by SIGTERM, the finished rows replace it and
+/// `--resume` completes them; a run that ends normally replaces it and leaves nothing beside it.
+#[test]
+fn force_replaces_a_report_only_when_the_run_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = tmp.path().join("catalog");
+    std::fs::create_dir(&cat).unwrap();
+    write_wav(&cat.join("a.wav"), 2.0, 440.0);
+    write_wav(&cat.join("b-long.wav"), 1800.0, 330.0);
+    write_wav(&cat.join("c.wav"), 2.0, 550.0);
+    let (list, names) = write_list(tmp.path(), &cat);
+    let report = tmp.path().join("report.jsonl");
+    let staged = tmp.path().join(".report.jsonl.replacing");
+    let screen = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["screen", "--no-progress", "-j", "1", "--ordered", "--model"])
+            .arg(&model)
+            .arg("-o")
+            .arg(&report)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let out = screen(&[]).arg(cat.join("a.wav")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // Start a --force run over the whole list and signal it once a.wav's row is staged.
+    let interrupted = |signal: &str, old: &[u8]| {
+        let list = list.display().to_string();
+        let child = screen(&["--force", "--files-from", &list]).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_to_string(&staged).map_or(0, |t| t.lines().count()) < 1 {
+            assert!(std::time::Instant::now() < deadline, "nothing staged");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            std::fs::read(&report).unwrap(),
+            old,
+            "replaced before the end"
+        );
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        child.wait_with_output().unwrap()
+    };
+    // Killed outright (SIGKILL: no clean-up) mid-run: the old report is as it was.
+    let old = std::fs::read(&report).unwrap();
+    let out = interrupted("-KILL", &old);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    assert_eq!(std::fs::read(&report).unwrap(), old);
+    assert!(staged.exists(), "the partial replacement is left beside it");
+    // A --force run that ends normally replaces the report; the killed run's leftover is
+    // reused and nothing stays beside it.
+    let out = screen(&["--force"])
+        .arg(cat.join("c.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let written = rows(&report);
+    assert_eq!(written.len(), 1);
+    assert!(written[0]["path"].as_str().unwrap().ends_with("c.wav"));
+    assert!(!staged.exists());
+    // Stopped by SIGTERM: the run ends, and its finished rows replace the old report.
+    let old = std::fs::read(&report).unwrap();
+    let out = interrupted("-TERM", &old);
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    assert!(!staged.exists());
+    let written = rows(&report);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0]["path"].as_str().unwrap().ends_with("a.wav"));
+    let list = list.display().to_string();
+    let out = screen(&["--resume", "--files-from", &list])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(by_path(&rows(&report)).len(), names.len());
+}
+
 #[test]
 fn names_that_differ_only_in_non_utf8_bytes_stay_apart_and_repeats_are_screened_once() {
     use std::os::unix::ffi::OsStrExt;
