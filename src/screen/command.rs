@@ -180,8 +180,9 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let seen = Arc::new(AtomicUsize::new(0));
     let skipped_done = Arc::new(AtomicUsize::new(0));
     let repeated = Arc::new(AtomicUsize::new(0));
-    let progress = progress_bar(job.progress, || {
-        inputs::known_total(&job.paths, job.files_from.as_deref(), shard.is_some())
+    let (paths, files_from) = (job.paths.clone(), job.files_from.clone());
+    let progress = progress_bar(job.progress, move || {
+        inputs::count(paths, files_from.as_deref(), shard)
     });
     let (seen_c, skipped_c, repeated_c) = (seen.clone(), skipped_done.clone(), repeated.clone());
     let (progress_c, progress_r) = (progress.clone(), progress.clone());
@@ -445,21 +446,30 @@ impl Drop for StopSignal {
 /// The progress bar, only when asked for and standard error is a terminal: files done of the
 /// total when `total` can tell it cheaply (with an ETA), else a spinner with the count; the
 /// audio screened and the failures in its message.
-fn progress_bar(wanted: bool, total: impl FnOnce() -> Option<u64>) -> ProgressBar {
+fn progress_bar(wanted: bool, total: impl FnOnce() -> Option<u64> + Send + 'static) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let total = total();
-    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let template = match total {
-        Some(_) => "{bar:30} {pos}/{len} files  {elapsed_precise}  ETA {eta}  {per_sec}  {msg}",
-        None => "{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}",
+    let style = |template| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
     };
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(style(
+        "{spinner} {pos} files  {elapsed_precise}  {per_sec}  {msg}",
+    ));
     // Redrawn on a clock, not only per row: a long file in flight does not freeze it.
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    // The inputs are counted beside the run (a directory walk can take a while): the bar gets
+    // its total and an ETA when the count is in.
+    let counted = bar.clone();
+    std::thread::spawn(move || {
+        if let Some(n) = total() {
+            counted.set_length(n);
+            counted.set_style(style(
+                "{bar:30} {pos}/{len} files  {elapsed_precise}  ETA {eta}  {per_sec}  {msg}",
+            ));
+        }
+    });
     bar
 }
 

@@ -5,6 +5,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use super::shard::Shard;
 use crate::{Error, Result};
 
 /// Extensions picked up when walking a directory (case-insensitive). Files named explicitly
@@ -53,6 +54,12 @@ pub type Inputs = Box<dyn Iterator<Item = Input> + Send>;
 /// Inputs from command-line paths, then from `--files-from` (one path per line, `-` = stdin).
 /// Directories (on the command line or in the list) are walked recursively by extension.
 pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
+    walk(paths, files_from, true)
+}
+
+/// [`stream`]; `warn`: say when a directory holds no audio file (the run does; a count
+/// beside it does not, or the warning would come twice).
+fn walk(paths: Vec<PathBuf>, files_from: Option<&str>, warn: bool) -> Result<Inputs> {
     let listed: Inputs = match files_from {
         None => Box::new(std::iter::empty()),
         Some(source) => {
@@ -87,7 +94,7 @@ pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
             Box::new(lines.flat_map(move |line| -> Inputs {
                 match line {
                     Ok(line) => match listed_path(line) {
-                        Some(path) => expand_one(path),
+                        Some(path) => expand_one(path, warn),
                         None => Box::new(std::iter::empty()),
                     },
                     Err(e) => Box::new(std::iter::once(Input::Broken {
@@ -99,12 +106,15 @@ pub fn stream(paths: Vec<PathBuf>, files_from: Option<&str>) -> Result<Inputs> {
         }
     };
     Ok(Box::new(
-        paths.into_iter().flat_map(expand_one).chain(listed),
+        paths
+            .into_iter()
+            .flat_map(move |p| expand_one(p, warn))
+            .chain(listed),
     ))
 }
 
 /// One path: a file as it is, a directory walked (symlinks followed safely, sorted by name).
-fn expand_one(path: PathBuf) -> Inputs {
+fn expand_one(path: PathBuf, warn: bool) -> Inputs {
     if !path.is_dir() {
         return Box::new(std::iter::once(Input::File(path)));
     }
@@ -132,7 +142,7 @@ fn expand_one(path: PathBuf) -> Inputs {
     Box::new(WarnIfEmpty {
         inner: Box::new(entries),
         dir: path,
-        found: false,
+        found: !warn,
     })
 }
 
@@ -162,36 +172,19 @@ impl Iterator for WarnIfEmpty {
     }
 }
 
-/// How many inputs [`stream`] will give, when that is cheap to know before a run: files named
-/// on the command line and at most a `--files-from` list in a regular file, whose lines name no
-/// directory; and no shard (which takes an unknown share). Otherwise None.
-pub fn known_total(paths: &[PathBuf], files_from: Option<&str>, sharded: bool) -> Option<u64> {
-    if sharded || paths.iter().any(|p| !p.is_file()) {
+/// How many inputs [`stream`] will give in `shard`, counted by walking them as the run does:
+/// the progress bar's total, counted in a thread beside the run (a walk costs metadata reads,
+/// far less than decoding). None for a list on standard input, which only the run may read.
+pub fn count(paths: Vec<PathBuf>, files_from: Option<&str>, shard: Option<Shard>) -> Option<u64> {
+    if files_from == Some("-") {
         return None;
     }
-    let listed = match files_from {
-        None => 0,
-        Some("-") => return None,
-        Some(list) => {
-            let file = std::fs::File::open(list).ok()?;
-            if !file.metadata().ok()?.is_file() {
-                return None;
-            }
-            let mut n = 0u64;
-            for line in std::io::BufReader::new(file).split(b'\n') {
-                let Some(path) = listed_path(line.ok()?) else {
-                    continue;
-                };
-                // A listed directory is walked: its count is not known up front.
-                if path.is_dir() {
-                    return None;
-                }
-                n += 1;
-            }
-            n
-        }
-    };
-    Some(paths.len() as u64 + listed)
+    let inputs = walk(paths, files_from, false).ok()?;
+    Some(
+        inputs
+            .filter(|i| shard.is_none_or(|s| s.contains(i.path())))
+            .count() as u64,
+    )
 }
 
 /// The path on one line of a `--files-from` list (a trailing CR dropped); None for a blank line.

@@ -1286,37 +1286,40 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
     assert_eq!(summary.dropped, 1, "b.wav, part-way");
 }
 
-/// The progress bar's total is known only when it is cheap and exact: named files plus the
-/// non-empty lines of a list file naming no directory, and no shard.
+/// The progress bar's total is what the run will screen: named files, list lines (a listed
+/// directory walked), directories walked as the run walks them (error entries too: each gets a
+/// row), the shard's share only; unknown for a list on standard input.
 #[test]
-fn the_input_total_is_known_only_when_cheap() {
-    use deepscreen::screen::inputs::known_total;
+fn the_input_total_is_counted_as_the_run_walks() {
+    use deepscreen::screen::inputs::{count, stream};
+    use deepscreen::screen::shard::Shard;
     let tmp = tempfile::tempdir().unwrap();
-    let cat = catalog(tmp.path(), 3, 0.5);
+    let cat = catalog(tmp.path(), 3, 0.5); // three tracks and broken.wav
     let files: Vec<PathBuf> = ["track000.wav", "track001.wav"]
         .iter()
         .map(|n| cat.join(n))
         .collect();
-    assert_eq!(known_total(&files, None, false), Some(2));
-    assert_eq!(known_total(&files, None, true), None, "sharded");
-    assert_eq!(
-        known_total(std::slice::from_ref(&cat), None, false),
-        None,
-        "a directory"
-    );
+    assert_eq!(count(files.clone(), None, None), Some(2));
+    assert_eq!(count(vec![cat.clone()], None, None), Some(4), "a directory");
     let list = tmp.path().join("list.txt");
     std::fs::write(
         &list,
-        format!("{}\n\n{}\r\n", files[0].display(), files[1].display()),
+        format!(
+            "{}\n\n{}\r\n{}\n",
+            files[0].display(),
+            files[1].display(),
+            cat.display()
+        ),
     )
     .unwrap();
     let list_arg = list.display().to_string();
-    assert_eq!(known_total(&files[..1], Some(&list_arg), false), Some(3));
-    assert_eq!(known_total(&[], Some("-"), false), None, "standard input");
-    std::fs::write(&list, format!("{}\n", cat.display())).unwrap();
-    assert_eq!(
-        known_total(&[], Some(&list_arg), false),
-        None,
-        "a listed directory"
-    );
+    assert_eq!(count(files[..1].to_vec(), Some(&list_arg), None), Some(7));
+    assert_eq!(count(vec![], Some("-"), None), None, "standard input");
+    // Sharded: exactly the inputs the shard takes, as the run filters them.
+    let shard: Shard = "1/2".parse().unwrap();
+    let in_shard = stream(vec![cat.clone()], None)
+        .unwrap()
+        .filter(|i| shard.contains(i.path()))
+        .count() as u64;
+    assert_eq!(count(vec![cat.clone()], None, Some(shard)), Some(in_shard));
 }
