@@ -75,6 +75,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 segments: false,
                 ordered: false,
                 stop: None,
+                decoding: None,
             };
             let summary =
                 pool.install(|| pipeline::run(list()?, scorer.as_ref(), &opts, &mut |_| Ok(())))?;

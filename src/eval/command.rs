@@ -51,6 +51,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         segments: false,
         ordered: true,
         stop: None,
+        decoding: None,
     };
     let inputs: inputs::Inputs = Box::new(
         trials

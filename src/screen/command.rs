@@ -233,6 +233,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         segments: job.segments,
         ordered: job.ordered,
         stop: Some(stop.flag()),
+        decoding: Some(stop.decoding()),
     };
     let report_name = job
         .output
@@ -253,6 +254,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         })
     })?;
     progress.finish_and_clear();
+    stop.settle();
     // The run ended (finished, or stopped by a signal with every finished row written): a
     // --force report now replaces the old one.
     drop(writer);
@@ -348,6 +350,10 @@ fn signal_name(sig: i32) -> &'static str {
 struct StopSignal {
     /// The last signal caught (0: none).
     caught: Arc<AtomicUsize>,
+    /// Files being decoded (the pipeline counts them): what a stop drops.
+    decoding: Arc<AtomicUsize>,
+    /// The watcher has said that the run is stopping.
+    announced: Arc<AtomicBool>,
     ids: Vec<signal_hook::SigId>,
     /// Tells the watcher thread that the run is over.
     done: Arc<AtomicBool>,
@@ -358,7 +364,10 @@ impl StopSignal {
     /// `progress`: the bar to keep the messages clear of.
     fn install(progress: ProgressBar) -> anyhow::Result<Self> {
         let caught = Arc::new(AtomicUsize::new(0));
+        let decoding = Arc::new(AtomicUsize::new(0));
         let count = Arc::new(AtomicUsize::new(0));
+        let dropping = Arc::new(AtomicUsize::new(0));
+        let announced = Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();
         for sig in [SIGINT, SIGTERM] {
             ids.push(signal_hook::flag::register_usize(
@@ -366,19 +375,23 @@ impl StopSignal {
                 caught.clone(),
                 sig as usize,
             )?);
-            let count = count.clone();
-            // SAFETY: the handler only increments an atomic (async-signal-safe).
+            let (count, decoding, dropping) = (count.clone(), decoding.clone(), dropping.clone());
+            // SAFETY: the handler only reads and writes atomics (async-signal-safe).
             ids.push(unsafe {
                 signal_hook::low_level::register(sig, move || {
-                    count.fetch_add(1, Ordering::SeqCst);
+                    if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // What the stop drops, counted when it comes (the decoders let go of
+                        // their files within milliseconds).
+                        dropping.store(decoding.load(Ordering::SeqCst), Ordering::SeqCst);
+                    }
                 })
             }?);
         }
         // Messages cannot be printed from a signal handler: a thread watches the count.
         let done = Arc::new(AtomicBool::new(false));
         let (done_w, caught_w) = (done.clone(), caught.clone());
+        let announced_w = announced.clone();
         let watcher = std::thread::spawn(move || {
-            let mut announced = false;
             loop {
                 // Read before the checks, so a signal that came just before the end is said.
                 let finished = done_w.load(Ordering::SeqCst);
@@ -394,16 +407,17 @@ impl StopSignal {
                     });
                     std::process::exit(128 + sig);
                 }
-                if n == 1 && !announced {
-                    announced = true;
+                if n == 1 && !announced_w.load(Ordering::SeqCst) {
                     progress.suspend(|| {
                         eprintln!(
-                            "deepscreen: {}: stopping: no new file is started and those in \
-                             flight are dropped (--resume screens them again; signal again to \
-                             exit at once)",
-                            signal_name(sig)
+                            "deepscreen: {}: stopping: no new file is started; {} being \
+                             decoded dropped (--resume screens them again), those decoded are \
+                             finished; signal again to exit at once",
+                            signal_name(sig),
+                            crate::text::count(dropping.load(Ordering::SeqCst), "file")
                         )
                     });
+                    announced_w.store(true, Ordering::SeqCst);
                 }
                 if finished {
                     break;
@@ -413,6 +427,8 @@ impl StopSignal {
         });
         Ok(StopSignal {
             caught,
+            decoding,
+            announced,
             ids,
             done,
             watcher: Some(watcher),
@@ -421,6 +437,22 @@ impl StopSignal {
 
     fn flag(&self) -> Arc<AtomicUsize> {
         self.caught.clone()
+    }
+
+    fn decoding(&self) -> Arc<AtomicUsize> {
+        self.decoding.clone()
+    }
+
+    /// After a signal, wait (briefly) until the watcher has said so: the acknowledgement comes
+    /// before the summary, as it came before the stop.
+    fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while self.caught().is_some()
+            && !self.announced.load(Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     fn caught(&self) -> Option<i32> {

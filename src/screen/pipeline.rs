@@ -40,6 +40,8 @@ pub struct ScreenOptions {
     /// Non-zero (a signal's number) when the run is to stop: the files in flight are dropped
     /// without a row (`--resume` screens them again) and no new one is started.
     pub stop: Option<Arc<AtomicUsize>>,
+    /// Counts the files being decoded now: what a stop will drop (for its message).
+    pub decoding: Option<Arc<AtomicUsize>>,
 }
 
 /// Windows per backend call when `--batch` is not given. Measured (BENCHMARKS.md): on the CPU
@@ -235,7 +237,8 @@ pub fn run(
             let tx = tx.clone();
             let (source, dropped) = (&source, &dropped);
             let stop = opts.stop.as_deref();
-            scope.spawn(move || decode_worker(source, scorer, tx, stop, dropped));
+            let decoding = opts.decoding.as_deref();
+            scope.spawn(move || decode_worker(source, scorer, tx, (stop, decoding), dropped));
         }
         drop(tx);
         scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, &lengths));
@@ -368,7 +371,7 @@ fn decode_worker(
     source: &Source,
     scorer: &dyn Scorer,
     tx: SyncSender<Msg>,
-    stop: Option<&AtomicUsize>,
+    (stop, decoding): (Option<&AtomicUsize>, Option<&AtomicUsize>),
     dropped: &AtomicUsize,
 ) {
     let info = scorer.info();
@@ -382,6 +385,7 @@ fn decode_worker(
             return;
         };
         let path = input.path().to_path_buf();
+        decoding.inspect(|d| _ = d.fetch_add(1, Ordering::Relaxed));
         let mut sent = 0usize;
         let mut blocked = Duration::ZERO;
         let began = Instant::now();
@@ -415,6 +419,7 @@ fn decode_worker(
                 .map_err(|e| e.to_string())
             }
         };
+        decoding.inspect(|d| _ = d.fetch_sub(1, Ordering::Relaxed));
         if stopping() {
             // Dropped part-way (or finished as the stop came): no row; resume redoes it.
             dropped.fetch_add(1, Ordering::Relaxed);

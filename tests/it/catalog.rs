@@ -1053,6 +1053,13 @@ fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
     let took = signalled.elapsed();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
     assert!(took.as_secs_f64() < 5.0, "stopping took {took:?}");
+    // Said when the signal came: what stops, and how many files it drops.
+    assert!(
+        stderr_of(&out)
+            .contains("SIGTERM: stopping: no new file is started; 1 file being decoded dropped"),
+        "{}",
+        stderr_of(&out)
+    );
     let written = rows(&report);
     assert_eq!(written.len(), 1, "{written:?}");
     assert!(written[0]["path"].as_str().unwrap().ends_with("a.wav"));
@@ -1268,6 +1275,7 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
         segments: false,
         ordered: true,
         stop: Some(stop.clone()),
+        decoding: None,
     };
     let inputs = Box::new(
         files
