@@ -50,7 +50,7 @@ done
 if python3 -c "import torch, torchaudio, safetensors" 2>/dev/null; then
     echo "== PyTorch on the same models and batch (for the ratio)"
     for model in music speech; do
-        python3 training/bench_torch.py "$demo/untrained-$model.safetensors" --batch 32 --device cuda || status=1
+        PYTHONPATH="training${PYTHONPATH:+:$PYTHONPATH}" python3 training/bench_torch.py "$demo/untrained-$model.safetensors" --batch 32 --device cuda || status=1
     done
 fi
 exit $status

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from deepscreen_torch import load
+from deepscreen_train.torch_model import load
 
 
 def main() -> None:

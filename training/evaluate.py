@@ -5,7 +5,7 @@ and prints the model card's tables (markdown) and writes them as JSON.
         --deepscreen target/release/deepscreen --out models/speech-dev.json
 
 Lists scored (all under --data, written by data/prepare.py; subsets are written next to them):
-dev (clean), dev-channel (every clip through the channel chain of data/channel.py: band-passes,
+dev (clean), dev-channel (every clip through the channel chain of deepscreen_train/channel.py: band-passes,
 noise, reverb, quantisation, codecs…), dev-real-reencoded (the clean bona fide re-encoded to
 MP3/Ogg, against the clean fakes); each pooled, per attack, seen vs unseen attacks, and within
 bandwidth groups (narrowband ≤ 5.5 kHz vs wideband); detection at 1 % / 0.1 % false alarms and
@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-sys.path.insert(0, str(Path(__file__).parent / "whisper"))
-from common import GENERATORS, is_seen, read_rows  # noqa: E402
-from train_head import metrics  # noqa: E402  (the same metrics the head's figures use)
+from deepscreen_train.common import GENERATORS, is_seen, read_rows
+from deepscreen_train.metrics import metrics
 
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 

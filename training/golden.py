@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from deepscreen_torch import BN_PARTS, DeepscreenModel, save
+from deepscreen_train.torch_model import BN_PARTS, DeepscreenModel, save
 
 BASE = {"format": "deepscreen-model", "version": 1}
 

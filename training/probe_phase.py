@@ -33,10 +33,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import DEV_REAL, read_rows  # noqa: E402
-from make_fakes import griffin_lim, mlsa, world  # noqa: E402
-from train import eer  # noqa: E402
+from deepscreen_train.common import DEV_REAL, read_rows
+from deepscreen_train.resynthesis import griffin_lim, mlsa, world
+from deepscreen_train.metrics import eer
 
 RATE = 16000
 SECONDS = 3.0

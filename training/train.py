@@ -31,10 +31,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-from common import is_seen, read_rows  # noqa: E402
-from deepscreen_torch import DeepscreenModel, activation, parameter_free_layer, save  # noqa: E402
+from deepscreen_train import calibration, metrics, windowing
+from deepscreen_train.common import is_seen, read_rows
+from deepscreen_train.torch_model import DeepscreenModel, activation, parameter_free_layer, save
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -111,23 +110,8 @@ class Classifier(nn.Module):
 
 
 def window_len(config: dict) -> tuple[int, int, int]:
-    sr = config["sample_rate"]
     w = config["window"]
-    return round(w["seconds"] * sr), round(w["hop_seconds"] * sr), round(w.get("min_seconds", 0.25) * sr)
-
-
-def repeat_pad(x: np.ndarray, n: int) -> np.ndarray:
-    return np.tile(x, math.ceil(n / len(x)))[:n]
-
-
-def engine_windows(x: np.ndarray, n: int, hop: int) -> list[np.ndarray]:
-    """The engine's windows: one every hop, plus one aligned to the end for the tail."""
-    if len(x) <= n:
-        return [repeat_pad(x, n)]
-    starts = list(range(0, len(x) - n + 1, hop))
-    if starts[-1] + n < len(x):
-        starts.append(len(x) - n)
-    return [x[s : s + n] for s in starts]
+    return windowing.lengths(w["seconds"], w["hop_seconds"], w.get("min_seconds", 0.25), config["sample_rate"])
 
 
 def load_list(data: Path, name: str, rate: int) -> list[dict]:
@@ -154,54 +138,31 @@ def mask_frequencies(feats: torch.Tensor, width: int, rng: random.Random) -> tor
 
 def random_window(x: np.ndarray, n: int, rng: random.Random) -> np.ndarray:
     if len(x) <= n:
-        return repeat_pad(x, n)
+        return windowing.pad(x, n)
     s = rng.randrange(0, len(x) - n + 1)
     return x[s : s + n]
 
 
-# ---------------------------------------------------------------- metrics
-
-
-def eer(bona: np.ndarray, spoof: np.ndarray) -> tuple[float, float]:
-    """EER and its threshold, scores = P(synthetic) (higher = more spoof)."""
-    thr = np.sort(np.concatenate([bona, spoof]))
-    frr = np.searchsorted(np.sort(spoof), thr, side="left") / len(spoof)  # spoof below thr → missed
-    far = 1 - np.searchsorted(np.sort(bona), thr, side="left") / len(bona)  # bona at/above thr → false alarm
-    i = np.argmin(np.abs(frr - far))
-    return float((frr[i] + far[i]) / 2), float(thr[i])
+# ---------------------------------------------------------------- calibration
 
 
 @torch.no_grad()
-def window_logits(front: DeepscreenModel, net: Classifier, rows: list[dict], n: int, hop: int) -> list[np.ndarray]:
+def window_logits(front: DeepscreenModel, net: Classifier, rows: list[dict], config: dict) -> list[np.ndarray]:
+    """Each clip's window logits, its windows cut as the engine cuts them (none when silent)."""
     net.eval()
+    w, rate = config["window"], config["sample_rate"]
     out = []
     for r in rows:
-        w = torch.from_numpy(np.stack(engine_windows(r["audio"], n, hop)))
-        out.append(net(front.features(w)).numpy())
+        windows = windowing.windows(r["audio"], rate, w["seconds"], w["hop_seconds"],
+                                    w.get("min_seconds", 0.25), w.get("pad", "repeat"))
+        x = torch.from_numpy(np.stack([win.samples for win in windows])) if windows else None
+        out.append(net(front.features(x)).numpy() if x is not None else np.zeros(0, np.float32))
     return out
 
 
-def fit_calibration(logits: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:
-    """Logistic regression P(spoof) = sigmoid(a*z + b) on window logits, classes weighted equally."""
-    z = torch.from_numpy(np.concatenate(logits)).double()
-    y = torch.from_numpy(np.concatenate([np.full(len(l), lab) for l, lab in zip(logits, labels)])).double()
-    w = torch.where(y > 0.5, 0.5 / y.sum(), 0.5 / (1 - y).sum())
-    a = torch.ones((), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, b], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = (w * F.binary_cross_entropy_with_logits(a * z + b, y, reduction="none")).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(a), float(b)
-
-
 def file_scores(logits: list[np.ndarray], a: float, b: float) -> np.ndarray:
-    return np.array([np.mean(1 / (1 + np.exp(-(a * l + b)))) for l in logits])
+    clip = np.concatenate([np.full(len(l), i) for i, l in enumerate(logits)]).astype(int)
+    return calibration.file_scores(np.concatenate(logits), clip, len(logits), a, b)
 
 
 # ---------------------------------------------------------------- main
@@ -232,7 +193,7 @@ def main() -> int:
     torch.manual_seed(args.seed)
     config = json.loads((CONFIGS / f"{args.config or args.kind}.json").read_text())
     rate = config["sample_rate"]
-    n, hop, _ = window_len(config)
+    n, _, _ = window_len(config)
     front = DeepscreenModel(config).eval()
     net = Classifier(config)
 
@@ -298,14 +259,18 @@ def main() -> int:
     # Calibration on dev bona fide + seen attacks (clean and channel lists).
     cal_rows = [r for name in ("dev", "dev-channel") for d in args.data for r in load_list(d, name, rate)
                 if is_seen(args.kind, r["attack"])]
-    logits = window_logits(front, net, cal_rows, n, hop)
+    logits = window_logits(front, net, cal_rows, config)
     labels = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in cal_rows])
-    a, b = fit_calibration(logits, labels)
+    # Clips the engine would call no-signal have no windows: they are left out.
+    scored = [i for i, l in enumerate(logits) if len(l)]
+    logits, labels, cal_rows = [logits[i] for i in scored], labels[scored], [cal_rows[i] for i in scored]
+    a, b = calibration.fit(np.concatenate(logits),
+                           np.concatenate([np.full(len(l), y) for l, y in zip(logits, labels)]))
     scores = file_scores(logits, a, b)
-    cal_eer, _ = eer(scores[labels == 0], scores[labels == 1])
+    cal_eer, _ = metrics.eer(scores[labels == 0], scores[labels == 1])
     # A catalog screen must not cry wolf: the threshold is the target false-alarm rate on the
     # held-out real audio (its packages never trained), not the EER point.
-    threshold = float(np.quantile(scores[labels == 0], 1 - args.target_fa, method="higher"))
+    threshold = calibration.threshold_at(scores[labels == 0], args.target_fa)
     caught = float((scores[labels == 1] >= threshold).mean())
     print(f"calibration: scale {a:.4f} bias {b:.4f}; seen-attack dev EER {cal_eer * 100:.2f} %; "
           f"threshold {threshold:.4f} ({args.target_fa:.0%} FA) catches {caught:.1%} of seen-attack dev fakes")
@@ -334,7 +299,7 @@ def main() -> int:
     model = DeepscreenModel(config, net.engine_tensors()).eval()
     # The exported model must be the trained network: compare on a dev batch.
     with torch.no_grad():
-        w = torch.from_numpy(np.stack([engine_windows(r["audio"], n, hop)[0] for r in cal_rows[:8]]))
+        w = torch.from_numpy(np.stack([windowing.pad(r["audio"][:n], n) for r in cal_rows[:8]]))
         d = (model.logits(model.classify(model.features(w))) - net(front.features(w))).abs().max().item()
     assert d < 1e-3, f"export differs from the trained network by {d}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,7 +307,7 @@ def main() -> int:
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
     if args.golden:
-        from export_golden import write_golden
+        from deepscreen_train.golden_vectors import write_golden
 
         write_golden(model, args.golden)
     return 0

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import decode, duration, read_rows, real_split  # noqa: E402
+from deepscreen_train.common import decode, duration, read_rows, real_split
 
 RATES = {"music": 44100, "speech": 16000}
 # Encoder strides per decoder (their product is the hop): hop sizes vary across families.

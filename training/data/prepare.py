@@ -9,7 +9,7 @@ processing BOTH classes identically so that channel, loudness and silence are no
    both classes end up with the same narrowband share (music: 22.05/32 kHz round trips, same
    probability for both);
 4. loudness: RMS to a random level in [-32, -16] dBFS, peak ≤ 0.99;
-5. training clips: the channel chain of channel.py (band-passes, resampling round trips,
+5. training clips: the channel chain of deepscreen_train/channel.py (band-passes, resampling round trips,
    compression, reverb, noise, RawBoost-style distortions, soft clipping, 8-bit / µ-law / A-law
    quantisation), then a codec round trip for 40 % of them (MP3, AAC, Opus, Vorbis at 8–192
    kbit/s; speech also GSM, µ-law): the same distribution for both classes;
@@ -37,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-import channel  # noqa: E402
-from common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows  # noqa: E402
+from deepscreen_train import channel
+from deepscreen_train.common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows
 
 SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
 MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis"]
@@ -141,7 +140,7 @@ def process(item: dict) -> list[dict]:
     target_db = rng.uniform(-32, -16)
 
     def draw_channel(at_least_one: bool, codec_share: float) -> tuple[list, str | None, tuple | None]:
-        """The channel chain (channel.py), then maybe a codec: the same draw for both classes."""
+        """The channel chain (deepscreen_train/channel.py), then maybe a codec: the same draw for both classes."""
         steps = channel.random_chain(rng, item["kind"], at_least_one)
         codec = rng.choice(codecs) if rng.random() < codec_share else None
         return steps, codec, codec_args(codec, rng) if codec else None

@@ -4,7 +4,7 @@ in BENCHMARKS.md (float32, CPU, the given threads).
     python training/whisper/bench_ct2.py /data/pkgs/whisper-tiny-en --batch 4 --seconds 10 --threads 2
 
 The input is `--batch` windows of the engine's synthetic test signal (src/bench/stages.rs),
-turned into log-mel by reference.py, so both engines see the same features; the log-mel is not
+turned into log-mel by deepscreen_train/whisper_reference.py, so both engines see the same features; the log-mel is not
 timed here (CTranslate2 takes features), so compare with the engine's whole forward knowing
 that it includes its own front-end.
 """
@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-import reference  # noqa: E402
+from deepscreen_train import whisper_reference as reference
 
 
 def synthetic_windows(count, length):

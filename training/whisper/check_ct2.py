@@ -1,4 +1,4 @@
-"""Check reference.py against CTranslate2's own Whisper encoder on the same log-mel input.
+"""Check deepscreen_train/whisper_reference.py against CTranslate2's own Whisper encoder on the same log-mel input.
 
     python training/whisper/check_ct2.py /data/pkgs/whisper-tiny-en [--seconds 10]
 
@@ -12,9 +12,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-import ct2  # noqa: E402
-import reference  # noqa: E402
+from deepscreen_train import ct2
+from deepscreen_train import whisper_reference as reference
 
 
 def test_audio(seconds, seed=0):

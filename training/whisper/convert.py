@@ -21,9 +21,8 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-sys.path.insert(0, os.path.dirname(__file__))
-import ct2  # noqa: E402
-import reference  # noqa: E402
+from deepscreen_train import ct2
+from deepscreen_train import whisper_reference as reference
 
 LICENCE = (
     "Whisper model weights: MIT License, Copyright (c) 2022 OpenAI "

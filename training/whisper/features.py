@@ -4,10 +4,10 @@ cuts them, for training a detector head (train_head.py).
     python training/whisper/features.py --model-dir data/whisper-base \
         --data data/speech --list train --hop 2 --out data/speech/features-base
 
-For each clip of DATA/LIST.csv: 16 kHz mono, cut into windows of --seconds with hop --hop (the
-engine's rules: windows while they fit, one more aligned to the end; a shorter clip repeated to
-one window), windows without active signal skipped and digital-silence runs filled as the
-engine does (src/audio/activity.rs), Whisper log-mel per window, CTranslate2's encoder (float32)
+For each clip of DATA/LIST.csv: 16 kHz mono, cut into windows of --seconds with hop --hop as the
+engine cuts them (`deepscreen_train.windowing`: silence gated out, windows while they fit, one
+more aligned to the end, a shorter clip repeated to one window, inactive windows skipped,
+digital-silence runs given the engine's noise floor), Whisper log-mel per window, CTranslate2's encoder (float32)
 → final hidden states [positions, width], stored as float16. Written in shards of --shard clips
 (OUT/LIST-00000.npz: `states` [windows, positions, width], `clip` [windows] = row index in the
 list); existing shards are kept, so an interrupted run resumes.
@@ -28,55 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
-import reference  # noqa: E402
+from deepscreen_train import windowing
+from deepscreen_train import whisper_reference as reference
 
 RATE = reference.SAMPLE_RATE
-
-# src/audio/activity.rs
-ACTIVE_DBFS, ACTIVE_SHARE = -60.0, 0.1
-SILENCE_LEVEL, SILENCE_RUN_S, FLOOR_DBFS = 1.0 / 32768.0, 0.01, -75.0
-
-
-def is_active(w: np.ndarray) -> bool:
-    frame = RATE // 50
-    n = (len(w) + frame - 1) // frame
-    padded = np.pad(w.astype(np.float64), (0, n * frame - len(w)))
-    power = (padded.reshape(n, frame) ** 2).sum(axis=1)
-    counts = np.full(n, frame, dtype=np.float64)
-    counts[-1] = len(w) - (n - 1) * frame
-    active = (power / counts > (10 ** (ACTIVE_DBFS / 20)) ** 2).sum()
-    return active >= ACTIVE_SHARE * n
-
-
-def fill_digital_silence(w: np.ndarray, seed: int) -> np.ndarray:
-    """Runs of digital silence ≥ 10 ms get a -75 dBFS noise floor (the engine uses its own
-    deterministic noise; any white floor of that level is the same to the model)."""
-    quiet = np.abs(w) <= SILENCE_LEVEL
-    if not quiet.any():
-        return w
-    w = w.copy()
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-    amp = 10 ** (FLOOR_DBFS / 20) * np.sqrt(3)
-    rng = np.random.default_rng(seed)
-    for start, end in zip(edges[::2], edges[1::2]):
-        if end - start >= int(RATE * SILENCE_RUN_S):
-            w[start:end] = amp * rng.uniform(-1, 1, end - start)
-    return w
-
-
-def windows(x: np.ndarray, seconds: float, hop_seconds: float) -> list[np.ndarray]:
-    """The engine's windowing (src/audio/windows.rs), minus the activity check."""
-    n, h = int(round(seconds * RATE)), int(round(hop_seconds * RATE))
-    if len(x) >= n:
-        starts = list(range(0, len(x) - n + 1, h))
-        if starts[-1] + n < len(x):
-            starts.append(len(x) - n)
-        return [x[s : s + n] for s in starts]
-    reps = -(-n // max(1, len(x)))
-    return [np.tile(x, reps)[:n]]
-
 
 def log_mel_batch(batch: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """[B, samples] → [B, 80, frames], reference.log_mel in float32 for a batch."""
@@ -148,7 +103,7 @@ def main() -> int:
     ap.add_argument("--encoder", type=Path, help="deepscreen encoder file (convert.py), for --layers")
     args = ap.parse_args()
     import soundfile as sf
-    from common import load_audio
+    from deepscreen_train.common import load_audio
 
     layers = sorted({int(x) for x in args.layers.split(",")}) if args.layers else []
     if layers:
@@ -181,10 +136,15 @@ def main() -> int:
                     x = load_audio(path, RATE)
             except Exception:
                 x = load_audio(path, RATE)
-            for k, w in enumerate(windows(x, args.seconds, args.hop)):
-                if is_active(w):
-                    wins.append(fill_digital_silence(w, i * 1000 + k))
-                    owner.append(i)
+            # The engine's windows: silence gated out, inactive windows skipped, digital
+            # silence given its noise floor (a clip too short for a window has none).
+            try:
+                cut = windowing.windows(x, RATE, args.seconds, args.hop)
+            except windowing.TooShort:
+                cut = []
+            for w in cut:
+                wins.append(w.samples)
+                owner.append(i)
         states: dict = {k: [] for k in outs}
         for b in range(0, len(wins), args.batch):
             mel = np.ascontiguousarray(log_mel_batch(np.stack(wins[b : b + args.batch]), filters))

@@ -1,4 +1,4 @@
-"""Golden vectors for the engine's Whisper encoder, from the numpy reference (reference.py) on
+"""Golden vectors for the engine's Whisper encoder, from the numpy reference (deepscreen_train/whisper_reference.py) on
 the CTranslate2 weights — the source the converted model file was made from, so the test also
 pins the conversion.
 
@@ -17,10 +17,9 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-sys.path.insert(0, os.path.dirname(__file__))
-import ct2  # noqa: E402
-import reference  # noqa: E402
-from check_ct2 import test_audio  # noqa: E402
+from deepscreen_train import ct2
+from deepscreen_train import whisper_reference as reference
+from check_ct2 import test_audio
 
 
 def main():

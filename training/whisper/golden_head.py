@@ -1,7 +1,7 @@
 """Golden vectors for a Whisper-based detector (train_head.py's export): the float64 numpy
-reference (reference.py: log-mel and encoder on the CTranslate2 weights) followed by the head in
+reference (deepscreen_train/whisper_reference.py: log-mel and encoder on the CTranslate2 weights) followed by the head in
 float64 on the exported (F16) head weights, on the deterministic windows tests/golden.rs
-rebuilds (export_golden.golden_windows).
+rebuilds (deepscreen_train.golden_vectors.golden_windows).
 
     python training/whisper/golden_head.py data/whisper-base models/speech-whisper.safetensors \
         tests/golden/embedded_speech-whisper_io.safetensors
@@ -19,11 +19,9 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-import ct2  # noqa: E402
-import reference  # noqa: E402
-from export_golden import golden_windows  # noqa: E402
+from deepscreen_train import ct2
+from deepscreen_train import whisper_reference as reference
+from deepscreen_train.golden_vectors import golden_windows
 
 
 def head_forward(states: np.ndarray, config: dict, t: dict) -> float:
@@ -75,7 +73,7 @@ def main():
         "features_every_4th_frame": np.stack(feats).astype(np.float32),
         "outputs": logits[:, None].astype(np.float32),
         "scores": scores.astype(np.float32),
-    }, out, metadata={"model": config["id"], "reference": "training/whisper/reference.py (float64)"})
+    }, out, metadata={"model": config["id"], "reference": "training/deepscreen_train/whisper_reference.py (float64)"})
     print(f"wrote {out}: logits {logits.tolist()} scores {scores.tolist()}")
 
 

@@ -32,8 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent / ".." / "data"))
-from common import GENERATORS  # noqa: E402
+from deepscreen_train import calibration
+from deepscreen_train.common import GENERATORS
+from deepscreen_train.metrics import metrics
 
 
 def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
@@ -132,61 +133,6 @@ def window_logits(head: Head, states: np.ndarray, batch: int = 256) -> np.ndarra
     return np.concatenate(out)
 
 
-# ---------------------------------------------------------------- metrics
-
-
-def det_curve(bona: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(thresholds, false-alarm rate, miss rate); a score ≥ threshold is called spoof."""
-    t = np.unique(np.concatenate([bona, spoof, [np.inf]]))
-    fa = 1.0 - np.searchsorted(np.sort(bona), t, side="left") / len(bona)
-    miss = np.searchsorted(np.sort(spoof), t, side="left") / len(spoof)
-    return t, fa, miss
-
-
-def metrics(bona: np.ndarray, spoof: np.ndarray, threshold: float) -> dict:
-    _, fa, miss = det_curve(bona, spoof)
-    i = np.argmin(np.abs(fa - miss))
-    eer = (fa[i] + miss[i]) / 2
-    # minDCF as the engine computes it (src/eval/metrics.rs, ASVspoof 5 costs): Cmiss 1,
-    # Cfa 10, P(spoof) 0.05, normalised.
-    dcf = np.min(0.95 * miss + 10 * 0.05 * fa) / min(0.95, 10 * 0.05)
-
-    def det_at(max_fa: float) -> float:
-        ok = fa <= max_fa
-        return float(1 - miss[ok].min()) if ok.any() else 0.0
-
-    return {
-        "n_bona": int(len(bona)), "n_spoof": int(len(spoof)), "eer": float(eer), "min_dcf": float(dcf),
-        "det_at_1pct_fa": det_at(0.01), "det_at_0.1pct_fa": det_at(0.001),
-        "fa_at_threshold": float((bona >= threshold).mean()), "det_at_threshold": float((spoof >= threshold).mean()),
-    }
-
-
-def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    a = torch.ones(1, requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    x, y = torch.from_numpy(logits.astype(np.float64)).float(), torch.from_numpy(labels).float()
-    opt = torch.optim.LBFGS([a, b], max_iter=200)
-
-    def closure():
-        opt.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(a * x + b, y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(a), float(b)
-
-
-def file_scores(logits: np.ndarray, clip: np.ndarray, n: int, a: float, b: float) -> np.ndarray:
-    """The engine's file score: mean of calibrated window scores (NaN for a clip with none)."""
-    s = 1 / (1 + np.exp(-(a * logits + b)))
-    total = np.bincount(clip, weights=s, minlength=n)
-    count = np.bincount(clip, minlength=n)
-    with np.errstate(invalid="ignore"):
-        return total / count
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -270,13 +216,13 @@ def main() -> int:
         del s
     cal_logits = np.concatenate([dev[n][0] for n in dev])
     cal_labels = np.concatenate([[dev[n][2][c]["label"] != "bonafide" for c in dev[n][1]] for n in dev]).astype(np.float32)
-    a, b = fit_calibration(cal_logits, cal_labels)
+    a, b = calibration.fit(cal_logits, cal_labels, balanced=False)
     scored = {}
     for name, (lg, c, r) in dev.items():
-        scored[name] = (file_scores(lg, c, len(r), a, b), r)
+        scored[name] = (calibration.file_scores(lg, c, len(r), a, b), r)
     bona_all = np.concatenate([s[[i for i, x in enumerate(r) if x["label"] == "bonafide"]] for s, r in scored.values()])
     bona_all = bona_all[np.isfinite(bona_all)]
-    threshold = float(np.quantile(bona_all, 1 - args.target_fa, method="higher"))
+    threshold = calibration.threshold_at(bona_all, args.target_fa)
 
     if args.mix:
         print("layer weights", dict(zip([*args.mix, "final"], head.mix_weights().round(3).tolist())))
@@ -306,7 +252,7 @@ def main() -> int:
     for src in sources:
         fit = np.concatenate([s[[i for i, x in enumerate(r) if x["label"] == "bonafide" and x["source"] == src]] for s, r in scored.values()])
         fit = fit[np.isfinite(fit)]
-        thr = float(np.quantile(fit, 1 - args.target_fa, method="higher"))
+        thr = calibration.threshold_at(fit, args.target_fa)
         for other in sources:
             if other != src:
                 test = np.concatenate([s[[i for i, x in enumerate(r) if x["label"] == "bonafide" and x["source"] == other]] for s, r in scored.values()])
