@@ -46,11 +46,19 @@ $PY training/data/fetch_real.py --out "$DATA/real"
 # 2. Neural vocoders / codecs trained here on the training packages (five decoder families).
 OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind speech --real "$DATA/real" --out "$DATA/ae-speech" --minutes 2.5
 OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind music --real "$DATA/real" --out "$DATA/ae" --minutes 4
+# 2b. Data v3: GAN-trained vocoders (four families, two instances each per kind), checkpointed
+# and resumed; MINUTES_GAN each on a CPU (pass --device cuda where a GPU is lent: minutes there
+# are hours here).
+MINUTES_GAN=${MINUTES_GAN:-30}
+OMP_NUM_THREADS=2 $PY training/data/gan_vocoder.py --kind speech --real "$DATA/real" --out "$DATA/gan-speech" \
+    --minutes "$MINUTES_GAN"
+OMP_NUM_THREADS=2 $PY training/data/gan_vocoder.py --kind music --real "$DATA/real" --out "$DATA/gan" \
+    --minutes "$MINUTES_GAN"
 # 3. Fakes.
-$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae-speech" --out "$DATA/fake" --kind speech \
-    --train-per-generator 600 --dev-per-generator 150
-$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --out "$DATA/fake" --kind music \
-    --train-per-generator 120 --dev-per-generator 40
+$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae-speech" --gan "$DATA/gan-speech" \
+    --out "$DATA/fake" --kind speech --train-per-generator 600 --dev-per-generator 150
+$PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --gan "$DATA/gan" --out "$DATA/fake" \
+    --kind music --train-per-generator 120 --dev-per-generator 40
 # 4. Both classes through the same channel chain.
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music" --real-ratio 1.5

@@ -186,11 +186,16 @@ def main() -> int:
     ap.add_argument("--freq-mask", type=int, default=0,
                     help="SpecAugment-style: up to this many frequency rows set to the mean, twice per example")
     ap.add_argument("--target-fa", type=float, default=0.01, help="threshold = this false-alarm rate on dev bona fide")
+    ap.add_argument("--hold-out-family", nargs="*", default=[],
+                    help="generator families (deepscreen_train.common.GENERATORS, e.g. gan-hifigan) kept out of "
+                         "training and calibration: a leave-one-family-out model, whose dev EER on that family "
+                         "is what an unseen family of its kind would get")
     ap.add_argument("--checkpoint", type=Path, help="save training state here every 100 steps")
     ap.add_argument("--resume", action="store_true", help="continue from --checkpoint (the time budget is the total)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
+    held_out = frozenset(args.hold_out_family)
     config = json.loads((CONFIGS / f"{args.config or args.kind}.json").read_text())
     rate = config["sample_rate"]
     n, _, _ = window_len(config)
@@ -210,7 +215,7 @@ def main() -> int:
         print("bona fide sources: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items())))
     by_attack: dict[str, list[dict]] = {}
     for r in train:
-        if r["label"] == "spoof" and is_seen(args.kind, r["attack"]):
+        if r["label"] == "spoof" and is_seen(args.kind, r["attack"], held_out):
             by_attack.setdefault(r["attack"], []).append(r)
     print(f"train: {len(reals)} bona fide, {sum(map(len, by_attack.values()))} spoof {sorted(by_attack)} "
           f"(loaded in {time.time() - t_load:.0f} s)", flush=True)
@@ -258,7 +263,7 @@ def main() -> int:
 
     # Calibration on dev bona fide + seen attacks (clean and channel lists).
     cal_rows = [r for name in ("dev", "dev-channel") for d in args.data for r in load_list(d, name, rate)
-                if is_seen(args.kind, r["attack"])]
+                if is_seen(args.kind, r["attack"], held_out)]
     logits = window_logits(front, net, cal_rows, config)
     labels = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in cal_rows])
     # Clips the engine would call no-signal have no windows: they are left out.

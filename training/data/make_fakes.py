@@ -64,6 +64,11 @@ def dialogue(real: Path) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- resynthesis (speech and music)
 
 
+# Loaded models, per pool worker.
+_AE: dict = {}
+_GAN: dict = {}
+
+
 def autoencoder(x: np.ndarray, ae_dir: Path, decoder: str) -> np.ndarray:
     import torch
 
@@ -75,12 +80,28 @@ def autoencoder(x: np.ndarray, ae_dir: Path, decoder: str) -> np.ndarray:
     return reconstruct(_AE[decoder], x)
 
 
+def gan_vocoder(name: str, gan_dir: Path):
+    """The trained GAN vocoder `name` (data/gan_vocoder.py), loaded once per worker."""
+    import torch
+
+    from gan_vocoder import load
+
+    torch.set_num_threads(1)
+    if name not in _GAN:
+        _GAN[name] = load(Path(gan_dir) / f"{name}.pt")
+    return _GAN[name]
+
+
 def resynth_job(job: dict) -> dict | None:
     rng = np.random.default_rng(job["seed"])
     rate = job["rate"]
     if done_already(job):
         return job
     try:
+        if job["attack"].startswith("gan-"):
+            # Copy-synthesis at the vocoder's own rate; the fake keeps that rate.
+            vocoder = gan_vocoder(job["attack"][4:], job["gan"])
+            rate = vocoder[2].rate
         x = decode(job["input"], rate, job.get("start"), job.get("seconds"))
         if len(x) < rate // 2 or np.abs(x).max() < 1e-4:
             return None
@@ -95,6 +116,10 @@ def resynth_job(job: dict) -> dict | None:
             y = mlsa(x, rate)
         elif attack.startswith("ae-"):
             y = autoencoder(x, job["ae"], attack[3:])
+        elif attack.startswith("gan-"):
+            from gan_vocoder import copy_synthesis
+
+            y = copy_synthesis(vocoder, x)
         else:
             raise ValueError(attack)
         peak = np.abs(y).max()
@@ -218,10 +243,13 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
         if attack.startswith("ae-") and not (args.ae and (args.ae / f"{attack[3:]}.pt").exists()):
             print(f"no {attack}: train it with codec_ae.py --kind speech and pass --ae", file=sys.stderr)
             continue
+        if attack.startswith("gan-") and not (args.gan and (args.gan / f"{attack[4:]}.pt").exists()):
+            print(f"no {attack}: train it with gan_vocoder.py --kind speech and pass --gan", file=sys.stderr)
+            continue
         for split in ("train", "dev") if seen else ("dev",):
             for i, r in enumerate(rng.sample(by_split[split], count(split))):
                 resynth.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
-                                    ae=args.ae, input=str(args.real / r["path"]),
+                                    ae=args.ae, gan=args.gan, input=str(args.real / r["path"]),
                                     output=str(out / attack / split / f"{i:05d}.flac")))
     return tts, resynth
 
@@ -236,13 +264,17 @@ def music_plan(args, rng: random.Random) -> list[dict]:
     jobs = []
     out = args.out / "music"
     for attack, (_, seen) in GENERATORS["music"].items():
+        if attack.startswith("gan-") and not (args.gan and (args.gan / f"{attack[4:]}.pt").exists()):
+            print(f"no {attack}: train it with gan_vocoder.py --kind music and pass --gan", file=sys.stderr)
+            continue
         for split in ("train", "dev") if seen else ("dev",):
             n = args.train_per_generator if split == "train" else args.dev_per_generator
             for i in range(n):
                 r, d = rng.choice(tracks[split])
                 jobs.append(dict(attack=attack, source=r["source"], split=split, rate=44100, seed=rng.randrange(1 << 30),
                                  input=str(args.real / r["path"]), start=rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1),
-                                 seconds=MUSIC_EXCERPT_S, ae=args.ae, output=str(out / attack / split / f"{i:05d}.flac")))
+                                 seconds=MUSIC_EXCERPT_S, ae=args.ae, gan=args.gan,
+                                 output=str(out / attack / split / f"{i:05d}.flac")))
     return jobs
 
 
@@ -250,6 +282,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, required=True, help="output of fetch_real.py")
     ap.add_argument("--ae", type=Path, help="output of codec_ae.py for this kind")
+    ap.add_argument("--gan", type=Path, help="output of gan_vocoder.py for this kind (data v3)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--kind", choices=["speech", "music"], required=True)
     ap.add_argument("--train-per-generator", type=int, default=600)

@@ -40,8 +40,10 @@ import numpy as np
 from deepscreen_train import channel
 from deepscreen_train.common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows
 
-SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw"]
-MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis"]
+# Data v3 adds the archival codecs: old low-bitrate MP3 (8–24 kbps, mono, low rates), GSM for
+# music too, IMA ADPCM in WAV.
+SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw", "mp3-old", "adpcm"]
+MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis", "mp3-old", "gsm", "adpcm"]
 
 
 def codec_args(codec: str, rng: random.Random) -> tuple[list[str], str, int | None]:
@@ -58,6 +60,11 @@ def codec_args(codec: str, rng: random.Random) -> tuple[list[str], str, int | No
         return ["-c:a", "libgsm"], "gsm", 8000
     if codec == "mulaw":
         return ["-c:a", "pcm_mulaw"], "wav", 8000
+    if codec == "mp3-old":
+        rate = rng.choice([8000, 11025, 16000, 22050])
+        return ["-c:a", "libmp3lame", "-b:a", f"{rng.choice([8, 16, 24])}k"], "mp3", rate
+    if codec == "adpcm":
+        return ["-c:a", "adpcm_ima_wav"], "wav", rng.choice([11025, 22050])
     raise ValueError(codec)
 
 

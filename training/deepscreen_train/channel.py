@@ -11,6 +11,13 @@ Steps: resampling round trips (8 / 11.025 / 16 / 22.05 kHz), telephone and radio
 room reverb, white / pink / brown noise at 5–30 dB SNR, RawBoost-style convolutive (random
 multi-notch filter), impulsive (sparse clicks) and coloured stationary noise, and a codec round
 trip (ffmpeg; done by the caller, see prepare.py).
+
+Data v3 adds an **archival** family, drawn as one coherent channel (old recordings, CD-ROM-era
+game audio, tape and early digital transfers): an 8 or 11.025 kHz resampling round trip, 8-bit /
+µ-law / IMA-ADPCM quantisation, tape hiss, wow and flutter, a DC offset and level rides; with
+the caller's codec round trip drawn from old low-bitrate MP3, GSM and ADPCM. Real speech from
+such sources drew most false alarms on the independent evaluation: fakes go through it as
+often as reals.
 """
 
 from __future__ import annotations
@@ -132,8 +139,82 @@ def rawboost_impulsive(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return y
 
 
+# Share of channel draws that are one archival channel (data v3).
+ARCHIVAL_SHARE = 0.15
+
+# IMA ADPCM (the 4-bit DVI codec of early PC and game audio): step sizes and index changes.
+IMA_STEPS = np.array([
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66, 73,
+    80, 88, 97, 107, 118, 130, 143, 157, 173, 190, 209, 230, 253, 279, 307, 337, 371, 408, 449, 494,
+    544, 598, 658, 724, 796, 876, 963, 1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066, 2272, 2499,
+    2749, 3024, 3327, 3660, 4026, 4428, 4871, 5358, 5894, 6484, 7132, 7845, 8630, 9493, 10442, 11487,
+    12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794, 32767])
+IMA_INDEX = [-1, -1, -1, -1, 2, 4, 6, 8]
+
+
+def ima_adpcm(x: np.ndarray) -> np.ndarray:
+    """An IMA ADPCM round trip (encode to 4-bit codes, decode) at the signal's own rate."""
+    pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int64)
+    out = np.empty(len(pcm), dtype=np.float32)
+    predicted, index = 0, 0
+    for i, sample in enumerate(pcm.tolist()):
+        step = int(IMA_STEPS[index])
+        diff = sample - predicted
+        code = 8 if diff < 0 else 0
+        diff = abs(diff)
+        delta = step >> 3
+        for bit, weight in ((4, step), (2, step >> 1), (1, step >> 2)):
+            if diff >= weight:
+                code |= bit
+                diff -= weight
+                delta += weight
+        predicted = max(-32768, min(32767, predicted - delta if code & 8 else predicted + delta))
+        index = max(0, min(88, index + IMA_INDEX[code & 7]))
+        out[i] = predicted / 32768
+    return out
+
+
+def wow_flutter(x: np.ndarray, rate: int, wow: float, wow_hz: float, flutter: float, flutter_hz: float,
+                phase: float) -> np.ndarray:
+    """Tape speed variation: the signal read at a slowly (wow) and quickly (flutter) wandering
+    position; depths are relative speed deviations (0.002 = 0.2 %)."""
+    t = np.arange(len(x)) / rate
+    speed = 1 + wow * np.sin(2 * np.pi * wow_hz * t + phase) + flutter * np.sin(2 * np.pi * flutter_hz * t)
+    pos = np.cumsum(speed) - speed[0]
+    return np.interp(np.clip(pos, 0, len(x) - 1), np.arange(len(x)), x).astype(np.float32)
+
+
+def level_ride(x: np.ndarray, rate: int, depth_db: float, seed: int) -> np.ndarray:
+    """Slow gain changes (a hand on the fader, an AGC): smooth random gain within ±depth_db."""
+    rng = np.random.default_rng(seed)
+    knots = max(2, int(len(x) / rate) + 2)
+    gain_db = np.interp(np.arange(len(x)), np.linspace(0, len(x) - 1, knots), rng.uniform(-depth_db, depth_db, knots))
+    return (x * 10 ** (gain_db / 20)).astype(np.float32)
+
+
+def archival_chain(rng: random.Random) -> list[tuple[str, dict]]:
+    """One old-recording channel: low band, coarse quantisation, then tape-like faults."""
+    steps: list[tuple[str, dict]] = [("resample", dict(through=rng.choice([8000, 11025, 11025, 16000])))]
+    law = rng.choice(["linear8", "mulaw", "adpcm", "none"])
+    if law != "none":
+        steps.append(("quantise", dict(law=law)))
+    if rng.random() < 0.6:
+        steps.append(("noise", dict(colour="white", snr_db=rng.uniform(18, 40), seed=rng.randrange(1 << 30))))
+    if rng.random() < 0.5:
+        steps.append(("wow_flutter", dict(wow=rng.uniform(0.0005, 0.004), wow_hz=rng.uniform(0.3, 2.0),
+                                          flutter=rng.uniform(0.0001, 0.001), flutter_hz=rng.uniform(5.0, 12.0),
+                                          phase=rng.uniform(0, 6.28))))
+    if rng.random() < 0.3:
+        steps.append(("dc", dict(offset=rng.uniform(-0.02, 0.02))))
+    if rng.random() < 0.5:
+        steps.append(("level", dict(depth_db=rng.uniform(1.0, 6.0), seed=rng.randrange(1 << 30))))
+    return steps
+
+
 def random_chain(rng: random.Random, kind: str, at_least_one: bool = False) -> list[tuple[str, dict]]:
     """Draw the steps for one clip (the same distribution for real and fake clips)."""
+    if rng.random() < ARCHIVAL_SHARE:
+        return archival_chain(rng)
     steps: list[tuple[str, dict]] = []
     while True:
         if rng.random() < 0.12:
@@ -181,7 +262,13 @@ def apply(x: np.ndarray, rate: int, steps: list[tuple[str, dict]]) -> np.ndarray
         elif name == "soft_clip":
             x = soft_clip(x, p["drive"])
         elif name == "quantise":
-            x = quantise(x, p["law"])
+            x = ima_adpcm(x) if p["law"] == "adpcm" else quantise(x, p["law"])
+        elif name == "wow_flutter":
+            x = wow_flutter(x, rate, p["wow"], p["wow_hz"], p["flutter"], p["flutter_hz"], p["phase"])
+        elif name == "dc":
+            x = (x + p["offset"]).astype(np.float32)
+        elif name == "level":
+            x = level_ride(x, rate, p["depth_db"], p["seed"])
         else:
             raise ValueError(name)
     return x

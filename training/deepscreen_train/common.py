@@ -13,10 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-# Real audio: which packages are development data (everything else trains).
+# Real audio: which sources are development data (everything else trains). Data v3 (issue 29)
+# holds out packages with different channels, so dev says how unfamiliar real audio fares: for
+# speech a studio game dub (fillets-ng-data-nl), a children's game (klettres-data), telephone
+# prompts through real telephony codecs (asterisk-core-sounds-ru: its WAV, GSM and G.722
+# variants are one source) and old low-band game voice acting (flight-of-the-amazon-queen:
+# 11 kHz, 16 kbps MP3); for music two game soundtracks and music on hold through telephony
+# codecs. The shipped models (data v2) held out fillets-ng-data-nl and klettres-data /
+# planetblupi-music-ogg and supertux-data only.
 DEV_REAL = {
-    "speech": {"fillets-ng-data-nl", "klettres-data"},
-    "music": {"planetblupi-music-ogg", "supertux-data"},
+    "speech": {"fillets-ng-data-nl", "klettres-data", "asterisk-core-sounds-ru", "flight-of-the-amazon-queen"},
+    "music": {"planetblupi-music-ogg", "supertux-data", "asterisk-moh-opsound"},
 }
 
 # Fake generators: (name, family, seen-in-training). Unseen ones only produce dev data.
@@ -39,6 +46,11 @@ GENERATORS = {
         "ae-istft": ("neural-vocoder", True),
         "ae-rvq": ("neural-codec", True),
         "ae-subpixel": ("neural-vocoder", False),
+        # Data v3: GAN-trained vocoders (data/gan_vocoder.py), two instances per family; the
+        # family is what a leave-one-family-out dev holds out.
+        **{f"gan-{name}": (f"gan-{name.split('-')[0]}", True) for name in (
+            "hifigan-16k", "hifigan-22k", "melgan-16k", "melgan-24k", "istft-16k", "istft-24k",
+            "bigvgan-16k", "bigvgan-24k")},
     },
     "music": {
         # Held out after a first model: Griffin-Lim on a linear spectrogram restores the magnitude
@@ -55,6 +67,9 @@ GENERATORS = {
         "world": ("vocoder", True),
         "mlsa": ("vocoder", False),
         "ae-subpixel": ("autoencoder", False),
+        **{f"gan-{name}": (f"gan-{name.split('-')[0]}", True) for name in (
+            "hifigan-44k", "hifigan-24k", "melgan-32k", "melgan-44k", "istft-44k", "istft-32k",
+            "bigvgan-44k", "bigvgan-24k")},
     },
 }
 
@@ -90,9 +105,13 @@ MODEL_RATE = {"speech": 16000, "music": 44100}
 MUSIC_EXCERPT_S = 10.0
 
 
-def is_seen(kind: str, attack: str) -> bool:
-    """Whether an attack is used in training (bona fide rows count as seen)."""
-    return attack == "-" or GENERATORS[kind][attack][1]
+def is_seen(kind: str, attack: str, held_out: frozenset[str] = frozenset()) -> bool:
+    """Whether an attack is used in training (bona fide rows count as seen). `held_out`: generator
+    families kept out of this training run as well (a leave-one-family-out dev)."""
+    if attack == "-":
+        return True
+    family, seen = GENERATORS[kind][attack]
+    return seen and family not in held_out
 
 
 def real_split(kind: str, package: str) -> str:

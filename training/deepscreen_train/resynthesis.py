@@ -67,6 +67,3 @@ def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
     excitation = pysptk.excite(pitch[:m].astype(np.float64), hop)
     y = Synthesizer(MLSADF(order=order, alpha=alpha, pd=5), hop).synthesis(excitation, b[:m])
     return y.astype(np.float32)[: len(x)]
-
-
-_AE: dict = {}
