@@ -998,6 +998,29 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     assert_eq!(by_path(&rows(&report)).len(), names.len());
 }
 
+/// `DIR/catalog`: a.wav (2 s), b-long.wav (30 minutes), c.wav (2 s): a stop that comes once
+/// a.wav is done finds b-long.wav being screened.
+fn catalog_with_a_30_minute_file(dir: &Path) -> PathBuf {
+    let cat = dir.join("catalog");
+    std::fs::create_dir(&cat).unwrap();
+    write_wav(&cat.join("a.wav"), 2.0, 440.0);
+    write_wav(&cat.join("b-long.wav"), 1800.0, 330.0);
+    write_wav(&cat.join("c.wav"), 2.0, 550.0);
+    cat
+}
+
+/// `screen` with one decoder and rows in input order, into `report`; stderr captured.
+fn one_at_a_time(model: &Path, report: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.args(["screen", "--no-progress", "-j", "1", "--ordered", "--model"])
+        .arg(model)
+        .arg("-o")
+        .arg(report)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// SIGTERM while a 30-minute file is being screened: the process exits within 5 s with 143,
 /// the report holds exactly the rows finished before (the long file is dropped, no partial row),
 /// and `--resume` screens the long file and the one never started.
@@ -1005,31 +1028,12 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
 fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
-    let cat = tmp.path().join("catalog");
-    std::fs::create_dir(&cat).unwrap();
-    write_wav(&cat.join("a.wav"), 2.0, 440.0);
-    write_wav(&cat.join("b-long.wav"), 1800.0, 330.0);
-    write_wav(&cat.join("c.wav"), 2.0, 550.0);
+    let cat = catalog_with_a_30_minute_file(tmp.path());
     let (list, names) = write_list(tmp.path(), &cat);
     let report = tmp.path().join("report.jsonl");
     let screen = |extra: &[&str]| {
-        let mut cmd = bin();
-        cmd.args([
-            "screen",
-            "--no-progress",
-            "-j",
-            "1",
-            "--ordered",
-            "--files-from",
-        ])
-        .arg(&list)
-        .arg("--model")
-        .arg(&model)
-        .arg("-o")
-        .arg(&report)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd = one_at_a_time(&model, &report);
+        cmd.arg("--files-from").arg(&list).args(extra);
         cmd
     };
     let child = screen(&[]).spawn().unwrap();
@@ -1079,23 +1083,13 @@ fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
 fn force_replaces_a_report_only_when_the_run_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
-    let cat = tmp.path().join("catalog");
-    std::fs::create_dir(&cat).unwrap();
-    write_wav(&cat.join("a.wav"), 2.0, 440.0);
-    write_wav(&cat.join("b-long.wav"), 1800.0, 330.0);
-    write_wav(&cat.join("c.wav"), 2.0, 550.0);
+    let cat = catalog_with_a_30_minute_file(tmp.path());
     let (list, names) = write_list(tmp.path(), &cat);
     let report = tmp.path().join("report.jsonl");
     let staged = tmp.path().join(".report.jsonl.replacing");
     let screen = |extra: &[&str]| {
-        let mut cmd = bin();
-        cmd.args(["screen", "--no-progress", "-j", "1", "--ordered", "--model"])
-            .arg(&model)
-            .arg("-o")
-            .arg(&report)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = one_at_a_time(&model, &report);
+        cmd.args(extra);
         cmd
     };
     let out = screen(&[]).arg(cat.join("a.wav")).output().unwrap();
