@@ -32,6 +32,19 @@ fn engine_err(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
+/// What `models()` and `Engine.info()` both say of a detector: id, default threshold, rate,
+/// window and aggregation.
+fn facts(info: &deepscreen::model::DetectorInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": info.id,
+        "threshold": info.threshold,
+        "sample_rate": info.sample_rate,
+        "window_seconds": info.window.seconds,
+        "hop_seconds": info.window.hop_seconds,
+        "aggregation": info.aggregation,
+    })
+}
+
 /// One detector bound to one backend, shared by every screening it runs.
 #[pyclass(frozen, module = "deepscreen._engine")]
 struct Engine {
@@ -91,20 +104,13 @@ impl Engine {
 
     /// The detector as JSON: id, threshold in use, rate, window, aggregation, backend, batch.
     fn info(&self) -> String {
-        let info = self.scorer.info();
-        serde_json::json!({
-            "id": info.id,
-            "threshold": self.threshold,
-            "default_threshold": info.threshold,
-            "sample_rate": info.sample_rate,
-            "window_seconds": info.window.seconds,
-            "hop_seconds": info.window.hop_seconds,
-            "aggregation": format!("{:?}", info.aggregation).to_lowercase(),
-            "backend": self.scorer.backend_name(),
-            "batch": self.batch,
-            "threads": self.decoders,
-        })
-        .to_string()
+        let mut facts = facts(self.scorer.info());
+        facts["default_threshold"] = facts["threshold"].clone();
+        facts["threshold"] = self.threshold.into();
+        facts["backend"] = self.scorer.backend_name().into();
+        facts["batch"] = self.batch.into();
+        facts["threads"] = self.decoders.into();
+        facts.to_string()
     }
 
     /// Screen `paths` (files or directories, walked as the CLI walks them), skipping those in
@@ -182,17 +188,10 @@ fn devices(py: Python<'_>) -> PyResult<String> {
 fn models() -> PyResult<String> {
     let mut list = Vec::new();
     for (name, _) in deepscreen::model::EMBEDDED {
-        let info = deepscreen::model::load(name).map_err(engine_err)?.info();
-        list.push(serde_json::json!({
-            "name": name,
-            "id": info.id,
-            "threshold": info.threshold,
-            "sample_rate": info.sample_rate,
-            "window_seconds": info.window.seconds,
-            "hop_seconds": info.window.hop_seconds,
-            "aggregation": format!("{:?}", info.aggregation).to_lowercase(),
-            "default": *name == deepscreen::model::DEFAULT_MODEL,
-        }));
+        let mut facts = facts(&deepscreen::model::load(name).map_err(engine_err)?.info());
+        facts["name"] = (*name).into();
+        facts["default"] = (*name == deepscreen::model::DEFAULT_MODEL).into();
+        list.push(facts);
     }
     Ok(serde_json::Value::Array(list).to_string())
 }

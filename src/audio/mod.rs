@@ -70,8 +70,9 @@ pub fn read_windows(
     emit: &mut dyn FnMut(NetworkWindows) -> Result<()>,
 ) -> Result<AudioSummary> {
     let target = info.sample_rate;
-    let min_samples = info.min_samples;
-    let info_min_s = min_samples as f64 / f64::from(target);
+    // Taken before `info` names the stream's facts below.
+    let min_samples = info.min_samples as u64;
+    let min_s = min_samples as f64 / f64::from(target);
     let mut windower = Windower::new(
         info.window_samples,
         info.hop_samples,
@@ -121,9 +122,8 @@ pub fn read_windows(
     // Seconds of audio the file holds, and seconds the gate let through (at the model rate).
     let file_s = stats.frames as f64 / f64::from(info.sample_rate.max(1));
     let active_s = windower.total() as f64 / f64::from(rate);
-    let min_s = info_min_s;
     let mut short_of_signal = None;
-    if gate.borrow().saw_signal() && windower.total() < min_samples as u64 && file_s >= min_s {
+    if gate.borrow().saw_signal() && windower.total() < min_samples && file_s >= min_s {
         // Long enough, but mostly silence: too little signal to judge, like a silent file
         // (verdict no-signal), whichever model; not a broken file.
         silent = silent.max(1);
@@ -132,7 +132,7 @@ pub fn read_windows(
              {min_s:.2} s the model needs: not scored",
             (file_s - active_s).max(0.0)
         ));
-    } else if gate.borrow().saw_signal() && windower.total() < min_samples as u64 {
+    } else if gate.borrow().saw_signal() && windower.total() < min_samples {
         return Err(crate::Error::Audio(format!(
             "audio too short: {file_s:.2} s, the model needs at least {min_s:.2} s"
         )));

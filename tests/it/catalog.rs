@@ -958,19 +958,8 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
     writeln!(stdin, "{}\n{}", names[0], names[1]).unwrap();
     stdin.flush().unwrap();
     // Wait for both rows, then stop the run while it waits for more inputs.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_to_string(&report).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(std::time::Instant::now() < deadline, "no rows written");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    wait_for_lines(&report, 2);
+    signal(&child, "-TERM");
     std::thread::sleep(std::time::Duration::from_millis(200));
     // The next line arrives after the signal: it is not screened.
     writeln!(stdin, "{}", names[2]).unwrap();
@@ -996,6 +985,31 @@ fn sigterm_stops_taking_inputs_and_resume_finishes_the_report() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out)); // broken.wav
     assert_eq!(by_path(&rows(&report)).len(), names.len());
+}
+
+/// Wait (up to a minute) until `path` holds `lines` lines: rows a running screen has written.
+fn wait_for_lines(path: &Path, lines: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(path).map_or(0, |t| t.lines().count()) < lines {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never reached {lines} lines",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Send `sig` (as `kill` takes it, e.g. "-TERM") to a running child.
+fn signal(child: &std::process::Child, sig: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 /// `DIR/catalog`: a.wav (2 s), b-long.wav (30 minutes), c.wav (2 s): a stop that comes once
@@ -1037,22 +1051,11 @@ fn sigterm_during_a_30_minute_file_exits_within_seconds_and_resume_completes() {
         cmd
     };
     let child = screen(&[]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_to_string(&report).map_or(0, |t| t.lines().count()) < 1 {
-        assert!(std::time::Instant::now() < deadline, "no row written");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_lines(&report, 1);
     // a.wav is done; the 30-minute file is in flight (screening it takes over a second).
     std::thread::sleep(std::time::Duration::from_millis(100));
     let signalled = std::time::Instant::now();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
     assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
@@ -1095,27 +1098,16 @@ fn force_replaces_a_report_only_when_the_run_ends() {
     let out = screen(&[]).arg(cat.join("a.wav")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     // Start a --force run over the whole list and signal it once a.wav's row is staged.
-    let interrupted = |signal: &str, old: &[u8]| {
+    let interrupted = |sig: &str, old: &[u8]| {
         let list = list.display().to_string();
         let child = screen(&["--force", "--files-from", &list]).spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::fs::read_to_string(&staged).map_or(0, |t| t.lines().count()) < 1 {
-            assert!(std::time::Instant::now() < deadline, "nothing staged");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_lines(&staged, 1);
         assert_eq!(
             std::fs::read(&report).unwrap(),
             old,
             "replaced before the end"
         );
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        signal(&child, sig);
         child.wait_with_output().unwrap()
     };
     // Killed outright (SIGKILL: no clean-up) mid-run: the old report is as it was.
