@@ -12,6 +12,17 @@ on the review page) and the threshold, so it is a few kB.
 With --scores (`deepscreen eval --scores` files of this fused model on dev lists of held-out
 real audio), the threshold is set so that 1 % of their bona fide trials score at or above it;
 without, it is left at --threshold.
+
+With --cascade (`deepscreen screen --exact --segments` JSONL reports of this fused model on the
+dev lists, real and fake), the --defer members (the costly ones) run only on windows whose
+other members leave the verdict open: the band is the narrowest that changes at most
+--max-flips of the dev files' verdicts at the threshold, widened by --cascade-margin logits
+(deepscreen_train/cascade.py). Its agreement per list is printed and kept in the provenance.
+To refit only the cascade of an existing fused model (its members, weights, threshold and
+provenance kept):
+
+    python training/fuse.py --refit models/speech.safetensors --defer speech-whisper \
+        --cascade DATA/speech/dev.exact.jsonl DATA/speech/dev-channel.exact.jsonl
 """
 
 import argparse
@@ -19,6 +30,8 @@ import json
 import math
 import struct
 from pathlib import Path
+
+from deepscreen_train import cascade
 
 
 def config_of(path: Path) -> dict:
@@ -68,16 +81,27 @@ def write_fused(path: Path, config: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--member", nargs="+", required=True,
+    ap.add_argument("--member", nargs="+",
                     help="embedded network names, in order (the first sets the windows)")
+    ap.add_argument("--refit", type=Path, help="a fused model file: refit its cascade alone, in place")
     ap.add_argument("--weights", type=float, nargs="*", help="one per member (default 1)")
     ap.add_argument("--models", type=Path, default=Path("models"), help="where the members' files are")
-    ap.add_argument("--id", required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--id")
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--scores", type=Path, nargs="*", default=[])
     ap.add_argument("--target-fa", type=float, default=0.01)
+    ap.add_argument("--cascade", type=Path, nargs="*", default=[],
+                    help="exact reports with segments of this fused model on the dev lists")
+    ap.add_argument("--defer", nargs="+", default=[], help="the members the cascade defers")
+    ap.add_argument("--max-flips", type=float, default=0.002)
+    ap.add_argument("--cascade-margin", type=float, default=0.5)
     args = ap.parse_args()
+    if args.refit:
+        refit(args)
+        return
+    if not (args.member and args.id and args.out):
+        raise SystemExit("--member, --id and --out are needed (or --refit FILE)")
 
     weights = args.weights or [1.0] * len(args.member)
     if len(weights) != len(args.member):
@@ -96,8 +120,46 @@ def main() -> None:
         else "given",
     }
     config = fused_config(args.member, weights, configs[0], args.id, threshold, provenance)
+    if args.cascade:
+        config["fusion"]["cascade"] = fit_cascade(args, weights, config)
     write_fused(args.out, config)
     print(f"{args.out}: {config['id']} = {' + '.join(args.member)}, threshold {threshold:.4f}")
+
+
+def refit(args) -> None:
+    config = config_of(args.refit)
+    if "fusion" not in config or not args.cascade:
+        raise SystemExit(f"--refit needs a fused model and --cascade reports ({args.refit})")
+    args.member = [m["model"] for m in config["fusion"]["members"]]
+    weights = [m["weight"] for m in config["fusion"]["members"]]
+    config["fusion"]["cascade"] = fit_cascade(args, weights, config)
+    write_fused(args.refit, config)
+    c = config["fusion"]["cascade"]
+    print(f"{args.refit}: cascade band [{c['lo']:.3f}, {c['hi']:.3f}], fills {c['fill_below']:.3f} / {c['fill_above']:.3f}")
+
+
+def fit_cascade(args, weights: list[float], config: dict) -> dict:
+    if not args.defer or any(m not in args.member for m in args.defer):
+        raise SystemExit("--cascade needs --defer naming the members to defer")
+    deferred = [m in args.defer for m in args.member]
+    win = cascade.read_windows(args.cascade, weights, deferred, config["fusion"]["bias"])
+    band = cascade.fit(win, config["threshold"], config["aggregation"], args.max_flips, args.cascade_margin)
+    per_list = cascade.summary(win, band)
+    for name, s in per_list.items():
+        print(f"cascade on {name}: {s['files']} files, {s['windows']} windows, "
+              f"{s['skipped_share']:.1%} skip {'+'.join(args.defer)}, {s['flipped_files']} verdicts changed")
+    return {
+        "deferred": args.defer,
+        "lo": band.lo,
+        "hi": band.hi,
+        "fill_below": band.fill_below,
+        "fill_above": band.fill_above,
+        "provenance": {
+            "rule": f"narrowest band changing at most {args.max_flips:.1%} of the dev files' verdicts at "
+            f"the threshold, widened by {args.cascade_margin} logits each side",
+            "lists": per_list,
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class Result:
     model: str
     backend: str
     error: str | None
+    cascade_skipped: int | None = None
     warnings: list[str] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
 
@@ -82,7 +83,7 @@ class Result:
             duration_s=row.get("duration_s"), sample_rate=row.get("sample_rate"),
             channels=row.get("channels"), codec=row.get("codec"), container=row.get("container"),
             model=row.get("model", ""), backend=row.get("backend", ""), error=row.get("error"),
-            warnings=list(row.get("warnings") or []),
+            cascade_skipped=row.get("cascade_skipped"), warnings=list(row.get("warnings") or []),
             windows=[Window(s["start_s"], s["end_s"], s["score"]) for s in row.get("segments") or []],
         )
 
@@ -140,12 +141,13 @@ class Detector:
     file, on a backend (`"auto"`: CUDA, else a hardware GPU through wgpu, else the CPU).
     `threads`: decode workers and CPU compute threads (default: all cores); `batch`: windows
     per backend call (default: the CLI's); `threshold`: the verdict's threshold (default: the
-    model's). Thread-safe: one Detector may score from several threads."""
+    model's); `exact`: a fused model's every member on every window (its cascade off; see
+    `deepscreen screen --exact`). Thread-safe: one Detector may score from several threads."""
 
     def __init__(self, model: str | os.PathLike = "music", backend: str = "auto", threads: int | None = None,
-                 batch: int | None = None, threshold: float | None = None):
+                 batch: int | None = None, threshold: float | None = None, exact: bool = False):
         try:
-            self._engine = _engine.Engine(os.fspath(model), backend, threads, batch, threshold)
+            self._engine = _engine.Engine(os.fspath(model), backend, threads, batch, threshold, exact)
         except RuntimeError as e:
             raise DeepscreenError(str(e)) from None
         self.info: dict[str, Any] = json.loads(self._engine.info())

@@ -32,6 +32,7 @@ class Result:
     model: str
     backend: str
     error: str | None
+    cascade_skipped: int | None
     warnings: list[str]
     windows: list[Window]
     @classmethod
@@ -47,6 +48,7 @@ class Detector:
         threads: int | None = None,
         batch: int | None = None,
         threshold: float | None = None,
+        exact: bool = False,
     ) -> None: ...
     def score(self, samples: np.ndarray, sample_rate: int) -> Result: ...
     def score_file(self, path: str | os.PathLike[str]) -> Result: ...

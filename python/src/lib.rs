@@ -57,7 +57,7 @@ struct Engine {
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None))]
+    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None, exact = false))]
     fn new(
         py: Python<'_>,
         model: &str,
@@ -65,6 +65,7 @@ impl Engine {
         threads: Option<usize>,
         batch: Option<usize>,
         threshold: Option<f32>,
+        exact: bool,
     ) -> PyResult<Self> {
         let kind = backend_kind(backend)?;
         if threads == Some(0) || batch == Some(0) {
@@ -90,7 +91,7 @@ impl Engine {
                 .num_threads(decoders)
                 .build_global();
             let scorer: Arc<dyn Scorer> =
-                Arc::from(deepscreen::model::open(&model, kind).map_err(engine_err)?);
+                Arc::from(deepscreen::model::open(&model, kind, exact).map_err(engine_err)?);
             let batch = pipeline::chosen_batch(batch, scorer.as_ref()).map_err(engine_err)?;
             let threshold = threshold.unwrap_or(scorer.info().threshold);
             Ok(Engine {

@@ -20,6 +20,11 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         threads.dedup();
     }
     let detector = model::load(model_arg)?;
+    let detector = if job.exact {
+        detector.exact()
+    } else {
+        detector
+    };
     let info = detector.info();
     let list = || inputs::stream(vec![catalog.to_path_buf()], None);
     let files = list()?.count();
@@ -35,8 +40,15 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
     )?;
     writeln!(
         out,
-        "{:<8} {:>7} {:>9} {:>10} {:>11} {:>12} {:>13}",
-        "backend", "threads", "files/s", "x realtime", "wall s", "decode cpu-s", "device s"
+        "{:<8} {:>7} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9}",
+        "backend",
+        "threads",
+        "files/s",
+        "x realtime",
+        "wall s",
+        "decode cpu-s",
+        "device s",
+        "skipped"
     )?;
     for &t in &threads {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -45,13 +57,14 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
         let d = pool.install(|| list().map(|l| pipeline::decode_only(l, &info, t.max(1))))?;
         writeln!(
             out,
-            "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13}",
+            "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13} {:>9}",
             "decode",
             t,
             d.files as f64 / d.elapsed.as_secs_f64(),
             d.realtime_factor(),
             d.elapsed.as_secs_f64(),
             d.decode_time.as_secs_f64(),
+            "-",
             "-"
         )?;
     }
@@ -77,11 +90,23 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 stop: None,
                 decoding: None,
             };
-            let summary =
-                pool.install(|| pipeline::run(list()?, scorer.as_ref(), &opts, &mut |_| Ok(())))?;
+            let (mut windows, mut skipped) = (0, 0);
+            let summary = pool.install(|| {
+                pipeline::run(list()?, scorer.as_ref(), &opts, &mut |row| {
+                    windows += row.windows.unwrap_or(0);
+                    skipped += row.cascade_skipped.unwrap_or(0);
+                    Ok(())
+                })
+            })?;
+            // The share of windows a fused model's cascade decided without its costly members.
+            let skipped = if info.cascade {
+                format!("{:.1}%", 100.0 * skipped as f64 / windows.max(1) as f64)
+            } else {
+                "-".to_string()
+            };
             writeln!(
                 out,
-                "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13.2}",
+                "{:<8} {:>7} {:>9.1} {:>10.0} {:>11.2} {:>12.2} {:>13.2} {:>9}",
                 scorer.backend_name(),
                 t,
                 summary.files as f64 / summary.elapsed.as_secs_f64(),
@@ -89,6 +114,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 summary.elapsed.as_secs_f64(),
                 summary.decode_time.as_secs_f64(),
                 summary.device_time.as_secs_f64(),
+                skipped,
             )?;
         }
     }

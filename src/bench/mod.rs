@@ -22,13 +22,14 @@ pub struct BenchJob {
     /// Embedded model name or model file [default: every embedded model synthetic, the
     /// default model with a catalog].
     pub model: Option<String>,
+    /// Fused models with their cascade off (`screen --exact`).
+    pub exact: bool,
     /// Timed repetitions per stage in the synthetic mode (the median is reported).
     pub repeats: usize,
     /// Backends to time [empty: cpu plus every GPU backend `auto` would use].
     pub backends: Vec<BackendKind>,
     /// Thread counts to time with a catalog [empty: 1 and all cores].
     pub threads: Vec<usize>,
-    /// Windows per backend call.
     /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
 }

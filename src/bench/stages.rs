@@ -164,6 +164,6 @@ pub fn time_scorer(
         classifier: None,
         forward: median(fw),
         queued: Some(t.elapsed() / runs as u32),
-        scores,
+        scores: scores.windows,
     })
 }

@@ -18,6 +18,10 @@ pub(super) fn run(job: &BenchJob, out: &mut dyn Write) -> anyhow::Result<()> {
             .map(|(name, _)| model::load(name))
             .collect::<crate::Result<Vec<_>>>()?,
     };
+    let detectors: Vec<Detector> = detectors
+        .into_iter()
+        .map(|d| if job.exact { d.exact() } else { d })
+        .collect();
     let batch = job.batch.unwrap_or(DEFAULT_BATCH).max(1);
     for detector in &detectors {
         // Checked as for the CPU backend, the strictest bound (activations in host memory).

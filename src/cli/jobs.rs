@@ -17,6 +17,7 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             paths: a.paths,
             files_from: a.files_from,
             model: a.model,
+            exact: a.exact,
             backend: a.backend,
             batch: a.batch.map(|b| b as usize),
             threads: a.threads,
@@ -39,6 +40,7 @@ impl From<BenchArgs> for BenchJob {
         BenchJob {
             catalog: a.catalog,
             model: a.model,
+            exact: a.exact,
             repeats: a.repeats,
             backends: a.backends,
             threads: a.threads,
@@ -54,6 +56,7 @@ impl From<EvalArgs> for EvalJob {
             format: a.format,
             audio_dir: a.audio_dir,
             model: a.model,
+            exact: a.exact,
             backend: a.backend,
             batch: a.batch,
             scores: a.scores,

@@ -22,6 +22,8 @@ pub struct EvalJob {
     pub audio_dir: Option<PathBuf>,
     /// Embedded model name or model file.
     pub model: String,
+    /// A fused model's cascade off: every member scores every window.
+    pub exact: bool,
     pub backend: BackendKind,
     /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
@@ -42,7 +44,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     if trials.is_empty() {
         bail!("{}: no trials", job.protocol.display());
     }
-    let scorer = model::open(&job.model, job.backend)?;
+    let scorer = model::open(&job.model, job.backend, job.exact)?;
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
     let opts = ScreenOptions {
         batch,

@@ -96,6 +96,30 @@ pub struct Fusion {
     pub members: Vec<FusionMember>,
     #[serde(default)]
     pub bias: f32,
+    /// Run the expensive members only where the cheap ones leave the verdict open (absent:
+    /// every member scores every window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade: Option<Cascade>,
+}
+
+/// A fusion's cascade: the members not named in `deferred` score every window first; their
+/// partial fused logit `z = bias + Σ weight · logit(p)` decides a window alone when it lies
+/// outside `[lo, hi]`, and the deferred members then skip that window. A window decided so
+/// scores `sigmoid(z + fill_below)` (below `lo`) or `sigmoid(z + fill_above)` (above `hi`):
+/// the deferred members' median contribution on dev windows on that side, so a cascaded
+/// score estimates the full fusion's. `training/fuse.py --cascade` fits it on dev reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cascade {
+    /// The members run only inside the band (the costly ones), by name.
+    pub deferred: Vec<String>,
+    pub lo: f32,
+    pub hi: f32,
+    pub fill_below: f32,
+    pub fill_above: f32,
+    /// How the band was fitted (dev lists, agreement with the full fusion).
+    #[serde(default)]
+    pub provenance: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

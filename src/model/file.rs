@@ -67,6 +67,9 @@ fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> 
     if !config.fusion.bias.is_finite() {
         return Err("the fusion bias is not finite".into());
     }
+    if let Some(cascade) = &config.fusion.cascade {
+        check_cascade(cascade, &config.fusion.members)?;
+    }
     let members = config
         .fusion
         .members
@@ -80,6 +83,39 @@ fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> 
         hop_samples,
         min_samples,
     })
+}
+
+/// A cascade defers some members, not all, each named once among them, on a finite band.
+fn check_cascade(
+    cascade: &super::config::Cascade,
+    members: &[FusionMember],
+) -> std::result::Result<(), String> {
+    for (k, name) in cascade.deferred.iter().enumerate() {
+        if !members.iter().any(|m| &m.model == name) {
+            return Err(format!(
+                "the cascade defers {name:?}, which is not a member"
+            ));
+        }
+        if cascade.deferred[..k].contains(name) {
+            return Err(format!("the cascade defers {name:?} twice"));
+        }
+    }
+    if cascade.deferred.is_empty() || cascade.deferred.len() >= members.len() {
+        return Err("a cascade defers at least one member and keeps at least one".into());
+    }
+    let numbers = [
+        cascade.lo,
+        cascade.hi,
+        cascade.fill_below,
+        cascade.fill_above,
+    ];
+    if numbers.iter().any(|x| !x.is_finite()) || cascade.lo > cascade.hi {
+        return Err(format!(
+            "the cascade's band [{}, {}] or fills are not finite, or lo > hi",
+            cascade.lo, cascade.hi
+        ));
+    }
+    Ok(())
 }
 
 /// A fused model's member: an embedded network, planned for the fused model's windows (each

@@ -7,11 +7,11 @@
 //! windows at its own rate; the decode workers hand every member its windows at that rate
 //! (`audio::read_windows`). All members run on one backend.
 
-use super::config::FusionConfig;
+use super::config::{Cascade, FusionConfig};
 use super::forward::{Model, PendingScores};
 use super::info::DetectorInfo;
 use super::network::ModelSpec;
-use super::{Explanation, Scorer, Submitted};
+use super::{Explanation, Scorer, Scores, Submitted};
 use crate::Result;
 use crate::backend::Backend;
 
@@ -50,20 +50,18 @@ impl FusionSpec {
             hop_samples: self.hop_samples,
             min_samples: self.min_samples,
             networks: self.members.iter().map(|m| m.spec.facts.clone()).collect(),
+            cascade: c.fusion.cascade.is_some(),
         }
     }
 }
 
-/// The fused score of one window: `sigmoid(Σ weight · logit(p) + bias)` over (p, weight).
-pub fn fuse(scores: impl IntoIterator<Item = (f32, f32)>, bias: f32) -> f32 {
-    let z: f64 = scores
-        .into_iter()
-        .map(|(p, w)| {
-            let p = f64::from(p).clamp(P_EPS, 1.0 - P_EPS);
-            f64::from(w) * (p / (1.0 - p)).ln()
-        })
-        .sum::<f64>()
-        + f64::from(bias);
+/// `logit(p)` with `p` kept off 0 and 1 (see [`P_EPS`]).
+fn logit(p: f32) -> f64 {
+    let p = f64::from(p).clamp(P_EPS, 1.0 - P_EPS);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(z: f64) -> f32 {
     (1.0 / (1.0 + (-z).exp())) as f32
 }
 
@@ -73,6 +71,16 @@ pub(super) struct Fused<B: Backend> {
     info: DetectorInfo,
     members: Vec<(Model<B>, f32)>,
     bias: f32,
+    /// The cascade's band and which members it defers (`deferred[k]` for member k).
+    cascade: Option<(Cascade, Vec<bool>)>,
+}
+
+/// A fused batch in flight: the members that run on every window, queued; and the deferred
+/// members' windows, kept until the cheap members' scores say which of them are needed.
+struct FusedBatch<B: Backend> {
+    pending: Vec<Option<PendingScores<B>>>,
+    deferred_inputs: Vec<Option<Vec<f32>>>,
+    count: usize,
 }
 
 impl<B: Backend> Fused<B> {
@@ -80,6 +88,16 @@ impl<B: Backend> Fused<B> {
     pub(super) fn new(backend: B, spec: FusionSpec) -> Result<Self> {
         let info = spec.info();
         let bias = spec.config.fusion.bias;
+        let cascade = spec.config.fusion.cascade.clone().map(|c| {
+            let deferred = spec
+                .config
+                .fusion
+                .members
+                .iter()
+                .map(|m| c.deferred.contains(&m.model))
+                .collect();
+            (c, deferred)
+        });
         let members = spec
             .members
             .into_iter()
@@ -90,7 +108,19 @@ impl<B: Backend> Fused<B> {
             info,
             members,
             bias,
+            cascade,
         })
+    }
+
+    fn is_deferred(&self, member: usize) -> bool {
+        self.cascade.as_ref().is_some_and(|(_, d)| d[member])
+    }
+
+    /// Score `count` windows by member `k` at once (submit and wait).
+    fn score_now(&self, k: usize, windows: &[f32], count: usize) -> Result<Vec<f32>> {
+        let model = &self.members[k].0;
+        let pending = model.submit(&self.backend, windows, count)?;
+        model.collect(&self.backend, pending)
     }
 }
 
@@ -109,36 +139,112 @@ impl<B: Backend + 'static> Scorer for Fused<B> {
 
     fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted> {
         super::check_inputs(self.backend.name(), inputs, self.members.len())?;
-        let pending = self
-            .members
-            .iter()
-            .zip(inputs)
-            .map(|((model, _), windows)| model.submit(&self.backend, windows, count))
-            .collect::<Result<Vec<PendingScores<B>>>>()?;
-        Ok(Submitted(Box::new(pending)))
+        let mut batch = FusedBatch::<B> {
+            pending: Vec::new(),
+            deferred_inputs: Vec::new(),
+            count,
+        };
+        for (k, ((model, _), windows)) in self.members.iter().zip(inputs).enumerate() {
+            if self.is_deferred(k) {
+                batch.pending.push(None);
+                batch.deferred_inputs.push(Some(windows.to_vec()));
+            } else {
+                batch
+                    .pending
+                    .push(Some(model.submit(&self.backend, windows, count)?));
+                batch.deferred_inputs.push(None);
+            }
+        }
+        Ok(Submitted(Box::new(batch)))
     }
 
-    fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
-        let pending = submitted
-            .0
-            .downcast::<Vec<PendingScores<B>>>()
-            .map_err(|_| {
-                crate::Error::backend(self.backend_name(), "collect: batch of another scorer")
-            })?;
-        let scores = self
-            .members
+    fn collect(&self, submitted: Submitted) -> Result<Scores> {
+        let batch = submitted.0.downcast::<FusedBatch<B>>().map_err(|_| {
+            crate::Error::backend(self.backend_name(), "collect: batch of another scorer")
+        })?;
+        let FusedBatch {
+            pending,
+            deferred_inputs,
+            count,
+        } = *batch;
+        // members[window][k]: the members that ran on every window first.
+        let mut members = vec![vec![None; self.members.len()]; count];
+        for (k, p) in pending.into_iter().enumerate() {
+            if let Some(p) = p {
+                let scores = self.members[k].0.collect(&self.backend, p)?;
+                check_count(self.backend_name(), &scores, count)?;
+                for (row, s) in members.iter_mut().zip(scores) {
+                    row[k] = Some(s);
+                }
+            }
+        }
+        let partial = |row: &[Option<f32>]| -> f64 {
+            row.iter()
+                .zip(&self.members)
+                .filter_map(|(p, (_, w))| p.map(|p| f64::from(*w) * logit(p)))
+                .sum::<f64>()
+                + f64::from(self.bias)
+        };
+        let Some((cascade, _)) = &self.cascade else {
+            let windows = members.iter().map(|row| sigmoid(partial(row))).collect();
+            return Ok(Scores { windows, members });
+        };
+        // The windows the cheap members leave open run through the deferred ones, as one
+        // smaller batch.
+        let open: Vec<usize> = (0..count)
+            .filter(|&i| {
+                let z = partial(&members[i]) as f32;
+                (cascade.lo..=cascade.hi).contains(&z)
+            })
+            .collect();
+        if !open.is_empty() {
+            for (k, windows) in deferred_inputs.iter().enumerate() {
+                let Some(windows) = windows else { continue };
+                let len = windows.len() / count.max(1);
+                let gathered: Vec<f32> = open
+                    .iter()
+                    .flat_map(|&i| windows[i * len..(i + 1) * len].iter().copied())
+                    .collect();
+                let scores = self.score_now(k, &gathered, open.len())?;
+                check_count(self.backend_name(), &scores, open.len())?;
+                for (&i, s) in open.iter().zip(scores) {
+                    members[i][k] = Some(s);
+                }
+            }
+        }
+        let windows = members
             .iter()
-            .zip(*pending)
-            .map(|((model, weight), p)| Ok((model.collect(&self.backend, p)?, *weight)))
-            .collect::<Result<Vec<_>>>()?;
-        let windows = scores.first().map_or(0, |(s, _)| s.len());
-        Ok((0..windows)
-            .map(|i| fuse(scores.iter().map(|(s, w)| (s[i], *w)), self.bias))
-            .collect())
+            .map(|row| {
+                let z = partial(row);
+                if row.iter().all(Option::is_some) {
+                    sigmoid(z)
+                } else if z < f64::from(cascade.lo) {
+                    sigmoid(z + f64::from(cascade.fill_below))
+                } else {
+                    sigmoid(z + f64::from(cascade.fill_above))
+                }
+            })
+            .collect();
+        Ok(Scores { windows, members })
     }
 
     /// The first member's spectrogram and occlusion map (`window` at its rate).
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation> {
         self.members[0].0.explain(&self.backend, window, bands)
+    }
+}
+
+/// An error unless a member returned one score per window.
+fn check_count(backend: &'static str, scores: &[f32], count: usize) -> Result<()> {
+    if scores.len() == count {
+        Ok(())
+    } else {
+        Err(crate::Error::backend(
+            backend,
+            format!(
+                "a member returned {} scores for {count} windows",
+                scores.len()
+            ),
+        ))
     }
 }

@@ -23,6 +23,8 @@ pub struct DetectorInfo {
     /// of a fusion (each planned for these windows at its own rate). Network k takes every
     /// window at its own rate and length (`config.sample_rate`, `window_samples`).
     pub networks: Vec<NetworkFacts>,
+    /// Whether a cascade lets the costly networks skip windows the cheap ones decide.
+    pub cascade: bool,
 }
 
 impl DetectorInfo {
@@ -39,6 +41,7 @@ impl DetectorInfo {
             hop_samples: facts.hop_samples,
             min_samples: facts.min_samples,
             networks: vec![facts.clone()],
+            cascade: false,
         }
     }
 

@@ -96,6 +96,17 @@ impl Detector {
         }
     }
 
+    /// The same detector with every member scoring every window: a fusion's cascade off.
+    pub fn exact(self) -> Self {
+        match self {
+            Detector::Fusion(mut f) => {
+                f.config.fusion.cascade = None;
+                Detector::Fusion(f)
+            }
+            network => network,
+        }
+    }
+
     /// The network itself; an error for a fusion (which has none of its own).
     pub fn into_network(self) -> Result<ModelSpec> {
         match self {
@@ -162,8 +173,10 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
 }
 
 /// Load `--model NAME|FILE` and bind it to the backend `kind`: how every command opens a model.
-pub fn open(arg: &str, kind: BackendKind) -> Result<Box<dyn Scorer>> {
-    bind(kind, load(arg)?)
+/// With `exact`, a fused model's cascade is off (every member scores every window).
+pub fn open(arg: &str, kind: BackendKind, exact: bool) -> Result<Box<dyn Scorer>> {
+    let detector = load(arg)?;
+    bind(kind, if exact { detector.exact() } else { detector })
 }
 
 /// A detector bound to a backend, behind a trait object so the screening pipeline does not
@@ -179,10 +192,28 @@ pub trait Scorer: Send + Sync {
     /// waits for the host between batches.
     fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted>;
     /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
-    fn collect(&self, submitted: Submitted) -> Result<Vec<f32>>;
+    fn collect(&self, submitted: Submitted) -> Result<Scores>;
     /// One window's log filterbank and occlusion map over `bands` bands ([`Model::explain`]),
     /// by the first network (`window` as it takes it).
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation>;
+}
+
+/// A batch's calibrated scores: the model's, one per window, and a fusion's members'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub windows: Vec<f32>,
+    /// `members[window][k]`: member k's score of the window, None where a cascade skipped
+    /// it. Empty for a single network.
+    pub members: Vec<Vec<Option<f32>>>,
+}
+
+impl Scores {
+    /// Whether a cascade left out a member of window `i`.
+    pub fn skipped(&self, i: usize) -> bool {
+        self.members
+            .get(i)
+            .is_some_and(|row| row.iter().any(Option::is_none))
+    }
 }
 
 /// A batch queued by [`Scorer::submit`] (the backend's pending readback, type-erased).
@@ -224,11 +255,14 @@ impl<B: Backend + 'static> Scorer for Bound<B> {
         let pending = self.model.submit(&self.backend, inputs[0], count)?;
         Ok(Submitted(Box::new(pending)))
     }
-    fn collect(&self, submitted: Submitted) -> Result<Vec<f32>> {
+    fn collect(&self, submitted: Submitted) -> Result<Scores> {
         let pending = submitted.0.downcast::<PendingScores<B>>().map_err(|_| {
             crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
         })?;
-        self.model.collect(&self.backend, *pending)
+        Ok(Scores {
+            windows: self.model.collect(&self.backend, *pending)?,
+            members: Vec::new(),
+        })
     }
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation> {
         self.model.explain(&self.backend, window, bands)

@@ -67,6 +67,10 @@ pub struct Segment {
     pub start_s: f64,
     pub end_s: f64,
     pub score: f32,
+    /// A fused model's member scores of this window, in the model's member order; null
+    /// where its cascade skipped a member (`training/fuse.py --cascade` fits on these).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Option<f32>>>,
 }
 
 /// One result per input file. On failure `error` is set and the measurement fields that could
@@ -89,6 +93,9 @@ pub struct Row {
     pub max_window_score: Option<f32>,
     pub mean_window_score: Option<f32>,
     pub windows: Option<usize>,
+    /// Of `windows`, how many a fused model's cascade decided by its cheap members alone
+    /// (its costly members skipped them). Null for a single network or `--exact`.
+    pub cascade_skipped: Option<usize>,
     pub duration_s: Option<f64>,
     pub sample_rate: Option<u32>,
     pub channels: Option<usize>,
@@ -111,7 +118,9 @@ pub enum Format {
     Csv,
 }
 
-pub const CSV_HEADER: [&str; 18] = [
+/// The CSV columns; the last is `cascade_skipped`, new in 0.5. Reports with the older columns
+/// ([`LEGACY_CSV_HEADER`]) are read, not appended to.
+pub const CSV_HEADER: [&str; 19] = [
     "path",
     "score",
     "verdict",
@@ -130,7 +139,19 @@ pub const CSV_HEADER: [&str; 18] = [
     "warnings",
     "segments",
     "path_hex",
+    "cascade_skipped",
 ];
+
+/// The columns of CSV reports before `cascade_skipped`.
+pub const LEGACY_CSV_HEADER: [&str; 18] = {
+    let mut legacy = [""; 18];
+    let mut i = 0;
+    while i < 18 {
+        legacy[i] = CSV_HEADER[i];
+        i += 1;
+    }
+    legacy
+};
 
 /// A path's exact bytes (on Unix; elsewhere its lossy UTF-8).
 pub fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
@@ -231,7 +252,7 @@ impl Format {
             Ok(None)
         } else if first.starts_with('{') {
             Ok(Some(Format::Jsonl))
-        } else if first == CSV_HEADER.join(",") {
+        } else if first == CSV_HEADER.join(",") || first == LEGACY_CSV_HEADER.join(",") {
             Ok(Some(Format::Csv))
         } else {
             let shown: String = first.chars().take(80).collect();

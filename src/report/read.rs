@@ -61,6 +61,7 @@ impl Row {
             max_window_score: float("max_window_score"),
             mean_window_score: float("mean_window_score"),
             windows: count("windows"),
+            cascade_skipped: count("cascade_skipped"),
             duration_s: v["duration_s"].as_f64(),
             sample_rate: v["sample_rate"]
                 .as_u64()
@@ -102,6 +103,7 @@ impl Row {
             max_window_score: field("max_window_score").and_then(|s| s.parse().ok()),
             mean_window_score: field("mean_window_score").and_then(|s| s.parse().ok()),
             windows: field("windows").and_then(|s| s.parse().ok()),
+            cascade_skipped: field("cascade_skipped").and_then(|s| s.parse().ok()),
             duration_s: field("duration_s").and_then(|s| s.parse().ok()),
             sample_rate: field("sample_rate").and_then(|s| s.parse().ok()),
             channels: field("channels").and_then(|s| s.parse().ok()),
@@ -126,6 +128,9 @@ fn segments(v: &serde_json::Value) -> Option<Vec<Segment>> {
                 start_s: s["start_s"].as_f64()?,
                 end_s: s["end_s"].as_f64()?,
                 score: s["score"].as_f64()? as f32,
+                members: s["members"]
+                    .as_array()
+                    .map(|m| m.iter().map(|p| p.as_f64().map(|p| p as f32)).collect()),
             })
         })
         .collect()

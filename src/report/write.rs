@@ -60,6 +60,7 @@ impl ReportWriter {
                     row.warnings.join("; "),
                     segments,
                     opt(&row.path_hex),
+                    opt(&row.cascade_skipped),
                 ])?;
                 w.flush()
             }

@@ -57,11 +57,16 @@ pub fn explain_file(
             .collect();
         let inputs: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
         let scores = scorer.collect(scorer.submit(&inputs, pending.len())?)?;
-        for (w, s) in pending.drain(..).zip(scores) {
+        for (i, (w, s)) in pending
+            .drain(..)
+            .zip(scores.windows.iter().copied())
+            .enumerate()
+        {
             scored.push(Segment {
                 start_s: w.start as f64 / rate,
                 end_s: w.end as f64 / rate,
                 score: s,
+                members: scores.members.get(i).cloned(),
             });
             if best.as_ref().is_none_or(|(b, _)| s > *b) {
                 *best = Some((s, w));

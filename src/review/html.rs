@@ -56,6 +56,25 @@ pub fn render(page: &Page) -> Result<String> {
 }
 
 /// Header: counts, model, threshold, backend, date; the histogram; DET/ROC with labels.
+/// The share of windows a fused model's cascade decided by its cheap members alone; "off" for
+/// rows of `--exact` runs and single networks.
+fn cascade_share(rows: &[crate::report::Row]) -> String {
+    let (mut windows, mut skipped) = (0, 0);
+    for r in rows {
+        if let Some(k) = r.cascade_skipped {
+            skipped += k;
+            windows += r.windows.unwrap_or(0);
+        }
+    }
+    if windows == 0 {
+        return "off".into();
+    }
+    format!(
+        "{:.1} % of {windows} windows decided by the cheap members alone",
+        100.0 * skipped as f64 / windows as f64
+    )
+}
+
 fn summary(page: &Page, h: &mut String) -> Result<()> {
     let rows = &page.rows;
     let count = |standing: Standing| rows.iter().filter(|r| Standing::of(r) == standing).count();
@@ -89,6 +108,7 @@ fn summary(page: &Page, h: &mut String) -> Result<()> {
             "",
         ),
         ("backend", distinct(&|r| r.backend.clone()), ""),
+        ("cascade", cascade_share(rows), ""),
     ] {
         let _ = write!(
             h,
@@ -222,6 +242,15 @@ fn article(
         crate::text::count(d.windows.len(), "window"),
         row.score.map(|s| format!("{s:.3}")).unwrap_or_default(),
     );
+    if let (Some(k), Some(n)) = (row.cascade_skipped, row.windows)
+        && k > 0
+    {
+        let _ = write!(
+            why,
+            " The cascade decided {k} of its {n} windows by the cheap members alone (the costly \
+             member skipped them; `screen --exact` scores every window with every member)."
+        );
+    }
     let band_label = |hz: (f64, f64)| format!("{}–{} kHz", khz(hz.0), khz(hz.1));
     if let Some(top) = e
         .bands

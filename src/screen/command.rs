@@ -28,6 +28,8 @@ pub struct ScreenJob {
     pub files_from: Option<String>,
     /// Embedded model name or model file.
     pub model: String,
+    /// A fused model's cascade off: every member scores every window.
+    pub exact: bool,
     pub backend: BackendKind,
     /// Windows per backend call [default: `pipeline::DEFAULT_BATCH`].
     pub batch: Option<usize>,
@@ -109,7 +111,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     }
     // A list that cannot be read fails here, before the report is touched.
     let listed = inputs::stream(job.paths.clone(), job.files_from.as_deref())?;
-    let scorer = model::open(&job.model, job.backend)?;
+    let scorer = model::open(&job.model, job.backend, job.exact)?;
     let threshold = job.threshold.unwrap_or(scorer.info().threshold);
     let spec_id = scorer.info().id.clone();
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;

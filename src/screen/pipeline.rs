@@ -202,7 +202,9 @@ struct FileState {
     scored: usize,
     sum: f64,
     max: f32,
-    segments: Vec<(u64, u64, f32)>,
+    segments: Vec<(u64, u64, f32, Vec<Option<f32>>)>,
+    /// Windows a cascade decided without the fusion's costly members.
+    cascade_skipped: usize,
     summary: Option<AudioSummary>,
     error: Option<String>,
     path: PathBuf,
@@ -530,12 +532,12 @@ impl Aggregator<'_> {
         let scores = submitted
             .and_then(|s| self.scorer.collect(s))
             .and_then(|s| {
-                if s.len() == count {
+                if s.windows.len() == count {
                     Ok(s)
                 } else {
                     Err(crate::Error::backend(
                         self.scorer.backend_name(),
-                        format!("returned {} scores for {count} windows", s.len()),
+                        format!("returned {} scores for {count} windows", s.windows.len()),
                     ))
                 }
             });
@@ -547,18 +549,19 @@ impl Aggregator<'_> {
             match &scores {
                 // A NaN would pass as "bona fide" (NaN >= threshold is false): a model whose
                 // arithmetic overflows fails the file instead.
-                Ok(s) if !s[i].is_finite() => {
+                Ok(s) if !s.windows[i].is_finite() => {
                     let at = start as f64 / self.scorer.info().sample_rate as f64;
                     state.error.get_or_insert_with(|| {
                         format!(
                             "the model gave a non-finite score ({}) for the window at {at:.2} s: \
                              its arithmetic overflows f32 on this audio (is the model file sound?)",
-                            s[i]
+                            s.windows[i]
                         )
                     });
                 }
                 Ok(s) => {
-                    let score = s[i];
+                    let score = s.windows[i];
+                    state.cascade_skipped += usize::from(s.skipped(i));
                     state.sum += score as f64;
                     state.max = if state.scored == 1 {
                         score
@@ -566,7 +569,8 @@ impl Aggregator<'_> {
                         state.max.max(score)
                     };
                     if keep_segments {
-                        state.segments.push((start, end, score));
+                        let members = s.members.get(i).cloned().unwrap_or_default();
+                        state.segments.push((start, end, score, members));
                     }
                 }
                 Err(e) => {
@@ -638,6 +642,7 @@ impl Aggregator<'_> {
             max_window_score: None,
             mean_window_score: None,
             windows: None,
+            cascade_skipped: None,
             duration_s: None,
             sample_rate: None,
             channels: None,
@@ -679,16 +684,18 @@ impl Aggregator<'_> {
         row.max_window_score = Some(state.max);
         row.mean_window_score = Some(mean);
         row.windows = Some(state.scored);
+        row.cascade_skipped = info.cascade.then_some(state.cascade_skipped);
         if self.opts.segments {
             let rate = info.sample_rate as f64;
             row.segments = Some(
                 state
                     .segments
-                    .iter()
-                    .map(|&(start, end, score)| Segment {
+                    .into_iter()
+                    .map(|(start, end, score, members)| Segment {
                         start_s: start as f64 / rate,
                         end_s: end as f64 / rate,
                         score,
+                        members: (!members.is_empty()).then_some(members),
                     })
                     .collect(),
             );

@@ -502,6 +502,10 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B, tol: f64) {
         (1, 1, 1, true, Activation::Relu),
         (5, 37, 3, true, Activation::Gelu),
         (64, 128, 33, false, Activation::Relu),
+        // The CPU's packed kernel: rows past one 144-row block and not a multiple of 6, depth
+        // past one 256 block and not a multiple of it, columns not a multiple of 16.
+        (301, 600, 37, true, Activation::Gelu),
+        (13, 256, 64, false, Activation::None),
     ] {
         let x = random_vec(&mut r, batch * inputs, -1.0, 1.0);
         let w = random_vec(&mut r, outputs * inputs, -1.0, 1.0);

@@ -337,6 +337,7 @@ fn screen_and_merge_run_as_library_calls() {
             paths: vec![],
             files_from: Some(list.display().to_string()),
             model: model.display().to_string(),
+            exact: false,
             backend: BackendKind::Cpu,
             batch: Some(4),
             threads: Some(1),
@@ -610,6 +611,7 @@ fn bench_runs_as_a_library_call() {
     let job = BenchJob {
         catalog: None,
         model: Some(model.display().to_string()),
+        exact: false,
         repeats: 1,
         backends: vec![BackendKind::Cpu],
         threads: vec![],
@@ -1251,6 +1253,7 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
     let scorer = deepscreen::model::open(
         &model.display().to_string(),
         deepscreen::backend::BackendKind::Cpu,
+        false,
     )
     .unwrap();
     let stop = Arc::new(AtomicUsize::new(0));

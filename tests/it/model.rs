@@ -911,7 +911,7 @@ fn fused_model(name: &str, rate: u32, window: usize, members: &[(&str, u32, usiz
 /// `count` windows scored by `detector` on the CPU backend (`inputs`: one per network).
 fn cpu_scores(detector: impl Into<Detector>, inputs: &[&[f32]], count: usize) -> Vec<f32> {
     let s = deepscreen::model::bind(BackendKind::Cpu, detector).unwrap();
-    s.collect(s.submit(inputs, count).unwrap()).unwrap()
+    s.collect(s.submit(inputs, count).unwrap()).unwrap().windows
 }
 
 /// `count` windows of the fused model's length, as the decode workers hand them to its
@@ -929,11 +929,12 @@ fn member_inputs(fused: &FusionSpec, windows: &[f32]) -> Vec<Vec<f32>> {
     inputs
 }
 
-/// The fused model's scores of `windows` (at its own rate), its members given them as in `screen`.
+/// The fused model's exact scores of `windows` (at its own rate; every member on every
+/// window, its cascade off), its members given them as in `screen`.
 fn fused_scores(fused: &FusionSpec, windows: &[f32], count: usize) -> Vec<f32> {
     let inputs = member_inputs(fused, windows);
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-    cpu_scores(fused.clone(), &refs, count)
+    cpu_scores(Detector::Fusion(fused.clone()).exact(), &refs, count)
 }
 
 /// Checks each fused window score against `sigmoid(Σ w_m·logit(p_m) + b)` in f64 from the
@@ -1029,22 +1030,8 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
         ],
     );
 
-    // Voice-like windows: a harmonic series on a gliding pitch plus a little noise, one pitch
-    // per window, so the scores are not all saturated at one end.
     let count = 3;
-    let mut rng = rng(29);
-    let noise = random_vec(&mut rng, count * 64_000, -0.01, 0.01);
-    let windows: Vec<f32> = (0..count * 64_000)
-        .map(|j| {
-            let (k, i) = (j / 64_000, j % 64_000);
-            let t = i as f64 / 16000.0;
-            let f0 = 110.0 + 40.0 * k as f64 + 20.0 * (2.0 * std::f64::consts::PI * 0.5 * t).sin();
-            let v: f64 = (1..=8)
-                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() * 0.2 / h as f64)
-                .sum();
-            v as f32 + noise[j]
-        })
-        .collect();
+    let windows = voice_like_windows(count, 0.01);
     let got = fused_scores(&fused, &windows, count);
     let cnn = cpu_scores(
         deepscreen::model::resolve("speech-cnn").unwrap(),
@@ -1058,6 +1045,178 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
     );
     let wideband = cpu_scores(fused.members[2].spec.clone(), &[&windows], count);
     expect_fused(&fused, &got, &[&cnn, &head, &wideband], 1e-5);
+}
+
+/// Voice-like 4 s windows at 16 kHz: a harmonic series on a gliding pitch plus `noise` of
+/// white noise, one pitch per window, so the scores are not all saturated at one end.
+fn voice_like_windows(count: usize, noise: f32) -> Vec<f32> {
+    let mut rng = rng(29);
+    let noise = random_vec(&mut rng, count * 64_000, -noise, noise);
+    (0..count * 64_000)
+        .map(|j| {
+            let (k, i) = (j / 64_000, j % 64_000);
+            let t = i as f64 / 16000.0;
+            let f0 = 110.0 + 40.0 * k as f64 + 20.0 * (2.0 * std::f64::consts::PI * 0.5 * t).sin();
+            let v: f64 = (1..=8)
+                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() * 0.2 / h as f64)
+                .sum();
+            v as f32 + noise[j]
+        })
+        .collect()
+}
+
+/// A cascade runs the deferred member only on windows whose partial fused logit (the other
+/// members') lies in [lo, hi]; those score exactly as the full fusion, the others
+/// `sigmoid(partial + fill)` with the fill of their side, and say which member they skipped.
+/// Reference: the members scored alone, combined in f64. The band is put between the windows'
+/// partial logits so that one falls below it, one above, and the rest inside.
+#[test]
+fn a_cascade_skips_the_deferred_member_outside_its_band() {
+    let Detector::Fusion(mut fused) = deepscreen::model::load("speech").unwrap() else {
+        panic!("speech is a fusion");
+    };
+    let count = 5;
+    // Noisier windows than the fusion test's, so the partial logits spread.
+    let windows: Vec<f32> = voice_like_windows(count, 0.01)
+        .chunks(64_000)
+        .enumerate()
+        .flat_map(|(k, w)| {
+            let mut rng = rng(40 + k as u64);
+            let hiss = random_vec(&mut rng, w.len(), -1.0, 1.0);
+            w.iter()
+                .zip(hiss)
+                .map(move |(x, n)| x + n * 0.05 * k as f32)
+                .collect::<Vec<f32>>()
+        })
+        .collect();
+    let member = |k: usize| cpu_scores(fused.members[k].spec.clone(), &[&windows], count);
+    let (cnn, head, wideband) = (member(0), member(1), member(2));
+    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
+    let (w0, w1, w2) = (
+        f64::from(fused.members[0].weight),
+        f64::from(fused.members[1].weight),
+        f64::from(fused.members[2].weight),
+    );
+    let bias = f64::from(fused.config.fusion.bias);
+    let partial: Vec<f64> = (0..count)
+        .map(|i| w0 * logit(cnn[i]) + w2 * logit(wideband[i]) + bias)
+        .collect();
+    let mut sorted = partial.clone();
+    sorted.sort_by(f64::total_cmp);
+    eprintln!("partial logits {partial:?}");
+    assert!(
+        sorted.windows(2).all(|p| p[1] - p[0] > 1e-3),
+        "the windows' partial logits must differ to place a band between them: {sorted:?}"
+    );
+    let (lo, hi) = ((sorted[0] + sorted[1]) / 2.0, (sorted[3] + sorted[4]) / 2.0);
+    let (fill_below, fill_above) = (-1.5f32, 0.75f32);
+    fused.config.fusion.cascade = Some(Cascade {
+        deferred: vec!["speech-whisper".into()],
+        lo: lo as f32,
+        hi: hi as f32,
+        fill_below,
+        fill_above,
+        provenance: json!(null),
+    });
+
+    let scorer = deepscreen::model::bind(BackendKind::Cpu, fused.clone()).unwrap();
+    assert!(scorer.info().cascade);
+    let scores = scorer
+        .collect(
+            scorer
+                .submit(&[&windows, &windows, &windows], count)
+                .unwrap(),
+        )
+        .unwrap();
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    for i in 0..count {
+        let (want, skipped) = if partial[i] < lo {
+            (sigmoid(partial[i] + f64::from(fill_below)), true)
+        } else if partial[i] > hi {
+            (sigmoid(partial[i] + f64::from(fill_above)), true)
+        } else {
+            (sigmoid(partial[i] + w1 * logit(head[i])), false)
+        };
+        let got = scores.windows[i];
+        assert!(
+            (f64::from(got) - want).abs() < 1e-5,
+            "window {i}: cascaded {got} vs reference {want} (partial {})",
+            partial[i]
+        );
+        assert_eq!(scores.skipped(i), skipped, "window {i}");
+        let row = &scores.members[i];
+        assert_eq!(row[1].is_none(), skipped, "window {i}: the head's score");
+        assert!(
+            row[0].is_some() && row[2].is_some(),
+            "the cheap members ran"
+        );
+        if let Some(p) = row[1] {
+            assert!(
+                (p - head[i]).abs() < 1e-6,
+                "the head on a subset scores as on all"
+            );
+        }
+    }
+    assert_eq!((0..count).filter(|&i| scores.skipped(i)).count(), 2);
+
+    // Exact: the cascade off, every member on every window.
+    let exact = deepscreen::model::bind(BackendKind::Cpu, Detector::Fusion(fused).exact()).unwrap();
+    assert!(!exact.info().cascade);
+    let all = exact
+        .collect(
+            exact
+                .submit(&[&windows, &windows, &windows], count)
+                .unwrap(),
+        )
+        .unwrap();
+    for i in 0..count {
+        let want = sigmoid(partial[i] + w1 * logit(head[i]));
+        assert!(
+            (f64::from(all.windows[i]) - want).abs() < 1e-5,
+            "exact window {i}"
+        );
+        assert!(!all.skipped(i));
+    }
+}
+
+/// A cascade must defer some members but not all, name members, and have a finite band.
+#[test]
+fn a_cascade_that_cannot_work_is_refused() {
+    let Some(deepscreen::model::config::FileConfig::Fusion(base)) =
+        deepscreen::model::embedded("speech").map(|b| file::read_config(b, "speech").unwrap())
+    else {
+        panic!("speech is a fusion");
+    };
+    let refused = |deferred: &[&str], lo: f32, hi: f32| {
+        let mut c = base.clone();
+        c.fusion.cascade = Some(Cascade {
+            deferred: deferred.iter().map(|s| s.to_string()).collect(),
+            lo,
+            hi,
+            fill_below: 0.0,
+            fill_above: 0.0,
+            provenance: json!(null),
+        });
+        file::load_detector(&file::fusion_to_bytes(&c).unwrap(), "cascaded")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(&["music-whisper"], -1.0, 1.0).contains("not a member"));
+    assert!(refused(&["speech-whisper", "speech-whisper"], -1.0, 1.0).contains("twice"));
+    assert!(
+        refused(
+            &["speech-cnn", "speech-whisper", "speech-cnn-wb"],
+            -1.0,
+            1.0
+        )
+        .contains("keeps at least one")
+    );
+    assert!(refused(&[], -1.0, 1.0).contains("defers at least one"));
+    assert!(refused(&["speech-whisper"], 1.0, -1.0).contains("lo > hi"));
+    // A non-finite number reaches the file as JSON null, itself refused.
+    let nan = refused(&["speech-whisper"], f32::NAN, 1.0);
+    assert!(nan.contains("null") || nan.contains("not finite"), "{nan}");
 }
 
 /// The windows a fused model's members get: a member at the fused rate gets the samples

@@ -13,6 +13,7 @@ fn rows() -> Vec<Row> {
         max_window_score: Some(0.9375),
         mean_window_score: Some(0.875),
         windows: Some(3),
+        cascade_skipped: Some(1),
         duration_s: Some(14.5),
         sample_rate: Some(44100),
         channels: Some(2),
@@ -30,11 +31,13 @@ fn rows() -> Vec<Row> {
                 start_s: 0.0,
                 end_s: 5.0,
                 score: 0.5,
+                members: Some(vec![Some(0.25), None, Some(0.75)]),
             },
             Segment {
                 start_s: 5.0,
                 end_s: 10.0,
                 score: 0.9375,
+                members: None,
             },
         ]),
     };

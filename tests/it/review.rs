@@ -402,7 +402,8 @@ fn occlusion_map_finds_the_band_the_model_reads() {
     let window = crate::common::random_vec(&mut rng, 16000, -0.1, 0.1);
     let plain = scorer
         .collect(scorer.submit(&[&window], 1).unwrap())
-        .unwrap()[0];
+        .unwrap()
+        .windows[0];
     let e = scorer.explain(&window, 8).unwrap();
     assert!(
         (e.score - plain).abs() < 1e-6,

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
+use super::{CHECK, CpuBackend, CpuTensor, packed, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
@@ -171,6 +171,17 @@ impl ClassifierOps for CpuBackend {
         let per_task = batch
             .div_ceil(rayon::current_num_threads())
             .max(LINEAR_MIN_ROWS_PER_TASK);
+        if packed::available() {
+            let w = weight.packed();
+            out.par_chunks_mut(per_task * outputs)
+                .enumerate()
+                .for_each(|(task, dst)| {
+                    let rows = dst.len() / outputs;
+                    let src = &input.data[task * per_task * inputs..][..rows * inputs];
+                    w.matmul(src, rows, dst, bias.map(|b| b.data.as_slice()), act);
+                });
+            return CpuTensor::new(out, &[batch, outputs]);
+        }
         out.par_chunks_mut(per_task * outputs)
             .enumerate()
             .for_each(|(task, dst)| {

@@ -1,18 +1,27 @@
 //! The CPU "device": host tensors, the FFT planner, and transfers that are plain copies.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use realfft::{RealFftPlanner, RealToComplex};
 
 use super::CHECK;
+use super::packed::PackedWeight;
 use crate::Result;
 use crate::backend::{Device, DeviceTensor};
 
 /// A host tensor: row-major `data` with its `shape`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CpuTensor {
     pub(super) shape: Vec<usize>,
     pub(super) data: Vec<f32>,
+    /// The tensor as a linear layer's packed weight, made the first time one uses it.
+    packed: Arc<OnceLock<PackedWeight>>,
+}
+
+impl PartialEq for CpuTensor {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
 }
 
 impl CpuTensor {
@@ -21,10 +30,19 @@ impl CpuTensor {
         Ok(CpuTensor {
             shape: shape.to_vec(),
             data,
+            packed: Arc::default(),
         })
     }
     pub fn data(&self) -> &[f32] {
         &self.data
+    }
+
+    /// This `[n, k]` tensor packed for [`PackedWeight::matmul`] (packed on first use, once).
+    pub(super) fn packed(&self) -> &PackedWeight {
+        self.packed.get_or_init(|| {
+            let (n, k) = (self.shape[0], self.shape[1..].iter().product());
+            PackedWeight::new(&self.data, n, k)
+        })
     }
 }
 

@@ -1,10 +1,12 @@
-//! CPU backend: realfft for the STFT, matrixmultiply's SGEMM for projections, convolution
-//! (im2col) and linear layers, rayon across the batch (and across frames for the STFT).
+//! CPU backend: realfft for the STFT, matrixmultiply's SGEMM for projections and convolution
+//! (im2col), linear layers on weights packed once for an AVX2+FMA kernel (`packed`;
+//! matrixmultiply elsewhere), rayon across the batch (and across frames for the STFT).
 
 mod classifier;
 mod device;
 mod encoder;
 mod frontend;
+mod packed;
 mod simd;
 
 pub use device::{CpuBackend, CpuTensor};
