@@ -1179,6 +1179,66 @@ fn a_cascade_skips_the_deferred_member_outside_its_band() {
     }
 }
 
+/// The cascade is written once over the backend: on wgpu it skips the same windows and scores
+/// them as the CPU does (lavapipe in CI; skipped where no adapter starts, unless required). A
+/// fusion of the two speech CNNs, deferring the wideband one, keeps it cheap on a software GPU.
+#[test]
+fn a_cascade_runs_alike_on_wgpu() {
+    let Detector::Fusion(mut fused) = deepscreen::model::load("speech").unwrap() else {
+        panic!("speech is a fusion");
+    };
+    fused.members.remove(1);
+    fused.config.fusion.members.remove(1);
+    let count = 4;
+    let windows: Vec<f32> = voice_like_windows(count, 0.2);
+    let narrow = cpu_scores(fused.members[0].spec.clone(), &[&windows], count);
+    let logit = |p: f32| (f64::from(p) / (1.0 - f64::from(p))).ln();
+    let mut partial: Vec<f64> = narrow
+        .iter()
+        .map(|&p| f64::from(fused.members[0].weight) * logit(p))
+        .collect();
+    partial.sort_by(f64::total_cmp);
+    eprintln!("partial logits {partial:?}");
+    assert!(
+        partial.windows(2).all(|p| p[1] - p[0] > 1e-3),
+        "{partial:?}"
+    );
+    fused.config.fusion.cascade = Some(Cascade {
+        deferred: vec!["speech-cnn-wb".into()],
+        lo: ((partial[0] + partial[1]) / 2.0) as f32,
+        hi: ((partial[2] + partial[3]) / 2.0) as f32,
+        fill_below: -1.0,
+        fill_above: 1.0,
+        provenance: json!(null),
+    });
+    let score = |kind: BackendKind| {
+        deepscreen::model::bind(kind, fused.clone()).map(|s| {
+            s.collect(s.submit(&[&windows, &windows], count).unwrap())
+                .unwrap()
+        })
+    };
+    let cpu = score(BackendKind::Cpu).unwrap();
+    assert_eq!((0..count).filter(|&i| cpu.skipped(i)).count(), 2);
+    match score(BackendKind::Wgpu) {
+        Ok(gpu) => {
+            for i in 0..count {
+                assert_eq!(gpu.skipped(i), cpu.skipped(i), "wgpu window {i}");
+                let d = (gpu.windows[i] - cpu.windows[i]).abs();
+                assert!(
+                    d < 1e-4,
+                    "wgpu window {i}: {} vs cpu {}",
+                    gpu.windows[i],
+                    cpu.windows[i]
+                );
+            }
+        }
+        Err(e) => {
+            assert!(!required("wgpu"), "wgpu is required but cannot start: {e}");
+            eprintln!("skipping the wgpu cascade check: {e}");
+        }
+    }
+}
+
 /// A cascade must defer some members but not all, name members, and have a finite band.
 #[test]
 fn a_cascade_that_cannot_work_is_refused() {

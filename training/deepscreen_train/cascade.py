@@ -139,3 +139,29 @@ def summary(win: Windows, band: Band) -> dict:
             "flipped_files": int(band.flipped[files].sum()),
         }
     return out
+
+
+def agreement(exact: Path, cascaded: Path) -> dict:
+    """Files, verdicts changed, and windows skipped by a cascaded report against an exact one
+    of the same files (`python -m deepscreen_train.cascade EXACT CASCADED`)."""
+    def rows(path: Path) -> dict:
+        return {r["path"]: r for r in map(json.loads, path.read_text().splitlines()) if not r.get("error")}
+    a, b = rows(exact), rows(cascaded)
+    common = sorted(set(a) & set(b))
+    changed = [p for p in common if a[p]["verdict"] != b[p]["verdict"]]
+    windows = sum(b[p].get("windows") or 0 for p in common)
+    skipped = sum(b[p].get("cascade_skipped") or 0 for p in common)
+    return {
+        "files": len(common),
+        "verdicts_changed": len(changed),
+        "changed": changed[:10],
+        "windows": windows,
+        "skipped_share": round(skipped / max(windows, 1), 4),
+        "max_score_change": max((abs(a[p]["score"] - b[p]["score"]) for p in common if a[p]["score"] is not None), default=0.0),
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(agreement(Path(sys.argv[1]), Path(sys.argv[2])), indent=1))

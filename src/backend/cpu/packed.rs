@@ -5,7 +5,7 @@
 //! packed the whole weight on every call: 4 MiB for a Whisper MLP layer). The activations are
 //! packed per block of rows into 6-row panels that stay in L2. A 6×16 AVX2+FMA micro-kernel
 //! keeps its tile in twelve registers; the bias and activation are applied to each finished
-//! tile while it is in L1. No crate offers a prepacked SGEMM, so this one is ours, like the GPU
+//! block of rows while it is in L2. No crate offers a prepacked SGEMM, so this one is ours, like the GPU
 //! kernels; CPUs without AVX2+FMA use matrixmultiply, which is also the tests' reference.
 
 use crate::backend::Activation;
@@ -109,12 +109,13 @@ impl PackedWeight {
                         // SAFETY: AVX2 and FMA are present (asserted); `panel` holds kc × MR
                         // values, `b` kc × NR, and the tile's rows × cols lie within `c`.
                         unsafe { tile_kernel(kc, panel, b, tile, n, rows, cols, block > 0) };
-                        if last {
-                            for row in tile.chunks_mut(n).take(rows) {
-                                let bias = bias.map(|b| &b[p * NR..p * NR + cols]);
-                                simd::bias_activate(&mut row[..cols], bias, act);
-                            }
-                        }
+                    }
+                }
+                if last {
+                    // The block's rows are finished and still in L2: one pass per row (per
+                    // tile, the calls cost more than the arithmetic).
+                    for row in c[m0 * n..(m0 + mc) * n].chunks_mut(n) {
+                        simd::bias_activate(row, bias, act);
                     }
                 }
             }
