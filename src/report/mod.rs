@@ -118,7 +118,7 @@ pub enum Format {
     Csv,
 }
 
-/// The CSV columns; the last is `cascade_skipped`, new in 0.5. Reports with the older columns
+/// The CSV columns; the last, `cascade_skipped`, came with the cascade. Reports with the older columns
 /// ([`LEGACY_CSV_HEADER`]) are read, not appended to.
 pub const CSV_HEADER: [&str; 19] = [
     "path",
@@ -231,23 +231,11 @@ impl Format {
     }
 
     /// What an existing report holds, judged by its content: `None` for an empty file; JSON
-    /// Lines when the first line is a JSON object; CSV when it is deepscreen's CSV header.
-    /// Anything else (another tool's CSV, an older header, text) is an error naming the file.
+    /// Lines when the first line is a JSON object; CSV when it is deepscreen's CSV header
+    /// (this version's or the older [`LEGACY_CSV_HEADER`]). Anything else (another tool's CSV,
+    /// text) is an error naming the file.
     pub fn detect(path: &Path) -> crate::Result<Option<Format>> {
-        let io = |source| crate::Error::Io {
-            path: path.to_path_buf(),
-            cause: source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut first = Vec::new();
-        for line in BufReader::new(file).split(b'\n') {
-            first = line.map_err(io)?;
-            if !first.iter().all(u8::is_ascii_whitespace) {
-                break;
-            }
-        }
-        let first = String::from_utf8_lossy(&first);
-        let first = first.trim();
+        let first = first_line(path)?;
         if first.is_empty() {
             Ok(None)
         } else if first.starts_with('{') {
@@ -264,4 +252,27 @@ impl Format {
             )))
         }
     }
+}
+
+/// Whether a CSV report has the columns of before the cascade (no `cascade_skipped`): read by merge and
+/// review, but never appended to, which would mix rows of two widths in one file.
+pub fn is_legacy_csv(path: &Path) -> crate::Result<bool> {
+    Ok(first_line(path)? == LEGACY_CSV_HEADER.join(","))
+}
+
+/// A report's first line that is not blank, trimmed ("" for an empty file).
+fn first_line(path: &Path) -> crate::Result<String> {
+    let io = |source| crate::Error::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut first = Vec::new();
+    for line in BufReader::new(file).split(b'\n') {
+        first = line.map_err(io)?;
+        if !first.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&first).trim().to_string())
 }

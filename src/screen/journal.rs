@@ -93,6 +93,14 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
                 expected.format.name()
             )));
         }
+        Some(Format::Csv) if crate::report::is_legacy_csv(path)? => {
+            return Err(refuse(
+                "it was written by an older deepscreen, whose CSV lacks the cascade_skipped \
+                 column, and rows of two widths cannot share a file (`deepscreen merge` rewrites \
+                 it with this version's columns: merge it to a new -o, and resume that)"
+                    .to_string(),
+            ));
+        }
         Some(_) => {}
     }
     file.rewind().map_err(io(path))?;

@@ -801,6 +801,57 @@ fn resume_refuses_another_format_model_or_threshold() {
 }
 
 #[test]
+fn a_csv_report_of_an_older_version_is_read_but_not_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let cat = catalog(tmp.path(), 2, 1.5);
+    let current = tmp.path().join("current.csv");
+    assert_eq!(
+        screen_to(&model, &cat, &current, &[]).status.code(),
+        Some(1)
+    );
+    // The same rows as a report of before the cascade: its last column was not there.
+    let legacy = tmp.path().join("legacy.csv");
+    let mut reader = csv::Reader::from_path(&current).unwrap();
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(header.iter().last(), Some("cascade_skipped"));
+    let mut writer = csv::Writer::from_path(&legacy).unwrap();
+    writer
+        .write_record(header.iter().take(header.len() - 1))
+        .unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        writer
+            .write_record(record.iter().take(record.len() - 1))
+            .unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    let before = std::fs::read(&legacy).unwrap();
+
+    // Appending would mix rows of two widths in one file: refused, the file untouched.
+    let out = screen_to(&model, &cat, &legacy, &["--resume"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("lacks the cascade_skipped column"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&legacy).unwrap(), before);
+
+    // Merging rewrites it with this version's columns, every row kept; that report resumes.
+    let merged = tmp.path().join("merged.csv");
+    let out = merge_cmd(&[&legacy], Some(&merged), None);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut reader = csv::Reader::from_path(&merged).unwrap();
+    assert_eq!(reader.headers().unwrap(), &header);
+    assert_eq!(reader.records().count(), 3);
+    let out = screen_to(&model, &cat, &merged, &["--resume"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("1 failed in earlier runs"));
+}
+
+#[test]
 fn a_second_run_on_a_locked_report_stops_without_touching_it() {
     let tmp = tempfile::tempdir().unwrap();
     let model = write_model(tmp.path());
