@@ -814,7 +814,7 @@ fn a_csv_report_of_an_older_version_is_read_but_not_resumed() {
     let legacy = tmp.path().join("legacy.csv");
     let mut reader = csv::Reader::from_path(&current).unwrap();
     let header = reader.headers().unwrap().clone();
-    assert_eq!(header.iter().last(), Some("cascade_skipped"));
+    assert_eq!(header.iter().next_back(), Some("cascade_skipped"));
     let mut writer = csv::Writer::from_path(&legacy).unwrap();
     writer
         .write_record(header.iter().take(header.len() - 1))
