@@ -137,9 +137,15 @@ pub fn merge(
             report.rows += 1;
             match (&mut sink, raw) {
                 (Sink::Jsonl(out), Raw::Line(line)) => writeln!(out, "{line}").map_err(out_err)?,
-                (Sink::Csv(w), Raw::Record(record)) => w
-                    .write_record(&record)
-                    .map_err(|e| Error::Report(format!("{}: {e}", input.display())))?,
+                (Sink::Csv(w), Raw::Record(mut record)) => {
+                    // A report of before the cascade has the current columns but the last
+                    // (`Format::detect` accepts no other header): those rows get it empty.
+                    while record.len() < CSV_HEADER.len() {
+                        record.push_field("");
+                    }
+                    w.write_record(&record)
+                        .map_err(|e| Error::Report(format!("{}: {e}", input.display())))?
+                }
                 _ => unreachable!("the reader reads the format it was given"),
             }
         }
