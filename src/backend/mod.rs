@@ -202,6 +202,22 @@ pub trait EncoderOps: Device {
     /// `a + b` elementwise, `b`'s shape a suffix of `a`'s (broadcast over the leading axes:
     /// a residual when equal, positions `[T, D]` added to `[B, T, D]`).
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// A pre-LayerNorm block's residual step: `sum = a + b` (same shapes) and its layer
+    /// normalisation, as [`add`](Self::add) then [`layer_norm`](Self::layer_norm) would give
+    /// them. A backend may do both in one pass over the rows.
+    fn add_layer_norm(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+    ) -> Result<(Self::Tensor, Self::Tensor)> {
+        let sum = self.add(a, b)?;
+        let normed = self.layer_norm(&sum, gamma, beta, eps)?;
+        Ok((sum, normed))
+    }
 }
 
 /// Everything the model's forward pass needs: a device with every op family. Implemented

@@ -360,6 +360,13 @@ impl Shapes {
         Ok((n, m))
     }
 
+    /// A residual sum's equal shapes.
+    pub fn residual(self, a: &[usize], b: &[usize]) -> Result<()> {
+        self.ensure(a == b, "add_layer_norm", || {
+            format!("{a:?} and {b:?} differ (a residual adds equal shapes)")
+        })
+    }
+
     pub fn reshape(self, from: &[usize], to: &[usize]) -> Result<()> {
         let (a, b) = (from.iter().product::<usize>(), to.iter().product::<usize>());
         self.ensure(a == b, "reshape", || {

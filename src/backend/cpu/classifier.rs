@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuBackend, CpuTensor, packed, sgemm, simd};
+use super::packed::{self, Layout};
+use super::{CHECK, CpuBackend, CpuTensor, pool, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
 
@@ -161,7 +162,8 @@ impl ClassifierOps for CpuBackend {
             &weight.shape,
             bias.map(|b| b.shape.as_slice()),
         )?;
-        let mut out = vec![0.0f32; batch * outputs];
+        // Every value is written below (the SGEMMs overwrite, they do not accumulate).
+        let mut out = pool::take(batch * outputs);
         if outputs == 0 {
             return CpuTensor::new(out, &[batch, outputs]);
         }
@@ -172,7 +174,7 @@ impl ClassifierOps for CpuBackend {
             .div_ceil(rayon::current_num_threads())
             .max(LINEAR_MIN_ROWS_PER_TASK);
         if packed::available() {
-            let w = weight.packed();
+            let w = weight.packed(Layout::Rows);
             out.par_chunks_mut(per_task * outputs)
                 .enumerate()
                 .for_each(|(task, dst)| {

@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::CHECK;
-use super::packed::PackedWeight;
+use super::packed::{Layout, PackedWeight};
+use super::{CHECK, pool};
 use crate::Result;
 use crate::backend::{Device, DeviceTensor};
 
@@ -14,8 +14,15 @@ use crate::backend::{Device, DeviceTensor};
 pub struct CpuTensor {
     pub(super) shape: Vec<usize>,
     pub(super) data: Vec<f32>,
-    /// The tensor as a linear layer's packed weight, made the first time one uses it.
-    packed: Arc<OnceLock<PackedWeight>>,
+    /// The tensor as a packed weight (of a linear layer or a convolution), made the first
+    /// time one uses it.
+    packed: Arc<OnceLock<(Layout, PackedWeight)>>,
+}
+
+impl Drop for CpuTensor {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
+    }
 }
 
 impl PartialEq for CpuTensor {
@@ -37,12 +44,14 @@ impl CpuTensor {
         &self.data
     }
 
-    /// This `[n, k]` tensor packed for [`PackedWeight::matmul`] (packed on first use, once).
-    pub(super) fn packed(&self) -> &PackedWeight {
-        self.packed.get_or_init(|| {
-            let (n, k) = (self.shape[0], self.shape[1..].iter().product());
-            PackedWeight::new(&self.data, n, k)
-        })
+    /// This weight packed for [`PackedWeight::matmul`] in `layout` (packed on first use, once;
+    /// a tensor is only ever one layer's weight, so one layout is kept).
+    pub(super) fn packed(&self, layout: Layout) -> std::borrow::Cow<'_, PackedWeight> {
+        let pack = || PackedWeight::new(&self.data, &self.shape, layout);
+        match self.packed.get_or_init(|| (layout, pack())) {
+            (kept, packed) if *kept == layout => std::borrow::Cow::Borrowed(packed),
+            _ => std::borrow::Cow::Owned(pack()),
+        }
     }
 }
 
@@ -110,7 +119,7 @@ impl Device for CpuBackend {
         Ok(values)
     }
 
-    fn reshape(&self, tensor: CpuTensor, shape: &[usize]) -> Result<CpuTensor> {
-        CpuTensor::new(tensor.data, shape)
+    fn reshape(&self, mut tensor: CpuTensor, shape: &[usize]) -> Result<CpuTensor> {
+        CpuTensor::new(std::mem::take(&mut tensor.data), shape)
     }
 }

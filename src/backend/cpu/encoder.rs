@@ -1,15 +1,18 @@
-//! CPU encoder ops: channels-last conv1d (im2col + SGEMM), layer norm, multi-head attention
-//! (per window, head and block of queries: two SGEMMs and a vectorised softmax), broadcast
-//! add; rayon across rows, windows and heads.
+//! CPU encoder ops: channels-last conv1d (im2col + GEMM), layer norm (alone, or in one pass
+//! with the residual add before it), multi-head attention (per window, head and block of
+//! queries: two GEMMs and a vectorised softmax), broadcast add; rayon across rows, windows and
+//! heads. The GEMMs are the packed kernels' where the CPU has them (`packed`).
 
 use rayon::prelude::*;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
+use super::packed::{self, Layout, PackedWeight};
+use super::{CHECK, CpuBackend, CpuTensor, pool, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, Conv1dParams, EncoderOps};
 
-/// Queries whose attention scores are computed together (a [64, T] block stays in L2).
-const QUERY_BLOCK: usize = 64;
+/// Queries whose attention scores are computed together (a [72, T] block stays in L2): a
+/// multiple of both packed kernels' rows, so that T = 200 wastes few.
+const QUERY_BLOCK: usize = 72;
 
 impl EncoderOps for CpuBackend {
     fn conv1d(
@@ -27,16 +30,26 @@ impl EncoderOps for CpuBackend {
             p,
         )?;
         let (k, ch, o) = (c.kernel, c.channels, c.out_channels);
-        // The weight as a [K·C, O] matrix, row k·C + c: one GEMM per window over im2col rows.
-        let mut w = vec![0.0f32; k * ch * o];
-        for oc in 0..o {
-            for ic in 0..ch {
-                for kk in 0..k {
-                    w[(kk * ch + ic) * o + oc] = weight.data[(oc * ch + ic) * k + kk];
+        let bias = bias.map(|b| b.data.as_slice());
+        // The weight as a [K·C, O] matrix, row k·C + c, against im2col rows: packed once for
+        // the AVX2 kernel, or transposed here for matrixmultiply.
+        let packed = packed::available().then(|| weight.packed(Layout::Taps));
+        let transposed = match packed {
+            Some(_) => Vec::new(),
+            None => {
+                let mut w = vec![0.0f32; k * ch * o];
+                for oc in 0..o {
+                    for ic in 0..ch {
+                        for kk in 0..k {
+                            w[(kk * ch + ic) * o + oc] = weight.data[(oc * ch + ic) * k + kk];
+                        }
+                    }
                 }
+                w
             }
-        }
-        let mut out = vec![0.0f32; c.batch * c.out_len * o];
+        };
+        // Every value is written below.
+        let mut out = pool::take(c.batch * c.out_len * o);
         if !out.is_empty() {
             out.par_chunks_mut(c.out_len * o)
                 .enumerate()
@@ -52,9 +65,23 @@ impl EncoderOps for CpuBackend {
                             }
                         }
                     }
-                    sgemm(c.out_len, k * ch, o, &cols, (k * ch, 1), &w, (o, 1), dst);
-                    for row in dst.chunks_mut(o) {
-                        simd::bias_activate(row, bias.map(|b| b.data.as_slice()), act);
+                    match &packed {
+                        Some(w) => w.matmul(&cols, c.out_len, dst, bias, act),
+                        None => {
+                            sgemm(
+                                c.out_len,
+                                k * ch,
+                                o,
+                                &cols,
+                                (k * ch, 1),
+                                &transposed,
+                                (o, 1),
+                                dst,
+                            );
+                            for row in dst.chunks_mut(o) {
+                                simd::bias_activate(row, bias, act);
+                            }
+                        }
                     }
                 });
         }
@@ -69,7 +96,7 @@ impl EncoderOps for CpuBackend {
         eps: f32,
     ) -> Result<CpuTensor> {
         let [_, dim] = CHECK.layer_norm(&input.shape, &gamma.shape, &beta.shape)?;
-        let mut out = input.data.clone();
+        let mut out = pool::copy_of(&input.data);
         out.par_chunks_mut(dim)
             .for_each(|row| simd::layer_norm_row(row, &gamma.data, &beta.data, eps));
         CpuTensor::new(out, &input.shape)
@@ -79,9 +106,11 @@ impl EncoderOps for CpuBackend {
         let a = CHECK.attention(&qkv.shape, heads)?;
         let (t, d, dh) = (a.len, a.dim, a.head_dim);
         let scale = 1.0 / (dh as f32).sqrt();
+        let kernel = packed::Kernel::best();
         // One task per (window, head), queries in blocks: a block's scores [rows, T] stay in
         // cache (the T × T matrix is never made), each row's softmax is vectorised, then the
-        // block's [rows, dh] of output is one more SGEMM.
+        // block's [rows, dh] of output is one more GEMM. With a packed kernel, the head's keys
+        // and transposed values are packed once, as the weights of those two GEMMs.
         let per_head: Vec<Vec<f32>> = (0..a.batch * heads)
             .into_par_iter()
             .map_init(Vec::new, |scores, task| {
@@ -90,22 +119,39 @@ impl EncoderOps for CpuBackend {
                 let k = &qkv.data[base + d + h * dh..];
                 let v = &qkv.data[base + 2 * d + h * dh..];
                 let mut out = vec![0.0f32; t * dh];
+                let packed = kernel.map(|kernel| {
+                    let keys = PackedWeight::from_fn(t, dh, kernel, |j, i| k[j * 3 * d + i]);
+                    let values = PackedWeight::from_fn(dh, t, kernel, |i, j| v[j * 3 * d + i]);
+                    (keys, values)
+                });
                 for first in (0..t).step_by(QUERY_BLOCK) {
                     let rows = QUERY_BLOCK.min(t - first);
                     let q = &qkv.data[base + first * 3 * d + h * dh..];
                     scores.resize(rows * t, 0.0);
-                    // q [rows, dh] (row stride 3D) times kᵀ (element (i, j) = k[j, i]).
-                    sgemm(rows, dh, t, q, (3 * d, 1), k, (1, 3 * d), scores);
-                    for row in scores.chunks_mut(t) {
-                        simd::softmax_scaled(row, scale);
-                    }
                     let dst = &mut out[first * dh..(first + rows) * dh];
-                    sgemm(rows, t, dh, scores, (t, 1), v, (3 * d, 1), dst);
+                    match &packed {
+                        Some((keys, values)) => {
+                            keys.matmul_strided(q, 3 * d, rows, scores, None, Activation::None);
+                            for row in scores.chunks_mut(t) {
+                                simd::softmax_scaled(row, scale);
+                            }
+                            values.matmul(scores, rows, dst, None, Activation::None);
+                        }
+                        None => {
+                            // q [rows, dh] (row stride 3D) times kᵀ (element (i, j) = k[j, i]).
+                            sgemm(rows, dh, t, q, (3 * d, 1), k, (1, 3 * d), scores);
+                            for row in scores.chunks_mut(t) {
+                                simd::softmax_scaled(row, scale);
+                            }
+                            sgemm(rows, t, dh, scores, (t, 1), v, (3 * d, 1), dst);
+                        }
+                    }
                 }
                 out
             })
             .collect();
-        let mut out = vec![0.0f32; a.batch * t * d];
+        // Every value is written below.
+        let mut out = pool::take(a.batch * t * d);
         out.par_chunks_mut(t * d.max(1))
             .enumerate()
             .for_each(|(b, window)| {
@@ -121,7 +167,7 @@ impl EncoderOps for CpuBackend {
 
     fn add(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor> {
         let (_, m) = CHECK.add(&a.shape, &b.shape)?;
-        let mut out = a.data.clone();
+        let mut out = pool::copy_of(&a.data);
         if m > 0 {
             out.par_chunks_mut(m).for_each(|chunk| {
                 for (x, y) in chunk.iter_mut().zip(&b.data) {
@@ -130,5 +176,35 @@ impl EncoderOps for CpuBackend {
             });
         }
         CpuTensor::new(out, &a.shape)
+    }
+
+    /// Both in one pass per row: the sum is normalised while it is in L1.
+    fn add_layer_norm(
+        &self,
+        a: &CpuTensor,
+        b: &CpuTensor,
+        gamma: &CpuTensor,
+        beta: &CpuTensor,
+        eps: f32,
+    ) -> Result<(CpuTensor, CpuTensor)> {
+        CHECK.residual(&a.shape, &b.shape)?;
+        let [_, dim] = CHECK.layer_norm(&a.shape, &gamma.shape, &beta.shape)?;
+        // Every value of both is written below.
+        let mut sum = pool::take(a.data.len());
+        let mut normed = pool::take(a.data.len());
+        sum.par_chunks_mut(dim)
+            .zip(normed.par_chunks_mut(dim))
+            .zip(a.data.par_chunks(dim).zip(b.data.par_chunks(dim)))
+            .for_each(|((s, n), (x, y))| {
+                for ((s, x), y) in s.iter_mut().zip(x).zip(y) {
+                    *s = x + y;
+                }
+                n.copy_from_slice(s);
+                simd::layer_norm_row(n, &gamma.data, &beta.data, eps);
+            });
+        Ok((
+            CpuTensor::new(sum, &a.shape)?,
+            CpuTensor::new(normed, &a.shape)?,
+        ))
     }
 }

@@ -1,12 +1,14 @@
-//! CPU backend: realfft for the STFT, matrixmultiply's SGEMM for projections and convolution
-//! (im2col), linear layers on weights packed once for an AVX2+FMA kernel (`packed`;
-//! matrixmultiply elsewhere), rayon across the batch (and across frames for the STFT).
+//! CPU backend: realfft for the STFT; linear layers and convolutions (im2col) on weights packed
+//! once for an AVX2+FMA kernel (`packed`; matrixmultiply's SGEMM for attention and on CPUs
+//! without it); large output buffers recycled between ops (`pool`); rayon across the batch
+//! (and across frames for the STFT).
 
 mod classifier;
 mod device;
 mod encoder;
 mod frontend;
 mod packed;
+mod pool;
 mod simd;
 
 pub use device::{CpuBackend, CpuTensor};
