@@ -1,6 +1,7 @@
 //! Backend benchmarks, the same bodies for every backend that starts here (cpu always, wgpu
-//! when an adapter exists): front-end ops, the heaviest classifier ops, and whole forward
-//! passes of the two reference architectures (random weights; speed does not depend on them).
+//! when an adapter exists): front-end ops, the heaviest classifier ops, whole forward passes
+//! of the two reference architectures, and the Whisper base encoder's ops one by one (random
+//! weights; speed does not depend on them).
 //!
 //!     cargo bench --bench backends                 # everything
 //!     cargo bench --bench backends -- forward      # one group
@@ -12,7 +13,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::wgpu::WgpuBackend;
-use deepscreen::backend::{Activation, Backend, Conv2dParams, LogSpec, Projection};
+use deepscreen::backend::{Activation, Backend, Conv1dParams, Conv2dParams, LogSpec, Projection};
 use deepscreen::model::{Model, ModelConfig, ModelSpec, file, presets};
 use std::time::Duration;
 
@@ -151,10 +152,114 @@ fn forward<B: Backend>(c: &mut Criterion, be: &B) {
     g.finish();
 }
 
+/// Values in [-scale, scale) from a small LCG: deterministic, no denormals or overflow.
+fn values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1 << 23) as f32 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Whisper base's encoder ops at the shapes of one batch of 8 windows of 4 s (400 log-mel
+/// frames, 200 positions of width 512, 8 heads, MLP 2048): the per-op figures BENCHMARKS.md
+/// sets beside CTranslate2's whole encoder. One block runs each op after `layer_norm` once.
+fn encoder<B: Backend>(c: &mut Criterion, be: &B) {
+    const FRAMES: usize = 400;
+    const MELS: usize = 80;
+    const D: usize = 512;
+    const HEADS: usize = 8;
+    const MLP: usize = 2048;
+    let positions = FRAMES / 2;
+    let rows = BATCH * positions;
+    let mut g = c.benchmark_group("encoder");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let id = |op: &str| BenchmarkId::new(op, format!("whisper-base/{}", be.name()));
+    let mut seed = 0;
+    let mut tensor = |shape: &[usize], scale: f32| {
+        seed += 1;
+        let data = values(shape.iter().product(), seed, scale);
+        be.upload(&data, shape).unwrap()
+    };
+    let mel = tensor(&[BATCH, FRAMES, MELS], 1.0);
+    let stem1 = (tensor(&[D, MELS, 3], 0.1), tensor(&[D], 0.1));
+    let stem1_out = tensor(&[BATCH, FRAMES, D], 1.0);
+    let stem2 = (tensor(&[D, D, 3], 0.02), tensor(&[D], 0.1));
+    let x = tensor(&[BATCH, positions, D], 1.0);
+    let residual = tensor(&[BATCH, positions, D], 1.0);
+    let (gamma, beta) = (tensor(&[D], 1.0), tensor(&[D], 0.1));
+    let normed = tensor(&[rows, D], 1.0);
+    let qkv_weight = (tensor(&[3 * D, D], 0.05), tensor(&[3 * D], 0.1));
+    let qkv = tensor(&[BATCH, positions, 3 * D], 1.0);
+    let out_weight = (tensor(&[D, D], 0.05), tensor(&[D], 0.1));
+    let mlp_in = (tensor(&[MLP, D], 0.05), tensor(&[MLP], 0.1));
+    let inner = tensor(&[rows, MLP], 1.0);
+    let mlp_out = (tensor(&[D, MLP], 0.02), tensor(&[D], 0.1));
+    let same = Conv1dParams {
+        stride: 1,
+        padding: 1,
+    };
+    let halve = Conv1dParams {
+        stride: 2,
+        padding: 1,
+    };
+    let gelu = Activation::Gelu;
+    g.bench_function(id("conv1_80x512_gelu"), |b| {
+        b.iter(|| {
+            sync(
+                be,
+                be.conv1d(&mel, &stem1.0, Some(&stem1.1), &same, gelu)
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function(id("conv2_512x512_stride2_gelu"), |b| {
+        b.iter(|| {
+            let y = be.conv1d(&stem1_out, &stem2.0, Some(&stem2.1), &halve, gelu);
+            sync(be, y.unwrap())
+        })
+    });
+    g.bench_function(id("layer_norm"), |b| {
+        b.iter(|| sync(be, be.layer_norm(&x, &gamma, &beta, 1e-5).unwrap()))
+    });
+    g.bench_function(id("add_layer_norm"), |b| {
+        b.iter(|| {
+            let (sum, normed) = be
+                .add_layer_norm(&x, &residual, &gamma, &beta, 1e-5)
+                .unwrap();
+            sync(be, sum);
+            sync(be, normed)
+        })
+    });
+    let linear =
+        |b: &mut criterion::Bencher, input: &B::Tensor, w: &(B::Tensor, B::Tensor), act| {
+            b.iter(|| sync(be, be.linear(input, &w.0, Some(&w.1), act).unwrap()))
+        };
+    g.bench_function(id("linear_qkv_512x1536"), |b| {
+        linear(b, &normed, &qkv_weight, Activation::None)
+    });
+    g.bench_function(id("attention_8_heads"), |b| {
+        b.iter(|| sync(be, be.attention(&qkv, HEADS).unwrap()))
+    });
+    g.bench_function(id("linear_out_512x512"), |b| {
+        linear(b, &normed, &out_weight, Activation::None)
+    });
+    g.bench_function(id("linear_mlp_in_512x2048_gelu"), |b| {
+        linear(b, &normed, &mlp_in, gelu)
+    });
+    g.bench_function(id("linear_mlp_out_2048x512"), |b| {
+        linear(b, &inner, &mlp_out, Activation::None)
+    });
+    g.finish();
+}
+
 fn all<B: Backend>(c: &mut Criterion, be: &B) {
     frontend(c, be);
     classifier(c, be);
     forward(c, be);
+    encoder(c, be);
 }
 
 fn backends(c: &mut Criterion) {

@@ -279,7 +279,9 @@ pub fn forward<B: Backend>(
     for (i, block) in enc.blocks.iter().enumerate().take(blocks) {
         let h = match normed.take() {
             Some(h) => h,
-            None => backend.layer_norm(&x, &block.attn_norm.gamma, &block.attn_norm.beta, LN_EPS)?,
+            None => {
+                backend.layer_norm(&x, &block.attn_norm.gamma, &block.attn_norm.beta, LN_EPS)?
+            }
         };
         let next_norm = if i + 1 < blocks {
             Some(&enc.blocks[i + 1].attn_norm)

@@ -120,8 +120,8 @@ impl EncoderOps for CpuBackend {
                 let v = &qkv.data[base + 2 * d + h * dh..];
                 let mut out = vec![0.0f32; t * dh];
                 let packed = kernel.map(|kernel| {
-                    let keys = PackedWeight::from_fn(t, dh, kernel, |j, i| k[j * 3 * d + i]);
-                    let values = PackedWeight::from_fn(dh, t, kernel, |i, j| v[j * 3 * d + i]);
+                    let keys = PackedWeight::from_rows(k, t, dh, 3 * d, kernel);
+                    let values = PackedWeight::from_columns(v, dh, t, 3 * d, kernel);
                     (keys, values)
                 });
                 for first in (0..t).step_by(QUERY_BLOCK) {

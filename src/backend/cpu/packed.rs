@@ -121,7 +121,7 @@ impl PackedWeight {
         let k: usize = shape.iter().skip(1).product();
         assert_eq!(weight.len(), n * k, "packed weight: {shape:?}");
         match layout {
-            Layout::Rows => Self::from_fn(n, k, kernel, |row, col| weight[row * k + col]),
+            Layout::Rows => Self::from_rows(weight, n, k, k, kernel),
             Layout::Taps => {
                 assert_eq!(shape.len(), 3, "a convolution's weight is [O, C, K]");
                 let (channels, taps) = (shape[1], shape[2]);
@@ -133,8 +133,66 @@ impl PackedWeight {
         }
     }
 
+    /// Pack the `[n, k]` matrix whose rows lie `stride` values apart in `data`.
+    pub fn from_rows(data: &[f32], n: usize, k: usize, stride: usize, kernel: Kernel) -> Self {
+        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        assert!(
+            stride >= k && (n == 0 || data.len() >= (n - 1) * stride + k),
+            "packed weight: {n} rows of {k}, {stride} apart, in {}",
+            data.len()
+        );
+        let (_, nr) = kernel.tile();
+        let depth = kernel.depth();
+        let column_panels = n.div_ceil(nr);
+        let mut panels = vec![0.0f32; column_panels * nr * k];
+        for (block, k0) in (0..k).step_by(depth).enumerate() {
+            let kc = depth.min(k - k0);
+            for p in 0..column_panels {
+                // A column panel is packed like a panel of activations, nr rows wide.
+                let start = panel_offset(kernel, block, p, kc, column_panels);
+                let rows = nr.min(n - p * nr);
+                let panel = &mut panels[start..][..kc * nr];
+                pack_rows(&data[p * nr * stride..], stride, rows, k0, kc, nr, panel);
+            }
+        }
+        PackedWeight {
+            n,
+            k,
+            kernel,
+            panels,
+        }
+    }
+
+    /// Pack the `[n, k]` transpose of a row-major `[k, n]` matrix whose rows lie `stride`
+    /// values apart in `data`: each depth step of a panel is a run of one of those rows.
+    pub fn from_columns(data: &[f32], n: usize, k: usize, stride: usize, kernel: Kernel) -> Self {
+        assert!(
+            stride >= n && (k == 0 || data.len() >= (k - 1) * stride + n),
+            "packed weight: {k} rows of {n}, {stride} apart, in {}",
+            data.len()
+        );
+        Self::packed_by_depth(n, k, kernel, |col, first, run| {
+            run.copy_from_slice(&data[col * stride + first..][..run.len()]);
+        })
+    }
+
     /// Pack the `[n, k]` matrix whose element (row, col) is `at(row, col)`.
     pub fn from_fn(n: usize, k: usize, kernel: Kernel, at: impl Fn(usize, usize) -> f32) -> Self {
+        Self::packed_by_depth(n, k, kernel, |col, first, run| {
+            for (j, v) in run.iter_mut().enumerate() {
+                *v = at(first + j, col);
+            }
+        })
+    }
+
+    /// Pack by depth steps: `fill(col, first, run)` writes elements (first.., col) of the
+    /// matrix into `run` (a panel's columns at that depth; the rest stay zero).
+    fn packed_by_depth(
+        n: usize,
+        k: usize,
+        kernel: Kernel,
+        fill: impl Fn(usize, usize, &mut [f32]),
+    ) -> Self {
         assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
         let (_, nr) = kernel.tile();
         let depth = kernel.depth();
@@ -144,10 +202,9 @@ impl PackedWeight {
             let kc = depth.min(k - k0);
             for p in 0..column_panels {
                 let start = panel_offset(kernel, block, p, kc, column_panels);
-                for j in 0..nr.min(n - p * nr) {
-                    for kk in 0..kc {
-                        panels[start + kk * nr + j] = at(p * nr + j, k0 + kk);
-                    }
+                let cols = nr.min(n - p * nr);
+                for (kk, dst) in panels[start..][..kc * nr].chunks_exact_mut(nr).enumerate() {
+                    fill(k0 + kk, p * nr, &mut dst[..cols]);
                 }
             }
         }
@@ -243,17 +300,39 @@ fn panel_offset(kernel: Kernel, block: usize, p: usize, kc: usize, column_panels
 fn pack_rows(a: &[f32], lda: usize, mc: usize, k0: usize, kc: usize, mr: usize, out: &mut [f32]) {
     for (r, i0) in (0..mc).step_by(mr).enumerate() {
         let panel = &mut out[r * mr * kc..][..kc * mr];
-        for i in 0..mr {
-            if i0 + i < mc {
-                let row = &a[(i0 + i) * lda + k0..][..kc];
-                for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * mr + i] = v;
-                }
-            } else {
-                for kk in 0..kc {
-                    panel[kk * mr + i] = 0.0;
+        let rows = mr.min(mc - i0);
+        let a = &a[i0 * lda..];
+        match (mr, rows) {
+            (6, 6) => pack_full_panel::<6>(a, lda, k0, kc, panel),
+            (12, 12) => pack_full_panel::<12>(a, lda, k0, kc, panel),
+            (16, 16) => pack_full_panel::<16>(a, lda, k0, kc, panel),
+            (32, 32) => pack_full_panel::<32>(a, lda, k0, kc, panel),
+            _ => {
+                for (kk, dst) in panel.chunks_exact_mut(mr).enumerate() {
+                    for (i, v) in dst[..rows].iter_mut().enumerate() {
+                        *v = a[i * lda + k0 + kk];
+                    }
+                    dst[rows..].fill(0.0);
                 }
             }
+        }
+    }
+}
+
+/// One full panel of `MR` rows: the row loop unrolled, so each depth step is `MR` loads at
+/// fixed offsets and one contiguous run of stores.
+#[inline(always)]
+fn pack_full_panel<const MR: usize>(
+    a: &[f32],
+    lda: usize,
+    k0: usize,
+    kc: usize,
+    panel: &mut [f32],
+) {
+    let rows: [&[f32]; MR] = std::array::from_fn(|i| &a[i * lda + k0..][..kc]);
+    for (kk, dst) in panel.chunks_exact_mut(MR).take(kc).enumerate() {
+        for (v, row) in dst.iter_mut().zip(&rows) {
+            *v = row[kk];
         }
     }
 }
@@ -413,7 +492,9 @@ mod tests {
         let mut c = vec![0.0f64; m * n];
         for i in 0..m {
             for j in 0..n {
-                let dot: f64 = (0..k).map(|l| a[i * k + l] as f64 * w[j * k + l] as f64).sum();
+                let dot: f64 = (0..k)
+                    .map(|l| a[i * k + l] as f64 * w[j * k + l] as f64)
+                    .sum();
                 c[i * n + j] = (dot + bias[j] as f64).max(0.0);
             }
         }

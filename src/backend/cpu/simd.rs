@@ -61,7 +61,11 @@ pub fn gelu(x: f32) -> f32 {
 
 /// `row[j] = act(row[j] + bias[j])` (no bias: `act(row[j])`), the epilogue of a projection or
 /// convolution, in one pass (the rows are often out of cache by now).
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 pub fn bias_activate(row: &mut [f32], bias: Option<&[f32]>, act: Activation) {
     match bias {
         Some(bias) => {
@@ -89,7 +93,11 @@ pub fn shift_activate(row: &mut [f32], shift: f32, act: Activation) {
 }
 
 /// Softmax of `scale · row`, in place.
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 pub fn softmax_scaled(row: &mut [f32], scale: f32) {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = row.chunks_exact(LANES);
@@ -123,7 +131,11 @@ pub fn softmax_scaled(row: &mut [f32], scale: f32) {
 /// Layer normalisation of one row, `(x - mean) / sqrt(var + eps) · gamma + beta`, the
 /// statistics in f64 over two passes (Whisper's activations reach ~20 and some rows have
 /// small variances).
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f64;
     let mean = sum_f64(row, |v| v as f64) / n;
