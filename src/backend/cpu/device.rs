@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::packed::{Layout, PackedWeight};
+use super::packed::{Kernel, Layout, PackedWeight};
 use super::{CHECK, pool};
 use crate::Result;
 use crate::backend::{Device, DeviceTensor};
@@ -80,8 +80,13 @@ impl CpuBackend {
 
     /// One line for `deepscreen devices`.
     pub fn describe() -> String {
+        let gemm = match Kernel::best() {
+            Some(Kernel::Avx512) => "AVX-512 packed GEMM",
+            Some(Kernel::Avx2) => "AVX2+FMA packed GEMM",
+            None => "matrixmultiply SGEMM",
+        };
         format!(
-            "{} threads (rayon), realfft STFT, matrixmultiply SGEMM",
+            "{} threads (rayon), realfft STFT, {gemm}",
             rayon::current_num_threads()
         )
     }
