@@ -68,8 +68,8 @@ pub fn score_once(detector: Detector) {
     let Ok(scores) = scorer.submit(&inputs, 1).and_then(|s| scorer.collect(s)) else {
         return;
     };
-    assert_eq!(scores.len(), 1, "one window, one score");
-    let s = scores[0];
+    assert_eq!(scores.windows.len(), 1, "one window, one score");
+    let s = scores.windows[0];
     assert!(
         s.is_nan() || (0.0..=1.0).contains(&s),
         "score {s} outside [0, 1]"
