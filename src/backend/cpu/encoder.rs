@@ -129,22 +129,22 @@ impl EncoderOps for CpuBackend {
                     let q = &qkv.data[base + first * 3 * d + h * dh..];
                     scores.resize(rows * t, 0.0);
                     let dst = &mut out[first * dh..(first + rows) * dh];
+                    // Scores: q [rows, dh] (row stride 3D) times kᵀ.
                     match &packed {
-                        Some((keys, values)) => {
-                            keys.matmul_strided(q, 3 * d, rows, scores, None, Activation::None);
-                            for row in scores.chunks_mut(t) {
-                                simd::softmax_scaled(row, scale);
-                            }
-                            values.matmul(scores, rows, dst, None, Activation::None);
+                        Some((keys, _)) => {
+                            keys.matmul_strided(q, 3 * d, rows, scores, None, Activation::None)
                         }
-                        None => {
-                            // q [rows, dh] (row stride 3D) times kᵀ (element (i, j) = k[j, i]).
-                            sgemm(rows, dh, t, q, (3 * d, 1), k, (1, 3 * d), scores);
-                            for row in scores.chunks_mut(t) {
-                                simd::softmax_scaled(row, scale);
-                            }
-                            sgemm(rows, t, dh, scores, (t, 1), v, (3 * d, 1), dst);
+                        // Element (i, j) of kᵀ is k[j, i].
+                        None => sgemm(rows, dh, t, q, (3 * d, 1), k, (1, 3 * d), scores),
+                    }
+                    for row in scores.chunks_mut(t) {
+                        simd::softmax_scaled(row, scale);
+                    }
+                    match &packed {
+                        Some((_, values)) => {
+                            values.matmul(scores, rows, dst, None, Activation::None)
                         }
+                        None => sgemm(rows, t, dh, scores, (t, 1), v, (3 * d, 1), dst),
                     }
                 }
                 out
