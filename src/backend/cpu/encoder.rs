@@ -32,7 +32,7 @@ impl EncoderOps for CpuBackend {
         let (k, ch, o) = (c.kernel, c.channels, c.out_channels);
         let bias = bias.map(|b| b.data.as_slice());
         // The weight as a [K·C, O] matrix, row k·C + c, against im2col rows: packed once for
-        // the AVX2 kernel, or transposed here for matrixmultiply.
+        // a packed kernel, or transposed here for matrixmultiply.
         let packed = packed::available().then(|| weight.packed(Layout::Taps));
         let transposed = match packed {
             Some(_) => Vec::new(),

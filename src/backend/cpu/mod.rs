@@ -1,6 +1,6 @@
-//! CPU backend: realfft for the STFT; linear layers and convolutions (im2col) on weights packed
-//! once for an AVX2+FMA kernel (`packed`; matrixmultiply's SGEMM for attention and on CPUs
-//! without it); large output buffers recycled between ops (`pool`); rayon across the batch
+//! CPU backend: realfft for the STFT; linear layers, convolutions (im2col) and attention on
+//! packed panels for an AVX-512 or AVX2+FMA kernel (`packed`; matrixmultiply's SGEMM on CPUs
+//! with neither); large output buffers recycled between ops (`pool`); rayon across the batch
 //! (and across frames for the STFT).
 
 mod classifier;

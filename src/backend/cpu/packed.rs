@@ -135,32 +135,16 @@ impl PackedWeight {
 
     /// Pack the `[n, k]` matrix whose rows lie `stride` values apart in `data`.
     pub fn from_rows(data: &[f32], n: usize, k: usize, stride: usize, kernel: Kernel) -> Self {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
         assert!(
             stride >= k && (n == 0 || data.len() >= (n - 1) * stride + k),
             "packed weight: {n} rows of {k}, {stride} apart, in {}",
             data.len()
         );
-        let (_, nr) = kernel.tile();
-        let depth = kernel.depth();
-        let column_panels = n.div_ceil(nr);
-        let mut panels = vec![0.0f32; column_panels * nr * k];
-        for (block, k0) in (0..k).step_by(depth).enumerate() {
-            let kc = depth.min(k - k0);
-            for p in 0..column_panels {
-                // A column panel is packed like a panel of activations, nr rows wide.
-                let start = panel_offset(kernel, block, p, kc, column_panels);
-                let rows = nr.min(n - p * nr);
-                let panel = &mut panels[start..][..kc * nr];
-                pack_rows(&data[p * nr * stride..], stride, rows, k0, kc, nr, panel);
-            }
-        }
-        PackedWeight {
-            n,
-            k,
-            kernel,
-            panels,
-        }
+        // A column panel is packed like a panel of activations, nr rows wide.
+        let nr = kernel.tile().1;
+        Self::packed_by_panel(n, k, kernel, |first, cols, k0, kc, panel| {
+            pack_rows(&data[first * stride..], stride, cols, k0, kc, nr, panel);
+        })
     }
 
     /// Pack the `[n, k]` transpose of a row-major `[k, n]` matrix whose rows lie `stride`
@@ -193,6 +177,23 @@ impl PackedWeight {
         kernel: Kernel,
         fill: impl Fn(usize, usize, &mut [f32]),
     ) -> Self {
+        let nr = kernel.tile().1;
+        Self::packed_by_panel(n, k, kernel, |first, cols, k0, _, panel| {
+            for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                fill(k0 + kk, first, &mut dst[..cols]);
+            }
+        })
+    }
+
+    /// Pack panel by panel: `fill(first, cols, k0, kc, panel)` writes columns
+    /// `first..first + cols` of the matrix at depths `k0..k0 + kc` into `panel`, `[kc][nr]`
+    /// (zero past `cols`).
+    fn packed_by_panel(
+        n: usize,
+        k: usize,
+        kernel: Kernel,
+        fill: impl Fn(usize, usize, usize, usize, &mut [f32]),
+    ) -> Self {
         assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
         let (_, nr) = kernel.tile();
         let depth = kernel.depth();
@@ -203,9 +204,7 @@ impl PackedWeight {
             for p in 0..column_panels {
                 let start = panel_offset(kernel, block, p, kc, column_panels);
                 let cols = nr.min(n - p * nr);
-                for (kk, dst) in panels[start..][..kc * nr].chunks_exact_mut(nr).enumerate() {
-                    fill(k0 + kk, p * nr, &mut dst[..cols]);
-                }
+                fill(p * nr, cols, k0, kc, &mut panels[start..][..kc * nr]);
             }
         }
         PackedWeight {
