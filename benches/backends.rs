@@ -1,5 +1,5 @@
 //! Backend benchmarks, the same bodies for every backend that starts here (cpu always, wgpu
-//! when an adapter exists): front-end ops, the heaviest classifier ops, whole forward passes
+//! when an adapter exists, CUDA in f32 and TF32 where a GPU is): front-end ops, the heaviest classifier ops, whole forward passes
 //! of the two reference architectures, and the Whisper base encoder's ops one by one (random
 //! weights; speed does not depend on them).
 //!
@@ -12,6 +12,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cuda::{CudaBackend, Math};
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::backend::{Activation, Backend, Conv1dParams, Conv2dParams, LogSpec, Projection};
 use deepscreen::model::{Model, ModelConfig, ModelSpec, file, presets};
@@ -46,12 +47,12 @@ fn sync<B: Backend>(be: &B, t: B::Tensor) {
     let _ = be.download(&t).unwrap();
 }
 
-fn frontend<B: Backend>(c: &mut Criterion, be: &B) {
+fn frontend<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     let mut g = c.benchmark_group("frontend");
     g.throughput(Throughput::Elements(BATCH as u64));
     for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
         let spec = host_spec(&config);
-        let id = |op: &str| BenchmarkId::new(op, format!("{}/{}", config.id, be.name()));
+        let id = |op: &str| BenchmarkId::new(op, format!("{}/{}", config.id, label));
         let len = spec.facts.window_samples;
         let x = be.upload(&signal(BATCH * len), &[BATCH, len]).unwrap();
         let fe = &spec.frontend;
@@ -84,7 +85,7 @@ fn frontend<B: Backend>(c: &mut Criterion, be: &B) {
     g.finish();
 }
 
-fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
+fn classifier<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     let mut g = c.benchmark_group("classifier");
     g.throughput(Throughput::Elements(BATCH as u64));
     // LCNN first layer on 401 frames × 40 cepstra, and a 3×3 16→32 layer of the music CNN.
@@ -103,7 +104,7 @@ fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
             stride: [1, 1],
             padding: [k / 2, k / 2],
         };
-        g.bench_function(BenchmarkId::new(name, be.name()), |b| {
+        g.bench_function(BenchmarkId::new(name, label), |b| {
             b.iter(|| {
                 sync(
                     be,
@@ -122,7 +123,7 @@ fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
         let host = be.download(&features).unwrap();
         // includes re-uploading the features (the classifier consumes its input tensor)
         g.bench_function(
-            BenchmarkId::new("classify", format!("{}/{}", config.id, be.name())),
+            BenchmarkId::new("classify", format!("{}/{}", config.id, label)),
             |b| {
                 b.iter(|| {
                     sync(
@@ -138,14 +139,14 @@ fn classifier<B: Backend>(c: &mut Criterion, be: &B) {
     g.finish();
 }
 
-fn forward<B: Backend>(c: &mut Criterion, be: &B) {
+fn forward<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     let mut g = c.benchmark_group("forward");
     g.throughput(Throughput::Elements(BATCH as u64));
     for config in [presets::speech_lcnn("speech"), presets::music_cnn("music")] {
         let model = bind(be, &config);
         let windows = signal(BATCH * model.facts.window_samples);
         g.bench_function(
-            BenchmarkId::new("scores", format!("{}/{}", config.id, be.name())),
+            BenchmarkId::new("scores", format!("{}/{}", config.id, label)),
             |b| b.iter(|| model.scores(be, &windows, BATCH).unwrap()),
         );
     }
@@ -166,7 +167,7 @@ fn values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
 /// Whisper base's encoder ops at the shapes of one batch of 8 windows of 4 s (400 log-mel
 /// frames, 200 positions of width 512, 8 heads, MLP 2048): the per-op figures BENCHMARKS.md
 /// sets beside CTranslate2's whole encoder. One block runs each op after `layer_norm` once.
-fn encoder<B: Backend>(c: &mut Criterion, be: &B) {
+fn encoder<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     const FRAMES: usize = 400;
     const MELS: usize = 80;
     const D: usize = 512;
@@ -176,7 +177,7 @@ fn encoder<B: Backend>(c: &mut Criterion, be: &B) {
     let rows = BATCH * positions;
     let mut g = c.benchmark_group("encoder");
     g.throughput(Throughput::Elements(BATCH as u64));
-    let id = |op: &str| BenchmarkId::new(op, format!("whisper-base/{}", be.name()));
+    let id = |op: &str| BenchmarkId::new(op, format!("whisper-base/{}", label));
     let mut seed = 0;
     let mut tensor = |shape: &[usize], scale: f32| {
         seed += 1;
@@ -255,21 +256,29 @@ fn encoder<B: Backend>(c: &mut Criterion, be: &B) {
     g.finish();
 }
 
-fn all<B: Backend>(c: &mut Criterion, be: &B) {
-    frontend(c, be);
-    classifier(c, be);
-    forward(c, be);
-    encoder(c, be);
+fn all<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
+    frontend(c, be, label);
+    classifier(c, be, label);
+    forward(c, be, label);
+    encoder(c, be, label);
 }
 
 fn backends(c: &mut Criterion) {
-    all(c, &CpuBackend::new());
+    all(c, &CpuBackend::new(), "cpu");
     match WgpuBackend::new() {
         Ok(be) => {
             eprintln!("wgpu adapter: {}", be.adapter_name());
-            all(c, &be)
+            all(c, &be, "wgpu")
         }
         Err(e) => eprintln!("wgpu benches skipped: {e}"),
+    }
+    // CUDA twice: the f32 kernels (`cuda`) and the TF32 tensor-core ones (`cuda-tf32`).
+    for (math, label) in [(Math::F32, "cuda"), (Math::Tf32, "cuda-tf32")] {
+        match CudaBackend::with_math(math) {
+            Ok(be) if be.math() == math => all(c, &be, label),
+            Ok(_) => eprintln!("{label} benches skipped: no TF32 tensor cores on this device"),
+            Err(e) => eprintln!("{label} benches skipped: {e}"),
+        }
     }
 }
 

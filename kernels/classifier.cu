@@ -54,6 +54,27 @@ extern "C" __global__ void matmul(const MatmulParams params, const float* a, con
     }
 }
 
+// `matmul` on tensor cores (TF32 inputs, f32 accumulation): one 128-thread block per 64x64
+// output tile (blockIdx.x over columns, blockIdx.y over rows), epilogue as `matmul`'s.
+extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, const float* b,
+                                     const float* bias, float* out) {
+    const int m = params.m, n = params.n, k = params.k, b_trans = params.b_trans;
+    const int has_bias = params.has_bias, act = params.act, log_kind = params.log_kind;
+    const float slope = params.slope, eps = params.eps;
+    tc_gemm_tile(
+        blockIdx.y * TC_BM, blockIdx.x * TC_BN, k, !b_trans,
+        [&](int row, int kk) { return row < m && kk < k ? a[(long long)row * k + kk] : 0.0f; },
+        [&](int kk, int col) {
+            if (kk >= k || col >= n) return 0.0f;
+            return b_trans ? b[(long long)col * k + kk] : b[(long long)kk * n + col];
+        },
+        [&](int row, int col, float acc) {
+            if (row >= m || col >= n) return;
+            float v = acc + (has_bias ? bias[col] : 0.0f);
+            out[(long long)row * n + col] = compress(activate(v, act, slope), log_kind, eps);
+        });
+}
+
 // Implicit-GEMM convolution: per batch item (blockIdx.z), out[O, Ho*Wo] = W[O, C*kh*kw] · cols,
 // with 16×16 tiles of the virtual im2col matrix gathered straight into shared memory.
 extern "C" __global__ void conv2d(const ConvParams params, const float* x, const float* weight,
@@ -94,6 +115,36 @@ extern "C" __global__ void conv2d(const ConvParams params, const float* x, const
         float v = acc + (has_bias ? bias[oc] : 0.0f);
         out[((long long)item * o + oc) * hw_out + px] = activate(v, act, slope);
     }
+}
+
+// `conv2d` on tensor cores: per batch item (blockIdx.z), 64x64 tiles of out[O, Ho*Wo]
+// (blockIdx.y over channels, blockIdx.x over pixels), the im2col columns gathered as B.
+extern "C" __global__ void conv2d_tc(const ConvParams params, const float* x, const float* weight,
+                                     const float* bias, float* out) {
+    const int c = params.c, h = params.h, w = params.w, o = params.o, kh = params.kh;
+    const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
+    const int ho = params.ho, wo = params.wo, has_bias = params.has_bias, act = params.act;
+    const float slope = params.slope;
+    const int item = blockIdx.z, kk = kh * kw, k_total = c * kk, hw_out = ho * wo;
+    const float* xi = x + (long long)item * c * h * w;
+    tc_gemm_tile(
+        blockIdx.y * TC_BM, blockIdx.x * TC_BN, k_total, true,
+        [&](int oc, int r) {
+            return oc < o && r < k_total ? weight[(long long)oc * k_total + r] : 0.0f;
+        },
+        [&](int r, int px) {
+            if (r >= k_total || px >= hw_out) return 0.0f;
+            int ch = r / kk, tap = r % kk;
+            int ih = (px / wo) * sh + tap / kw - ph;
+            int iw = (px % wo) * sw + tap % kw - pw;
+            if (ih < 0 || iw < 0 || ih >= h || iw >= w) return 0.0f;
+            return xi[((long long)ch * h + ih) * w + iw];
+        },
+        [&](int oc, int px, float acc) {
+            if (oc >= o || px >= hw_out) return;
+            float v = acc + (has_bias ? bias[oc] : 0.0f);
+            out[((long long)item * o + oc) * hw_out + px] = activate(v, act, slope);
+        });
 }
 
 extern "C" __global__ void channel_affine(const AffineParams params, const float* x,

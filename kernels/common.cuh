@@ -28,3 +28,117 @@ __device__ __forceinline__ long long global_id() {
            (long long)blockIdx.y * gridDim.x * blockDim.x;
 }
 
+
+// ---- Tensor cores (compute capability 8.0 and newer) ---------------------------------------
+// TF32 inputs, f32 accumulation: mma.sync.m16n8k8. Per warp, with g = lane / 4, t = lane % 4:
+// A (16x8, row-major) a0 = (g, t), a1 = (g+8, t), a2 = (g, t+4), a3 = (g+8, t+4);
+// B (8x8) b0 = (t, g), b1 = (t+4, g); C/D (16x8) c0 = (g, 2t), c1 = (g, 2t+1), c2 = (g+8, 2t),
+// c3 = (g+8, 2t+1). The host launches these kernels only on such devices (`Math::Tf32`); on
+// older ones they compile to a trap. The CUDA emulator supplies both functions (emulator.h).
+#ifndef CUDA_EMULATOR
+__device__ __forceinline__ unsigned int tf32(float x) {
+#if __CUDA_ARCH__ >= 800
+    unsigned int r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+#else
+    return __float_as_uint(x);
+#endif
+}
+
+__device__ __forceinline__ void mma_tf32(float* d, const unsigned int* a, const unsigned int* b) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    __trap();
+#endif
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+#endif
+
+// The block tile of the tensor-core GEMMs: 64x64 outputs, 32 deep per step, four warps in a
+// 2x2 layout, each owning 32x32 (two m16 by four n8 tiles).
+#define TC_BM 64
+#define TC_BN 64
+#define TC_BK 32
+#define TC_THREADS 128
+
+// out tile at (m0, n0) of A[M, K] · B[K, N], with A and B read through `load_a(row, k)` and
+// `load_b(k, col)` (which return 0 outside the matrices) and each result handed to
+// `store(row, col, value)` (which skips outside). `b_col_inner`: consecutive threads read
+// consecutive columns of B (coalesced when B is k-major) rather than consecutive k.
+template <typename LoadA, typename LoadB, typename Store>
+__device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_inner,
+                                             LoadA load_a, LoadB load_b, Store store) {
+    // Padded rows (36 words): the fragment reads below hit 32 different banks.
+    __shared__ unsigned int sa[TC_BM][TC_BK + 4];
+    __shared__ unsigned int sb[TC_BN][TC_BK + 4];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    float acc[2][4][4];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+    for (int k0 = 0; k0 < k; k0 += TC_BK) {
+        for (int i = tid; i < TC_BM * TC_BK; i += TC_THREADS) {
+            int r = i / TC_BK, c = i % TC_BK;
+            sa[r][c] = tf32(load_a(m0 + r, k0 + c));
+        }
+        if (b_col_inner) {
+            for (int i = tid; i < TC_BN * TC_BK; i += TC_THREADS) {
+                int c = i / TC_BN, r = i % TC_BN;
+                sb[r][c] = tf32(load_b(k0 + c, n0 + r));
+            }
+        } else {
+            for (int i = tid; i < TC_BN * TC_BK; i += TC_THREADS) {
+                int r = i / TC_BK, c = i % TC_BK;
+                sb[r][c] = tf32(load_b(k0 + c, n0 + r));
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TC_BK; kk += 8) {
+            unsigned int af[2][4], bf[4][2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                int r = wm + i * 16 + g;
+                af[i][0] = sa[r][kk + t];
+                af[i][1] = sa[r + 8][kk + t];
+                af[i][2] = sa[r][kk + t + 4];
+                af[i][3] = sa[r + 8][kk + t + 4];
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int c = wn + j * 8 + g;
+                bf[j][0] = sb[c][kk + t];
+                bf[j][1] = sb[c][kk + t + 4];
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma_tf32(acc[i][j], af[i], bf[j]);
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            int row = m0 + wm + i * 16 + g, col = n0 + wn + j * 8 + 2 * t;
+            store(row, col, acc[i][j][0]);
+            store(row, col + 1, acc[i][j][1]);
+            store(row + 8, col, acc[i][j][2]);
+            store(row + 8, col + 1, acc[i][j][3]);
+        }
+}

@@ -60,6 +60,34 @@ extern "C" __global__ void conv1d(const EncoderParams params, const float* x, co
     }
 }
 
+// `conv1d` on tensor cores: per window (blockIdx.z), 64x64 tiles of out[steps, out channels]
+// (blockIdx.y over steps, blockIdx.x over channels), the input's taps gathered as A.
+extern "C" __global__ void conv1d_tc(const EncoderParams params, const float* x, const float* w,
+                                     const float* bias, float* out) {
+    const int len = params.len, channels = params.channels, out_channels = params.out_channels;
+    const int kernel = params.kernel, stride = params.stride, padding = params.padding;
+    const int out_len = params.out_len, has_bias = params.has_bias, act = params.act;
+    const float slope = params.slope;
+    const long long b = blockIdx.z;
+    const int red = kernel * channels;
+    tc_gemm_tile(
+        blockIdx.y * TC_BM, blockIdx.x * TC_BN, red, false,
+        [&](int t, int r) {
+            if (t >= out_len || r >= red) return 0.0f;
+            int src = t * stride + r / channels - padding;
+            return src >= 0 && src < len ? x[(b * len + src) * channels + r % channels] : 0.0f;
+        },
+        [&](int r, int o) {
+            if (o >= out_channels || r >= red) return 0.0f;
+            return w[((long long)o * channels + r % channels) * kernel + r / channels];
+        },
+        [&](int t, int o, float acc) {
+            if (t >= out_len || o >= out_channels) return;
+            float v = acc + (has_bias ? bias[o] : 0.0f);
+            out[(b * out_len + t) * out_channels + o] = activate(v, act, slope);
+        });
+}
+
 // One 256-thread block per row of `dim` values: mean, variance about it (two passes), then
 // (x - mean) / sqrt(var + eps) * gamma + beta.
 extern "C" __global__ void layer_norm(const EncoderParams params, const float* x,
@@ -150,6 +178,115 @@ extern "C" __global__ void attention(const AttentionParams params, const float* 
     float* o = out + (b * len + i) * dim + head;
     if (lane < head_dim) o[lane] = acc0 / l;
     if (lane + 64 < head_dim) o[lane + 64] = acc1 / l;
+}
+
+// `attention` on tensor cores (TF32, f32 accumulation), flash-style: one 128-thread block per
+// (64 queries, head, window) = (blockIdx.x, y, z); each warp owns 16 queries, their scaled Q
+// fragments in registers. Keys and values go by in tiles of 32 through shared memory; each
+// tile's scores S = Q K^T stay in registers, update the running row maximum and sum (online
+// softmax, rows reduced across the four threads that share them), and the probabilities pass
+// through the warp's shared P tile into O += P V. No score matrix reaches global memory.
+// Head width: a multiple of 8, at most MAX_HEAD_DIM.
+#define ATT_KEYS 32
+extern "C" __global__ void attention_tc(const AttentionParams params, const float* qkv,
+                                        float* out) {
+    const int len = params.len, dim = params.dim, head_dim = params.head_dim;
+    const float scale = params.scale;
+    // Padded rows: the fragment reads hit 32 different banks.
+    __shared__ unsigned int ks[ATT_KEYS][MAX_HEAD_DIM + 4];
+    __shared__ unsigned int vs[ATT_KEYS][MAX_HEAD_DIM + 8];
+    __shared__ unsigned int ps[4][16][ATT_KEYS + 4];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const long long b = blockIdx.z, stride = 3LL * dim;
+    const int head = blockIdx.y * head_dim, steps = head_dim / 8;
+    const int q0 = blockIdx.x * 64 + warp * 16;
+    const float* base = qkv + b * len * stride;
+    unsigned int qf[MAX_HEAD_DIM / 8][4];
+    float o[MAX_HEAD_DIM / 8][4];
+#pragma unroll
+    for (int s = 0; s < MAX_HEAD_DIM / 8; s++) {
+        for (int e = 0; e < 4; e++) {
+            int q = q0 + g + (e & 1) * 8, d = s * 8 + t + (e >> 1) * 4;
+            qf[s][e] = tf32(s < steps && q < len ? base[q * stride + head + d] * scale : 0.0f);
+            o[s][e] = 0.0f;
+        }
+    }
+    float row_max[2] = {-3.402823e38f, -3.402823e38f}, row_sum[2] = {0.0f, 0.0f};
+    for (int j0 = 0; j0 < len; j0 += ATT_KEYS) {
+        __syncthreads();  // the previous tile is consumed
+        for (int i = tid; i < ATT_KEYS * head_dim; i += 128) {
+            int key = i / head_dim, d = i % head_dim;
+            bool in = j0 + key < len;
+            const float* r = base + (j0 + key) * stride + head + d;
+            ks[key][d] = tf32(in ? r[dim] : 0.0f);
+            vs[key][d] = tf32(in ? r[2 * dim] : 0.0f);
+        }
+        __syncthreads();
+        float s[ATT_KEYS / 8][4];
+#pragma unroll
+        for (int j = 0; j < ATT_KEYS / 8; j++) {
+            for (int e = 0; e < 4; e++) s[j][e] = 0.0f;
+#pragma unroll
+            for (int st = 0; st < MAX_HEAD_DIM / 8; st++) {
+                if (st < steps) {
+                    unsigned int bf[2] = {ks[j * 8 + g][st * 8 + t], ks[j * 8 + g][st * 8 + t + 4]};
+                    mma_tf32(s[j], qf[st], bf);
+                }
+            }
+        }
+        // Rows g (elements 0, 1) and g + 8 (elements 2, 3); keys past the end are left out.
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = -3.402823e38f;
+            for (int j = 0; j < ATT_KEYS / 8; j++)
+                for (int c = 0; c < 2; c++)
+                    if (j0 + j * 8 + 2 * t + c < len) mx = fmaxf(mx, s[j][2 * r + c]);
+            float new_max = fmaxf(row_max[r], quad_max(mx));
+            float rescale = expf(row_max[r] - new_max);
+            row_max[r] = new_max;
+            row_sum[r] *= rescale;
+#pragma unroll
+            for (int d = 0; d < MAX_HEAD_DIM / 8; d++) {
+                o[d][2 * r] *= rescale;
+                o[d][2 * r + 1] *= rescale;
+            }
+            for (int j = 0; j < ATT_KEYS / 8; j++)
+                for (int c = 0; c < 2; c++) {
+                    int key = j * 8 + 2 * t + c;
+                    float p = j0 + key < len ? expf(s[j][2 * r + c] - new_max) : 0.0f;
+                    row_sum[r] += p;
+                    ps[warp][g + 8 * r][key] = tf32(p);
+                }
+        }
+        __syncwarp();
+#pragma unroll
+        for (int kk = 0; kk < ATT_KEYS; kk += 8) {
+            unsigned int af[4] = {ps[warp][g][kk + t], ps[warp][g + 8][kk + t],
+                                  ps[warp][g][kk + t + 4], ps[warp][g + 8][kk + t + 4]};
+#pragma unroll
+            for (int d = 0; d < MAX_HEAD_DIM / 8; d++) {
+                if (d < steps) {
+                    unsigned int bf[2] = {vs[kk + t][d * 8 + g], vs[kk + t + 4][d * 8 + g]};
+                    mma_tf32(o[d], af, bf);
+                }
+            }
+        }
+        __syncwarp();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float total = quad_sum(row_sum[r]);
+        int q = q0 + g + 8 * r;
+        float* dst = out + (b * len + q) * dim + head;
+#pragma unroll
+        for (int d = 0; d < MAX_HEAD_DIM / 8; d++) {
+            if (d < steps && q < len) {
+                dst[d * 8 + 2 * t] = o[d][2 * r] / total;
+                dst[d * 8 + 2 * t + 1] = o[d][2 * r + 1] / total;
+            }
+        }
+    }
 }
 
 // out = a + b, b broadcast over a's leading axes (b has m elements, a suffix of a's shape).

@@ -83,6 +83,44 @@ extern "C" void emu_syncthreads() {
     if (!_setjmp(running->resume_at)) _longjmp(scheduler, 1);
 }
 
+// ---- warp collectives (tensor cores, shuffles) ----------------------------------------------
+
+static const unsigned MAX_WARPS = 32;
+static float warp_a[MAX_WARPS][16][8], warp_b[MAX_WARPS][8][8];
+static float shuffled[MAX_WARPS * 32];
+
+static unsigned linear_thread() {
+    return emu_threadIdx.x + emu_blockDim.x * (emu_threadIdx.y + emu_blockDim.y * emu_threadIdx.z);
+}
+
+extern "C" void emu_mma_tf32(float* d, const unsigned int* a, const unsigned int* b) {
+    const unsigned id = linear_thread(), warp = id / 32, lane = id % 32;
+    const unsigned g = lane / 4, t = lane % 4;
+    warp_a[warp][g][t] = __uint_as_float(a[0]);
+    warp_a[warp][g + 8][t] = __uint_as_float(a[1]);
+    warp_a[warp][g][t + 4] = __uint_as_float(a[2]);
+    warp_a[warp][g + 8][t + 4] = __uint_as_float(a[3]);
+    warp_b[warp][t][g] = __uint_as_float(b[0]);
+    warp_b[warp][t + 4][g] = __uint_as_float(b[1]);
+    emu_syncthreads();
+    for (unsigned e = 0; e < 4; e++) {
+        const unsigned row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+        double dot = 0.0;
+        for (unsigned k = 0; k < 8; k++) dot += (double)warp_a[warp][row][k] * warp_b[warp][k][col];
+        d[e] = (float)((double)d[e] + dot);
+    }
+    emu_syncthreads();
+}
+
+extern "C" float emu_shfl_xor(float v, int lane_mask) {
+    const unsigned id = linear_thread();
+    shuffled[id] = v;
+    emu_syncthreads();
+    const float got = shuffled[(id & ~31u) | ((id & 31u) ^ (unsigned)lane_mask)];
+    emu_syncthreads();
+    return got;
+}
+
 // Run `f` until its thread reaches a barrier or returns.
 static void resume(Fiber* f) {
     running = f;

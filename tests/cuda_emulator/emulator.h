@@ -7,6 +7,7 @@
 #include <math.h>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -48,6 +49,44 @@ static inline void sincospif(float x, float* s, float* c) {
     *c = (float)cos(a);
 }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline unsigned int __float_as_uint(float x) {
+    unsigned int u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+static inline float __uint_as_float(unsigned int u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+// Tensor cores (kernels/common.cuh). A warp's collective operations exchange values through
+// the emulator: every thread deposits its part, then a block-wide barrier, then each reads
+// what it needs, then another barrier. That is exact as long as every thread of the block
+// reaches the same collective calls in the same order, which the kernels using them keep.
+#define CUDA_EMULATOR
+// Round to TF32 (10 mantissa bits), to nearest with ties away from zero, as cvt.rna.tf32.f32.
+static inline unsigned int tf32(float x) {
+    unsigned int u = __float_as_uint(x);
+    if ((u & 0x7f800000u) == 0x7f800000u) return u;  // inf, NaN
+    return (u + 0x1000u) & 0xffffe000u;
+}
+// d += A · B for one warp's m16n8k8 fragments (layout in kernels/common.cuh).
+extern "C" void emu_mma_tf32(float* d, const unsigned int* a, const unsigned int* b);
+static inline void mma_tf32(float* d, const unsigned int* a, const unsigned int* b) {
+    emu_mma_tf32(d, a, b);
+}
+// __shfl_xor_sync over the full warp.
+extern "C" float emu_shfl_xor(float v, int lane_mask);
+static inline float quad_max(float v) {
+    v = fmaxf(v, emu_shfl_xor(v, 1));
+    return fmaxf(v, emu_shfl_xor(v, 2));
+}
+static inline float quad_sum(float v) {
+    v += emu_shfl_xor(v, 1);
+    return v + emu_shfl_xor(v, 2);
+}
+#define __syncwarp() emu_syncthreads()
 
 // Launching: a kernel's parameters arrive as cuLaunchKernel's array of pointers to values.
 typedef void (*emu_launcher)(void** params);

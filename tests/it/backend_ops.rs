@@ -8,6 +8,7 @@
 
 use crate::common::*;
 use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cuda::Math;
 use deepscreen::backend::{
     Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, Device, DeviceTensor,
     FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
@@ -771,6 +772,7 @@ fn attention_matches_reference<B: Backend>(be: &B, tol: f64) {
         ([2, 1, 12], 3),
         ([1, 70, 30], 5),
         ([1, 520, 64], 1),
+        ([1, 45, 256], 2), // the widest heads the GPU kernels take
     ] {
         let qkv = random_vec(&mut r, b * t * 3 * d, -2.0, 2.0);
         let out = be
@@ -915,19 +917,42 @@ backend_suite!(
 backend_suite!(
     cuda,
     "cuda",
-    deepscreen::backend::cuda::CudaBackend::new(),
+    deepscreen::backend::cuda::CudaBackend::with_math(Math::F32),
     1e-4
 );
+// The tensor-core kernels (GEMMs, convolutions, attention on TF32 inputs with f32
+// accumulation; the other ops as in `cuda`). TF32 keeps 10 of f32's 23 mantissa bits, so each
+// input is off by up to 2^-11 relative and a product by up to about 1e-3; over a dot product
+// these errors mostly cancel (PyTorch's TF32 matmuls land near 3e-4 of f64). The bound:
+// ‖out − f64 reference‖ / ‖reference‖ ≤ 1e-3 (the emulator, which rounds as the hardware
+// does, measured 2.3e-4 to 3.4e-4 on these cases). Devices before compute capability 8.0 run
+// f32 here (`with_math` falls back), which passes too.
+backend_suite!(
+    cuda_tf32,
+    "cuda",
+    deepscreen::backend::cuda::CudaBackend::with_math(Math::Tf32),
+    TF32_TOL
+);
+
+/// The parity bound of the TF32 tensor-core kernels (see `cuda_tf32`).
+const TF32_TOL: f64 = 1e-3;
 
 /// The whole CUDA suite above, on the CPU: `tests/cuda_emulator/` stands in for the driver and
 /// runs the real kernels, so the CUDA backend's host code and kernels are checked where no GPU
-/// is (CI). Needs NVRTC (it compiles the kernels) and a C++ compiler.
+/// is (CI). Needs NVRTC (it compiles the kernels) and a C++ compiler. The emulator's tensor
+/// cores compute each warp's fragments from the documented m16n8k8 layout, with inputs
+/// rounded to TF32 as the hardware's `cvt.rna.tf32.f32` rounds them.
 #[test]
 fn cuda_suite_on_the_cpu_emulator() {
     if std::env::var_os(cuda_emulator::CHILD).is_some() {
         return;
     }
-    if let Some(passed) = cuda_emulator::run_tests("backend_ops::cuda::", "") {
-        assert_eq!(passed, 17, "every case of the CUDA suite");
+    for (module, cases) in [
+        ("backend_ops::cuda::", 17),
+        ("backend_ops::cuda_tf32::", 17),
+    ] {
+        if let Some(passed) = cuda_emulator::run_tests(module, "") {
+            assert_eq!(passed, cases, "every case of {module}");
+        }
     }
 }

@@ -30,7 +30,7 @@ fn every_kernel_compiles_cleanly_to_ptx() {
     if !nvrtc_here() {
         return;
     }
-    for arch in ["sm_80", "sm_90"] {
+    for arch in ["sm_75", "sm_80", "sm_90"] {
         let compiled = compile_kernels(arch, Output::Ptx).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(compiled.len(), KERNELS.len());
         for ((file, _, entries), (_, ptx)) in KERNELS.iter().zip(&compiled) {
@@ -54,7 +54,7 @@ fn every_kernel_compiles_to_machine_code() {
     if !nvrtc_here() {
         return;
     }
-    for arch in ["sm_80", "sm_90"] {
+    for arch in ["sm_75", "sm_80", "sm_90"] {
         let compiled = compile_kernels(arch, Output::Cubin).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(compiled.len(), KERNELS.len());
         for ((file, _, entries), (_, bytes)) in KERNELS.iter().zip(&compiled) {

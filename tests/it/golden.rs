@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::common::cuda_emulator;
 
 use deepscreen::backend::cpu::CpuBackend;
-use deepscreen::backend::cuda::CudaBackend;
+use deepscreen::backend::cuda::{CudaBackend, Math};
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::backend::{Backend, Device};
 use deepscreen::model::{Model, file};
@@ -34,10 +34,46 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Every golden comparison: within 1e-4 absolute of PyTorch, the measured gap printed.
 fn expect_close(case: &str, what: &str, got: &[f32], torch: &[f32]) {
-    let d = max_abs_diff(got, torch);
-    eprintln!("{case}: max |{what} - torch| = {d:e}");
-    assert!(d <= 1e-4, "{case}: {what} differ from PyTorch by {d:e}");
+    expect_within(case, what, got, torch, 1e-4);
 }
+
+fn expect_within(case: &str, what: &str, got: &[f32], torch: &[f32], bound: f32) {
+    let d = max_abs_diff(got, torch);
+    let scale = torch.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    eprintln!("{case}: max |{what} - torch| = {d:e} (values up to {scale})");
+    assert!(d <= bound, "{case}: {what} differ from PyTorch by {d:e}");
+}
+
+/// How far an embedded model may stray from the PyTorch forward: features relative to their
+/// largest magnitude, raw outputs absolutely or (`outputs_relative`) relative to theirs,
+/// calibrated scores absolutely.
+#[derive(Clone, Copy)]
+struct Bounds {
+    features: f32,
+    outputs: f32,
+    outputs_relative: bool,
+    scores: f32,
+}
+
+/// f32 arithmetic (every backend's reference path).
+const F32_BOUNDS: Bounds = Bounds {
+    features: 1e-4,
+    outputs: 1e-4,
+    outputs_relative: false,
+    scores: 1e-4,
+};
+
+/// TF32 tensor cores (the inputs of every GEMM, convolution and attention product rounded to
+/// 10 mantissa bits, f32 accumulation). Measured on the CUDA emulator, whose tensor cores round
+/// as the hardware does: features up to 3.8e-3 of their scale (speech-whisper, six encoder
+/// blocks), outputs up to 2.2e-3 of theirs (speech-cnn: 4.1e-2 on logits up to 19), scores
+/// within 3.5e-5. The bounds leave 2-3x.
+const TF32_BOUNDS: Bounds = Bounds {
+    features: 1e-2,
+    outputs: 5e-3,
+    outputs_relative: true,
+    scores: 1e-3,
+};
 
 /// Whether this process is the CUDA-emulator child, where only the CUDA backend is checked.
 fn emulated() -> bool {
@@ -52,7 +88,7 @@ fn check(case: &str) {
             check_on(case, &be);
         }
     }
-    if let Some(be) = gpu("cuda", CudaBackend::new()) {
+    if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::F32)) {
         check_on(case, &be);
     }
 }
@@ -152,7 +188,7 @@ fn golden_windows(count: usize, n: usize, n_fft: usize) -> Vec<f32> {
 
 /// An embedded model (the bytes compiled into the binary) against the PyTorch forward it was
 /// exported from: features (every 4th frame stored), raw outputs and calibrated scores.
-fn check_embedded_on<B: Backend>(name: &str, be: &B) {
+fn check_embedded_on<B: Backend>(name: &str, be: &B, bounds: Bounds) {
     let case = format!("embedded {name} on {}", be.name());
     let spec = deepscreen::model::resolve(name).unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -199,24 +235,56 @@ fn check_embedded_on<B: Backend>(name: &str, be: &B) {
     let d = max_abs_diff(&every_4th, &features_ref);
     eprintln!("{case}: max |features - reference| = {d:e} (scale {feature_scale})");
     assert!(
-        d <= 1e-4 * feature_scale,
+        d <= bounds.features * feature_scale,
         "{case}: features differ from the reference by {d:e}"
     );
     let outputs = be.download(&model.classify(be, features).unwrap()).unwrap();
-    expect_close(&case, "outputs", &outputs, &outputs_ref);
+    let output_bound = if bounds.outputs_relative {
+        bounds.outputs * outputs_ref.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+    } else {
+        bounds.outputs
+    };
+    expect_within(&case, "outputs", &outputs, &outputs_ref, output_bound);
     let scores = model.scores(be, &windows, count).unwrap();
-    expect_close(&case, "scores", &scores, &scores_ref);
+    expect_within(&case, "scores", &scores, &scores_ref, bounds.scores);
 }
 
 fn check_embedded(name: &str) {
     if !emulated() {
-        check_embedded_on(name, &CpuBackend::new());
+        check_embedded_on(name, &CpuBackend::new(), F32_BOUNDS);
         if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
-            check_embedded_on(name, &be);
+            check_embedded_on(name, &be, F32_BOUNDS);
         }
     }
-    if let Some(be) = gpu("cuda", CudaBackend::new()) {
-        check_embedded_on(name, &be);
+    if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::F32)) {
+        check_embedded_on(name, &be, F32_BOUNDS);
+    }
+}
+
+/// Every embedded model on the CUDA tensor cores (TF32), the default on compute capability
+/// 8.0 and newer, within `TF32_BOUNDS` of PyTorch.
+#[test]
+fn embedded_models_on_tensor_cores_matches_pytorch_to_tf32_bounds() {
+    // The emulator runs each warp's tensor-core step with two block-wide barriers, far too slow
+    // for the Whisper members (minutes a window): there the two CNN families stand in, and the
+    // TF32 kernels' numerics are covered op by op (backend_ops::cuda_tf32).
+    let names: &[&str] = if emulated() {
+        &["speech-cnn", "music-cnn-wb"]
+    } else {
+        &[
+            "speech-whisper",
+            "speech-cnn",
+            "speech-cnn-wb",
+            "music-whisper",
+            "speech-lcnn",
+            "music-cnn",
+            "music-cnn-wb",
+        ]
+    };
+    if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::Tf32)) {
+        for name in names {
+            check_embedded_on(name, &be, TF32_BOUNDS);
+        }
     }
 }
 
@@ -412,7 +480,7 @@ fn whisper_encoder_matches_reference() {
             check_whisper_on(&be);
         }
     }
-    if let Some(be) = gpu("cuda", CudaBackend::new()) {
+    if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::F32)) {
         check_whisper_on(&be);
     }
 }
@@ -425,6 +493,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("golden::", "_matches_") {
-        assert_eq!(passed, 11, "every PyTorch and reference parity case");
+        assert_eq!(passed, 12, "every PyTorch and reference parity case");
     }
 }

@@ -32,6 +32,29 @@ const STAGING_KEEP: usize = 3;
 /// Page-locked readback buffers kept for reuse (one per recent readback length).
 const READBACK_KEEP: usize = 4;
 
+/// The arithmetic of the GEMMs, convolutions and attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Math {
+    /// f32 on the CUDA cores: the reference, and the only choice before compute capability 8.0.
+    F32,
+    /// Tensor cores: inputs rounded to TF32 (10 mantissa bits, as PyTorch's
+    /// `allow_tf32`), products accumulated in f32. Compute capability 8.0 (Ampere) and newer.
+    Tf32,
+}
+
+impl Math {
+    /// `DEEPSCREEN_CUDA_MATH` (`tf32` or `f32`), or TF32 when unset.
+    pub fn from_env() -> Result<Math> {
+        match std::env::var("DEEPSCREEN_CUDA_MATH").as_deref() {
+            Err(_) | Ok("") | Ok("tf32") => Ok(Math::Tf32),
+            Ok("f32") => Ok(Math::F32),
+            Ok(other) => Err(err(format!(
+                "DEEPSCREEN_CUDA_MATH={other}: expected tf32 (tensor cores, the default) or f32"
+            ))),
+        }
+    }
+}
+
 pub struct CudaTensor {
     pub(super) buf: CudaSlice<f32>,
     pub(super) shape: Vec<usize>,
@@ -63,6 +86,8 @@ pub struct CudaBackend {
     /// Bound where a kernel's optional input (bias) is absent.
     dummy: CudaSlice<f32>,
     max_shared: usize,
+    /// What the GEMMs run on (TF32 only where the device has the tensor cores for it).
+    math: Math,
 }
 
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
@@ -103,6 +128,21 @@ fn launch_config(op: &str, grid: Grid) -> Result<LaunchConfig> {
                 shared_mem_bytes: shared,
             }
         }
+        Grid::Groups {
+            groups: [x, y, z],
+            threads,
+        } => {
+            ensure(
+                x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
+                op,
+                too_many,
+            )?;
+            LaunchConfig {
+                grid_dim: (x as u32, y as u32, z as u32),
+                block_dim: (threads, 1, 1),
+                shared_mem_bytes: 0,
+            }
+        }
         Grid::Tiles([x, y, z]) => {
             ensure(
                 x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
@@ -122,8 +162,20 @@ fn launch_config(op: &str, grid: Grid) -> Result<LaunchConfig> {
 unsafe impl DeviceRepr for Params {}
 
 impl CudaBackend {
-    /// Open device 0 and compile the kernels for it; errors say why CUDA cannot run.
+    /// The arithmetic its GEMMs, convolutions and attention run in.
+    pub fn math(&self) -> Math {
+        self.math
+    }
+
+    /// Open device 0 and compile the kernels for it, with the arithmetic `DEEPSCREEN_CUDA_MATH`
+    /// asks for (TF32 tensor cores by default); errors say why CUDA cannot run.
     pub fn new() -> Result<Self> {
+        Self::with_math(Math::from_env()?)
+    }
+
+    /// As `new`, with `math` for the GEMMs (TF32 falls back to f32 before compute
+    /// capability 8.0, which has no TF32 tensor cores).
+    pub fn with_math(math: Math) -> Result<Self> {
         let probed = probe();
         probed.detail.as_ref().map_err(|e| err(e.clone()))?;
         let ctx = probed
@@ -156,7 +208,9 @@ impl CudaBackend {
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)
             .map_err(driver_err("device"))? as usize;
         let dummy = stream.alloc_zeros::<f32>(4).map_err(driver_err("alloc"))?;
+        let math = if major >= 8 { math } else { Math::F32 };
         Ok(CudaBackend {
+            math,
             ctx,
             stream,
             copy,
@@ -316,5 +370,9 @@ impl Kernels for CudaBackend {
     /// The radix-2 kernel keeps n_fft/2 float2 (4 bytes per n_fft) in shared memory.
     fn radix2_max_nfft(&self) -> usize {
         RADIX2_MAX_NFFT.min(self.max_shared / 4)
+    }
+
+    fn tensor_cores(&self) -> bool {
+        self.math == Math::Tf32
     }
 }

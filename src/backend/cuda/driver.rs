@@ -72,9 +72,15 @@ pub(super) fn probe() -> &'static Probe {
             let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
             let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
             opened = Some(ctx);
+            let math = match super::Math::from_env() {
+                Ok(super::Math::Tf32) if major >= 8 => "GEMMs on TF32 tensor cores",
+                Ok(super::Math::Tf32) => "GEMMs in f32 (no TF32 tensor cores before 8.0)",
+                Ok(super::Math::F32) => "GEMMs in f32 (DEEPSCREEN_CUDA_MATH=f32)",
+                Err(_) => "DEEPSCREEN_CUDA_MATH is invalid",
+            };
             Ok(format!(
                 "{name} (compute capability {major}.{minor}; driver CUDA \
-                 {driver_major}.{driver_minor}, NVRTC {nvrtc_major}.{nvrtc_minor})"
+                 {driver_major}.{driver_minor}, NVRTC {nvrtc_major}.{nvrtc_minor}; {math})"
             ))
         })();
         Probe {

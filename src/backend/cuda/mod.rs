@@ -22,7 +22,7 @@
 mod device;
 mod driver;
 
-pub use device::{CudaBackend, CudaReadback, CudaTensor};
+pub use device::{CudaBackend, CudaReadback, CudaTensor, Math};
 pub use driver::{Output, compile_kernels, nvrtc_missing, nvrtc_version, status};
 
 use super::shapes::Shapes;
@@ -53,7 +53,9 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         ),
         &[
             "matmul",
+            "matmul_tc",
             "conv2d",
+            "conv2d_tc",
             "channel_affine",
             "mfm",
             "max_pool2d",
@@ -68,7 +70,14 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             include_str!("../../../kernels/common.cuh"),
             include_str!("../../../kernels/encoder.cu")
         ),
-        &["conv1d", "layer_norm", "attention", "add"],
+        &[
+            "conv1d",
+            "conv1d_tc",
+            "layer_norm",
+            "attention",
+            "attention_tc",
+            "add",
+        ],
     ),
 ];
 

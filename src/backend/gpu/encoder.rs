@@ -64,16 +64,30 @@ impl<K: Kernels> EncoderOps for K {
         // The layout of `Params` in shaders/attention.wgsl.
         let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
         let params = Params::new(&words).with(words.len(), f(scale));
-        // One 64-thread group per (window, head, query).
-        let grid = Grid::Rows {
-            rows: a.batch * a.heads * a.len,
-            threads: 64,
-            shared: 0,
+        let (entry, grid) = if self.tensor_cores() && a.head_dim % 8 == 0 {
+            // One 128-thread group per 64 queries of a (window, head).
+            let groups = [a.len.div_ceil(64), a.heads, a.batch];
+            (
+                "attention_tc",
+                Grid::Groups {
+                    groups,
+                    threads: 128,
+                },
+            )
+        } else {
+            // One 64-thread group per (window, head, query).
+            let rows = a.batch * a.heads * a.len;
+            let grid = Grid::Rows {
+                rows,
+                threads: 64,
+                shared: 0,
+            };
+            ("attention", grid)
         };
         let out_shape = [a.batch, a.len, a.dim];
         launch_into(
             self,
-            "attention",
+            entry,
             &params,
             &[Input::Tensor(qkv)],
             &out_shape,

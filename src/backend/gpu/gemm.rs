@@ -38,12 +38,13 @@ pub(super) fn matmul<K: Kernels>(
         f(gemm.eps),
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
+    let (entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
     device.launch(
-        "matmul",
+        entry,
         &params,
         &[Input::Tensor(a), Input::Tensor(b), optional(bias)],
         &mut out,
-        Grid::Tiles([tiles_x, tiles_y, 1]),
+        grid,
     )?;
     Ok(out)
 }
@@ -70,12 +71,44 @@ pub(super) fn tiled_conv<K: Kernels>(
     }
     let mut words = conv.dims.clone();
     words.extend([conv.has_bias as u32, conv.act, f(conv.slope)]);
+    let (entry, grid) = tiled_entry(device, entry, conv.tiles);
     device.launch(
         entry,
         &Params::new(&words),
         &[Input::Tensor(input), Input::Tensor(weight), optional(bias)],
         &mut out,
-        Grid::Tiles(conv.tiles),
+        grid,
     )?;
     Ok(out)
+}
+
+/// Output tiles of the tensor-core kernels per side (64, four `launch::TILE`s).
+const TC_TILES: usize = 4;
+
+/// The kernel and grid of a GEMM planned in `launch::TILE`-sized output tiles `[x, y, z]`:
+/// `entry` itself, or on a device with tensor cores its `*_tc` variant (128 threads per
+/// 64x64 tile of the same output).
+fn tiled_entry<K: Kernels>(
+    device: &K,
+    entry: &'static str,
+    tiles: [usize; 3],
+) -> (&'static str, Grid) {
+    if !device.tensor_cores() {
+        return (entry, Grid::Tiles(tiles));
+    }
+    let tc = match entry {
+        "matmul" => "matmul_tc",
+        "conv1d" => "conv1d_tc",
+        "conv2d" => "conv2d_tc",
+        other => unreachable!("no tensor-core variant of {other}"),
+    };
+    let [x, y, z] = tiles;
+    let groups = [x.div_ceil(TC_TILES), y.div_ceil(TC_TILES), z];
+    (
+        tc,
+        Grid::Groups {
+            groups,
+            threads: 128,
+        },
+    )
 }

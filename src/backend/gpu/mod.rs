@@ -80,6 +80,8 @@ pub enum Grid {
     },
     /// `launch::TILE`² threads per group, `[x, y, z]` groups.
     Tiles([usize; 3]),
+    /// `[x, y, z]` groups of `threads` threads in one dimension (the tensor-core kernels).
+    Groups { groups: [usize; 3], threads: u32 },
 }
 
 impl Grid {
@@ -87,7 +89,7 @@ impl Grid {
     pub fn is_empty(&self) -> bool {
         match *self {
             Grid::Items(n) | Grid::Rows { rows: n, .. } => n == 0,
-            Grid::Tiles(t) => t.contains(&0),
+            Grid::Tiles(t) | Grid::Groups { groups: t, .. } => t.contains(&0),
         }
     }
 
@@ -121,6 +123,12 @@ pub trait Kernels: Device {
 
     /// Largest n_fft the shared-memory radix-2 STFT kernel takes on this device.
     fn radix2_max_nfft(&self) -> usize;
+
+    /// Whether the GEMMs, convolutions and attention run on the tensor-core kernels
+    /// (`*_tc`: TF32 inputs, f32 accumulation) instead of the f32 ones.
+    fn tensor_cores(&self) -> bool {
+        false
+    }
 
     /// Shape rules with this backend's name in their errors.
     fn check(&self) -> Shapes {

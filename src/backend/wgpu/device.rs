@@ -175,7 +175,7 @@ fn workgroups(op: &str, grid: Grid) -> Result<[u32; 3]> {
     match grid {
         Grid::Items(n) => fold(op, n.div_ceil(WG as usize)),
         Grid::Rows { rows, .. } => fold(op, rows),
-        Grid::Tiles(tiles) => {
+        Grid::Tiles(tiles) | Grid::Groups { groups: tiles, .. } => {
             ensure(tiles.iter().all(|&t| t <= MAX_GROUPS as usize), op, || {
                 format!("{tiles:?} tiles is too many for one dispatch")
             })?;

@@ -39,7 +39,10 @@ fn translate(source: &str, entries: &[&str]) -> String {
         let end = source[start..]
             .find("extern \"C\"")
             .map_or(source.len(), |i| start + i);
-        let barriers = source[start..end].contains("__syncthreads");
+        // Warp collectives (tensor-core fragments, shuffles) are barriers in the emulator too.
+        let barriers = ["__syncthreads", "tc_gemm_tile", "mma_tf32", "quad_"]
+            .iter()
+            .any(|b| source[start..end].contains(b));
         out.push_str(&format!("EMU_REGISTER({entry}, {barriers})\n"));
     }
     out
