@@ -54,11 +54,10 @@ extern "C" __global__ void matmul(const MatmulParams params, const float* a, con
     }
 }
 
-// `matmul` on tensor cores (TF32 inputs, f32 accumulation): one 256-thread block per 128x64
+// `matmul` on tensor cores (TF32 inputs, f32 accumulation): one 128-thread block per 64x64
 // output tile (blockIdx.x over columns, blockIdx.y over rows), epilogue as `matmul`'s.
-extern "C" __global__ void __launch_bounds__(TC_THREADS)
-    matmul_tc(const MatmulParams params, const float* a, const float* b,
-              const float* bias, float* out) {
+extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, const float* b,
+                                     const float* bias, float* out) {
     const int m = params.m, n = params.n, k = params.k, b_trans = params.b_trans;
     const int has_bias = params.has_bias, act = params.act, log_kind = params.log_kind;
     const float slope = params.slope, eps = params.eps;
@@ -118,11 +117,10 @@ extern "C" __global__ void conv2d(const ConvParams params, const float* x, const
     }
 }
 
-// `conv2d` on tensor cores: per batch item (blockIdx.z), 128x64 tiles of out[O, Ho*Wo]
+// `conv2d` on tensor cores: per batch item (blockIdx.z), 64x64 tiles of out[O, Ho*Wo]
 // (blockIdx.y over channels, blockIdx.x over pixels), the im2col columns gathered as B.
-extern "C" __global__ void __launch_bounds__(TC_THREADS)
-    conv2d_tc(const ConvParams params, const float* x, const float* weight,
-              const float* bias, float* out) {
+extern "C" __global__ void conv2d_tc(const ConvParams params, const float* x, const float* weight,
+                                     const float* bias, float* out) {
     const int c = params.c, h = params.h, w = params.w, o = params.o, kh = params.kh;
     const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
     const int ho = params.ho, wo = params.wo, has_bias = params.has_bias, act = params.act;

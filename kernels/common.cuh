@@ -68,21 +68,17 @@ __device__ __forceinline__ float quad_sum(float v) {
 }
 #endif
 
-// The block tile of the tensor-core GEMMs: 128x64 outputs, 32 deep per step, eight warps in a
-// 4x2 layout, each owning 32x32 (two m16 by four n8 tiles: 8 products per 8-deep step).
-#define TC_BM 128
+// The block tile of the tensor-core GEMMs: 64x64 outputs, 32 deep per step, four warps in a
+// 2x2 layout, each owning 32x32 (two m16 by four n8 tiles).
+#define TC_BM 64
 #define TC_BN 64
 #define TC_BK 32
-#define TC_THREADS 256
-#define TC_A_PER_THREAD (TC_BM * TC_BK / TC_THREADS)
-#define TC_B_PER_THREAD (TC_BN * TC_BK / TC_THREADS)
+#define TC_THREADS 128
 
 // out tile at (m0, n0) of A[M, K] · B[K, N], with A and B read through `load_a(row, k)` and
 // `load_b(k, col)` (which return 0 outside the matrices) and each result handed to
 // `store(row, col, value)` (which skips outside). `b_col_inner`: consecutive threads read
 // consecutive columns of B (coalesced when B is k-major) rather than consecutive k.
-// Software-pipelined: the next step's tiles are fetched into registers while the tensor cores
-// work on this step's, so global latency hides behind the products.
 template <typename LoadA, typename LoadB, typename Store>
 __device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_inner,
                                              LoadA load_a, LoadB load_b, Store store) {
@@ -92,48 +88,27 @@ __device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_i
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-    float pa[TC_A_PER_THREAD], pb[TC_B_PER_THREAD];
-    // Element i of this thread's share of a step: A row-major over (row, k); B as b_col_inner.
-    auto fetch = [&](int k0) {
-#pragma unroll
-        for (int i = 0; i < TC_A_PER_THREAD; i++) {
-            int e = tid + i * TC_THREADS;
-            pa[i] = load_a(m0 + e / TC_BK, k0 + e % TC_BK);
-        }
-#pragma unroll
-        for (int i = 0; i < TC_B_PER_THREAD; i++) {
-            int e = tid + i * TC_THREADS;
-            pb[i] = b_col_inner ? load_b(k0 + e / TC_BN, n0 + e % TC_BN)
-                                : load_b(k0 + e % TC_BK, n0 + e / TC_BK);
-        }
-    };
-    auto stash = [&]() {
-#pragma unroll
-        for (int i = 0; i < TC_A_PER_THREAD; i++) {
-            int e = tid + i * TC_THREADS;
-            sa[e / TC_BK][e % TC_BK] = tf32(pa[i]);
-        }
-#pragma unroll
-        for (int i = 0; i < TC_B_PER_THREAD; i++) {
-            int e = tid + i * TC_THREADS;
-            if (b_col_inner)
-                sb[e % TC_BN][e / TC_BN] = tf32(pb[i]);
-            else
-                sb[e / TC_BK][e % TC_BK] = tf32(pb[i]);
-        }
-    };
     float acc[2][4][4];
-#pragma unroll
     for (int i = 0; i < 2; i++)
-#pragma unroll
         for (int j = 0; j < 4; j++)
-#pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
-    fetch(0);
     for (int k0 = 0; k0 < k; k0 += TC_BK) {
-        stash();
+        for (int i = tid; i < TC_BM * TC_BK; i += TC_THREADS) {
+            int r = i / TC_BK, c = i % TC_BK;
+            sa[r][c] = tf32(load_a(m0 + r, k0 + c));
+        }
+        if (b_col_inner) {
+            for (int i = tid; i < TC_BN * TC_BK; i += TC_THREADS) {
+                int c = i / TC_BN, r = i % TC_BN;
+                sb[r][c] = tf32(load_b(k0 + c, n0 + r));
+            }
+        } else {
+            for (int i = tid; i < TC_BN * TC_BK; i += TC_THREADS) {
+                int r = i / TC_BK, c = i % TC_BK;
+                sb[r][c] = tf32(load_b(k0 + c, n0 + r));
+            }
+        }
         __syncthreads();
-        if (k0 + TC_BK < k) fetch(k0 + TC_BK);
 #pragma unroll
         for (int kk = 0; kk < TC_BK; kk += 8) {
             unsigned int af[2][4], bf[4][2];
@@ -158,9 +133,7 @@ __device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_i
         }
         __syncthreads();
     }
-#pragma unroll
     for (int i = 0; i < 2; i++)
-#pragma unroll
         for (int j = 0; j < 4; j++) {
             int row = m0 + wm + i * 16 + g, col = n0 + wn + j * 8 + 2 * t;
             store(row, col, acc[i][j][0]);

@@ -60,11 +60,10 @@ extern "C" __global__ void conv1d(const EncoderParams params, const float* x, co
     }
 }
 
-// `conv1d` on tensor cores: per window (blockIdx.z), 128x64 tiles of out[steps, out channels]
+// `conv1d` on tensor cores: per window (blockIdx.z), 64x64 tiles of out[steps, out channels]
 // (blockIdx.y over steps, blockIdx.x over channels), the input's taps gathered as A.
-extern "C" __global__ void __launch_bounds__(TC_THREADS)
-    conv1d_tc(const EncoderParams params, const float* x, const float* w,
-              const float* bias, float* out) {
+extern "C" __global__ void conv1d_tc(const EncoderParams params, const float* x, const float* w,
+                                     const float* bias, float* out) {
     const int len = params.len, channels = params.channels, out_channels = params.out_channels;
     const int kernel = params.kernel, stride = params.stride, padding = params.padding;
     const int out_len = params.out_len, has_bias = params.has_bias, act = params.act;

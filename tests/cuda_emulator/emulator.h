@@ -14,7 +14,6 @@
 #define __global__
 #define __device__ static
 #define __forceinline__ inline
-#define __launch_bounds__(...)
 // A block's threads run one after another on one OS thread, so a function-local static is
 // exactly one copy per block, as __shared__ memory is.
 #define __shared__ static

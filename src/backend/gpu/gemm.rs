@@ -82,16 +82,12 @@ pub(super) fn tiled_conv<K: Kernels>(
     Ok(out)
 }
 
-/// The tensor-core kernels' output tile in `launch::TILE`s: 128 rows (y) by 64 columns (x)
-/// (`TC_BM`, `TC_BN` in kernels/common.cuh).
-const TC_TILES_Y: usize = 8;
-const TC_TILES_X: usize = 4;
-/// Threads per block of the tensor-core GEMMs (`TC_THREADS` in kernels/common.cuh).
-const TC_THREADS: u32 = 256;
+/// Output tiles of the tensor-core kernels per side (64, four `launch::TILE`s).
+const TC_TILES: usize = 4;
 
 /// The kernel and grid of a GEMM planned in `launch::TILE`-sized output tiles `[x, y, z]`:
-/// `entry` itself, or on a device with tensor cores its `*_tc` variant (256 threads per
-/// 128x64 tile of the same output).
+/// `entry` itself, or on a device with tensor cores its `*_tc` variant (128 threads per
+/// 64x64 tile of the same output).
 fn tiled_entry<K: Kernels>(
     device: &K,
     entry: &'static str,
@@ -107,12 +103,12 @@ fn tiled_entry<K: Kernels>(
         other => unreachable!("no tensor-core variant of {other}"),
     };
     let [x, y, z] = tiles;
-    let groups = [x.div_ceil(TC_TILES_X), y.div_ceil(TC_TILES_Y), z];
+    let groups = [x.div_ceil(TC_TILES), y.div_ceil(TC_TILES), z];
     (
         tc,
         Grid::Groups {
             groups,
-            threads: TC_THREADS,
+            threads: 128,
         },
     )
 }
