@@ -36,35 +36,29 @@ if [ -z "$bin" ]; then echo "missing the test binary (tests/it): build it first"
 skips=(--skip cuda_emulator --skip cpu_emulator)
 for t in ${SKIP_TESTS:-}; do skips+=(--skip "$t"); done
 for suite in cuda_kernels backend_ops golden cli; do
-    echo "== $suite"
+    echo "[$(date +%T)] == $suite"
     # The CPU emulator of the CUDA driver is for machines without a GPU; here it is redundant.
     "$bin" "$suite::" --test-threads 1 "${skips[@]}" || status=1
 done
-echo "== devices"
+echo "[$(date +%T)] == devices"
 target/release/deepscreen devices
-echo "== bench: one synthetic batch per backend (reference architectures, random weights)"
-target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 || status=1
-echo "== the same, CUDA in f32 (no tensor cores)"
-DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --backends cuda --batch 32 || status=1
+echo "[$(date +%T)] == bench: one synthetic batch of 32 per backend, every embedded model (CUDA on TF32 tensor cores)"
+target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 --repeats 5 || status=1
+echo "[$(date +%T)] == the same, CUDA in f32 (no tensor cores)"
+DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --backends cuda --batch 32 --repeats 5 || status=1
 if [ -e models/whisper-tiny-en-encoder.safetensors ]; then
-    echo "== bench: the Whisper tiny.en encoder front-end, 32 windows of 10 s"
+    echo "[$(date +%T)] == bench: the Whisper tiny.en encoder front-end, 32 windows of 10 s"
     target/release/deepscreen bench --model models/whisper-tiny-en-encoder.safetensors \
         --backends cpu,wgpu,cuda --batch 32 --repeats 5 || status=1
 fi
-for model in speech-whisper music-whisper; do
-    echo "== bench: embedded $model (Whisper base encoder + head), batch 32: TF32, then f32"
-    target/release/deepscreen bench --model $model --backends wgpu,cuda --batch 32 --repeats 10 || status=1
-    DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --model $model --backends cuda \
-        --batch 32 --repeats 10 || status=1
-done
-echo "== bench: end to end on the demo catalog"
+echo "[$(date +%T)] == bench: end to end on the demo catalog"
 demo=$(mktemp -d)
 target/release/examples/demo "$demo" >/dev/null
 for model in music speech; do
     target/release/deepscreen bench --catalog "$demo/catalog" --model "$demo/untrained-$model.safetensors" \
         --backends cpu,wgpu,cuda --threads "$(nproc)" --batch 16 || status=1
 done
-echo "== the fused defaults end to end on a catalog (WAV, 44.1 kHz stereo), -j $(nproc)"
+echo "[$(date +%T)] == the fused defaults end to end on a catalog (WAV, 44.1 kHz stereo), -j $(nproc)"
 catalog=$(mktemp -d)
 target/release/examples/make_catalog "$catalog" 300 2 5 >/dev/null
 for model in speech music; do
@@ -79,19 +73,19 @@ for model in speech music; do
 done
 crit=$(ls -t target/release/deps/backends-* 2>/dev/null | grep -v '\.d$' | head -n 1 || true)
 if [ -n "$crit" ]; then
-    echo "== the Whisper base encoder's ops one by one (criterion, batch 8 x 4 s): cuda, cuda-tf32, wgpu"
+    echo "[$(date +%T)] == the Whisper base encoder's ops one by one (criterion, batch 8 x 4 s): cuda, cuda-tf32, wgpu"
     "$crit" --bench "encoder/.*/(cuda|wgpu)" --warm-up-time 0.5 --measurement-time 1 --noplot \
         2>&1 | grep -E "^encoder|time:" || status=1
 fi
 if python3 -c "import torch" 2>/dev/null; then
-    echo "== PyTorch: the Whisper-base encoder and its ops, f32 and TF32"
+    echo "[$(date +%T)] == PyTorch: the Whisper-base encoder and its ops, f32 and TF32"
     for b in 8 32; do
         PYTHONPATH="training${PYTHONPATH:+:$PYTHONPATH}" python3 training/whisper/bench_torch_encoder.py \
             --batch $b --seconds 4 || status=1
     done
 fi
 if python3 -c "import torch, torchaudio, safetensors" 2>/dev/null; then
-    echo "== PyTorch on the same models and batch (for the ratio)"
+    echo "[$(date +%T)] == PyTorch on the same models and batch (for the ratio)"
     for model in music speech; do
         PYTHONPATH="training${PYTHONPATH:+:$PYTHONPATH}" python3 training/bench_torch.py "$demo/untrained-$model.safetensors" --batch 32 --device cuda || status=1
     done
