@@ -10,6 +10,7 @@
 #     cargo build --release --examples && cargo test --release --no-run && cargo bench --no-run
 # then run from the repository root on the GPU machine:
 #     bash scripts/gpu-check.sh
+# Then scripts/gpu-profile.sh for the time of each kernel (Nsight Compute).
 # SKIP_TESTS (a list of test names for the test binary's --skip) leaves tests out, e.g. those
 # reading a model file that did not travel.
 #
