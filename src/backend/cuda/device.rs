@@ -128,33 +128,22 @@ fn launch_config(op: &str, grid: Grid) -> Result<LaunchConfig> {
                 shared_mem_bytes: shared,
             }
         }
-        Grid::Groups {
-            groups: [x, y, z],
-            threads,
-        } => {
-            ensure(
-                x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
-                op,
-                too_many,
-            )?;
-            LaunchConfig {
-                grid_dim: (x as u32, y as u32, z as u32),
-                block_dim: (threads, 1, 1),
-                shared_mem_bytes: 0,
-            }
-        }
-        Grid::Tiles([x, y, z]) => {
-            ensure(
-                x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
-                op,
-                too_many,
-            )?;
-            LaunchConfig {
-                grid_dim: (x as u32, y as u32, z as u32),
-                block_dim: (TILE as u32, TILE as u32, 1),
-                shared_mem_bytes: 0,
-            }
-        }
+        Grid::Groups { groups, threads } => blocks(op, groups, (threads, 1, 1))?,
+        Grid::Tiles(tiles) => blocks(op, tiles, (TILE as u32, TILE as u32, 1))?,
+    })
+}
+
+/// A 3-D grid of `[x, y, z]` blocks of `block` threads, or why it exceeds CUDA's grid limits.
+fn blocks(op: &str, [x, y, z]: [usize; 3], block: (u32, u32, u32)) -> Result<LaunchConfig> {
+    ensure(
+        x <= i32::MAX as usize && y <= MAX_GRID_YZ && z <= MAX_GRID_YZ,
+        op,
+        || format!("{:?} blocks is too many for one launch", [x, y, z]),
+    )?;
+    Ok(LaunchConfig {
+        grid_dim: (x as u32, y as u32, z as u32),
+        block_dim: block,
+        shared_mem_bytes: 0,
     })
 }
 
