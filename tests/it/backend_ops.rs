@@ -9,6 +9,7 @@
 use crate::common::*;
 use deepscreen::backend::cpu::CpuBackend;
 use deepscreen::backend::cuda::Math;
+use deepscreen::backend::gpu::GemmKind;
 use deepscreen::backend::{
     Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, Device, DeviceTensor,
     FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
@@ -911,7 +912,14 @@ backend_suite!(
 backend_suite!(
     wgpu,
     "wgpu",
-    deepscreen::backend::wgpu::WgpuBackend::new(),
+    deepscreen::backend::wgpu::WgpuBackend::with_gemm(GemmKind::RegisterBlocked),
+    1e-4
+);
+// wgpu's 16×16-tile GEMM (`DEEPSCREEN_WGPU_GEMM=tiled`), kept for side-by-side timing.
+backend_suite!(
+    wgpu_tiled,
+    "wgpu",
+    deepscreen::backend::wgpu::WgpuBackend::with_gemm(GemmKind::Tiled),
     1e-4
 );
 backend_suite!(

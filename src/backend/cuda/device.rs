@@ -14,7 +14,7 @@ use cudarc::nvrtc::Ptx;
 use super::driver::{device_code, keep_freed_memory, probe};
 use super::{CHECK, KERNELS, driver_err, err};
 use crate::Result;
-use crate::backend::gpu::{Grid, Input, Kernels, Params};
+use crate::backend::gpu::{GemmKind, Grid, Input, Kernels, Params};
 use crate::backend::launch::TILE;
 use crate::backend::{Device, DeviceTensor, lock};
 
@@ -361,7 +361,10 @@ impl Kernels for CudaBackend {
         RADIX2_MAX_NFFT.min(self.max_shared / 4)
     }
 
-    fn tensor_cores(&self) -> bool {
-        self.math == Math::Tf32
+    fn gemm_kind(&self) -> GemmKind {
+        match self.math {
+            Math::Tf32 => GemmKind::TensorCores,
+            Math::F32 => GemmKind::Tiled,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! attention (`attention.wgsl`), broadcast add (`add.wgsl`); CUDA's in `kernels/encoder.cu`.
 
 use super::gemm::tiled_conv;
-use super::{Grid, Input, Kernels, Params, f, launch_into};
+use super::{GemmKind, Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch;
 use crate::backend::{Activation, Conv1dParams, DeviceTensor, EncoderOps};
@@ -64,7 +64,7 @@ impl<K: Kernels> EncoderOps for K {
         // The layout of `Params` in shaders/attention.wgsl.
         let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
         let params = Params::new(&words).with(words.len(), f(scale));
-        let (entry, grid) = if self.tensor_cores() && a.head_dim % 8 == 0 {
+        let (entry, grid) = if self.gemm_kind() == GemmKind::TensorCores && a.head_dim % 8 == 0 {
             // One 128-thread group per 64 queries of a (window, head).
             let groups = [a.len.div_ceil(64), a.heads, a.batch];
             (

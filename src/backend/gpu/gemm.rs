@@ -2,7 +2,7 @@
 //! filterbanks, the DCT and linear layers lower to (see [`launch::Gemm`]), and the
 //! implicit-GEMM convolutions (`conv2d`, `conv1d`, see [`launch::TiledConv`]).
 
-use super::{Grid, Input, Kernels, Params, f};
+use super::{GemmKind, Grid, Input, Kernels, Params, f};
 use crate::Result;
 use crate::backend::DeviceTensor;
 use crate::backend::launch::{Gemm, TiledConv};
@@ -82,33 +82,35 @@ pub(super) fn tiled_conv<K: Kernels>(
     Ok(out)
 }
 
-/// Output tiles of the tensor-core kernels per side (64, four `launch::TILE`s).
-const TC_TILES: usize = 4;
+/// Output tiles per side of the 64×64 kernels (`*_tc`, `matmul_rb`): four `launch::TILE`s.
+const WIDE_TILES: usize = 4;
 
-/// The kernel and grid of a GEMM planned in `launch::TILE`-sized output tiles `[x, y, z]`:
-/// `entry` itself, or on a device with tensor cores its `*_tc` variant (128 threads per
-/// 64x64 tile of the same output).
+/// The kernel and grid of a GEMM planned in `launch::TILE`-sized output tiles `[x, y, z]`, by
+/// the device's [`GemmKind`]: `entry` itself; its `*_tc` variant on tensor cores (128 threads
+/// per 64×64 tile of the same output); or, register-blocked, `matmul_rb` (16×16 threads per
+/// 64×64 tile; convolutions keep `entry`).
 fn tiled_entry<K: Kernels>(
     device: &K,
     entry: &'static str,
     tiles: [usize; 3],
 ) -> (&'static str, Grid) {
-    if !device.tensor_cores() {
-        return (entry, Grid::Tiles(tiles));
-    }
-    let tc = match entry {
-        "matmul" => "matmul_tc",
-        "conv1d" => "conv1d_tc",
-        "conv2d" => "conv2d_tc",
-        other => unreachable!("no tensor-core variant of {other}"),
-    };
     let [x, y, z] = tiles;
-    let groups = [x.div_ceil(TC_TILES), y.div_ceil(TC_TILES), z];
-    (
-        tc,
-        Grid::Groups {
-            groups,
-            threads: 128,
-        },
-    )
+    let wide = [x.div_ceil(WIDE_TILES), y.div_ceil(WIDE_TILES), z];
+    match (device.gemm_kind(), entry) {
+        (GemmKind::RegisterBlocked, "matmul") => ("matmul_rb", Grid::Tiles(wide)),
+        (GemmKind::TensorCores, _) => {
+            let tc = match entry {
+                "matmul" => "matmul_tc",
+                "conv1d" => "conv1d_tc",
+                "conv2d" => "conv2d_tc",
+                other => unreachable!("no tensor-core variant of {other}"),
+            };
+            let grid = Grid::Groups {
+                groups: wide,
+                threads: 128,
+            };
+            (tc, grid)
+        }
+        _ => (entry, Grid::Tiles(tiles)),
+    }
 }

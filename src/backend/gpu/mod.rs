@@ -103,6 +103,18 @@ impl Grid {
     }
 }
 
+/// The GEMM kernels a device runs (see `gemm::tiled_entry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmKind {
+    /// 16×16 output tiles, one output per thread, f32 (`matmul`, `conv2d`, `conv1d`).
+    Tiled,
+    /// `matmul_rb`: 64×64 output tiles of 16×16 threads, 4×4 outputs each (register
+    /// blocking), f32; the convolutions stay `Tiled`.
+    RegisterBlocked,
+    /// The CUDA tensor-core kernels (`*_tc`: TF32 inputs, f32 accumulation), attention too.
+    TensorCores,
+}
+
 /// What a GPU device offers the op families: output buffers and kernel launches. The
 /// [`FrontendOps`](super::FrontendOps), [`ClassifierOps`](super::ClassifierOps) and
 /// [`EncoderOps`](super::EncoderOps) of every `Kernels` device are the ones in this module.
@@ -124,10 +136,10 @@ pub trait Kernels: Device {
     /// Largest n_fft the shared-memory radix-2 STFT kernel takes on this device.
     fn radix2_max_nfft(&self) -> usize;
 
-    /// Whether the GEMMs, convolutions and attention run on the tensor-core kernels
-    /// (`*_tc`: TF32 inputs, f32 accumulation) instead of the f32 ones.
-    fn tensor_cores(&self) -> bool {
-        false
+    /// Which kernels this device runs its GEMMs (and, with tensor cores, convolutions and
+    /// attention) on.
+    fn gemm_kind(&self) -> GemmKind {
+        GemmKind::Tiled
     }
 
     /// Shape rules with this backend's name in their errors.

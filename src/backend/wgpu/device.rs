@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::pool::{BufferPool, PooledBuffer};
 use super::{CHECK, COMMON, MODULES};
-use crate::backend::gpu::{Grid, Input, Kernels, Params};
+use crate::backend::gpu::{GemmKind, Grid, Input, Kernels, Params};
 use crate::backend::{Device, DeviceTensor, lock};
 use crate::{Error, Result};
 
@@ -58,6 +58,8 @@ pub struct WgpuBackend {
     /// STFT twiddle tables by n_fft (`launch::twiddles`), made once and kept.
     twiddles: Mutex<HashMap<usize, wgpu::Buffer>>,
     device_error: Arc<Mutex<Option<String>>>,
+    /// The GEMM kernel: register-blocked `matmul_rb` unless `DEEPSCREEN_WGPU_GEMM=tiled`.
+    gemm: GemmKind,
 }
 
 /// What the one-time adapter probe found (kept: creating instances is slow).
@@ -185,8 +187,28 @@ fn workgroups(op: &str, grid: Grid) -> Result<[u32; 3]> {
 }
 
 impl WgpuBackend {
-    /// Open the preferred adapter; errors say why there is none (never panics).
+    /// Open the preferred adapter, with the GEMM kernel `DEEPSCREEN_WGPU_GEMM` names
+    /// (`rb`, register-blocked 64×64 tiles, the default; `tiled`, 16×16); errors say why there
+    /// is none (never panics).
     pub fn new() -> Result<Self> {
+        let gemm = match std::env::var("DEEPSCREEN_WGPU_GEMM").as_deref() {
+            Err(_) | Ok("") | Ok("rb") => GemmKind::RegisterBlocked,
+            Ok("tiled") => GemmKind::Tiled,
+            Ok(other) => {
+                return Err(err(format!(
+                    "DEEPSCREEN_WGPU_GEMM={other}: expected rb (register-blocked, the default) \
+                     or tiled"
+                )));
+            }
+        };
+        Self::with_gemm(gemm)
+    }
+
+    /// As `new`, with `gemm` (`RegisterBlocked` or `Tiled`) for the matrix products.
+    pub fn with_gemm(gemm: GemmKind) -> Result<Self> {
+        if gemm == GemmKind::TensorCores {
+            return Err(err("tensor-core kernels are CUDA's"));
+        }
         probe().detail.as_ref().map_err(|e| err(e.clone()))?;
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
@@ -241,6 +263,7 @@ impl WgpuBackend {
             readback: Mutex::new(Vec::new()),
             twiddles: Mutex::new(HashMap::new()),
             device_error,
+            gemm,
         };
         backend.check_device()?;
         Ok(backend)
@@ -492,5 +515,9 @@ impl Kernels for WgpuBackend {
     /// The radix-2 kernel's workgroup buffer holds n_fft/2 complex values (2,048).
     fn radix2_max_nfft(&self) -> usize {
         4096
+    }
+
+    fn gemm_kind(&self) -> GemmKind {
+        self.gemm
     }
 }

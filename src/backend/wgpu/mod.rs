@@ -33,7 +33,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "matmul",
         include_str!("../../../shaders/matmul.wgsl"),
-        &["matmul"],
+        &["matmul", "matmul_rb"],
     ),
     (
         "conv",
