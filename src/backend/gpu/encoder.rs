@@ -64,25 +64,26 @@ impl<K: Kernels> EncoderOps for K {
         // The layout of `Params` in shaders/attention.wgsl.
         let words = [a.batch, a.len, a.dim, a.heads, a.head_dim].map(|v| v as u32);
         let params = Params::new(&words).with(words.len(), f(scale));
-        let (entry, grid) = if self.gemm_kind() == GemmKind::TensorCores && a.head_dim % 8 == 0 {
+        let per_64_queries = |threads| Grid::Groups {
+            groups: [a.len.div_ceil(64), a.heads, a.batch],
+            threads,
+        };
+        let (entry, grid) = match self.gemm_kind() {
             // One 128-thread group per 64 queries of a (window, head).
-            let groups = [a.len.div_ceil(64), a.heads, a.batch];
-            (
-                "attention_tc",
-                Grid::Groups {
-                    groups,
-                    threads: 128,
-                },
-            )
-        } else {
+            GemmKind::TensorCores if a.head_dim % 8 == 0 => ("attention_tc", per_64_queries(128)),
+            // One 64-invocation group per 64 queries, key/value tiles shared.
+            GemmKind::RegisterBlocked if a.head_dim % 4 == 0 => {
+                ("attention_tiled", per_64_queries(64))
+            }
             // One 64-thread group per (window, head, query).
-            let rows = a.batch * a.heads * a.len;
-            let grid = Grid::Rows {
-                rows,
-                threads: 64,
-                shared: 0,
-            };
-            ("attention", grid)
+            _ => {
+                let grid = Grid::Rows {
+                    rows: a.batch * a.heads * a.len,
+                    threads: 64,
+                    shared: 0,
+                };
+                ("attention", grid)
+            }
         };
         let out_shape = [a.batch, a.len, a.dim];
         launch_into(

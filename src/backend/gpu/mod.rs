@@ -109,7 +109,8 @@ pub enum GemmKind {
     /// 16×16 output tiles, one output per thread, f32 (`matmul`, `conv2d`, `conv1d`).
     Tiled,
     /// `matmul_rb`: 64×64 output tiles of 16×16 threads, 4×4 outputs each (register
-    /// blocking), f32; the convolutions stay `Tiled`.
+    /// blocking), f32; and `attention_tiled` (key/value tiles shared by 64 queries). The
+    /// convolutions stay `Tiled`.
     RegisterBlocked,
     /// The CUDA tensor-core kernels (`*_tc`: TF32 inputs, f32 accumulation), attention too.
     TensorCores,

@@ -68,7 +68,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "attention",
         include_str!("../../../shaders/attention.wgsl"),
-        &["attention"],
+        &["attention", "attention_tiled"],
     ),
     ("add", include_str!("../../../shaders/add.wgsl"), &["add"]),
 ];
