@@ -1,7 +1,7 @@
 //! Backend benchmarks, the same bodies for every backend that starts here (cpu always, wgpu
-//! when an adapter exists, CUDA in f32 and TF32 where a GPU is): front-end ops, the heaviest classifier ops, whole forward passes
-//! of the two reference architectures, and the Whisper base encoder's ops one by one (random
-//! weights; speed does not depend on them).
+//! when an adapter exists, CUDA in f32 and TF32 where a GPU is): front-end ops, the heaviest
+//! classifier ops, whole forward passes of the two reference architectures, and the Whisper
+//! base encoder's ops one by one (random weights; speed does not depend on them).
 //!
 //!     cargo bench --bench backends                 # everything
 //!     cargo bench --bench backends -- forward      # one group

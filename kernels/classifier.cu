@@ -75,37 +75,38 @@ extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, 
         });
 }
 
+// Element (r, px) of conv2d's virtual im2col matrix of one batch item (input `xi`), r = (channel
+// * kh + ki) * kw + kj: the input under tap (ki, kj) of output pixel px, zero in the padding
+// (shared by `conv2d` and `conv2d_tc`).
+__device__ __forceinline__ float conv2d_col(const ConvParams& p, const float* xi, int r, int px) {
+    const int kw = p.kw, kk = p.kh * p.kw, wo = p.wo;
+    if (r >= (int)p.c * kk || px >= (int)p.ho * wo) return 0.0f;
+    int ch = r / kk, tap = r % kk;
+    int ih = (px / wo) * (int)p.sh + tap / kw - (int)p.ph;
+    int iw = (px % wo) * (int)p.sw + tap % kw - (int)p.pw;
+    if (ih < 0 || iw < 0 || ih >= (int)p.h || iw >= (int)p.w) return 0.0f;
+    return xi[((long long)ch * p.h + ih) * p.w + iw];
+}
+
 // Implicit-GEMM convolution: per batch item (blockIdx.z), out[O, Ho*Wo] = W[O, C*kh*kw] · cols,
 // with 16×16 tiles of the virtual im2col matrix gathered straight into shared memory.
 extern "C" __global__ void conv2d(const ConvParams params, const float* x, const float* weight,
                                   const float* bias, float* out) {
-    const int c = params.c, h = params.h, w = params.w, o = params.o, kh = params.kh;
-    const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
-    const int ho = params.ho, wo = params.wo, has_bias = params.has_bias, act = params.act;
+    const int o = params.o, has_bias = params.has_bias, act = params.act;
     const float slope = params.slope;
     __shared__ float tw[TILE][TILE];
     __shared__ float tx[TILE][TILE + 1];
     int item = blockIdx.z;
     int oc = blockIdx.y * TILE + threadIdx.y;
     int px = blockIdx.x * TILE + threadIdx.x;
-    int kk = kh * kw;
-    int k_total = c * kk;
-    int hw_out = ho * wo;
-    const float* xi = x + (long long)item * c * h * w;
+    int k_total = params.c * params.kh * params.kw;
+    int hw_out = params.ho * params.wo;
+    const float* xi = x + (long long)item * params.c * params.h * params.w;
     float acc = 0.0f;
     for (int s = 0; s < k_total; s += TILE) {
         int ka = s + threadIdx.x;
         tw[threadIdx.y][threadIdx.x] = (oc < o && ka < k_total) ? weight[(long long)oc * k_total + ka] : 0.0f;
-        int kb = s + threadIdx.y;
-        float v = 0.0f;
-        if (kb < k_total && px < hw_out) {
-            int ch = kb / kk, r = kb % kk;
-            int ki = r / kw, kj = r % kw;
-            int ih = (px / wo) * sh + ki - ph;
-            int iw = (px % wo) * sw + kj - pw;
-            if (ih >= 0 && iw >= 0 && ih < h && iw < w) v = xi[((long long)ch * h + ih) * w + iw];
-        }
-        tx[threadIdx.y][threadIdx.x] = v;
+        tx[threadIdx.y][threadIdx.x] = conv2d_col(params, xi, s + threadIdx.y, px);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < TILE; i++) acc += tw[threadIdx.y][i] * tx[i][threadIdx.x];
@@ -121,25 +122,17 @@ extern "C" __global__ void conv2d(const ConvParams params, const float* x, const
 // (blockIdx.y over channels, blockIdx.x over pixels), the im2col columns gathered as B.
 extern "C" __global__ void conv2d_tc(const ConvParams params, const float* x, const float* weight,
                                      const float* bias, float* out) {
-    const int c = params.c, h = params.h, w = params.w, o = params.o, kh = params.kh;
-    const int kw = params.kw, sh = params.sh, sw = params.sw, ph = params.ph, pw = params.pw;
-    const int ho = params.ho, wo = params.wo, has_bias = params.has_bias, act = params.act;
+    const int o = params.o, has_bias = params.has_bias, act = params.act;
     const float slope = params.slope;
-    const int item = blockIdx.z, kk = kh * kw, k_total = c * kk, hw_out = ho * wo;
-    const float* xi = x + (long long)item * c * h * w;
+    const int item = blockIdx.z;
+    const int k_total = params.c * params.kh * params.kw, hw_out = params.ho * params.wo;
+    const float* xi = x + (long long)item * params.c * params.h * params.w;
     tc_gemm_tile(
         blockIdx.y * TC_BM, blockIdx.x * TC_BN, k_total, true,
         [&](int oc, int r) {
             return oc < o && r < k_total ? weight[(long long)oc * k_total + r] : 0.0f;
         },
-        [&](int r, int px) {
-            if (r >= k_total || px >= hw_out) return 0.0f;
-            int ch = r / kk, tap = r % kk;
-            int ih = (px / wo) * sh + tap / kw - ph;
-            int iw = (px % wo) * sw + tap % kw - pw;
-            if (ih < 0 || iw < 0 || ih >= h || iw >= w) return 0.0f;
-            return xi[((long long)ch * h + ih) * w + iw];
-        },
+        [&](int r, int px) { return conv2d_col(params, xi, r, px); },
         [&](int oc, int px, float acc) {
             if (oc >= o || px >= hw_out) return;
             float v = acc + (has_bias ? bias[oc] : 0.0f);

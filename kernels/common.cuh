@@ -34,7 +34,8 @@ __device__ __forceinline__ long long global_id() {
 // A (16x8, row-major) a0 = (g, t), a1 = (g+8, t), a2 = (g, t+4), a3 = (g+8, t+4);
 // B (8x8) b0 = (t, g), b1 = (t+4, g); C/D (16x8) c0 = (g, 2t), c1 = (g, 2t+1), c2 = (g+8, 2t),
 // c3 = (g+8, 2t+1). The host launches these kernels only on such devices (`Math::Tf32`); on
-// older ones they compile to a trap. The CUDA emulator supplies both functions (emulator.h).
+// older ones they compile to a trap. The CUDA emulator supplies both functions and
+// __shfl_xor_sync (emulator.h).
 #ifndef CUDA_EMULATOR
 __device__ __forceinline__ unsigned int tf32(float x) {
 #if __CUDA_ARCH__ >= 800
@@ -58,6 +59,9 @@ __device__ __forceinline__ void mma_tf32(float* d, const unsigned int* a, const 
 #endif
 }
 
+#endif
+
+// Reductions over the four threads that share a row of an mma fragment (lanes 4g..4g+3).
 __device__ __forceinline__ float quad_max(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
@@ -66,7 +70,6 @@ __device__ __forceinline__ float quad_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
-#endif
 
 // The block tile of the tensor-core GEMMs: 64x64 outputs, 32 deep per step, four warps in a
 // 2x2 layout, each owning 32x32 (two m16 by four n8 tiles).

@@ -21,34 +21,41 @@ struct AddParams {  // shaders/add.wgsl
     unsigned int n, m;
 };
 
+// conv1d as a GEMM (shared by `conv1d` and `conv1d_tc`): element (t, r) of the virtual im2col
+// matrix of window b, r = tap * channels + channel, zero in the padding and outside; and element
+// (r, o) of the weight [out, channels, taps] read as a [taps * channels, out] matrix.
+__device__ __forceinline__ float conv1d_tap(const EncoderParams& p, const float* x, long long b,
+                                            int t, int r) {
+    const int channels = p.channels;
+    if (t >= (int)p.out_len || r >= (int)p.kernel * channels) return 0.0f;
+    int src = t * (int)p.stride + r / channels - (int)p.padding;
+    if (src < 0 || src >= (int)p.len) return 0.0f;
+    return x[(b * p.len + src) * channels + r % channels];
+}
+__device__ __forceinline__ float conv1d_weight(const EncoderParams& p, const float* w, int r,
+                                               int o) {
+    const int channels = p.channels;
+    if (o >= (int)p.out_channels || r >= (int)p.kernel * channels) return 0.0f;
+    return w[((long long)o * channels + r % channels) * p.kernel + r / channels];
+}
+
 // out[b, t, o] = activate(bias[o] + sum over k, c of x[b, t*stride + k - padding, c] * w[o, c, k]):
 // a GEMM of (output steps x out channels) over r = k*C + c, 16x16 tiles, window b = blockIdx.z.
 extern "C" __global__ void conv1d(const EncoderParams params, const float* x, const float* w,
                                   const float* bias, float* out) {
-    const int len = params.len, channels = params.channels, out_channels = params.out_channels;
-    const int kernel = params.kernel, stride = params.stride, padding = params.padding;
-    const int out_len = params.out_len, has_bias = params.has_bias, act = params.act;
+    const int out_channels = params.out_channels, out_len = params.out_len;
+    const int has_bias = params.has_bias, act = params.act;
     const float slope = params.slope;
     __shared__ float ta[TILE][TILE];
     __shared__ float tb[TILE][TILE + 1];
     long long b = blockIdx.z;
     int t = blockIdx.y * TILE + threadIdx.y;
     int o = blockIdx.x * TILE + threadIdx.x;
-    int red = kernel * channels;
+    int red = params.kernel * params.channels;
     float acc = 0.0f;
     for (int s = 0; s < red; s += TILE) {
-        int ra = s + threadIdx.x;
-        float va = 0.0f;
-        if (t < out_len && ra < red) {
-            int src = t * stride + ra / channels - padding;
-            if (src >= 0 && src < len) va = x[(b * len + src) * channels + ra % channels];
-        }
-        ta[threadIdx.y][threadIdx.x] = va;
-        int rb = s + threadIdx.y;
-        float vb = 0.0f;
-        if (o < out_channels && rb < red)
-            vb = w[((long long)o * channels + rb % channels) * kernel + rb / channels];
-        tb[threadIdx.y][threadIdx.x] = vb;
+        ta[threadIdx.y][threadIdx.x] = conv1d_tap(params, x, b, t, s + threadIdx.x);
+        tb[threadIdx.y][threadIdx.x] = conv1d_weight(params, w, s + threadIdx.y, o);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < TILE; i++) acc += ta[threadIdx.y][i] * tb[i][threadIdx.x];
@@ -64,23 +71,14 @@ extern "C" __global__ void conv1d(const EncoderParams params, const float* x, co
 // (blockIdx.y over steps, blockIdx.x over channels), the input's taps gathered as A.
 extern "C" __global__ void conv1d_tc(const EncoderParams params, const float* x, const float* w,
                                      const float* bias, float* out) {
-    const int len = params.len, channels = params.channels, out_channels = params.out_channels;
-    const int kernel = params.kernel, stride = params.stride, padding = params.padding;
-    const int out_len = params.out_len, has_bias = params.has_bias, act = params.act;
+    const int out_channels = params.out_channels, out_len = params.out_len;
+    const int has_bias = params.has_bias, act = params.act;
     const float slope = params.slope;
     const long long b = blockIdx.z;
-    const int red = kernel * channels;
     tc_gemm_tile(
-        blockIdx.y * TC_BM, blockIdx.x * TC_BN, red, false,
-        [&](int t, int r) {
-            if (t >= out_len || r >= red) return 0.0f;
-            int src = t * stride + r / channels - padding;
-            return src >= 0 && src < len ? x[(b * len + src) * channels + r % channels] : 0.0f;
-        },
-        [&](int r, int o) {
-            if (o >= out_channels || r >= red) return 0.0f;
-            return w[((long long)o * channels + r % channels) * kernel + r / channels];
-        },
+        blockIdx.y * TC_BM, blockIdx.x * TC_BN, params.kernel * params.channels, false,
+        [&](int t, int r) { return conv1d_tap(params, x, b, t, r); },
+        [&](int r, int o) { return conv1d_weight(params, w, r, o); },
         [&](int t, int o, float acc) {
             if (t >= out_len || o >= out_channels) return;
             float v = acc + (has_bias ? bias[o] : 0.0f);

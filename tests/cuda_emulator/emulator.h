@@ -76,15 +76,10 @@ extern "C" void emu_mma_tf32(float* d, const unsigned int* a, const unsigned int
 static inline void mma_tf32(float* d, const unsigned int* a, const unsigned int* b) {
     emu_mma_tf32(d, a, b);
 }
-// __shfl_xor_sync over the full warp.
+// __shfl_xor_sync over the full warp (the kernels pass the full mask).
 extern "C" float emu_shfl_xor(float v, int lane_mask);
-static inline float quad_max(float v) {
-    v = fmaxf(v, emu_shfl_xor(v, 1));
-    return fmaxf(v, emu_shfl_xor(v, 2));
-}
-static inline float quad_sum(float v) {
-    v += emu_shfl_xor(v, 1);
-    return v + emu_shfl_xor(v, 2);
+static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
+    return emu_shfl_xor(v, lane_mask);
 }
 #define __syncwarp() emu_syncthreads()
 

@@ -53,6 +53,12 @@ impl Math {
             ))),
         }
     }
+
+    /// What this choice runs as on a device of compute capability `major`.x: TF32 needs the
+    /// tensor cores of 8.0 (Ampere) and newer, and falls back to f32 before.
+    pub fn on_capability(self, major: i32) -> Math {
+        if major >= 8 { self } else { Math::F32 }
+    }
 }
 
 pub struct CudaTensor {
@@ -197,9 +203,8 @@ impl CudaBackend {
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)
             .map_err(driver_err("device"))? as usize;
         let dummy = stream.alloc_zeros::<f32>(4).map_err(driver_err("alloc"))?;
-        let math = if major >= 8 { math } else { Math::F32 };
         Ok(CudaBackend {
-            math,
+            math: math.on_capability(major),
             ctx,
             stream,
             copy,

@@ -73,9 +73,11 @@ pub(super) fn probe() -> &'static Probe {
             let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
             opened = Some(ctx);
             let math = match super::Math::from_env() {
-                Ok(super::Math::Tf32) if major >= 8 => "GEMMs on TF32 tensor cores",
-                Ok(super::Math::Tf32) => "GEMMs in f32 (no TF32 tensor cores before 8.0)",
-                Ok(super::Math::F32) => "GEMMs in f32 (DEEPSCREEN_CUDA_MATH=f32)",
+                Ok(asked) => match (asked, asked.on_capability(major)) {
+                    (_, super::Math::Tf32) => "GEMMs on TF32 tensor cores",
+                    (super::Math::Tf32, _) => "GEMMs in f32 (no TF32 tensor cores before 8.0)",
+                    _ => "GEMMs in f32 (DEEPSCREEN_CUDA_MATH=f32)",
+                },
                 Err(_) => "DEEPSCREEN_CUDA_MATH is invalid",
             };
             Ok(format!(
