@@ -11,7 +11,7 @@
 //! result (each iteration ends with a download), as the screening pipeline does.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cpu::{CpuBackend, Math as CpuMath};
 use deepscreen::backend::cuda::{CudaBackend, Math};
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::backend::{Activation, Backend, Conv1dParams, Conv2dParams, LogSpec, Projection};
@@ -265,6 +265,11 @@ fn all<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
 
 fn backends(c: &mut Criterion) {
     all(c, &CpuBackend::new(), "cpu");
+    // The CPU's opt-in bf16 GEMMs (`DEEPSCREEN_CPU_MATH=bf16`), where the CPU has AVX512-BF16.
+    match CpuBackend::with_math(CpuMath::Bf16) {
+        Ok(be) => encoder(c, &be, "cpu-bf16"),
+        Err(e) => eprintln!("cpu-bf16 benches skipped: {e}"),
+    }
     match WgpuBackend::new() {
         Ok(be) => {
             eprintln!("wgpu adapter: {}", be.adapter_name());

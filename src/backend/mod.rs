@@ -267,7 +267,10 @@ pub struct BackendStatus {
 /// Probes only what is asked for (starting a GPU API can be slow and chatty); never panics.
 pub fn status(kind: BackendKind) -> (bool, String) {
     match kind {
-        BackendKind::Cpu | BackendKind::Auto => (true, cpu::CpuBackend::describe()),
+        BackendKind::Cpu | BackendKind::Auto => match cpu::CpuBackend::describe() {
+            Ok(detail) => (true, detail),
+            Err(reason) => (false, reason),
+        },
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => wgpu::status(),
         #[cfg(feature = "cuda")]
@@ -353,7 +356,7 @@ pub trait WithBackend {
 /// backend cannot run.
 pub fn open<T: WithBackend>(kind: BackendKind, task: T) -> Result<T::Output> {
     match resolve(kind)? {
-        BackendKind::Cpu | BackendKind::Auto => task.run(cpu::CpuBackend::new()),
+        BackendKind::Cpu | BackendKind::Auto => task.run(cpu::CpuBackend::from_env()?),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => task.run(wgpu::WgpuBackend::new()?),
         #[cfg(feature = "cuda")]

@@ -40,6 +40,12 @@ The report format follows -o's extension (.csv, .jsonl/.json) unless --format sa
 While a run writes a report it holds a lock on it: a second run on the same -o stops at once.
 --resume continues a report only with the format, model and threshold that wrote it.
 
+Arithmetic: f32 everywhere, except the CUDA backend on compute capability 8.0 and newer (TF32
+tensor cores; DEEPSCREEN_CUDA_MATH=f32 keeps f32). DEEPSCREEN_CPU_MATH=bf16 (opt-in, CPUs with
+AVX512-BF16) runs the CPU backend's linear layers and encoder convolutions on bf16 inputs: the
+Whisper members about 1.5x faster, scores moved by up to about 5e-3 (BENCHMARKS.md). `deepscreen
+devices` says which is in use.
+
 ",
     exit_codes!()
 );

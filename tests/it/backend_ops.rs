@@ -7,7 +7,7 @@
 //! `DEEPSCREEN_REQUIRE_<NAME>=1` is set (CI sets it where the backend must run): then it fails.
 
 use crate::common::*;
-use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cpu::{CpuBackend, Math as CpuMath};
 use deepscreen::backend::cuda::Math;
 use deepscreen::backend::gpu::GemmKind;
 use deepscreen::backend::{
@@ -916,6 +916,17 @@ backend_suite!(
     Ok::<_, deepscreen::Error>(CpuBackend::new()),
     1e-5
 );
+// The opt-in bf16 GEMMs (`DEEPSCREEN_CPU_MATH=bf16`: linear layers and convolutions on
+// inputs rounded to bf16, f32 sums; AVX512-BF16 only, skipped elsewhere unless
+// DEEPSCREEN_REQUIRE_CPU_BF16=1). bf16 keeps 8 significant bits, so each input is off by up to
+// 2^-9 relative and a product by up to about 4e-3; over a dot product the errors mostly cancel.
+// The bound: ‖out − f64 reference‖ / ‖reference‖ ≤ 1e-2 (measured: 1.4e-4 to 2.7e-3).
+backend_suite!(
+    cpu_bf16,
+    "cpu_bf16",
+    CpuBackend::with_math(CpuMath::Bf16),
+    BF16_TOL
+);
 backend_suite!(
     wgpu,
     "wgpu",
@@ -951,6 +962,9 @@ backend_suite!(
 
 /// The parity bound of the TF32 tensor-core kernels (see `cuda_tf32`).
 const TF32_TOL: f64 = 1e-3;
+
+/// The parity bound of the CPU's bf16 GEMMs (see `cpu_bf16`).
+const BF16_TOL: f64 = 1e-2;
 
 /// The whole CUDA suite above, on the CPU: `tests/cuda_emulator/` stands in for the driver and
 /// runs the real kernels, so the CUDA backend's host code and kernels are checked where no GPU

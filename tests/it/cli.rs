@@ -574,6 +574,69 @@ fn devices_lists_every_backend_with_a_reason() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("cpu   available"));
 }
 
+/// `DEEPSCREEN_CPU_MATH`: a value it does not know makes the CPU backend unavailable with the
+/// reason (in `devices`, and as a fatal error for `screen`), never a silent f32 run; `bf16`
+/// runs where the CPU has AVX512-BF16 and otherwise says so.
+#[test]
+fn cpu_math_is_checked_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    let devices = run(bin()
+        .args(["devices", "--json"])
+        .env("DEEPSCREEN_CPU_MATH", "int4"));
+    let list: Vec<Value> = serde_json::from_slice(&devices.stdout).unwrap();
+    let cpu = list.iter().find(|v| v["backend"] == "cpu").unwrap();
+    assert_eq!(cpu["available"], false, "{cpu}");
+    assert!(
+        cpu["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DEEPSCREEN_CPU_MATH=int4")
+    );
+    let out = run(bin()
+        .env("DEEPSCREEN_CPU_MATH", "int4")
+        .args(["screen", "-b", "cpu", "--model"])
+        .arg(&model)
+        .arg(fixture("tone.wav")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected f32 (the default) or bf16"), "{err}");
+
+    let bf16 = run(bin()
+        .env("DEEPSCREEN_CPU_MATH", "bf16")
+        .args(["screen", "-b", "cpu", "--model"])
+        .arg(&model)
+        .arg(fixture("tone.wav")));
+    let f32 = run(bin()
+        .args(["screen", "-b", "cpu", "--model"])
+        .arg(&model)
+        .arg(fixture("tone.wav")));
+    assert_eq!(f32.status.code(), Some(0));
+    if !cpu_has_avx512_bf16() {
+        assert_eq!(bf16.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&bf16.stderr);
+        assert!(err.contains("need AVX512-BF16"), "{err}");
+        return;
+    }
+    assert_eq!(bf16.status.code(), Some(0));
+    let score = |out: &Output| -> f64 {
+        let row: Value =
+            serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+        row["score"].as_f64().unwrap()
+    };
+    // The bound of golden::BF16_BOUNDS on scores.
+    let (a, b) = (score(&f32), score(&bf16));
+    assert!((a - b).abs() <= 1e-2, "f32 {a} vs bf16 {b}");
+}
+
+fn cpu_has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 #[test]
 fn help_teaches_exit_codes_and_row_fields() {
     let out = run(bin().args(["screen", "--help"]));

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::common::cuda_emulator;
 
-use deepscreen::backend::cpu::CpuBackend;
+use deepscreen::backend::cpu::{CpuBackend, Math as CpuMath};
 use deepscreen::backend::cuda::{CudaBackend, Math};
 use deepscreen::backend::wgpu::WgpuBackend;
 use deepscreen::backend::{Backend, Device};
@@ -73,6 +73,19 @@ const TF32_BOUNDS: Bounds = Bounds {
     outputs: 5e-3,
     outputs_relative: true,
     scores: 1e-3,
+};
+
+/// The CPU's opt-in bf16 GEMMs (`DEEPSCREEN_CPU_MATH=bf16`: the inputs of every linear layer
+/// and encoder convolution rounded to 8 significant bits, f32 sums; attention, the STFT and
+/// the CNNs' convolutions stay f32). Measured on an AMD EPYC (Zen 4): features up to 4.4e-2 of
+/// their scale (the Whisper members: six encoder blocks; the CNNs, whose features are the f32
+/// front-end, 2e-6), outputs up to 2.1e-2 of theirs (music-whisper), scores within 2.8e-3. The
+/// bounds leave 2-3.6x.
+const BF16_BOUNDS: Bounds = Bounds {
+    features: 1e-1,
+    outputs: 5e-2,
+    outputs_relative: true,
+    scores: 1e-2,
 };
 
 /// Whether this process is the CUDA-emulator child, where only the CUDA backend is checked.
@@ -261,6 +274,17 @@ fn check_embedded(name: &str) {
     }
 }
 
+/// The embedded networks (the fused defaults are sums of these).
+const EMBEDDED_MODELS: &[&str] = &[
+    "speech-whisper",
+    "speech-cnn",
+    "speech-cnn-wb",
+    "music-whisper",
+    "speech-lcnn",
+    "music-cnn",
+    "music-cnn-wb",
+];
+
 /// Every embedded model on the CUDA tensor cores (TF32), the default on compute capability
 /// 8.0 and newer, within `TF32_BOUNDS` of PyTorch.
 #[test]
@@ -271,19 +295,25 @@ fn embedded_models_on_tensor_cores_matches_pytorch_to_tf32_bounds() {
     let names: &[&str] = if emulated() {
         &["speech-cnn", "music-cnn-wb"]
     } else {
-        &[
-            "speech-whisper",
-            "speech-cnn",
-            "speech-cnn-wb",
-            "music-whisper",
-            "speech-lcnn",
-            "music-cnn",
-            "music-cnn-wb",
-        ]
+        EMBEDDED_MODELS
     };
     if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::Tf32)) {
         for name in names {
             check_embedded_on(name, &be, TF32_BOUNDS);
+        }
+    }
+}
+
+/// Every embedded model on the CPU's bf16 GEMMs (opt-in, AVX512-BF16 only: skipped on other
+/// CPUs unless `DEEPSCREEN_REQUIRE_CPU_BF16=1`), within `BF16_BOUNDS` of PyTorch.
+#[test]
+fn embedded_models_on_bf16_cpu_match_pytorch_to_bf16_bounds() {
+    if emulated() {
+        return;
+    }
+    if let Some(be) = gpu("cpu_bf16", CpuBackend::with_math(CpuMath::Bf16)) {
+        for name in EMBEDDED_MODELS {
+            check_embedded_on(name, &be, BF16_BOUNDS);
         }
     }
 }

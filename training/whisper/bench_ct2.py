@@ -33,13 +33,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compute-type", default="float32",
+                    help="CTranslate2's arithmetic on the CPU: float32, int8 or int8_float32 "
+                         "(the side to put beside DEEPSCREEN_CPU_MATH=bf16)")
     args = ap.parse_args()
     import ctranslate2
 
     n = int(args.seconds * reference.SAMPLE_RATE)
     windows = synthetic_windows(args.batch, n).reshape(args.batch, n)
     mel = np.stack([reference.log_mel(w) for w in windows]).astype(np.float32)
-    model = ctranslate2.models.Whisper(args.model_dir, device="cpu", compute_type="float32",
+    model = ctranslate2.models.Whisper(args.model_dir, device="cpu", compute_type=args.compute_type,
                                        intra_threads=args.threads)
     features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel))
     model.encode(features, to_cpu=True)  # warm-up
@@ -49,7 +52,7 @@ def main():
         np.array(model.encode(features, to_cpu=True))
         times.append(time.perf_counter() - t)
     ms = 1e3 * float(np.median(times))
-    print(f"CTranslate2 {ctranslate2.__version__} float32, {args.threads} threads: "
+    print(f"CTranslate2 {ctranslate2.__version__} {args.compute_type}, {args.threads} threads: "
           f"{args.batch} x {args.seconds:g} s log-mel -> encoder in {ms:.1f} ms (median of {args.repeats}), "
           f"{args.batch * args.seconds / (ms / 1e3):.0f}x real time")
 

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::packed::{self, Layout};
+use super::packed::Layout;
 use super::{CHECK, CpuBackend, CpuTensor, pool, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, ClassifierOps, Conv2dParams, GlobalPool, PoolParams};
@@ -173,8 +173,8 @@ impl ClassifierOps for CpuBackend {
         let per_task = batch
             .div_ceil(rayon::current_num_threads())
             .max(LINEAR_MIN_ROWS_PER_TASK);
-        if packed::available() {
-            let w = weight.packed(Layout::Rows);
+        if let Some(kernel) = self.weight_kernel() {
+            let w = weight.packed(Layout::Rows, kernel);
             out.par_chunks_mut(per_task * outputs)
                 .enumerate()
                 .for_each(|(task, dst)| {

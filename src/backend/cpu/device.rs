@@ -16,7 +16,7 @@ pub struct CpuTensor {
     pub(super) data: Vec<f32>,
     /// The tensor as a packed weight (of a linear layer or a convolution), made the first
     /// time one uses it.
-    packed: Arc<OnceLock<(Layout, PackedWeight)>>,
+    packed: Arc<OnceLock<(Layout, Kernel, PackedWeight)>>,
 }
 
 impl Drop for CpuTensor {
@@ -44,12 +44,17 @@ impl CpuTensor {
         &self.data
     }
 
-    /// This weight packed for [`PackedWeight::matmul`] in `layout` (packed on first use, once;
-    /// a tensor is only ever one layer's weight, so one layout is kept).
-    pub(super) fn packed(&self, layout: Layout) -> std::borrow::Cow<'_, PackedWeight> {
-        let pack = || PackedWeight::new(&self.data, &self.shape, layout);
-        match self.packed.get_or_init(|| (layout, pack())) {
-            (kept, packed) if *kept == layout => std::borrow::Cow::Borrowed(packed),
+    /// This weight packed for [`PackedWeight::matmul`] in `layout` for `kernel` (packed on
+    /// first use, once; a tensor is only ever one layer's weight on one backend, so one
+    /// packing is kept).
+    pub(super) fn packed(
+        &self,
+        layout: Layout,
+        kernel: Kernel,
+    ) -> std::borrow::Cow<'_, PackedWeight> {
+        let pack = || PackedWeight::for_kernel(&self.data, &self.shape, layout, kernel);
+        match self.packed.get_or_init(|| (layout, kernel, pack())) {
+            (l, k, packed) if (*l, *k) == (layout, kernel) => std::borrow::Cow::Borrowed(packed),
             _ => std::borrow::Cow::Owned(pack()),
         }
     }
@@ -61,8 +66,50 @@ impl DeviceTensor for CpuTensor {
     }
 }
 
+/// The arithmetic of the linear layers' and convolutions' GEMMs on packed weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Math {
+    /// f32 throughout (the default, and the reference).
+    F32,
+    /// Weights and activations rounded to bf16 (8 significant bits) as they are packed,
+    /// products summed in f32, on AVX512-BF16 (`vdpbf16ps`: two depth steps per instruction).
+    /// Opt-in: scores move by up to a few thousandths (BENCHMARKS.md). Attention, the STFT
+    /// and the CNNs' convolutions stay f32.
+    Bf16,
+}
+
+impl Math {
+    /// `DEEPSCREEN_CPU_MATH` (`f32` or `bf16`), or f32 when unset.
+    pub fn from_env() -> Result<Math> {
+        match std::env::var("DEEPSCREEN_CPU_MATH").as_deref() {
+            Err(_) | Ok("") | Ok("f32") => Ok(Math::F32),
+            Ok("bf16") => Ok(Math::Bf16),
+            Ok(other) => Err(crate::Error::backend(
+                "cpu",
+                format!("DEEPSCREEN_CPU_MATH={other}: expected f32 (the default) or bf16"),
+            )),
+        }
+    }
+
+    /// The packed kernel this arithmetic runs on here (`None`: matrixmultiply's SGEMM, on CPUs
+    /// without AVX2+FMA), or why it cannot run.
+    fn kernel(self) -> std::result::Result<Option<Kernel>, String> {
+        match self {
+            Math::F32 => Ok(Kernel::best()),
+            Math::Bf16 if Kernel::Avx512Bf16.runs_here() => Ok(Some(Kernel::Avx512Bf16)),
+            Math::Bf16 => Err(
+                "bf16 GEMMs (DEEPSCREEN_CPU_MATH=bf16) need AVX512-BF16, which this \
+                 CPU lacks; unset DEEPSCREEN_CPU_MATH for f32"
+                    .into(),
+            ),
+        }
+    }
+}
+
 pub struct CpuBackend {
     planner: Mutex<RealFftPlanner<f32>>,
+    /// The kernel of the linear layers' and convolutions' GEMMs (`None`: matrixmultiply).
+    weights: Option<Kernel>,
 }
 
 impl Default for CpuBackend {
@@ -72,23 +119,51 @@ impl Default for CpuBackend {
 }
 
 impl CpuBackend {
+    /// The f32 backend (whatever `DEEPSCREEN_CPU_MATH` says).
     pub fn new() -> Self {
         CpuBackend {
             planner: Mutex::new(RealFftPlanner::new()),
+            weights: Kernel::best(),
         }
     }
 
-    /// One line for `deepscreen devices`.
-    pub fn describe() -> String {
-        let gemm = match Kernel::best() {
+    /// The backend with the GEMM arithmetic `math`; an error where this CPU cannot run it.
+    pub fn with_math(math: Math) -> Result<Self> {
+        let weights = math
+            .kernel()
+            .map_err(|reason| crate::Error::backend("cpu", reason))?;
+        Ok(CpuBackend {
+            weights,
+            ..Self::new()
+        })
+    }
+
+    /// The backend with the arithmetic `DEEPSCREEN_CPU_MATH` asks for (what the CLI opens).
+    pub fn from_env() -> Result<Self> {
+        Self::with_math(Math::from_env()?)
+    }
+
+    /// One line for `deepscreen devices`, for the arithmetic `DEEPSCREEN_CPU_MATH` asks for;
+    /// or why that cannot run here.
+    pub fn describe() -> std::result::Result<String, String> {
+        let math = Math::from_env().map_err(|e| e.to_string())?;
+        let gemm = match math.kernel()? {
+            Some(Kernel::Avx512Bf16) => {
+                "AVX512-BF16 packed GEMM on bf16 (DEEPSCREEN_CPU_MATH=bf16)"
+            }
             Some(Kernel::Avx512) => "AVX-512 packed GEMM",
             Some(Kernel::Avx2) => "AVX2+FMA packed GEMM",
             None => "matrixmultiply SGEMM",
         };
-        format!(
+        Ok(format!(
             "{} threads (rayon), realfft STFT, {gemm}",
             rayon::current_num_threads()
-        )
+        ))
+    }
+
+    /// The packed kernel of the linear layers and convolutions, if any.
+    pub(super) fn weight_kernel(&self) -> Option<Kernel> {
+        self.weights
     }
 
     pub(super) fn fft_plan(&self, n: usize) -> Arc<dyn RealToComplex<f32>> {

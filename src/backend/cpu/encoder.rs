@@ -3,6 +3,8 @@
 //! queries: two GEMMs and a vectorised softmax), broadcast add; rayon across rows, windows and
 //! heads. The GEMMs are the packed kernels' where the CPU has them (`packed`).
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::packed::{self, Layout, PackedWeight};
@@ -13,6 +15,12 @@ use crate::backend::{Activation, Conv1dParams, EncoderOps};
 /// Queries whose attention scores are computed together (a [72, T] block stays in L2): a
 /// multiple of both packed kernels' rows, so that T = 200 wastes few.
 const QUERY_BLOCK: usize = 72;
+
+thread_local! {
+    /// Each thread's im2col rows, kept between calls (a fresh 1.2 MB buffer per window of
+    /// Whisper's second convolution is fresh pages, zeroed by the kernel on first touch).
+    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 impl EncoderOps for CpuBackend {
     fn conv1d(
@@ -33,7 +41,9 @@ impl EncoderOps for CpuBackend {
         let bias = bias.map(|b| b.data.as_slice());
         // The weight as a [K·C, O] matrix, row k·C + c, against im2col rows: packed once for
         // a packed kernel, or transposed here for matrixmultiply.
-        let packed = packed::available().then(|| weight.packed(Layout::Taps));
+        let packed = self
+            .weight_kernel()
+            .map(|kernel| weight.packed(Layout::Taps, kernel));
         let transposed = match packed {
             Some(_) => Vec::new(),
             None => {
@@ -55,34 +65,39 @@ impl EncoderOps for CpuBackend {
                 .enumerate()
                 .for_each(|(b, dst)| {
                     let x = &input.data[b * c.len * ch..(b + 1) * c.len * ch];
-                    let mut cols = vec![0.0f32; c.out_len * k * ch];
-                    for (t, row) in cols.chunks_mut(k * ch).enumerate() {
-                        for (kk, tap) in row.chunks_mut(ch).enumerate() {
-                            let src = (t * p.stride + kk) as isize - p.padding as isize;
-                            if (0..c.len as isize).contains(&src) {
-                                let s = src as usize * ch;
-                                tap.copy_from_slice(&x[s..s + ch]);
+                    COLS.with_borrow_mut(|cols| {
+                        cols.resize(c.out_len * k * ch, 0.0);
+                        for (t, row) in cols.chunks_mut(k * ch).enumerate() {
+                            for (kk, tap) in row.chunks_mut(ch).enumerate() {
+                                let src = (t * p.stride + kk) as isize - p.padding as isize;
+                                if (0..c.len as isize).contains(&src) {
+                                    let s = src as usize * ch;
+                                    tap.copy_from_slice(&x[s..s + ch]);
+                                } else {
+                                    tap.fill(0.0);
+                                }
                             }
                         }
-                    }
-                    match &packed {
-                        Some(w) => w.matmul(&cols, c.out_len, dst, bias, act),
-                        None => {
-                            sgemm(
-                                c.out_len,
-                                k * ch,
-                                o,
-                                &cols,
-                                (k * ch, 1),
-                                &transposed,
-                                (o, 1),
-                                dst,
-                            );
-                            for row in dst.chunks_mut(o) {
-                                simd::bias_activate(row, bias, act);
+                        let cols = cols.as_slice();
+                        match &packed {
+                            Some(w) => w.matmul(cols, c.out_len, dst, bias, act),
+                            None => {
+                                sgemm(
+                                    c.out_len,
+                                    k * ch,
+                                    o,
+                                    cols,
+                                    (k * ch, 1),
+                                    &transposed,
+                                    (o, 1),
+                                    dst,
+                                );
+                                for row in dst.chunks_mut(o) {
+                                    simd::bias_activate(row, bias, act);
+                                }
                             }
                         }
-                    }
+                    });
                 });
         }
         CpuTensor::new(out, &[c.batch, c.out_len, o])

@@ -1,7 +1,7 @@
 //! CPU backend: realfft for the STFT; linear layers, convolutions (im2col) and attention on
 //! packed panels for an AVX-512 or AVX2+FMA kernel (`packed`; matrixmultiply's SGEMM on CPUs
-//! with neither); large output buffers recycled between ops (`pool`); rayon across the batch
-//! (and across frames for the STFT).
+//! with neither), or opt-in for bf16 weights and activations ([`Math`]); large output buffers
+//! recycled between ops (`pool`); rayon across the batch (and across frames for the STFT).
 
 mod classifier;
 mod device;
@@ -11,7 +11,7 @@ mod packed;
 mod pool;
 mod simd;
 
-pub use device::{CpuBackend, CpuTensor};
+pub use device::{CpuBackend, CpuTensor, Math};
 
 use super::shapes::Shapes;
 

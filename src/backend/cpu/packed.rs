@@ -7,10 +7,14 @@
 //! block of rows into MR-row panels that stay in L2. Two micro-kernels, picked once per
 //! process: 12×32 on AVX-512 (24 of its 32 registers hold the tile: twice the work per
 //! broadcast of the AVX2 one, and half the instructions per FMA) and 6×16 on AVX2+FMA (12 of
-//! 16). The bias and activation are applied to each finished block of rows while it is in
-//! cache. No crate offers a prepacked SGEMM, so this one is ours, like the GPU kernels; CPUs
+//! 16). A third, opt-in (`DEEPSCREEN_CPU_MATH=bf16`, see [`super::Math`]), keeps the 12×32
+//! tile but multiplies bf16 pairs with AVX512-BF16's `vdpbf16ps` into f32 accumulators: two
+//! depth steps per instruction, weights and activations rounded to bf16 (8 significant bits)
+//! as they are packed. The bias and activation are applied to each finished block of rows
+//! while it is in cache. No crate offers a prepacked SGEMM, so this one is ours, like the GPU kernels; CPUs
 //! without AVX2+FMA use matrixmultiply, which is also the tests' reference.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use crate::backend::Activation;
@@ -24,6 +28,9 @@ pub enum Kernel {
     Avx2,
     /// 12 rows × 32 columns in twenty-four `zmm` registers.
     Avx512,
+    /// 12 rows × 32 columns like `Avx512`, on bf16 pairs (`vdpbf16ps`): never picked by
+    /// [`Kernel::best`], only asked for.
+    Avx512Bf16,
 }
 
 impl Kernel {
@@ -44,6 +51,7 @@ impl Kernel {
             match self {
                 Kernel::Avx2 => has!("avx2") && has!("fma"),
                 Kernel::Avx512 => has!("avx512f"),
+                Kernel::Avx512Bf16 => has!("avx512f") && has!("avx512bf16"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -57,23 +65,42 @@ impl Kernel {
     fn tile(self) -> (usize, usize) {
         match self {
             Kernel::Avx2 => (6, 16),
-            Kernel::Avx512 => (12, 32),
+            Kernel::Avx512 | Kernel::Avx512Bf16 => (12, 32),
         }
     }
 
-    /// Depth of a packed block: a column panel of it (16 KiB) stays in L1.
+    /// Depth values in one packed step: a bf16 kernel multiplies pairs.
+    fn pairs(self) -> usize {
+        match self {
+            Kernel::Avx512Bf16 => 2,
+            Kernel::Avx2 | Kernel::Avx512 => 1,
+        }
+    }
+
+    /// Packed steps of a block of depth `kc` (an odd last value is paired with a zero).
+    fn steps(self, kc: usize) -> usize {
+        kc.div_ceil(self.pairs())
+    }
+
+    /// Depth of a packed block: 512 steps, so the input of a Whisper base layer (512 wide) is
+    /// one block and each output tile is written once. At 128 deep (a column panel in L1) the
+    /// outputs were re-read and re-written per block, out of L2: the qkv and mlp_in layers ran
+    /// 12-22 % slower (criterion, BENCHMARKS.md). A column panel (32-64 KiB) now streams from
+    /// L2, and the `[MC, depth]` block of rows (288 KiB) stays there.
     fn depth(self) -> usize {
-        16 * 1024 / 4 / self.tile().1
+        512 * self.pairs()
     }
 }
 
-/// Rows packed together: their `[MC, depth]` block (at most 144 KiB) stays in L2. A multiple
-/// of both kernels' rows.
+/// Rows packed together: their `[MC, depth]` block (288 KiB) stays in L2. A multiple of both
+/// kernels' rows.
 const MC: usize = 144;
 
-/// Whether this CPU runs a packed kernel.
-pub fn available() -> bool {
-    Kernel::best().is_some()
+thread_local! {
+    /// Each thread's packed rows (and, for bf16, their f32 staging), kept between calls: fresh
+    /// buffers of this size are fresh pages, zeroed by the kernel on first touch.
+    static ROWS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static ROWS_BF16: RefCell<(Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// How a weight tensor's values map to the `[n, k]` matrix the kernel multiplies by (as `wᵀ`).
@@ -92,7 +119,15 @@ pub struct PackedWeight {
     n: usize,
     k: usize,
     kernel: Kernel,
-    panels: Vec<f32>,
+    panels: Panels,
+}
+
+/// Panel values: f32, or bf16 pairs (the even depth in the low half of each `u32`, as
+/// `vdpbf16ps` reads them).
+#[derive(Clone)]
+enum Panels {
+    F32(Vec<f32>),
+    Bf16(Vec<u32>),
 }
 
 impl std::fmt::Debug for PackedWeight {
@@ -106,16 +141,10 @@ impl std::fmt::Debug for PackedWeight {
 }
 
 impl PackedWeight {
-    /// Pack `weight` of `shape`, read in `layout`, for the best kernel of this CPU.
+    /// Pack `weight` of `shape`, read in `layout`, for `kernel`.
     ///
     /// # Panics
-    /// Where no kernel runs ([`available`] is false).
-    pub fn new(weight: &[f32], shape: &[usize], layout: Layout) -> Self {
-        let kernel = Kernel::best().expect("packed weights need AVX2+FMA or AVX-512");
-        Self::for_kernel(weight, shape, layout, kernel)
-    }
-
-    /// Pack for a given kernel (the tests run each one).
+    /// Where the kernel does not run on this CPU.
     pub fn for_kernel(weight: &[f32], shape: &[usize], layout: Layout, kernel: Kernel) -> Self {
         let n = shape.first().copied().unwrap_or(0);
         let k: usize = shape.iter().skip(1).product();
@@ -198,13 +227,32 @@ impl PackedWeight {
         let (_, nr) = kernel.tile();
         let depth = kernel.depth();
         let column_panels = n.div_ceil(nr);
-        let mut panels = vec![0.0f32; column_panels * nr * k];
+        let steps: usize = (0..k)
+            .step_by(depth)
+            .map(|k0| kernel.steps(depth.min(k - k0)))
+            .sum();
+        let len = column_panels * nr * steps;
+        let mut panels = match kernel.pairs() {
+            1 => Panels::F32(vec![0.0; len]),
+            _ => Panels::Bf16(vec![0; len]),
+        };
+        let mut scratch = Vec::new();
         for (block, k0) in (0..k).step_by(depth).enumerate() {
             let kc = depth.min(k - k0);
             for p in 0..column_panels {
                 let start = panel_offset(kernel, block, p, kc, column_panels);
                 let cols = nr.min(n - p * nr);
-                fill(p * nr, cols, k0, kc, &mut panels[start..][..kc * nr]);
+                match &mut panels {
+                    Panels::F32(f) => fill(p * nr, cols, k0, kc, &mut f[start..][..kc * nr]),
+                    Panels::Bf16(u) => {
+                        // Filled in f32 (zero where `fill` writes nothing), then paired.
+                        scratch.clear();
+                        scratch.resize(kc * nr, 0.0);
+                        fill(p * nr, cols, k0, kc, &mut scratch);
+                        let steps = kernel.steps(kc);
+                        bf16_pairs(&scratch, nr, &mut u[start..][..steps * nr]);
+                    }
+                }
             }
         }
         PackedWeight {
@@ -253,18 +301,69 @@ impl PackedWeight {
             }
             return;
         }
+        let rows = MC * kernel.steps(kernel.depth());
+        match &self.panels {
+            Panels::F32(panels) => ROWS_F32.with_borrow_mut(|a_pack| {
+                a_pack.resize(rows, 0.0);
+                let pack = |a: &[f32], mc, k0, kc, out: &mut [f32]| {
+                    pack_rows(a, lda, mc, k0, kc, kernel.tile().0, out)
+                };
+                let run = |t: &Tile, kc, panel: &[f32], b: &[f32], c: &mut [f32]| {
+                    t.run(kernel, kc, panel, b, c)
+                };
+                self.product(a, lda, m, c, bias, act, panels, a_pack, pack, run);
+            }),
+            Panels::Bf16(panels) => ROWS_BF16.with_borrow_mut(|(a_pack, scratch)| {
+                a_pack.resize(rows, 0);
+                scratch.resize(MC * kernel.depth(), 0.0);
+                let mr = kernel.tile().0;
+                // Rows packed in f32, then each row panel paired into bf16.
+                let pack = |a: &[f32], mc: usize, k0, kc, out: &mut [u32]| {
+                    pack_rows(a, lda, mc, k0, kc, mr, scratch);
+                    let (f, u) = (kc * mr, kernel.steps(kc) * mr);
+                    let panels = scratch.chunks(f).zip(out.chunks_mut(u));
+                    for (src, dst) in panels.take(mc.div_ceil(mr)) {
+                        bf16_pairs(src, mr, dst);
+                    }
+                };
+                let run = |t: &Tile, steps, panel: &[u32], b: &[u32], c: &mut [f32]| {
+                    t.run_bf16(steps, panel, b, c)
+                };
+                self.product(a, lda, m, c, bias, act, panels, a_pack, pack, run);
+            }),
+        }
+    }
+
+    /// The blocked product over packed `panels` of any element type: `pack(a, mc, k0, kc,
+    /// out)` packs a block of rows into `a_pack`, `run(tile, steps, panel, b, c)` is the
+    /// micro-kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn product<E: Copy>(
+        &self,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        c: &mut [f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+        panels: &[E],
+        a_pack: &mut [E],
+        mut pack: impl FnMut(&[f32], usize, usize, usize, &mut [E]),
+        run: impl Fn(&Tile, usize, &[E], &[E], &mut [f32]),
+    ) {
+        let (n, k, kernel) = (self.n, self.k, self.kernel);
         let (mr, nr) = kernel.tile();
         let depth = kernel.depth();
         let column_panels = n.div_ceil(nr);
-        let mut a_pack = vec![0.0f32; MC * depth];
         for m0 in (0..m).step_by(MC) {
             let mc = MC.min(m - m0);
             for (block, k0) in (0..k).step_by(depth).enumerate() {
                 let kc = depth.min(k - k0);
-                pack_rows(&a[m0 * lda..], lda, mc, k0, kc, mr, &mut a_pack);
+                let steps = kernel.steps(kc);
+                pack(&a[m0 * lda..], mc, k0, kc, a_pack);
                 for p in 0..column_panels {
                     let start = panel_offset(kernel, block, p, kc, column_panels);
-                    let b = &self.panels[start..][..kc * nr];
+                    let b = &panels[start..][..steps * nr];
                     let cols = nr.min(n - p * nr);
                     for (r, i0) in (0..mc).step_by(mr).enumerate() {
                         let tile = Tile {
@@ -273,9 +372,9 @@ impl PackedWeight {
                             stride: n,
                             accumulate: block > 0,
                         };
-                        let panel = &a_pack[r * mr * kc..][..kc * mr];
+                        let panel = &a_pack[r * mr * steps..][..steps * mr];
                         let c = &mut c[(m0 + i0) * n + p * nr..];
-                        tile.run(kernel, kc, panel, b, c);
+                        run(&tile, steps, panel, b, c);
                     }
                 }
             }
@@ -291,7 +390,41 @@ impl PackedWeight {
 /// Where the panel of columns `p` of depth block `block` (of depth `kc`) starts.
 fn panel_offset(kernel: Kernel, block: usize, p: usize, kc: usize, column_panels: usize) -> usize {
     let nr = kernel.tile().1;
-    block * kernel.depth() * column_panels * nr + p * kc * nr
+    (block * kernel.steps(kernel.depth()) * column_panels + p * kernel.steps(kc)) * nr
+}
+
+/// `[kc][w]` f32 values as `[ceil(kc / 2)][w]` bf16 pairs: depth `2j` in the low half, `2j + 1`
+/// in the high half (zero past `kc`).
+fn bf16_pairs(src: &[f32], w: usize, out: &mut [u32]) {
+    for (j, dst) in out.chunks_exact_mut(w).enumerate() {
+        let even = &src[2 * j * w..][..w];
+        match src.get((2 * j + 1) * w..(2 * j + 2) * w) {
+            Some(odd) => {
+                for ((d, &e), &o) in dst.iter_mut().zip(even).zip(odd) {
+                    *d = bf16_bits(e) | bf16_bits(o) << 16;
+                }
+            }
+            None => {
+                for (d, &e) in dst.iter_mut().zip(even) {
+                    *d = bf16_bits(e);
+                }
+            }
+        }
+    }
+}
+
+/// The bf16 nearest to `x` (ties to even), as its 16 bits; a NaN stays a (quiet) NaN. Branch
+/// free, so the loops above vectorise.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    let nan = (bits >> 16) | 0x40;
+    if bits & 0x7fff_ffff > 0x7f80_0000 {
+        nan
+    } else {
+        rounded
+    }
 }
 
 /// Pack rows `[0, mc)` × depth `[k0, k0 + kc)` of `a` (rows `lda` apart) into `mr`-row
@@ -358,11 +491,32 @@ impl Tile {
             // instructions; the bounds the kernels rely on are asserted above.
             Kernel::Avx2 => unsafe { self.avx2(kc, panel, b, c) },
             Kernel::Avx512 => unsafe { self.avx512(kc, panel, b, c) },
+            Kernel::Avx512Bf16 => unreachable!("bf16 panels run in run_bf16"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (kc, panel, b, c);
             unreachable!("no packed kernel runs off x86-64 ({kernel:?})");
+        }
+    }
+
+    /// `c (+)= panel · b` over `steps` bf16 pairs (the [`Kernel::Avx512Bf16`] kernel).
+    fn run_bf16(&self, steps: usize, panel: &[u32], b: &[u32], c: &mut [f32]) {
+        let (mr, nr) = Kernel::Avx512Bf16.tile();
+        assert!(Kernel::Avx512Bf16.runs_here());
+        assert!(panel.len() >= steps * mr && b.len() >= steps * nr);
+        assert!(self.rows <= mr && self.cols <= nr && self.rows > 0);
+        assert!(c.len() >= (self.rows - 1) * self.stride + self.cols);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX512-BF16 is present (asserted); the bounds the kernel relies on are
+        // asserted above.
+        unsafe {
+            self.avx512_bf16(steps, panel, b, c)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (steps, panel, b, c);
+            unreachable!("no packed kernel runs off x86-64");
         }
     }
 
@@ -454,6 +608,49 @@ impl Tile {
                 bp = bp.add(NR);
             }
         }
+        // SAFETY: AVX-512F is present; the bounds of `Tile::run` hold.
+        unsafe { self.store_avx512(&acc, c) }
+    }
+
+    /// # Safety
+    /// AVX-512F and AVX512-BF16 must be present; the bounds of [`Tile::run_bf16`] hold.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn avx512_bf16(&self, steps: usize, panel: &[u32], b: &[u32], c: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const MR: usize = 12;
+        const NR: usize = 32;
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (mut ap, mut bp) = (panel.as_ptr(), b.as_ptr());
+        for _ in 0..steps {
+            // SAFETY: `steps` steps of MR (resp. NR) pairs stay within `panel` (resp. `b`);
+            // a vector of 16 u32 is a vector of 32 bf16, the layout `vdpbf16ps` reads.
+            unsafe {
+                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.cast()));
+                let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16).cast()));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let a: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
+                    row[0] = _mm512_dpbf16_ps(row[0], a, b0);
+                    row[1] = _mm512_dpbf16_ps(row[1], a, b1);
+                }
+                ap = ap.add(MR);
+                bp = bp.add(NR);
+            }
+        }
+        // SAFETY: AVX-512F is present; the bounds of `Tile::run_bf16` hold.
+        unsafe { self.store_avx512(&acc, c) }
+    }
+
+    /// Store (or add) a 12×32 tile of accumulators: full tiles straight from the registers.
+    ///
+    /// # Safety
+    /// AVX-512F must be present; `c` holds the tile's rows at `stride`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_avx512(&self, acc: &[[std::arch::x86_64::__m512; 2]; 12], c: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const MR: usize = 12;
+        const NR: usize = 32;
         if self.rows == MR && self.cols == NR {
             for (i, row) in acc.iter().enumerate() {
                 // SAFETY: a full tile: MR rows of NR values at `stride` lie within `c`.
@@ -513,7 +710,7 @@ mod tests {
 
     #[test]
     fn every_kernel_here_matches_a_naive_product_on_edge_shapes() {
-        let kernels: Vec<Kernel> = [Kernel::Avx2, Kernel::Avx512]
+        let kernels: Vec<Kernel> = [Kernel::Avx2, Kernel::Avx512, Kernel::Avx512Bf16]
             .into_iter()
             .filter(|k| k.runs_here())
             .collect();
@@ -521,13 +718,32 @@ mod tests {
             eprintln!("skipped: no packed kernel runs on this CPU");
             return;
         }
-        // Rows past a block and a tile, columns past a panel, depth past a block; and tiny.
-        for (m, n, k) in [(301, 37, 600), (13, 64, 256), (1, 1, 1), (150, 33, 129)] {
+        // Rows past a block and a tile, columns past a panel, depth past a block (odd too, for
+        // the bf16 pairs); and tiny.
+        for (m, n, k) in [
+            (301, 37, 600),
+            (13, 64, 256),
+            (1, 1, 1),
+            (150, 33, 129),
+            (40, 70, 515),
+            (17, 45, 1101),
+        ] {
             let a = values(m * k, 1);
             let w = values(n * k, 2);
             let bias = values(n, 3);
-            let expected = reference(&a, &w, &bias, m, n, k);
             for &kernel in &kernels {
+                // The bf16 kernel multiplies the inputs rounded to bf16 (by the `half` crate
+                // here) exactly and sums in f32: against f64 over the rounded inputs, it is
+                // as close as the f32 kernels are to f64 over theirs.
+                let rounded = |x: &[f32]| -> Vec<f32> {
+                    x.iter()
+                        .map(|&v| half::bf16::from_f32(v).to_f32())
+                        .collect()
+                };
+                let expected = match kernel {
+                    Kernel::Avx512Bf16 => reference(&rounded(&a), &rounded(&w), &bias, m, n, k),
+                    Kernel::Avx2 | Kernel::Avx512 => reference(&a, &w, &bias, m, n, k),
+                };
                 let packed = PackedWeight::for_kernel(&w, &[n, k], Layout::Rows, kernel);
                 // Stale values in the output must not leak into it.
                 let mut c = vec![f32::NAN; m * n];
@@ -539,6 +755,39 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bf16_rounding_is_the_half_crates() {
+        let mut special = vec![
+            0.0f32,
+            -0.0,
+            1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40, // subnormal
+            // Ties: halfway between two bf16 values, to even either way.
+            f32::from_bits(0x3f80_8000),
+            f32::from_bits(0x3f81_8000),
+            f32::from_bits(0x7f7f_8000), // rounds up to infinity
+        ];
+        special.extend(values(10_000, 5).iter().map(|v| v * 1e3));
+        for x in special {
+            let want = half::bf16::from_f32(x).to_bits() as u32;
+            assert_eq!(bf16_bits(x), want, "{x:e} ({:#010x})", x.to_bits());
+        }
+        for nan in [
+            f32::NAN,
+            f32::from_bits(0x7f80_0001),
+            f32::from_bits(0xffc0_1234),
+        ] {
+            assert!(
+                half::bf16::from_bits(bf16_bits(nan) as u16).is_nan(),
+                "{nan:?}"
+            );
         }
     }
 
