@@ -81,12 +81,15 @@ pub enum Math {
 impl Math {
     /// `DEEPSCREEN_CPU_MATH` (`f32` or `bf16`), or f32 when unset.
     pub fn from_env() -> Result<Math> {
+        Self::read_env().map_err(|reason| crate::Error::backend("cpu", reason))
+    }
+
+    fn read_env() -> std::result::Result<Math, String> {
         match std::env::var("DEEPSCREEN_CPU_MATH").as_deref() {
             Err(_) | Ok("") | Ok("f32") => Ok(Math::F32),
             Ok("bf16") => Ok(Math::Bf16),
-            Ok(other) => Err(crate::Error::backend(
-                "cpu",
-                format!("DEEPSCREEN_CPU_MATH={other}: expected f32 (the default) or bf16"),
+            Ok(other) => Err(format!(
+                "DEEPSCREEN_CPU_MATH={other}: expected f32 (the default) or bf16"
             )),
         }
     }
@@ -146,7 +149,7 @@ impl CpuBackend {
     /// One line for `deepscreen devices`, for the arithmetic `DEEPSCREEN_CPU_MATH` asks for;
     /// or why that cannot run here.
     pub fn describe() -> std::result::Result<String, String> {
-        let math = Math::from_env().map_err(|e| e.to_string())?;
+        let math = Math::read_env()?;
         let gemm = match math.kernel()? {
             Some(Kernel::Avx512Bf16) => {
                 "AVX512-BF16 packed GEMM on bf16 (DEEPSCREEN_CPU_MATH=bf16)"
