@@ -104,7 +104,7 @@ impl OpusHead {
 struct Stream {
     decoder: ropus::OpusMSDecoder,
     channels: usize,
-    /// One packet's samples, interleaved, 16-bit as the fixed-point decoder gives them.
+    /// One packet's samples, interleaved.
     pcm: Vec<i16>,
 }
 
@@ -134,9 +134,9 @@ impl Stream {
         })
     }
 
-    /// Decodes one packet into `pcm` (interleaved, the header's channel count); returns the
-    /// frames decoded, `None` for a malformed packet.
-    fn decode(&mut self, packet: &[u8], pcm: &mut [f32]) -> Option<usize> {
+    /// Decodes one packet: its samples, interleaved in the header's channel count (16-bit, as
+    /// the fixed-point decoder gives them), or `None` for a malformed packet.
+    fn decode(&mut self, packet: &[u8]) -> Option<&[i16]> {
         let len = i32::try_from(packet.len()).ok()?;
         // An empty packet would ask for loss concealment: here it is a malformed one.
         if len == 0 {
@@ -152,12 +152,8 @@ impl Stream {
                 false,
             )
             .ok()?;
-        let frames = usize::try_from(frames).ok()?;
-        let samples = frames * self.channels;
-        for (out, &v) in pcm.iter_mut().zip(self.pcm.get(..samples)?) {
-            *out = f32::from(v) / 32768.0;
-        }
-        Some(frames)
+        self.pcm
+            .get(..usize::try_from(frames).ok()? * self.channels)
     }
 }
 
@@ -170,7 +166,6 @@ pub struct OpusDecoder {
     /// Linear output gain from the header's Q7.8 dB.
     gain: f32,
     gapless: bool,
-    interleaved: Vec<f32>,
     buf: AudioBuffer<f32>,
 }
 
@@ -189,7 +184,6 @@ impl OpusDecoder {
             skip_left: head.pre_skip,
             gain: 10f32.powf(f32::from(head.gain_q8) / 256.0 / 20.0),
             gapless: opts.gapless,
-            interleaved: vec![0.0; MAX_FRAMES_PER_PACKET * head.channels],
             buf: AudioBuffer::new(AudioSpec::new(OPUS_RATE, channels), MAX_FRAMES_PER_PACKET),
             head,
             stream,
@@ -198,22 +192,20 @@ impl OpusDecoder {
 
     fn decode_inner(&mut self, packet: &PacketRef<'_>) -> SymResult<()> {
         self.buf.clear();
-        let frames = self
+        let samples = self
             .stream
-            .decode(packet.data, &mut self.interleaved)
+            .decode(packet.data)
             .ok_or_else(|| invalid("opus: malformed packet"))?;
         let channels = self.head.channels;
+        let frames = samples.len() / channels;
         self.buf.render_uninit(Some(frames));
         for ch in 0..channels {
             let plane = self
                 .buf
                 .plane_mut(ch)
                 .ok_or_else(|| invalid("opus: missing audio plane"))?;
-            for (out, frame) in plane
-                .iter_mut()
-                .zip(self.interleaved.chunks_exact(channels))
-            {
-                *out = frame[ch] * self.gain;
+            for (out, frame) in plane.iter_mut().zip(samples.chunks_exact(channels)) {
+                *out = f32::from(frame[ch]) / 32768.0 * self.gain;
             }
         }
         // The encoder's look-ahead (pre-skip) is never audio, whatever the container says; where

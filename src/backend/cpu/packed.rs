@@ -11,8 +11,8 @@
 //! tile but multiplies bf16 pairs with AVX512-BF16's `vdpbf16ps` into f32 accumulators: two
 //! depth steps per instruction, weights and activations rounded to bf16 (8 significant bits)
 //! as they are packed. The bias and activation are applied to each finished block of rows
-//! while it is in cache. No crate offers a prepacked SGEMM, so this one is ours, like the GPU kernels; CPUs
-//! without AVX2+FMA use matrixmultiply, which is also the tests' reference.
+//! while it is in cache. No crate offers a prepacked SGEMM, so this one is ours, like the GPU
+//! kernels; CPUs without AVX2+FMA use matrixmultiply, which is also the tests' reference.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
