@@ -191,11 +191,6 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     // A path listed twice is screened once (16 bytes per distinct input: ~30 MB per million).
     let mut distinct = HashSet::new();
     let stop = StopSignal::install(progress.clone())?;
-    let stopping = stop.flag();
-    // Whether a stop left inputs of this run unscreened (checked after the shard and resume
-    // filters: a signal that arrives as the last input finishes leaves a complete report).
-    let cut = Arc::new(AtomicBool::new(false));
-    let cut_c = cut.clone();
     let inputs: inputs::Inputs = Box::new(
         listed
             .inspect(move |_| {
@@ -218,13 +213,6 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                     progress_c.inc(1);
                 }
                 !finished
-            })
-            .take_while(move |_| {
-                let go = stopping.load(Ordering::Relaxed) == 0;
-                if !go {
-                    cut_c.store(true, Ordering::Relaxed);
-                }
-                go
             }),
     );
 
@@ -264,7 +252,9 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         replacement.commit()?;
     }
     let caught = stop.caught();
-    let stopped_by = caught.filter(|_| cut.load(Ordering::Relaxed) || summary.dropped > 0);
+    // Stopped early when the stop left inputs of this run unscreened (counted after the shard
+    // and resume filters): one that arrives as the last input finishes leaves a complete report.
+    let stopped_by = caught.filter(|_| summary.unstarted || summary.dropped > 0);
     let seen = seen.load(Ordering::Relaxed);
     if seen == 0 && stopped_by.is_none() {
         bail!("nothing to screen: no audio files found in the given paths");

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -153,6 +153,9 @@ pub struct Summary {
     /// Files dropped part-way by a stop (`ScreenOptions::stop`): no row, screened again by
     /// `--resume`.
     pub dropped: usize,
+    /// A stop (`ScreenOptions::stop`) left inputs that were never started: the run is
+    /// incomplete even when nothing was in flight.
+    pub unstarted: bool,
 }
 
 impl Summary {
@@ -234,13 +237,18 @@ pub fn run(
         .map(|n| n.window_samples)
         .collect();
     let dropped = AtomicUsize::new(0);
+    let unstarted = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..opts.decoders.max(1) {
             let tx = tx.clone();
-            let (source, dropped) = (&source, &dropped);
+            let left = Left {
+                dropped: &dropped,
+                unstarted: &unstarted,
+            };
             let stop = opts.stop.as_deref();
             let decoding = opts.decoding.as_deref();
-            scope.spawn(move || decode_worker(source, scorer, tx, (stop, decoding), dropped));
+            let source = &source;
+            scope.spawn(move || decode_worker(source, scorer, tx, (stop, decoding), left));
         }
         drop(tx);
         scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, &lengths));
@@ -260,6 +268,7 @@ pub fn run(
         let mut summary = agg.summary;
         summary.elapsed = started.elapsed();
         summary.dropped = dropped.load(Ordering::Relaxed);
+        summary.unstarted = unstarted.load(Ordering::Relaxed);
         result.map(|_| summary)
     })
 }
@@ -369,20 +378,36 @@ pub fn decode_only(inputs: Inputs, info: &DetectorInfo, decoders: usize) -> Summ
 
 type Source = Mutex<std::iter::Enumerate<Inputs>>;
 
+/// What a stop left unscreened, counted by the decode workers.
+#[derive(Clone, Copy)]
+struct Left<'a> {
+    dropped: &'a AtomicUsize,
+    unstarted: &'a AtomicBool,
+}
+
 fn decode_worker(
     source: &Source,
     scorer: &dyn Scorer,
     tx: SyncSender<Msg>,
     (stop, decoding): (Option<&AtomicUsize>, Option<&AtomicUsize>),
-    dropped: &AtomicUsize,
+    left: Left,
 ) {
     let info = scorer.info();
     let stopping = || stop.is_some_and(|s| s.load(Ordering::Relaxed) != 0);
+    let next_input = || source.lock().unwrap_or_else(|p| p.into_inner()).next();
+    // On a stop, whether inputs remain decides between "stopped early" and "complete": a stop
+    // that finds nothing in flight may still leave inputs never started.
+    let note_unstarted = || {
+        if next_input().is_some() {
+            left.unstarted.store(true, Ordering::Relaxed);
+        }
+    };
     loop {
         if stopping() {
+            note_unstarted();
             return;
         }
-        let next = source.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let next = next_input();
         let Some((file, input)) = next else {
             return;
         };
@@ -424,7 +449,8 @@ fn decode_worker(
         decoding.inspect(|d| _ = d.fetch_sub(1, Ordering::Relaxed));
         if stopping() {
             // Dropped part-way (or finished as the stop came): no row; resume redoes it.
-            dropped.fetch_add(1, Ordering::Relaxed);
+            left.dropped.fetch_add(1, Ordering::Relaxed);
+            note_unstarted();
             return;
         }
         let decode_time = began.elapsed().saturating_sub(blocked);

@@ -1332,6 +1332,68 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
     assert_eq!(rows, vec![tmp.path().join("a.wav").display().to_string()]);
     assert_eq!(summary.files, 1);
     assert_eq!(summary.dropped, 1, "b.wav, part-way");
+    assert!(summary.unstarted, "c.wav was never started");
+}
+
+/// A stop that finds nothing in flight still tells whether inputs were left unstarted (the
+/// report is then incomplete, and `screen` must say so and exit 143, not claim a full report):
+/// raised before the run, it leaves both inputs unstarted; raised by the last input's row, it
+/// leaves a complete run.
+#[test]
+fn a_stop_with_nothing_in_flight_tells_whether_inputs_were_left() {
+    use deepscreen::screen::inputs::Input;
+    use deepscreen::screen::pipeline::{self, ScreenOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_model(tmp.path());
+    for name in ["a.wav", "b.wav"] {
+        write_wav(&tmp.path().join(name), 2.0, 300.0);
+    }
+    let scorer = deepscreen::model::open(
+        &model.display().to_string(),
+        deepscreen::backend::BackendKind::Cpu,
+        false,
+    )
+    .unwrap();
+    let run = |names: &[&str], stop_at_start: bool| {
+        let stop = Arc::new(AtomicUsize::new(if stop_at_start { 15 } else { 0 }));
+        let opts = ScreenOptions {
+            batch: 2,
+            decoders: 2,
+            threshold: 0.5,
+            segments: false,
+            ordered: false,
+            stop: Some(stop.clone()),
+            decoding: None,
+        };
+        let inputs: Vec<Input> = names
+            .iter()
+            .map(|n| Input::File(tmp.path().join(n)))
+            .collect();
+        let mut rows = 0;
+        let summary = pipeline::run(
+            Box::new(inputs.into_iter()),
+            scorer.as_ref(),
+            &opts,
+            &mut |_| {
+                rows += 1;
+                stop.store(15, Ordering::Relaxed);
+                Ok(())
+            },
+        )
+        .unwrap();
+        (rows, summary)
+    };
+    let (rows, summary) = run(&["a.wav", "b.wav"], true);
+    assert_eq!((rows, summary.files, summary.dropped), (0, 0, 0));
+    assert!(summary.unstarted, "both inputs were left unstarted");
+    let (rows, summary) = run(&["a.wav"], false);
+    assert_eq!((rows, summary.files, summary.dropped), (1, 1, 0));
+    assert!(
+        !summary.unstarted,
+        "the only input finished: nothing was left"
+    );
 }
 
 /// The progress bar's total is what the run will screen: named files, list lines (a listed
