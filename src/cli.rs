@@ -19,7 +19,7 @@ use deepscreen::eval::protocol::ProtocolFormat;
 use deepscreen::model;
 use deepscreen::report::Format;
 use deepscreen::review::{self, ReviewJob};
-use deepscreen::screen::command::{self as screen, ScreenJob};
+use deepscreen::screen::command::{self as screen, ScreenJob, SegmentThreshold};
 use deepscreen::screen::merge;
 use deepscreen::screen::shard::Shard;
 
@@ -127,6 +127,14 @@ pub struct ScreenArgs {
     /// Score at or above which a file is called synthetic [default: the model's].
     #[arg(short, long, value_parser = parse_probability)]
     pub threshold: Option<f32>,
+
+    /// The segment rule's threshold, for partial fakes (one cloned sentence in a real
+    /// interview) [default: the model's, where it has a rule]: a run of the model's number of
+    /// consecutive windows that all score at or above it flags the file even when the file
+    /// score stays below --threshold. Rows give the run (segment_score, segment_start_s,
+    /// segment_end_s). `off` decides by the file score alone.
+    #[arg(long, value_name = "T|off", value_parser = parse_segment_threshold)]
+    pub segment_threshold: Option<SegmentThreshold>,
 
     /// Include per-window scores (start_s, end_s, score) in each row.
     #[arg(long)]
@@ -333,6 +341,15 @@ fn parse_threads(s: &str) -> Result<usize, String> {
         Ok(0) => Err("0 threads cannot do any work (leave -j out to use every core)".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+fn parse_segment_threshold(s: &str) -> Result<SegmentThreshold, String> {
+    match s {
+        "off" => Ok(SegmentThreshold::Off),
+        _ => parse_probability(s)
+            .map(SegmentThreshold::At)
+            .map_err(|e| format!("{e} (give a score in [0, 1], or off)")),
     }
 }
 

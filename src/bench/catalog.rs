@@ -85,6 +85,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 batch,
                 decoders: t.max(1),
                 threshold: 0.5,
+                segment_rule: None,
                 segments: false,
                 ordered: false,
                 stop: None,

@@ -24,6 +24,7 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             format,
             output: a.output,
             threshold: a.threshold,
+            segment_threshold: a.segment_threshold,
             segments: a.segments,
             progress: !a.no_progress,
             resume: a.resume,

@@ -50,6 +50,9 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         batch,
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threshold: scorer.info().threshold,
+        // Eval measures file scores (EER, detection at false-alarm rates): the segment rule,
+        // a second route to a verdict, is measured by training/segment_rule.py.
+        segment_rule: None,
         segments: false,
         ordered: true,
         stop: None,

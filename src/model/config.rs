@@ -46,6 +46,8 @@ pub struct ModelConfig {
     pub threshold: f32,
     #[serde(default)]
     pub aggregation: Aggregation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_rule: Option<SegmentRule>,
     /// Free-form: training data, commit, date, metrics. Kept for people and model cards; the
     /// engine does not interpret it.
     #[serde(default)]
@@ -84,8 +86,40 @@ pub struct FusionConfig {
     pub threshold: f32,
     #[serde(default)]
     pub aggregation: Aggregation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_rule: Option<SegmentRule>,
     #[serde(default)]
     pub provenance: serde_json::Value,
+}
+
+/// A second route to `synthetic`, for partial fakes (one cloned sentence in a real interview,
+/// a generated verse in a real song), which a file score averaged over windows hides: a run
+/// of `windows` consecutive scored windows that all score at least `threshold` flags the file
+/// even when its file score stays below the model's threshold. `training/segment_rule.py` fits
+/// it on long real recordings with and without a spliced-in fake, so that it adds few false
+/// alarms on real files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRule {
+    pub windows: usize,
+    pub threshold: f32,
+    /// How it was fitted (trials, false alarms added, detection).
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+impl SegmentRule {
+    /// At least one window, a threshold in (0, 1].
+    pub fn check(&self) -> Result<(), String> {
+        if self.windows == 0 || !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(format!(
+                "the segment rule needs at least one window and a threshold in (0, 1] (has {} \
+                 windows at {})",
+                self.windows, self.threshold
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

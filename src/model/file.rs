@@ -70,6 +70,9 @@ fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> 
     if let Some(cascade) = &config.fusion.cascade {
         check_cascade(cascade, &config.fusion.members)?;
     }
+    if let Some(rule) = &config.segment_rule {
+        rule.check()?;
+    }
     let members = config
         .fusion
         .members

@@ -44,6 +44,7 @@ impl FusionSpec {
             id: c.id.clone(),
             threshold: c.threshold,
             aggregation: c.aggregation,
+            segment_rule: c.segment_rule.clone(),
             sample_rate: c.sample_rate,
             window: c.window.clone(),
             window_samples: self.window_samples,

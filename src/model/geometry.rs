@@ -471,6 +471,9 @@ fn finish_plan(config: &ModelConfig, plan: Plan) -> Result<Plan> {
             config.threshold
         )));
     }
+    if let Some(rule) = &config.segment_rule {
+        rule.check().map_err(bad)?;
+    }
     let mut seen = std::collections::HashSet::new();
     for (name, _) in &plan.tensors {
         if !seen.insert(name) {

@@ -1,7 +1,7 @@
 //! What the rest of the program knows about a detector once it is bound: small facts (id,
 //! threshold, windows, each network's rate), never its weights.
 
-use super::config::{Aggregation, WindowConfig};
+use super::config::{Aggregation, SegmentRule, WindowConfig};
 use super::network::NetworkFacts;
 
 /// A detector's facts: how audio is windowed for it and how its window scores become a verdict.
@@ -12,6 +12,8 @@ pub struct DetectorInfo {
     /// Default decision threshold on the calibrated score.
     pub threshold: f32,
     pub aggregation: Aggregation,
+    /// Flags a file on a run of high-scoring windows (partial fakes), beside its file score.
+    pub segment_rule: Option<SegmentRule>,
     /// The rate audio is windowed and silence-gated at; row times count samples at this rate.
     pub sample_rate: u32,
     pub window: WindowConfig,
@@ -35,6 +37,7 @@ impl DetectorInfo {
             id: config.id.clone(),
             threshold: config.threshold,
             aggregation: config.aggregation,
+            segment_rule: config.segment_rule.clone(),
             sample_rate: config.sample_rate,
             window: config.window.clone(),
             window_samples: facts.window_samples,

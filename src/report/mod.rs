@@ -96,6 +96,15 @@ pub struct Row {
     /// Of `windows`, how many a fused model's cascade decided by its cheap members alone
     /// (its costly members skipped them). Null for a single network or `--exact`.
     pub cascade_skipped: Option<usize>,
+    /// With a model's segment rule (partial fakes): the strongest run of its length of
+    /// consecutive windows, as the lowest window score in it (every window of the run scores
+    /// at least this), and where it lies. Null without a rule or with too few windows.
+    pub segment_score: Option<f32>,
+    pub segment_start_s: Option<f64>,
+    pub segment_end_s: Option<f64>,
+    /// The segment rule's threshold: a `segment_score` at or above it makes the verdict
+    /// `synthetic` whatever `score` says. Null when no rule applied.
+    pub segment_threshold: Option<f32>,
     pub duration_s: Option<f64>,
     pub sample_rate: Option<u32>,
     pub channels: Option<usize>,
@@ -118,9 +127,9 @@ pub enum Format {
     Csv,
 }
 
-/// The CSV columns; the last, `cascade_skipped`, came with the cascade. Reports with the older columns
-/// ([`LEGACY_CSV_HEADER`]) are read, not appended to.
-pub const CSV_HEADER: [&str; 19] = [
+/// The CSV columns; `cascade_skipped` came with the cascade, the four `segment_*` with the
+/// segment rule. Reports with older columns ([`LEGACY_CSV_HEADERS`]) are read, not appended to.
+pub const CSV_HEADER: [&str; 23] = [
     "path",
     "score",
     "verdict",
@@ -140,18 +149,20 @@ pub const CSV_HEADER: [&str; 19] = [
     "segments",
     "path_hex",
     "cascade_skipped",
+    "segment_score",
+    "segment_start_s",
+    "segment_end_s",
+    "segment_threshold",
 ];
 
-/// The columns of CSV reports before `cascade_skipped`.
-pub const LEGACY_CSV_HEADER: [&str; 18] = {
-    let mut legacy = [""; 18];
-    let mut i = 0;
-    while i < 18 {
-        legacy[i] = CSV_HEADER[i];
-        i += 1;
-    }
-    legacy
-};
+/// The CSV columns of older reports, as how many of [`CSV_HEADER`]'s first columns they
+/// have: before `cascade_skipped` (18), before the segment rule (19).
+pub const LEGACY_CSV_HEADERS: [usize; 2] = [18, 19];
+
+/// The header line of CSV reports with `columns` of [`CSV_HEADER`]'s columns.
+fn header_line(columns: usize) -> String {
+    CSV_HEADER[..columns].join(",")
+}
 
 /// A path's exact bytes (on Unix; elsewhere its lossy UTF-8).
 pub fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
@@ -232,7 +243,7 @@ impl Format {
 
     /// What an existing report holds, judged by its content: `None` for an empty file; JSON
     /// Lines when the first line is a JSON object; CSV when it is deepscreen's CSV header
-    /// (this version's or the older [`LEGACY_CSV_HEADER`]). Anything else (another tool's CSV,
+    /// (this version's or an older one, [`LEGACY_CSV_HEADERS`]). Anything else (another tool's CSV,
     /// text) is an error naming the file.
     pub fn detect(path: &Path) -> crate::Result<Option<Format>> {
         let first = first_line(path)?;
@@ -240,7 +251,7 @@ impl Format {
             Ok(None)
         } else if first.starts_with('{') {
             Ok(Some(Format::Jsonl))
-        } else if first == CSV_HEADER.join(",") || first == LEGACY_CSV_HEADER.join(",") {
+        } else if first == CSV_HEADER.join(",") || legacy_csv_header(&first) {
             Ok(Some(Format::Csv))
         } else {
             let shown: String = first.chars().take(80).collect();
@@ -254,10 +265,15 @@ impl Format {
     }
 }
 
-/// Whether a CSV report has the columns of before the cascade (no `cascade_skipped`): read by merge and
-/// review, but never appended to, which would mix rows of two widths in one file.
+/// Whether a CSV report has the columns of an older version (no `cascade_skipped` or no
+/// `segment_*`): read by merge and review, but never appended to, which would mix rows of two
+/// widths in one file.
 pub fn is_legacy_csv(path: &Path) -> crate::Result<bool> {
-    Ok(first_line(path)? == LEGACY_CSV_HEADER.join(","))
+    Ok(legacy_csv_header(&first_line(path)?))
+}
+
+fn legacy_csv_header(line: &str) -> bool {
+    LEGACY_CSV_HEADERS.iter().any(|&n| line == header_line(n))
 }
 
 /// A report's first line that is not blank, trimmed ("" for an empty file).

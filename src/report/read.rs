@@ -62,6 +62,10 @@ impl Row {
             mean_window_score: float("mean_window_score"),
             windows: count("windows"),
             cascade_skipped: count("cascade_skipped"),
+            segment_score: float("segment_score"),
+            segment_start_s: v["segment_start_s"].as_f64(),
+            segment_end_s: v["segment_end_s"].as_f64(),
+            segment_threshold: float("segment_threshold"),
             duration_s: v["duration_s"].as_f64(),
             sample_rate: v["sample_rate"]
                 .as_u64()
@@ -104,6 +108,10 @@ impl Row {
             mean_window_score: field("mean_window_score").and_then(|s| s.parse().ok()),
             windows: field("windows").and_then(|s| s.parse().ok()),
             cascade_skipped: field("cascade_skipped").and_then(|s| s.parse().ok()),
+            segment_score: field("segment_score").and_then(|s| s.parse().ok()),
+            segment_start_s: field("segment_start_s").and_then(|s| s.parse().ok()),
+            segment_end_s: field("segment_end_s").and_then(|s| s.parse().ok()),
+            segment_threshold: field("segment_threshold").and_then(|s| s.parse().ok()),
             duration_s: field("duration_s").and_then(|s| s.parse().ok()),
             sample_rate: field("sample_rate").and_then(|s| s.parse().ok()),
             channels: field("channels").and_then(|s| s.parse().ok()),

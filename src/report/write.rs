@@ -61,6 +61,10 @@ impl ReportWriter {
                     segments,
                     opt(&row.path_hex),
                     opt(&row.cascade_skipped),
+                    opt(&row.segment_score),
+                    opt(&row.segment_start_s),
+                    opt(&row.segment_end_s),
+                    opt(&row.segment_threshold),
                 ])?;
                 w.flush()
             }

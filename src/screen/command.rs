@@ -16,6 +16,7 @@ use super::shard::Shard;
 use super::{inputs, journal};
 use crate::backend::BackendKind;
 use crate::model;
+use crate::model::config::SegmentRule;
 use crate::report::{Format, ReportWriter, path_bytes};
 use crate::text::count;
 
@@ -40,6 +41,8 @@ pub struct ScreenJob {
     pub output: Option<PathBuf>,
     /// Decision threshold [default: the model's].
     pub threshold: Option<f32>,
+    /// The segment rule's threshold [default: the model's rule, where it has one].
+    pub segment_threshold: Option<SegmentThreshold>,
     /// Include per-window scores in each row.
     pub segments: bool,
     /// Draw a progress bar when standard error is a terminal.
@@ -54,6 +57,33 @@ pub struct ScreenJob {
     pub shard: Option<Shard>,
     /// Write rows in input order.
     pub ordered: bool,
+}
+
+/// `--segment-threshold`: the model's segment rule at another threshold, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SegmentThreshold {
+    Off,
+    At(f32),
+}
+
+/// The segment rule a run applies: the model's, unless `choice` moves or disables it.
+pub fn segment_rule(
+    model: &crate::model::DetectorInfo,
+    choice: Option<SegmentThreshold>,
+) -> anyhow::Result<Option<SegmentRule>> {
+    Ok(match (choice, &model.segment_rule) {
+        (None, rule) => rule.clone(),
+        (Some(SegmentThreshold::Off), _) => None,
+        (Some(SegmentThreshold::At(threshold)), Some(rule)) => Some(SegmentRule {
+            threshold,
+            ..rule.clone()
+        }),
+        (Some(SegmentThreshold::At(_)), None) => bail!(
+            "--segment-threshold: model {} has no segment rule (it decides by the file score \
+             alone)",
+            model.id
+        ),
+    })
 }
 
 /// How a `screen` run ended.
@@ -113,6 +143,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let listed = inputs::stream(job.paths.clone(), job.files_from.as_deref())?;
     let scorer = model::open(&job.model, job.backend, job.exact)?;
     let threshold = job.threshold.unwrap_or(scorer.info().threshold);
+    let segment_rule = segment_rule(scorer.info(), job.segment_threshold)?;
     let spec_id = scorer.info().id.clone();
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
 
@@ -145,6 +176,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
                     format: job.format,
                     model: &spec_id,
                     threshold,
+                    segment_threshold: segment_rule.as_ref().map(|r| r.threshold),
                 };
                 let resumed = journal::resume(path, expected, job.retry_failed)?;
                 if resumed.repaired_bytes > 0 {
@@ -220,6 +252,7 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         batch,
         decoders: threads,
         threshold,
+        segment_rule: segment_rule.clone(),
         segments: job.segments,
         ordered: job.ordered,
         stop: Some(stop.flag()),

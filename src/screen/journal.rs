@@ -27,6 +27,8 @@ pub struct Expected<'a> {
     pub format: Format,
     pub model: &'a str,
     pub threshold: f32,
+    /// The segment rule's threshold (None: no rule).
+    pub segment_threshold: Option<f32>,
 }
 
 /// What an existing report holds.
@@ -96,7 +98,7 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
         Some(Format::Csv) if crate::report::is_legacy_csv(path)? => {
             return Err(refuse(
                 "it was written by an older deepscreen, whose CSV lacks the cascade_skipped \
-                 column, and rows of two widths cannot share a file (`deepscreen merge` rewrites \
+                 or segment_* columns, and rows of two widths cannot share a file (`deepscreen merge` rewrites \
                  it with this version's columns: merge it to a new -o, and resume that)"
                     .to_string(),
             ));
@@ -132,6 +134,22 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
                 "{at} was decided at threshold {t}, this run uses {} (resume with \
                  --threshold {t}, or write another -o)",
                 expected.threshold
+            )));
+        }
+        // Rows of before the segment rule have none (like a run with it off).
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-6;
+        let same_rule = match (row.segment_threshold, expected.segment_threshold) {
+            (Some(a), Some(b)) => close(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_rule {
+            let shown = |t: Option<f32>| t.map_or("off".to_string(), |t| t.to_string());
+            return Err(refuse(format!(
+                "{at} was decided with segment threshold {}, this run uses {} (resume with \
+                 --segment-threshold {}, or write another -o)",
+                shown(row.segment_threshold),
+                shown(expected.segment_threshold),
+                shown(row.segment_threshold)
             )));
         }
         let failed = row.error.is_some();

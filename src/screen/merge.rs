@@ -59,28 +59,35 @@ pub fn detect_format(inputs: &[PathBuf], asked: Option<Format>) -> Result<Format
     }
 }
 
-/// Rows of one merged report must share one model and one threshold (their verdicts would
-/// otherwise mean different things).
+/// Rows of one merged report must share one model and its thresholds, the file score's and
+/// the segment rule's (their verdicts would otherwise mean different things).
 #[derive(Default)]
 struct SameRun {
-    first: Option<(String, Option<f32>, String)>,
+    first: Option<(String, [Option<f32>; 2], String)>,
 }
 
 impl SameRun {
     fn check(&mut self, row: &Row, at: &dyn Fn() -> String) -> Result<()> {
-        let shown = |t: Option<f32>| t.map_or("none".to_string(), |t| t.to_string());
+        let shown = |[t, s]: [Option<f32>; 2]| {
+            let name = |t: Option<f32>| t.map_or("none".to_string(), |t| t.to_string());
+            match s {
+                None => name(t),
+                Some(_) => format!("{} (segment threshold {})", name(t), name(s)),
+            }
+        };
+        let thresholds = [row.threshold, row.segment_threshold];
         match &self.first {
             None => {
-                self.first = Some((row.model.clone(), row.threshold, at()));
+                self.first = Some((row.model.clone(), thresholds, at()));
                 Ok(())
             }
-            Some((m, t, first)) if *m != row.model || *t != row.threshold => {
+            Some((m, t, first)) if *m != row.model || *t != thresholds => {
                 Err(Error::Report(format!(
                     "{} was written by model {:?} at threshold {}, {first} by model {m:?} at \
                      threshold {}: reports of different runs cannot be merged into one",
                     at(),
                     row.model,
-                    shown(row.threshold),
+                    shown(thresholds),
                     shown(*t)
                 )))
             }
@@ -138,8 +145,8 @@ pub fn merge(
             match (&mut sink, raw) {
                 (Sink::Jsonl(out), Raw::Line(line)) => writeln!(out, "{line}").map_err(out_err)?,
                 (Sink::Csv(w), Raw::Record(mut record)) => {
-                    // A report of before the cascade has the current columns but the last
-                    // (`Format::detect` accepts no other header): those rows get it empty.
+                    // A report of an older version has the first of the current columns
+                    // (`Format::detect` accepts no other header): its rows get the rest empty.
                     while record.len() < CSV_HEADER.len() {
                         record.push_field("");
                     }

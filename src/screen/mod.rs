@@ -5,6 +5,7 @@ pub mod inputs;
 pub mod journal;
 pub mod merge;
 pub mod pipeline;
+pub mod segment_run;
 pub mod shard;
 
 /// Peak resident memory of this process (Linux: VmHWM), for summaries.

@@ -19,9 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
+use super::segment_run::StrongestRun;
 use crate::Result;
 use crate::audio::{AudioSummary, NetworkWindows, read_windows};
 use crate::model::config::Aggregation;
+use crate::model::config::SegmentRule;
 use crate::model::{DetectorInfo, Scorer, Submitted};
 use crate::report::{Row, Segment, Verdict, path_hex};
 
@@ -33,6 +35,9 @@ pub struct ScreenOptions {
     pub decoders: usize,
     /// Decision threshold on the calibrated score.
     pub threshold: f32,
+    /// Flags a file on a run of high-scoring windows too (partial fakes); None: the file
+    /// score alone decides.
+    pub segment_rule: Option<SegmentRule>,
     /// Include per-window scores in each row.
     pub segments: bool,
     /// Write rows in input order (held back until earlier inputs finish).
@@ -208,6 +213,8 @@ struct FileState {
     segments: Vec<(u64, u64, f32, Vec<Option<f32>>)>,
     /// Windows a cascade decided without the fusion's costly members.
     cascade_skipped: usize,
+    /// The strongest run of windows, for the segment rule.
+    run: Option<StrongestRun>,
     summary: Option<AudioSummary>,
     error: Option<String>,
     path: PathBuf,
@@ -588,6 +595,12 @@ impl Aggregator<'_> {
                 Ok(s) => {
                     let score = s.windows[i];
                     state.cascade_skipped += usize::from(s.skipped(i));
+                    if let Some(rule) = &self.opts.segment_rule {
+                        let run = state
+                            .run
+                            .get_or_insert_with(|| StrongestRun::new(rule.windows));
+                        run.push(start, end, score);
+                    }
                     state.sum += score as f64;
                     state.max = if state.scored == 1 {
                         score
@@ -669,6 +682,11 @@ impl Aggregator<'_> {
             mean_window_score: None,
             windows: None,
             cascade_skipped: None,
+            segment_score: None,
+            segment_start_s: None,
+            segment_end_s: None,
+            // Written on every row, like `threshold`, so a report says how it was decided.
+            segment_threshold: self.opts.segment_rule.as_ref().map(|r| r.threshold),
             duration_s: None,
             sample_rate: None,
             channels: None,
@@ -707,12 +725,23 @@ impl Aggregator<'_> {
         };
         row.score = Some(score);
         row.verdict = Some(Verdict::of_score(score, self.opts.threshold));
+        let rate = info.sample_rate as f64;
+        if let (Some(rule), Some(run)) = (
+            &self.opts.segment_rule,
+            state.run.as_ref().and_then(StrongestRun::best),
+        ) {
+            row.segment_score = Some(run.score);
+            row.segment_start_s = Some(run.start as f64 / rate);
+            row.segment_end_s = Some(run.end as f64 / rate);
+            if run.score >= rule.threshold {
+                row.verdict = Some(Verdict::Synthetic);
+            }
+        }
         row.max_window_score = Some(state.max);
         row.mean_window_score = Some(mean);
         row.windows = Some(state.scored);
         row.cascade_skipped = info.cascade.then_some(state.cascade_skipped);
         if self.opts.segments {
-            let rate = info.sample_rate as f64;
             row.segments = Some(
                 state
                     .segments

@@ -344,6 +344,7 @@ fn screen_and_merge_run_as_library_calls() {
             format: Format::Jsonl,
             output: Some(output.clone()),
             threshold: None,
+            segment_threshold: None,
             segments: false,
             progress: false,
             resume: false,
@@ -810,45 +811,45 @@ fn a_csv_report_of_an_older_version_is_read_but_not_resumed() {
         screen_to(&model, &cat, &current, &[]).status.code(),
         Some(1)
     );
-    // The same rows as a report of before the cascade: its last column was not there.
-    let legacy = tmp.path().join("legacy.csv");
     let mut reader = csv::Reader::from_path(&current).unwrap();
     let header = reader.headers().unwrap().clone();
-    assert_eq!(header.iter().next_back(), Some("cascade_skipped"));
-    let mut writer = csv::Writer::from_path(&legacy).unwrap();
-    writer
-        .write_record(header.iter().take(header.len() - 1))
-        .unwrap();
-    for record in reader.records() {
-        let record = record.unwrap();
-        writer
-            .write_record(record.iter().take(record.len() - 1))
-            .unwrap();
+    assert_eq!(header.iter().next_back(), Some("segment_threshold"));
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // The same rows as reports of before the segment rule (four columns fewer) and before the
+    // cascade (five fewer).
+    for dropped in [4, 5] {
+        let legacy = tmp.path().join(format!("legacy-{dropped}.csv"));
+        let mut writer = csv::Writer::from_path(&legacy).unwrap();
+        let keep = header.len() - dropped;
+        writer.write_record(header.iter().take(keep)).unwrap();
+        for record in &records {
+            writer.write_record(record.iter().take(keep)).unwrap();
+        }
+        writer.flush().unwrap();
+        drop(writer);
+        let before = std::fs::read(&legacy).unwrap();
+
+        // Appending would mix rows of two widths in one file: refused, the file untouched.
+        let out = screen_to(&model, &cat, &legacy, &["--resume"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr_of(&out).contains("lacks the cascade_skipped or segment_* columns"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert_eq!(std::fs::read(&legacy).unwrap(), before);
+
+        // Merging rewrites it with this version's columns, every row kept; that report resumes.
+        let merged = tmp.path().join(format!("merged-{dropped}.csv"));
+        let out = merge_cmd(&[&legacy], Some(&merged), None);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let mut reader = csv::Reader::from_path(&merged).unwrap();
+        assert_eq!(reader.headers().unwrap(), &header);
+        assert_eq!(reader.records().count(), 3);
+        let out = screen_to(&model, &cat, &merged, &["--resume"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("1 failed in earlier runs"));
     }
-    writer.flush().unwrap();
-    drop(writer);
-    let before = std::fs::read(&legacy).unwrap();
-
-    // Appending would mix rows of two widths in one file: refused, the file untouched.
-    let out = screen_to(&model, &cat, &legacy, &["--resume"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr_of(&out).contains("lacks the cascade_skipped column"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert_eq!(std::fs::read(&legacy).unwrap(), before);
-
-    // Merging rewrites it with this version's columns, every row kept; that report resumes.
-    let merged = tmp.path().join("merged.csv");
-    let out = merge_cmd(&[&legacy], Some(&merged), None);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let mut reader = csv::Reader::from_path(&merged).unwrap();
-    assert_eq!(reader.headers().unwrap(), &header);
-    assert_eq!(reader.records().count(), 3);
-    let out = screen_to(&model, &cat, &merged, &["--resume"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("1 failed in earlier runs"));
 }
 
 #[test]
@@ -1312,6 +1313,7 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
         batch: 2,
         decoders: 1,
         threshold: 0.5,
+        segment_rule: None,
         segments: false,
         ordered: true,
         stop: Some(stop.clone()),
@@ -1362,6 +1364,7 @@ fn a_stop_with_nothing_in_flight_tells_whether_inputs_were_left() {
             batch: 2,
             decoders: 2,
             threshold: 0.5,
+            segment_rule: None,
             segments: false,
             ordered: false,
             stop: Some(stop.clone()),
@@ -1432,4 +1435,113 @@ fn the_input_total_is_counted_as_the_run_walks() {
         .filter(|i| shard.contains(i.path()))
         .count() as u64;
     assert_eq!(count(vec![cat.clone()], None, Some(shard)), Some(in_shard));
+}
+
+/// The segment rule (partial fakes): `segment_score` is the strongest run of the rule's length
+/// of consecutive windows (its lowest window score), checked against a brute-force search
+/// over the row's own per-window scores; a run at or above the rule's threshold makes the
+/// verdict synthetic even when the file score cannot (--threshold 1); `--segment-threshold`
+/// moves it, `off` removes it, a model without a rule refuses it, and a report decided with
+/// one segment threshold is not resumed with another.
+#[test]
+fn the_segment_rule_flags_a_run_of_high_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = json!([
+        {"type": "conv2d", "name": "c1", "out_channels": 8, "kernel": [3, 3], "padding": [1, 1], "activation": "relu"},
+        {"type": "global_avg_pool"},
+        {"type": "linear", "name": "fc", "out_features": 1}
+    ]);
+    let rule = json!({"segment_rule": {"windows": 3, "threshold": 0.9}});
+    let ruled_dir = tmp.path().join("ruled");
+    std::fs::create_dir_all(&ruled_dir).unwrap();
+    let ruled = crate::common::write_small_model_with(
+        &ruled_dir,
+        "segment-test",
+        None,
+        layers.clone(),
+        11,
+        rule,
+    );
+    let plain = crate::common::write_small_model(tmp.path(), "plain-test", None, layers, 11);
+    // 12 s whose content changes every 1.5 s (tones, noise, chirps): window scores vary.
+    let cat = tmp.path().join("cat");
+    std::fs::create_dir_all(&cat).unwrap();
+    crate::common::write_wav_16k(&cat.join("mixed.wav"), 12.0, |t| {
+        let part = (t / 1.5) as usize;
+        let noise = ((t * 16000.0) as u32).wrapping_mul(2654435761) as f32 / u32::MAX as f32 - 0.5;
+        match part % 4 {
+            0 => 0.3 * (2.0 * std::f32::consts::PI * 220.0 * t).sin(),
+            1 => 0.4 * noise,
+            2 => 0.3 * (2.0 * std::f32::consts::PI * (300.0 + 400.0 * t) * t).sin(),
+            _ => 0.05 * noise + 0.2 * (2.0 * std::f32::consts::PI * 1800.0 * t).sin(),
+        }
+    });
+    let screen = |model: &Path, name: &str, extra: &[&str]| {
+        let out_path = tmp.path().join(name);
+        let mut args = vec!["--segments", "--threshold", "1"];
+        args.extend_from_slice(extra);
+        let out = screen_to(model, &cat, &out_path, &args);
+        (out, out_path)
+    };
+    let (out, report) = screen(&ruled, "default.jsonl", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let row = rows(&report).remove(0);
+    let scores: Vec<f32> = row["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["score"].as_f64().unwrap() as f32)
+        .collect();
+    assert!(scores.len() >= 20, "{} windows", scores.len());
+    let (best, at) = (0..=scores.len() - 3)
+        .map(|i| (scores[i..i + 3].iter().copied().fold(f32::MAX, f32::min), i))
+        .fold((f32::MIN, 0), |b, c| if c.0 > b.0 { c } else { b });
+    assert_eq!(row["segment_score"].as_f64().unwrap() as f32, best);
+    let segments = row["segments"].as_array().unwrap();
+    assert_eq!(row["segment_start_s"], segments[at]["start_s"]);
+    assert_eq!(row["segment_end_s"], segments[at + 2]["end_s"]);
+    assert_eq!(row["segment_threshold"].as_f64().unwrap() as f32, 0.9);
+    let expected = if best >= 0.9 {
+        "synthetic"
+    } else {
+        "bona-fide"
+    };
+    assert_eq!(row["verdict"], expected, "run {best}");
+    // At the run's own score the rule fires; just above it, it does not; off, no rule at all.
+    for (t, verdict) in [(best, "synthetic"), (best + 1e-4, "bona-fide")] {
+        let name = format!("at-{t}.jsonl");
+        let (out, report) = screen(&ruled, &name, &["--segment-threshold", &t.to_string()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let row = rows(&report).remove(0);
+        assert_eq!(row["verdict"], verdict, "segment threshold {t}, run {best}");
+        assert_eq!(row["segment_threshold"].as_f64().unwrap() as f32, t);
+    }
+    let (out, report) = screen(&ruled, "off.jsonl", &["--segment-threshold", "off"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let row = rows(&report).remove(0);
+    assert_eq!(row["verdict"], "bona-fide");
+    assert!(row["segment_score"].is_null() && row["segment_threshold"].is_null());
+    // A model without a rule: the fields are null, and moving its threshold is refused.
+    let (out, report) = screen(&plain, "plain.jsonl", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(rows(&report)[0]["segment_score"].is_null());
+    let (out, _) = screen(&plain, "refused.jsonl", &["--segment-threshold", "0.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("has no segment rule"),
+        "{}",
+        stderr_of(&out)
+    );
+    // Resuming a report decided with another segment threshold is refused.
+    let (out, _) = screen(
+        &ruled,
+        "default.jsonl",
+        &["--resume", "--segment-threshold", "0.5"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("segment threshold 0.9"),
+        "{}",
+        stderr_of(&out)
+    );
 }

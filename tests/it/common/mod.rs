@@ -356,11 +356,24 @@ pub fn write_small_model(
     layers: serde_json::Value,
     seed: u64,
 ) -> std::path::PathBuf {
+    write_small_model_with(dir, id, min_seconds, layers, seed, serde_json::json!({}))
+}
+
+/// [`write_small_model`] with the config's top-level fields in `extra` added or replaced
+/// (e.g. a `segment_rule`).
+pub fn write_small_model_with(
+    dir: &std::path::Path,
+    id: &str,
+    min_seconds: Option<f64>,
+    layers: serde_json::Value,
+    seed: u64,
+    extra: serde_json::Value,
+) -> std::path::PathBuf {
     let mut window = serde_json::json!({"seconds": 1.0, "hop_seconds": 0.5});
     if let Some(s) = min_seconds {
         window["min_seconds"] = s.into();
     }
-    let config: deepscreen::model::ModelConfig = serde_json::from_value(serde_json::json!({
+    let mut json = serde_json::json!({
         "format": "deepscreen-model", "version": 1, "id": id,
         "sample_rate": 16000,
         "window": window,
@@ -372,8 +385,11 @@ pub fn write_small_model(
         },
         "layers": layers,
         "output": {"kind": "logit"}
-    }))
-    .unwrap();
+    });
+    for (key, value) in extra.as_object().expect("extra is a JSON object") {
+        json[key] = value.clone();
+    }
+    let config: deepscreen::model::ModelConfig = serde_json::from_value(json).unwrap();
     let path = dir.join("model.safetensors");
     let bytes = deepscreen::model::file::random_model_bytes(&config, seed).unwrap();
     std::fs::write(&path, bytes).unwrap();
