@@ -71,6 +71,10 @@ class Result:
     backend: str
     error: str | None
     cascade_skipped: int | None = None
+    segment_score: float | None = None
+    segment_start_s: float | None = None
+    segment_end_s: float | None = None
+    segment_threshold: float | None = None
     warnings: list[str] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
 
@@ -83,7 +87,9 @@ class Result:
             duration_s=row.get("duration_s"), sample_rate=row.get("sample_rate"),
             channels=row.get("channels"), codec=row.get("codec"), container=row.get("container"),
             model=row.get("model", ""), backend=row.get("backend", ""), error=row.get("error"),
-            cascade_skipped=row.get("cascade_skipped"), warnings=list(row.get("warnings") or []),
+            cascade_skipped=row.get("cascade_skipped"), segment_score=row.get("segment_score"),
+            segment_start_s=row.get("segment_start_s"), segment_end_s=row.get("segment_end_s"),
+            segment_threshold=row.get("segment_threshold"), warnings=list(row.get("warnings") or []),
             windows=[Window(s["start_s"], s["end_s"], s["score"]) for s in row.get("segments") or []],
         )
 
@@ -142,12 +148,17 @@ class Detector:
     `threads`: decode workers and CPU compute threads (default: all cores); `batch`: windows
     per backend call (default: the CLI's); `threshold`: the verdict's threshold (default: the
     model's); `exact`: a fused model's every member on every window (its cascade off; see
-    `deepscreen screen --exact`). Thread-safe: one Detector may score from several threads."""
+    `deepscreen screen --exact`); `segment_threshold`: the segment rule's threshold for partial
+    fakes (default: the model's rule, where it has one; "off": the file score alone decides; see
+    `deepscreen screen --segment-threshold`). Thread-safe: one Detector may score from several
+    threads."""
 
     def __init__(self, model: str | os.PathLike = "music", backend: str = "auto", threads: int | None = None,
-                 batch: int | None = None, threshold: float | None = None, exact: bool = False):
+                 batch: int | None = None, threshold: float | None = None, exact: bool = False,
+                 segment_threshold: float | str | None = None):
         try:
-            self._engine = _engine.Engine(os.fspath(model), backend, threads, batch, threshold, exact)
+            self._engine = _engine.Engine(os.fspath(model), backend, threads, batch, threshold, exact,
+                                          segment_threshold)
         except RuntimeError as e:
             raise DeepscreenError(str(e)) from None
         self.info: dict[str, Any] = json.loads(self._engine.info())
@@ -218,7 +229,8 @@ def read_report(path: str | os.PathLike, as_dataframe: bool | None = None):
     return pd.DataFrame(rows)
 
 
-_CSV_FLOATS = {"score", "threshold", "max_window_score", "mean_window_score", "duration_s"}
+_CSV_FLOATS = {"score", "threshold", "max_window_score", "mean_window_score", "duration_s", "segment_score",
+               "segment_start_s", "segment_end_s", "segment_threshold"}
 _CSV_INTS = {"windows", "sample_rate", "channels"}
 
 

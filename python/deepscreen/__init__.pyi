@@ -33,6 +33,10 @@ class Result:
     backend: str
     error: str | None
     cascade_skipped: int | None
+    segment_score: float | None
+    segment_start_s: float | None
+    segment_end_s: float | None
+    segment_threshold: float | None
     warnings: list[str]
     windows: list[Window]
     @classmethod
@@ -49,6 +53,7 @@ class Detector:
         batch: int | None = None,
         threshold: float | None = None,
         exact: bool = False,
+        segment_threshold: float | Literal["off"] | None = None,
     ) -> None: ...
     def score(self, samples: np.ndarray, sample_rate: int) -> Result: ...
     def score_file(self, path: str | os.PathLike[str]) -> Result: ...

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use deepscreen::backend::BackendKind;
 use deepscreen::model::Scorer;
+use deepscreen::model::config::SegmentRule;
+use deepscreen::screen::command::{self, SegmentThreshold};
 use deepscreen::screen::inputs::{self, Input};
 use deepscreen::screen::pipeline::{self, ScreenOptions};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -42,6 +44,7 @@ fn facts(info: &deepscreen::model::DetectorInfo) -> serde_json::Value {
         "window_seconds": info.window.seconds,
         "hop_seconds": info.window.hop_seconds,
         "aggregation": info.aggregation,
+        "segment_rule": info.segment_rule,
     })
 }
 
@@ -52,12 +55,21 @@ struct Engine {
     batch: usize,
     decoders: usize,
     threshold: f32,
+    segment_rule: Option<SegmentRule>,
+}
+
+/// `segment_threshold`: a score, or "off".
+#[derive(FromPyObject)]
+enum SegmentArg {
+    At(f32),
+    Word(String),
 }
 
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None, exact = false))]
+    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None, exact = false, segment_threshold = None))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
     fn new(
         py: Python<'_>,
         model: &str,
@@ -66,6 +78,7 @@ impl Engine {
         batch: Option<usize>,
         threshold: Option<f32>,
         exact: bool,
+        segment_threshold: Option<SegmentArg>,
     ) -> PyResult<Self> {
         let kind = backend_kind(backend)?;
         if threads == Some(0) || batch == Some(0) {
@@ -80,6 +93,16 @@ impl Engine {
                 "threshold must be within [0, 1], not {t}"
             )));
         }
+        let segment_choice = match segment_threshold {
+            None => None,
+            Some(SegmentArg::Word(w)) if w == "off" => Some(SegmentThreshold::Off),
+            Some(SegmentArg::At(t)) if (0.0..=1.0).contains(&t) => Some(SegmentThreshold::At(t)),
+            Some(_) => {
+                return Err(PyValueError::new_err(
+                    "segment_threshold must be a score within [0, 1], \"off\" or None",
+                ));
+            }
+        };
         let decoders = threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
@@ -94,11 +117,14 @@ impl Engine {
                 Arc::from(deepscreen::model::open(&model, kind, exact).map_err(engine_err)?);
             let batch = pipeline::chosen_batch(batch, scorer.as_ref()).map_err(engine_err)?;
             let threshold = threshold.unwrap_or(scorer.info().threshold);
+            let segment_rule =
+                command::segment_rule(scorer.info(), segment_choice).map_err(engine_err)?;
             Ok(Engine {
                 scorer,
                 batch,
                 decoders,
                 threshold,
+                segment_rule,
             })
         })
     }
@@ -108,6 +134,7 @@ impl Engine {
         let mut facts = facts(self.scorer.info());
         facts["default_threshold"] = facts["threshold"].clone();
         facts["threshold"] = self.threshold.into();
+        facts["segment_rule"] = serde_json::to_value(&self.segment_rule).unwrap_or_default();
         facts["backend"] = self.scorer.backend_name().into();
         facts["batch"] = self.batch.into();
         facts["threads"] = self.decoders.into();
@@ -126,6 +153,7 @@ impl Engine {
             batch: self.batch,
             decoders: self.decoders,
             threshold: self.threshold,
+            segment_rule: self.segment_rule.clone(),
             segments,
             ordered: true,
             stop: None,

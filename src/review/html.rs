@@ -251,6 +251,24 @@ fn article(
              member skipped them; `screen --exact` scores every window with every member)."
         );
     }
+    if let (Some(run), Some(t), Some(a), Some(b)) = (
+        row.segment_score,
+        row.segment_threshold,
+        row.segment_start_s,
+        row.segment_end_s,
+    ) {
+        let fired = if run >= t {
+            "at or above its threshold, so the file is flagged whatever its file score says \
+             (a partial fake: listen to that stretch)"
+        } else {
+            "below its threshold"
+        };
+        let _ = write!(
+            why,
+            " Segment rule: every window from {a:.1} to {b:.1} s scored at least {run:.3}, \
+             {fired} ({t:.3})."
+        );
+    }
     let band_label = |hz: (f64, f64)| format!("{}–{} kHz", khz(hz.0), khz(hz.1));
     if let Some(top) = e
         .bands

@@ -322,11 +322,15 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
         notes.push(format!("peak RSS {mib} MiB"));
     }
     eprintln!(
-        "deepscreen: {} screened ({} failed, {} flagged synthetic at threshold {threshold}), \
+        "deepscreen: {} screened ({} failed, {} flagged synthetic at threshold {threshold}{}), \
          {} of audio in {} = {:.0}x real time, model {}, backend {}{}",
         count(summary.files, "file"),
         summary.failed,
         summary.flagged,
+        match &segment_rule {
+            Some(rule) => format!(" or segment threshold {}", rule.threshold),
+            None => String::new(),
+        },
         human_duration(summary.audio_seconds),
         human_duration(summary.elapsed.as_secs_f64()),
         summary.realtime_factor(),

@@ -1532,6 +1532,29 @@ fn the_segment_rule_flags_a_run_of_high_windows() {
         "{}",
         stderr_of(&out)
     );
+    // The review page says what the rule saw, and where.
+    let (_, report) = screen(
+        &ruled,
+        "fired.jsonl",
+        &["--segment-threshold", &best.to_string()],
+    );
+    let page = tmp.path().join("review.html");
+    let out = bin()
+        .args(["review", "-b", "cpu", "--model"])
+        .arg(&ruled)
+        .arg(&report)
+        .arg("-o")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let said = format!(
+        "Segment rule: every window from {:.1} to {:.1} s scored at least {best:.3}, at or above",
+        segments[at]["start_s"].as_f64().unwrap(),
+        segments[at + 2]["end_s"].as_f64().unwrap()
+    );
+    assert!(html.contains(&said), "{said:?} not on the page");
     // Resuming a report decided with another segment threshold is refused.
     let (out, _) = screen(
         &ruled,

@@ -1,4 +1,4 @@
-"""Partial-fake trials (issue 29, item 6): long real speech with one fake stretch spliced in,
+"""Partial-fake trials (issue 29, item 6): long real audio with one fake stretch spliced in,
 beside the same construction without it.
 
 A user's fakes are often partial: one cloned sentence in a real interview, AI vocals over a real
@@ -12,12 +12,19 @@ choose and check a rule that catches them (`training/segment_rule.py`):
   package's language), and copy-syntheses of that package's own clips (the same speaker, so
   only the generator differs) through this project's autoencoder and GAN vocoders.
 
-Only packages the shipped speech models never trained on are used (every Asterisk package
-and the two held-out data v2 packages), so the false alarms measured on `real` are on unseen
-real speech. Outputs: OUT/{real,partial}/*.wav (16 kHz) and OUT/trials.csv (path, label,
+With `--kind music`: 40-60 s excerpts of real tracks, and the same excerpts with a 10-20 s
+stretch replaced by its copy-synthesis through one of the music autoencoders (a generated
+passage inside a real track; the content is the same, only the generator differs).
+
+Only packages the shipped models never trained on are used (speech: every Asterisk package and
+the two held-out data v2 packages; music: the two held-out data v2 soundtracks and the data v3
+packages), so the false alarms measured on `real` are on unseen real audio. Outputs:
+OUT/{real,partial}/*.wav (16 kHz speech, 44.1 kHz music) and OUT/trials.csv (path, label,
 package, attack, fake_start_s, fake_end_s). Resumable: existing files are kept.
 
     python training/data/partial_trials.py --real data/real --out data/partial --per-package 24
+    python training/data/partial_trials.py --kind music --real data/real --out data/partial-music \
+        --ae data/ae --per-package 12
 """
 
 from __future__ import annotations
@@ -36,8 +43,14 @@ import numpy as np
 from deepscreen_train.common import decode, read_rows
 
 RATE = 16000
-# Packages never in the shipped speech models' training (data v2 held out two, data v3 adds
-# Asterisk), and the espeak-ng voice of their language.
+# The espeak-ng voice of each package's language. The default trials use the packages the
+# shipped (data v2) speech models never trained on: the two held out then and every Asterisk
+# package; models trained on data v3 are fitted on its held-out packages (--packages).
+LANGUAGES = {
+    "asterisk-core-sounds-ru-gsm": "ru",
+    "asterisk-core-sounds-ru-g722": "ru",
+    "flight-of-the-amazon-queen": "en-us",
+}
 PACKAGES = {
     "asterisk-core-sounds-en-wav": "en-us",
     "asterisk-core-sounds-es-wav": "es",
@@ -64,6 +77,11 @@ TEXTS = {
            "Het nummer dat u hebt gekozen is niet in gebruik, controleer het en probeer opnieuw."],
 }
 ATTACKS = ["piper", "espeak-ng", "ae-transposed", "ae-istft", "gan-hifigan-16k"]
+MUSIC_RATE = 44100
+MUSIC_PACKAGES = ["planetblupi-music-ogg", "supertux-data", "asterisk-moh-opsound", "flare-game",
+                  "freedroidrpg-data", "redeclipse-data", "warmux-data"]
+LANGUAGES.update(PACKAGES)
+MUSIC_ATTACKS = ["ae-transposed", "ae-istft", "ae-rvq", "ae-subpixel", "ae-nearest"]
 
 
 def clips_of(real: Path, package: str) -> list[Path]:
@@ -134,30 +152,77 @@ def decode_at(x: np.ndarray, rate: int, source_rate: int = RATE) -> np.ndarray:
     return np.frombuffer(out, dtype="<f4").copy()
 
 
-def write_wav(path: Path, x: np.ndarray) -> None:
+def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(rate)
         w.writeframes(pcm.tobytes())
+
+
+def music_trials(args) -> list[dict]:
+    """Real excerpts, and the same excerpts with a stretch copy-synthesised by an autoencoder."""
+    import make_fakes
+    from deepscreen_train.common import duration
+
+    rows = []
+    tracks = read_rows(args.real / "real.csv")
+    for k, package in enumerate(args.packages or MUSIC_PACKAGES):
+        paths = [args.real / r["path"] for r in tracks if r["package"] == package]
+        paths = [p for p in paths if duration(p) >= 45]
+        if not paths:
+            print(f"no track of 45 s or more in {package}: skipped", file=sys.stderr)
+            continue
+        for i in range(args.per_package):
+            rng = random.Random(f"{args.seed}/{package}/{i}")
+            track = paths[i % len(paths)]
+            seconds = min(rng.uniform(40, 60), duration(track) - 1)
+            start = rng.uniform(0, duration(track) - seconds)
+            x = decode(track, MUSIC_RATE, start, seconds)
+            attack = MUSIC_ATTACKS[(i + k) % len(MUSIC_ATTACKS)]
+            fake_seconds = rng.uniform(10, 20)
+            a = int(rng.uniform(0, len(x) / MUSIC_RATE - fake_seconds) * MUSIC_RATE)
+            b = a + int(fake_seconds * MUSIC_RATE)
+            for label in ("real", "partial"):
+                path = args.out / label / f"{package}-{i:03d}.wav"
+                row = {"path": str(path.relative_to(args.out)), "label": label, "package": package,
+                       "attack": attack if label == "partial" else "", "fake_start_s": "", "fake_end_s": ""}
+                if label == "partial":
+                    row["fake_start_s"] = f"{a / MUSIC_RATE:.3f}"
+                    row["fake_end_s"] = f"{b / MUSIC_RATE:.3f}"
+                if not path.exists():
+                    y = x.copy()
+                    if label == "partial":
+                        fake = make_fakes.autoencoder(x[a:b], args.ae, attack[3:]).astype(np.float32)
+                        y[a:a + len(fake)] = fake[: b - a] * (rms(x[a:b]) / rms(fake))
+                    write_wav(path, y, MUSIC_RATE)
+                rows.append(row)
+        print(f"{package}: {args.per_package} real + {args.per_package} partial", flush=True)
+    return rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["speech", "music"], default="speech")
     ap.add_argument("--real", type=Path, required=True, help="fetch_real.py's output (real.csv)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ae", type=Path, default=Path("data/ae-speech"), help="codec_ae.py's speech vocoders")
     ap.add_argument("--gan", type=Path, default=Path("data/gan-speech"), help="gan_vocoder.py's speech vocoders")
     ap.add_argument("--per-package", type=int, default=24, help="real and partial trials per package, each")
+    ap.add_argument("--packages", nargs="+", help="the real packages to build from [default: those the "
+                    "shipped models never trained on]; speech packages need a language in LANGUAGES")
     ap.add_argument("--seed", type=int, default=29)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.kind == "music":
+        return write_trials(args.out, music_trials(args))
     vocoders = {"ae": args.ae, "gan": args.gan}
     attacks = [a for a in ATTACKS if not a.startswith("gan-") or (args.gan / f"{a[4:]}.pt").exists()]
     rows = []
-    for k, (package, voice) in enumerate(PACKAGES.items()):
+    packages = {p: LANGUAGES[p] for p in args.packages} if args.packages else PACKAGES
+    for k, (package, voice) in enumerate(packages.items()):
         clips = clips_of(args.real, package)
         if not clips:
             print(f"no clips of {package} in {args.real}/real.csv: skipped", file=sys.stderr)
@@ -190,11 +255,15 @@ def main() -> int:
                     write_wav(args.out / row["path"], np.concatenate(parts))
                 rows.append(row)
         print(f"{package}: {args.per_package} real + {args.per_package} partial", flush=True)
-    with open(args.out / "trials.csv", "w", newline="") as f:
+    return write_trials(args.out, rows)
+
+
+def write_trials(out: Path, rows: list[dict]) -> int:
+    with open(out / "trials.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"{len(rows)} trials → {args.out}/trials.csv")
+    print(f"{len(rows)} trials → {out}/trials.csv")
     return 0
 
 
