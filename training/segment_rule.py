@@ -29,22 +29,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 
+from deepscreen_train.segment_rule import fit, flags, strongest_run
 from fuse import config_of, write_fused
-
-
-def strongest_run(scores: list[float], k: int) -> tuple[float, int] | None:
-    """The engine's segment score: max over runs of k consecutive windows of the run's
-    lowest score (first run on a tie), and the run's first window."""
-    best = None
-    for i in range(len(scores) - k + 1):
-        low = min(scores[i : i + k])
-        if best is None or low > best[0]:
-            best = (low, i)
-    return best
 
 
 def read_report(path: Path) -> dict[str, dict]:
@@ -96,28 +85,16 @@ def main() -> None:
     def scores(row):
         return [s["score"] for s in row["segments"]]
 
-    results = []
-    packages = defaultdict(list)
+    by_package = defaultdict(list)
     for f in real:
-        packages[f[1]].append(f)
-    for k in args.windows:
-        # Per package (the worst package is the figure to watch, so the budget is not pooled):
-        # just above the (allowed + 1)-th highest run of its real files left bona fide.
-        edge = 0.0
-        for members in packages.values():
-            quiet = sorted((r[0] for f in members if f[4]["score"] < threshold
-                            if (r := strongest_run(scores(f[4]), k))), reverse=True)
-            allowed = math.floor(args.added_fa * len(members))
-            edge = max(edge, quiet[allowed] if allowed < len(quiet) else 0.0)
-        t = max(threshold, math.nextafter(edge, 2.0))
-        if t > 1.0:
-            continue
-        caught = sum(1 for f in partial if flagged(f[4], k, t, threshold))
-        results.append((caught, -k, k, t))
-        print(f"windows {k}: threshold {t:.4f}: {caught} of {len(partial)} partial fakes flagged")
+        by_package[f[1]].append((f[4]["score"], scores(f[4])))
+    results = fit(by_package, [(f[4]["score"], scores(f[4])) for f in partial], threshold, args.windows,
+                  args.added_fa)
+    for k_, t_, caught in sorted(results):
+        print(f"windows {k_}: threshold {t_:.4f}: {caught} of {len(partial)} partial fakes flagged")
     if not results:
         raise SystemExit("no run length leaves room under --added-fa")
-    _, _, k, t = max(results)
+    k, t, _ = results[0]
     print(f"\nchosen: {k} windows at {t:.4f}")
     figures = measure(real, partial, k, t, threshold, scores)
     if args.check_report:
@@ -142,8 +119,7 @@ def main() -> None:
 
 
 def flagged(row: dict, k: int, t: float, threshold: float) -> bool:
-    run = strongest_run([s["score"] for s in row["segments"]], k)
-    return row["score"] >= threshold or (run is not None and run[0] >= t)
+    return flags(row["score"], [s["score"] for s in row["segments"]], threshold, k, t)
 
 
 def measure(real, partial, k, t, threshold, scores) -> dict:

@@ -1487,6 +1487,18 @@ fn reading_the_results_quotes_the_models_and_their_cards() {
             card.contains(&format!("Default **{threshold:.3} = 1 % false alarms")),
             "{name}'s card states another threshold than the model's {threshold:.3}"
         );
+        // The segment rule (partial fakes), as README and card state it.
+        let info = deepscreen::model::load(name).unwrap().info();
+        let rule = info.segment_rule.as_ref().expect("the defaults carry a segment rule");
+        let t = rule.threshold;
+        assert!(
+            section.contains(&format!("at or above {t:.3}")),
+            "README should quote {name}'s segment threshold {t:.3}"
+        );
+        assert!(
+            card.contains(&format!("scoring ≥ {t:.3}**")),
+            "{name}'s card states another segment threshold than {t:.3}"
+        );
         for figure in figures {
             assert!(section.contains(figure), "README lacks {name}'s {figure}");
             assert!(card.contains(figure), "{name}'s card lacks {figure}");

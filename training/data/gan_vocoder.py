@@ -22,9 +22,10 @@ held-out package's fakes are never its own reconstructions by a vocoder that hea
     python training/data/gan_vocoder.py --kind music --real data/real --out data/gan --minutes 30 \\
         --instances hifigan-44k melgan-32k --device cuda
 
-A checkpoint (OUT/<instance>.ckpt) is written every 200 steps and `--minutes` is the total
-budget: a stopped run resumes where it was; OUT/<instance>.pt is the finished vocoder (not
-retrained on a rerun). `copy_synthesis(load(path), audio, rate)` is what make_fakes.py calls.
+A checkpoint (OUT/<instance>.ckpt) is written every 200 steps or 5 minutes and `--minutes` is
+the total budget of compute (CPU time per thread on a CPU, so sharing the machine or a pause
+does not shorten the training): a stopped run resumes where it was; OUT/<instance>.pt is the
+finished vocoder (not retrained on a rerun). `copy_synthesis(load(path), audio, rate)` is what make_fakes.py calls.
 """
 
 from __future__ import annotations
@@ -399,8 +400,16 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
         print(f"{name}: resumed at step {step} ({elapsed / 60:.1f} min done)", flush=True)
     batches = np.random.default_rng([inst.seed, step])
     seg = inst.hop * (8192 // inst.hop + 1)  # whole frames, about 8k samples
-    t0 = time.time() - elapsed
-    while (step < steps) if steps else (time.time() - t0 < minutes * 60):
+    # The budget is compute time (this process's CPU seconds per thread; wall time on a GPU), not
+    # wall time: a run that shares the machine, or is paused (SIGSTOP), gets the same training.
+    if device == "cpu":
+        threads = max(1, torch.get_num_threads())
+        clock = lambda: time.process_time() / threads  # noqa: E731
+    else:
+        clock = time.time
+    t0 = clock() - elapsed
+    saved = clock()
+    while (step < steps) if steps else (clock() - t0 < minutes * 60):
         idx = batches.integers(0, len(audio) - seg, size=batch)
         x = torch.from_numpy(np.stack([audio[i : i + seg] for i in idx])).to(device)
         mel = feats(x)
@@ -425,16 +434,19 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
         step += 1
         if step % 50 == 0:
             print(f"{name}: step {step} d {d_loss.item():.3f} adv {adv.item():.3f} fm {fm.item():.3f} "
-                  f"mel {mel_l1.item():.3f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
-        if step % 200 == 0:
+                  f"mel {mel_l1.item():.3f} ({(clock() - t0) / 60:.1f} min)", flush=True)
+        # A checkpoint every 200 steps or 5 minutes of compute, whichever comes first (slow CPU
+        # steps must not lose half an hour to a stopped session).
+        if step % 200 == 0 or clock() - saved > 300:
             state = {"gen": gen.state_dict(), "disc": disc.state_dict(), "og": og.state_dict(),
-                     "od": od.state_dict(), "step": step, "elapsed": time.time() - t0}
+                     "od": od.state_dict(), "step": step, "elapsed": clock() - t0}
             torch.save(state, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
+            saved = clock()
     torch.save({"instance": inst.__dict__, "name": name, "weights": gen.state_dict(), "steps": step,
-                "minutes": (time.time() - t0) / 60}, final)
+                "minutes": (clock() - t0) / 60}, final)
     ckpt.unlink(missing_ok=True)
-    print(f"{name}: {step} steps in {(time.time() - t0) / 60:.1f} min → {final}", flush=True)
+    print(f"{name}: {step} steps in {(clock() - t0) / 60:.1f} min → {final}", flush=True)
 
 
 def load(path: Path) -> tuple[nn.Module, MelFeatures, Instance]:
