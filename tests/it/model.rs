@@ -1489,7 +1489,10 @@ fn reading_the_results_quotes_the_models_and_their_cards() {
         );
         // The segment rule (partial fakes), as README and card state it.
         let info = deepscreen::model::load(name).unwrap().info();
-        let rule = info.segment_rule.as_ref().expect("the defaults carry a segment rule");
+        let rule = info
+            .segment_rule
+            .as_ref()
+            .expect("the defaults carry a segment rule");
         let t = rule.threshold;
         assert!(
             section.contains(&format!("at or above {t:.3}")),
