@@ -100,10 +100,7 @@ fn classifier<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
             .upload(&signal(c_out * c_in * k * k), &[c_out, c_in, k, k])
             .unwrap();
         let bias = be.upload(&vec![0.1; c_out], &[c_out]).unwrap();
-        let p = Conv2dParams {
-            stride: [1, 1],
-            padding: [k / 2, k / 2],
-        };
+        let p = Conv2dParams::symmetric([1, 1], [k / 2, k / 2]);
         g.bench_function(BenchmarkId::new(name, label), |b| {
             b.iter(|| {
                 sync(

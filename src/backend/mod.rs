@@ -31,8 +31,8 @@ pub mod wgpu;
 use crate::Result;
 
 pub use params::{
-    Activation, Conv1dParams, Conv2dParams, GlobalPool, LogSpec, NORM_EPS, Normalization,
-    PoolParams, Projection, StftParams, gelu, sigmoid, whisper_range, window_output,
+    Activation, Conv1dParams, Conv2dParams, ConvTranspose2dParams, GlobalPool, LogSpec, NORM_EPS,
+    Normalization, PoolParams, Projection, StftParams, gelu, sigmoid, whisper_range, window_output,
 };
 
 /// A tensor that knows its shape (row-major, last dimension fastest).
@@ -222,9 +222,30 @@ pub trait EncoderOps: Device {
 
 /// Everything the model's forward pass needs: a device with every op family. Implemented
 /// for any type that has them all; a new op family is a new trait added here.
-pub trait Backend: FrontendOps + ClassifierOps + EncoderOps {}
+/// The source separator's ops (Spleeter's U-Net, issue 35) beyond the classifier's: transposed
+/// convolutions up and skip connections concatenated. Each backend implements it in its
+/// `separator.rs` (kernels in `shaders/separator.wgsl`, `kernels/separator.cu`).
+pub trait SeparatorOps: Device {
+    /// 2-D transposed convolution (NCHW): `[B, C, H, W]` with weight `[C, O, KH, KW]`
+    /// (PyTorch's `ConvTranspose2d` layout) and bias `[O]` → `[B, O, HO, WO]`, the full output
+    /// `(H − 1) · stride + KH` cropped as `params` says; bias and activation fused.
+    fn conv_transpose2d(
+        &self,
+        input: &Self::Tensor,
+        weight: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        params: &ConvTranspose2dParams,
+        activation: Activation,
+    ) -> Result<Self::Tensor>;
 
-impl<B: FrontendOps + ClassifierOps + EncoderOps> Backend for B {}
+    /// `[B, C1, ...]` and `[B, C2, ...]` (the same batch and trailing axes) → `[B, C1 + C2, ...]`,
+    /// `a`'s channels first (PyTorch's `cat(dim=1)`).
+    fn concat_channels(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+}
+
+pub trait Backend: FrontendOps + ClassifierOps + EncoderOps + SeparatorOps {}
+
+impl<B: FrontendOps + ClassifierOps + EncoderOps + SeparatorOps> Backend for B {}
 
 /// Lock a backend's mutex; a panic elsewhere while it was held leaves plain data behind
 /// (buffer pools, a pending encoder), which stays usable.

@@ -200,14 +200,54 @@ pub struct Conv1dParams {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dParams {
     pub stride: [usize; 2],
+    /// Zero rows and columns before the input (top, left).
     pub padding: [usize; 2],
+    /// Zero rows and columns after it (bottom, right): PyTorch's `padding=p` is `p` on both
+    /// sides; Spleeter pads 1 before and 2 after.
+    pub padding_end: [usize; 2],
 }
 
 impl Conv2dParams {
+    /// The same padding on both sides (PyTorch's `Conv2d(padding=...)`).
+    pub fn symmetric(stride: [usize; 2], padding: [usize; 2]) -> Self {
+        Conv2dParams {
+            stride,
+            padding,
+            padding_end: padding,
+        }
+    }
+
     pub fn output_hw(&self, h: usize, w: usize, kernel: [usize; 2]) -> Option<[usize; 2]> {
-        window_output(h, kernel[0], self.stride[0], self.padding[0])
-            .zip(window_output(w, kernel[1], self.stride[1], self.padding[1]))
-            .map(|(a, b)| [a, b])
+        let out = |axis: usize, len: usize| {
+            let padded = len + self.padding[axis] + self.padding_end[axis];
+            let (k, s) = (kernel[axis], self.stride[axis]);
+            (k > 0 && s > 0 && padded >= k).then(|| (padded - k) / s + 1)
+        };
+        out(0, h).zip(out(1, w)).map(|(a, b)| [a, b])
+    }
+}
+
+/// A 2-D transposed convolution: its stride, and the rows and columns cropped from its full
+/// output `(in − 1) · stride + kernel` at the start (`crop`) and at the end (`crop_end`).
+/// PyTorch's `ConvTranspose2d(padding=p)` crops `p` from both sides; Spleeter crops 1 and 2,
+/// so that a 5×5 kernel of stride 2 doubles the size exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvTranspose2dParams {
+    pub stride: [usize; 2],
+    pub crop: [usize; 2],
+    pub crop_end: [usize; 2],
+}
+
+impl ConvTranspose2dParams {
+    /// None when the input is empty or the crops leave nothing.
+    pub fn output_hw(&self, h: usize, w: usize, kernel: [usize; 2]) -> Option<[usize; 2]> {
+        let out = |axis: usize, len: usize| {
+            let s = self.stride[axis];
+            let full = (len.checked_sub(1)? * s).checked_add(kernel[axis])?;
+            let kept = full.checked_sub(self.crop[axis] + self.crop_end[axis])?;
+            (s > 0 && kernel[axis] > 0 && kept > 0).then_some(kept)
+        };
+        out(0, h).zip(out(1, w)).map(|(a, b)| [a, b])
     }
 }
 

@@ -3,7 +3,7 @@
 //! `Error::Backend` naming the backend, the op and the mismatch. Backends call these first, so
 //! they agree on what is valid and no kernel sees inconsistent shapes.
 
-use super::{Conv1dParams, Conv2dParams, PoolParams, StftParams};
+use super::{Conv1dParams, Conv2dParams, ConvTranspose2dParams, PoolParams, StftParams};
 use crate::{Error, Result};
 
 /// Checks for one backend: carries the backend name into error messages.
@@ -187,6 +187,56 @@ impl Shapes {
             ho,
             wo,
         })
+    }
+
+    /// A transposed convolution's sizes (`Conv`, its `channels` the input's).
+    pub fn conv_transpose2d(
+        self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        p: &ConvTranspose2dParams,
+    ) -> Result<Conv> {
+        let op = "conv_transpose2d";
+        let [batch, channels, h, w] = self.dims(input, op, "input")?;
+        let [in_ch, out_channels, kh, kw] = self.dims(weight, op, "weight")?;
+        self.ensure(in_ch == channels, op, || {
+            format!("weight expects {in_ch} input channels, input has {channels}")
+        })?;
+        self.vector(bias, out_channels, op, "bias")?;
+        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
+            self.fail(
+                op,
+                format!(
+                    "kernel {kh}x{kw}, stride {:?}, crops {:?}/{:?} leave no output of input \
+                     {h}x{w}",
+                    p.stride, p.crop, p.crop_end
+                ),
+            )
+        })?;
+        Ok(Conv {
+            batch,
+            channels,
+            h,
+            w,
+            out_channels,
+            kh,
+            kw,
+            ho,
+            wo,
+        })
+    }
+
+    /// Two tensors concatenated along axis 1 → (batch, channels of each, inner size).
+    pub fn concat_channels(self, a: &[usize], b: &[usize]) -> Result<[usize; 4]> {
+        let op = "concat_channels";
+        self.ensure(a.len() >= 2 && a.len() == b.len(), op, || {
+            format!("inputs must be [B, C, ...] of the same rank, got {a:?} and {b:?}")
+        })?;
+        self.ensure(a[0] == b[0] && a[2..] == b[2..], op, || {
+            format!("batch and trailing axes differ: {a:?} and {b:?}")
+        })?;
+        Ok([a[0], a[1], b[1], a[2..].iter().product()])
     }
 
     /// `[B, C, ...]` with per-channel scale and shift → (C, inner size).

@@ -297,10 +297,7 @@ fn plan_classifier(
                 if *out_channels == 0 || stride.contains(&0) {
                     return Err(at("out_channels and stride must be ≥ 1".into()));
                 }
-                let params = Conv2dParams {
-                    stride: *stride,
-                    padding: *padding,
-                };
+                let params = Conv2dParams::symmetric(*stride, *padding);
                 let [ho, wo] = params
                     .output_hw(h, w, *kernel)
                     .ok_or_else(|| at(format!("kernel {kernel:?} does not fit input {h}x{w}")))?;

@@ -258,10 +258,7 @@ impl ModelSpec {
                     Layer::Conv2d {
                         weight,
                         bias,
-                        params: Conv2dParams {
-                            stride: *stride,
-                            padding: *padding,
-                        },
+                        params: Conv2dParams::symmetric(*stride, *padding),
                         activation: activation(*act),
                     }
                 }

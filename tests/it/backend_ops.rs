@@ -11,8 +11,9 @@ use deepscreen::backend::cpu::{CpuBackend, Math as CpuMath};
 use deepscreen::backend::cuda::Math;
 use deepscreen::backend::gpu::GemmKind;
 use deepscreen::backend::{
-    Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, Device, DeviceTensor,
-    FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection, StftParams,
+    Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, ConvTranspose2dParams, Device,
+    DeviceTensor, FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection,
+    StftParams,
 };
 
 fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
@@ -292,13 +293,14 @@ fn normalize_matches_reference<B: Backend>(be: &B, tol: f64) {
 
 fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
     let mut r = rng(5);
-    // ([b, c, h, w], [o, kh, kw], stride, padding, bias, activation)
+    // ([b, c, h, w], [o, kh, kw], stride, [padding before, after], bias, activation)
+    let symmetric = |p: [usize; 2]| [p, p];
     let cases = [
         (
             [1, 1, 9, 7],
             [4, 3, 3],
             [1, 1],
-            [1, 1],
+            symmetric([1, 1]),
             true,
             Activation::None,
         ),
@@ -306,7 +308,7 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [2, 3, 17, 13],
             [5, 5, 3],
             [2, 1],
-            [2, 0],
+            symmetric([2, 0]),
             true,
             Activation::Relu,
         ),
@@ -314,7 +316,7 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [3, 4, 8, 8],
             [6, 1, 1],
             [1, 1],
-            [0, 0],
+            symmetric([0, 0]),
             true,
             Activation::LeakyRelu(0.1),
         ), // direct GEMM path
@@ -322,7 +324,7 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [2, 2, 10, 11],
             [3, 1, 1],
             [2, 3],
-            [0, 1],
+            symmetric([0, 1]),
             false,
             Activation::None,
         ), // 1x1 but strided
@@ -330,7 +332,7 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [1, 2, 5, 5],
             [2, 5, 5],
             [1, 1],
-            [0, 0],
+            symmetric([0, 0]),
             true,
             Activation::Sigmoid,
         ), // one output pixel
@@ -338,9 +340,26 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
             [2, 8, 31, 29],
             [16, 3, 3],
             [1, 2],
-            [1, 1],
+            symmetric([1, 1]),
             true,
             Activation::Gelu,
+        ),
+        // Spleeter's encoder: 5x5, stride 2, one zero row/column before and two after.
+        (
+            [2, 3, 16, 20],
+            [4, 5, 5],
+            [2, 2],
+            [[1, 1], [2, 2]],
+            true,
+            Activation::None,
+        ),
+        (
+            [1, 2, 9, 12],
+            [3, 4, 3],
+            [3, 2],
+            [[0, 2], [3, 1]],
+            true,
+            Activation::LeakyRelu(0.2),
         ),
     ];
     for (i, (shape, [o, kh, kw], stride, padding, with_bias, act)) in cases.into_iter().enumerate()
@@ -350,7 +369,11 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
         let weight = random_vec(&mut r, o * c * kh * kw, -1.0, 1.0);
         let bias = random_vec(&mut r, o, -1.0, 1.0);
         let bt = be.upload(&bias, &[o]).unwrap();
-        let params = Conv2dParams { stride, padding };
+        let params = Conv2dParams {
+            stride,
+            padding: padding[0],
+            padding_end: padding[1],
+        };
         let out = be
             .conv2d(
                 &be.upload(&x, &shape).unwrap(),
@@ -382,13 +405,199 @@ fn conv2d_matches_reference<B: Backend>(be: &B, tol: f64) {
     // mismatched channels and a kernel larger than the input are errors, not panics
     let x = be.upload(&[0.0; 2 * 3 * 3], &[1, 2, 3, 3]).unwrap();
     let w = be.upload(&[0.0; 3 * 3 * 3], &[1, 3, 3, 3]).unwrap();
-    let p = Conv2dParams {
-        stride: [1, 1],
-        padding: [0, 0],
-    };
+    let p = Conv2dParams::symmetric([1, 1], [0, 0]);
     assert!(be.conv2d(&x, &w, None, &p, Activation::None).is_err());
     let w = be.upload(&[0.0; 2 * 16], &[1, 2, 4, 4]).unwrap();
     assert!(be.conv2d(&x, &w, None, &p, Activation::None).is_err());
+}
+
+/// Transposed convolution against the textbook scatter form in f64: every input pixel adds
+/// `x · weight[c, o, ky, kx]` at `(iy · sh + ky, ix · sw + kx)` of the full output, which is
+/// then cropped. (The backends gather instead; the CPU's is a GEMM and a col2im.)
+fn conv_transpose2d_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(35);
+    // ([b, c, h, w], [o, kh, kw], stride, crop, crop_end, bias, activation)
+    let cases = [
+        // Spleeter's decoder: 5x5 stride 2, crop 1 and 2: the size doubles.
+        (
+            [2, 6, 4, 6],
+            [3, 5, 5],
+            [2, 2],
+            [1, 1],
+            [2, 2],
+            true,
+            Activation::Relu,
+        ),
+        (
+            [1, 3, 5, 3],
+            [4, 3, 3],
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            true,
+            Activation::None,
+        ),
+        (
+            [2, 2, 3, 4],
+            [2, 4, 2],
+            [3, 2],
+            [0, 1],
+            [2, 0],
+            false,
+            Activation::LeakyRelu(0.2),
+        ),
+        (
+            [1, 5, 1, 1],
+            [6, 5, 5],
+            [2, 2],
+            [0, 0],
+            [0, 0],
+            true,
+            Activation::Sigmoid,
+        ), // one pixel
+        (
+            [1, 40, 8, 16],
+            [16, 5, 5],
+            [2, 2],
+            [1, 1],
+            [2, 2],
+            true,
+            Activation::Relu,
+        ),
+    ];
+    for (i, ([b, c, h, w], [o, kh, kw], stride, crop, crop_end, with_bias, act)) in
+        cases.into_iter().enumerate()
+    {
+        let x = random_vec(&mut r, b * c * h * w, -1.0, 1.0);
+        let weight = random_vec(&mut r, c * o * kh * kw, -1.0, 1.0);
+        let bias = random_vec(&mut r, o, -1.0, 1.0);
+        let p = ConvTranspose2dParams {
+            stride,
+            crop,
+            crop_end,
+        };
+        let bt = be.upload(&bias, &[o]).unwrap();
+        let out = be
+            .conv_transpose2d(
+                &be.upload(&x, &[b, c, h, w]).unwrap(),
+                &be.upload(&weight, &[c, o, kh, kw]).unwrap(),
+                with_bias.then_some(&bt),
+                &p,
+                act,
+            )
+            .unwrap();
+        let (fh, fw) = ((h - 1) * stride[0] + kh, (w - 1) * stride[1] + kw);
+        let (ho, wo) = (fh - crop[0] - crop_end[0], fw - crop[1] - crop_end[1]);
+        let mut full = vec![0.0f64; b * o * fh * fw];
+        for (bi, oc, ic, iy, ix, ky, kx) in every_tap(b, o, c, h, w, kh, kw) {
+            full[((bi * o + oc) * fh + iy * stride[0] + ky) * fw + ix * stride[1] + kx] +=
+                x[((bi * c + ic) * h + iy) * w + ix] as f64
+                    * weight[((ic * o + oc) * kh + ky) * kw + kx] as f64;
+        }
+        let mut reference = Vec::with_capacity(b * o * ho * wo);
+        for bi in 0..b {
+            for oc in 0..o {
+                for y in 0..ho {
+                    for xo in 0..wo {
+                        let v = full[((bi * o + oc) * fh + y + crop[0]) * fw + xo + crop[1]]
+                            + if with_bias { bias[oc] as f64 } else { 0.0 };
+                        reference.push(ref_act(v, act));
+                    }
+                }
+            }
+        }
+        assert_eq!(out.shape(), &[b, o, ho, wo], "case {i}");
+        assert_close(
+            &be.download(&out).unwrap(),
+            &reference,
+            tol,
+            &format!("conv_transpose2d case {i}"),
+        );
+    }
+    // A weight for other input channels, and crops that leave nothing, are errors.
+    let x = be.upload(&[0.0; 2 * 3 * 3], &[1, 2, 3, 3]).unwrap();
+    let w = be.upload(&[0.0; 3 * 4 * 9], &[3, 4, 3, 3]).unwrap();
+    let p = ConvTranspose2dParams {
+        stride: [1, 1],
+        crop: [0, 0],
+        crop_end: [0, 0],
+    };
+    assert!(
+        be.conv_transpose2d(&x, &w, None, &p, Activation::None)
+            .is_err()
+    );
+    let w = be.upload(&[0.0; 2 * 4 * 9], &[2, 4, 3, 3]).unwrap();
+    let p = ConvTranspose2dParams {
+        crop: [3, 0],
+        crop_end: [2, 0],
+        ..p
+    };
+    assert!(
+        be.conv_transpose2d(&x, &w, None, &p, Activation::None)
+            .is_err()
+    );
+}
+
+/// Every (batch, out channel, in channel, input row, input column, kernel row, kernel column).
+fn every_tap(
+    b: usize,
+    o: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize, usize, usize, usize)> {
+    (0..b).flat_map(move |bi| {
+        (0..o).flat_map(move |oc| {
+            (0..c).flat_map(move |ic| {
+                (0..h).flat_map(move |iy| {
+                    (0..w).flat_map(move |ix| {
+                        (0..kh)
+                            .flat_map(move |ky| (0..kw).map(move |kx| (bi, oc, ic, iy, ix, ky, kx)))
+                    })
+                })
+            })
+        })
+    })
+}
+
+/// Channel concatenation against index arithmetic, on [B, C, H, W] and [B, C, T] inputs.
+fn concat_channels_matches_reference<B: Backend>(be: &B, _tol: f64) {
+    let mut r = rng(36);
+    for (a_shape, b_shape) in [
+        (vec![2, 3, 4, 5], vec![2, 1, 4, 5]),
+        (vec![1, 16, 7], vec![1, 16, 7]),
+        (vec![3, 1, 1], vec![3, 2, 1]),
+    ] {
+        let a = random_vec(&mut r, a_shape.iter().product(), -1.0, 1.0);
+        let b = random_vec(&mut r, b_shape.iter().product(), -1.0, 1.0);
+        let out = be
+            .concat_channels(
+                &be.upload(&a, &a_shape).unwrap(),
+                &be.upload(&b, &b_shape).unwrap(),
+            )
+            .unwrap();
+        let (ca, cb) = (a_shape[1], b_shape[1]);
+        let inner: usize = a_shape[2..].iter().product();
+        let mut expected = Vec::new();
+        for item in 0..a_shape[0] {
+            expected.extend_from_slice(&a[item * ca * inner..(item + 1) * ca * inner]);
+            expected.extend_from_slice(&b[item * cb * inner..(item + 1) * cb * inner]);
+        }
+        let mut shape = a_shape.clone();
+        shape[1] = ca + cb;
+        assert_eq!(out.shape(), shape.as_slice());
+        // A copy: exact.
+        assert_eq!(
+            be.download(&out).unwrap(),
+            expected,
+            "{a_shape:?} + {b_shape:?}"
+        );
+    }
+    let a = be.upload(&[0.0; 6], &[1, 2, 3]).unwrap();
+    let b = be.upload(&[0.0; 4], &[1, 2, 2]).unwrap();
+    assert!(be.concat_channels(&a, &b).is_err(), "trailing axes differ");
 }
 
 fn channel_affine_matches_reference<B: Backend>(be: &B, tol: f64) {
@@ -906,6 +1115,8 @@ macro_rules! backend_suite {
             case!(layer_norm_matches_reference);
             case!(attention_matches_reference);
             case!(add_broadcasts_over_leading_axes);
+            case!(conv_transpose2d_matches_reference);
+            case!(concat_channels_matches_reference);
         }
     };
 }
@@ -977,8 +1188,8 @@ fn cuda_suite_on_the_cpu_emulator() {
         return;
     }
     for (module, cases) in [
-        ("backend_ops::cuda::", 17),
-        ("backend_ops::cuda_tf32::", 17),
+        ("backend_ops::cuda::", 19),
+        ("backend_ops::cuda_tf32::", 19),
     ] {
         if let Some(passed) = cuda_emulator::run_tests(module, "") {
             assert_eq!(passed, cases, "every case of {module}");

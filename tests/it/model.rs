@@ -214,7 +214,7 @@ fn reference_scores(
                     [*out_channels, kernel[0], kernel[1]],
                     b.as_deref(),
                     *stride,
-                    *padding,
+                    [*padding, *padding],
                     Activation::None,
                 );
                 if *batchnorm {

@@ -9,6 +9,7 @@ mod encoder;
 mod frontend;
 mod packed;
 mod pool;
+mod separator;
 mod simd;
 
 pub use device::{CpuBackend, CpuTensor, Math};

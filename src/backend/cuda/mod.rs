@@ -79,6 +79,14 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             "add",
         ],
     ),
+    (
+        "separator.cu",
+        concat!(
+            include_str!("../../../kernels/common.cuh"),
+            include_str!("../../../kernels/separator.cu")
+        ),
+        &["conv_transpose2d", "concat_channels"],
+    ),
 ];
 
 /// Shape rules, with "cuda" in their error messages.

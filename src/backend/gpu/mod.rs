@@ -12,6 +12,7 @@ mod classifier;
 mod encoder;
 mod frontend;
 mod gemm;
+mod separator;
 
 use super::Device;
 use super::shapes::Shapes;

@@ -71,6 +71,16 @@ const MODULES: &[(&str, &str, &[&str])] = &[
         &["attention", "attention_tiled"],
     ),
     ("add", include_str!("../../../shaders/add.wgsl"), &["add"]),
+    (
+        "separator",
+        include_str!("../../../shaders/separator.wgsl"),
+        &["conv_transpose2d"],
+    ),
+    (
+        "concat",
+        include_str!("../../../shaders/concat.wgsl"),
+        &["concat_channels"],
+    ),
 ];
 
 /// Shape rules, with "wgpu" in their error messages.

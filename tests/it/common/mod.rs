@@ -137,11 +137,11 @@ pub fn ref_conv2d(
     [o, kh, kw]: [usize; 3],
     bias: Option<&[f64]>,
     stride: [usize; 2],
-    padding: [usize; 2],
+    [padding, padding_end]: [[usize; 2]; 2],
     act: deepscreen::backend::Activation,
 ) -> (Vec<f64>, [usize; 2]) {
-    let ho = (h + 2 * padding[0] - kh) / stride[0] + 1;
-    let wo = (w + 2 * padding[1] - kw) / stride[1] + 1;
+    let ho = (h + padding[0] + padding_end[0] - kh) / stride[0] + 1;
+    let wo = (w + padding[1] + padding_end[1] - kw) / stride[1] + 1;
     let mut out = vec![0.0; b * o * ho * wo];
     for bi in 0..b {
         for oc in 0..o {

@@ -1,0 +1,101 @@
+//! CPU separator ops: transposed convolution as one SGEMM per item (every input pixel's
+//! contributions to every output channel and kernel tap) then col2im's scatter-add; channel
+//! concatenation.
+
+use rayon::prelude::*;
+
+use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
+use crate::Result;
+use crate::backend::{Activation, ConvTranspose2dParams, SeparatorOps};
+
+impl SeparatorOps for CpuBackend {
+    fn conv_transpose2d(
+        &self,
+        input: &CpuTensor,
+        weight: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        p: &ConvTranspose2dParams,
+        act: Activation,
+    ) -> Result<CpuTensor> {
+        let c = CHECK.conv_transpose2d(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            p,
+        )?;
+        let (channels, h, w) = (c.channels, c.h, c.w);
+        let (out_ch, kh, kw, ho, wo) = (c.out_channels, c.kh, c.kw, c.ho, c.wo);
+        let taps = out_ch * kh * kw;
+        let mut out = vec![0.0f32; c.batch * out_ch * ho * wo];
+        if out.is_empty() {
+            return CpuTensor::new(out, &[c.batch, out_ch, ho, wo]);
+        }
+        out.par_chunks_mut(out_ch * ho * wo)
+            .zip(input.data.par_chunks(channels * h * w))
+            .for_each_init(Vec::new, |cols, (dst, x)| {
+                // cols[tap, pixel] = Σ_c weight[c, tap] · x[c, pixel]: weightᵀ (strided) · x.
+                cols.clear();
+                cols.resize(taps * h * w, 0.0);
+                sgemm(
+                    taps,
+                    channels,
+                    h * w,
+                    &weight.data,
+                    (1, taps),
+                    x,
+                    (h * w, 1),
+                    cols,
+                );
+                col2im(cols, [out_ch, kh, kw], [h, w], p, [ho, wo], dst);
+                for (o, plane) in dst.chunks_mut(ho * wo).enumerate() {
+                    simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
+                }
+            });
+        CpuTensor::new(out, &[c.batch, out_ch, ho, wo])
+    }
+
+    fn concat_channels(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor> {
+        let [batch, ca, cb, inner] = CHECK.concat_channels(&a.shape, &b.shape)?;
+        let mut out = Vec::with_capacity(batch * (ca + cb) * inner);
+        for item in 0..batch {
+            out.extend_from_slice(&a.data[item * ca * inner..(item + 1) * ca * inner]);
+            out.extend_from_slice(&b.data[item * cb * inner..(item + 1) * cb * inner]);
+        }
+        let mut shape = a.shape.clone();
+        shape[1] = ca + cb;
+        CpuTensor::new(out, &shape)
+    }
+}
+
+/// Add each input pixel's taps `cols[(o, ky, kx), (iy, ix)]` into the output at
+/// `(iy · sh + ky − crop_h, ix · sw + kx − crop_w)`, where that lies inside `[ho, wo]`.
+fn col2im(
+    cols: &[f32],
+    [out_ch, kh, kw]: [usize; 3],
+    [h, w]: [usize; 2],
+    p: &ConvTranspose2dParams,
+    [ho, wo]: [usize; 2],
+    dst: &mut [f32],
+) {
+    let [sh, sw] = p.stride;
+    let [ch, cw] = p.crop;
+    for o in 0..out_ch {
+        let plane = &mut dst[o * ho * wo..(o + 1) * ho * wo];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let tap = &cols[((o * kh + ky) * kw + kx) * h * w..][..h * w];
+                for iy in 0..h {
+                    let Some(y) = (iy * sh + ky).checked_sub(ch).filter(|&y| y < ho) else {
+                        continue;
+                    };
+                    let row = &mut plane[y * wo..(y + 1) * wo];
+                    for (ix, &v) in tap[iy * w..(iy + 1) * w].iter().enumerate() {
+                        if let Some(x) = (ix * sw + kx).checked_sub(cw).filter(|&x| x < wo) {
+                            row[x] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
