@@ -50,3 +50,11 @@ extern "C" __global__ void concat_channels(const ConcatParams params, const floa
     const long long per_item = (ca + cb) * inner, item = id / per_item, r = id % per_item;
     out[id] = r < ca * inner ? a[item * ca * inner + r] : b[item * cb * inner + r - ca * inner];
 }
+
+extern "C" __global__ void mul(const ConcatParams params, const float* a, const float* b,
+                               float* out) {
+    const long long n = params.n;
+    long long id = global_id();
+    if (id >= n) return;
+    out[id] = a[id] * b[id];
+}

@@ -1,4 +1,5 @@
-// Two [B, C, ...] tensors concatenated along the channels: a's first.
+// Two [B, C, ...] tensors concatenated along the channels (a's first), and multiplied
+// elementwise (`mul`, the same shape).
 
 struct Params { n: u32, ca: u32, cb: u32, inner: u32 };
 
@@ -20,4 +21,12 @@ fn concat_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     } else {
         out[id] = b[item * p.cb * p.inner + r - p.ca * p.inner];
     }
+}
+
+@compute @workgroup_size(256)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let id = linear_id(wid, nwg, lid);
+    if (id >= p.n) { return; }
+    out[id] = a[id] * b[id];
 }

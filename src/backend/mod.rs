@@ -241,6 +241,9 @@ pub trait SeparatorOps: Device {
     /// `[B, C1, ...]` and `[B, C2, ...]` (the same batch and trailing axes) → `[B, C1 + C2, ...]`,
     /// `a`'s channels first (PyTorch's `cat(dim=1)`).
     fn concat_channels(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `a · b` elementwise (the same shape): a mask applied to what it masks.
+    fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
 }
 
 pub trait Backend: FrontendOps + ClassifierOps + EncoderOps + SeparatorOps {}

@@ -227,6 +227,12 @@ impl Shapes {
         })
     }
 
+    /// Two tensors multiplied elementwise → their length.
+    pub fn same_shape(self, op: &str, a: &[usize], b: &[usize]) -> Result<usize> {
+        self.ensure(a == b, op, || format!("shapes differ: {a:?} and {b:?}"))?;
+        Ok(a.iter().product())
+    }
+
     /// Two tensors concatenated along axis 1 → (batch, channels of each, inner size).
     pub fn concat_channels(self, a: &[usize], b: &[usize]) -> Result<[usize; 4]> {
         let op = "concat_channels";

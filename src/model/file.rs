@@ -197,7 +197,11 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(ModelConfig, BTreeMap<String,
 
 /// The tensors of a model file whose names start with `prefix` (F16 tensors widened to f32:
 /// weights may be stored as F16 to halve the file); the others are not converted.
-fn read_tensors(bytes: &[u8], source: &str, prefix: &str) -> Result<BTreeMap<String, HostTensor>> {
+pub(super) fn read_tensors(
+    bytes: &[u8],
+    source: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, HostTensor>> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;

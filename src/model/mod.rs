@@ -15,6 +15,7 @@ pub mod info;
 pub mod layer;
 pub mod network;
 pub mod presets;
+pub mod separator;
 pub mod tensor;
 
 use std::path::Path;

@@ -562,8 +562,9 @@ fn every_tap(
     })
 }
 
-/// Channel concatenation against index arithmetic, on [B, C, H, W] and [B, C, T] inputs.
-fn concat_channels_matches_reference<B: Backend>(be: &B, _tol: f64) {
+/// Channel concatenation against index arithmetic, on [B, C, H, W] and [B, C, T] inputs; and
+/// the elementwise product (both exact: copies and single f32 products).
+fn concat_and_mul_match_reference<B: Backend>(be: &B, _tol: f64) {
     let mut r = rng(36);
     for (a_shape, b_shape) in [
         (vec![2, 3, 4, 5], vec![2, 1, 4, 5]),
@@ -598,6 +599,19 @@ fn concat_channels_matches_reference<B: Backend>(be: &B, _tol: f64) {
     let a = be.upload(&[0.0; 6], &[1, 2, 3]).unwrap();
     let b = be.upload(&[0.0; 4], &[1, 2, 2]).unwrap();
     assert!(be.concat_channels(&a, &b).is_err(), "trailing axes differ");
+    assert!(be.mul(&a, &b).is_err(), "shapes differ");
+    let (x, y) = (
+        random_vec(&mut r, 3 * 5 * 7, -2.0, 2.0),
+        random_vec(&mut r, 3 * 5 * 7, 0.0, 1.0),
+    );
+    let product = be
+        .mul(
+            &be.upload(&x, &[3, 5, 7]).unwrap(),
+            &be.upload(&y, &[3, 5, 7]).unwrap(),
+        )
+        .unwrap();
+    let expected: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
+    assert_eq!(be.download(&product).unwrap(), expected);
 }
 
 fn channel_affine_matches_reference<B: Backend>(be: &B, tol: f64) {
@@ -1116,7 +1130,7 @@ macro_rules! backend_suite {
             case!(attention_matches_reference);
             case!(add_broadcasts_over_leading_axes);
             case!(conv_transpose2d_matches_reference);
-            case!(concat_channels_matches_reference);
+            case!(concat_and_mul_match_reference);
         }
     };
 }

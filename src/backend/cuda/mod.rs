@@ -85,7 +85,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             include_str!("../../../kernels/common.cuh"),
             include_str!("../../../kernels/separator.cu")
         ),
-        &["conv_transpose2d", "concat_channels"],
+        &["conv_transpose2d", "concat_channels", "mul"],
     ),
 ];
 

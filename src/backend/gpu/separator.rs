@@ -73,4 +73,17 @@ impl<K: Kernels> SeparatorOps for K {
             Grid::Items(n),
         )
     }
+
+    fn mul(&self, a: &K::Tensor, b: &K::Tensor) -> Result<K::Tensor> {
+        let n = self.check().same_shape("mul", a.shape(), b.shape())?;
+        // The layout of `Params` in shaders/concat.wgsl (its `mul` reads `n` alone).
+        launch_into(
+            self,
+            "mul",
+            &Params::new(&[n as u32]),
+            &[Input::Tensor(a), Input::Tensor(b)],
+            a.shape(),
+            Grid::Items(n),
+        )
+    }
 }

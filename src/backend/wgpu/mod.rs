@@ -79,7 +79,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "concat",
         include_str!("../../../shaders/concat.wgsl"),
-        &["concat_channels"],
+        &["concat_channels", "mul"],
     ),
 ];
 

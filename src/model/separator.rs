@@ -1,0 +1,317 @@
+//! A source separator (issue 35): Spleeter's 2-stem U-Nets, one per stem (vocals,
+//! accompaniment), written once over the [`Backend`] trait like the detectors.
+//!
+//! The file: a `.safetensors` whose metadata key `deepscreen` holds a [`SeparatorConfig`]
+//! (format `deepscreen-separator`) and whose tensors are each stem's, named as
+//! `training/separator/spleeter.py` writes them (`{stem}.enc.{i}`, `{stem}.enc_bn.{i}`,
+//! `{stem}.dec.{i}`, `{stem}.dec_bn.{i}`, `{stem}.mask`; PyTorch's layouts).
+//!
+//! One stem's U-Net on magnitudes `[B, 2, frames, bins]` (frames and bins multiples of 64):
+//! - six encoder steps: a 5×5 convolution of stride 2 padded 1 before and 2 after, whose
+//!   output is the skip connection, then batch norm and leaky ReLU;
+//! - six decoder steps from the deepest convolution's output: (from the second on, the skip
+//!   concatenated before the previous output) a 5×5 transposed convolution of stride 2 cropped
+//!   1 and 2, ReLU, batch norm;
+//! - a 4×4 convolution dilated 2 (run as the equivalent 7×7 one), a sigmoid, times the input.
+//!
+//! What it returns is the stem's estimated magnitude; the ratio masks and the STFT around it
+//! are the separation's other steps.
+
+use std::collections::BTreeMap;
+
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::config::METADATA_KEY;
+use super::tensor::HostTensor;
+use crate::backend::{Activation, Backend, Conv2dParams, ConvTranspose2dParams};
+use crate::{Error, Result};
+
+/// Value of `format` in a separator's config.
+pub const SEPARATOR_FORMAT: &str = "deepscreen-separator";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeparatorConfig {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    pub sample_rate: u32,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    /// The lowest bins the U-Nets read (the rest of the spectrum is masked as zero).
+    pub bins: usize,
+    /// Frames per U-Net input (the signal is cut into such segments).
+    pub segment_frames: usize,
+    /// Encoder channels, input first (Spleeter: 2, 16, 32, 64, 128, 256, 512).
+    pub channels: Vec<usize>,
+    pub batch_norm_eps: f32,
+    pub leaky_slope: f32,
+    /// One U-Net per stem, in this order.
+    pub stems: Vec<String>,
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+/// The six down- and up-sampling steps.
+const DEPTH: usize = 6;
+
+/// One stem's U-Net with its batch norms folded into per-channel scales and shifts.
+#[derive(Debug, Clone)]
+pub struct StemWeights {
+    /// Per encoder step: convolution weight, bias; batch-norm scale, shift.
+    enc: Vec<[HostTensor; 4]>,
+    /// Per decoder step: transposed-convolution weight, bias; batch-norm scale, shift.
+    dec: Vec<[HostTensor; 4]>,
+    /// The final convolution as 7×7 (its 4×4 kernel dilated 2), and its bias.
+    mask: [HostTensor; 2],
+}
+
+/// A separator file, validated, on the host.
+#[derive(Debug, Clone)]
+pub struct SeparatorSpec {
+    pub config: SeparatorConfig,
+    pub stems: Vec<StemWeights>,
+}
+
+/// Parse and validate a separator file; `source` names it in errors.
+pub fn load(bytes: &[u8], source: &str) -> Result<SeparatorSpec> {
+    let fail = |msg: String| Error::model(format!("{source}: {msg}"));
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
+    let json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| fail(format!("no {METADATA_KEY:?} config in the metadata")))?;
+    let config: SeparatorConfig =
+        serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))?;
+    if config.format != SEPARATOR_FORMAT || config.version != 1 {
+        return Err(fail(format!(
+            "format {:?} version {} is not a separator this build reads ({SEPARATOR_FORMAT:?} 1)",
+            config.format, config.version
+        )));
+    }
+    if config.channels.len() != DEPTH + 1 || config.channels.contains(&0) {
+        return Err(fail(format!(
+            "a U-Net of {DEPTH} steps needs {} channel counts, none zero (has {:?})",
+            DEPTH + 1,
+            config.channels
+        )));
+    }
+    let mut tensors = super::file::read_tensors(bytes, source, "")?;
+    let stems = config
+        .stems
+        .iter()
+        .map(|stem| stem_weights(&config, stem, &mut tensors).map_err(|e| fail(e)))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(name) = tensors.keys().next() {
+        return Err(fail(format!("tensor {name:?} is not used by any stem")));
+    }
+    Ok(SeparatorSpec { config, stems })
+}
+
+type Tensors = BTreeMap<String, HostTensor>;
+
+/// Tensor `name` out of `tensors`, checked to have `shape`.
+fn take(
+    tensors: &mut Tensors,
+    name: String,
+    shape: &[usize],
+) -> std::result::Result<HostTensor, String> {
+    let t = tensors
+        .remove(&name)
+        .ok_or_else(|| format!("missing tensor {name:?}"))?;
+    if t.shape != shape {
+        return Err(format!(
+            "tensor {name:?} has shape {:?}, expected {shape:?}",
+            t.shape
+        ));
+    }
+    Ok(t)
+}
+
+/// The batch norm `prefix` over `n` channels, folded.
+fn take_norm(
+    tensors: &mut Tensors,
+    prefix: &str,
+    n: usize,
+    eps: f32,
+) -> std::result::Result<[HostTensor; 2], String> {
+    let mut part = |p: &str| take(tensors, format!("{prefix}.{p}"), &[n]);
+    let (gamma, beta) = (part("weight")?, part("bias")?);
+    let (mean, var) = (part("running_mean")?, part("running_var")?);
+    Ok(fold_batch_norm(&gamma, &beta, &mean, &var, eps))
+}
+
+/// Take one stem's tensors out of `tensors`, checking every shape.
+fn stem_weights(
+    config: &SeparatorConfig,
+    stem: &str,
+    tensors: &mut Tensors,
+) -> std::result::Result<StemWeights, String> {
+    let c = &config.channels;
+    let eps = config.batch_norm_eps;
+    let mut enc = Vec::with_capacity(DEPTH);
+    for i in 0..DEPTH {
+        let w = take(
+            tensors,
+            format!("{stem}.enc.{i}.weight"),
+            &[c[i + 1], c[i], 5, 5],
+        )?;
+        let b = take(tensors, format!("{stem}.enc.{i}.bias"), &[c[i + 1]])?;
+        let [scale, shift] = take_norm(tensors, &format!("{stem}.enc_bn.{i}"), c[i + 1], eps)?;
+        enc.push([w, b, scale, shift]);
+    }
+    let mut dec = Vec::with_capacity(DEPTH);
+    for k in 0..DEPTH {
+        // Decoder k mirrors encoder DEPTH − 1 − k; from the second on its input doubles.
+        let out = if k + 1 == DEPTH { 1 } else { c[DEPTH - 1 - k] };
+        let input = if k == 0 { c[DEPTH] } else { 2 * c[DEPTH - k] };
+        let w = take(
+            tensors,
+            format!("{stem}.dec.{k}.weight"),
+            &[input, out, 5, 5],
+        )?;
+        let b = take(tensors, format!("{stem}.dec.{k}.bias"), &[out])?;
+        let [scale, shift] = take_norm(tensors, &format!("{stem}.dec_bn.{k}"), out, eps)?;
+        dec.push([w, b, scale, shift]);
+    }
+    let w = take(tensors, format!("{stem}.mask.weight"), &[c[0], 1, 4, 4])?;
+    let b = take(tensors, format!("{stem}.mask.bias"), &[c[0]])?;
+    Ok(StemWeights {
+        enc,
+        dec,
+        mask: [dilate(&w, 2), b],
+    })
+}
+
+/// Inference batch norm as `x · scale + shift`, folded in f64.
+fn fold_batch_norm(
+    gamma: &HostTensor,
+    beta: &HostTensor,
+    mean: &HostTensor,
+    var: &HostTensor,
+    eps: f32,
+) -> [HostTensor; 2] {
+    let scale: Vec<f64> = (gamma.data.iter().zip(&var.data))
+        .map(|(&g, &v)| g as f64 / (v as f64 + eps as f64).sqrt())
+        .collect();
+    let shift = (beta.data.iter().zip(&mean.data).zip(&scale))
+        .map(|((&b, &m), &s)| (b as f64 - m as f64 * s) as f32)
+        .collect();
+    [
+        HostTensor::vector(scale.iter().map(|&s| s as f32).collect()),
+        HostTensor::vector(shift),
+    ]
+}
+
+/// A `[O, C, K, K]` kernel dilated by `d` as the equivalent dense `[O, C, (K−1)·d+1, …]` one.
+fn dilate(w: &HostTensor, d: usize) -> HostTensor {
+    let [o, c, kh, kw] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+    let (dh, dw) = ((kh - 1) * d + 1, (kw - 1) * d + 1);
+    let mut data = vec![0.0; o * c * dh * dw];
+    for plane in 0..o * c {
+        for i in 0..kh {
+            for j in 0..kw {
+                data[(plane * dh + i * d) * dw + j * d] = w.data[(plane * kh + i) * kw + j];
+            }
+        }
+    }
+    HostTensor {
+        shape: vec![o, c, dh, dw],
+        data,
+    }
+}
+
+/// One stem's U-Net on a backend.
+pub struct StemNet<B: Backend> {
+    enc: Vec<[B::Tensor; 4]>,
+    dec: Vec<[B::Tensor; 4]>,
+    mask: [B::Tensor; 2],
+    slope: f32,
+}
+
+/// The separator's U-Nets on a backend.
+pub struct Separator<B: Backend> {
+    pub config: SeparatorConfig,
+    pub stems: Vec<StemNet<B>>,
+}
+
+impl<B: Backend> Separator<B> {
+    pub fn new(backend: &B, spec: &SeparatorSpec) -> Result<Self> {
+        let up = |t: &HostTensor| backend.upload(&t.data, &t.shape);
+        let up4 = |ts: &[HostTensor; 4]| -> Result<[B::Tensor; 4]> {
+            Ok([up(&ts[0])?, up(&ts[1])?, up(&ts[2])?, up(&ts[3])?])
+        };
+        let stems = spec
+            .stems
+            .iter()
+            .map(|s| {
+                Ok(StemNet {
+                    enc: s.enc.iter().map(up4).collect::<Result<_>>()?,
+                    dec: s.dec.iter().map(up4).collect::<Result<_>>()?,
+                    mask: [up(&s.mask[0])?, up(&s.mask[1])?],
+                    slope: spec.config.leaky_slope,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Separator {
+            config: spec.config.clone(),
+            stems,
+        })
+    }
+
+    /// Each stem's estimated magnitudes for `[B, 2, frames, bins]` magnitudes.
+    pub fn stem_magnitudes(&self, backend: &B, magnitudes: &B::Tensor) -> Result<Vec<B::Tensor>> {
+        self.stems
+            .iter()
+            .map(|s| s.forward(backend, magnitudes))
+            .collect()
+    }
+}
+
+impl<B: Backend> StemNet<B> {
+    fn forward(&self, be: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        let down = Conv2dParams {
+            stride: [2, 2],
+            padding: [1, 1],
+            padding_end: [2, 2],
+        };
+        let up = ConvTranspose2dParams {
+            stride: [2, 2],
+            crop: [1, 1],
+            crop_end: [2, 2],
+        };
+        let mut skips = Vec::with_capacity(DEPTH);
+        let mut h: Option<B::Tensor> = None;
+        for [w, b, scale, shift] in &self.enc {
+            let z = be.conv2d(h.as_ref().unwrap_or(x), w, Some(b), &down, Activation::None)?;
+            h = Some(be.channel_affine(&z, scale, shift, Activation::LeakyRelu(self.slope))?);
+            skips.push(z);
+        }
+        // The deepest convolution's output, before its norm and activation, starts the decoder.
+        let mut h = skips.pop().expect("six encoder steps");
+        for (k, [w, b, scale, shift]) in self.dec.iter().enumerate() {
+            if k > 0 {
+                let skip = skips
+                    .pop()
+                    .expect("a skip per decoder step after the first");
+                h = be.concat_channels(&skip, &h)?;
+            }
+            let y = be.conv_transpose2d(&h, w, Some(b), &up, Activation::Relu)?;
+            h = be.channel_affine(&y, scale, shift, Activation::None)?;
+        }
+        let same = Conv2dParams::symmetric([1, 1], [3, 3]);
+        let mask = be.conv2d(
+            &h,
+            &self.mask[0],
+            Some(&self.mask[1]),
+            &same,
+            Activation::Sigmoid,
+        )?;
+        be.mul(&mask, x)
+    }
+}
