@@ -105,7 +105,7 @@ pub fn load(bytes: &[u8], source: &str) -> Result<SeparatorSpec> {
     let stems = config
         .stems
         .iter()
-        .map(|stem| stem_weights(&config, stem, &mut tensors).map_err(|e| fail(e)))
+        .map(|stem| stem_weights(&config, stem, &mut tensors).map_err(&fail))
         .collect::<Result<Vec<_>>>()?;
     if let Some(name) = tensors.keys().next() {
         return Err(fail(format!("tensor {name:?} is not used by any stem")));
