@@ -154,22 +154,29 @@ fn load_member(
     })
 }
 
-/// The config of a model file alone (from the safetensors header; no tensor is read).
-pub fn read_config(bytes: &[u8], source: &str) -> Result<FileConfig> {
+/// The JSON config text in a deepscreen file's safetensors metadata (no tensor is read).
+pub(super) fn config_json(bytes: &[u8], source: &str) -> Result<String> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
     let (_, metadata) = SafeTensors::read_metadata(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
-    let json = metadata
+    metadata
         .metadata()
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
+        .cloned()
         .ok_or_else(|| {
             fail(format!(
                 "no deepscreen config: the safetensors metadata has no {METADATA_KEY:?} key"
             ))
-        })?;
+        })
+}
+
+/// The config of a model file alone (from the safetensors header; no tensor is read).
+pub fn read_config(bytes: &[u8], source: &str) -> Result<FileConfig> {
+    let fail = |msg: String| Error::model(format!("{source}: {msg}"));
+    let json = config_json(bytes, source)?;
     let invalid = |e: serde_json::Error| fail(format!("invalid config JSON: {e}"));
-    let value: serde_json::Value = serde_json::from_str(json).map_err(invalid)?;
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(invalid)?;
     let is_fusion = value.get("fusion").is_some();
     if is_fusion && value.get("layers").is_some() {
         return Err(fail(

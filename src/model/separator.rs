@@ -19,10 +19,8 @@
 
 use std::collections::BTreeMap;
 
-use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::config::METADATA_KEY;
 use super::tensor::HostTensor;
 use crate::backend::{Activation, Backend, Conv2dParams, ConvTranspose2dParams};
 use crate::{Error, Result};
@@ -79,15 +77,9 @@ pub struct SeparatorSpec {
 /// Parse and validate a separator file; `source` names it in errors.
 pub fn load(bytes: &[u8], source: &str) -> Result<SeparatorSpec> {
     let fail = |msg: String| Error::model(format!("{source}: {msg}"));
-    let (_, metadata) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
-    let json = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| fail(format!("no {METADATA_KEY:?} config in the metadata")))?;
+    let json = super::file::config_json(bytes, source)?;
     let config: SeparatorConfig =
-        serde_json::from_str(json).map_err(|e| fail(format!("invalid config JSON: {e}")))?;
+        serde_json::from_str(&json).map_err(|e| fail(format!("invalid config JSON: {e}")))?;
     if config.format != SEPARATOR_FORMAT || config.version != 1 {
         return Err(fail(format!(
             "format {:?} version {} is not a separator this build reads ({SEPARATOR_FORMAT:?} 1)",
