@@ -161,31 +161,14 @@ impl Shapes {
         p: &Conv2dParams,
     ) -> Result<Conv> {
         let op = "conv2d";
-        let [batch, channels, h, w] = self.dims(input, op, "input")?;
         let [out_channels, in_ch, kh, kw] = self.dims(weight, op, "weight")?;
-        self.ensure(in_ch == channels, op, || {
-            format!("weight expects {in_ch} input channels, input has {channels}")
-        })?;
-        self.vector(bias, out_channels, op, "bias")?;
-        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
-            self.fail(
-                op,
+        self.conv_sizes(op, input, [in_ch, out_channels, kh, kw], bias, |h, w| {
+            p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
                 format!(
                     "kernel {kh}x{kw} (padding {:?}) does not fit input {h}x{w}",
                     p.padding
-                ),
-            )
-        })?;
-        Ok(Conv {
-            batch,
-            channels,
-            h,
-            w,
-            out_channels,
-            kh,
-            kw,
-            ho,
-            wo,
+                )
+            })
         })
     }
 
@@ -198,22 +181,34 @@ impl Shapes {
         p: &ConvTranspose2dParams,
     ) -> Result<Conv> {
         let op = "conv_transpose2d";
-        let [batch, channels, h, w] = self.dims(input, op, "input")?;
         let [in_ch, out_channels, kh, kw] = self.dims(weight, op, "weight")?;
-        self.ensure(in_ch == channels, op, || {
-            format!("weight expects {in_ch} input channels, input has {channels}")
-        })?;
-        self.vector(bias, out_channels, op, "bias")?;
-        let [ho, wo] = p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
-            self.fail(
-                op,
+        self.conv_sizes(op, input, [in_ch, out_channels, kh, kw], bias, |h, w| {
+            p.output_hw(h, w, [kh, kw]).ok_or_else(|| {
                 format!(
                     "kernel {kh}x{kw}, stride {:?}, crops {:?}/{:?} leave no output of input \
                      {h}x{w}",
                     p.stride, p.crop, p.crop_end
-                ),
-            )
+                )
+            })
+        })
+    }
+
+    /// What the 2-D convolutions share: an `[B, C, H, W]` input whose C is the weight's
+    /// `in_ch`, a bias of `out_channels`, and the output size `out_hw` gives (or why none).
+    fn conv_sizes(
+        self,
+        op: &str,
+        input: &[usize],
+        [in_ch, out_channels, kh, kw]: [usize; 4],
+        bias: Option<&[usize]>,
+        out_hw: impl FnOnce(usize, usize) -> std::result::Result<[usize; 2], String>,
+    ) -> Result<Conv> {
+        let [batch, channels, h, w] = self.dims(input, op, "input")?;
+        self.ensure(in_ch == channels, op, || {
+            format!("weight expects {in_ch} input channels, input has {channels}")
         })?;
+        self.vector(bias, out_channels, op, "bias")?;
+        let [ho, wo] = out_hw(h, w).map_err(|msg| self.fail(op, msg))?;
         Ok(Conv {
             batch,
             channels,
