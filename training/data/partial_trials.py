@@ -20,7 +20,8 @@ Only packages the shipped models never trained on are used (speech: every Asteri
 the two held-out data v2 packages; music: the two held-out data v2 soundtracks and the data v3
 packages), so the false alarms measured on `real` are on unseen real audio. Outputs:
 OUT/{real,partial}/*.wav (16 kHz speech, 44.1 kHz music) and OUT/trials.csv (path, label,
-package, attack, fake_start_s, fake_end_s). Resumable: existing files are kept.
+package, attack, fake_start_s, fake_end_s), rewritten after each package. Resumable: a trial
+whose file and row exist is kept as it is, without being built again.
 
     python training/data/partial_trials.py --real data/real --out data/partial --per-package 24
     python training/data/partial_trials.py --kind music --real data/real --out data/partial-music \
@@ -162,24 +163,37 @@ def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> None:
         w.writeframes(pcm.tobytes())
 
 
+def done_trials(out: Path) -> dict[str, dict]:
+    """The rows of an earlier run whose files exist, by path: kept, not built again."""
+    listed = out / "trials.csv"
+    if not listed.exists():
+        return {}
+    return {r["path"]: r for r in read_rows(listed) if (out / r["path"]).exists()}
+
+
 def music_trials(args) -> list[dict]:
     """Real excerpts, and the same excerpts with a stretch copy-synthesised by an autoencoder."""
     import make_fakes
     from deepscreen_train.common import duration
 
-    rows = []
+    rows, done = [], done_trials(args.out)
     tracks = read_rows(args.real / "real.csv")
     for k, package in enumerate(args.packages or MUSIC_PACKAGES):
-        paths = [args.real / r["path"] for r in tracks if r["package"] == package]
-        paths = [p for p in paths if duration(p) >= 45]
+        # Each track's length once (ffprobe): long enough ones only.
+        lengths = {p: duration(p) for p in (args.real / r["path"] for r in tracks if r["package"] == package)}
+        paths = [p for p, d in lengths.items() if d >= 45]
         if not paths:
             print(f"no track of 45 s or more in {package}: skipped", file=sys.stderr)
             continue
         for i in range(args.per_package):
+            names = [f"{label}/{package}-{i:03d}.wav" for label in ("real", "partial")]
+            if all(n in done for n in names):
+                rows += [done[n] for n in names]
+                continue
             rng = random.Random(f"{args.seed}/{package}/{i}")
             track = paths[i % len(paths)]
-            seconds = min(rng.uniform(40, 60), duration(track) - 1)
-            start = rng.uniform(0, duration(track) - seconds)
+            seconds = min(rng.uniform(40, 60), lengths[track] - 1)
+            start = rng.uniform(0, lengths[track] - seconds)
             x = decode(track, MUSIC_RATE, start, seconds)
             attack = MUSIC_ATTACKS[(i + k) % len(MUSIC_ATTACKS)]
             fake_seconds = rng.uniform(10, 20)
@@ -199,6 +213,7 @@ def music_trials(args) -> list[dict]:
                         y[a:a + len(fake)] = fake[: b - a] * (rms(x[a:b]) / rms(fake))
                     write_wav(path, y, MUSIC_RATE)
                 rows.append(row)
+        write_trials(args.out, rows)
         print(f"{package}: {args.per_package} real + {args.per_package} partial", flush=True)
     return rows
 
@@ -217,10 +232,11 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.kind == "music":
-        return write_trials(args.out, music_trials(args))
+        music_trials(args)
+        return 0
     vocoders = {"ae": args.ae, "gan": args.gan}
     attacks = [a for a in ATTACKS if not a.startswith("gan-") or (args.gan / f"{a[4:]}.pt").exists()]
-    rows = []
+    rows, done = [], done_trials(args.out)
     packages = {p: LANGUAGES[p] for p in args.packages} if args.packages else PACKAGES
     for k, (package, voice) in enumerate(packages.items()):
         clips = clips_of(args.real, package)
@@ -234,6 +250,9 @@ def main() -> int:
                 path = args.out / label / f"{package}-{i:03d}.wav"
                 row = {"path": str(path.relative_to(args.out)), "label": label, "package": package,
                        "attack": attack, "fake_start_s": "", "fake_end_s": ""}
+                if row["path"] in done:
+                    rows.append(done[row["path"]])
+                    continue
                 seconds = rng.uniform(24, 40)
                 parts = real_stretch(clips, seconds, rng)
                 if label == "partial":
@@ -251,20 +270,23 @@ def main() -> int:
                     parts.insert(at, fake.astype(np.float32))
                     row["fake_start_s"] = f"{start:.3f}"
                     row["fake_end_s"] = f"{start + len(fake) / RATE:.3f}"
-                if not (args.out / row["path"]).exists():
-                    write_wav(args.out / row["path"], np.concatenate(parts))
+                write_wav(path, np.concatenate(parts))
                 rows.append(row)
+        write_trials(args.out, rows)
         print(f"{package}: {args.per_package} real + {args.per_package} partial", flush=True)
-    return write_trials(args.out, rows)
+    return 0
 
 
-def write_trials(out: Path, rows: list[dict]) -> int:
-    with open(out / "trials.csv", "w", newline="") as f:
+def write_trials(out: Path, rows: list[dict]) -> None:
+    """The trials so far, replacing the list atomically (a crash keeps the previous one)."""
+    if not rows:
+        return
+    tmp = out / "trials.csv.tmp"
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"{len(rows)} trials → {out}/trials.csv")
-    return 0
+    tmp.replace(out / "trials.csv")
 
 
 if __name__ == "__main__":
