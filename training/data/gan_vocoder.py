@@ -26,6 +26,14 @@ A checkpoint (OUT/<instance>.ckpt) is written every 200 steps or 5 minutes and `
 the total budget of compute (CPU time per thread on a CPU, so sharing the machine or a pause
 does not shorten the training): a stopped run resumes where it was; OUT/<instance>.pt is the
 finished vocoder (not retrained on a rerun). `copy_synthesis(load(path), audio, rate)` is what make_fakes.py calls.
+
+On a lent GPU machine, which has PyTorch but neither the packages nor ffmpeg, `--pack FILE`
+writes the training audio of `--kind` here once (48 kHz Ogg Opus, 96 kbit/s: the GPU call's
+working tree is limited to 64 MiB) and `--audio FILE` trains from it there (libsndfile decodes,
+a polyphase filter resamples to each instance's rate):
+
+    python training/data/gan_vocoder.py --kind music --real data/real --pack .gan/music.opus
+    python training/data/gan_vocoder.py --kind music --audio .gan/music.opus --out OUT --device cuda --batch 16
 """
 
 from __future__ import annotations
@@ -382,6 +390,31 @@ def training_audio(real: Path, kind: str, rate: int, rng: random.Random) -> np.n
     return np.concatenate(pieces).astype(np.float32)
 
 
+PACK_RATE = 48000  # Opus's own rate: every instance's rate is reached by resampling down
+
+
+def pack_audio(real: Path, kind: str, out: Path) -> None:
+    """The training audio of `kind`, as `training_audio` picks it, into one Ogg Opus file."""
+    import subprocess
+
+    audio = training_audio(real, kind, PACK_RATE, random.Random(0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(PACK_RATE), "-ac", "1",
+                    "-i", "-", "-c:a", "libopus", "-b:a", "96k", str(out)], input=audio.tobytes(), check=True)
+    print(f"{out}: {len(audio) / PACK_RATE / 60:.1f} min of {kind}, {out.stat().st_size / 1e6:.1f} MB", flush=True)
+
+
+def packed_audio(path: Path, rate: int) -> np.ndarray:
+    """A `pack_audio` file at `rate`, mono float32."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    g = math.gcd(rate, sr)
+    return resample_poly(x, rate // g, sr // g).astype(np.float32)
+
+
 def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: float, steps: int | None,
           device: str, batch: int) -> None:
     ckpt, final = out / f"{name}.ckpt", out / f"{name}.pt"
@@ -469,14 +502,27 @@ def copy_synthesis(vocoder: tuple[nn.Module, MelFeatures, Instance], audio: np.n
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=["music", "speech"], required=True)
-    ap.add_argument("--real", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--real", type=Path, help="the real audio (fetch_real.py's folder)")
+    ap.add_argument("--audio", type=Path, help="train from this --pack file instead of --real")
+    ap.add_argument("--pack", type=Path, help="only write the training audio into this file (Ogg Opus)")
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--instances", nargs="*", help="default: every instance of --kind")
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per instance (total, resumed)")
     ap.add_argument("--steps", type=int, help="train each instance this many steps instead")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    if args.pack:
+        if not args.real:
+            ap.error("--pack needs --real")
+        pack_audio(args.real, args.kind, args.pack)
+        return 0
+    if not args.out or not (args.real or args.audio):
+        ap.error("training needs --out and one of --real or --audio")
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     names = args.instances or list(INSTANCES[args.kind])
     args.out.mkdir(parents=True, exist_ok=True)
     cache: dict[int, np.ndarray] = {}
@@ -485,7 +531,8 @@ def main() -> int:
         if (args.out / f"{name}.pt").exists():
             continue
         if inst.rate not in cache:
-            cache[inst.rate] = training_audio(args.real, args.kind, inst.rate, random.Random(0))
+            cache[inst.rate] = (packed_audio(args.audio, inst.rate) if args.audio
+                                else training_audio(args.real, args.kind, inst.rate, random.Random(0)))
             print(f"training audio at {inst.rate} Hz: {len(cache[inst.rate]) / inst.rate / 60:.1f} min", flush=True)
         train(inst, name, cache[inst.rate], args.out, args.minutes, args.steps, args.device, args.batch)
     return 0
