@@ -47,8 +47,8 @@ echo "[$(date +%T)] == bench: one synthetic batch of 32 per backend, every embed
 target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 --repeats 5 || status=1
 echo "[$(date +%T)] == the same, CUDA in f32 (no tensor cores)"
 DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --backends cuda --batch 32 --repeats 5 || status=1
-echo "[$(date +%T)] == the same, wgpu with its 16x16-tile GEMM (the register-blocked one is the default)"
-DEEPSCREEN_WGPU_GEMM=tiled target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
+echo "[$(date +%T)] == the same, wgpu with its register-blocked GEMM (the 16x16-tile one is the default on a GPU)"
+DEEPSCREEN_WGPU_GEMM=rb target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
 if [ -e models/whisper-tiny-en-encoder.safetensors ]; then
     echo "[$(date +%T)] == bench: the Whisper tiny.en encoder front-end, 32 windows of 10 s"
     target/release/deepscreen bench --model models/whisper-tiny-en-encoder.safetensors \

@@ -117,6 +117,17 @@ pub enum GemmKind {
     TensorCores,
 }
 
+impl GemmKind {
+    /// For `deepscreen devices`: which kernels run the matrix products.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GemmKind::Tiled => "16x16 tiles, per-query attention",
+            GemmKind::RegisterBlocked => "register-blocked 64x64 tiles, shared key/value tiles",
+            GemmKind::TensorCores => "on TF32 tensor cores",
+        }
+    }
+}
+
 /// What a GPU device offers the op families: output buffers and kernel launches. The
 /// [`FrontendOps`](super::FrontendOps), [`ClassifierOps`](super::ClassifierOps) and
 /// [`EncoderOps`](super::EncoderOps) of every `Kernels` device are the ones in this module.

@@ -62,12 +62,16 @@ pub struct WgpuBackend {
     gemm: GemmKind,
 }
 
-/// What the one-time adapter probe found (kept: creating instances is slow).
+/// What the one-time adapter probe found, kept for every backend the process opens: creating
+/// instances is slow, and on an H200 (driver 580) the 29th Vulkan instance of one process found
+/// no adapter, so backends share the probe's instance and adapter and open only a device each.
 struct Probe {
-    /// Adapter description, or why there is none.
-    detail: std::result::Result<String, String>,
+    /// The adapter and its description, or why there is none.
+    found: std::result::Result<(wgpu::Adapter, String), String>,
     /// A real GPU rather than a software rasteriser (lavapipe, WARP, ...).
     hardware: bool,
+    /// Held so the adapter's instance outlives every backend.
+    _instance: wgpu::Instance,
 }
 
 fn probe() -> &'static Probe {
@@ -75,23 +79,24 @@ fn probe() -> &'static Probe {
     PROBE.get_or_init(|| {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        match pick_adapter(&instance) {
-            Ok(a) => Probe {
-                detail: Ok(describe(&a.get_info(), &a.limits())),
-                hardware: a.get_info().device_type != wgpu::DeviceType::Cpu,
-            },
-            Err(e) => Probe {
-                detail: Err(e),
-                hardware: false,
-            },
+        let found = pick_adapter(&instance).map(|a| {
+            let detail = describe(&a.get_info(), &a.limits());
+            (a, detail)
+        });
+        let hardware =
+            matches!(&found, Ok((a, _)) if a.get_info().device_type != wgpu::DeviceType::Cpu);
+        Probe {
+            found,
+            hardware,
+            _instance: instance,
         }
     })
 }
 
 /// `deepscreen devices` line: adapter, driver and key limits, or why there is none.
 pub fn status() -> (bool, String) {
-    match &probe().detail {
-        Ok(d) => (true, d.clone()),
+    match &probe().found {
+        Ok((_, d)) => (true, format!("{d}; GEMM {}", default_gemm().describe())),
         Err(e) => (false, e.clone()),
     }
 }
@@ -99,7 +104,7 @@ pub fn status() -> (bool, String) {
 /// Whether `--backend auto` should use wgpu: only on a real GPU. A software adapter is
 /// slower than the CPU backend, so auto skips it (it stays available with `--backend wgpu`).
 pub fn preferred_by_auto() -> bool {
-    probe().detail.is_ok() && probe().hardware
+    probe().found.is_ok() && probe().hardware
 }
 
 fn describe(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> String {
@@ -186,18 +191,31 @@ fn workgroups(op: &str, grid: Grid) -> Result<[u32; 3]> {
     }
 }
 
+/// The GEMM kernels `WgpuBackend::new` picks without `DEEPSCREEN_WGPU_GEMM`: on a GPU the
+/// 16×16 tiles (on an H200 the register-blocked kernels made Whisper base 4.8× slower: 533 vs
+/// 112 ms for 32 windows, BENCHMARKS.md); on a software adapter the register-blocked ones
+/// (2.3–4.9× faster on lavapipe).
+fn default_gemm() -> GemmKind {
+    if probe().hardware {
+        GemmKind::Tiled
+    } else {
+        GemmKind::RegisterBlocked
+    }
+}
+
 impl WgpuBackend {
-    /// Open the preferred adapter, with the GEMM kernel `DEEPSCREEN_WGPU_GEMM` names
-    /// (`rb`, register-blocked 64×64 tiles, the default; `tiled`, 16×16); errors say why there
-    /// is none (never panics).
+    /// Open the preferred adapter, with the GEMM kernel `DEEPSCREEN_WGPU_GEMM` names (`tiled`,
+    /// 16×16 tiles; `rb`, register-blocked 64×64 tiles) or, unset, the faster one measured for
+    /// this kind of adapter (`default_gemm`); errors say why there is none (never panics).
     pub fn new() -> Result<Self> {
         let gemm = match std::env::var("DEEPSCREEN_WGPU_GEMM").as_deref() {
-            Err(_) | Ok("") | Ok("rb") => GemmKind::RegisterBlocked,
+            Err(_) | Ok("") => default_gemm(),
+            Ok("rb") => GemmKind::RegisterBlocked,
             Ok("tiled") => GemmKind::Tiled,
             Ok(other) => {
                 return Err(err(format!(
-                    "DEEPSCREEN_WGPU_GEMM={other}: expected rb (register-blocked, the default) \
-                     or tiled"
+                    "DEEPSCREEN_WGPU_GEMM={other}: expected tiled (the default on a GPU) or rb \
+                     (register-blocked, the default on a software adapter)"
                 )));
             }
         };
@@ -209,10 +227,7 @@ impl WgpuBackend {
         if gemm == GemmKind::TensorCores {
             return Err(err("tensor-core kernels are CUDA's"));
         }
-        probe().detail.as_ref().map_err(|e| err(e.clone()))?;
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pick_adapter(&instance).map_err(err)?;
+        let (adapter, _) = probe().found.as_ref().map_err(|e| err(e.clone()))?;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("deepscreen"),
