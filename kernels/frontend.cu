@@ -6,6 +6,7 @@
 struct StftParams {  // shaders/stft.wgsl
     unsigned int batch, len, frames, n_fft, hop, pad, bins, half, log2_half;
     float power;
+    unsigned int complex;  // write [.., bins, 2] (real, imaginary) instead of |X|^power
 };
 struct FrontendParams {  // shaders/frontend.wgsl
     unsigned int rows, width_in, start, width_out, log_kind;
@@ -33,15 +34,26 @@ __device__ __forceinline__ float magnitude_power(float re, float im, float power
     return powf(m2, power * 0.5f);
 }
 
+// Bin k (of the lowest `bins`) of output row `row`: |X|^power, or X itself.
+__device__ __forceinline__ void store_bin(const StftParams& p, float* out, long long row, int k,
+                                          float re, float im) {
+    if (k >= (int)p.bins) return;
+    if (p.complex) {
+        out[(row * p.bins + k) * 2] = re;
+        out[(row * p.bins + k) * 2 + 1] = im;
+    } else {
+        out[row * p.bins + k] = magnitude_power(re, im, p.power);
+    }
+}
+
 // One block per frame. An n-point real FFT as an n/2-point complex radix-2 DIT FFT of
 // z[m] = x[2m] + i x[2m+1] in shared memory (bit-reversed load), then the even/odd split.
 // n_fft is a power of two, 4..8192 (dynamic shared memory: n_fft/2 float2).
 extern "C" __global__ void stft_radix2(const StftParams params, const float* signal,
                                        const float* window, float* out) {
     const int batch = params.batch, len = params.len, frames = params.frames;
-    const int n_fft = params.n_fft, hop = params.hop, pad = params.pad, bins = params.bins;
+    const int n_fft = params.n_fft, hop = params.hop, pad = params.pad;
     const int log2_half = params.log2_half;
-    const float power = params.power;
     extern __shared__ float2 buf[];
     long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
     if (row >= (long long)batch * frames) return;  // whole block exits together
@@ -82,7 +94,7 @@ extern "C" __global__ void stft_radix2(const StftParams params, const float* sig
         sincospif(-2.0f * (float)k / (float)n_fft, &sn, &cs);
         float xr = er + cs * orr - sn * oi;
         float xi = ei + cs * oi + sn * orr;
-        out[row * bins + k] = magnitude_power(xr, xi, power);
+        store_bin(params, out, row, k, xr, xi);
     }
 }
 
@@ -91,7 +103,6 @@ extern "C" __global__ void stft_dft(const StftParams params, const float* signal
                                     const float* window, float* out) {
     const int batch = params.batch, len = params.len, frames = params.frames;
     const int n_fft = params.n_fft, hop = params.hop, pad = params.pad, bins = params.bins;
-    const float power = params.power;
     long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x +
                    (long long)blockIdx.y * gridDim.x * blockDim.x;
     if (id >= (long long)batch * frames * bins) return;
@@ -108,7 +119,7 @@ extern "C" __global__ void stft_dft(const StftParams params, const float* signal
         re += v * cs;
         im += v * sn;
     }
-    out[id] = magnitude_power(re, im, power);
+    store_bin(params, out, row, k, re, im);
 }
 
 extern "C" __global__ void select_bins_log(const FrontendParams params, const float* x,

@@ -1,4 +1,5 @@
-// Framing + window + real FFT + |X|^power, fused. Output [B, frames, n_fft/2 + 1].
+// Framing + window + real FFT + |X|^power, fused. Output [B, frames, bins] (the lowest `bins`
+// of n_fft/2 + 1), or with `complex` the spectrum itself, [B, frames, bins, 2] (real, imaginary).
 //
 // `stft_radix2`: one workgroup per frame. An n-point real FFT is computed as an n/2-point
 // complex FFT of z[m] = x[2m] + i·x[2m+1] (in-place radix-2 DIT in workgroup memory, loaded in
@@ -10,7 +11,7 @@
 struct Params {
     batch: u32, len: u32, frames: u32, n_fft: u32,
     hop: u32, pad: u32, bins: u32, half: u32,
-    log2_half: u32, power: f32, _p0: u32, _p1: u32,
+    log2_half: u32, power: f32, complex: u32, _p1: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,6 +33,18 @@ fn sample(b: u32, i: i32) -> f32 {
 
 fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// Bin k of output row `row`: |X|^power, or X itself.
+fn store(row: u32, k: u32, x: vec2<f32>) {
+    if (k >= p.bins) { return; }
+    if (p.complex != 0u) {
+        let i = (row * p.bins + k) * 2u;
+        out[i] = x.x;
+        out[i + 1u] = x.y;
+    } else {
+        store(row, k, x);
+    }
 }
 
 fn magnitude_power(z: vec2<f32>) -> f32 {
@@ -101,5 +114,5 @@ fn stft_dft(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let v = sample(b, start + i32(n)) * window[n];
         acc += v * twiddle[(k * n) % p.n_fft];
     }
-    out[id] = magnitude_power(acc);
+    store(row, k, acc);
 }

@@ -244,6 +244,38 @@ pub trait SeparatorOps: Device {
 
     /// `a · b` elementwise (the same shape): a mask applied to what it masks.
     fn mul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Framing + window + real FFT, complex: `[B, L]` → `[B, frames, bins, 2]` (real, imaginary;
+    /// `params.power` is not used, `params.keep_bins` is).
+    fn stft_complex(
+        &self,
+        signal: &Self::Tensor,
+        window: &Self::Tensor,
+        params: &StftParams,
+    ) -> Result<Self::Tensor>;
+
+    /// A two-stem ratio mask applied to a complex spectrum: `spec [.., 2]` times
+    /// `(t² + eps/2) / (t² + o² + eps)` from the stems' magnitude estimates `target` and `other`
+    /// (the shape of `spec` without its last axis).
+    fn apply_ratio_mask(
+        &self,
+        spec: &Self::Tensor,
+        target: &Self::Tensor,
+        other: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor>;
+
+    /// Inverse STFT without normalisation: `[B, T, bins, 2]` (bins from 0; the rest up to
+    /// `n_fft / 2` taken as zero) → `[B, (T − 1) · hop + n_fft]`, each frame's inverse real FFT
+    /// times `window` added in at `t · hop`. Dividing by the window's overlapped square (and
+    /// joining batch rows that continue each other) is the caller's.
+    fn istft_overlap_add(
+        &self,
+        spec: &Self::Tensor,
+        window: &Self::Tensor,
+        n_fft: usize,
+        hop: usize,
+    ) -> Result<Self::Tensor>;
 }
 
 pub trait Backend: FrontendOps + ClassifierOps + EncoderOps + SeparatorOps {}

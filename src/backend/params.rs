@@ -62,6 +62,8 @@ pub struct StftParams {
     pub power: f32,
     /// Leave out the last frame (Whisper's log-mel: `len / hop` frames when centred).
     pub drop_last: bool,
+    /// Only the lowest this many bins (Spleeter's U-Nets read 1024 of 2049); `None`: all.
+    pub keep_bins: Option<usize>,
 }
 
 impl StftParams {
@@ -78,8 +80,9 @@ impl StftParams {
         let kept = all - self.drop_last as usize;
         (kept > 0).then_some(kept)
     }
+    /// Bins per frame in the output: `keep_bins`, or all `n_fft / 2 + 1`.
     pub fn bins(&self) -> usize {
-        self.n_fft / 2 + 1
+        self.keep_bins.unwrap_or(self.n_fft / 2 + 1)
     }
 }
 

@@ -103,6 +103,14 @@ impl Shapes {
         self.ensure(window_len == p.n_fft, op, || {
             format!("window has {window_len} samples, n_fft is {}", p.n_fft)
         })?;
+        self.ensure((1..=p.n_fft / 2 + 1).contains(&p.bins()), op, || {
+            format!(
+                "{} bins kept, n_fft {} has 1 to {}",
+                p.bins(),
+                p.n_fft,
+                p.n_fft / 2 + 1
+            )
+        })?;
         let frames = p.frames(len).ok_or_else(|| {
             self.fail(
                 op,
@@ -226,6 +234,48 @@ impl Shapes {
     pub fn same_shape(self, op: &str, a: &[usize], b: &[usize]) -> Result<usize> {
         self.ensure(a == b, op, || format!("shapes differ: {a:?} and {b:?}"))?;
         Ok(a.iter().product())
+    }
+
+    /// A complex spectrum `[.., 2]` and two magnitude estimates of its shape less the last
+    /// axis → the number of complex values.
+    pub fn ratio_mask(self, spec: &[usize], target: &[usize], other: &[usize]) -> Result<usize> {
+        let op = "apply_ratio_mask";
+        self.ensure(spec.last() == Some(&2), op, || {
+            format!("spectrum must be [.., 2] (real, imaginary), got {spec:?}")
+        })?;
+        let values = &spec[..spec.len() - 1];
+        self.ensure(target == values && other == values, op, || {
+            format!("estimates {target:?} and {other:?} must both be {values:?}")
+        })?;
+        Ok(values.iter().product())
+    }
+
+    /// `[B, T, bins, 2]` spectra for an inverse STFT → (B, T, bins, output length).
+    pub fn istft(
+        self,
+        spec: &[usize],
+        window_len: usize,
+        n_fft: usize,
+        hop: usize,
+    ) -> Result<[usize; 4]> {
+        let op = "istft_overlap_add";
+        let [batch, frames, bins, two] = self.dims(spec, op, "spectrum")?;
+        self.ensure(two == 2 && frames > 0, op, || {
+            format!("spectrum must be [B, T ≥ 1, bins, 2], got {spec:?}")
+        })?;
+        self.ensure(n_fft >= 2 && n_fft % 2 == 0 && hop > 0, op, || {
+            format!("n_fft {n_fft} must be even and ≥ 2, hop {hop} ≥ 1")
+        })?;
+        self.ensure(window_len == n_fft, op, || {
+            format!("window has {window_len} samples, n_fft is {n_fft}")
+        })?;
+        self.ensure(bins <= n_fft / 2 + 1, op, || {
+            format!(
+                "{bins} bins is more than n_fft {n_fft} has ({})",
+                n_fft / 2 + 1
+            )
+        })?;
+        Ok([batch, frames, bins, (frames - 1) * hop + n_fft])
     }
 
     /// Two tensors concatenated along axis 1 → (batch, channels of each, inner size).

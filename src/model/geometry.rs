@@ -157,6 +157,7 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
         center: fe.center,
         power: fe.power,
         drop_last: fe.drop_last_frame,
+        keep_bins: None,
     };
     let frames = stft.frames(window_samples).ok_or_else(|| {
         bad(format!(

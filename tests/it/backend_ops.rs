@@ -36,6 +36,7 @@ fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
             center,
             power,
             drop_last,
+            keep_bins: None,
         };
         let out = be
             .stft_power(
@@ -85,6 +86,7 @@ fn stft_finds_a_known_sine<B: Backend>(be: &B, _tol: f64) {
         center: false,
         power: 2.0,
         drop_last: false,
+        keep_bins: None,
     };
     let out = be
         .stft_power(
@@ -614,6 +616,188 @@ fn concat_and_mul_match_reference<B: Backend>(be: &B, _tol: f64) {
     assert_eq!(be.download(&product).unwrap(), expected);
 }
 
+/// The complex STFT (all bins and the lowest few, both kernels: radix-2 and direct DFT) against
+/// the f64 direct DFT; `stft_power` keeps the same lowest bins.
+fn stft_complex_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(351);
+    // (n_fft, hop, len, batch, center, bins kept)
+    let cases = [
+        (16, 4, 64, 2, false, None),
+        (64, 16, 301, 2, true, Some(20)),
+        (15, 5, 53, 1, true, Some(8)),
+        (512, 128, 1500, 2, false, Some(128)),
+    ];
+    for (n_fft, hop, len, batch, center, keep_bins) in cases {
+        let signal = random_vec(&mut r, batch * len, -1.0, 1.0);
+        let window = random_vec(&mut r, n_fft, 0.0, 1.0);
+        let p = StftParams {
+            n_fft,
+            hop,
+            center,
+            power: 1.0,
+            drop_last: false,
+            keep_bins,
+        };
+        let (x, w) = (
+            be.upload(&signal, &[batch, len]).unwrap(),
+            be.upload(&window, &[n_fft]).unwrap(),
+        );
+        let out = be.stft_complex(&x, &w, &p).unwrap();
+        let (frames, all) = ref_stft_complex(&signal, batch, &window, n_fft, hop, center);
+        let bins = keep_bins.unwrap_or(n_fft / 2 + 1);
+        let kept: Vec<(f64, f64)> = all
+            .chunks(n_fft / 2 + 1)
+            .flat_map(|frame| &frame[..bins])
+            .copied()
+            .collect();
+        assert_eq!(out.shape(), &[batch, frames, bins, 2], "n_fft {n_fft}");
+        let reference: Vec<f64> = kept.iter().flat_map(|&(re, im)| [re, im]).collect();
+        let what = format!("stft_complex n_fft {n_fft} bins {bins}");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, &what);
+        let magnitude = be.stft_power(&x, &w, &p).unwrap();
+        assert_eq!(magnitude.shape(), &[batch, frames, bins]);
+        let reference: Vec<f64> = kept.iter().map(|&(re, im)| re.hypot(im)).collect();
+        assert_close(&be.download(&magnitude).unwrap(), &reference, tol, &what);
+    }
+    let p = StftParams {
+        n_fft: 16,
+        hop: 4,
+        center: false,
+        power: 1.0,
+        drop_last: false,
+        keep_bins: Some(10),
+    };
+    let x = be.upload(&[0.0; 64], &[1, 64]).unwrap();
+    let w = be.upload(&[1.0; 16], &[16]).unwrap();
+    assert!(be.stft_complex(&x, &w, &p).is_err(), "10 bins of 9");
+}
+
+/// The inverse STFT against an f64 inverse DFT of each frame (bins above those given zero, the
+/// DC and Nyquist bins' imaginary parts ignored), windowed and overlap-added; and a round trip
+/// through `stft_complex` with a Hann window recovers the signal.
+fn istft_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(352);
+    // (n_fft, hop, frames, batch, bins given)
+    for (n_fft, hop, frames, batch, bins) in [
+        (16, 4, 5, 2, 9),
+        (64, 16, 7, 1, 20),
+        (4096, 1024, 3, 2, 1024),
+    ] {
+        let spec = random_vec(&mut r, batch * frames * bins * 2, -1.0, 1.0);
+        let window = random_vec(&mut r, n_fft, 0.0, 1.0);
+        let out = be
+            .istft_overlap_add(
+                &be.upload(&spec, &[batch, frames, bins, 2]).unwrap(),
+                &be.upload(&window, &[n_fft]).unwrap(),
+                n_fft,
+                hop,
+            )
+            .unwrap();
+        let len = (frames - 1) * hop + n_fft;
+        assert_eq!(out.shape(), &[batch, len]);
+        let mut reference = vec![0.0f64; batch * len];
+        for b in 0..batch {
+            for t in 0..frames {
+                let frame = &spec[(b * frames + t) * bins * 2..][..bins * 2];
+                for n in 0..n_fft {
+                    let mut x = frame[0] as f64;
+                    for k in 1..bins.min(n_fft / 2 + 1) {
+                        let (re, im) = (frame[2 * k] as f64, frame[2 * k + 1] as f64);
+                        let ang = 2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
+                        let term = re * ang.cos() - im * ang.sin();
+                        // Bins 1 .. n/2 − 1 stand for their conjugate mirrors too.
+                        x += if k == n_fft / 2 { term } else { 2.0 * term };
+                    }
+                    reference[b * len + t * hop + n] += x / n_fft as f64 * window[n] as f64;
+                }
+            }
+        }
+        let what = format!("istft n_fft {n_fft} bins {bins}");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, &what);
+    }
+    // Round trip: Hann window, hop n/4, every bin; inside the fully overlapped part the overlap-
+    // added signal divided by Σ window² is the input.
+    let (n_fft, hop, len) = (256, 64, 2048);
+    let signal = random_vec(&mut r, len, -1.0, 1.0);
+    let window = deepscreen::model::dsp::window(
+        deepscreen::model::config::WindowFunction::Hann,
+        n_fft,
+        n_fft,
+    );
+    let w = be.upload(&window, &[n_fft]).unwrap();
+    let p = StftParams {
+        n_fft,
+        hop,
+        center: false,
+        power: 1.0,
+        drop_last: false,
+        keep_bins: None,
+    };
+    let spec = be
+        .stft_complex(&be.upload(&signal, &[1, len]).unwrap(), &w, &p)
+        .unwrap();
+    let back = be
+        .download(&be.istft_overlap_add(&spec, &w, n_fft, hop).unwrap())
+        .unwrap();
+    let (got, want): (Vec<f32>, Vec<f64>) = (n_fft..len - n_fft)
+        .map(|i| {
+            let norm: f64 = (0..n_fft)
+                .filter(|&n| i >= n && (i - n) % hop == 0 && (i - n) / hop * hop + n_fft <= len)
+                .map(|n| (window[n] as f64).powi(2))
+                .sum();
+            ((back[i] as f64 / norm) as f32, signal[i] as f64)
+        })
+        .unzip();
+    assert_close(&got, &want, tol, "stft → istft round trip");
+}
+
+/// The two-stem ratio mask applied to a complex spectrum, against the formula in f64.
+fn ratio_mask_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(353);
+    let shape = [2, 3, 5, 7];
+    let n: usize = shape.iter().product();
+    let spec = random_vec(&mut r, n * 2, -3.0, 3.0);
+    let mut target = random_vec(&mut r, n, 0.0, 2.0);
+    let other = random_vec(&mut r, n, 0.0, 2.0);
+    target[0] = 0.0; // both silent somewhere: eps decides (half each)
+    let mut other0 = other.clone();
+    other0[0] = 0.0;
+    let eps = 1e-10f32;
+    let out = be
+        .apply_ratio_mask(
+            &be.upload(&spec, &[2, 3, 5, 7, 2]).unwrap(),
+            &be.upload(&target, &shape).unwrap(),
+            &be.upload(&other0, &shape).unwrap(),
+            eps,
+        )
+        .unwrap();
+    assert_eq!(out.shape(), &[2, 3, 5, 7, 2]);
+    let reference: Vec<f64> = (0..n * 2)
+        .map(|i| {
+            let (t, o) = (target[i / 2] as f64, other0[i / 2] as f64);
+            let e = eps as f64;
+            spec[i] as f64 * (t * t + e / 2.0) / (t * t + o * o + e)
+        })
+        .collect();
+    assert_close(&be.download(&out).unwrap(), &reference, tol, "ratio mask");
+    let got = be.download(&out).unwrap();
+    assert!(
+        (got[0] - spec[0] / 2.0).abs() <= 1e-6 * spec[0].abs().max(1.0),
+        "silent: half"
+    );
+    let bad = be.upload(&other[..n - 1], &[n - 1]).unwrap();
+    assert!(
+        be.apply_ratio_mask(
+            &be.upload(&spec, &[2, 3, 5, 7, 2]).unwrap(),
+            &be.upload(&target, &shape).unwrap(),
+            &bad,
+            eps
+        )
+        .is_err(),
+        "estimates of another shape"
+    );
+}
+
 fn channel_affine_matches_reference<B: Backend>(be: &B, tol: f64) {
     let mut r = rng(6);
     for shape in [vec![2usize, 5, 3, 4], vec![3, 7]] {
@@ -798,6 +982,7 @@ fn stft_rejects_a_too_short_signal<B: Backend>(be: &B, _tol: f64) {
                 center: false,
                 power: 2.0,
                 drop_last: false,
+                keep_bins: None,
             }
         )
         .is_err()
@@ -819,6 +1004,7 @@ fn long_inputs_match_the_cpu_backend<B: Backend>(be: &B, tol: f64) {
         center: false,
         power: 2.0,
         drop_last: false,
+        keep_bins: None,
     };
     let got = be
         .download(
@@ -1131,6 +1317,9 @@ macro_rules! backend_suite {
             case!(add_broadcasts_over_leading_axes);
             case!(conv_transpose2d_matches_reference);
             case!(concat_and_mul_match_reference);
+            case!(stft_complex_matches_direct_dft);
+            case!(istft_matches_reference);
+            case!(ratio_mask_matches_reference);
         }
     };
 }
@@ -1202,8 +1391,8 @@ fn cuda_suite_on_the_cpu_emulator() {
         return;
     }
     for (module, cases) in [
-        ("backend_ops::cuda::", 19),
-        ("backend_ops::cuda_tf32::", 19),
+        ("backend_ops::cuda::", 22),
+        ("backend_ops::cuda_tf32::", 22),
     ] {
         if let Some(passed) = cuda_emulator::run_tests(module, "") {
             assert_eq!(passed, cases, "every case of {module}");

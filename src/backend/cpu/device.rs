@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use realfft::{RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::packed::{Kernel, Layout, PackedWeight};
 use super::{CHECK, pool};
@@ -173,6 +173,11 @@ impl CpuBackend {
         // The planner caches plans, so repeated batches reuse twiddles.
         let mut planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
         planner.plan_fft_forward(n)
+    }
+
+    pub(super) fn ifft_plan(&self, n: usize) -> Arc<dyn ComplexToReal<f32>> {
+        let mut planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
+        planner.plan_fft_inverse(n)
     }
 }
 

@@ -1,6 +1,7 @@
 //! CPU front-end: STFT power spectrum, filterbank + log, DCT, normalisation.
 
 use rayon::prelude::*;
+use realfft::num_complex::Complex;
 
 use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
@@ -11,21 +12,25 @@ use crate::backend::{
 /// Rows handed to one SGEMM call when projecting frames; large enough to amortise packing.
 const ROWS_PER_TASK: usize = 64;
 
-impl FrontendOps for CpuBackend {
-    fn stft_power(
+impl CpuBackend {
+    /// Framing + window + real FFT of every frame; `write` turns each frame's spectrum into its
+    /// output row of `p.bins() · per_bin` values. Output `[B, frames, bins]` (`per_bin` 1) or
+    /// `[B, frames, bins, per_bin]`.
+    pub(super) fn stft_rows(
         &self,
         signal: &CpuTensor,
         window: &CpuTensor,
         p: &StftParams,
+        per_bin: usize,
+        write: impl Fn(&[Complex<f32>], &mut [f32]) + Sync,
     ) -> Result<CpuTensor> {
-        let op = "stft_power";
         let shape = CHECK.stft(&signal.shape, window.data.len(), p)?;
         let (batch, len, frames, bins) = (shape.batch, shape.len, shape.frames, shape.bins);
         let pad = if p.center { p.n_fft / 2 } else { 0 };
         let fft = self.fft_plan(p.n_fft);
-        let mut out = vec![0.0f32; batch * frames * bins];
-        let power = p.power;
-        out.par_chunks_mut(bins).enumerate().try_for_each_init(
+        let width = bins * per_bin;
+        let mut out = vec![0.0f32; batch * frames * width];
+        out.par_chunks_mut(width).enumerate().try_for_each_init(
             || {
                 (
                     fft.make_input_vec(),
@@ -41,21 +46,36 @@ impl FrontendOps for CpuBackend {
                     *f = x[reflect(start + i as isize, len)] * w;
                 }
                 fft.process_with_scratch(frame, spectrum, scratch)
-                    .map_err(|e| crate::Error::backend("cpu", format!("{op}: {e}")))?;
-                for (d, c) in dst.iter_mut().zip(spectrum.iter()) {
-                    let mag2 = c.re * c.re + c.im * c.im;
-                    *d = if power == 2.0 {
-                        mag2
-                    } else if power == 1.0 {
-                        mag2.sqrt()
-                    } else {
-                        mag2.powf(power / 2.0)
-                    };
-                }
+                    .map_err(|e| crate::Error::backend("cpu", format!("stft: {e}")))?;
+                write(&spectrum[..bins], dst);
                 Ok(())
             },
         )?;
-        CpuTensor::new(out, &[batch, frames, bins])
+        let shape = [batch, frames, bins, per_bin];
+        CpuTensor::new(out, &shape[..if per_bin == 1 { 3 } else { 4 }])
+    }
+}
+
+impl FrontendOps for CpuBackend {
+    fn stft_power(
+        &self,
+        signal: &CpuTensor,
+        window: &CpuTensor,
+        p: &StftParams,
+    ) -> Result<CpuTensor> {
+        let power = p.power;
+        self.stft_rows(signal, window, p, 1, |spectrum, dst| {
+            for (d, c) in dst.iter_mut().zip(spectrum) {
+                let mag2 = c.re * c.re + c.im * c.im;
+                *d = if power == 2.0 {
+                    mag2
+                } else if power == 1.0 {
+                    mag2.sqrt()
+                } else {
+                    mag2.powf(power / 2.0)
+                };
+            }
+        })
     }
 
     fn filterbank_log(

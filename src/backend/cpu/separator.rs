@@ -1,12 +1,13 @@
 //! CPU separator ops: transposed convolution as one SGEMM per item (every input pixel's
 //! contributions to every output channel and kernel tap) then col2im's scatter-add; channel
-//! concatenation.
+//! concatenation; the complex STFT, ratio mask and inverse STFT around the U-Nets (realfft).
 
 use rayon::prelude::*;
+use realfft::num_complex::Complex;
 
 use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
 use crate::Result;
-use crate::backend::{Activation, ConvTranspose2dParams, SeparatorOps};
+use crate::backend::{Activation, ConvTranspose2dParams, SeparatorOps, StftParams};
 
 impl SeparatorOps for CpuBackend {
     fn conv_transpose2d(
@@ -71,6 +72,90 @@ impl SeparatorOps for CpuBackend {
         let out = a.data.iter().zip(&b.data).map(|(x, y)| x * y).collect();
         CpuTensor::new(out, &a.shape)
     }
+
+    fn stft_complex(
+        &self,
+        signal: &CpuTensor,
+        window: &CpuTensor,
+        p: &StftParams,
+    ) -> Result<CpuTensor> {
+        self.stft_rows(signal, window, p, 2, |spectrum, dst| {
+            for (d, c) in dst.chunks_exact_mut(2).zip(spectrum) {
+                d.copy_from_slice(&[c.re, c.im]);
+            }
+        })
+    }
+
+    fn apply_ratio_mask(
+        &self,
+        spec: &CpuTensor,
+        target: &CpuTensor,
+        other: &CpuTensor,
+        eps: f32,
+    ) -> Result<CpuTensor> {
+        CHECK.ratio_mask(&spec.shape, &target.shape, &other.shape)?;
+        let mut out = spec.data.clone();
+        out.par_chunks_mut(2)
+            .zip(target.data.par_iter().zip(&other.data))
+            .for_each(|(z, (&t, &o))| {
+                let mask = ratio_mask(t, o, eps);
+                z[0] *= mask;
+                z[1] *= mask;
+            });
+        CpuTensor::new(out, &spec.shape)
+    }
+
+    fn istft_overlap_add(
+        &self,
+        spec: &CpuTensor,
+        window: &CpuTensor,
+        n_fft: usize,
+        hop: usize,
+    ) -> Result<CpuTensor> {
+        let [batch, frames, bins, len] = CHECK.istft(&spec.shape, window.data.len(), n_fft, hop)?;
+        let ifft = self.ifft_plan(n_fft);
+        let scale = 1.0 / n_fft as f32;
+        // Each frame's windowed inverse, then the overlap-add per batch row.
+        let mut framed = vec![0.0f32; batch * frames * n_fft];
+        framed
+            .par_chunks_mut(n_fft)
+            .zip(spec.data.par_chunks(bins * 2))
+            .try_for_each_init(
+                || (ifft.make_input_vec(), ifft.make_scratch_vec()),
+                |(spectrum, scratch), (dst, src)| {
+                    spectrum.fill(Complex::default());
+                    for (z, c) in spectrum.iter_mut().zip(src.chunks_exact(2)) {
+                        *z = Complex::new(c[0], c[1]);
+                    }
+                    // A real signal's DC and Nyquist bins are real (PyTorch's irfft ignores
+                    // their imaginary parts too).
+                    spectrum[0].im = 0.0;
+                    spectrum[n_fft / 2].im = 0.0;
+                    ifft.process_with_scratch(spectrum, dst, scratch)
+                        .map_err(|e| crate::Error::backend("cpu", format!("istft: {e}")))?;
+                    for (x, w) in dst.iter_mut().zip(&window.data) {
+                        *x *= w * scale;
+                    }
+                    Ok::<_, crate::Error>(())
+                },
+            )?;
+        let mut out = vec![0.0f32; batch * len];
+        out.par_chunks_mut(len)
+            .zip(framed.par_chunks(frames * n_fft))
+            .for_each(|(dst, row)| {
+                for (t, frame) in row.chunks_exact(n_fft).enumerate() {
+                    for (d, x) in dst[t * hop..t * hop + n_fft].iter_mut().zip(frame) {
+                        *d += x;
+                    }
+                }
+            });
+        CpuTensor::new(out, &[batch, len])
+    }
+}
+
+/// Spleeter's ratio mask for a stem of estimate `t` against the other's `o`.
+fn ratio_mask(t: f32, o: f32, eps: f32) -> f32 {
+    (t * t + eps / 2.0) / (t * t + o * o + eps)
 }
 
 /// Add each input pixel's taps `cols[(o, ky, kx), (iy, ix)]` into the output at

@@ -85,7 +85,14 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             include_str!("../../../kernels/common.cuh"),
             include_str!("../../../kernels/separator.cu")
         ),
-        &["conv_transpose2d", "concat_channels", "mul"],
+        &[
+            "conv_transpose2d",
+            "concat_channels",
+            "mul",
+            "ratio_mask",
+            "irfft_frames",
+            "overlap_add",
+        ],
     ),
 ];
 

@@ -17,6 +17,61 @@ const FRONTEND_MODE: usize = 7;
 const FRONTEND_NORM_EPS: usize = 8;
 const FRONTEND_BATCH: usize = 9;
 
+/// The STFT kernels: `[B, frames, bins]` of |X|^power, or with `complex` `[B, frames, bins, 2]`.
+pub(super) fn stft<K: Kernels>(
+    device: &K,
+    signal: &K::Tensor,
+    window: &K::Tensor,
+    p: &StftParams,
+    complex: bool,
+) -> Result<K::Tensor> {
+    let s = launch::stft(
+        device.check(),
+        signal.shape(),
+        window.len(),
+        p,
+        device.radix2_max_nfft(),
+    )?;
+    let [batch, frames, bins] = s.out_shape();
+    let shape = [batch, frames, bins, 2];
+    let mut out = device.alloc(&shape[..if complex { 4 } else { 3 }])?;
+    if s.rows() == 0 {
+        return Ok(out);
+    }
+    // The layout of `Params` in shaders/stft.wgsl.
+    let params = Params::new(&[
+        s.batch as u32,
+        s.len as u32,
+        s.frames as u32,
+        s.n_fft as u32,
+        s.hop as u32,
+        s.pad as u32,
+        s.bins as u32,
+        s.half as u32,
+        s.log2_half,
+        f(s.power),
+        u32::from(complex),
+    ]);
+    let inputs = [
+        Input::Tensor(signal),
+        Input::Tensor(window),
+        Input::Twiddles(s.n_fft),
+    ];
+    if s.radix2 {
+        // One group per frame; CUDA keeps the n_fft/2 complex values in shared memory.
+        let grid = Grid::Rows {
+            rows: s.rows(),
+            threads: 256,
+            shared: (s.half * 8) as u32,
+        };
+        device.launch("stft_radix2", &params, &inputs, &mut out, grid)?;
+    } else {
+        let grid = Grid::Items(s.rows() * s.bins);
+        device.launch("stft_dft", &params, &inputs, &mut out, grid)?;
+    }
+    Ok(out)
+}
+
 impl<K: Kernels> FrontendOps for K {
     fn stft_power(
         &self,
@@ -24,48 +79,7 @@ impl<K: Kernels> FrontendOps for K {
         window: &K::Tensor,
         p: &StftParams,
     ) -> Result<K::Tensor> {
-        let s = launch::stft(
-            self.check(),
-            signal.shape(),
-            window.len(),
-            p,
-            self.radix2_max_nfft(),
-        )?;
-        let mut out = self.alloc(&s.out_shape())?;
-        if s.rows() == 0 {
-            return Ok(out);
-        }
-        // The layout of `Params` in shaders/stft.wgsl.
-        let params = Params::new(&[
-            s.batch as u32,
-            s.len as u32,
-            s.frames as u32,
-            s.n_fft as u32,
-            s.hop as u32,
-            s.pad as u32,
-            s.bins as u32,
-            s.half as u32,
-            s.log2_half,
-            f(s.power),
-        ]);
-        let inputs = [
-            Input::Tensor(signal),
-            Input::Tensor(window),
-            Input::Twiddles(s.n_fft),
-        ];
-        if s.radix2 {
-            // One group per frame; CUDA keeps the n_fft/2 complex values in shared memory.
-            let grid = Grid::Rows {
-                rows: s.rows(),
-                threads: 256,
-                shared: (s.half * 8) as u32,
-            };
-            self.launch("stft_radix2", &params, &inputs, &mut out, grid)?;
-        } else {
-            let grid = Grid::Items(s.rows() * s.bins);
-            self.launch("stft_dft", &params, &inputs, &mut out, grid)?;
-        }
-        Ok(out)
+        stft(self, signal, window, p, false)
     }
 
     fn filterbank_log(

@@ -1,10 +1,12 @@
 //! Separator ops on a GPU: transposed convolution and channel concatenation
-//! (`shaders/separator.wgsl`, `shaders/concat.wgsl`, `kernels/separator.cu`).
+//! (`shaders/separator.wgsl`, `shaders/concat.wgsl`, `kernels/separator.cu`); the complex STFT
+//! (the front-end's kernels), ratio mask and inverse STFT (`shaders/ratio_mask.wgsl`,
+//! `istft.wgsl`, `overlap_add.wgsl`, `kernels/separator.cu`).
 
 use super::{Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch::act_code;
-use crate::backend::{Activation, ConvTranspose2dParams, DeviceTensor, SeparatorOps};
+use crate::backend::{Activation, ConvTranspose2dParams, DeviceTensor, SeparatorOps, StftParams};
 
 impl<K: Kernels> SeparatorOps for K {
     fn conv_transpose2d(
@@ -84,6 +86,86 @@ impl<K: Kernels> SeparatorOps for K {
             &[Input::Tensor(a), Input::Tensor(b)],
             a.shape(),
             Grid::Items(n),
+        )
+    }
+
+    fn stft_complex(
+        &self,
+        signal: &K::Tensor,
+        window: &K::Tensor,
+        p: &StftParams,
+    ) -> Result<K::Tensor> {
+        super::frontend::stft(self, signal, window, p, true)
+    }
+
+    fn apply_ratio_mask(
+        &self,
+        spec: &K::Tensor,
+        target: &K::Tensor,
+        other: &K::Tensor,
+        eps: f32,
+    ) -> Result<K::Tensor> {
+        let n = self
+            .check()
+            .ratio_mask(spec.shape(), target.shape(), other.shape())?;
+        // The layout of `Params` in shaders/ratio_mask.wgsl.
+        launch_into(
+            self,
+            "ratio_mask",
+            &Params::new(&[n as u32, f(eps)]),
+            &[
+                Input::Tensor(spec),
+                Input::Tensor(target),
+                Input::Tensor(other),
+            ],
+            spec.shape(),
+            Grid::Items(n),
+        )
+    }
+
+    fn istft_overlap_add(
+        &self,
+        spec: &K::Tensor,
+        window: &K::Tensor,
+        n_fft: usize,
+        hop: usize,
+    ) -> Result<K::Tensor> {
+        let [batch, frames, bins, len] =
+            self.check().istft(spec.shape(), window.len(), n_fft, hop)?;
+        let half = n_fft / 2;
+        if !(n_fft.is_power_of_two() && n_fft >= 4 && n_fft <= self.radix2_max_nfft()) {
+            return Err(crate::Error::backend(
+                self.name(),
+                format!(
+                    "istft_overlap_add: n_fft {n_fft} must be a power of two from 4 to {}",
+                    self.radix2_max_nfft()
+                ),
+            ));
+        }
+        // The layout of `Params` in shaders/istft.wgsl.
+        let words = [batch, frames, bins, n_fft, half].map(|d| d as u32);
+        let params = Params::new(&words).with(words.len(), half.trailing_zeros());
+        let mut framed = self.alloc(&[batch, frames, n_fft])?;
+        let grid = Grid::Rows {
+            rows: batch * frames,
+            threads: 256,
+            shared: (half * 8) as u32,
+        };
+        let inputs = [
+            Input::Tensor(spec),
+            Input::Tensor(window),
+            Input::Twiddles(n_fft),
+        ];
+        self.launch("irfft_frames", &params, &inputs, &mut framed, grid)?;
+        // The layout of `Params` in shaders/overlap_add.wgsl.
+        let words = [batch * len, len, frames, n_fft, hop].map(|d| d as u32);
+        launch_into(
+            self,
+            "overlap_add",
+            &Params::new(&words),
+            &[Input::Tensor(&framed)],
+            &[batch, len],
+            Grid::Items(batch * len),
         )
     }
 }

@@ -81,6 +81,21 @@ const MODULES: &[(&str, &str, &[&str])] = &[
         include_str!("../../../shaders/concat.wgsl"),
         &["concat_channels", "mul"],
     ),
+    (
+        "istft",
+        include_str!("../../../shaders/istft.wgsl"),
+        &["irfft_frames"],
+    ),
+    (
+        "overlap_add",
+        include_str!("../../../shaders/overlap_add.wgsl"),
+        &["overlap_add"],
+    ),
+    (
+        "ratio_mask",
+        include_str!("../../../shaders/ratio_mask.wgsl"),
+        &["ratio_mask"],
+    ),
 ];
 
 /// Shape rules, with "wgpu" in their error messages.

@@ -60,6 +60,24 @@ pub fn ref_stft_power(
     center: bool,
     power: f64,
 ) -> (usize, Vec<f64>) {
+    let (frames, spectrum) = ref_stft_complex(signal, batch, window, n_fft, hop, center);
+    let out = spectrum
+        .iter()
+        .map(|&(re, im)| (re * re + im * im).powf(power / 2.0))
+        .collect();
+    (frames, out)
+}
+
+/// Direct DFT of framed, windowed signals (reflect padding when `center`): `(frames, [B,
+/// frames, n_fft / 2 + 1] as (re, im))`.
+pub fn ref_stft_complex(
+    signal: &[f32],
+    batch: usize,
+    window: &[f32],
+    n_fft: usize,
+    hop: usize,
+    center: bool,
+) -> (usize, Vec<(f64, f64)>) {
     let len = signal.len() / batch;
     let pad = if center { n_fft / 2 } else { 0 };
     let padded_len = len + 2 * pad;
@@ -90,7 +108,7 @@ pub fn ref_stft_power(
                     re += v * ang.cos();
                     im += v * ang.sin();
                 }
-                out.push((re * re + im * im).powf(power / 2.0));
+                out.push((re, im));
             }
         }
     }
