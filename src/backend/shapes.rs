@@ -263,7 +263,7 @@ impl Shapes {
         self.ensure(two == 2 && frames > 0, op, || {
             format!("spectrum must be [B, T ≥ 1, bins, 2], got {spec:?}")
         })?;
-        self.ensure(n_fft >= 2 && n_fft % 2 == 0 && hop > 0, op, || {
+        self.ensure(n_fft >= 2 && n_fft.is_multiple_of(2) && hop > 0, op, || {
             format!("n_fft {n_fft} must be even and ≥ 2, hop {hop} ≥ 1")
         })?;
         self.ensure(window_len == n_fft, op, || {
