@@ -271,6 +271,8 @@ def main() -> int:
     d.add_argument("instrumental", type=Path)
     d.add_argument("--model", type=Path, required=True)
     d.add_argument("--seconds", type=float, default=8.0)
+    d.add_argument("--engine", type=Path,
+                   help="also separate with deepscreen's `separate` example binary (its CPU backend) and compare")
     args = ap.parse_args()
 
     if args.cmd == "convert":
@@ -308,6 +310,19 @@ def main() -> int:
     (v_est, a_est), _ = separate(nets, mix)
     print(f"vocal SDR {sdr(vocal, v_est):.2f} dB (the mix itself as the estimate: {sdr(vocal, mix):.2f} dB); "
           f"accompaniment SDR {sdr(inst, a_est):.2f} dB (mix: {sdr(inst, mix):.2f} dB)")
+    if args.engine:
+        import tempfile
+
+        import soundfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            soundfile.write(f"{tmp}/mix.wav", mix.T, RATE, subtype="FLOAT")
+            out = subprocess.run([str(args.engine), str(args.model), f"{tmp}/mix.wav", f"{tmp}/vocals.wav", "cpu"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            engine = soundfile.read(f"{tmp}/vocals.wav", dtype="float32", always_2d=True)[0].T
+        diff = float(np.abs(engine - v_est).max())
+        print(f"engine ({out}): vocal SDR {sdr(vocal, engine):.2f} dB; "
+              f"max |engine − PyTorch| {diff:.2e} (vocal stem peak {float(np.abs(v_est).max()):.3f})")
     return 0
 
 

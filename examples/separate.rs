@@ -1,0 +1,90 @@
+//! Separates the vocals of a 44.1 kHz WAV with a separator file (issue 35) on a backend, writes
+//! them as WAV and prints the time the separation took (median of `REPEATS` runs) as a real-time
+//! factor. `training/separator/spleeter.py sdr --engine` compares its output with the PyTorch
+//! reference and the true vocal.
+//!
+//!     cargo run --release --example separate -- MODEL MIX.wav VOCALS.wav [cpu|wgpu|cuda] [REPEATS]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::ValueEnum;
+use deepscreen::backend::{Backend, BackendKind, WithBackend};
+use deepscreen::model::separator::{Separator, load};
+
+struct Run {
+    model: Vec<u8>,
+    channels: Vec<Vec<f32>>,
+    repeats: usize,
+}
+
+impl WithBackend for Run {
+    type Output = (Vec<Vec<f32>>, f64, &'static str);
+    fn run<B: Backend + 'static>(self, backend: B) -> deepscreen::Result<Self::Output> {
+        let spec = load(&self.model, "separator")?;
+        let separator = Separator::new(&backend, &spec)?;
+        let channels: Vec<&[f32]> = self.channels.iter().map(|c| c.as_slice()).collect();
+        let mut times = Vec::new();
+        let mut vocals = Vec::new();
+        for _ in 0..self.repeats.max(1) {
+            let t0 = Instant::now();
+            vocals = separator.separate(&backend, &channels)?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok((vocals, times[times.len() / 2], backend.name()))
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, mix, out, rest @ ..] = args.as_slice() else {
+        return Err("usage: separate MODEL MIX.wav VOCALS.wav [cpu|wgpu|cuda] [REPEATS]".into());
+    };
+    let kind = match rest.first() {
+        Some(k) => BackendKind::from_str(k, true)?,
+        None => BackendKind::Cpu,
+    };
+    let repeats = rest.get(1).map_or(Ok(1), |r| r.parse())?;
+    let mut reader = hound::WavReader::open(mix)?;
+    let spec = reader.spec();
+    if spec.sample_rate != 44100 {
+        return Err(format!("{mix}: {} Hz, the separator takes 44100", spec.sample_rate).into());
+    }
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let ints = reader.samples::<i32>().collect::<Result<Vec<_>, _>>()?;
+            ints.into_iter().map(|s| s as f32 * scale).collect()
+        }
+    };
+    let n = spec.channels as usize;
+    let channels: Vec<Vec<f32>> = (0..n)
+        .map(|c| samples.iter().skip(c).step_by(n).copied().collect())
+        .collect();
+    let seconds = channels[0].len() as f64 / 44100.0;
+    let run = Run {
+        model: std::fs::read(model)?,
+        channels,
+        repeats,
+    };
+    let (vocals, time, backend) = deepscreen::backend::open(kind, run)?;
+    println!(
+        "{backend}: {seconds:.1} s separated in {time:.3} s (median of {repeats}): {:.1}x real time",
+        seconds / time
+    );
+    let out_spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44100,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(PathBuf::from(out), out_spec)?;
+    for i in 0..vocals[0].len() {
+        w.write_sample(vocals[0][i])?;
+        w.write_sample(vocals[1][i])?;
+    }
+    w.finalize()?;
+    Ok(())
+}
