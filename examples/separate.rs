@@ -81,9 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sample_format: hound::SampleFormat::Float,
     };
     let mut w = hound::WavWriter::create(PathBuf::from(out), out_spec)?;
-    for i in 0..vocals[0].len() {
-        w.write_sample(vocals[0][i])?;
-        w.write_sample(vocals[1][i])?;
+    for (l, r) in vocals[0].iter().zip(&vocals[1]) {
+        w.write_sample(*l)?;
+        w.write_sample(*r)?;
     }
     w.finalize()?;
     Ok(())
