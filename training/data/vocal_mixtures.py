@@ -38,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from deepscreen_train.common import GENERATORS, decode, read_rows, real_split, write_rows
+from deepscreen_train.mixing import mix, rms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "separator"))
 import spleeter  # noqa: E402
@@ -45,10 +46,6 @@ import spleeter  # noqa: E402
 MIX_RATE = 44100
 VOICE_RATE = 16000
 FIELDS = ["id", "label", "attack", "family", "voice_source", "bed", "split", "vocal_db"]
-
-
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2) + 1e-12))
 
 
 def voice_track(clips: list[Path], seconds: float, rng: random.Random) -> np.ndarray | None:
@@ -79,16 +76,6 @@ def bed_excerpt(track: Path, seconds: float, rng: random.Random) -> np.ndarray |
         return None
     start = rng.randrange(0, x.shape[1] - n + 1)
     return x[:, start : start + n]
-
-
-def mix(bed: np.ndarray, voice: np.ndarray, vocal_db: float) -> np.ndarray:
-    """The voice in the middle of the bed, its loudness (over its active part) `vocal_db` from
-    the bed's; the sum scaled down if it would clip."""
-    active = voice[np.abs(voice) > 1e-4]
-    gain = rms(bed) / max(rms(active), 1e-6) * 10 ** (vocal_db / 20)
-    out = bed + gain * voice[None, :]
-    peak = float(np.abs(out).max())
-    return out / peak * 0.98 if peak > 0.98 else out
 
 
 def plan(args, rng: random.Random) -> list[dict]:
