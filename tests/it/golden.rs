@@ -577,6 +577,19 @@ fn check_separation_on<B: Backend>(
     let got: Vec<f32> = mask.concat().into_iter().step_by(5).collect();
     let (_, torch) = tensor(&golden, "mask_every_5th");
     expect_within("separation", "mask", &got, &torch, 1e-4);
+    // The vocal-presence test, on every segment and on every second one.
+    let (_, torch) = tensor(&golden, "presence");
+    let shares = separator.vocal_presence(be, &[&left, &right], 1).unwrap();
+    let got: Vec<f32> = shares.iter().map(|s| s.share).collect();
+    expect_within("separation", "vocal presence", &got, &torch, 1e-5);
+    let every_second = separator.vocal_presence(be, &[&left, &right], 2).unwrap();
+    assert_eq!(every_second.len(), shares.len().div_ceil(2));
+    assert_eq!(every_second[0], shares[0]);
+    let last = shares.last().unwrap();
+    assert!(
+        (last.end_s - samples as f64 / 44100.0).abs() < 1e-9,
+        "ends with the signal"
+    );
 }
 
 #[test]

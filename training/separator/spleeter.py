@@ -193,6 +193,20 @@ def separate(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT
     return stems, [m[:, :, :frames] for m in masks]
 
 
+def vocal_presence(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT, every: int = 1) -> list[float]:
+    """Per every `every`-th segment: the energy of the first stem's magnitude estimate over the
+    mix's (the engine's `Separator::vocal_presence`)."""
+    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    n = x.shape[-1]
+    total = math.ceil((1 + n // HOP) / segment) * segment
+    x = F.pad(x, (0, max(n, (total - 1) * HOP) - n))
+    mag = stft(x).abs()  # [2, BINS, total]
+    segs = mag.reshape(2, BINS, total // segment, segment).permute(2, 0, 3, 1)[::every]  # [S, 2, T, F]
+    with torch.no_grad():
+        voice = nets[0](segs.contiguous())
+    return [float((v.double() ** 2).sum() / max(float((m.double() ** 2).sum()), 1e-20)) for v, m in zip(voice, segs)]
+
+
 def golden_signal(n: int) -> np.ndarray:
     """A stereo test signal both sides compute alike: tones plus integer-hash noise."""
     i = np.arange(n, dtype=np.int64)
@@ -247,7 +261,8 @@ def golden(out: Path) -> int:
     stems, masks = separate(nets, golden_signal(samples), segment=64)
     sep = {"vocals_every_7th": torch.from_numpy(stems[0][:, ::7].copy()).contiguous(),
            "mask_every_5th": masks[0].permute(0, 2, 1).reshape(-1)[::5].contiguous(),
-           "samples": torch.tensor([samples], dtype=torch.int64)}
+           "samples": torch.tensor([samples], dtype=torch.int64),
+           "presence": torch.tensor(vocal_presence(nets, golden_signal(samples), segment=64), dtype=torch.float32)}
     save_file(sep, str(out.with_name(out.stem + "_separation.safetensors")))
     print(f"{out}: {sum(p.numel() for n in nets for p in n.parameters())} parameters")
     return 0
