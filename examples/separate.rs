@@ -1,6 +1,6 @@
 //! Separates the vocals of a 44.1 kHz WAV with a separator file (issue 35) on a backend, writes
-//! them as WAV and prints the time the separation took (median of `REPEATS` runs) as a real-time
-//! factor. `training/separator/spleeter.py sdr --engine` compares its output with the PyTorch
+//! them as WAV and prints the time the separation and the vocal-presence test took (medians of
+//! `REPEATS` runs) as real-time factors. `training/separator/spleeter.py sdr --engine` compares its output with the PyTorch
 //! reference and the true vocal.
 //!
 //!     cargo run --release --example separate -- MODEL MIX.wav VOCALS.wav [cpu|wgpu|cuda] [REPEATS]
@@ -12,6 +12,9 @@ use clap::ValueEnum;
 use deepscreen::backend::{Backend, BackendKind, WithBackend};
 use deepscreen::model::separator::{Separator, load};
 
+/// The presence test's sampling: every second segment.
+const PRESENCE_EVERY: usize = 2;
+
 struct Run {
     model: Vec<u8>,
     channels: Vec<Vec<f32>>,
@@ -19,20 +22,27 @@ struct Run {
 }
 
 impl WithBackend for Run {
-    type Output = (Vec<Vec<f32>>, f64, &'static str);
+    /// Vocals, median seconds of the separation and of the presence test, backend name.
+    type Output = (Vec<Vec<f32>>, f64, f64, &'static str);
     fn run<B: Backend + 'static>(self, backend: B) -> deepscreen::Result<Self::Output> {
         let spec = load(&self.model, "separator")?;
         let separator = Separator::new(&backend, &spec)?;
         let channels: Vec<&[f32]> = self.channels.iter().map(|c| c.as_slice()).collect();
-        let mut times = Vec::new();
+        let (mut times, mut gate) = (Vec::new(), Vec::new());
         let mut vocals = Vec::new();
         for _ in 0..self.repeats.max(1) {
             let t0 = Instant::now();
             vocals = separator.separate(&backend, &channels)?;
             times.push(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            separator.vocal_presence(&backend, &channels, PRESENCE_EVERY)?;
+            gate.push(t0.elapsed().as_secs_f64());
         }
-        times.sort_by(f64::total_cmp);
-        Ok((vocals, times[times.len() / 2], backend.name()))
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Ok((vocals, median(times), median(gate), backend.name()))
     }
 }
 
@@ -69,10 +79,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         channels,
         repeats,
     };
-    let (vocals, time, backend) = deepscreen::backend::open(kind, run)?;
+    let (vocals, time, gate, backend) = deepscreen::backend::open(kind, run)?;
     println!(
-        "{backend}: {seconds:.1} s separated in {time:.3} s (median of {repeats}): {:.1}x real time",
-        seconds / time
+        "{backend}: {seconds:.1} s separated in {time:.3} s (median of {repeats}): {:.1}x real time; \
+         vocal presence on every {PRESENCE_EVERY}nd segment {gate:.3} s: {:.1}x real time",
+        seconds / time,
+        seconds / gate
     );
     let out_spec = hound::WavSpec {
         channels: 2,
