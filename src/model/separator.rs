@@ -263,25 +263,49 @@ impl<B: Backend> Separator<B> {
     /// U-Nets take two: a mono signal is given as itself twice), one signal per channel, each
     /// as long as its input.
     pub fn separate(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        self.separate_in_passes(backend, channels, SEGMENTS_PER_PASS)
+    }
+
+    /// `separate`, `per_pass` segments at a time: memory stays bounded whatever the length
+    /// (the U-Nets' activations are about 50 MB per segment), and the result is the same.
+    pub fn separate_in_passes(
+        &self,
+        backend: &B,
+        channels: &[&[f32]],
+        per_pass: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
-        let seg = self.segments(backend, channels)?;
-        let spec = backend.stft_complex(&seg.rows, &seg.window, &seg.stft)?;
-        let masked =
-            backend.apply_ratio_mask(&spec, &seg.estimates[0], &seg.estimates[1], MASK_EPS)?;
-        let halves = backend.download(&backend.istft_overlap_add(
-            &masked,
-            &seg.window,
-            c.n_fft,
-            c.hop_length,
-        )?)?;
-        Ok(seg.join(&halves, &backend.download(&seg.window)?, c))
+        let stereo = self.stereo(channels)?;
+        let count = self.segment_count(stereo[0].len());
+        let mut halves = Vec::new();
+        let mut window = None;
+        for chosen in (0..count).collect::<Vec<_>>().chunks(per_pass.max(1)) {
+            let seg = self.segments(backend, stereo, chosen)?;
+            let spec = backend.stft_complex(&seg.rows, &seg.window, &seg.stft)?;
+            let masked =
+                backend.apply_ratio_mask(&spec, &seg.estimates[0], &seg.estimates[1], MASK_EPS)?;
+            let added = backend.istft_overlap_add(&masked, &seg.window, c.n_fft, c.hop_length)?;
+            halves.extend(backend.download(&added)?);
+            window = Some(seg.window);
+        }
+        let window = backend.download(&window.expect("a non-empty signal has a segment"))?;
+        Ok(join(&halves, &window, c, count, stereo[0].len()))
+    }
+
+    /// Segments of `segment_frames` frames covering the `1 + len / hop` centred frames of a
+    /// signal of `len` samples (PyTorch's count).
+    fn segment_count(&self, len: usize) -> usize {
+        (1 + len / self.config.hop_length).div_ceil(self.config.segment_frames)
     }
 
     /// The first stem's ratio mask, `[channel][frame · bins + bin]` over the signal's `1 + len /
     /// hop` centred frames and the lowest `bins` bins (what the inverse STFT multiplies).
     pub fn vocal_mask(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
-        let seg = self.segments(backend, channels)?;
+        let stereo = self.stereo(channels)?;
+        let frames = 1 + stereo[0].len() / c.hop_length;
+        let all: Vec<usize> = (0..self.segment_count(stereo[0].len())).collect();
+        let seg = self.segments(backend, stereo, &all)?;
         let n = seg.rows_count * c.segment_frames * c.bins;
         let ones: Vec<f32> = (0..2 * n)
             .map(|i| if i % 2 == 0 { 1.0 } else { 0.0 })
@@ -294,7 +318,7 @@ impl<B: Backend> Separator<B> {
         let per_frame = c.bins;
         Ok((0..2)
             .map(|ch| {
-                (0..seg.frames)
+                (0..frames)
                     .flat_map(|t| {
                         let (s, tt) = (t / c.segment_frames, t % c.segment_frames);
                         let row = s * 2 + ch;
@@ -321,7 +345,7 @@ impl<B: Backend> Separator<B> {
         let c = &self.config;
         let stereo = self.stereo(channels)?;
         let duration = stereo[0].len() as f64 / c.sample_rate as f64;
-        let count = (1 + stereo[0].len() / c.hop_length).div_ceil(c.segment_frames);
+        let count = self.segment_count(stereo[0].len());
         let chosen: Vec<usize> = (0..count).step_by(every.max(1)).collect();
         let (rows, window) = self.rows(backend, stereo, &chosen)?;
         let magnitudes = self.magnitudes(backend, &rows, &window, chosen.len())?;
@@ -422,8 +446,8 @@ impl<B: Backend> Separator<B> {
         backend.reshape(magnitudes, &[segments, 2, c.segment_frames, c.bins])
     }
 
-    /// Cut `channels` into segment rows and run the U-Nets on their magnitudes.
-    fn segments(&self, backend: &B, channels: &[&[f32]]) -> Result<Segments<B>> {
+    /// The `chosen` segments' rows and both U-Nets' estimates for them.
+    fn segments(&self, backend: &B, stereo: [&[f32]; 2], chosen: &[usize]) -> Result<Segments<B>> {
         let c = &self.config;
         if self.stems.len() != 2 {
             return Err(Error::model(format!(
@@ -432,13 +456,8 @@ impl<B: Backend> Separator<B> {
                 self.stems.len()
             )));
         }
-        let stereo = self.stereo(channels)?;
-        let len = stereo[0].len();
-        // Centred frames as PyTorch's stft counts them, in whole segments.
-        let frames = 1 + len / c.hop_length;
-        let count = frames.div_ceil(c.segment_frames);
-        let all: Vec<usize> = (0..count).collect();
-        let (rows, window) = self.rows(backend, stereo, &all)?;
+        let count = chosen.len();
+        let (rows, window) = self.rows(backend, stereo, chosen)?;
         let magnitudes = self.magnitudes(backend, &rows, &window, count)?;
         // [segments, 2, T, F] is [segments · 2, T, F] for the complex STFT's rows.
         let estimates = self
@@ -452,8 +471,6 @@ impl<B: Backend> Separator<B> {
             window,
             stft: self.stft_params(),
             estimates,
-            frames,
-            len,
         })
     }
 
@@ -478,6 +495,9 @@ pub struct SegmentShare {
 /// Spleeter's ratio-mask epsilon.
 const MASK_EPS: f32 = 1e-10;
 
+/// Segments a separation pass takes by default (Spleeter's: about 12 s each).
+pub const SEGMENTS_PER_PASS: usize = 4;
+
 /// A signal cut into segment rows (`[segments · 2, (T − 1) · hop + n_fft]`, segment-major) and
 /// the stems' magnitude estimates for them (`[segments · 2, T, bins]` each).
 struct Segments<B: Backend> {
@@ -486,46 +506,47 @@ struct Segments<B: Backend> {
     window: B::Tensor,
     stft: StftParams,
     estimates: Vec<B::Tensor>,
-    /// Centred frames of the signal itself, and its length.
-    frames: usize,
-    len: usize,
 }
 
-impl<B: Backend> Segments<B> {
-    /// Join the segment rows' overlap-added halves into each channel's signal, divide by the
-    /// window's overlapped square and drop the centring (PyTorch's `istft(center=True)`).
-    fn join(&self, halves: &[f32], window: &[f32], c: &SeparatorConfig) -> Vec<Vec<f32>> {
-        let (n_fft, hop, t) = (c.n_fft, c.hop_length, c.segment_frames);
-        let row_len = (t - 1) * hop + n_fft;
-        let segments = self.rows_count / 2;
-        let total = (segments * t - 1) * hop + n_fft;
-        let mut envelope = vec![0.0f64; total];
-        for frame in 0..segments * t {
-            for (e, w) in envelope[frame * hop..][..n_fft].iter_mut().zip(window) {
-                *e += (*w as f64).powi(2);
-            }
+/// Join the `segments` rows' overlap-added halves (segment-major, channel-minor) into each
+/// channel's signal of `len` samples: divide by the window's overlapped square and drop the
+/// centring (PyTorch's `istft(center=True)`).
+fn join(
+    halves: &[f32],
+    window: &[f32],
+    c: &SeparatorConfig,
+    segments: usize,
+    len: usize,
+) -> Vec<Vec<f32>> {
+    let (n_fft, hop, t) = (c.n_fft, c.hop_length, c.segment_frames);
+    let row_len = (t - 1) * hop + n_fft;
+    let total = (segments * t - 1) * hop + n_fft;
+    let mut envelope = vec![0.0f64; total];
+    for frame in 0..segments * t {
+        for (e, w) in envelope[frame * hop..][..n_fft].iter_mut().zip(window) {
+            *e += (*w as f64).powi(2);
         }
-        (0..2)
-            .map(|ch| {
-                let mut sum = vec![0.0f64; total];
-                for s in 0..segments {
-                    let row = &halves[(s * 2 + ch) * row_len..][..row_len];
-                    for (d, v) in sum[s * t * hop..][..row_len].iter_mut().zip(row) {
-                        *d += *v as f64;
-                    }
-                }
-                (n_fft / 2..n_fft / 2 + self.len)
-                    .map(|i| {
-                        if envelope[i] > 1e-11 {
-                            (sum[i] / envelope[i]) as f32
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
     }
+    (0..2)
+        .map(|ch| {
+            let mut sum = vec![0.0f64; total];
+            for s in 0..segments {
+                let row = &halves[(s * 2 + ch) * row_len..][..row_len];
+                for (d, v) in sum[s * t * hop..][..row_len].iter_mut().zip(row) {
+                    *d += *v as f64;
+                }
+            }
+            (n_fft / 2..n_fft / 2 + len)
+                .map(|i| {
+                    if envelope[i] > 1e-11 {
+                        (sum[i] / envelope[i]) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 impl<B: Backend> StemNet<B> {

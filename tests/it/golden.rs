@@ -564,6 +564,13 @@ fn check_separation_on<B: Backend>(
         .map(|i| (0.4 * tone(i, 660.0, 1.0) + 0.25 * noise(i as u64 + 7919)) as f32)
         .collect();
     let vocals = separator.separate(be, &[&left, &right]).unwrap();
+    // One segment per pass (bounded memory on long files) changes nothing.
+    let one_at_a_time = separator
+        .separate_in_passes(be, &[&left, &right], 1)
+        .unwrap();
+    for (a, b) in vocals.iter().zip(&one_at_a_time) {
+        expect_within("separation", "vocals in passes", a, b, 1e-6);
+    }
     assert_eq!(vocals.len(), 2);
     assert!(vocals.iter().all(|v| v.len() == samples));
     let got: Vec<f32> = vocals
