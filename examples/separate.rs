@@ -4,6 +4,9 @@
 //! reference and the true vocal.
 //!
 //!     cargo run --release --example separate -- MODEL MIX.wav VOCALS.wav [cpu|wgpu|cuda] [REPEATS]
+//!
+//! MODEL `random-spleeter` times Spleeter's shape with random weights, where the real ones did
+//! not travel; MIX `synthetic:SECONDS` is a stereo tone-and-noise signal of that length.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -56,26 +59,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => BackendKind::Cpu,
     };
     let repeats = rest.get(1).map_or(Ok(1), |r| r.parse())?;
-    let mut reader = hound::WavReader::open(mix)?;
-    let spec = reader.spec();
-    if spec.sample_rate != 44100 {
-        return Err(format!("{mix}: {} Hz, the separator takes 44100", spec.sample_rate).into());
-    }
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            let ints = reader.samples::<i32>().collect::<Result<Vec<_>, _>>()?;
-            ints.into_iter().map(|s| s as f32 * scale).collect()
-        }
+    let channels = match mix.strip_prefix("synthetic:") {
+        Some(seconds) => synthetic(seconds.parse()?),
+        None => read_wav(mix)?,
     };
-    let n = spec.channels as usize;
-    let channels: Vec<Vec<f32>> = (0..n)
-        .map(|c| samples.iter().skip(c).step_by(n).copied().collect())
-        .collect();
     let seconds = channels[0].len() as f64 / 44100.0;
+    let model = match model.as_str() {
+        "random-spleeter" => deepscreen::model::separator::random_spleeter_bytes(35)?,
+        path => std::fs::read(path)?,
+    };
     let run = Run {
-        model: std::fs::read(model)?,
+        model,
         channels,
         repeats,
     };
@@ -99,4 +93,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     w.finalize()?;
     Ok(())
+}
+
+/// A 44.1 kHz WAV's channels.
+fn read_wav(path: &str) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+    let mut reader = hound::WavReader::open(path)?;
+    let spec = reader.spec();
+    if spec.sample_rate != 44100 {
+        return Err(format!("{path}: {} Hz, the separator takes 44100", spec.sample_rate).into());
+    }
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let ints = reader.samples::<i32>().collect::<Result<Vec<_>, _>>()?;
+            ints.into_iter().map(|s| s as f32 * scale).collect()
+        }
+    };
+    let n = spec.channels as usize;
+    Ok((0..n)
+        .map(|c| samples.iter().skip(c).step_by(n).copied().collect())
+        .collect())
+}
+
+/// `seconds` of stereo tones over noise at 44.1 kHz.
+fn synthetic(seconds: f64) -> Vec<Vec<f32>> {
+    let n = (seconds * 44100.0) as usize;
+    let mut state = 12345u32;
+    [220.0, 330.0]
+        .iter()
+        .map(|hz| {
+            (0..n)
+                .map(|i| {
+                    state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                    let noise = (state >> 16) as f32 / 65536.0 - 0.5;
+                    let t = i as f64 / 44100.0;
+                    0.3 * (std::f64::consts::TAU * hz * t).sin() as f32 + 0.05 * noise
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@
 #
 # Build where Rust is (same CPU architecture):
 #     cargo build --release --examples && cargo test --release --no-run && cargo bench --no-run
+# (the examples demo, make_catalog and separate travel with the binaries)
 # then run from the repository root on the GPU machine:
 #     bash scripts/gpu-check.sh
 # Then scripts/gpu-profile.sh for the time of each kernel (Nsight Compute).
@@ -74,6 +75,14 @@ for model in speech music; do
     DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --catalog "$catalog" --model $model \
         --backends cuda --threads "$(nproc)" || status=1
 done
+if [ -x target/release/examples/separate ]; then
+    echo "[$(date +%T)] == the separator (Spleeter's shape, random weights): 60 s of stereo, separation and presence test"
+    for b in cpu wgpu cuda; do
+        target/release/examples/separate random-spleeter synthetic:60 "$demo/vocals.wav" $b 3 || status=1
+    done
+    DEEPSCREEN_CUDA_MATH=f32 target/release/examples/separate random-spleeter synthetic:60 "$demo/vocals.wav" cuda 3 \
+        || status=1
+fi
 crit=$(ls -t target/release/deps/backends-* 2>/dev/null | grep -v '\.d$' | head -n 1 || true)
 if [ -n "$crit" ]; then
     echo "[$(date +%T)] == the Whisper base encoder's ops one by one (criterion, batch 8 x 4 s): cuda, cuda-tf32, wgpu"

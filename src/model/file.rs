@@ -310,6 +310,11 @@ pub fn load_path(path: &Path) -> Result<Detector> {
 /// Serialise a config and its tensors into a model file (what `training/export.py` writes).
 pub fn to_bytes(config: &ModelConfig, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
     let json = serde_json::to_string(config).map_err(|e| Error::model(e.to_string()))?;
+    serialize(json, tensors)
+}
+
+/// A safetensors file of `tensors` (f32) with `json` as the config in its metadata.
+pub(crate) fn serialize(json: String, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
     let raw: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, t)| {

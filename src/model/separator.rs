@@ -483,6 +483,80 @@ impl<B: Backend> Separator<B> {
     }
 }
 
+/// A separator file of Spleeter's 2-stem shape (channels 2 to 512, 4096-point STFT at 44.1 kHz,
+/// 512-frame segments of 1024 bins) with random weights: the real weights' speed, for machines
+/// they do not reach (`examples/separate random-spleeter`, scripts/gpu-check.sh).
+pub fn random_spleeter_bytes(seed: u64) -> Result<Vec<u8>> {
+    use rand::{Rng, SeedableRng};
+    let channels = vec![2, 16, 32, 64, 128, 256, 512];
+    let config = SeparatorConfig {
+        format: SEPARATOR_FORMAT.into(),
+        version: 1,
+        id: "random-spleeter-shape".into(),
+        description: "Spleeter 2-stem shape, random weights (timing only)".into(),
+        sample_rate: 44100,
+        n_fft: 4096,
+        hop_length: 1024,
+        bins: 1024,
+        segment_frames: 512,
+        channels: channels.clone(),
+        batch_norm_eps: 1e-3,
+        leaky_slope: 0.2,
+        stems: vec!["vocals".into(), "accompaniment".into()],
+        provenance: serde_json::Value::Null,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut tensors = BTreeMap::new();
+    let mut add = |name: String, shape: Vec<usize>, lo: f32, hi: f32| {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        tensors.insert(name, HostTensor { shape, data });
+    };
+    for stem in &config.stems {
+        let norm = |add: &mut dyn FnMut(String, Vec<usize>, f32, f32), name: String, n: usize| {
+            add(format!("{name}.weight"), vec![n], 0.9, 1.1);
+            add(format!("{name}.bias"), vec![n], -0.1, 0.1);
+            add(format!("{name}.running_mean"), vec![n], -0.1, 0.1);
+            add(format!("{name}.running_var"), vec![n], 0.9, 1.1);
+        };
+        for i in 0..DEPTH {
+            let (i_c, o_c) = (channels[i], channels[i + 1]);
+            add(
+                format!("{stem}.enc.{i}.weight"),
+                vec![o_c, i_c, 5, 5],
+                -0.05,
+                0.05,
+            );
+            add(format!("{stem}.enc.{i}.bias"), vec![o_c], -0.05, 0.05);
+            norm(&mut add, format!("{stem}.enc_bn.{i}"), o_c);
+        }
+        for k in 0..DEPTH {
+            let out = if k + 1 == DEPTH {
+                1
+            } else {
+                channels[DEPTH - 1 - k]
+            };
+            let input = if k == 0 {
+                channels[DEPTH]
+            } else {
+                2 * channels[DEPTH - k]
+            };
+            add(
+                format!("{stem}.dec.{k}.weight"),
+                vec![input, out, 5, 5],
+                -0.05,
+                0.05,
+            );
+            add(format!("{stem}.dec.{k}.bias"), vec![out], -0.05, 0.05);
+            norm(&mut add, format!("{stem}.dec_bn.{k}"), out);
+        }
+        add(format!("{stem}.mask.weight"), vec![2, 1, 4, 4], -0.05, 0.05);
+        add(format!("{stem}.mask.bias"), vec![2], -0.05, 0.05);
+    }
+    let json = serde_json::to_string(&config).map_err(|e| Error::model(e.to_string()))?;
+    super::file::serialize(json, &tensors)
+}
+
 /// How much of one segment of a signal a separator's first stem holds (`vocal_presence`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmentShare {
@@ -589,5 +663,21 @@ impl<B: Backend> StemNet<B> {
             Activation::Sigmoid,
         )?;
         be.mul(&mask, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The random file has Spleeter's shape throughout: the loader checks every tensor's.
+    #[test]
+    fn a_random_spleeter_loads_with_spleeters_shape() {
+        let bytes = random_spleeter_bytes(1).unwrap();
+        let spec = load(&bytes, "random").unwrap();
+        assert_eq!(spec.config.channels, [2, 16, 32, 64, 128, 256, 512]);
+        assert_eq!(spec.stems.len(), 2);
+        assert_eq!(spec.stems[0].mask[0].shape, [2, 1, 7, 7]);
+        assert_ne!(bytes, random_spleeter_bytes(2).unwrap(), "the seed matters");
     }
 }
