@@ -89,13 +89,7 @@ pub fn load(bytes: &[u8], source: &str) -> Result<SeparatorSpec> {
             config.format, config.version
         )));
     }
-    if config.channels.len() != DEPTH + 1 || config.channels.contains(&0) {
-        return Err(fail(format!(
-            "a U-Net of {DEPTH} steps needs {} channel counts, none zero (has {:?})",
-            DEPTH + 1,
-            config.channels
-        )));
-    }
+    check_config(&config).map_err(&fail)?;
     let mut tensors = super::file::read_tensors(bytes, source, "")?;
     let stems = config
         .stems
@@ -106,6 +100,60 @@ pub fn load(bytes: &[u8], source: &str) -> Result<SeparatorSpec> {
         return Err(fail(format!("tensor {name:?} is not used by any stem")));
     }
     Ok(SeparatorSpec { config, stems })
+}
+
+/// What a separation needs of a config: a U-Net of `DEPTH` steps on segments and bins it
+/// halves that often, an STFT every backend's inverse takes (a power of two up to 4096) whose
+/// overlap covers every sample (hop ≤ n_fft / 2), and two stems for the ratio mask.
+fn check_config(c: &SeparatorConfig) -> std::result::Result<(), String> {
+    let unit = 1 << DEPTH;
+    let fails = [
+        (
+            c.channels.len() != DEPTH + 1 || c.channels.contains(&0),
+            format!(
+                "a U-Net of {DEPTH} steps needs {} channel counts, none zero (has {:?})",
+                DEPTH + 1,
+                c.channels
+            ),
+        ),
+        (
+            !(c.n_fft.is_power_of_two() && (4..=4096).contains(&c.n_fft)),
+            format!("n_fft {} must be a power of two from 4 to 4096", c.n_fft),
+        ),
+        (
+            c.hop_length == 0 || c.hop_length > c.n_fft / 2,
+            format!("hop_length {} must be 1 to n_fft / 2", c.hop_length),
+        ),
+        (
+            c.bins == 0 || c.bins > c.n_fft / 2 + 1 || !c.bins.is_multiple_of(unit),
+            format!(
+                "bins {} must be a multiple of {unit} up to n_fft / 2 + 1",
+                c.bins
+            ),
+        ),
+        (
+            c.segment_frames == 0 || !c.segment_frames.is_multiple_of(unit),
+            format!(
+                "segment_frames {} must be a positive multiple of {unit}",
+                c.segment_frames
+            ),
+        ),
+        (
+            c.stems.len() != 2,
+            format!(
+                "the ratio mask takes 2 stems, the file names {}",
+                c.stems.len()
+            ),
+        ),
+        (
+            c.sample_rate == 0,
+            "sample_rate must be positive".to_string(),
+        ),
+    ];
+    match fails.into_iter().find(|(bad, _)| *bad) {
+        Some((_, why)) => Err(why),
+        None => Ok(()),
+    }
 }
 
 type Tensors = BTreeMap<String, HostTensor>;
@@ -259,9 +307,9 @@ impl<B: Backend> Separator<B> {
         })
     }
 
-    /// The first stem (vocals) of `channels` (each the same length, at `sample_rate`; the
-    /// U-Nets take two: a mono signal is given as itself twice), one signal per channel, each
-    /// as long as its input.
+    /// The first stem (vocals) of `channels` (each the same length, at `sample_rate`), as two
+    /// channels each as long as the input: the U-Nets take stereo, so a mono signal goes in as
+    /// itself twice and comes out as two slightly different channels, as Spleeter does.
     pub fn separate(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         self.separate_in_passes(backend, channels, SEGMENTS_PER_PASS)
     }
@@ -299,7 +347,8 @@ impl<B: Backend> Separator<B> {
     }
 
     /// The first stem's ratio mask, `[channel][frame · bins + bin]` over the signal's `1 + len /
-    /// hop` centred frames and the lowest `bins` bins (what the inverse STFT multiplies).
+    /// hop` centred frames and the lowest `bins` bins (what the inverse STFT multiplies). For
+    /// checks on short signals: every segment runs in one pass.
     pub fn vocal_mask(&self, backend: &B, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
         let stereo = self.stereo(channels)?;
@@ -347,10 +396,13 @@ impl<B: Backend> Separator<B> {
         let duration = stereo[0].len() as f64 / c.sample_rate as f64;
         let count = self.segment_count(stereo[0].len());
         let chosen: Vec<usize> = (0..count).step_by(every.max(1)).collect();
-        let (rows, window) = self.rows(backend, stereo, &chosen)?;
-        let magnitudes = self.magnitudes(backend, &rows, &window, chosen.len())?;
-        let voice = backend.download(&self.stems[0].forward(backend, &magnitudes)?)?;
-        let mix = backend.download(&magnitudes)?;
+        let (mut voice, mut mix) = (Vec::new(), Vec::new());
+        for pass in chosen.chunks(SEGMENTS_PER_PASS) {
+            let (rows, window) = self.rows(backend, stereo, pass)?;
+            let magnitudes = self.magnitudes(backend, &rows, &window, pass.len())?;
+            voice.extend(backend.download(&self.stems[0].forward(backend, &magnitudes)?)?);
+            mix.extend(backend.download(&magnitudes)?);
+        }
         let per_segment = 2 * c.segment_frames * c.bins;
         let seconds = |frame: usize| (frame * c.hop_length) as f64 / c.sample_rate as f64;
         Ok(chosen
@@ -669,6 +721,28 @@ impl<B: Backend> StemNet<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config a separation cannot run is refused with the reason, never a panic later.
+    #[test]
+    fn configs_a_separation_cannot_run_are_refused() {
+        let bytes = random_spleeter_bytes(1).unwrap();
+        let good = load(&bytes, "random").unwrap().config;
+        assert_eq!(check_config(&good), Ok(()));
+        let cases: [(&str, fn(&mut SeparatorConfig)); 6] = [
+            ("hop_length", |c| c.hop_length = 0),
+            ("hop_length", |c| c.hop_length = 2049),
+            ("segment_frames", |c| c.segment_frames = 100),
+            ("bins", |c| c.bins = 2112),
+            ("n_fft", |c| c.n_fft = 3000),
+            ("2 stems", |c| c.stems.truncate(1)),
+        ];
+        for (what, spoil) in cases {
+            let mut c = good.clone();
+            spoil(&mut c);
+            let why = check_config(&c).unwrap_err();
+            assert!(why.contains(what), "{why}");
+        }
+    }
 
     /// The random file has Spleeter's shape throughout: the loader checks every tensor's.
     #[test]
