@@ -728,7 +728,8 @@ mod tests {
         let bytes = random_spleeter_bytes(1).unwrap();
         let good = load(&bytes, "random").unwrap().config;
         assert_eq!(check_config(&good), Ok(()));
-        let cases: [(&str, fn(&mut SeparatorConfig)); 6] = [
+        type Spoil = fn(&mut SeparatorConfig);
+        let cases: [(&str, Spoil); 6] = [
             ("hop_length", |c| c.hop_length = 0),
             ("hop_length", |c| c.hop_length = 2049),
             ("segment_frames", |c| c.segment_frames = 100),
