@@ -46,6 +46,27 @@ __device__ __forceinline__ void store_bin(const StftParams& p, float* out, long 
     }
 }
 
+// The in-place radix-2 DIT butterflies over buf[0 .. half], loaded in bit-reversed order; every
+// stage ends on a barrier, so the whole block calls it.
+__device__ __forceinline__ void fft_in_place(float2* buf, int half, int log2_half) {
+    for (int s = 1; s <= log2_half; s++) {
+        int span = 1 << s;
+        int h = span >> 1;
+        for (int q = threadIdx.x; q < half / 2; q += blockDim.x) {
+            int j = q % h;
+            int k = (q / h) * span + j;
+            float sn, cs;
+            sincospif(-2.0f * (float)j / (float)span, &sn, &cs);
+            float2 a = buf[k];
+            float2 c = buf[k + h];
+            float2 wc = make_float2(cs * c.x - sn * c.y, cs * c.y + sn * c.x);
+            buf[k] = make_float2(a.x + wc.x, a.y + wc.y);
+            buf[k + h] = make_float2(a.x - wc.x, a.y - wc.y);
+        }
+        __syncthreads();
+    }
+}
+
 // One block per frame. An n-point real FFT as an n/2-point complex radix-2 DIT FFT of
 // z[m] = x[2m] + i x[2m+1] in shared memory (bit-reversed load), then the even/odd split.
 // n_fft is a power of two, 4..8192 (dynamic shared memory: n_fft/2 float2).
@@ -68,22 +89,7 @@ extern "C" __global__ void stft_radix2(const StftParams params, const float* sig
                              reflect_sample(signal, len, b, start + i0 + 1) * window[i0 + 1]);
     }
     __syncthreads();
-    for (int s = 1; s <= log2_half; s++) {
-        int span = 1 << s;
-        int h = span >> 1;
-        for (int q = threadIdx.x; q < half / 2; q += blockDim.x) {
-            int j = q % h;
-            int k = (q / h) * span + j;
-            float sn, cs;
-            sincospif(-2.0f * (float)j / (float)span, &sn, &cs);
-            float2 a = buf[k];
-            float2 c = buf[k + h];
-            float2 wc = make_float2(cs * c.x - sn * c.y, cs * c.y + sn * c.x);
-            buf[k] = make_float2(a.x + wc.x, a.y + wc.y);
-            buf[k + h] = make_float2(a.x - wc.x, a.y - wc.y);
-        }
-        __syncthreads();
-    }
+    fft_in_place(buf, half, log2_half);
     for (int k = threadIdx.x; k <= half; k += blockDim.x) {
         float2 zk = buf[k % half];
         float2 zc = buf[(half - k) % half];
@@ -199,4 +205,43 @@ extern "C" __global__ void normalize_whisper(const FrontendParams params, const 
     float floor_value = partial[0] - 8.0f;
     for (int i = threadIdx.x; i < per_window; i += blockDim.x)
         out[b * per_window + i] = (fmaxf(w[i], floor_value) + 4.0f) / 4.0f;
+}
+
+// Bin k of frame `row` for the inverse: zero above `bins`, DC and Nyquist taken as real.
+__device__ __forceinline__ float2 istft_bin(const StftParams& p, const float* spec, long long row,
+                                            int k) {
+    if (k >= (int)p.bins) return make_float2(0.0f, 0.0f);
+    float2 x = make_float2(spec[(row * p.bins + k) * 2], spec[(row * p.bins + k) * 2 + 1]);
+    if (k == 0 || k == (int)p.half) x.y = 0.0f;
+    return x;
+}
+
+// Each frame's inverse real FFT times the window, [B, T, bins, 2] → [B, T, n_fft]: one block
+// per frame, the n/2-point complex inverse of E + i·O (the even and odd samples' transforms,
+// as in shaders/stft.wgsl) run as conj(FFT(conj(·))) in shared memory (n_fft/2 float2).
+extern "C" __global__ void irfft_frames(const StftParams params, const float* spec,
+                                        const float* window, float* out) {
+    const int half = params.half, log2_half = params.log2_half, n_fft = params.n_fft;
+    extern __shared__ float2 buf[];
+    long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
+    if (row >= (long long)params.batch * params.frames) return;  // whole block exits together
+    for (int k = threadIdx.x; k < half; k += blockDim.x) {
+        float2 a = istft_bin(params, spec, row, k);
+        float2 c = istft_bin(params, spec, row, half - k);
+        float er = 0.5f * (a.x + c.x), ei = 0.5f * (a.y - c.y);
+        float dr = 0.5f * (a.x - c.x), di = 0.5f * (a.y + c.y);
+        float sn, cs;
+        sincospif(2.0f * (float)k / (float)n_fft, &sn, &cs);  // e^{+2πik/n}
+        float orr = dr * cs - di * sn, oi = dr * sn + di * cs;
+        // E + i·O, conjugated so that the forward butterflies invert.
+        buf[__brev(k) >> (32 - log2_half)] = make_float2(er - oi, -(ei + orr));
+    }
+    __syncthreads();
+    fft_in_place(buf, half, log2_half);
+    const float scale = 1.0f / (float)half;
+    for (int m = threadIdx.x; m < half; m += blockDim.x) {
+        float2 z = buf[m];
+        out[row * n_fft + 2 * m] = z.x * scale * window[2 * m];
+        out[row * n_fft + 2 * m + 1] = -z.y * scale * window[2 * m + 1];
+    }
 }

@@ -1,6 +1,7 @@
 // The source separator's kernels: a 2-D transposed convolution (one thread per output element,
 // gathering the input pixels whose taps land on it), channel concatenation, and around the
-// U-Nets the ratio mask and the inverse STFT (the complex STFT is frontend.cu's, `complex`). Each takes the
+// U-Nets the ratio mask and the inverse STFT's overlap-add (the complex STFT and each frame's
+// inverse FFT are frontend.cu's: `complex`, `irfft_frames`). Each takes the
 // layout of its WGSL twin's `Params` (shaders/separator.wgsl, shaders/concat.wgsl).
 
 struct ConvTransposeParams {  // shaders/separator.wgsl
@@ -9,9 +10,6 @@ struct ConvTransposeParams {  // shaders/separator.wgsl
 };
 struct ConcatParams {  // shaders/concat.wgsl
     unsigned int n, ca, cb, inner;
-};
-struct IstftParams {  // shaders/istft.wgsl
-    unsigned int batch, frames, bins, n_fft, half, log2_half;
 };
 struct OverlapAddParams {  // shaders/overlap_add.wgsl
     unsigned int n, len, frames, n_fft, hop;
@@ -79,60 +77,6 @@ extern "C" __global__ void ratio_mask(const RatioMaskParams params, const float*
     float mask = (t * t + params.eps * 0.5f) / (t * t + o * o + params.eps);
     out[2 * id] = spec[2 * id] * mask;
     out[2 * id + 1] = spec[2 * id + 1] * mask;
-}
-
-// Bin k of frame `row` for the inverse: zero above `bins`, DC and Nyquist taken as real.
-__device__ __forceinline__ float2 istft_bin(const IstftParams& p, const float* spec, long long row,
-                                            int k) {
-    if (k >= (int)p.bins) return make_float2(0.0f, 0.0f);
-    float2 x = make_float2(spec[(row * p.bins + k) * 2], spec[(row * p.bins + k) * 2 + 1]);
-    if (k == 0 || k == (int)p.half) x.y = 0.0f;
-    return x;
-}
-
-// Each frame's inverse real FFT times the window, [B, T, bins, 2] → [B, T, n_fft]: one block
-// per frame, the n/2-point complex inverse of E + i·O (the even and odd samples' transforms,
-// as in shaders/istft.wgsl) run as conj(FFT(conj(·))) in shared memory (n_fft/2 float2).
-extern "C" __global__ void irfft_frames(const IstftParams params, const float* spec,
-                                        const float* window, float* out) {
-    const int half = params.half, log2_half = params.log2_half, n_fft = params.n_fft;
-    extern __shared__ float2 buf[];
-    long long row = blockIdx.x + (long long)blockIdx.y * gridDim.x;
-    if (row >= (long long)params.batch * params.frames) return;  // whole block exits together
-    for (int k = threadIdx.x; k < half; k += blockDim.x) {
-        float2 a = istft_bin(params, spec, row, k);
-        float2 c = istft_bin(params, spec, row, half - k);
-        float er = 0.5f * (a.x + c.x), ei = 0.5f * (a.y - c.y);
-        float dr = 0.5f * (a.x - c.x), di = 0.5f * (a.y + c.y);
-        float sn, cs;
-        sincospif(2.0f * (float)k / (float)n_fft, &sn, &cs);  // e^{+2πik/n}
-        float orr = dr * cs - di * sn, oi = dr * sn + di * cs;
-        // E + i·O, conjugated so that the forward butterflies invert.
-        buf[__brev(k) >> (32 - log2_half)] = make_float2(er - oi, -(ei + orr));
-    }
-    __syncthreads();
-    for (int s = 1; s <= log2_half; s++) {
-        int span = 1 << s;
-        int h = span >> 1;
-        for (int q = threadIdx.x; q < half / 2; q += blockDim.x) {
-            int j = q % h;
-            int k = (q / h) * span + j;
-            float sn, cs;
-            sincospif(-2.0f * (float)j / (float)span, &sn, &cs);
-            float2 a = buf[k];
-            float2 c = buf[k + h];
-            float2 wc = make_float2(cs * c.x - sn * c.y, cs * c.y + sn * c.x);
-            buf[k] = make_float2(a.x + wc.x, a.y + wc.y);
-            buf[k + h] = make_float2(a.x - wc.x, a.y - wc.y);
-        }
-        __syncthreads();
-    }
-    const float scale = 1.0f / (float)half;
-    for (int m = threadIdx.x; m < half; m += blockDim.x) {
-        float2 z = buf[m];
-        out[row * n_fft + 2 * m] = z.x * scale * window[2 * m];
-        out[row * n_fft + 2 * m + 1] = -z.y * scale * window[2 * m + 1];
-    }
 }
 
 // [B, T, n_fft] windowed frames → [B, (T − 1)·hop + n_fft]: one thread per output sample,

@@ -39,6 +39,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &[
             "stft_radix2",
             "stft_dft",
+            "irfft_frames",
             "select_bins_log",
             "normalize_window",
             "normalize_global",
@@ -90,7 +91,6 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             "concat_channels",
             "mul",
             "ratio_mask",
-            "irfft_frames",
             "overlap_add",
         ],
     ),

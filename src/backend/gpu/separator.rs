@@ -1,7 +1,8 @@
 //! Separator ops on a GPU: transposed convolution and channel concatenation
 //! (`shaders/separator.wgsl`, `shaders/concat.wgsl`, `kernels/separator.cu`); the complex STFT
-//! (the front-end's kernels), ratio mask and inverse STFT (`shaders/ratio_mask.wgsl`,
-//! `istft.wgsl`, `overlap_add.wgsl`, `kernels/separator.cu`).
+//! and each frame's inverse FFT (the front-end's kernels, `shaders/stft.wgsl`,
+//! `kernels/frontend.cu`), ratio mask and overlap-add (`shaders/ratio_mask.wgsl`,
+//! `overlap_add.wgsl`, `kernels/separator.cu`).
 
 use super::{Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
@@ -142,8 +143,8 @@ impl<K: Kernels> SeparatorOps for K {
                 ),
             ));
         }
-        // The layout of `Params` in shaders/istft.wgsl.
-        let words = [batch, frames, bins, n_fft, half].map(|d| d as u32);
+        // The layout of `Params` in shaders/stft.wgsl (no signal length, hop or padding here).
+        let words = [batch, 0, frames, n_fft, 0, 0, bins, half].map(|d| d as u32);
         let params = Params::new(&words).with(words.len(), half.trailing_zeros());
         let mut framed = self.alloc(&[batch, frames, n_fft])?;
         let grid = Grid::Rows {

@@ -28,7 +28,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "stft",
         include_str!("../../../shaders/stft.wgsl"),
-        &["stft_radix2", "stft_dft"],
+        &["stft_radix2", "stft_dft", "irfft_frames"],
     ),
     (
         "matmul",
@@ -80,11 +80,6 @@ const MODULES: &[(&str, &str, &[&str])] = &[
         "concat",
         include_str!("../../../shaders/concat.wgsl"),
         &["concat_channels", "mul"],
-    ),
-    (
-        "istft",
-        include_str!("../../../shaders/istft.wgsl"),
-        &["irfft_frames"],
     ),
     (
         "overlap_add",
