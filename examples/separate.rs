@@ -17,6 +17,8 @@ use deepscreen::model::separator::{Separator, load};
 
 /// The presence test's sampling: every second segment.
 const PRESENCE_EVERY: usize = 2;
+/// The presence test's bins: `screen`'s gate (`screen::vocals::GATE_BINS`).
+const PRESENCE_BINS: usize = deepscreen::screen::vocals::GATE_BINS;
 
 struct Run {
     model: Vec<u8>,
@@ -38,7 +40,7 @@ impl WithBackend for Run {
             vocals = separator.separate(&backend, &channels)?;
             times.push(t0.elapsed().as_secs_f64());
             let t0 = Instant::now();
-            separator.vocal_presence(&backend, &channels, PRESENCE_EVERY)?;
+            separator.vocal_presence(&backend, &channels, PRESENCE_EVERY, PRESENCE_BINS)?;
             gate.push(t0.elapsed().as_secs_f64());
         }
         let median = |mut v: Vec<f64>| {

@@ -75,6 +75,11 @@ class Result:
     segment_start_s: float | None = None
     segment_end_s: float | None = None
     segment_threshold: float | None = None
+    vocal_share: float | None = None
+    vocal_score: float | None = None
+    vocal_start_s: float | None = None
+    vocal_end_s: float | None = None
+    vocal_threshold: float | None = None
     warnings: list[str] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
 
@@ -89,7 +94,10 @@ class Result:
             model=row.get("model", ""), backend=row.get("backend", ""), error=row.get("error"),
             cascade_skipped=row.get("cascade_skipped"), segment_score=row.get("segment_score"),
             segment_start_s=row.get("segment_start_s"), segment_end_s=row.get("segment_end_s"),
-            segment_threshold=row.get("segment_threshold"), warnings=list(row.get("warnings") or []),
+            segment_threshold=row.get("segment_threshold"), vocal_share=row.get("vocal_share"),
+            vocal_score=row.get("vocal_score"), vocal_start_s=row.get("vocal_start_s"),
+            vocal_end_s=row.get("vocal_end_s"), vocal_threshold=row.get("vocal_threshold"),
+            warnings=list(row.get("warnings") or []),
             windows=[Window(s["start_s"], s["end_s"], s["score"]) for s in row.get("segments") or []],
         )
 
@@ -150,15 +158,17 @@ class Detector:
     model's); `exact`: a fused model's every member on every window (its cascade off; see
     `deepscreen screen --exact`); `segment_threshold`: the segment rule's threshold for partial
     fakes (default: the model's rule, where it has one; "off": the file score alone decides; see
-    `deepscreen screen --segment-threshold`). Thread-safe: one Detector may score from several
-    threads."""
+    `deepscreen screen --segment-threshold`); `vocals`: voices inside music, "auto" (on for a
+    music model), "on" or "off", and `vocal_threshold` its threshold on `vocal_score` (see
+    `deepscreen screen --vocals`). Thread-safe: one Detector may score from several threads."""
 
     def __init__(self, model: str | os.PathLike = "music", backend: str = "auto", threads: int | None = None,
                  batch: int | None = None, threshold: float | None = None, exact: bool = False,
-                 segment_threshold: float | str | None = None):
+                 segment_threshold: float | str | None = None, vocals: str = "auto",
+                 vocal_threshold: float | None = None):
         try:
             self._engine = _engine.Engine(os.fspath(model), backend, threads, batch, threshold, exact,
-                                          segment_threshold)
+                                          segment_threshold, vocals, vocal_threshold)
         except RuntimeError as e:
             raise DeepscreenError(str(e)) from None
         self.info: dict[str, Any] = json.loads(self._engine.info())
@@ -230,7 +240,8 @@ def read_report(path: str | os.PathLike, as_dataframe: bool | None = None):
 
 
 _CSV_FLOATS = {"score", "threshold", "max_window_score", "mean_window_score", "duration_s", "segment_score",
-               "segment_start_s", "segment_end_s", "segment_threshold"}
+               "segment_start_s", "segment_end_s", "segment_threshold", "vocal_share", "vocal_score",
+               "vocal_start_s", "vocal_end_s", "vocal_threshold"}
 _CSV_INTS = {"windows", "sample_rate", "channels"}
 
 

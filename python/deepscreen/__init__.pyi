@@ -37,6 +37,11 @@ class Result:
     segment_start_s: float | None
     segment_end_s: float | None
     segment_threshold: float | None
+    vocal_share: float | None
+    vocal_score: float | None
+    vocal_start_s: float | None
+    vocal_end_s: float | None
+    vocal_threshold: float | None
     warnings: list[str]
     windows: list[Window]
     @classmethod
@@ -54,6 +59,8 @@ class Detector:
         threshold: float | None = None,
         exact: bool = False,
         segment_threshold: float | Literal["off"] | None = None,
+        vocals: Literal["auto", "on", "off"] = "auto",
+        vocal_threshold: float | None = None,
     ) -> None: ...
     def score(self, samples: np.ndarray, sample_rate: int) -> Result: ...
     def score_file(self, path: str | os.PathLike[str]) -> Result: ...

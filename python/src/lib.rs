@@ -13,6 +13,7 @@ use deepscreen::model::config::SegmentRule;
 use deepscreen::screen::command::{self, SegmentThreshold};
 use deepscreen::screen::inputs::{self, Input};
 use deepscreen::screen::pipeline::{self, ScreenOptions};
+use deepscreen::screen::vocals::{self, VocalMode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -56,6 +57,8 @@ struct Engine {
     decoders: usize,
     threshold: f32,
     segment_rule: Option<SegmentRule>,
+    /// The vocal stage (voices inside music), when on.
+    vocals: Option<pipeline::Vocals>,
 }
 
 /// `segment_threshold`: a score, or "off".
@@ -68,7 +71,7 @@ enum SegmentArg {
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None, exact = false, segment_threshold = None))]
+    #[pyo3(signature = (model = "music", backend = "auto", threads = None, batch = None, threshold = None, exact = false, segment_threshold = None, vocals = "auto", vocal_threshold = None))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
     fn new(
         py: Python<'_>,
@@ -79,7 +82,26 @@ impl Engine {
         threshold: Option<f32>,
         exact: bool,
         segment_threshold: Option<SegmentArg>,
+        vocals: &str,
+        vocal_threshold: Option<f32>,
     ) -> PyResult<Self> {
+        let vocal_mode = match vocals {
+            "auto" => VocalMode::Auto,
+            "on" => VocalMode::On,
+            "off" => VocalMode::Off,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "vocals must be \"auto\", \"on\" or \"off\", not {other:?}"
+                )));
+            }
+        };
+        if let Some(t) = vocal_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(PyValueError::new_err(format!(
+                "vocal_threshold must be within [0, 1], not {t}"
+            )));
+        }
         let kind = backend_kind(backend)?;
         if threads == Some(0) || batch == Some(0) {
             return Err(PyValueError::new_err(
@@ -119,12 +141,24 @@ impl Engine {
             let threshold = threshold.unwrap_or(scorer.info().threshold);
             let segment_rule =
                 command::segment_rule(scorer.info(), segment_choice).map_err(engine_err)?;
+            let vocals = if vocal_mode.enabled(scorer.info().sample_rate) {
+                let stage = vocals::open(kind, vocals::DEFAULT_VOICE_MODEL, vocal_threshold, None)
+                    .map_err(|e| engine_err(format!("cannot start the vocal stage (vocals=\"off\" screens without it): {e}")))?;
+                Some(pipeline::Vocals(Arc::from(stage)))
+            } else if vocal_threshold.is_some() {
+                return Err(PyValueError::new_err(
+                    "vocal_threshold needs the vocal stage: it is off for this detector (vocals)",
+                ));
+            } else {
+                None
+            };
             Ok(Engine {
                 scorer,
                 batch,
                 decoders,
                 threshold,
                 segment_rule,
+                vocals,
             })
         })
     }
@@ -135,6 +169,10 @@ impl Engine {
         facts["default_threshold"] = facts["threshold"].clone();
         facts["threshold"] = self.threshold.into();
         facts["segment_rule"] = serde_json::to_value(&self.segment_rule).unwrap_or_default();
+        facts["vocal_threshold"] = match &self.vocals {
+            Some(v) => v.0.settings().threshold.into(),
+            None => serde_json::Value::Null,
+        };
         facts["backend"] = self.scorer.backend_name().into();
         facts["batch"] = self.batch.into();
         facts["threads"] = self.decoders.into();
@@ -158,6 +196,7 @@ impl Engine {
             ordered: true,
             stop: None,
             decoding: None,
+            vocals: self.vocals.clone(),
         };
         // A small queue: the engine runs ahead of the reader by a few rows at most.
         let (tx, rx) = sync_channel::<Result<String, String>>(16);

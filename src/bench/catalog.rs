@@ -90,6 +90,7 @@ pub(super) fn run(job: &BenchJob, catalog: &Path, out: &mut dyn Write) -> anyhow
                 ordered: false,
                 stop: None,
                 decoding: None,
+                vocals: None,
             };
             let (mut windows, mut skipped) = (0, 0);
             let summary = pool.install(|| {

@@ -32,6 +32,9 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             retry_failed: a.retry_failed,
             shard: a.shard,
             ordered: a.ordered,
+            vocals: a.vocals,
+            vocal_threshold: a.vocal_threshold,
+            vocal_gate: a.vocal_gate,
         })
     }
 }

@@ -57,6 +57,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         ordered: true,
         stop: None,
         decoding: None,
+        vocals: None,
     };
     let inputs: inputs::Inputs = Box::new(
         trials

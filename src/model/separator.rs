@@ -381,17 +381,25 @@ impl<B: Backend> Separator<B> {
     }
 
     /// How much of each chosen segment the first stem (the voice) holds: the energy of its
-    /// U-Net's magnitude estimate over that of the mix's magnitudes (lowest `bins` bins, both
-    /// channels), for every `every`-th segment of `segment_frames` frames from the first. Only
-    /// that stem's U-Net runs, on those segments alone: a cheap test for a voice before the
-    /// whole separation.
+    /// U-Net's magnitude estimate over that of the mix's magnitudes (the lowest `bins` bins,
+    /// both channels), for every `every`-th segment of `segment_frames` frames from the first.
+    /// Only that stem's U-Net runs, on those segments alone: a cheap test for a voice before
+    /// the whole separation. The U-Nets are convolutional, so fewer `bins` (a multiple of 64,
+    /// at most the separator's) cost proportionally less: the gate's speed knob.
     pub fn vocal_presence(
         &self,
         backend: &B,
         channels: &[&[f32]],
         every: usize,
+        bins: usize,
     ) -> Result<Vec<SegmentShare>> {
         let c = &self.config;
+        if bins == 0 || bins > c.bins || !bins.is_multiple_of(64) {
+            return Err(Error::model(format!(
+                "separator {}: a presence test on {bins} bins (a multiple of 64 up to {})",
+                c.id, c.bins
+            )));
+        }
         let stereo = self.stereo(channels)?;
         let duration = stereo[0].len() as f64 / c.sample_rate as f64;
         let count = self.segment_count(stereo[0].len());
@@ -399,11 +407,11 @@ impl<B: Backend> Separator<B> {
         let (mut voice, mut mix) = (Vec::new(), Vec::new());
         for pass in chosen.chunks(SEGMENTS_PER_PASS) {
             let (rows, window) = self.rows(backend, stereo, pass)?;
-            let magnitudes = self.magnitudes(backend, &rows, &window, pass.len())?;
+            let magnitudes = self.magnitudes(backend, &rows, &window, pass.len(), bins)?;
             voice.extend(backend.download(&self.stems[0].forward(backend, &magnitudes)?)?);
             mix.extend(backend.download(&magnitudes)?);
         }
-        let per_segment = 2 * c.segment_frames * c.bins;
+        let per_segment = 2 * c.segment_frames * bins;
         let seconds = |frame: usize| (frame * c.hop_length) as f64 / c.sample_rate as f64;
         Ok(chosen
             .iter()
@@ -474,28 +482,30 @@ impl<B: Backend> Separator<B> {
     }
 
     /// The STFT the separation uses: not centred (the rows are), the lowest `bins` bins.
-    fn stft_params(&self) -> StftParams {
+    fn stft_params(&self, bins: usize) -> StftParams {
         StftParams {
             n_fft: self.config.n_fft,
             hop: self.config.hop_length,
             center: false,
             power: 1.0,
             drop_last: false,
-            keep_bins: Some(self.config.bins),
+            keep_bins: Some(bins),
         }
     }
 
-    /// The rows' magnitudes as the U-Nets take them, `[segments, 2, T, F]`.
+    /// The rows' magnitudes on the lowest `bins` bins as the U-Nets take them, `[segments, 2,
+    /// T, bins]`.
     fn magnitudes(
         &self,
         backend: &B,
         rows: &B::Tensor,
         window: &B::Tensor,
         segments: usize,
+        bins: usize,
     ) -> Result<B::Tensor> {
         let c = &self.config;
-        let magnitudes = backend.stft_power(rows, window, &self.stft_params())?;
-        backend.reshape(magnitudes, &[segments, 2, c.segment_frames, c.bins])
+        let magnitudes = backend.stft_power(rows, window, &self.stft_params(bins))?;
+        backend.reshape(magnitudes, &[segments, 2, c.segment_frames, bins])
     }
 
     /// The `chosen` segments' rows and both U-Nets' estimates for them.
@@ -510,7 +520,7 @@ impl<B: Backend> Separator<B> {
         }
         let count = chosen.len();
         let (rows, window) = self.rows(backend, stereo, chosen)?;
-        let magnitudes = self.magnitudes(backend, &rows, &window, count)?;
+        let magnitudes = self.magnitudes(backend, &rows, &window, count, c.bins)?;
         // [segments, 2, T, F] is [segments · 2, T, F] for the complex STFT's rows.
         let estimates = self
             .stem_magnitudes(backend, &magnitudes)?
@@ -521,7 +531,7 @@ impl<B: Backend> Separator<B> {
             rows,
             rows_count: count * 2,
             window,
-            stft: self.stft_params(),
+            stft: self.stft_params(c.bins),
             estimates,
         })
     }

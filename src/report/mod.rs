@@ -105,6 +105,19 @@ pub struct Row {
     /// The segment rule's threshold: a `segment_score` at or above it makes the verdict
     /// `synthetic` whatever `score` says. Null when no rule applied.
     pub segment_threshold: Option<f32>,
+    /// Voices inside music (a music screen's vocal stage, `--vocals`): the highest share of
+    /// a tested segment's energy the separator's voice U-Net holds (0–1). Null without the
+    /// stage.
+    pub vocal_share: Option<f32>,
+    /// The voice model's score of the separated voice: its strongest voiced span's mean window
+    /// score. Null when the stage is off, failed, or found no voice.
+    pub vocal_score: Option<f32>,
+    /// Where that span lies: the segments that triggered the vocal verdict.
+    pub vocal_start_s: Option<f64>,
+    pub vocal_end_s: Option<f64>,
+    /// The vocal stage's threshold: a `vocal_score` at or above it makes the verdict
+    /// `synthetic`. Written on every row when the stage is on, null when it is off.
+    pub vocal_threshold: Option<f32>,
     pub duration_s: Option<f64>,
     pub sample_rate: Option<u32>,
     pub channels: Option<usize>,
@@ -129,7 +142,7 @@ pub enum Format {
 
 /// The CSV columns; `cascade_skipped` came with the cascade, the four `segment_*` with the
 /// segment rule. Reports with older columns ([`LEGACY_CSV_HEADERS`]) are read, not appended to.
-pub const CSV_HEADER: [&str; 23] = [
+pub const CSV_HEADER: [&str; 28] = [
     "path",
     "score",
     "verdict",
@@ -153,11 +166,17 @@ pub const CSV_HEADER: [&str; 23] = [
     "segment_start_s",
     "segment_end_s",
     "segment_threshold",
+    "vocal_share",
+    "vocal_score",
+    "vocal_start_s",
+    "vocal_end_s",
+    "vocal_threshold",
 ];
 
 /// The CSV columns of older reports, as how many of [`CSV_HEADER`]'s first columns they
-/// have: before `cascade_skipped` (18), before the segment rule (19).
-pub const LEGACY_CSV_HEADERS: [usize; 2] = [18, 19];
+/// have: before `cascade_skipped` (18), before the segment rule (19), before the vocal stage
+/// (23).
+pub const LEGACY_CSV_HEADERS: [usize; 3] = [18, 19, 23];
 
 /// The header line of CSV reports with `columns` of [`CSV_HEADER`]'s columns.
 fn header_line(columns: usize) -> String {

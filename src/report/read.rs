@@ -66,6 +66,11 @@ impl Row {
             segment_start_s: v["segment_start_s"].as_f64(),
             segment_end_s: v["segment_end_s"].as_f64(),
             segment_threshold: float("segment_threshold"),
+            vocal_share: float("vocal_share"),
+            vocal_score: float("vocal_score"),
+            vocal_start_s: v["vocal_start_s"].as_f64(),
+            vocal_end_s: v["vocal_end_s"].as_f64(),
+            vocal_threshold: float("vocal_threshold"),
             duration_s: v["duration_s"].as_f64(),
             sample_rate: v["sample_rate"]
                 .as_u64()
@@ -112,6 +117,11 @@ impl Row {
             segment_start_s: field("segment_start_s").and_then(|s| s.parse().ok()),
             segment_end_s: field("segment_end_s").and_then(|s| s.parse().ok()),
             segment_threshold: field("segment_threshold").and_then(|s| s.parse().ok()),
+            vocal_share: field("vocal_share").and_then(|s| s.parse().ok()),
+            vocal_score: field("vocal_score").and_then(|s| s.parse().ok()),
+            vocal_start_s: field("vocal_start_s").and_then(|s| s.parse().ok()),
+            vocal_end_s: field("vocal_end_s").and_then(|s| s.parse().ok()),
+            vocal_threshold: field("vocal_threshold").and_then(|s| s.parse().ok()),
             duration_s: field("duration_s").and_then(|s| s.parse().ok()),
             sample_rate: field("sample_rate").and_then(|s| s.parse().ok()),
             channels: field("channels").and_then(|s| s.parse().ok()),

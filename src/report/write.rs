@@ -65,6 +65,11 @@ impl ReportWriter {
                     opt(&row.segment_start_s),
                     opt(&row.segment_end_s),
                     opt(&row.segment_threshold),
+                    opt(&row.vocal_share),
+                    opt(&row.vocal_score),
+                    opt(&row.vocal_start_s),
+                    opt(&row.vocal_end_s),
+                    opt(&row.vocal_threshold),
                 ])?;
                 w.flush()
             }

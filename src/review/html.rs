@@ -220,6 +220,9 @@ fn details(page: &Page, h: &mut String) -> Result<()> {
             }
             (Ok(_), None) => {}
         }
+        if let Some(voice) = page.voices.get(i) {
+            voice_panel(row, voice, h)?;
+        }
         h.push_str("</article>\n");
     }
     h.push_str("</section>\n");
@@ -344,6 +347,84 @@ fn article(
         } else {
             "the file, from the window (a link relative to this page)"
         }
+    );
+    Ok(())
+}
+
+/// The voice the vocal stage separated and judged: what it scored, its spectrogram by the
+/// voice model's front-end, and a player, so a reviewer hears the voice without the music.
+fn voice_panel(
+    row: &crate::report::Row,
+    voice: &std::result::Result<crate::screen::vocals::VoiceDetail, String>,
+    h: &mut String,
+) -> Result<()> {
+    h.push_str("<h4>The separated voice</h4>\n");
+    let v = match voice {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"error\">Could not be separated again: {}</p>",
+                text(e)
+            );
+            return Ok(());
+        }
+    };
+    let (a, b) = v.window;
+    let end = v.start_s + v.samples.len() as f64 / f64::from(v.rate);
+    let mut why = format!(
+        "The vocal stage separated a voice from {:.1} to {:.1} s (voice share up to {}) and \
+         the voice model scored it {}",
+        row.vocal_start_s.unwrap_or(v.start_s),
+        row.vocal_end_s.unwrap_or(end),
+        row.vocal_share
+            .map(|s| format!("{s:.2}"))
+            .unwrap_or_default(),
+        row.vocal_score
+            .map(|s| format!("{s:.3}"))
+            .unwrap_or_default(),
+    );
+    if let (Some(s), Some(t)) = (row.vocal_score, row.vocal_threshold) {
+        let _ = write!(
+            why,
+            ", {} its threshold {t:.3}{}",
+            if s >= t { "at or above" } else { "below" },
+            if s >= t {
+                ": the voice alone flags the file"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = write!(
+        why,
+        ". Its most suspicious window, {a:.1}–{b:.1} s, scored {:.3}.",
+        v.explanation.score
+    );
+    let _ = write!(
+        h,
+        "<p class=\"why\">{}</p>\n<div class=\"panels\">",
+        text(&why)
+    );
+    let e = &v.explanation;
+    let image = super::media::spectrogram_png(&e.image, e.frames, e.bins, v.db_per_unit)?;
+    let _ = writeln!(
+        h,
+        "<figure><img src=\"{image}\" width=\"{}\" height=\"{}\" alt=\"spectrogram of the \
+         separated voice\"><figcaption>the separated voice, {a:.1}–{b:.1} s, {}–{} kHz (the \
+         voice model's front-end)</figcaption></figure></div>",
+        e.frames.min(480),
+        e.bins.min(160),
+        khz(v.bin_hz.first().copied().unwrap_or(0.0)),
+        khz(v.bin_hz.last().copied().unwrap_or(0.0))
+    );
+    let _ = writeln!(
+        h,
+        "<p class=\"player\"><audio controls preload=\"none\" src=\"{}\"></audio> the separated \
+         voice alone, {:.1}–{end:.1} s (mono, {} kHz)</p>",
+        attr(&super::media::wav_data_uri(&v.samples, v.rate)?),
+        v.start_s,
+        khz(f64::from(v.rate))
     );
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::backend::BackendKind;
 use crate::eval::protocol::{self, ProtocolFormat};
 use crate::model::{self, Scorer};
 use crate::report::{Row, RowReader, Verdict};
+use crate::screen::vocals::{self, VoiceDetail};
 use explain::Detail;
 
 /// What to review (the `review` command's options).
@@ -83,6 +84,9 @@ pub struct Page {
     pub order: Vec<usize>,
     /// (row index, detail or why it failed) for the top flagged files.
     pub details: Vec<(usize, Result<Detail, String>)>,
+    /// (row index, its separated voice or why it failed) for the top flagged files the vocal
+    /// stage judged.
+    pub voices: HashMap<usize, Result<VoiceDetail, String>>,
     pub labels: Option<Labels>,
     pub model: Option<PageModel>,
     pub embed_audio: bool,
@@ -213,11 +217,17 @@ pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
             Err(why) => outcome.note = Some(why),
         }
     }
+    let voices = if job.rescreen {
+        separated_voices(job, &rows, &top)
+    } else {
+        HashMap::new()
+    };
     let page = Page {
         report: job.report.clone(),
         rows,
         order,
         details,
+        voices,
         labels,
         model: page_model,
         embed_audio: job.embed_audio,
@@ -232,6 +242,47 @@ pub fn run(job: &ReviewJob) -> anyhow::Result<ReviewOutcome> {
         .with_context(|| format!("cannot write {}", job.output.display()))?;
     outcome.bytes = text.len() as u64;
     Ok(outcome)
+}
+
+/// The separated voice of each of the `top` rows whose vocal stage judged a voice, so that a
+/// reviewer can listen to the voice alone (how a cloned voice is confirmed).
+fn separated_voices(
+    job: &ReviewJob,
+    rows: &[Row],
+    top: &[usize],
+) -> HashMap<usize, Result<VoiceDetail, String>> {
+    let judged: Vec<usize> = top
+        .iter()
+        .copied()
+        .filter(|&i| rows[i].vocal_start_s.is_some() && rows[i].vocal_end_s.is_some())
+        .collect();
+    if judged.is_empty() {
+        return HashMap::new();
+    }
+    let stage = match vocals::open(job.backend, vocals::DEFAULT_VOICE_MODEL, None, None) {
+        Ok(stage) => stage,
+        Err(e) => {
+            let why = format!("the vocal stage could not start: {e}");
+            return judged.into_iter().map(|i| (i, Err(why.clone()))).collect();
+        }
+    };
+    judged
+        .into_iter()
+        .map(|i| {
+            let row = &rows[i];
+            let (a, b) = (
+                row.vocal_start_s.unwrap_or(0.0),
+                row.vocal_end_s.unwrap_or(0.0),
+            );
+            let detail = stage
+                .voice_detail(&row.file(), a, b, job.bands)
+                .map_err(|e| e.to_string());
+            if let Err(e) = &detail {
+                eprintln!("review: {}: separated voice: {e}", row.path);
+            }
+            (i, detail)
+        })
+        .collect()
 }
 
 /// The scorer that re-screens flagged files: `--model`, or the embedded model whose id the

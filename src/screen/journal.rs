@@ -29,6 +29,8 @@ pub struct Expected<'a> {
     pub threshold: f32,
     /// The segment rule's threshold (None: no rule).
     pub segment_threshold: Option<f32>,
+    /// The vocal stage's threshold; None: the stage off.
+    pub vocal_threshold: Option<f32>,
 }
 
 /// What an existing report holds.
@@ -97,8 +99,8 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
         }
         Some(Format::Csv) if crate::report::is_legacy_csv(path)? => {
             return Err(refuse(
-                "it was written by an older deepscreen, whose CSV lacks the cascade_skipped \
-                 or segment_* columns, and rows of two widths cannot share a file (`deepscreen merge` rewrites \
+                "it was written by an older deepscreen, whose CSV lacks the cascade_skipped, \
+                 segment_* or vocal_* columns, and rows of two widths cannot share a file (`deepscreen merge` rewrites \
                  it with this version's columns: merge it to a new -o, and resume that)"
                     .to_string(),
             ));
@@ -150,6 +152,24 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
                 shown(row.segment_threshold),
                 shown(expected.segment_threshold),
                 shown(row.segment_threshold)
+            )));
+        }
+        // Rows of before the vocal stage have none (like a run with it off).
+        let same_vocals = match (row.vocal_threshold, expected.vocal_threshold) {
+            (Some(a), Some(b)) => close(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_vocals {
+            let shown = |t: Option<f32>| t.map_or("off".to_string(), |t| t.to_string());
+            let resume_with = match row.vocal_threshold {
+                Some(t) => format!("--vocals on --vocal-threshold {t}"),
+                None => "--vocals off".to_string(),
+            };
+            return Err(refuse(format!(
+                "{at} was decided with the vocal stage's threshold {}, this run uses {} \
+                 (resume with {resume_with}, or write another -o)",
+                shown(row.vocal_threshold),
+                shown(expected.vocal_threshold),
             )));
         }
         let failed = row.error.is_some();

@@ -63,19 +63,23 @@ pub fn detect_format(inputs: &[PathBuf], asked: Option<Format>) -> Result<Format
 /// the segment rule's (their verdicts would otherwise mean different things).
 #[derive(Default)]
 struct SameRun {
-    first: Option<(String, [Option<f32>; 2], String)>,
+    first: Option<(String, [Option<f32>; 3], String)>,
 }
 
 impl SameRun {
     fn check(&mut self, row: &Row, at: &dyn Fn() -> String) -> Result<()> {
-        let shown = |[t, s]: [Option<f32>; 2]| {
+        let shown = |[t, s, v]: [Option<f32>; 3]| {
             let name = |t: Option<f32>| t.map_or("none".to_string(), |t| t.to_string());
-            match s {
-                None => name(t),
-                Some(_) => format!("{} (segment threshold {})", name(t), name(s)),
+            let mut text = name(t);
+            if s.is_some() {
+                text += &format!(" (segment threshold {})", name(s));
             }
+            if v.is_some() {
+                text += &format!(" (vocal threshold {})", name(v));
+            }
+            text
         };
-        let thresholds = [row.threshold, row.segment_threshold];
+        let thresholds = [row.threshold, row.segment_threshold, row.vocal_threshold];
         match &self.first {
             None => {
                 self.first = Some((row.model.clone(), thresholds, at()));

@@ -7,6 +7,7 @@ pub mod merge;
 pub mod pipeline;
 pub mod segment_run;
 pub mod shard;
+pub mod vocals;
 
 /// Peak resident memory of this process (Linux: VmHWM), for summaries.
 pub fn peak_rss_mib() -> Option<u64> {

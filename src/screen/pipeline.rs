@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::inputs::{Input, Inputs};
 use super::segment_run::StrongestRun;
+use super::vocals::{VocalFinding, VocalStage};
 use crate::Result;
 use crate::audio::{AudioSummary, NetworkWindows, read_windows};
 use crate::model::config::Aggregation;
@@ -47,6 +48,19 @@ pub struct ScreenOptions {
     pub stop: Option<Arc<AtomicUsize>>,
     /// Counts the files being decoded now: what a stop will drop (for its message).
     pub decoding: Option<Arc<AtomicUsize>>,
+    /// Voices inside music: the vocal stage each decode worker runs on the files it decoded
+    /// (`screen::vocals`); None: off.
+    pub vocals: Option<Vocals>,
+}
+
+/// The vocal stage shared by the decode workers.
+#[derive(Clone)]
+pub struct Vocals(pub Arc<dyn VocalStage>);
+
+impl std::fmt::Debug for Vocals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vocals({:?})", self.0.settings())
+    }
 }
 
 /// Windows per backend call when `--batch` is not given. Measured (BENCHMARKS.md): on the CPU
@@ -155,6 +169,10 @@ pub struct Summary {
     /// Decode + resample + windowing time summed over workers (excluding time blocked on a
     /// full queue).
     pub decode_time: Duration,
+    /// The vocal stage's time summed over workers (its own decode, gate, separation and
+    /// judgement), and the seconds of audio it separated.
+    pub vocal_time: Duration,
+    pub separated_s: f64,
     /// Files dropped part-way by a stop (`ScreenOptions::stop`): no row, screened again by
     /// `--resume`.
     pub dropped: usize,
@@ -182,6 +200,9 @@ enum Msg {
         sent: usize,
         result: std::result::Result<AudioSummary, String>,
         decode_time: Duration,
+        /// The vocal stage's finding (None: off or not run) and its time.
+        vocals: Option<std::result::Result<VocalFinding, String>>,
+        vocal_time: Duration,
     },
 }
 
@@ -216,6 +237,7 @@ struct FileState {
     /// The strongest run of windows, for the segment rule.
     run: Option<StrongestRun>,
     summary: Option<AudioSummary>,
+    vocals: Option<std::result::Result<VocalFinding, String>>,
     error: Option<String>,
     path: PathBuf,
     done: bool,
@@ -255,7 +277,8 @@ pub fn run(
             let stop = opts.stop.as_deref();
             let decoding = opts.decoding.as_deref();
             let source = &source;
-            scope.spawn(move || decode_worker(source, scorer, tx, (stop, decoding), left));
+            let vocals = opts.vocals.as_ref().map(|v| v.0.as_ref());
+            scope.spawn(move || decode_worker(source, scorer, vocals, tx, (stop, decoding), left));
         }
         drop(tx);
         scope.spawn(move || batcher(rx, stage_tx, recycle_rx, batch, &lengths));
@@ -395,6 +418,7 @@ struct Left<'a> {
 fn decode_worker(
     source: &Source,
     scorer: &dyn Scorer,
+    vocals: Option<&dyn VocalStage>,
     tx: SyncSender<Msg>,
     (stop, decoding): (Option<&AtomicUsize>, Option<&AtomicUsize>),
     left: Left,
@@ -439,20 +463,19 @@ fn decode_worker(
                     r
                 };
                 // A decoder bug must cost one row, not the run.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    read_windows(path, info, &mut send)
-                }))
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Err(crate::Error::Audio(format!("decoder crashed: {what}")))
-                })
-                .map_err(|e| e.to_string())
+                guarded("decoder", || read_windows(path, info, &mut send))
+                    .map_err(|e| e.to_string())
             }
         };
+        // The vocal stage, on files that decoded and held a signal.
+        let vocal_began = Instant::now();
+        let vocals = match (vocals, &result, &input) {
+            (Some(stage), Ok(summary), Input::File(path)) if summary.windows > 0 && !stopping() => {
+                Some(guarded("vocal stage", || stage.analyze(path)).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        };
+        let vocal_time = vocal_began.elapsed();
         decoding.inspect(|d| _ = d.fetch_sub(1, Ordering::Relaxed));
         if stopping() {
             // Dropped part-way (or finished as the stop came): no row; resume redoes it.
@@ -460,18 +483,33 @@ fn decode_worker(
             note_unstarted();
             return;
         }
-        let decode_time = began.elapsed().saturating_sub(blocked);
+        let decode_time = began.elapsed().saturating_sub(blocked + vocal_time);
         let done = Msg::Done {
             file,
             path,
             sent,
             result,
             decode_time,
+            vocals,
+            vocal_time,
         };
         if tx.send(done).is_err() {
             return;
         }
     }
+}
+
+/// `work()`, with a panic turned into an error naming `what` crashed: a bug must cost one row,
+/// not the run.
+fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(crate::Error::Audio(format!("{what} crashed: {why}")))
+    })
 }
 
 struct Aggregator<'a> {
@@ -526,12 +564,19 @@ impl Aggregator<'_> {
                     sent,
                     result,
                     decode_time,
+                    vocals,
+                    vocal_time,
                 }) => {
                     self.summary.decode_time += decode_time;
+                    self.summary.vocal_time += vocal_time;
+                    if let Some(Ok(f)) = &vocals {
+                        self.summary.separated_s += f.separated_s;
+                    }
                     let state = self.files.entry(file).or_default();
                     state.done = true;
                     state.sent = sent;
                     state.path = path;
+                    state.vocals = vocals;
                     match result {
                         Ok(summary) => state.summary = Some(summary),
                         Err(e) => state.error = Some(e),
@@ -670,6 +715,37 @@ impl Aggregator<'_> {
         Ok(())
     }
 
+    /// The vocal stage's finding into the row: its fields, and a voice judged synthetic flags
+    /// the file. The file score becomes the larger of the music score and the vocal score
+    /// mapped onto the file threshold's scale ([`vocal_on_file_scale`]), so a score ranking
+    /// (EER, ROC) sees the voice too and `score >= threshold` still means `synthetic`.
+    fn apply_vocals(&self, row: &mut Row, finding: std::result::Result<VocalFinding, String>) {
+        let Some(stage) = &self.opts.vocals else {
+            return;
+        };
+        let finding = match finding {
+            Ok(f) => f,
+            Err(e) => {
+                row.warnings
+                    .push(format!("vocal stage failed, music verdict only: {e}"));
+                return;
+            }
+        };
+        row.vocal_share = Some(finding.share);
+        row.vocal_score = finding.score;
+        row.vocal_start_s = finding.start_s;
+        row.vocal_end_s = finding.end_s;
+        let Some(vocal) = finding.score else { return };
+        let vocal_threshold = stage.0.settings().threshold;
+        let mapped = vocal_on_file_scale(vocal, vocal_threshold, self.opts.threshold);
+        if let Some(score) = row.score.as_mut() {
+            *score = score.max(mapped);
+        }
+        if vocal >= vocal_threshold {
+            row.verdict = Some(Verdict::Synthetic);
+        }
+    }
+
     fn make_row(&self, state: FileState) -> Row {
         let info = self.scorer.info();
         let mut row = Row {
@@ -687,6 +763,11 @@ impl Aggregator<'_> {
             segment_end_s: None,
             // Written on every row, like `threshold`, so a report says how it was decided.
             segment_threshold: self.opts.segment_rule.as_ref().map(|r| r.threshold),
+            vocal_share: None,
+            vocal_score: None,
+            vocal_start_s: None,
+            vocal_end_s: None,
+            vocal_threshold: self.opts.vocals.as_ref().map(|v| v.0.settings().threshold),
             duration_s: None,
             sample_rate: None,
             channels: None,
@@ -737,6 +818,9 @@ impl Aggregator<'_> {
                 row.verdict = Some(Verdict::Synthetic);
             }
         }
+        if let Some(vocals) = state.vocals {
+            self.apply_vocals(&mut row, vocals);
+        }
         row.max_window_score = Some(state.max);
         row.mean_window_score = Some(mean);
         row.windows = Some(state.scored);
@@ -757,4 +841,17 @@ impl Aggregator<'_> {
         }
         row
     }
+}
+
+/// A vocal score `v` on the file score's scale: piecewise linear, `vocal_threshold` onto
+/// `file_threshold`, 0 onto 0 and 1 onto 1, so the order of vocal scores and which side of
+/// the threshold they lie on are both kept.
+pub fn vocal_on_file_scale(v: f32, vocal_threshold: f32, file_threshold: f32) -> f32 {
+    let (tv, tf) = (vocal_threshold.clamp(1e-6, 1.0 - 1e-6), file_threshold);
+    if v < tv {
+        v / tv * tf
+    } else {
+        tf + (v - tv) / (1.0 - tv) * (1.0 - tf)
+    }
+    .clamp(0.0, 1.0)
 }

@@ -352,6 +352,9 @@ fn screen_and_merge_run_as_library_calls() {
             force: false,
             shard: Some(format!("{i}/2").parse().unwrap()),
             ordered: false,
+            vocals: deepscreen::screen::vocals::VocalMode::Auto,
+            vocal_threshold: None,
+            vocal_gate: None,
         })
         .unwrap();
         let summary = outcome.summary;
@@ -813,11 +816,11 @@ fn a_csv_report_of_an_older_version_is_read_but_not_resumed() {
     );
     let mut reader = csv::Reader::from_path(&current).unwrap();
     let header = reader.headers().unwrap().clone();
-    assert_eq!(header.iter().next_back(), Some("segment_threshold"));
+    assert_eq!(header.iter().next_back(), Some("vocal_threshold"));
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // The same rows as reports of before the segment rule (four columns fewer) and before the
-    // cascade (five fewer).
-    for dropped in [4, 5] {
+    // The same rows as reports of before the vocal stage (five columns fewer), before the
+    // segment rule (nine fewer) and before the cascade (ten fewer).
+    for dropped in [5, 9, 10] {
         let legacy = tmp.path().join(format!("legacy-{dropped}.csv"));
         let mut writer = csv::Writer::from_path(&legacy).unwrap();
         let keep = header.len() - dropped;
@@ -833,7 +836,7 @@ fn a_csv_report_of_an_older_version_is_read_but_not_resumed() {
         let out = screen_to(&model, &cat, &legacy, &["--resume"]);
         assert_eq!(out.status.code(), Some(2));
         assert!(
-            stderr_of(&out).contains("lacks the cascade_skipped or segment_* columns"),
+            stderr_of(&out).contains("lacks the cascade_skipped, segment_* or vocal_* columns"),
             "{}",
             stderr_of(&out)
         );
@@ -1318,6 +1321,7 @@ fn a_stop_drops_the_files_in_flight_without_a_row() {
         ordered: true,
         stop: Some(stop.clone()),
         decoding: None,
+        vocals: None,
     };
     let inputs = Box::new(
         files
@@ -1369,6 +1373,7 @@ fn a_stop_with_nothing_in_flight_tells_whether_inputs_were_left() {
             ordered: false,
             stop: Some(stop.clone()),
             decoding: None,
+            vocals: None,
         };
         let inputs: Vec<Input> = names
             .iter()

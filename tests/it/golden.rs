@@ -586,10 +586,27 @@ fn check_separation_on<B: Backend>(
     expect_within("separation", "mask", &got, &torch, 1e-4);
     // The vocal-presence test, on every segment and on every second one.
     let (_, torch) = tensor(&golden, "presence");
-    let shares = separator.vocal_presence(be, &[&left, &right], 1).unwrap();
+    let shares = separator
+        .vocal_presence(be, &[&left, &right], 1, 1024)
+        .unwrap();
     let got: Vec<f32> = shares.iter().map(|s| s.share).collect();
     expect_within("separation", "vocal presence", &got, &torch, 1e-5);
-    let every_second = separator.vocal_presence(be, &[&left, &right], 2).unwrap();
+    // The cheap gate screen uses: the lowest 256 bins only.
+    let (_, torch) = tensor(&golden, "presence_256_bins");
+    let low = separator
+        .vocal_presence(be, &[&left, &right], 1, 256)
+        .unwrap();
+    let got: Vec<f32> = low.iter().map(|s| s.share).collect();
+    expect_within("separation", "vocal presence, 256 bins", &got, &torch, 1e-5);
+    assert!(
+        separator
+            .vocal_presence(be, &[&left, &right], 1, 100)
+            .is_err(),
+        "bins not a multiple of 64"
+    );
+    let every_second = separator
+        .vocal_presence(be, &[&left, &right], 2, 1024)
+        .unwrap();
     assert_eq!(every_second.len(), shares.len().div_ceil(2));
     assert_eq!(every_second[0], shares[0]);
     let last = shares.last().unwrap();

@@ -16,3 +16,4 @@ mod model;
 mod report;
 mod review;
 mod slurm;
+mod vocals;

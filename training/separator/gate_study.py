@@ -43,6 +43,8 @@ def main() -> int:
     ap.add_argument("--pass-rate", type=float, default=0.10,
                     help="share of music-alone excerpts the threshold lets through (they are separated for nothing)")
     ap.add_argument("--seed", type=int, default=35)
+    ap.add_argument("--bins", type=int, default=spleeter.BINS,
+                    help="the gate's lowest bins (multiple of 64; fewer cost proportionally less)")
     ap.add_argument("--out", type=Path, help="also write the report here")
     args = ap.parse_args()
     nets = spleeter.load(args.model)
@@ -62,15 +64,15 @@ def main() -> int:
         if bed is None or voice is None:
             continue
         package = track.parent.name
-        alone.append((package, spleeter.vocal_presence(nets, bed)[0]))
+        alone.append((package, spleeter.vocal_presence(nets, bed, bins=args.bins)[0]))
         for db in LEVELS:
-            voiced[db].append(spleeter.vocal_presence(nets, mix(bed, voice, db))[0])
+            voiced[db].append(spleeter.vocal_presence(nets, mix(bed, voice, db), bins=args.bins)[0])
         if len(alone) % 25 == 0:
             print(f"{len(alone)} excerpts", flush=True)
     shares = np.array([s for _, s in alone])
     threshold = float(np.quantile(shares, 1 - args.pass_rate))
     lines = [f"vocal-presence gate: {len(alone)} excerpts of {SECONDS} s of real music (seed {args.seed}), "
-             f"the voice U-Net's energy share on one segment",
+             f"the voice U-Net's energy share on one segment's lowest {args.bins} bins",
              f"music alone: median {np.median(shares):.4f}, 90th percentile {np.quantile(shares, 0.9):.4f}, "
              f"max {shares.max():.4f}",
              f"threshold letting {args.pass_rate:.0%} of music alone through: {threshold:.4f}",

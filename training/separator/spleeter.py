@@ -129,12 +129,15 @@ def save(nets: list[StemNet], out: Path, dtype: torch.dtype = torch.float16, cha
 
 def load(path: Path) -> list[StemNet]:
     """A converted model file (f16 or f32 storage) → the two nets, in f32."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
+    with safe_open(str(path), "pt") as f:
+        channels = json.loads(f.metadata()["deepscreen"])["channels"]
     tensors = load_file(str(path))
     nets = []
     for stem in STEMS:
-        net = StemNet()
+        net = StemNet(channels)
         state = {k[len(stem) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(stem + ".")}
         net.load_state_dict(state, strict=False)
         nets.append(net.eval())
@@ -193,15 +196,18 @@ def separate(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT
     return stems, [m[:, :, :frames] for m in masks]
 
 
-def vocal_presence(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT, every: int = 1) -> list[float]:
+def vocal_presence(nets: list[StemNet], wav: np.ndarray, segment: int = SEGMENT, every: int = 1,
+                   bins: int = BINS) -> list[float]:
     """Per every `every`-th segment: the energy of the first stem's magnitude estimate over the
-    mix's (the engine's `Separator::vocal_presence`)."""
+    mix's, both on the lowest `bins` bins (the engine's `Separator::vocal_presence`): the U-Nets
+    are convolutional, so fewer bins cost proportionally less."""
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     n = x.shape[-1]
     total = math.ceil((1 + n // HOP) / segment) * segment
     x = F.pad(x, (0, max(n, (total - 1) * HOP) - n))
     mag = stft(x).abs()  # [2, BINS, total]
     segs = mag.reshape(2, BINS, total // segment, segment).permute(2, 0, 3, 1)[::every]  # [S, 2, T, F]
+    segs = segs[..., :bins]
     with torch.no_grad():
         voice = nets[0](segs.contiguous())
     return [float((v.double() ** 2).sum() / max(float((m.double() ** 2).sum()), 1e-20)) for v, m in zip(voice, segs)]
@@ -262,7 +268,9 @@ def golden(out: Path) -> int:
     sep = {"vocals_every_7th": torch.from_numpy(stems[0][:, ::7].copy()).contiguous(),
            "mask_every_5th": masks[0].permute(0, 2, 1).reshape(-1)[::5].contiguous(),
            "samples": torch.tensor([samples], dtype=torch.int64),
-           "presence": torch.tensor(vocal_presence(nets, golden_signal(samples), segment=64), dtype=torch.float32)}
+           "presence": torch.tensor(vocal_presence(nets, golden_signal(samples), segment=64), dtype=torch.float32),
+           "presence_256_bins": torch.tensor(vocal_presence(nets, golden_signal(samples), segment=64, bins=256),
+                                             dtype=torch.float32)}
     save_file(sep, str(out.with_name(out.stem + "_separation.safetensors")))
     print(f"{out}: {sum(p.numel() for n in nets for p in n.parameters())} parameters")
     return 0
