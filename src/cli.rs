@@ -22,7 +22,7 @@ use deepscreen::review::{self, ReviewJob};
 use deepscreen::screen::command::{self as screen, ScreenJob, SegmentThreshold};
 use deepscreen::screen::merge;
 use deepscreen::screen::shard::Shard;
-use deepscreen::screen::vocals::VocalMode;
+use deepscreen::screen::vocals::{VocalChoice, VocalMode};
 
 /// Exit code: every file was screened.
 pub const EXIT_OK: u8 = 0;
@@ -137,27 +137,8 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "T|off", value_parser = parse_segment_threshold)]
     pub segment_threshold: Option<SegmentThreshold>,
 
-    /// Voices inside music: look for a voice (a cheap gate: the separator's voice network on
-    /// every 2nd 12 s segment's lowest 2.8 kHz), separate it where there is one (Spleeter's
-    /// 2-stem network, embedded) and judge it alone with the embedded `speech` detector, which
-    /// catches a cloned voice over a real backing track that the whole-mix music score misses.
-    /// Rows give vocal_share (the gate's highest voice share), vocal_score and where it lies
-    /// (vocal_start_s, vocal_end_s); a vocal_score at or above --vocal-threshold flags the file,
-    /// and the file score is the larger of the music score and the vocal score (its threshold
-    /// mapped onto --threshold). auto: on for a music model (windows at 44.1 kHz).
-    #[arg(long, value_enum, default_value_t = VocalMode::Auto)]
-    pub vocals: VocalMode,
-
-    /// The vocal stage's threshold on vocal_score [default: calibrated, models/vocals.md].
-    #[arg(long, value_parser = parse_probability)]
-    pub vocal_threshold: Option<f32>,
-
-    /// The vocal stage's gate: the voice share at or above which a segment is separated and
-    /// judged [default: 0.0743, which lets 10 % of real instrumental music through and catches
-    /// 96-98 % of voices at the music's loudness, models/separator-gate.txt]. Lower catches
-    /// quieter voices at more cost; 0 separates every tested segment.
-    #[arg(long, value_name = "SHARE", value_parser = parse_probability)]
-    pub vocal_gate: Option<f32>,
+    #[command(flatten)]
+    pub vocals: VocalArgs,
 
     /// Include per-window scores (start_s, end_s, score) in each row.
     #[arg(long)]
@@ -336,6 +317,9 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub vocals: VocalArgs,
 }
 
 #[derive(Args)]
@@ -472,5 +456,46 @@ fn exit_code_for_failures(failures: usize) -> u8 {
         EXIT_SOME_FAILED
     } else {
         EXIT_OK
+    }
+}
+
+/// The vocal stage's options, shared by `screen` and `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct VocalArgs {
+    /// Voices inside music: look for a voice (a cheap gate: the separator's voice network on
+    /// every 4th 11.9 s segment's lowest 2.8 kHz, the first always), separate it where there is one (Spleeter's
+    /// 2-stem network, embedded) and judge it alone with the embedded `speech` detector, which
+    /// catches a cloned voice over a real backing track that the whole-mix music score misses.
+    /// Rows give vocal_share (the gate's highest voice share), vocal_score and where it lies
+    /// (vocal_start_s, vocal_end_s); a vocal_score at or above --vocal-threshold flags the file,
+    /// and the file score is the larger of the music score and the vocal score (its threshold
+    /// mapped onto --threshold). auto: on for a music model (windows at 44.1 kHz).
+    #[arg(long = "vocals", value_enum, default_value_t = VocalMode::Auto)]
+    pub mode: VocalMode,
+
+    /// The vocal stage's threshold on vocal_score [default: calibrated, models/vocals.md].
+    #[arg(long, value_parser = parse_probability)]
+    pub vocal_threshold: Option<f32>,
+
+    /// The vocal stage's gate: the voice share at or above which a segment is separated and
+    /// judged [default: 0.0743, which lets 10 % of real instrumental music through and catches
+    /// 96-98 % of voices at the music's loudness, models/separator-gate.txt]. Lower catches
+    /// quieter voices at more cost; 0 separates every tested segment.
+    #[arg(long, value_name = "SHARE", value_parser = parse_probability)]
+    pub vocal_gate: Option<f32>,
+
+    /// The model that judges the separated voice [default: the embedded `speech` detector].
+    #[arg(long, value_name = "NAME|FILE")]
+    pub vocal_model: Option<String>,
+}
+
+impl VocalArgs {
+    pub fn choice(self) -> VocalChoice {
+        VocalChoice {
+            mode: self.mode,
+            voice_model: self.vocal_model,
+            threshold: self.vocal_threshold,
+            gate_share: self.vocal_gate,
+        }
     }
 }

@@ -13,7 +13,7 @@ use deepscreen::model::config::SegmentRule;
 use deepscreen::screen::command::{self, SegmentThreshold};
 use deepscreen::screen::inputs::{self, Input};
 use deepscreen::screen::pipeline::{self, ScreenOptions};
-use deepscreen::screen::vocals::{self, VocalMode};
+use deepscreen::screen::vocals::{VocalChoice, VocalMode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -141,17 +141,15 @@ impl Engine {
             let threshold = threshold.unwrap_or(scorer.info().threshold);
             let segment_rule =
                 command::segment_rule(scorer.info(), segment_choice).map_err(engine_err)?;
-            let vocals = if vocal_mode.enabled(scorer.info().sample_rate) {
-                let stage = vocals::open(kind, vocals::DEFAULT_VOICE_MODEL, vocal_threshold, None)
-                    .map_err(|e| engine_err(format!("cannot start the vocal stage (vocals=\"off\" screens without it): {e}")))?;
-                Some(pipeline::Vocals(Arc::from(stage)))
-            } else if vocal_threshold.is_some() {
-                return Err(PyValueError::new_err(
-                    "vocal_threshold needs the vocal stage: it is off for this detector (vocals)",
-                ));
-            } else {
-                None
+            let choice = VocalChoice {
+                mode: vocal_mode,
+                threshold: vocal_threshold,
+                ..VocalChoice::default()
             };
+            let vocals = choice
+                .open(scorer.info().sample_rate, kind)
+                .map_err(engine_err)?
+                .map(|stage| pipeline::Vocals(Arc::from(stage)));
             Ok(Engine {
                 scorer,
                 batch,

@@ -32,9 +32,7 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             retry_failed: a.retry_failed,
             shard: a.shard,
             ordered: a.ordered,
-            vocals: a.vocals,
-            vocal_threshold: a.vocal_threshold,
-            vocal_gate: a.vocal_gate,
+            vocals: a.vocals.choice(),
         })
     }
 }
@@ -60,6 +58,7 @@ impl From<EvalArgs> for EvalJob {
             format: a.format,
             audio_dir: a.audio_dir,
             model: a.model,
+            vocals: a.vocals.choice(),
             exact: a.exact,
             backend: a.backend,
             batch: a.batch,

@@ -12,6 +12,7 @@ use crate::backend::BackendKind;
 use crate::model;
 use crate::screen::inputs;
 use crate::screen::pipeline::{self, ScreenOptions};
+use crate::screen::vocals::VocalChoice;
 
 /// What to evaluate (the `eval` command's options).
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct EvalJob {
     pub det: Option<PathBuf>,
     /// Print the report as JSON instead of a table.
     pub json: bool,
+    /// The vocal stage, as `screen` runs it (its scores lift the file score).
+    pub vocals: VocalChoice,
 }
 
 /// Score every trial of the protocol and write the report to `out`. Trials that cannot be
@@ -46,6 +49,10 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     let scorer = model::open(&job.model, job.backend, job.exact)?;
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
+    let vocals = job
+        .vocals
+        .open(scorer.info().sample_rate, job.backend)?
+        .map(|stage| pipeline::Vocals(std::sync::Arc::from(stage)));
     let opts = ScreenOptions {
         batch,
         decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -57,7 +64,7 @@ pub fn run(job: &EvalJob, out: &mut dyn Write) -> anyhow::Result<Report> {
         ordered: true,
         stop: None,
         decoding: None,
-        vocals: None,
+        vocals,
     };
     let inputs: inputs::Inputs = Box::new(
         trials

@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::pipeline::{self, ScreenOptions, Summary};
 use super::shard::Shard;
-use super::vocals::{self, VocalMode};
+use super::vocals::VocalChoice;
 use super::{inputs, journal};
 use crate::backend::BackendKind;
 use crate::model;
@@ -58,12 +58,8 @@ pub struct ScreenJob {
     pub shard: Option<Shard>,
     /// Write rows in input order.
     pub ordered: bool,
-    /// Voices inside music: the vocal stage on, off, or by model.
-    pub vocals: VocalMode,
-    /// The vocal stage's threshold [default: the stage's calibrated one].
-    pub vocal_threshold: Option<f32>,
-    /// The vocal stage's gate on the voice share [default: `vocals::GATE_SHARE`].
-    pub vocal_gate: Option<f32>,
+    /// Voices inside music: the vocal stage on, off, or by model, and its options.
+    pub vocals: VocalChoice,
 }
 
 /// `--segment-threshold`: the model's segment rule at another threshold, or none.
@@ -151,24 +147,10 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
     let scorer = model::open(&job.model, job.backend, job.exact)?;
     let threshold = job.threshold.unwrap_or(scorer.info().threshold);
     let segment_rule = segment_rule(scorer.info(), job.segment_threshold)?;
-    let vocals = if job.vocals.enabled(scorer.info().sample_rate) {
-        let stage = vocals::open(
-            job.backend,
-            vocals::DEFAULT_VOICE_MODEL,
-            job.vocal_threshold,
-            job.vocal_gate,
-        )
-        .context("cannot start the vocal stage (--vocals off screens without it)")?;
-        Some(pipeline::Vocals(Arc::from(stage)))
-    } else {
-        if job.vocal_threshold.is_some() || job.vocal_gate.is_some() {
-            bail!(
-                "--vocal-threshold and --vocal-gate need the vocal stage: it is off for this run \
-                 (--vocals)"
-            );
-        }
-        None
-    };
+    let vocals = job
+        .vocals
+        .open(scorer.info().sample_rate, job.backend)?
+        .map(|stage| pipeline::Vocals(Arc::from(stage)));
     let spec_id = scorer.info().id.clone();
     let batch = pipeline::chosen_batch(job.batch, scorer.as_ref())?;
 

@@ -131,6 +131,43 @@ pub struct VoiceDetail {
     pub bin_hz: Vec<f64>,
 }
 
+/// What a command asks of the vocal stage: whether it runs, its voice model, its thresholds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VocalChoice {
+    pub mode: VocalMode,
+    /// The voice model (`NAME|FILE`) [default: [`DEFAULT_VOICE_MODEL`]].
+    pub voice_model: Option<String>,
+    /// [default: the voice model's threshold].
+    pub threshold: Option<f32>,
+    /// [default: [`GATE_SHARE`]].
+    pub gate_share: Option<f32>,
+}
+
+impl VocalChoice {
+    /// The stage for a model whose windows are at `model_rate` Hz on the backend `kind`, None
+    /// when it is off; an error when options are given for a stage that does not run.
+    pub fn open(&self, model_rate: u32, kind: BackendKind) -> Result<Option<Box<dyn VocalStage>>> {
+        if !self.mode.enabled(model_rate) {
+            if self.voice_model.is_some() || self.threshold.is_some() || self.gate_share.is_some() {
+                return Err(Error::model(
+                    "the vocal model, threshold and gate options need the vocal stage: it is off \
+                     for this run (vocals off, or auto with a model whose windows are not at \
+                     44.1 kHz)",
+                ));
+            }
+            return Ok(None);
+        }
+        let voice = self.voice_model.as_deref().unwrap_or(DEFAULT_VOICE_MODEL);
+        open(kind, voice, self.threshold, self.gate_share)
+            .map(Some)
+            .map_err(|e| {
+                Error::model(format!(
+                    "cannot start the vocal stage (vocals off screens without it): {e}"
+                ))
+            })
+    }
+}
+
 /// Open the separator on the backend `kind` and the voice model `voice` (`NAME|FILE`) beside
 /// it. `threshold` None: the voice model's own; `gate_share` None: [`GATE_SHARE`].
 pub fn open(

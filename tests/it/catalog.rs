@@ -352,9 +352,7 @@ fn screen_and_merge_run_as_library_calls() {
             force: false,
             shard: Some(format!("{i}/2").parse().unwrap()),
             ordered: false,
-            vocals: deepscreen::screen::vocals::VocalMode::Auto,
-            vocal_threshold: None,
-            vocal_gate: None,
+            vocals: Default::default(),
         })
         .unwrap();
         let summary = outcome.summary;

@@ -1,0 +1,120 @@
+"""Voices inside music, measured as a user runs it (issue 35): `deepscreen screen --model music`
+(the vocal stage on) over `vocal_mixtures.py`'s mixtures of one split, each real-voice mixture
+paired with a fake-voice one over the same music at the same level.
+
+Prints, and writes as JSON with --out:
+- pooled EER of the file `score` (what a ranking sees) over real- vs fake-voice mixtures, and of
+  `vocal_score` alone, and of the music score alone (`--vocals off`'s score: the whole-mix view);
+- at the file threshold: false alarms on the real-voice mixtures, fakes caught; detection at 1 %
+  false alarms;
+- per generator family and per attack: the gate's pass rate, EER against all real voices,
+  caught at the threshold;
+- per real speech package: false alarms at the threshold.
+With --calibrate FA: the vocal threshold that flags FA of the real-voice mixtures (their
+vocal scores; a mixture the gate let through without an active voice counts as 0).
+
+    python training/separator/vocal_eval.py --mix data/vocal-mix --split dev \\
+        --deepscreen target/release/deepscreen --out models/vocals-dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from deepscreen_train import metrics
+from deepscreen_train.common import read_rows
+
+
+def screen(deepscreen: Path, files: list[Path], out: Path, extra: list[str]) -> dict[str, dict]:
+    """Rows by file name, screened once (an existing complete report is reused)."""
+    if not (out.exists() and sum(1 for _ in out.open()) == len(files)):
+        lst = out.with_suffix(".list")
+        lst.write_text("".join(f"{f}\n" for f in files))
+        subprocess.run([str(deepscreen), "screen", "--files-from", str(lst), "--model", "music", "--no-progress",
+                        "--force", "-o", str(out), *extra], check=False)
+    rows = {}
+    for line in out.open():
+        r = json.loads(line)
+        rows[Path(r["path"]).stem] = r
+    return rows
+
+
+def rate(x) -> float:
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mix", type=Path, required=True, help="vocal_mixtures.py's output")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--deepscreen", type=Path, required=True)
+    ap.add_argument("--work", type=Path, help="where the reports go (default: MIX/eval-SPLIT)")
+    ap.add_argument("--vocal-args", default="", help="extra screen options, e.g. '--vocal-model FILE'")
+    ap.add_argument("--calibrate", type=float, help="print the vocal threshold at this false-alarm rate")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    pairs = [r for r in read_rows(args.mix / "mixtures.csv") if r["split"] == args.split]
+    files = [args.mix / "mix" / f"{r['id']}.flac" for r in pairs]
+    work = args.work or args.mix / f"eval-{args.split}"
+    work.mkdir(parents=True, exist_ok=True)
+    tag = args.vocal_args.replace(" ", "_").replace("/", "_") or "default"
+    rows = screen(args.deepscreen, files, work / f"vocals-{tag}.jsonl", args.vocal_args.split())
+    music = screen(args.deepscreen, files, work / "vocals-off.jsonl", ["--vocals", "off"])
+    scored = [(p, rows.get(p["id"]), music.get(p["id"])) for p in pairs]
+    scored = [(p, r, m) for p, r, m in scored if r and m and r["score"] is not None and m["score"] is not None]
+    real = [(p, r, m) for p, r, m in scored if p["label"] == "real"]
+    fake = [(p, r, m) for p, r, m in scored if p["label"] == "fake"]
+    threshold = scored[0][1]["threshold"]
+    vocal = lambda r: r["vocal_score"] if r["vocal_score"] is not None else 0.0  # noqa: E731
+    arr = lambda xs, key: np.array([key(x) for x in xs], dtype=np.float64)  # noqa: E731
+    score = lambda x: x[1]["score"]  # noqa: E731
+    report: dict = {"split": args.split, "pairs": len(pairs) // 2, "real": len(real), "fake": len(fake),
+                    "threshold": threshold, "vocal_threshold": scored[0][1]["vocal_threshold"],
+                    "vocal_args": args.vocal_args}
+    b, s = arr(real, score), arr(fake, score)
+    report["pooled"] = {
+        "eer_score": metrics.eer(b, s)[0],
+        "eer_vocal_score": metrics.eer(arr(real, lambda x: vocal(x[1])), arr(fake, lambda x: vocal(x[1])))[0],
+        "eer_music_score": metrics.eer(arr(real, lambda x: x[2]["score"]), arr(fake, lambda x: x[2]["score"]))[0],
+        "false_alarms": rate(np.array([x[1]["verdict"] == "synthetic" for x in real])),
+        "caught": rate(np.array([x[1]["verdict"] == "synthetic" for x in fake])),
+        "detection_at_1pct_fa": metrics.detection_at_fa(b, s, 0.01),
+        "gate_passed_real": rate(np.array([x[1]["vocal_score"] is not None for x in real])),
+        "gate_passed_fake": rate(np.array([x[1]["vocal_score"] is not None for x in fake])),
+    }
+    by_family: dict[str, list] = defaultdict(list)
+    by_attack: dict[str, list] = defaultdict(list)
+    for x in fake:
+        by_family[x[0]["family"]].append(x)
+        by_attack[x[0]["attack"]].append(x)
+    for name, groups in (("family", by_family), ("attack", by_attack)):
+        report[name] = {k: {"n": len(v), "gate_passed": rate(np.array([x[1]["vocal_score"] is not None for x in v])),
+                            "eer": metrics.eer(b, arr(v, score))[0],
+                            "caught": rate(np.array([x[1]["verdict"] == "synthetic" for x in v]))}
+                        for k, v in sorted(groups.items())}
+    by_package: dict[str, list] = defaultdict(list)
+    for x in real:
+        by_package[x[0]["voice_source"]].append(x)
+    report["real_package_false_alarms"] = {
+        k: {"n": len(v), "false_alarms": rate(np.array([x[1]["verdict"] == "synthetic" for x in v]))}
+        for k, v in sorted(by_package.items())}
+    if args.calibrate is not None:
+        v = np.sort(arr(real, lambda x: vocal(x[1])))
+        k = int(np.floor(args.calibrate * len(v)))
+        report["calibrated_vocal_threshold"] = float(np.nextafter(v[len(v) - 1 - k], 1.0)) if k < len(v) else 0.0
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
