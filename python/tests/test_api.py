@@ -163,3 +163,26 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(example.group(1), "README.md", "exec"), scope)
     assert len(scope["results"]) == 3
+
+
+def test_a_music_detector_runs_the_vocal_stage_as_the_cli_does(tmp_path):
+    # A plucked backing at 44.1 kHz: the vocal stage's fields match the CLI's row (the Rust
+    # tests put a real voice through it); with vocals="off" they are None; bad options are refused.
+    rate = 44100
+    t = np.arange(int(8.0 * rate)) / rate
+    song = (0.1 * np.sin(2 * np.pi * 110 * t) * np.exp(-(t % 0.25) * 5)).astype(np.float32)
+    wav = write_wav(tmp_path / "song.wav", song, rate)
+    det = deepscreen.Detector("music", backend="cpu", threads=2)
+    r = det.score_file(wav)
+    (cli,) = cli_rows("--model", "music", str(wav))
+    assert r.vocal_share is not None and r.vocal_threshold is not None
+    assert (r.vocal_share, r.vocal_score, r.vocal_start_s, r.vocal_end_s, r.vocal_threshold) == \
+        (cli["vocal_share"], cli["vocal_score"], cli["vocal_start_s"], cli["vocal_end_s"], cli["vocal_threshold"])
+    assert r.score == cli["score"] and r.verdict == cli["verdict"]
+    assert det.info["vocal_threshold"] == pytest.approx(cli["vocal_threshold"], rel=1e-6)
+    off = deepscreen.Detector("music", backend="cpu", threads=2, vocals="off").score_file(wav)
+    assert off.vocal_share is None and off.vocal_score is None and off.vocal_threshold is None
+    with pytest.raises(ValueError, match="vocals must be"):
+        deepscreen.Detector("music", backend="cpu", vocals="maybe")
+    with pytest.raises(deepscreen.DeepscreenError, match="need the vocal stage"):
+        deepscreen.Detector(MODEL, backend="cpu", vocal_threshold=0.5)
