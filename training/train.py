@@ -153,8 +153,11 @@ def window_logits(front: DeepscreenModel, net: Classifier, rows: list[dict], con
     w, rate = config["window"], config["sample_rate"]
     out = []
     for r in rows:
-        windows = windowing.windows(r["audio"], rate, w["seconds"], w["hop_seconds"],
-                                    w.get("min_seconds", 0.25), w.get("pad", "repeat"))
+        try:
+            windows = windowing.windows(r["audio"], rate, w["seconds"], w["hop_seconds"],
+                                        w.get("min_seconds", 0.25), w.get("pad", "repeat"))
+        except windowing.TooShort:
+            windows = []  # the engine's error row (too little active audio): left out, like silence
         x = torch.from_numpy(np.stack([win.samples for win in windows])) if windows else None
         out.append(net(front.features(x)).numpy() if x is not None else np.zeros(0, np.float32))
     return out

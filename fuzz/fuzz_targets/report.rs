@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
             model: "tiny", // the seed reports' model (fuzz/make_seeds.py)
             threshold: 0.5,
             segment_threshold: None, // the seed reports predate the segment rule
+            vocal_threshold: None,   // and the vocal stage
         };
         if let Ok(first) = journal::resume(&path, expected, retry) {
             let second = journal::resume(&path, expected, retry)

@@ -308,6 +308,13 @@ pub fn run(job: &ScreenJob) -> anyhow::Result<Outcome> {
             summary.files + skipped_done.load(Ordering::Relaxed)
         ));
     }
+    if opts.vocals.is_some() {
+        notes.push(format!(
+            "vocal stage: {} of audio separated and judged, {} flagged by the voice",
+            human_duration(summary.separated_s),
+            count(summary.vocal_flagged, "file")
+        ));
+    }
     if summary.no_signal > 0 {
         notes.push(format!(
             "{} with no active signal (verdict no-signal)",

@@ -173,6 +173,8 @@ pub struct Summary {
     /// judgement), and the seconds of audio it separated.
     pub vocal_time: Duration,
     pub separated_s: f64,
+    /// Files whose separated voice scored at or above the vocal threshold.
+    pub vocal_flagged: usize,
     /// Files dropped part-way by a stop (`ScreenOptions::stop`): no row, screened again by
     /// `--resume`.
     pub dropped: usize,
@@ -702,6 +704,11 @@ impl Aggregator<'_> {
             }
             if row.verdict == Some(Verdict::NoSignal) {
                 self.summary.no_signal += 1;
+            }
+            if let (Some(v), Some(t)) = (row.vocal_score, row.vocal_threshold)
+                && v >= t
+            {
+                self.summary.vocal_flagged += 1;
             }
         }
         if !self.opts.ordered {
