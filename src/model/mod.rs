@@ -64,6 +64,11 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
         "speech-lcnn",
         include_bytes!("../../models/speech-lcnn.safetensors"),
     ),
+    // The vocal stage's judge of voices separated from music (screen::vocals).
+    (
+        "vocal-cnn",
+        include_bytes!("../../models/vocal-cnn.safetensors"),
+    ),
     // Its head alone: the encoder is `speech-whisper`'s (config `shared_tensors`).
     (
         "music-whisper",

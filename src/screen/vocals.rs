@@ -29,8 +29,10 @@ use crate::{Error, Result};
 /// `models/separator-2stems.md`).
 pub static SEPARATOR: &[u8] = include_bytes!("../../models/separator-2stems.safetensors");
 
-/// The voice model run on separated voices when none is named.
-pub const DEFAULT_VOICE_MODEL: &str = "speech";
+/// The voice model run on separated voices when none is named: a CNN trained on voices
+/// separated from music (models/vocals.md). The `speech` detector, trained on clean voices,
+/// flagged 12 % of real voices separated from music on dev (against 2 %).
+pub const DEFAULT_VOICE_MODEL: &str = "vocal-cnn";
 
 /// The gate's bins: the lowest 256 of 4096-point frames at 44.1 kHz (0–2.8 kHz, where a voice's
 /// fundamental and first formants lie), a quarter of the separator's 1024 and so a quarter of

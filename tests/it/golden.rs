@@ -283,6 +283,7 @@ const EMBEDDED_MODELS: &[&str] = &[
     "speech-lcnn",
     "music-cnn",
     "music-cnn-wb",
+    "vocal-cnn",
 ];
 
 /// Every embedded model on the CUDA tensor cores (TF32), the default on compute capability

@@ -1,5 +1,5 @@
 """The vocal head's lists (issue 35, item 3): the separated voices of `vocal_mixtures.py`'s pairs
-as `train.py` reads a prepared data directory — OUT/train.csv, dev.csv and an empty
+(and of `music_voices.py`'s real music alone, as bona fide) as `train.py` reads a prepared data directory — OUT/train.csv, dev.csv and an empty
 dev-channel.csv (path relative to OUT, label bonafide/spoof, attack, source, family, split).
 
 Each real voice's `source` is its speech package and each fake's its generator, so
@@ -24,7 +24,11 @@ def main() -> int:
     ap.add_argument("--mix", type=Path, required=True, help="vocal_mixtures.py's output directory")
     args = ap.parse_args()
     lists: dict[str, list[dict]] = {"train": [], "dev": [], "dev-channel": []}
-    for r in read_rows(args.mix / "mixtures.csv"):
+    rows = read_rows(args.mix / "mixtures.csv")
+    # Real music alone that passed the gate (music_voices.py), separated: bona fide too.
+    if (args.mix / "music-alone.csv").exists():
+        rows += read_rows(args.mix / "music-alone.csv")
+    for r in rows:
         voice = args.mix / "vocals" / f"{r['id']}.flac"
         if not voice.exists():
             continue
