@@ -61,6 +61,27 @@ pub struct AudioSummary {
     pub warnings: Vec<String>,
 }
 
+/// Stream `path` decoded to mono and resampled to `rate`: `emit` receives the samples in order,
+/// in pieces, as they are decoded (memory: about one decoded packet).
+pub fn decode_resampled(
+    path: &Path,
+    rate: u32,
+    emit: &mut dyn FnMut(&[f32]) -> Result<()>,
+) -> Result<(StreamInfo, DecodeStats)> {
+    let mut resampler: Option<resample::MonoResampler> = None;
+    let decoded = decode::decode_mono(path, |info, mono| {
+        let r = match &mut resampler {
+            Some(r) => r,
+            None => resampler.insert(resample::MonoResampler::new(info.sample_rate, rate)?),
+        };
+        r.push(mono, emit)
+    })?;
+    if let Some(r) = resampler.as_mut() {
+        r.finish(emit)?;
+    }
+    Ok(decoded)
+}
+
 /// Stream `path` into the model's windows; `emit` receives each window in order, as every
 /// network of the model takes it ([`network_inputs`]).
 /// Memory is bounded by about two windows plus one decoded packet, whatever the file length.
@@ -79,7 +100,6 @@ pub fn read_windows(
         info.min_samples,
         info.window.pad,
     );
-    let mut resampler: Option<resample::MonoResampler> = None;
     let mut count = 0usize;
     let mut silent = 0usize;
     let rate = info.sample_rate;
@@ -106,16 +126,7 @@ pub fn read_windows(
         gate.borrow_mut().push(x, &mut gated);
         windower.push(&gated, &mut counted)
     };
-    let (info, stats) = decode::decode_mono(path, |info, mono| {
-        let r = match &mut resampler {
-            Some(r) => r,
-            None => resampler.insert(resample::MonoResampler::new(info.sample_rate, target)?),
-        };
-        r.push(mono, &mut |x| feed(x, &mut windower))
-    })?;
-    if let Some(r) = resampler.as_mut() {
-        r.finish(&mut |x| feed(x, &mut windower))?;
-    }
+    let (info, stats) = decode_resampled(path, target, &mut |x| feed(x, &mut windower))?;
     let mut tail = Vec::new();
     gate.borrow_mut().finish(&mut tail);
     windower.push(&tail, &mut counted)?;

@@ -204,6 +204,22 @@ pub trait Scorer: Send + Sync {
     fn explain(&self, window: &[f32], bands: usize) -> Result<Explanation>;
 }
 
+/// Score `windows` as one batch, waiting for the result: each network's inputs laid end to end
+/// (what [`Scorer::submit`] takes), submitted and collected. For callers outside the screening
+/// pipeline (review, the vocal stage), which need no second batch in flight.
+pub fn score_now(scorer: &dyn Scorer, windows: &[crate::audio::NetworkWindows]) -> Result<Scores> {
+    let flat: Vec<Vec<f32>> = (0..scorer.info().networks.len())
+        .map(|k| {
+            windows
+                .iter()
+                .flat_map(|w| w.inputs[k].iter().copied())
+                .collect()
+        })
+        .collect();
+    let inputs: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
+    scorer.collect(scorer.submit(&inputs, windows.len())?)
+}
+
 /// A batch's calibrated scores: the model's, one per window, and a fusion's members'.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scores {

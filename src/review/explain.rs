@@ -47,16 +47,7 @@ pub fn explain_file(
         if pending.is_empty() {
             return Ok(());
         }
-        let flat: Vec<Vec<f32>> = (0..info.networks.len())
-            .map(|k| {
-                pending
-                    .iter()
-                    .flat_map(|w| w.inputs[k].iter().copied())
-                    .collect()
-            })
-            .collect();
-        let inputs: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
-        let scores = scorer.collect(scorer.submit(&inputs, pending.len())?)?;
+        let scores = crate::model::score_now(scorer, pending)?;
         for (i, (w, s)) in pending
             .drain(..)
             .zip(scores.windows.iter().copied())

@@ -138,14 +138,14 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
                 expected.threshold
             )));
         }
-        // Rows of before the segment rule have none (like a run with it off).
-        let close = |a: f32, b: f32| (a - b).abs() <= 1e-6;
-        let same_rule = match (row.segment_threshold, expected.segment_threshold) {
-            (Some(a), Some(b)) => close(a, b),
+        // An optional threshold (a rule or stage that may be off): the same value, or off in
+        // both. Rows of before the segment rule have none (like a run with it off).
+        let same = |a: Option<f32>, b: Option<f32>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-6,
             (a, b) => a.is_none() && b.is_none(),
         };
-        if !same_rule {
-            let shown = |t: Option<f32>| t.map_or("off".to_string(), |t| t.to_string());
+        let shown = |t: Option<f32>| t.map_or("off".to_string(), |t| t.to_string());
+        if !same(row.segment_threshold, expected.segment_threshold) {
             return Err(refuse(format!(
                 "{at} was decided with segment threshold {}, this run uses {} (resume with \
                  --segment-threshold {}, or write another -o)",
@@ -155,12 +155,7 @@ pub fn resume(path: &Path, expected: Expected, retry_failed: bool) -> Result<Res
             )));
         }
         // Rows of before the vocal stage have none (like a run with it off).
-        let same_vocals = match (row.vocal_threshold, expected.vocal_threshold) {
-            (Some(a), Some(b)) => close(a, b),
-            (a, b) => a.is_none() && b.is_none(),
-        };
-        if !same_vocals {
-            let shown = |t: Option<f32>| t.map_or("off".to_string(), |t| t.to_string());
+        if !same(row.vocal_threshold, expected.vocal_threshold) {
             let resume_with = match row.vocal_threshold {
                 Some(t) => format!("--vocals on --vocal-threshold {t}"),
                 None => "--vocals off".to_string(),

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use crate::audio::{activity, decode, network_inputs, resample, windows::Windower};
+use crate::audio::{activity, decode_resampled, network_inputs, resample, windows::Windower};
 use crate::backend::{Backend, BackendKind, WithBackend};
 use crate::model::separator::{Separator, load};
 use crate::model::{self, Explanation, Scorer};
@@ -101,8 +101,6 @@ pub trait VocalStage: Send + Sync {
     /// its row.
     fn analyze(&self, path: &Path) -> Result<VocalFinding>;
     fn settings(&self) -> &VocalSettings;
-    /// The voice model's id (for the summary and `--help`).
-    fn voice_model(&self) -> &str;
     /// For the review page: the voice separated from `path` between `start_s` and `end_s`
     /// (at most [`MAX_REVIEW_S`] of it), and its most suspicious window explained by the voice
     /// model.
@@ -238,10 +236,6 @@ impl<B: Backend + 'static> VocalStage for Bound<B> {
         &self.settings
     }
 
-    fn voice_model(&self) -> &str {
-        &self.scorer.info().id
-    }
-
     fn voice_detail(
         &self,
         path: &Path,
@@ -266,17 +260,7 @@ impl<B: Backend + 'static> VocalStage for Bound<B> {
             seen = b;
             Ok(())
         };
-        let mut resampler: Option<resample::MonoResampler> = None;
-        decode::decode_mono(path, |info, mono| {
-            let r = match &mut resampler {
-                Some(r) => r,
-                None => resampler.insert(resample::MonoResampler::new(info.sample_rate, rate)?),
-            };
-            r.push(mono, &mut keep)
-        })?;
-        if let Some(r) = resampler.as_mut() {
-            r.finish(&mut keep)?;
-        }
+        decode_resampled(path, rate, &mut keep)?;
         if span.len() <= self.separator.config.n_fft {
             return Err(Error::Audio(format!(
                 "no audio between {start_s:.1} and {end_s:.1} s (has the file changed since it \
@@ -323,26 +307,15 @@ impl<B: Backend + 'static> VocalStage for Bound<B> {
         let mut finding = VocalFinding::default();
         let mut buffer: Vec<f32> = Vec::with_capacity(block + 8192);
         let mut offset = 0usize;
-        let mut resampler: Option<resample::MonoResampler> = None;
-        let mut feed = |x: &[f32], buffer: &mut Vec<f32>, offset: &mut usize| -> Result<()> {
+        decode_resampled(path, rate, &mut |x| {
             buffer.extend_from_slice(x);
             while buffer.len() >= block {
-                self.block(&buffer[..block], *offset, &mut finding)?;
+                self.block(&buffer[..block], offset, &mut finding)?;
                 buffer.drain(..block);
-                *offset += block;
+                offset += block;
             }
             Ok(())
-        };
-        decode::decode_mono(path, |info, mono| {
-            let r = match &mut resampler {
-                Some(r) => r,
-                None => resampler.insert(resample::MonoResampler::new(info.sample_rate, rate)?),
-            };
-            r.push(mono, &mut |x| feed(x, &mut buffer, &mut offset))
         })?;
-        if let Some(r) = resampler.as_mut() {
-            r.finish(&mut |x| feed(x, &mut buffer, &mut offset))?;
-        }
         // The tail: worth a test if it holds a second of audio.
         if buffer.len() >= rate as usize {
             self.block(&buffer, offset, &mut finding)?;
@@ -446,18 +419,7 @@ impl<B: Backend + 'static> Bound<B> {
         }
         let mut scored = Vec::with_capacity(windows.len());
         for batch in windows.chunks(crate::screen::pipeline::DEFAULT_BATCH) {
-            let inputs: Vec<Vec<f32>> = (0..info.networks.len())
-                .map(|k| {
-                    batch
-                        .iter()
-                        .flat_map(|w| w.inputs[k].iter().copied())
-                        .collect()
-                })
-                .collect();
-            let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-            let scores = self
-                .scorer
-                .collect(self.scorer.submit(&inputs, batch.len())?)?;
+            let scores = model::score_now(self.scorer.as_ref(), batch)?;
             for (&score, w) in scores.windows.iter().zip(batch) {
                 if !score.is_finite() {
                     return Err(Error::model(format!(

@@ -19,15 +19,13 @@ const SECONDS: f32 = 10.0;
 /// The sung scale of `tests/fixtures/sung_scale.opus` (a real voice), mono at 44.1 kHz.
 fn sung_voice() -> Vec<f32> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sung_scale.opus");
-    let mut mono = Vec::new();
-    let mut rate = 0;
-    deepscreen::audio::decode::decode_mono(&path, |info, x| {
-        rate = info.sample_rate;
-        mono.extend_from_slice(x);
+    let mut voice = Vec::new();
+    deepscreen::audio::decode_resampled(&path, RATE, &mut |x| {
+        voice.extend_from_slice(x);
         Ok(())
     })
     .unwrap();
-    deepscreen::audio::resample::resample_buffer(&mono, rate, RATE).unwrap()
+    voice
 }
 
 /// A backing without a voice: plucked bass and chord notes (decaying harmonic tones, a new
