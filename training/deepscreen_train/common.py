@@ -8,6 +8,7 @@ wholly in dev, and some generators are kept out of training entirely ("unseen" a
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 from pathlib import Path
 
@@ -114,8 +115,20 @@ def is_seen(kind: str, attack: str, held_out: frozenset[str] = frozenset()) -> b
     return seen and family not in held_out
 
 
+# Data v3 ships the Asterisk recordings once per channel (`-wav`, `-gsm`, `-g722`): the same
+# studio takes, so the three variants are one source and must fall on the same side.
+CHANNEL_VARIANT = re.compile(r"-(wav|gsm|g722)$")
+
+
+def source_family(package: str) -> str:
+    """The source a package belongs to: its name without a channel-variant suffix."""
+    return CHANNEL_VARIANT.sub("", package)
+
+
 def real_split(kind: str, package: str) -> str:
-    return "dev" if package in DEV_REAL[kind] else "train"
+    """'dev' or 'train' for a real package (or a fake's source package), by its source family."""
+    return "dev" if source_family(package) in DEV_REAL[kind] else "train"
+
 
 
 def decode(path: Path | str, rate: int, start: float | None = None, seconds: float | None = None) -> np.ndarray:

@@ -65,3 +65,18 @@ def test_the_separated_voices_become_train_py_lists(tmp_path, monkeypatch):
     dev = read_rows(tmp_path / "dev.csv")
     assert [(r["path"], r["family"]) for r in dev] == [("vocals/dev-00000-fake.flac", "vocoder")]
     assert read_rows(tmp_path / "dev-channel.csv") == []
+
+
+def test_vocal_lists_leave_out_pairs_from_dev_sources():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("vocal_lists", Path(__file__).parents[1] / "data" / "vocal_lists.py")
+    vocal_lists = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vocal_lists)
+    pair = {"family": "tts", "voice_source": "gcin-voice", "bed": "music/ufoai-music/a.ogg", "split": "train"}
+    assert not vocal_lists.leaks_dev_source(pair)
+    assert vocal_lists.leaks_dev_source({**pair, "voice_source": "asterisk-core-sounds-ru-gsm"})
+    assert vocal_lists.leaks_dev_source({**pair, "bed": "music/asterisk-moh-opsound-wav/b.wav"})
+    alone = {"family": "music-alone", "voice_source": "supertux-data", "bed": "music/supertux-data/c.ogg", "split": "train"}
+    assert vocal_lists.leaks_dev_source(alone)
