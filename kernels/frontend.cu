@@ -14,6 +14,7 @@ struct FrontendParams {  // shaders/frontend.wgsl
     unsigned int frames, mode;
     float norm_eps;
     unsigned int batch;
+    float below_max, shift, scale;
 };
 struct GlobalParams {  // shaders/frontend_global.wgsl
     unsigned int n, width;
@@ -184,9 +185,10 @@ extern "C" __global__ void normalize_global(const GlobalParams params, const flo
     out[id] = (x[id] - mean[f]) / std_dev[f];
 }
 
-// Whisper's dynamic range, one 256-thread block per window of `per_window` values (frames x
-// features, in `rows`): the window's maximum m, then out = (max(x, m - 8) + 4) / 4.
-extern "C" __global__ void normalize_whisper(const FrontendParams params, const float* x,
+// A dynamic-range floor, one 256-thread block per window of `per_window` values (frames x
+// features, in `rows`): the window's maximum m, then out = (max(x, m - below_max) + shift) *
+// scale (Whisper's step: 8, 4, 1/4).
+extern "C" __global__ void normalize_range(const FrontendParams params, const float* x,
                                              float* out) {
     const long long batch = params.batch;
     const int per_window = params.rows;
@@ -202,9 +204,9 @@ extern "C" __global__ void normalize_whisper(const FrontendParams params, const 
         if (threadIdx.x < s) partial[threadIdx.x] = fmaxf(partial[threadIdx.x], partial[threadIdx.x + s]);
         __syncthreads();
     }
-    float floor_value = partial[0] - 8.0f;
+    float floor_value = partial[0] - params.below_max;
     for (int i = threadIdx.x; i < per_window; i += blockDim.x)
-        out[b * per_window + i] = (fmaxf(w[i], floor_value) + 4.0f) / 4.0f;
+        out[b * per_window + i] = (fmaxf(w[i], floor_value) + params.shift) * params.scale;
 }
 
 // Bin k of frame `row` for the inverse: zero above `bins`, DC and Nyquist taken as real.

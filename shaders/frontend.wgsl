@@ -3,7 +3,8 @@
 struct Params {
     rows: u32, width_in: u32, start: u32, width_out: u32,
     log_kind: u32, eps: f32, frames: u32, mode: u32,
-    norm_eps: f32, batch: u32, _p0: u32, _p1: u32,
+    norm_eps: f32, batch: u32, below_max: f32, shift: f32,
+    scale: f32, _p0: u32, _p1: u32, _p2: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -57,10 +58,10 @@ fn normalize_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-// Whisper's dynamic range, one workgroup per window of `rows` values (frames × features):
-// the window's maximum m, then out = (max(x, m − 8) + 4) / 4.
+// A dynamic-range floor, one workgroup per window of `rows` values (frames × features): the
+// window's maximum m, then out = (max(x, m − below_max) + shift) · scale (Whisper: 8, 4, 1/4).
 @compute @workgroup_size(256)
-fn normalize_whisper(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn normalize_range(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let b = linear_group(wid, nwg);
     let valid = b < p.batch;
@@ -73,8 +74,8 @@ fn normalize_whisper(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         if (lid < s) { partial[lid] = max(partial[lid], partial[lid + s]); }
         workgroupBarrier();
     }
-    let floor = partial[0] - 8.0;
+    let floor = partial[0] - p.below_max;
     if (valid) {
-        for (var i = lid; i < p.rows; i += WG) { out[base + i] = (max(x[base + i], floor) + 4.0) / 4.0; }
+        for (var i = lid; i < p.rows; i += WG) { out[base + i] = (max(x[base + i], floor) + p.shift) * p.scale; }
     }
 }

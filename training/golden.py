@@ -90,6 +90,28 @@ CASES = {
         "output": {"kind": "softmax", "bona_fide_index": 0},
         "calibration": {"scale": 1.0, "bias": 0.0},
     },
+    # speech-cnn's front-end (bins in dB, mean per bin) with the floor relative to the window's
+    # maximum (log.floor_below_max, data v3): 30 dB, so some of the noise bins are clipped
+    "bins_floor": {
+        **BASE,
+        "id": "golden-bins-floor",
+        "sample_rate": 16000,
+        "window": {"seconds": 0.2, "hop_seconds": 0.1},
+        "frontend": {
+            "n_fft": 128, "win_length": 80, "hop_length": 32, "window": "hann",
+            "filterbank": {"kind": "bins", "f_min": 0.0},
+            "log": {"kind": "db", "eps": 1e-10, "floor_below_max": 30.0}, "normalize": "mean",
+        },
+        "layers": [
+            {"type": "conv2d", "name": "c1", "out_channels": 4, "kernel": [3, 3], "padding": [1, 1], "batchnorm": True,
+             "activation": "relu"},
+            {"type": "max_pool2d", "kernel": [2, 2]},
+            {"type": "global_avg_pool"},
+            {"type": "linear", "name": "out", "out_features": 1},
+        ],
+        "output": {"kind": "logit"},
+        "calibration": {"scale": 1.1, "bias": 0.1},
+    },
 }
 
 
@@ -147,9 +169,12 @@ def random_tensors(model: DeepscreenModel, gen: torch.Generator) -> dict[str, to
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("tests/golden"))
+    ap.add_argument("--case", nargs="*", help="only these cases (default: all)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for i, (case, config) in enumerate(CASES.items()):
+        if args.case and case not in args.case:
+            continue
         gen = torch.Generator().manual_seed(1000 + i)
         config = json.loads(json.dumps(config))
         config["provenance"] = {"made_by": "training/golden.py", "torch": torch.__version__, "weights": "random"}
@@ -176,6 +201,13 @@ def main() -> None:
             str(args.out / f"{case}_io.safetensors"),
             metadata={"torch": torch.__version__},
         )
+        if "floor_below_max" in model.log:  # the same windows without the floor must differ
+            floored_log = model.log
+            model.log = {k: v for k, v in floored_log.items() if k != "floor_below_max"}
+            with torch.inference_mode():
+                unfloored = model.features(windows)
+            model.log = floored_log
+            assert not torch.allclose(features, unfloored), "the floor clips nothing: the case does not test it"
         print(f"{case}: features {tuple(features.shape)}, scores {scores.tolist()}")
 
 

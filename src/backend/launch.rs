@@ -9,7 +9,7 @@
 use super::shapes::{self, Shapes};
 use super::{
     Activation, Conv1dParams, Conv2dParams, DeviceTensor, LogSpec, Normalization, PoolParams,
-    Projection, StftParams,
+    Projection, RangeFloor, StftParams,
 };
 use crate::Result;
 
@@ -272,10 +272,11 @@ pub enum Normalize<'t, T> {
         mean_var: bool,
     },
     /// One workgroup per window: its maximum, then the clamp and affine map.
-    Whisper {
+    Range {
         batch: usize,
         /// Values per window (frames × features).
         per_window: usize,
+        range: RangeFloor,
     },
 }
 
@@ -297,7 +298,9 @@ impl<T> Normalize<'_, T> {
                     batch * feats
                 }
             }
-            Normalize::Whisper { batch, per_window } => {
+            Normalize::Range {
+                batch, per_window, ..
+            } => {
                 if per_window == 0 {
                     0
                 } else {
@@ -331,9 +334,10 @@ pub fn normalize<'t, T: DeviceTensor>(
             feats,
             mean_var: matches!(mode, Normalization::MeanVar),
         },
-        Normalization::Whisper => Normalize::Whisper {
+        Normalization::Range(range) => Normalize::Range {
             batch,
             per_window: frames * feats,
+            range,
         },
     })
 }

@@ -32,7 +32,7 @@ use crate::Result;
 
 pub use params::{
     Activation, Conv1dParams, Conv2dParams, ConvTranspose2dParams, GlobalPool, LogSpec, NORM_EPS,
-    Normalization, PoolParams, Projection, StftParams, gelu, sigmoid, whisper_range, window_output,
+    Normalization, PoolParams, Projection, RangeFloor, StftParams, gelu, sigmoid, window_output,
 };
 
 /// A tensor that knows its shape (row-major, last dimension fastest).

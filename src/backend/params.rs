@@ -151,9 +151,47 @@ pub enum Normalization<T> {
     MeanVar,
     /// `(x - mean[f]) / std[f]` with statistics stored in the model file.
     Global { mean: T, std: T },
-    /// Whisper's dynamic-range step: `(max(x, m - 8) + 4) / 4` with `m` the largest value of
-    /// the whole window (every frame and feature).
-    Whisper,
+    /// A dynamic-range floor at the window's largest value, then an affine map (Whisper's
+    /// step, or a plain floor before another normalisation).
+    Range(RangeFloor),
+}
+
+/// `(max(x, m - below_max) + shift) * scale`, with `m` the largest value of the whole window
+/// (every frame and feature). A floor relative to the window, not an absolute one, makes the
+/// features of a quiet or band-limited recording independent of where its empty bins land
+/// (digital zero, dither or codec noise), and lets backends agree on them exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeFloor {
+    pub below_max: f32,
+    pub shift: f32,
+    pub scale: f32,
+}
+
+impl RangeFloor {
+    /// Whisper's log-mel step: `(max(x, m - 8) + 4) / 4`.
+    pub const WHISPER: RangeFloor = RangeFloor {
+        below_max: 8.0,
+        shift: 4.0,
+        scale: 0.25,
+    };
+
+    /// The floor alone: `max(x, m - below_max)`.
+    pub fn floor(below_max: f32) -> RangeFloor {
+        RangeFloor {
+            below_max,
+            shift: 0.0,
+            scale: 1.0,
+        }
+    }
+
+    /// On one window, in place (the CPU backend's, and the reference for the GPU kernels).
+    pub fn apply(self, window: &mut [f32]) {
+        let max = window.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let floor = max - self.below_max;
+        for v in window.iter_mut() {
+            *v = (v.max(floor) + self.shift) * self.scale;
+        }
+    }
 }
 
 impl<T> Normalization<T> {
@@ -162,7 +200,7 @@ impl<T> Normalization<T> {
             Normalization::Mean => Normalization::Mean,
             Normalization::MeanVar => Normalization::MeanVar,
             Normalization::Global { mean, std } => Normalization::Global { mean, std },
-            Normalization::Whisper => Normalization::Whisper,
+            Normalization::Range(r) => Normalization::Range(*r),
         }
     }
     pub fn try_map<U, E>(
@@ -176,22 +214,13 @@ impl<T> Normalization<T> {
                 mean: f(mean)?,
                 std: f(std)?,
             },
-            Normalization::Whisper => Normalization::Whisper,
+            Normalization::Range(r) => Normalization::Range(*r),
         })
     }
 }
 
 /// Epsilon added to the variance in [`Normalization::MeanVar`].
 pub const NORM_EPS: f32 = 1e-5;
-
-/// [`Normalization::Whisper`] on one window, in place (the CPU backend's and the reference
-/// for the GPU kernels, which hard-code the same constants).
-pub fn whisper_range(window: &mut [f32]) {
-    let max = window.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for v in window.iter_mut() {
-        *v = (v.max(max - 8.0) + 4.0) / 4.0;
-    }
-}
 
 /// Stride and zero padding of a 1-D convolution over time.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -294,6 +294,12 @@ pub struct LogConfig {
     pub kind: LogKind,
     #[serde(default = "default_log_eps")]
     pub eps: f32,
+    /// Floor every value at the window's largest minus this, in the log's own units (dB for
+    /// `db`), before any DCT or normalisation: Whisper's idea (its max − 8) for any front-end.
+    /// Without it, the empty bins of a band-limited or quiet recording sit at `eps` or at
+    /// whatever noise its channel left, a cue that says more about the channel than the voice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_below_max: Option<f32>,
 }
 
 fn default_log_eps() -> f32 {

@@ -7,7 +7,7 @@ use super::layer::Layer;
 use super::network::{ModelSpec, NetworkFacts};
 use super::tensor::HostTensor;
 use crate::backend::{
-    Backend, DeviceTensor, LogSpec, Normalization, Projection, StftParams, sigmoid,
+    Backend, DeviceTensor, LogSpec, Normalization, Projection, RangeFloor, StftParams, sigmoid,
 };
 use crate::{Error, Result};
 
@@ -20,6 +20,7 @@ pub struct Model<B: Backend> {
     projection: Projection<B::Tensor>,
     log: LogSpec,
     dct: Option<B::Tensor>,
+    floor: Option<RangeFloor>,
     normalize: Option<Normalization<B::Tensor>>,
     encoder: Option<Encoder<B::Tensor>>,
     layers: Vec<Layer<B::Tensor>>,
@@ -36,6 +37,7 @@ impl<B: Backend> Model<B> {
             projection: fe.projection.try_map(up)?,
             log: spec.facts.log,
             dct: fe.dct.as_ref().map(up).transpose()?,
+            floor: fe.floor,
             normalize: fe.normalize.as_ref().map(|n| n.try_map(up)).transpose()?,
             encoder: spec.encoder.as_ref().map(|e| e.try_map(up)).transpose()?,
             layers: spec
@@ -84,8 +86,11 @@ impl<B: Backend> Model<B> {
         backend.filterbank_log(&power, self.projection.as_ref(), self.log)
     }
 
-    /// The rest of the front-end after [`Model::log_filterbank`]: DCT and normalisation.
+    /// The rest of the front-end after [`Model::log_filterbank`]: floor, DCT and normalisation.
     fn finish_frontend(&self, backend: &B, mut x: B::Tensor) -> Result<B::Tensor> {
+        if let Some(floor) = self.floor {
+            x = backend.normalize(&x, Normalization::Range(floor))?;
+        }
         if let Some(basis) = &self.dct {
             x = backend.dct(&x, basis)?;
         }

@@ -151,6 +151,13 @@ pub fn plan(config: &ModelConfig) -> Result<Plan> {
     if !(fe.log.eps > 0.0 && fe.log.eps.is_finite()) {
         return Err(bad(format!("frontend.log.eps {} must be > 0", fe.log.eps)));
     }
+    if let Some(range) = fe.log.floor_below_max
+        && !(range > 0.0 && range.is_finite())
+    {
+        return Err(bad(format!(
+            "frontend.log.floor_below_max {range} must be a finite value > 0"
+        )));
+    }
     let stft = StftParams {
         n_fft: fe.n_fft,
         hop: fe.hop_length,

@@ -13,7 +13,9 @@ use super::geometry::{BN_EPS, activation, bad, f_max, plan, pool_params};
 use super::layer::Layer;
 use super::tensor::HostTensor;
 use crate::Result;
-use crate::backend::{Conv2dParams, GlobalPool, LogSpec, Normalization, Projection, StftParams};
+use crate::backend::{
+    Conv2dParams, GlobalPool, LogSpec, Normalization, Projection, RangeFloor, StftParams,
+};
 
 #[derive(Debug, Clone)]
 pub struct FrontendSpec {
@@ -22,6 +24,8 @@ pub struct FrontendSpec {
     pub window: HostTensor,
     pub projection: Projection<HostTensor>,
     pub dct: Option<HostTensor>,
+    /// The log's floor relative to the window maximum (`log.floor_below_max`).
+    pub floor: Option<RangeFloor>,
     pub normalize: Option<Normalization<HostTensor>>,
 }
 
@@ -189,7 +193,7 @@ impl ModelSpec {
             NormalizeMode::None => None,
             NormalizeMode::Mean => Some(Normalization::Mean),
             NormalizeMode::MeanVar => Some(Normalization::MeanVar),
-            NormalizeMode::Whisper => Some(Normalization::Whisper),
+            NormalizeMode::Whisper => Some(Normalization::Range(RangeFloor::WHISPER)),
             NormalizeMode::Global => {
                 let mean = tensors.remove("frontend.mean").expect("planned");
                 let std = tensors.remove("frontend.std").expect("planned");
@@ -214,6 +218,7 @@ impl ModelSpec {
                 shape: vec![plan.filters, d.n_coeffs],
                 data: dsp::dct_basis(plan.filters, d.n_coeffs),
             }),
+            floor: fe.log.floor_below_max.map(RangeFloor::floor),
             normalize,
         };
 

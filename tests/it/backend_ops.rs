@@ -13,7 +13,7 @@ use deepscreen::backend::gpu::GemmKind;
 use deepscreen::backend::{
     Activation, Backend, ClassifierOps, Conv1dParams, Conv2dParams, ConvTranspose2dParams, Device,
     DeviceTensor, FrontendOps, GlobalPool, LogSpec, Normalization, PoolParams, Projection,
-    StftParams,
+    RangeFloor, StftParams,
 };
 
 fn stft_matches_direct_dft<B: Backend>(be: &B, tol: f64) {
@@ -253,33 +253,41 @@ fn normalize_matches_reference<B: Backend>(be: &B, tol: f64) {
         tol,
         "normalize global",
     );
-    // Whisper's: each window's values span 10, so the floor at (max - 8) clips some of them.
-    let out = be.normalize(&xt, Normalization::Whisper).unwrap();
-    let reference: Vec<f64> = x
-        .chunks(frames * feats)
-        .flat_map(|window| {
-            let max = window
-                .iter()
-                .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            window
-                .iter()
-                .map(move |&v| ((v as f64).max(max - 8.0) + 4.0) / 4.0)
-        })
-        .collect();
-    let clipped: usize = x
-        .chunks(frames * feats)
-        .map(|w| {
-            let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            w.iter().filter(|&&v| v < max - 8.0).count()
-        })
-        .sum();
-    assert!(clipped > 0, "the case must exercise the floor");
-    assert_close(
-        &be.download(&out).unwrap(),
-        &reference,
-        tol,
-        "normalize whisper",
-    );
+    // A floor at the window's maximum: each window's values span 10, so Whisper's (max - 8,
+    // then (x + 4) / 4) and a plain floor at max - 6 both clip some of them.
+    for (below, shift, scale, name) in [
+        (8.0, 4.0, 0.25, "normalize range (whisper)"),
+        (6.0, 0.0, 1.0, "normalize range (floor)"),
+    ] {
+        let range = RangeFloor {
+            below_max: below as f32,
+            shift: shift as f32,
+            scale: scale as f32,
+        };
+        let out = be.normalize(&xt, Normalization::Range(range)).unwrap();
+        let reference: Vec<f64> = x
+            .chunks(frames * feats)
+            .flat_map(|window| {
+                let max = window
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                window
+                    .iter()
+                    .map(move |&v| ((v as f64).max(max - below) + shift) * scale)
+            })
+            .collect();
+        let clipped: usize = x
+            .chunks(frames * feats)
+            .map(|w| {
+                let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                w.iter()
+                    .filter(|&&v| (v as f64) < max as f64 - below)
+                    .count()
+            })
+            .sum();
+        assert!(clipped > 0, "{name}: the case must exercise the floor");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, name);
+    }
     // silence (constant features) must not produce NaN
     let flat = be
         .upload(

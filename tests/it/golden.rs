@@ -168,6 +168,12 @@ fn lfcc_matches_pytorch() {
     check("lfcc");
 }
 
+/// The log's floor relative to each window's maximum (`log.floor_below_max`), then the mean.
+#[test]
+fn bins_floor_matches_pytorch() {
+    check("bins_floor");
+}
+
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E3779B97F4A7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
@@ -638,6 +644,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("golden::", "_matches_") {
-        assert_eq!(passed, 13, "every PyTorch and reference parity case");
+        assert_eq!(passed, 14, "every PyTorch and reference parity case");
     }
 }

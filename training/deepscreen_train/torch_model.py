@@ -172,6 +172,9 @@ class DeepscreenModel(torch.nn.Module):
             x = 10.0 * torch.log10(torch.clamp(x, min=eps))
         else:
             raise ValueError(f"unknown log {kind!r}")
+        floor = self.log.get("floor_below_max")
+        if floor is not None:  # relative to each window's largest value (the engine's RangeFloor)
+            x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - floor)
         if self.dct is not None:
             x = x @ self.dct_basis
         if self.normalize in ("mean", "mean_var"):

@@ -5,9 +5,7 @@ use realfft::num_complex::Complex;
 
 use super::{CHECK, CpuBackend, CpuTensor, sgemm};
 use crate::Result;
-use crate::backend::{
-    FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams, whisper_range,
-};
+use crate::backend::{FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams};
 
 /// Rows handed to one SGEMM call when projecting frames; large enough to amortise packing.
 const ROWS_PER_TASK: usize = 64;
@@ -137,8 +135,9 @@ impl FrontendOps for CpuBackend {
         if frames == 0 || feats == 0 {
             return CpuTensor::new(out, &features.shape);
         }
-        if let Normalization::Whisper = mode {
-            out.par_chunks_mut(frames * feats).for_each(whisper_range);
+        if let Normalization::Range(range) = mode {
+            out.par_chunks_mut(frames * feats)
+                .for_each(|window| range.apply(window));
             return CpuTensor::new(out, &features.shape);
         }
         out.par_chunks_mut(frames * feats).for_each(|item| {

@@ -43,7 +43,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
             "select_bins_log",
             "normalize_window",
             "normalize_global",
-            "normalize_whisper",
+            "normalize_range",
         ],
     ),
     (

@@ -16,6 +16,9 @@ const FRONTEND_FRAMES: usize = 6;
 const FRONTEND_MODE: usize = 7;
 const FRONTEND_NORM_EPS: usize = 8;
 const FRONTEND_BATCH: usize = 9;
+const FRONTEND_BELOW_MAX: usize = 10;
+const FRONTEND_SHIFT: usize = 11;
+const FRONTEND_SCALE: usize = 12;
 
 /// The STFT kernels: `[B, frames, bins]` of |X|^power, or with `complex` `[B, frames, bins, 2]`.
 pub(super) fn stft<K: Kernels>(
@@ -150,11 +153,19 @@ impl<K: Kernels> FrontendOps for K {
                     Grid::Items(threads),
                 )?;
             }
-            Normalize::Whisper { batch, per_window } => {
+            Normalize::Range {
+                batch,
+                per_window,
+                range,
+            } => {
                 // `rows` (word 0) is the values per window.
-                let params = Params::new(&[per_window as u32]).with(FRONTEND_BATCH, batch as u32);
+                let params = Params::new(&[per_window as u32])
+                    .with(FRONTEND_BATCH, batch as u32)
+                    .with(FRONTEND_BELOW_MAX, f(range.below_max))
+                    .with(FRONTEND_SHIFT, f(range.shift))
+                    .with(FRONTEND_SCALE, f(range.scale));
                 self.launch(
-                    "normalize_whisper",
+                    "normalize_range",
                     &params,
                     &[Input::Tensor(features)],
                     &mut out,

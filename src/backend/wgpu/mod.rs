@@ -43,7 +43,7 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     (
         "frontend",
         include_str!("../../../shaders/frontend.wgsl"),
-        &["select_bins_log", "normalize_window", "normalize_whisper"],
+        &["select_bins_log", "normalize_window", "normalize_range"],
     ),
     (
         "frontend_global",
