@@ -214,10 +214,10 @@ def plan(args, rng: random.Random) -> list[dict]:
         fakes = [f for f in fakes if f["attack"] in args.attacks]
     # Fakes made for training from a source that is now dev (planned before the split knew the
     # Asterisk channel variants are one source) would teach dev's voices as fake: left out.
-    leaked = [f for f in fakes if f["split"] == "train" and real_split(kind, f["source"]) == "dev"]
-    if leaked:
-        print(f"{len(leaked)} training fakes made from dev sources left out", file=sys.stderr)
-        fakes = [f for f in fakes if not (f["split"] == "train" and real_split(kind, f["source"]) == "dev")]
+    kept = [f for f in fakes if not (f["split"] == "train" and real_split(kind, f["source"]) == "dev")]
+    if len(kept) < len(fakes):
+        print(f"{len(fakes) - len(kept)} training fakes made from dev sources left out", file=sys.stderr)
+    fakes = kept
     items = []
     for f in fakes:
         seen = GENERATORS[kind][f["attack"]][1]
