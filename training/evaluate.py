@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,10 @@ from deepscreen_train.metrics import metrics
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 
 
-def run_eval(exe: str, protocol: Path, model: str, audio_dir: Path, scores: Path) -> dict:
+def run_eval(exe: str, protocol: Path, model: str, audio_dir: Path, scores: Path, vocals: str, exact: bool) -> dict:
     out = subprocess.run([exe, "eval", str(protocol), "--model", model, "--audio-dir", str(audio_dir), "--json",
-                          "--scores", str(scores)], capture_output=True, text=True)
+                          "--scores", str(scores), "--vocals", vocals] + (["--exact"] if exact else []),
+                         capture_output=True, text=True)
     if out.returncode not in (0, 1):
         raise SystemExit(f"deepscreen eval {protocol} failed:\n{out.stderr}")
     return json.loads(out.stdout)
@@ -45,6 +47,34 @@ def subset_metrics(rows: list[dict], scores: dict[str, float]) -> dict:
     return {"bona_fide": len(bona), "spoof": len(spoof), "eer": m["eer"], "detection_at_1pct_fa": m["det_at_1pct_fa"]}
 
 
+def model_threshold(model: str) -> float:
+    """The default threshold in a model file's config."""
+    with open(model, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return float(json.loads(json.loads(f.read(n))["__metadata__"]["deepscreen"])["threshold"])
+
+
+def at_threshold(report: dict, rows: list[dict], scores: dict[str, float], threshold: float) -> dict:
+    """An engine eval report with its threshold-dependent rates (pooled, per attack, per bona fide
+    source; `flagged_rate` is score >= threshold, as src/eval) taken at `threshold` instead."""
+    scored = [r for r in rows if r["path"] in scores]
+    bona = [scores[r["path"]] for r in scored if r["label"] == "bonafide"]
+    rate = lambda xs: sum(x >= threshold for x in xs) / len(xs) if xs else 0.0  # noqa: E731
+    out = json.loads(json.dumps(report))
+    out["threshold"] = threshold
+    out["pooled"]["false_alarm_rate"] = rate(bona)
+    out["pooled"]["detection_rate"] = rate([scores[r["path"]] for r in scored if r["label"] != "bonafide"])
+    for attack, m in out["per_attack"].items():
+        m["false_alarm_rate"] = out["pooled"]["false_alarm_rate"]
+        m["detection_rate"] = rate([scores[r["path"]] for r in scored if r["label"] != "bonafide" and r["attack"] == attack])
+    for source, m in out["per_source"].items():
+        xs = [scores[r["path"]] for r in scored if r["label"] == "bonafide" and r["source"] == source]
+        assert len(xs) == m["bona_fide"], f"{source}: {len(xs)} scored bona fide, the report had {m['bona_fide']}"
+        m["flagged"] = sum(x >= threshold for x in xs)
+        m["false_alarm_rate"] = rate(xs)
+    return out
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
@@ -56,20 +86,35 @@ def main() -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--deepscreen", default="deepscreen")
     ap.add_argument("--out", type=Path, help="write all figures as JSON")
+    ap.add_argument("--vocals", choices=["auto", "on", "off"], default="auto",
+                    help="the engine's vocal stage (auto: on for a music model); off measures a music network alone")
+    ap.add_argument("--exact", action="store_true",
+                    help="a fused model's full fusion (every member on every window), not its cascade")
+    ap.add_argument("--lists", nargs="+", choices=LISTS, default=list(LISTS), help="the dev lists to score")
+    ap.add_argument("--rethreshold", action="store_true",
+                    help="do not score again: take --out and the lists' score files of an earlier run (the same "
+                         "members, e.g. before fuse.py set the threshold) and recompute the rates at the "
+                         "model's threshold now")
     args = ap.parse_args()
+    earlier = json.loads(args.out.read_text())["lists"] if args.rethreshold else {}
+    threshold = model_threshold(args.model) if args.rethreshold else None
     results: dict[str, dict] = {}
     subsets_out: dict[str, dict] = {}
-    for name in LISTS:
+    for name in args.lists:
         rows = read_rows(args.data / f"{name}.csv")
         for r in rows:  # from the generator table, which may have changed since prepare.py ran
             r["seen"] = "-" if r["attack"] == "-" else ("seen" if is_seen(args.kind, r["attack"]) else "unseen")
         # One engine run per list; subsets are cut from its score file.
         score_file = args.data / f"{name}.scores.txt"
-        results[f"{name}/all"] = run_eval(args.deepscreen, args.data / f"{name}.csv", args.model, args.data, score_file)
+        if not args.rethreshold:
+            results[f"{name}/all"] = run_eval(args.deepscreen, args.data / f"{name}.csv", args.model, args.data, score_file,
+                                               args.vocals, args.exact)
         scores = {}
         for line in score_file.read_text().splitlines():
             ident, _, _, llr = line.split()
             scores[ident] = 1 / (1 + math.exp(float(llr)))  # llr = ln((1-p)/p)
+        if args.rethreshold:
+            results[f"{name}/all"] = at_threshold(earlier[f"{name}/all"], rows, scores, threshold)
         subsets = {
             "seen": [r for r in rows if r["seen"] != "unseen"],
             "unseen": [r for r in rows if r["seen"] != "seen"],
@@ -106,7 +151,7 @@ def main() -> int:
         cells.append(pct(channel["detection_rate"]) if channel else "–")
         print(f"| {attack} | {'yes' if seen else 'no (held out)'} | " + " | ".join(cells) + " |")
     print("\n| held-out real package | list | trials | false alarms @ default thr. |\n|---|---|---|---|")
-    for name in LISTS:
+    for name in args.lists:
         for source, fa in results.get(f"{name}/all", {}).get("per_source", {}).items():
             print(f"| {source} | {name} | {fa['bona_fide']} | {pct(fa['false_alarm_rate'])} |")
     if args.out:

@@ -1,7 +1,7 @@
 """Trains a reference detector on the prepared data (data/prepare.py), calibrates it on the dev
 set and exports it in the engine's format, with golden vectors for the parity test.
 
-    python training/train.py --kind speech --config speech-cnn --id speech-cnn-v1 --balance-sources \
+    python training/train.py --kind speech --config speech-cnn --id speech-cnn-v3 --balance-sources \
         --data data/speech --minutes 30 --batch 32 --freq-mask 16 \
         --out models/speech-cnn.safetensors --golden tests/golden/embedded_speech-cnn_io.safetensors
 
