@@ -975,9 +975,9 @@ fn the_fused_music_model_sums_its_members_calibrated_logits() {
         44100,
         220_500,
         &[
-            ("music-cnn-v2", 44100, 220_500),
+            ("music-cnn-v3", 44100, 220_500),
             ("music-whisper-base-v1", 16000, 80_000),
-            ("music-cnn-wb-v1", 44100, 220_500),
+            ("music-cnn-wb-v3", 44100, 220_500),
         ],
     );
 
@@ -1024,9 +1024,9 @@ fn the_fused_speech_model_sums_its_members_calibrated_logits() {
         16000,
         64_000,
         &[
-            ("speech-cnn-v1", 16000, 64_000),
+            ("speech-cnn-v3", 16000, 64_000),
             ("speech-whisper-base-v4", 16000, 64_000),
-            ("speech-cnn-wb-v1", 16000, 64_000),
+            ("speech-cnn-wb-v3", 16000, 64_000),
         ],
     );
 
@@ -1471,12 +1471,12 @@ fn reading_the_results_quotes_the_models_and_their_cards() {
         (
             "music",
             "models/music.md",
-            ["0.74 %", "0.93 %", "1.7 %", "58.3 %"],
+            ["0.20 %", "0.59 %", "1.7 %", "58.3 %"],
         ),
         (
             "speech",
             "models/speech.md",
-            ["0.38 %", "1.50 %", "22.5 %", "64.6 %"],
+            ["0.87 %", "1.12 %", "22.5 %", "64.6 %"],
         ),
     ] {
         let threshold = deepscreen::model::load(name).unwrap().info().threshold;
