@@ -205,6 +205,17 @@ def piper_batch(jobs: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------- plans
 
 
+def missing_vocoder(attack: str, args) -> bool:
+    """An autoencoder or GAN attack whose trained vocoder is not there is left out, saying how to
+    make it (the DSP and TTS attacks need nothing trained)."""
+    for prefix, flag, script in (("ae-", "ae", "codec_ae.py"), ("gan-", "gan", "gan_vocoder.py")):
+        root = getattr(args, flag)
+        if attack.startswith(prefix) and not (root and (root / f"{attack[len(prefix):]}.pt").exists()):
+            print(f"no {attack}: train it with {script} --kind {args.kind} and pass --{flag}", file=sys.stderr)
+            return True
+    return False
+
+
 def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
     lines = dialogue(args.real)
     english = lines["en"]
@@ -240,11 +251,7 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
     for attack, (_, seen) in GENERATORS["speech"].items():
         if attack in ("espeak-ng", "flite", "festival-diphone", "piper-vits"):
             continue
-        if attack.startswith("ae-") and not (args.ae and (args.ae / f"{attack[3:]}.pt").exists()):
-            print(f"no {attack}: train it with codec_ae.py --kind speech and pass --ae", file=sys.stderr)
-            continue
-        if attack.startswith("gan-") and not (args.gan and (args.gan / f"{attack[4:]}.pt").exists()):
-            print(f"no {attack}: train it with gan_vocoder.py --kind speech and pass --gan", file=sys.stderr)
+        if missing_vocoder(attack, args):
             continue
         for split in ("train", "dev") if seen else ("dev",):
             for i, r in enumerate(rng.sample(by_split[split], count(split))):
@@ -264,8 +271,7 @@ def music_plan(args, rng: random.Random) -> list[dict]:
     jobs = []
     out = args.out / "music"
     for attack, (_, seen) in GENERATORS["music"].items():
-        if attack.startswith("gan-") and not (args.gan and (args.gan / f"{attack[4:]}.pt").exists()):
-            print(f"no {attack}: train it with gan_vocoder.py --kind music and pass --gan", file=sys.stderr)
+        if missing_vocoder(attack, args):
             continue
         for split in ("train", "dev") if seen else ("dev",):
             n = args.train_per_generator if split == "train" else args.dev_per_generator
