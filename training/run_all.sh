@@ -208,9 +208,7 @@ done
 # tracks whole, screened by the defaults with their per-window scores; the rule that catches the
 # most partial fakes while adding at most 0.5 % false alarms is written into the default model.
 $PY training/data/partial_trials.py --real "$DATA/real" --out "$DATA/partial" --ae "$DATA/ae-speech" \
-    --gan "$DATA/gan-speech" --per-package 24 \
-    --packages asterisk-core-sounds-ru-wav asterisk-core-sounds-ru-gsm fillets-ng-data-nl klettres-data \
-    flight-of-the-amazon-queen
+    --gan "$DATA/gan-speech" --per-package 24  # its default packages: the v3 held-out ones
 $PY training/data/partial_trials.py --kind music --real "$DATA/real" --out "$DATA/partial-music" --ae "$DATA/ae" \
     --per-package 12 --packages planetblupi-music-ogg supertux-data
 awk -F, 'NR > 1 && $2 == "music" && ($3 == "planetblupi-music-ogg" || $3 == "supertux-data" ||
