@@ -12,7 +12,8 @@ lists and prints one table per group, the models in columns.
 
 A row's group is taken from its path: real files group by their package directory (the one
 below `speech/` or `music/`, or the part of the file name before `--`), fakes by their generator
-directory (the one above `dev/`). Error rows are counted apart, never scored.
+directory (the one above `dev/`). Error rows are counted apart, never scored; a `no-signal` row
+(silence: no score) counts as not flagged / not caught and is left out of the EERs.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ def flagged(row: dict) -> bool:
     return row.get("verdict") == "synthetic"
 
 
+def package_of(group: str) -> str:
+    """The package of a real group ("klettres-data (mulaw8k)" is klettres-data re-encoded)."""
+    return group.split(" (")[0]
+
+
+def scores(rows: list[dict]) -> np.ndarray:
+    """The scores of the rows that have one: a `no-signal` row (silence) has none, and counts in
+    the verdict columns (not flagged, not caught) but not in the EERs."""
+    return np.array([r["score"] for r in rows if r.get("score") is not None], dtype=float)
+
+
 def summarise(real: list[dict[str, dict]], fake: list[dict[str, dict]], held_out: set[str]) -> dict:
     """Per model: false alarms per real group, detection and EER per fake group (EER against the
     pooled held-out real files' scores). Only paths every model scored are compared."""
@@ -66,28 +78,31 @@ def summarise(real: list[dict[str, dict]], fake: list[dict[str, dict]], held_out
         ok = [set(p for p, r in rep.items() if r.get("error") is None) for rep in reports]
         return sorted(set.intersection(*ok)) if ok else []
 
-    real_paths, fake_paths = common(real), common(fake)
+    def grouped(paths: list[str], fake: bool) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for p in paths:
+            groups[group_of(p, fake)].append(p)
+        return dict(sorted(groups.items()))
+
+    real_groups, fake_groups = grouped(common(real), False), grouped(common(fake), True)
+    held_paths = [p for g, paths in real_groups.items() if package_of(g) in held_out for p in paths]
     out = []
     for rep_real, rep_fake in zip(real, fake):
-        by_real: dict[str, list[dict]] = defaultdict(list)
-        for p in real_paths:
-            by_real[group_of(p, False)].append(rep_real[p])
-        bona = np.array([rep_real[p]["score"] for p in real_paths
-                         if group_of(p, False).split(" (")[0] in held_out])
-        by_fake: dict[str, list[dict]] = defaultdict(list)
-        for p in fake_paths:
-            by_fake[group_of(p, True)].append(rep_fake[p])
+        bona = scores([rep_real[p] for p in held_paths])
         res = {"real": {}, "fake": {}}
-        for g, rows in sorted(by_real.items()):
-            res["real"][g] = {"files": len(rows), "flagged": sum(map(flagged, rows))}
-        for g, rows in sorted(by_fake.items()):
-            spoof = np.array([r["score"] for r in rows])
+        for g, paths in real_groups.items():
+            res["real"][g] = {"files": len(paths), "flagged": sum(flagged(rep_real[p]) for p in paths)}
+        all_fake = []
+        for g, paths in fake_groups.items():
+            rows = [rep_fake[p] for p in paths]
+            spoof = scores(rows)
+            all_fake.append(spoof)
             res["fake"][g] = {"files": len(rows), "caught": sum(map(flagged, rows)),
                               "eer": eer(bona, spoof)[0] if len(bona) else float("nan"),
                               "det_1pct": detection_at_fa(bona, spoof, 0.01) if len(bona) else float("nan")}
-        all_fake = np.array([rep_fake[p]["score"] for p in fake_paths])
+        pooled = np.concatenate(all_fake) if all_fake else np.array([])
         res["pooled"] = {"held_out_real": len(bona),
-                         "eer": eer(bona, all_fake)[0] if len(bona) and len(all_fake) else float("nan")}
+                         "eer": eer(bona, pooled)[0] if len(bona) and len(pooled) else float("nan")}
         out.append(res)
     return {"models": out, "errors": {
         "real": [sum(r.get("error") is not None for r in rep.values()) for rep in real],
@@ -101,7 +116,7 @@ def print_tables(names: list[str], s: dict, held_out: set[str]) -> None:
     for g in models[0]["real"]:
         cells = [f"{m['real'][g]['flagged']} ({100 * m['real'][g]['flagged'] / m['real'][g]['files']:.1f} %)"
                  for m in models]
-        print(f"| {g} | {'yes' if g.split(' (')[0] in held_out else 'no'} | {models[0]['real'][g]['files']} | "
+        print(f"| {g} | {'yes' if package_of(g) in held_out else 'no'} | {models[0]['real'][g]['files']} | "
               + " | ".join(cells) + " |")
     print()
     print("| generator | files | " + " | ".join(f"caught {n}" for n in names) + " | "

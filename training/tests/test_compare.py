@@ -54,3 +54,18 @@ def test_a_path_reported_twice_is_refused(tmp_path):
     p = write(tmp_path / "r.jsonl", [row("x.wav", 0.1), row("x.wav", 0.2)])
     with pytest.raises(ValueError, match="twice"):
         read_report(p)
+
+
+def test_a_silent_file_is_not_caught_and_not_scored(tmp_path):
+    # A no-signal fake has no score: it counts as not caught, and stays out of the EER (it must
+    # not enter it as a NaN, which the DET curve would count as detected at every threshold).
+    real = write(tmp_path / "r.jsonl", [row("r/speech/p1/1.wav", 0.1), row("r/speech/p1/2.wav", 0.6)])
+    fake = write(tmp_path / "f.jsonl", [
+        row("f/g1/dev/1.wav", 0.4),
+        {"path": "f/g1/dev/2.wav", "score": None, "verdict": "no-signal", "error": None}])
+    s = summarise([read_report(real)], [read_report(fake)], held_out={"p1"})
+    g1 = s["models"][0]["fake"]["g1"]
+    assert g1["files"] == 2 and g1["caught"] == 0
+    # One fake at 0.4 against real {0.1, 0.6}: at 0.4 FA 1/2, miss 0, EER (1/2 + 0) / 2. With the
+    # silent file as a NaN "fake" the curve would meet at 0.6 instead (FA 1/2, miss 1/2): 0.5.
+    assert g1["eer"] == pytest.approx(0.25)
