@@ -28,22 +28,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
+from deepscreen_train import reports
 from deepscreen_train.segment_rule import fit, flags, strongest_run
 from fuse import config_of, write_fused
 
 
 def read_report(path: Path) -> dict[str, dict]:
-    rows = {}
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if row.get("error") or row.get("score") is None or not row.get("segments"):
-            continue
-        rows[row["path"]] = row
-    return rows
+    """The rows a segment rule can be fitted on: scored, with their windows."""
+    return reports.read_report(path, drop_errors=True, need_score=True, need_segments=True)
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .reports import read_report
+
 P_EPS = 1e-7  # as the engine: a probability this close to 0 or 1 is taken as its logit bound
 
 
@@ -47,11 +49,8 @@ def read_windows(reports: list[Path], weights: list[float], deferred: list[bool]
     keep = ~np.asarray(deferred)
     z, d, file, names, lists = [], [], [], [], []
     for report in reports:
-        for line in report.read_text().splitlines():
-            row = json.loads(line)
-            segments = row.get("segments") or []
-            if row.get("error") or not segments:
-                continue
+        for row in read_report(report, drop_errors=True, need_segments=True).values():
+            segments = row["segments"]
             members = np.array([s.get("members") or [None] * len(w) for s in segments], dtype=object)
             if members.shape[1] != len(w) or any(p is None for p in members.ravel()):
                 raise ValueError(f"{report}: {row['path']}: a window lacks member scores "
@@ -144,9 +143,7 @@ def summary(win: Windows, band: Band) -> dict:
 def agreement(exact: Path, cascaded: Path) -> dict:
     """Files, verdicts changed, and windows skipped by a cascaded report against an exact one
     of the same files (`python -m deepscreen_train.cascade EXACT CASCADED`)."""
-    def rows(path: Path) -> dict:
-        return {r["path"]: r for r in map(json.loads, path.read_text().splitlines()) if not r.get("error")}
-    a, b = rows(exact), rows(cascaded)
+    a, b = read_report(exact, drop_errors=True), read_report(cascaded, drop_errors=True)
     common = sorted(set(a) & set(b))
     changed = [p for p in common if a[p]["verdict"] != b[p]["verdict"]]
     windows = sum(b[p].get("windows") or 0 for p in common)

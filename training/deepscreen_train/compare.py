@@ -19,28 +19,13 @@ directory (the one above `dev/`). Error rows are counted apart, never scored; a 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from .metrics import detection_at_fa, eer
-
-
-def read_report(path: Path) -> dict[str, dict]:
-    """Rows by path; a path reported twice is an error (reports are never silently mixed)."""
-    rows: dict[str, dict] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "path" not in row:
-            continue  # a summary or header record
-        if row["path"] in rows:
-            raise ValueError(f"{path}: {row['path']} is reported twice")
-        rows[row["path"]] = row
-    return rows
+from .reports import read_report
 
 
 def group_of(path: str, fake: bool) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from deepscreen_train import metrics
+from deepscreen_train.reports import read_report
 from deepscreen_train.common import read_rows
 
 
@@ -39,11 +40,7 @@ def screen(deepscreen: Path, files: list[Path], out: Path, extra: list[str]) -> 
         lst.write_text("".join(f"{f}\n" for f in files))
         subprocess.run([str(deepscreen), "screen", "--files-from", str(lst), "--model", "music", "--no-progress",
                         "--force", "-o", str(out), *extra], check=False)
-    rows = {}
-    for line in out.open():
-        r = json.loads(line)
-        rows[Path(r["path"]).stem] = r
-    return rows
+    return {Path(p).stem: r for p, r in read_report(out).items()}
 
 
 def rate(x) -> float:
