@@ -94,6 +94,8 @@ def plan(args, rng: random.Random) -> list[dict]:
         fakes[r["split"]].setdefault(r["attack"], []).append(args.fake / r["path"])
     pairs = []
     for split, count in (("train", args.train_pairs), ("dev", args.dev_pairs)):
+        if count == 0:
+            continue  # e.g. dev pairs only, to measure a judge the heads never trained on
         attacks = sorted(fakes[split])
         packages = sorted(speech[split])
         if not (attacks and packages and music[split]):
