@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from deepscreen_train import metrics
-from deepscreen_train.reports import read_report
 from deepscreen_train.common import read_rows
+from deepscreen_train.reports import read_report
 
 
 def screen(deepscreen: Path, files: list[Path], out: Path, extra: list[str]) -> dict[str, dict]:
