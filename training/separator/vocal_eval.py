@@ -11,7 +11,9 @@ Prints, and writes as JSON with --out:
   caught at the threshold;
 - per real speech package: false alarms at the threshold.
 With --calibrate FA: the vocal threshold that flags FA of the real-voice mixtures (their
-vocal scores; a mixture the gate let through without an active voice counts as 0).
+vocal scores; a mixture the gate let through without an active voice counts as 0), and the
+same fitted leaving each real speech package out, with that package's false alarms and the
+fakes caught at it (does the threshold transfer to unheard real voices?).
 
     python training/separator/vocal_eval.py --mix data/vocal-mix --split dev \\
         --deepscreen target/release/deepscreen --out models/vocals-dev.json
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -45,6 +48,35 @@ def screen(deepscreen: Path, files: list[Path], out: Path, extra: list[str]) -> 
 
 def rate(x) -> float:
     return float(np.mean(x)) if len(x) else float("nan")
+
+
+def threshold_at(real_scores: np.ndarray, fa: float) -> float:
+    """The lowest threshold (score >= threshold flags) that flags at most `fa` of `real_scores`."""
+    v = np.sort(np.asarray(real_scores, dtype=np.float64))
+    k = int(np.floor(fa * len(v)))
+    return float(np.nextafter(v[len(v) - 1 - k], 1.0)) if k < len(v) else 0.0
+
+
+def recording(package: str) -> str:
+    """The recordings a package holds: Asterisk's prompts come as `-wav`, `-gsm` and `-g722`
+    packages of the same studio takes, which must be left out together."""
+    return re.sub(r"-(wav|gsm|g722)$", "", package)
+
+
+def leave_one_package_out(real: list, fake: list, vocal, fa: float) -> dict:
+    """Whether a vocal threshold transfers to real voices it was not fitted on: for each real
+    speech package (its codec variants together), the threshold flagging `fa` of the *other*
+    packages' real-voice mixtures, and at it the false alarms on the held-out package and the
+    fakes caught (vocal_score alone). `real` and `fake` hold (pair, row, ...) tuples."""
+    source = lambda x: recording(x[0]["voice_source"])  # noqa: E731
+    fakes = np.array([vocal(x[1]) for x in fake])
+    out = {}
+    for held in sorted({source(x) for x in real}):
+        fitted = threshold_at(np.array([vocal(x[1]) for x in real if source(x) != held]), fa)
+        own = np.array([vocal(x[1]) for x in real if source(x) == held])
+        out[held] = {"n": len(own), "threshold": fitted, "false_alarms": rate(own >= fitted),
+                     "caught": rate(fakes >= fitted)}
+    return out
 
 
 def main() -> int:
@@ -104,8 +136,8 @@ def main() -> int:
         for k, v in sorted(by_package.items())}
     if args.calibrate is not None:
         v = np.sort(arr(real, lambda x: vocal(x[1])))
-        k = int(np.floor(args.calibrate * len(v)))
-        report["calibrated_vocal_threshold"] = float(np.nextafter(v[len(v) - 1 - k], 1.0)) if k < len(v) else 0.0
+        report["calibrated_vocal_threshold"] = threshold_at(v, args.calibrate)
+        report["leave_one_package_out"] = leave_one_package_out(real, fake, vocal, args.calibrate)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
