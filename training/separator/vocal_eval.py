@@ -13,7 +13,10 @@ Prints, and writes as JSON with --out:
 With --calibrate FA: the vocal threshold that flags FA of the real-voice mixtures (their
 vocal scores; a mixture the gate let through without an active voice counts as 0), and the
 same fitted leaving each real speech package out, with that package's false alarms and the
-fakes caught at it (does the threshold transfer to unheard real voices?).
+fakes caught at it (does the threshold transfer to unheard real voices?). With --music-alone (a
+screen of real music without a voice by the same judge) the threshold is raised, if need be, to
+flag at most --music-fa of those tracks, and that side is also fitted leaving each music
+package out.
 
     python training/separator/vocal_eval.py --mix data/vocal-mix --split dev \\
         --deepscreen target/release/deepscreen --out models/vocals-dev.json
@@ -63,20 +66,40 @@ def recording(package: str) -> str:
     return re.sub(r"-(wav|gsm|g722)$", "", package)
 
 
-def leave_one_package_out(real: list, fake: list, vocal, fa: float) -> dict:
-    """Whether a vocal threshold transfers to real voices it was not fitted on: for each real
-    speech package (its codec variants together), the threshold flagging `fa` of the *other*
-    packages' real-voice mixtures, and at it the false alarms on the held-out package and the
-    fakes caught (vocal_score alone). `real` and `fake` hold (pair, row, ...) tuples."""
-    source = lambda x: recording(x[0]["voice_source"])  # noqa: E731
-    fakes = np.array([vocal(x[1]) for x in fake])
+def leave_one_out(groups: dict[str, np.ndarray], fa: float, floor: float = 0.0) -> dict:
+    """For each group of real scores: the threshold (at least `floor`) flagging `fa` of the
+    *other* groups' scores, and the share of the held-out group's it flags."""
     out = {}
-    for held in sorted({source(x) for x in real}):
-        fitted = threshold_at(np.array([vocal(x[1]) for x in real if source(x) != held]), fa)
-        own = np.array([vocal(x[1]) for x in real if source(x) == held])
-        out[held] = {"n": len(own), "threshold": fitted, "false_alarms": rate(own >= fitted),
-                     "caught": rate(fakes >= fitted)}
+    for held, own in sorted(groups.items()):
+        others = np.concatenate([v for k, v in groups.items() if k != held])
+        fitted = max(threshold_at(others, fa), floor)
+        out[held] = {"n": len(own), "threshold": fitted, "false_alarms": rate(own >= fitted)}
     return out
+
+
+def leave_one_package_out(real: list, fake: list, vocal, fa: float, floor: float = 0.0) -> dict:
+    """Whether a vocal threshold transfers to real voices it was not fitted on: for each real
+    speech package (its codec variants together), the threshold (at least `floor`) flagging `fa`
+    of the *other* packages' real-voice mixtures, and at it the false alarms on the held-out
+    package and the fakes caught (vocal_score alone). `real` and `fake` hold (pair, row, ...)
+    tuples."""
+    groups: dict[str, list] = defaultdict(list)
+    for x in real:
+        groups[recording(x[0]["voice_source"])].append(vocal(x[1]))
+    fakes = np.array([vocal(x[1]) for x in fake])
+    out = leave_one_out({k: np.array(v) for k, v in groups.items()}, fa, floor)
+    for held in out.values():
+        held["caught"] = rate(fakes >= held["threshold"])
+    return out
+
+
+def music_alone_scores(path: Path, vocal) -> dict[str, np.ndarray]:
+    """The vocal scores of a screen of real music without a voice, by package (the folder a
+    track lies in; codec variants together)."""
+    groups: dict[str, list] = defaultdict(list)
+    for p, row in read_report(path, drop_errors=True).items():
+        groups[recording(Path(p).parent.name)].append(vocal(row))
+    return {k: np.array(v) for k, v in groups.items()}
 
 
 def main() -> int:
@@ -87,6 +110,10 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="where the reports go (default: MIX/eval-SPLIT)")
     ap.add_argument("--vocal-args", default="", help="extra screen options, e.g. '--vocal-model FILE'")
     ap.add_argument("--calibrate", type=float, help="print the vocal threshold at this false-alarm rate")
+    ap.add_argument("--music-alone", type=Path, help="a screen of real music without a voice by the same judge "
+                    "(--vocals on): the threshold must also flag at most --music-fa of its tracks")
+    ap.add_argument("--music-fa", type=float, default=0.005,
+                    help="the share of --music-alone tracks the vocal threshold may flag [0.005]")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     pairs = [r for r in read_rows(args.mix / "mixtures.csv") if r["split"] == args.split]
@@ -135,9 +162,25 @@ def main() -> int:
         k: {"n": len(v), "false_alarms": rate(np.array([x[1]["verdict"] == "synthetic" for x in v]))}
         for k, v in sorted(by_package.items())}
     if args.calibrate is not None:
-        v = np.sort(arr(real, lambda x: vocal(x[1])))
-        report["calibrated_vocal_threshold"] = threshold_at(v, args.calibrate)
-        report["leave_one_package_out"] = leave_one_package_out(real, fake, vocal, args.calibrate)
+        voices = arr(real, lambda x: vocal(x[1]))
+        fitted = threshold_at(voices, args.calibrate)
+        floor = 0.0
+        if args.music_alone:
+            # Most of a catalog is music without a voice: the threshold may not flag more than
+            # --music-fa of it, whatever the voices allow.
+            music_alone = music_alone_scores(args.music_alone, vocal)
+            floor = threshold_at(np.concatenate(list(music_alone.values())), args.music_fa)
+            report["music_alone"] = {
+                "tracks": int(sum(len(v) for v in music_alone.values())), "threshold": floor,
+                "leave_one_package_out": leave_one_out(music_alone, args.music_fa)}
+        fitted = max(fitted, floor)
+        fakes = arr(fake, lambda x: vocal(x[1]))
+        report["calibrated_vocal_threshold"] = fitted
+        report["at_calibrated"] = {"real_voice_false_alarms": rate(voices >= fitted), "caught": rate(fakes >= fitted)}
+        if args.music_alone:
+            every = np.concatenate(list(music_alone.values()))
+            report["at_calibrated"]["music_alone_false_alarms"] = rate(every >= fitted)
+        report["leave_one_package_out"] = leave_one_package_out(real, fake, vocal, args.calibrate, floor)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

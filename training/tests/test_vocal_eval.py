@@ -1,14 +1,15 @@
-"""The vocal threshold's fit in separator/vocal_eval.py: the share of real scores it flags, and
-leaving each real speech package out (codec variants of one recording together), checked
-against counts made by hand on made-up scores."""
+"""The vocal threshold's fit in separator/vocal_eval.py: the share of real scores it flags,
+leaving each real speech package out (codec variants of one recording together), and the floor
+that real music without a voice sets, checked against counts made by hand on made-up scores."""
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "separator"))
-from vocal_eval import leave_one_package_out, recording, threshold_at  # noqa: E402
+from vocal_eval import leave_one_out, leave_one_package_out, music_alone_scores, recording, threshold_at  # noqa: E402
 
 
 def test_the_threshold_flags_at_most_the_share_asked_for():
@@ -55,3 +56,23 @@ def test_leaving_a_package_out_fits_on_the_others_only():
     # Fitted on b alone, a's scores all fall below: no false alarm, one fake caught.
     assert out["a"]["n"] == 3 and out["a"]["false_alarms"] == 0.0
     assert abs(out["a"]["caught"] - 1 / 3) < 1e-9
+
+
+def test_a_floor_raises_every_fitted_threshold():
+    # The music-alone side may demand a higher threshold than the voices: it is never lowered.
+    groups = {"a": np.array([0.1, 0.2]), "b": np.array([0.3, 0.4])}
+    low = leave_one_out(groups, 0.0)
+    assert 0.2 < low["b"]["threshold"] < 0.21 and low["b"]["false_alarms"] == 1.0
+    high = leave_one_out(groups, 0.0, floor=0.5)
+    assert high["a"]["threshold"] == high["b"]["threshold"] == 0.5
+    assert high["a"]["false_alarms"] == high["b"]["false_alarms"] == 0.0
+
+
+def test_music_alone_is_grouped_by_package_with_its_codec_variants(tmp_path):
+    report = tmp_path / "alone.jsonl"
+    rows = [("data/m/asterisk-moh-opsound-wav/a.wav", 0.3), ("data/m/asterisk-moh-opsound-gsm/a.wav", None),
+            ("data/m/supertux-data/b.ogg", 0.1)]
+    report.write_text("".join(json.dumps({"path": p, "score": 0.01, "vocal_score": v}) + "\n" for p, v in rows))
+    got = music_alone_scores(report, lambda r: r["vocal_score"] if r["vocal_score"] is not None else 0.0)
+    assert sorted(got) == ["asterisk-moh-opsound", "supertux-data"]
+    assert sorted(got["asterisk-moh-opsound"].tolist()) == [0.0, 0.3]
