@@ -88,8 +88,8 @@ pub struct ScreenArgs {
     /// alone, 7x faster on a CPU, weaker on unseen generators; music-cnn-wb, music-whisper: the
     /// other members alone; speech: voices, 16 kHz, two speech CNNs and a Whisper-encoder
     /// speech head fused the same way; speech-cnn, speech-cnn-wb, speech-whisper: its members
-    /// alone; speech-lcnn: an older speech model; vocal-cnn: the vocal stage's judge of voices
-    /// separated from music) or a .safetensors file.
+    /// alone; speech-lcnn: an older speech model; vocal-cnn: a head trained on voices separated
+    /// from music, a judge for --vocal-model) or a .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -466,7 +466,7 @@ fn exit_code_for_failures(failures: usize) -> u8 {
 pub struct VocalArgs {
     /// Voices inside music: look for a voice (a cheap gate: the separator's voice network on
     /// every 4th 11.9 s segment's lowest 2.8 kHz, the first always), separate it where there is one (Spleeter's
-    /// 2-stem network, embedded) and judge it alone with the embedded `vocal-cnn`, which
+    /// 2-stem network, embedded) and judge it alone with the embedded `speech` detector, which
     /// catches a cloned voice over a real backing track that the whole-mix music score misses.
     /// Rows give vocal_share (the gate's highest voice share), vocal_score and where it lies
     /// (vocal_start_s, vocal_end_s); a vocal_score at or above --vocal-threshold flags the file,
@@ -475,7 +475,10 @@ pub struct VocalArgs {
     #[arg(long = "vocals", value_enum, default_value_t = VocalMode::Auto)]
     pub mode: VocalMode,
 
-    /// The vocal stage's threshold on vocal_score [default: calibrated, models/vocals.md].
+    /// The vocal stage's threshold on vocal_score [default: the one fitted for the voice model
+    /// on real voices separated from music and on real music alone, 0.515 for `speech` v3 (its
+    /// own 0.862 is set on clean voices); a voice model with none fitted is held to its own;
+    /// models/vocals.md].
     #[arg(long, value_parser = parse_probability)]
     pub vocal_threshold: Option<f32>,
 
@@ -486,8 +489,8 @@ pub struct VocalArgs {
     #[arg(long, value_name = "SHARE", value_parser = parse_probability)]
     pub vocal_gate: Option<f32>,
 
-    /// The model that judges the separated voice [default: the embedded `vocal-cnn`, trained on
-    /// voices separated from music].
+    /// The model that judges the separated voice [default: the embedded `speech` detector;
+    /// `vocal-cnn`, a head trained on voices separated from music, ranks them less well].
     #[arg(long, value_name = "NAME|FILE")]
     pub vocal_model: Option<String>,
 }

@@ -187,6 +187,19 @@ $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors 
 # music v2 and not shipped (models/music.md, "v3 candidate"): compare before committing a new one
 # (python -m deepscreen_train.compare on both binaries' reports over the same files).
 fuse music "music-cnn music-whisper music-cnn-wb" "0.5 1 0.5" music-fusion-v3 music-whisper 0.65
+# 6d. The vocal stage's judge, `speech` (models/vocals.md): its vocal threshold flags 2 % of the dev
+# real voices inside music and at most 0.5 % of real music alone (every track: the judge never
+# trained on music), from the engine's vocal scores (vocal_eval.py; the threshold given to the
+# screens only sets verdicts). A new speech model has a new id: put the printed
+# calibrated_vocal_threshold into src/screen/vocals.rs VOCAL_THRESHOLDS (a unit test fails until then).
+cargo build --release
+awk -F, -v d="$DATA/real/" 'NR > 1 && $2 == "music" {print d $1}' "$DATA/real/real.csv" > "$DATA/real/music-alone.list"
+target/release/deepscreen screen --model music --vocals on --vocal-model speech --vocal-threshold 0.5 \
+    --no-progress --force --files-from "$DATA/real/music-alone.list" -o "$DATA/vocal-mix/music-alone-speech.jsonl" \
+    || [ $? = 1 ]
+$PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deepscreen target/release/deepscreen \
+    --vocal-args "--vocal-model speech --vocal-threshold 0.5" --calibrate 0.02 --music-fa 0.005 \
+    --music-alone "$DATA/vocal-mix/music-alone-speech.jsonl" --out models/vocals-speech-dev.json
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do  # the fused defaults were measured by fuse()
