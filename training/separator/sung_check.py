@@ -138,12 +138,17 @@ def summary(rows: list[dict], report: dict[str, dict]) -> dict:
     def vocal(r: dict) -> float:
         return r["vocal_score"] if r.get("vocal_score") is not None else 0.0
 
-    def group(chosen: list[dict]) -> dict:
+    def screened(chosen: list[dict]) -> tuple[list[dict], int]:
+        """The report rows of `chosen` that hold a result, and how many did not."""
         got = [report.get(Path(r["file"]).stem) for r in chosen]
         ok = [g for g in got if g is not None and not g.get("error")]
+        return ok, len(got) - len(ok)
+
+    def group(chosen: list[dict]) -> dict:
+        ok, failed = screened(chosen)
         scores = [g["vocal_score"] for g in ok if g.get("vocal_score") is not None]
         return {
-            "files": len(ok), "failed": len(got) - len(ok), "judged": len(scores),
+            "files": len(ok), "failed": failed, "judged": len(scores),
             "max_vocal_score": max(scores) if scores else None,
             "median_vocal_score": float(np.median(scores)) if scores else None,
             "flagged_by_voice": sum(1 for g in ok if vocal(g) >= g["vocal_threshold"]),
@@ -154,12 +159,11 @@ def summary(rows: list[dict], report: dict[str, dict]) -> dict:
                     for v in sorted({r["voice"] for r in rows if r["label"] == "real"})},
            "fake": {f: group([r for r in rows if r["family"] == f])
                     for f in sorted({r["family"] for r in rows if r["label"] == "fake"})}}
-    scored = {label: np.array([vocal(report[Path(r["file"]).stem]) for r in rows if r["label"] == label
-                               and Path(r["file"]).stem in report and not report[Path(r["file"]).stem].get("error")])
-              for label in ("real", "fake")}
-    if len(scored["real"]) and len(scored["fake"]):
-        out["vocal_score_eer"] = metrics.eer(scored["real"], scored["fake"])[0]
-        out["fake_caught_above_every_real"] = float(np.mean(scored["fake"] > scored["real"].max()))
+    real, fake = (np.array([vocal(g) for g in screened([r for r in rows if r["label"] == label])[0]])
+                  for label in ("real", "fake"))
+    if len(real) and len(fake):
+        out["vocal_score_eer"] = metrics.eer(real, fake)[0]
+        out["fake_caught_above_every_real"] = float(np.mean(fake > real.max()))
     return out
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from deepscreen_train import metrics
-from deepscreen_train.common import read_rows
+from deepscreen_train.common import read_rows, source_family
 from deepscreen_train.reports import read_report
 
 
@@ -60,12 +59,6 @@ def threshold_at(real_scores: np.ndarray, fa: float) -> float:
     return float(np.nextafter(v[len(v) - 1 - k], 1.0)) if k < len(v) else 0.0
 
 
-def recording(package: str) -> str:
-    """The recordings a package holds: Asterisk's prompts come as `-wav`, `-gsm` and `-g722`
-    packages of the same studio takes, which must be left out together."""
-    return re.sub(r"-(wav|gsm|g722)$", "", package)
-
-
 def leave_one_out(groups: dict[str, np.ndarray], fa: float, floor: float = 0.0) -> dict:
     """For each group of real scores: the threshold (at least `floor`) flagging `fa` of the
     *other* groups' scores, and the share of the held-out group's it flags."""
@@ -85,7 +78,7 @@ def leave_one_package_out(real: list, fake: list, vocal, fa: float, floor: float
     tuples."""
     groups: dict[str, list] = defaultdict(list)
     for x in real:
-        groups[recording(x[0]["voice_source"])].append(vocal(x[1]))
+        groups[source_family(x[0]["voice_source"])].append(vocal(x[1]))
     fakes = np.array([vocal(x[1]) for x in fake])
     out = leave_one_out({k: np.array(v) for k, v in groups.items()}, fa, floor)
     for held in out.values():
@@ -98,7 +91,7 @@ def music_alone_scores(path: Path, vocal) -> dict[str, np.ndarray]:
     track lies in; codec variants together)."""
     groups: dict[str, list] = defaultdict(list)
     for p, row in read_report(path, drop_errors=True).items():
-        groups[recording(Path(p).parent.name)].append(vocal(row))
+        groups[source_family(Path(p).parent.name)].append(vocal(row))
     return {k: np.array(v) for k, v in groups.items()}
 
 
@@ -164,21 +157,20 @@ def main() -> int:
     if args.calibrate is not None:
         voices = arr(real, lambda x: vocal(x[1]))
         fitted = threshold_at(voices, args.calibrate)
-        floor = 0.0
+        floor, every = 0.0, None
         if args.music_alone:
             # Most of a catalog is music without a voice: the threshold may not flag more than
             # --music-fa of it, whatever the voices allow.
             music_alone = music_alone_scores(args.music_alone, vocal)
-            floor = threshold_at(np.concatenate(list(music_alone.values())), args.music_fa)
-            report["music_alone"] = {
-                "tracks": int(sum(len(v) for v in music_alone.values())), "threshold": floor,
-                "leave_one_package_out": leave_one_out(music_alone, args.music_fa)}
+            every = np.concatenate(list(music_alone.values()))
+            floor = threshold_at(every, args.music_fa)
+            report["music_alone"] = {"tracks": len(every), "threshold": floor,
+                                     "leave_one_package_out": leave_one_out(music_alone, args.music_fa)}
         fitted = max(fitted, floor)
         fakes = arr(fake, lambda x: vocal(x[1]))
         report["calibrated_vocal_threshold"] = fitted
         report["at_calibrated"] = {"real_voice_false_alarms": rate(voices >= fitted), "caught": rate(fakes >= fitted)}
-        if args.music_alone:
-            every = np.concatenate(list(music_alone.values()))
+        if every is not None:
             report["at_calibrated"]["music_alone_false_alarms"] = rate(every >= fitted)
         report["leave_one_package_out"] = leave_one_package_out(real, fake, vocal, args.calibrate, floor)
     text = json.dumps(report, indent=1)

@@ -1,5 +1,5 @@
 """The vocal threshold's fit in separator/vocal_eval.py: the share of real scores it flags,
-leaving each real speech package out (codec variants of one recording together), and the floor
+leaving each real speech package out (codec variants together: common.source_family), and the floor
 that real music without a voice sets, checked against counts made by hand on made-up scores."""
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "separator"))
-from vocal_eval import leave_one_out, leave_one_package_out, music_alone_scores, recording, threshold_at  # noqa: E402
+from vocal_eval import leave_one_out, leave_one_package_out, music_alone_scores, threshold_at  # noqa: E402
 
 
 def test_the_threshold_flags_at_most_the_share_asked_for():
@@ -30,14 +30,6 @@ def test_the_threshold_flags_at_most_the_share_asked_for():
 def test_nothing_real_is_flagged_at_a_zero_share():
     real = np.array([0.2, 0.9, 0.9, 0.4])
     assert np.sum(real >= threshold_at(real, 0.0)) == 0
-
-
-def test_codec_variants_are_one_recording():
-    assert recording("asterisk-core-sounds-ru-wav") == "asterisk-core-sounds-ru"
-    assert recording("asterisk-core-sounds-ru-g722") == "asterisk-core-sounds-ru"
-    assert recording("asterisk-core-sounds-ru-gsm") == "asterisk-core-sounds-ru"
-    assert recording("fillets-ng-data-nl") == "fillets-ng-data-nl"
-    assert recording("gswav") == "gswav"  # only a suffix after a dash is a codec
 
 
 def test_leaving_a_package_out_fits_on_the_others_only():
