@@ -39,12 +39,16 @@ from deepscreen_train.reports import read_report
 
 
 def screen(deepscreen: Path, files: list[Path], out: Path, extra: list[str]) -> dict[str, dict]:
-    """Rows by file name, screened once (an existing complete report is reused)."""
+    """Rows by file name, screened once: an existing report is continued (`--resume` screens only
+    the files it lacks, e.g. after more pairs were built), a complete one reused."""
     if not (out.exists() and sum(1 for _ in out.open()) == len(files)):
         lst = out.with_suffix(".list")
         lst.write_text("".join(f"{f}\n" for f in files))
-        subprocess.run([str(deepscreen), "screen", "--files-from", str(lst), "--model", "music", "--no-progress",
-                        "--force", "-o", str(out), *extra], check=False)
+        cmd = [str(deepscreen), "screen", "--files-from", str(lst), "--model", "music", "--no-progress",
+               "-o", str(out), *extra]
+        # Exit code 2 on --resume: the report was written with other settings; start it again.
+        if not out.exists() or subprocess.run([*cmd, "--resume"], check=False).returncode == 2:
+            subprocess.run([*cmd, "--force"], check=False)
     return {Path(p).stem: r for p, r in read_report(out).items()}
 
 
