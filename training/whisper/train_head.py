@@ -57,6 +57,14 @@ def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray,
     return np.concatenate(states), np.concatenate(clips), rows
 
 
+def list_rows(data: Path, name: str) -> int:
+    """How many clips DATA/NAME.csv lists (0 when it does not exist)."""
+    if not (data / f"{name}.csv").exists():
+        return 0
+    with open(data / f"{name}.csv", newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
 def family(row: dict, groups: list[str] = ()) -> str:
     """The unit of balancing: a real package, or a generator (TTS voices of one tool together);
     generators whose name starts with one of `groups` weigh as one (e.g. all "ae-" vocoders)."""
@@ -211,6 +219,8 @@ def main() -> int:
     # Dev: held-out real packages, held-out voices, held-out generators; clean and channel.
     dev = {}
     for name in ("dev", "dev-channel"):
+        if not any(list_rows(data, name) for data, _ in sets):
+            continue  # e.g. the vocal head's lists (vocal_lists.py) have no channel list
         s, c, r = load_stack(sets, args.layer_features, args.mix, name)
         dev[name] = (window_logits(head, s), c, r)
         del s
