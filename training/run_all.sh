@@ -200,6 +200,26 @@ target/release/deepscreen screen --model music --vocals on --vocal-model speech 
 $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deepscreen target/release/deepscreen \
     --vocal-args "--vocal-model speech --vocal-threshold 0.5" --calibrate 0.02 --music-fa 0.005 \
     --music-alone "$DATA/vocal-mix/music-alone-speech.jsonl" --out models/vocals-speech-dev.json
+# 6e. A candidate judge, not shipped (models/vocals.md, "vocal-whisper"): a head on the speech
+# model's Whisper encoder trained on the separated voices of step 3b's train pairs (vocal_lists.py
+# ran in 4b), measured through the engine on the same dev pairs as 6d.
+for list in dev train; do
+    hop=4; [ $list = train ] && hop=2
+    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/vocal-mix" --list $list \
+        --out "$DATA/vocal-mix/features-base" --hop $hop
+    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+        --data "$DATA/vocal-mix" --list $list --out "$DATA/vocal-mix/features-base-layers" --hop $hop
+done
+$PY training/whisper/train_head.py --data "$DATA/vocal-mix" --features "$DATA/vocal-mix/features-base" \
+    --layer-features "$DATA/vocal-mix/features-base-layers" --mix 2 4 \
+    --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
+    --steps 2000 --hop 4 --target-fa 0.02 --group ae- --id vocal-whisper-base-v1 \
+    --out "$DATA/vocal-whisper-full.safetensors" --report models/candidates/vocal-whisper-head.json
+$PY training/whisper/share_encoder.py "$DATA/vocal-whisper-full.safetensors" models/speech-whisper.safetensors \
+    --from speech-whisper --out models/candidates/vocal-whisper.safetensors
+$PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deepscreen target/release/deepscreen \
+    --vocal-args "--vocal-model models/candidates/vocal-whisper.safetensors --vocal-threshold 0.5" \
+    --calibrate 0.02 --out models/candidates/vocals-whisper-dev.json
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do  # the fused defaults were measured by fuse()
