@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from deepscreen_train import calibration
-from deepscreen_train.common import GENERATORS
+from deepscreen_train.common import GENERATORS, read_rows
 from deepscreen_train.metrics import metrics
 
 
@@ -55,14 +55,6 @@ def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray,
             clips.append(d["clip"] + len(rows))
         rows += these
     return np.concatenate(states), np.concatenate(clips), rows
-
-
-def list_rows(data: Path, name: str) -> int:
-    """How many clips DATA/NAME.csv lists (0 when it does not exist)."""
-    if not (data / f"{name}.csv").exists():
-        return 0
-    with open(data / f"{name}.csv", newline="") as f:
-        return sum(1 for _ in csv.DictReader(f))
 
 
 def family(row: dict, groups: list[str] = ()) -> str:
@@ -219,7 +211,7 @@ def main() -> int:
     # Dev: held-out real packages, held-out voices, held-out generators; clean and channel.
     dev = {}
     for name in ("dev", "dev-channel"):
-        if not any(list_rows(data, name) for data, _ in sets):
+        if not any((data / f"{name}.csv").exists() and read_rows(data / f"{name}.csv") for data, _ in sets):
             continue  # e.g. the vocal head's lists (vocal_lists.py) have no channel list
         s, c, r = load_stack(sets, args.layer_features, args.mix, name)
         dev[name] = (window_logits(head, s), c, r)
