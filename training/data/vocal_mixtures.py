@@ -9,7 +9,10 @@ level, and differs only in the voice laid over it:
   vocoders; `make_fakes.py` built them), the same way.
 
 The voice is mono in the middle of the stereo bed, at a level drawn from -8 to +4 dB against
-the bed's loudness (0 dB: the music's loudness, the issue's trials). Then both mixtures go
+the bed's loudness (0 dB: the music's loudness, the issue's trials). With --channel P, a share P
+of the pairs pass both voices through one recording channel (deepscreen_train.channel: archival,
+telephone, radio, noise, codecs...), the same for the real and the fake voice, so old and lo-fi
+real voices are not what tells the classes apart (`channel` column). Then both mixtures go
 through the Spleeter separator (`training/separator/spleeter.py`, the PyTorch reference the
 engine matches to 4e-7), so a head trained on the vocal stems learns the separator's artefacts
 on both classes alike.
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from deepscreen_train import channel
 from deepscreen_train.common import GENERATORS, decode, read_rows, real_split, write_rows
 from deepscreen_train.mixing import mix, rms
 
@@ -45,7 +49,7 @@ import spleeter  # noqa: E402
 
 MIX_RATE = 44100
 VOICE_RATE = 16000
-FIELDS = ["id", "label", "attack", "family", "voice_source", "bed", "split", "vocal_db"]
+FIELDS = ["id", "label", "attack", "family", "voice_source", "bed", "split", "vocal_db", "channel"]
 
 
 def voice_track(clips: list[Path], seconds: float, rng: random.Random) -> np.ndarray | None:
@@ -120,6 +124,8 @@ def main() -> int:
     ap.add_argument("--train-pairs", type=int, default=1200)
     ap.add_argument("--dev-pairs", type=int, default=300)
     ap.add_argument("--seed", type=int, default=35)
+    ap.add_argument("--channel", type=float, default=0.0,
+                    help="share of pairs whose two voices pass through one recording channel")
     args = ap.parse_args()
     nets = spleeter.load(args.separator)
     csv_path = args.out / "mixtures.csv"
@@ -138,6 +144,10 @@ def main() -> int:
         voices = [voice_track(pair[k], pair["seconds"], rng) for k in ("real_clips", "fake_clips")]
         if bed is None or any(v is None for v in voices):
             continue  # a track too short or silent, or too little voice: the pair is left out
+        # Drawn from the pair's own seed (not the plan's), so --channel 0 builds what it did.
+        crng = random.Random(pair["seed"] ^ 0xC4A77E1)
+        steps = channel.random_chain(crng, "speech", at_least_one=True) if crng.random() < args.channel else []
+        voices = [channel.apply(v, MIX_RATE, steps) for v in voices]
         for pid, label, voice in zip(ids, ("real", "fake"), voices):
             mixture = mix(bed, voice, pair["vocal_db"])
             (vocals, _), _ = spleeter.separate(nets, mixture)
@@ -149,7 +159,7 @@ def main() -> int:
             source = pair["package"] if label == "real" else attack
             rows[pid] = {"id": pid, "label": label, "attack": attack, "family": family, "voice_source": source,
                          "bed": str(pair["bed"].relative_to(args.real)), "split": pair["split"],
-                         "vocal_db": f"{pair['vocal_db']:.2f}"}
+                         "vocal_db": f"{pair['vocal_db']:.2f}", "channel": channel.describe(steps)}
         built += 1
         if built % 20 == 0:
             save_rows(csv_path, rows)

@@ -86,10 +86,15 @@ class Head(nn.Module):
     """`layers` > 1: the input is [B, layers, T, width] and the head first mixes the layers:
     each LayerNorm-ed (no affine), weighted by a learned softmax, summed."""
 
-    def __init__(self, width: int, hidden: int, dropout: float, layers: int = 1):
+    def __init__(self, width: int, hidden: int, dropout: float, layers: int = 1,
+                 fixed_mix: np.ndarray | None = None):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         self.mix = nn.Parameter(torch.zeros(layers)) if layers > 1 else None
+        if fixed_mix is not None:
+            # Another head's layer weights, frozen: both heads then read the same input and can
+            # be merged into one (merge_heads.py), so the encoder runs once for both.
+            self.mix = nn.Parameter(torch.log(torch.tensor(fixed_mix, dtype=torch.float32)), requires_grad=False)
         self.frame1 = nn.Linear(width, hidden)
         self.frame2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 1)
@@ -124,6 +129,21 @@ class Head(nn.Module):
         return layers, t
 
 
+def fixed_mix_of(model: Path | None, mix: list[int]) -> np.ndarray | None:
+    """The layer weights of an exported head model, checked to read blocks `mix` + final."""
+    if model is None:
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(model), "np") as f:
+        config = json.loads(f.metadata()["deepscreen"])
+    read = config["encoder"].get("read", {}).get("mix")
+    final = config["encoder"]["layers"] + 1
+    if not read or [r["state"] for r in read] != [*mix, final]:
+        raise SystemExit(f"{model} does not mix blocks {mix} and the final states: give its --mix")
+    return np.array([r["weight"] for r in read])
+
+
 def window_logits(head: Head, states: np.ndarray, batch: int = 256) -> np.ndarray:
     head.eval()
     out = []
@@ -144,6 +164,9 @@ def main() -> int:
                     help="features.py --layers outputs, one per --data (with --mix)")
     ap.add_argument("--mix", type=int, nargs="*", default=[],
                     help="encoder blocks whose states are mixed with the final ones (learned weights)")
+    ap.add_argument("--fixed-mix", type=Path,
+                    help="an exported head model (e.g. models/speech-whisper.safetensors): use its layer "
+                         "weights, frozen, instead of learning them (with --mix listing its blocks)")
     ap.add_argument("--train-sets", type=int, help="train on the first K --data sets only (all are measured): "
                                                    "the baseline for an addition")
     ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family "
@@ -192,8 +215,8 @@ def main() -> int:
     print(f"train: {len(clip)} windows of {len(np.unique(clip))} clips, families "
           f"{sorted(set(fams))}", flush=True)
 
-    head = Head(width, args.hidden, args.dropout, len(args.mix) + 1)
-    opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    head = Head(width, args.hidden, args.dropout, len(args.mix) + 1, fixed_mix_of(args.fixed_mix, args.mix))
+    opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps)
     for step in range(args.steps):
         head.train()
