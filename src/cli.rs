@@ -88,8 +88,9 @@ pub struct ScreenArgs {
     /// alone, 7x faster on a CPU, weaker on unseen generators; music-cnn-wb, music-whisper: the
     /// other members alone; speech: voices, 16 kHz, two speech CNNs and a Whisper-encoder
     /// speech head fused the same way; speech-cnn, speech-cnn-wb, speech-whisper: its members
-    /// alone; speech-lcnn: an older speech model; vocal-cnn: a head trained on voices separated
-    /// from music, a judge for --vocal-model) or a .safetensors file.
+    /// alone; speech-lcnn: an older speech model; vocal, vocal-cnn: judges for --vocal-model
+    /// trained on voices separated from music; vocal-whisper: vocal's Whisper member) or a
+    /// .safetensors file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -281,8 +282,8 @@ pub struct EvalArgs {
     pub audio_dir: Option<PathBuf>,
 
     /// Model: an embedded model (music, music-cnn, music-cnn-wb, music-whisper, speech,
-    /// speech-cnn, speech-cnn-wb, speech-whisper, speech-lcnn, vocal-cnn) or a .safetensors model
-    /// file.
+    /// speech-cnn, speech-cnn-wb, speech-whisper, speech-lcnn, vocal, vocal-whisper, vocal-cnn)
+    /// or a .safetensors model file.
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 
@@ -489,8 +490,11 @@ pub struct VocalArgs {
     #[arg(long, value_name = "SHARE", value_parser = parse_probability)]
     pub vocal_gate: Option<f32>,
 
-    /// The model that judges the separated voice [default: the embedded `speech` detector;
-    /// `vocal-cnn`, a head trained on voices separated from music, ranks them less well].
+    /// The model that judges the separated voice [default: the embedded `speech` detector].
+    /// `vocal`: `speech` with a head trained on separated voices added (one more Whisper head,
+    /// the encoder still runs once): more fakes caught at 1 % of real voices, but more false
+    /// alarms on old, low-band voices it never heard (models/vocals.md). `vocal-cnn`: an older
+    /// head trained on separated voices, which ranks them less well.
     #[arg(long, value_name = "NAME|FILE")]
     pub vocal_model: Option<String>,
 }

@@ -197,20 +197,36 @@ target/release/deepscreen screen --model music --vocals on --vocal-model speech 
 $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deepscreen target/release/deepscreen \
     --vocal-args "--vocal-model speech --vocal-threshold 0.5" --calibrate 0.02 --music-fa 0.005 \
     --music-alone "$DATA/vocal-mix/music-alone-speech.jsonl" --out models/vocals-speech-dev.json
-# 6e. A candidate judge, not shipped (models/vocals.md, "vocal-whisper"): a head on the speech
-# model's Whisper encoder trained on the separated voices of step 3b's train pairs (vocal_lists.py
-# ran in 4b), measured through the engine on the same dev pairs as 6d.
+# 6e. An opt-in judge for the vocal stage, `vocal` (models/vocals.md says why it is not the
+# default): a head trained on the separated voices of step 3b's train pairs (vocal_lists.py ran
+# in 4b) that reads speech-whisper's encoder with its layer weights frozen, merged with
+# speech-whisper's head into one (`vocal-whisper`: the encoder runs once for both), fused with
+# the speech CNNs as `speech` is. Its threshold (in the fused file) is its vocal threshold: 2 % of
+# the dev real voices inside music and at most 0.5 % of real music alone (vocal_eval.py prints
+# it as calibrated_vocal_threshold: give it to fuse.py --threshold, then rebuild).
 whisper_features "$DATA/vocal-mix" dev train
 $PY training/whisper/train_head.py --data "$DATA/vocal-mix" --features "$DATA/vocal-mix/features-base" \
-    --layer-features "$DATA/vocal-mix/features-base-layers" --mix 2 4 \
+    --layer-features "$DATA/vocal-mix/features-base-layers" --mix 2 4 --fixed-mix models/speech-whisper.safetensors \
     --encoder "$DATA/whisper-base-encoder.safetensors" --hidden 32 --dropout 0.5 --weight-decay 0.05 \
-    --steps 2000 --hop 4 --target-fa 0.02 --group ae- --id vocal-whisper-base-v1 \
-    --out "$DATA/vocal-whisper-full.safetensors" --report models/candidates/vocal-whisper-head.json
-$PY training/whisper/share_encoder.py "$DATA/vocal-whisper-full.safetensors" models/speech-whisper.safetensors \
-    --from speech-whisper --out models/candidates/vocal-whisper.safetensors
+    --steps 2000 --hop 4 --target-fa 0.02 --group ae- --id vocal-whisper-base-v2 \
+    --out "$DATA/vocal-head-full.safetensors" --report models/vocal-head.json
+$PY training/whisper/merge_heads.py models/speech-whisper.safetensors "$DATA/vocal-head-full.safetensors" \
+    --weights 1 1 --id vocal-whisper-base-v2 --fit "$DATA/vocal-mix" --share-from speech-whisper \
+    --out models/vocal-whisper.safetensors
+$PY training/whisper/golden_head.py "$WHISPER" models/vocal-whisper.safetensors \
+    tests/golden/embedded_vocal-whisper_io.safetensors
+$PY training/fuse.py --member speech-cnn vocal-whisper speech-cnn-wb --weights 0.5 1 0.5 --id vocal-fusion-v1 \
+    --out models/vocal.safetensors
+cargo build --release
+target/release/deepscreen screen --model music --vocals on --vocal-model vocal --vocal-threshold 0.5 \
+    --no-progress --force --files-from "$DATA/real/music-alone.list" -o "$DATA/vocal-mix/music-alone-vocal.jsonl" \
+    || [ $? = 1 ]
 $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev --deepscreen target/release/deepscreen \
-    --vocal-args "--vocal-model models/candidates/vocal-whisper.safetensors --vocal-threshold 0.5" \
-    --calibrate 0.02 --out models/candidates/vocals-whisper-dev.json
+    --vocal-args "--vocal-model vocal --vocal-threshold 0.5" --calibrate 0.02 --music-fa 0.005 \
+    --music-alone "$DATA/vocal-mix/music-alone-vocal.jsonl" --out models/vocals-vocal-dev.json
+$PY training/fuse.py --member speech-cnn vocal-whisper speech-cnn-wb --weights 0.5 1 0.5 --id vocal-fusion-v1 \
+    --threshold "$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["calibrated_vocal_threshold"])' \
+    models/vocals-vocal-dev.json)" --out models/vocal.safetensors
 # 7. Measure with the engine itself.
 cargo build --release
 for kind in speech music; do  # the fused defaults were measured by fuse()

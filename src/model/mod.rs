@@ -64,7 +64,14 @@ pub static EMBEDDED: &[(&str, &[u8])] = &[
         "speech-lcnn",
         include_bytes!("../../models/speech-lcnn.safetensors"),
     ),
-    // The vocal stage's judge of voices separated from music (screen::vocals).
+    // The vocal stage's judges of voices separated from music (screen::vocals): `vocal` fuses
+    // the speech CNNs with `vocal-whisper`, speech-whisper's head and a head trained on
+    // separated voices merged into one (so the shared encoder runs once).
+    ("vocal", include_bytes!("../../models/vocal.safetensors")),
+    (
+        "vocal-whisper",
+        include_bytes!("../../models/vocal-whisper.safetensors"),
+    ),
     (
         "vocal-cnn",
         include_bytes!("../../models/vocal-cnn.safetensors"),

@@ -1425,6 +1425,7 @@ fn the_model_list_and_the_help_examples_name_models_a_user_has() {
     assert_eq!(sorted, embedded, "models/README.md's table");
     let words = [
         "", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve", "thirteen", "fourteen",
     ];
     let count = format!("All {} are compiled into the binary", words[embedded.len()]);
     assert!(

@@ -8,6 +8,11 @@ two would run it twice.
         --weights 1 1 --id vocal-whisper-base-v2 --threshold 0.5 --share-from speech-whisper \
         --out models/vocal-whisper.safetensors
 
+With --fit DATA (a prepared directory with dev.csv and its cached features, features.py's
+features-base and features-base-layers), the threshold is the file score that --target-fa of
+its dev bona fide clips reach, from the merged head run on those features (numpy, float64);
+without, it is --threshold.
+
 The merged head: first dense layers stacked (hidden_a + hidden_b units), second dense layers
 block-diagonal (no unit of one head sees the other's), the output layer the two output layers
 side by side, scaled by w * s, with bias w_a * (s_a * b_a + c_a) + w_b * (s_b * b_b + c_b); its
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -58,14 +64,47 @@ def merge(a: dict, b: dict, wa: float, wb: float, cal_a: dict, cal_b: dict) -> d
     }
 
 
+def head_logits(states: np.ndarray, mix: np.ndarray, t: dict) -> np.ndarray:
+    """Window logits of a head on stacked states [windows, layers, positions, width] (float64):
+    each layer LayerNorm-ed, mixed by `mix`, then the head's layers (train_head.Head)."""
+    g = {k: v.astype(np.float64) for k, v in t.items()}
+    out = np.empty(len(states))
+    for i, w in enumerate(states):
+        x = w.astype(np.float64)
+        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+        x = np.tensordot(mix, x, axes=1)
+        h = np.maximum(x @ g["head.frame1.weight"][:, 0, 0, :].T + g["head.frame1.bias"], 0)
+        h = np.maximum(h @ g["head.frame2.weight"][:, :, 0, 0].T + g["head.frame2.bias"], 0)
+        out[i] = h.mean(0) @ g["head.out.weight"][0] + g["head.out.bias"][0]
+    return out
+
+
+def fit_threshold(data: Path, encoder: dict, head: dict, target_fa: float) -> float:
+    """The file score reached by `target_fa` of DATA's dev bona fide clips under the merged head."""
+    from train_head import load_stack
+
+    from deepscreen_train import calibration
+
+    read = encoder["read"]["mix"]
+    blocks = [r["state"] for r in read[:-1]]
+    states, clip, rows = load_stack([(data, data / "features-base")], [data / "features-base-layers"], blocks, "dev")
+    scores = calibration.file_scores(head_logits(states, np.array([r["weight"] for r in read]), head),
+                                     clip, len(rows), 1.0, 0.0)
+    bona = np.array([s for s, r in zip(scores, rows) if r["label"] == "bonafide" and np.isfinite(s)])
+    threshold = calibration.threshold_at(bona, target_fa)
+    print(f"threshold {threshold:.4f}: {target_fa:.0%} of {len(bona)} dev bona fide clips of {data}")
+    return threshold
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("first", help="a head model with its encoder (e.g. models/speech-whisper.safetensors)")
     ap.add_argument("second", help="a head model on the same encoder and layer weights (its own encoder copy)")
     ap.add_argument("--weights", type=float, nargs=2, default=[1.0, 1.0])
     ap.add_argument("--id", required=True)
-    ap.add_argument("--threshold", type=float, required=True,
-                    help="the merged model's own threshold (say in the card how it was fitted)")
+    ap.add_argument("--threshold", type=float, help="the merged model's own threshold (without --fit)")
+    ap.add_argument("--fit", type=Path, help="fit the threshold on this prepared directory's dev list")
+    ap.add_argument("--target-fa", type=float, default=0.02)
     ap.add_argument("--share-from", help="the embedded model FIRST is (its encoder is shared, not copied)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", required=True)
@@ -86,6 +125,10 @@ def main() -> int:
         if missing := [k for k in HEAD if k not in t]:
             raise SystemExit(f"{model} lacks {missing}: not a train_head.py head")
     head = merge(ta, tb, *args.weights, ca["calibration"], cb["calibration"])
+    if (args.fit is None) == (args.threshold is None):
+        raise SystemExit("give --threshold or --fit")
+    if args.fit is not None:
+        args.threshold = fit_threshold(args.fit, ca["encoder"], head, args.target_fa)
     hidden = head["head.frame1.bias"].shape[0]
     config = dict(ca)
     config["layers"] = [dict(layer, out_channels=hidden) if layer.get("name") in ("head.frame1", "head.frame2")
@@ -99,6 +142,8 @@ def main() -> int:
     })
     config["provenance"] = {
         "merged": {"made_by": "training/whisper/merge_heads.py", "note": args.note,
+                   "threshold_rule": (f"{args.target_fa:.0%} of the dev bona fide clips of {args.fit}"
+                                      if args.fit else "given"),
                    "heads": [{"id": c["id"], "weight": w, "calibration": c["calibration"],
                               "head": c["provenance"].get("head")}
                              for c, w in ((ca, args.weights[0]), (cb, args.weights[1]))]},
