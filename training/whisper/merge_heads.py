@@ -10,7 +10,8 @@ two would run it twice.
 
 With --fit DATA (a prepared directory with dev.csv and its cached features, features.py's
 features-base and features-base-layers), the threshold is the file score that --target-fa of
-its dev bona fide clips reach, from the merged head run on those features (numpy, float64);
+its dev bona fide clips reach, from the merged model run on those features (float64, the layer
+mix and head as golden_head.py runs them);
 without, it is --threshold.
 
 The merged head: first dense layers stacked (hidden_a + hidden_b units), second dense layers
@@ -37,13 +38,6 @@ HEAD = ("head.frame1.weight", "head.frame1.bias", "head.frame2.weight", "head.fr
 SAME = ("sample_rate", "window", "frontend", "encoder")
 
 
-def load(path: str) -> tuple[dict, dict]:
-    from safetensors import safe_open
-
-    with safe_open(path, "np") as f:
-        return json.loads(f.metadata()["deepscreen"]), {k: f.get_tensor(k) for k in f.keys()}
-
-
 def merge(a: dict, b: dict, wa: float, wb: float, cal_a: dict, cal_b: dict) -> dict[str, np.ndarray]:
     """The merged head's tensors from heads `a` and `b` (tensor dicts) and their calibrations."""
     f = lambda t, k: t[k].astype(np.float32)  # noqa: E731
@@ -64,32 +58,23 @@ def merge(a: dict, b: dict, wa: float, wb: float, cal_a: dict, cal_b: dict) -> d
     }
 
 
-def head_logits(states: np.ndarray, mix: np.ndarray, t: dict) -> np.ndarray:
-    """Window logits of a head on stacked states [windows, layers, positions, width] (float64):
-    each layer LayerNorm-ed, mixed by `mix`, then the head's layers (train_head.Head)."""
-    g = {k: v.astype(np.float64) for k, v in t.items()}
-    out = np.empty(len(states))
-    for i, w in enumerate(states):
-        x = w.astype(np.float64)
-        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
-        x = np.tensordot(mix, x, axes=1)
-        h = np.maximum(x @ g["head.frame1.weight"][:, 0, 0, :].T + g["head.frame1.bias"], 0)
-        h = np.maximum(h @ g["head.frame2.weight"][:, :, 0, 0].T + g["head.frame2.bias"], 0)
-        out[i] = h.mean(0) @ g["head.out.weight"][0] + g["head.out.bias"][0]
-    return out
-
-
-def fit_threshold(data: Path, encoder: dict, head: dict, target_fa: float) -> float:
-    """The file score reached by `target_fa` of DATA's dev bona fide clips under the merged head."""
+def fit_threshold(data: Path, config: dict, head: dict, target_fa: float) -> float:
+    """The file score reached by `target_fa` of DATA's dev bona fide clips under the merged
+    model `config` with `head`: its layer mix and head in float64, as golden_head.py runs them."""
+    from golden_head import head_forward
     from train_head import load_stack
 
     from deepscreen_train import calibration
+    from deepscreen_train.whisper_reference import layer_norm
 
-    read = encoder["read"]["mix"]
-    blocks = [r["state"] for r in read[:-1]]
-    states, clip, rows = load_stack([(data, data / "features-base")], [data / "features-base-layers"], blocks, "dev")
-    scores = calibration.file_scores(head_logits(states, np.array([r["weight"] for r in read]), head),
-                                     clip, len(rows), 1.0, 0.0)
+    read = config["encoder"]["read"]["mix"]
+    mix = np.array([r["weight"] for r in read])
+    t = {k: v.astype(np.float64) for k, v in head.items()}
+    states, clip, rows = load_stack([(data, data / "features-base")], [data / "features-base-layers"],
+                                    [r["state"] for r in read[:-1]], "dev")
+    logits = np.array([head_forward(np.tensordot(mix, layer_norm(w.astype(np.float64), 1.0, 0.0), axes=1), config, t)
+                       for w in states])
+    scores = calibration.file_scores(logits, clip, len(rows), 1.0, 0.0)
     bona = np.array([s for s, r in zip(scores, rows) if r["label"] == "bonafide" and np.isfinite(s)])
     threshold = calibration.threshold_at(bona, target_fa)
     print(f"threshold {threshold:.4f}: {target_fa:.0%} of {len(bona)} dev bona fide clips of {data}")
@@ -109,6 +94,8 @@ def main() -> int:
     ap.add_argument("--note", default="")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    from share_encoder import load
+
     ca, ta = load(args.first)
     cb, tb = load(args.second)
     for key in SAME:
@@ -124,11 +111,9 @@ def main() -> int:
     for model, t in ((args.first, ta), (args.second, tb)):
         if missing := [k for k in HEAD if k not in t]:
             raise SystemExit(f"{model} lacks {missing}: not a train_head.py head")
-    head = merge(ta, tb, *args.weights, ca["calibration"], cb["calibration"])
     if (args.fit is None) == (args.threshold is None):
         raise SystemExit("give --threshold or --fit")
-    if args.fit is not None:
-        args.threshold = fit_threshold(args.fit, ca["encoder"], head, args.target_fa)
+    head = merge(ta, tb, *args.weights, ca["calibration"], cb["calibration"])
     hidden = head["head.frame1.bias"].shape[0]
     config = dict(ca)
     config["layers"] = [dict(layer, out_channels=hidden) if layer.get("name") in ("head.frame1", "head.frame2")
@@ -138,8 +123,8 @@ def main() -> int:
         "description": f"Two heads on one frozen Whisper encoder ({ca['id']} and {cb['id']}), merged: "
                        "their calibrated window logits summed.",
         "calibration": {"scale": 1.0, "bias": 0.0},
-        "threshold": args.threshold,
     })
+    config["threshold"] = fit_threshold(args.fit, config, head, args.target_fa) if args.fit else args.threshold
     config["provenance"] = {
         "merged": {"made_by": "training/whisper/merge_heads.py", "note": args.note,
                    "threshold_rule": (f"{args.target_fa:.0%} of the dev bona fide clips of {args.fit}"
@@ -156,7 +141,7 @@ def main() -> int:
     from safetensors.numpy import save_file
 
     save_file(tensors, args.out, metadata={"deepscreen": json.dumps(config)})
-    print(f"wrote {args.out}: heads {ca['id']} + {cb['id']}, {hidden} hidden units, threshold {args.threshold}")
+    print(f"wrote {args.out}: heads {ca['id']} + {cb['id']}, {hidden} hidden units, threshold {config['threshold']}")
     return 0
 
 
