@@ -50,6 +50,11 @@ echo "[$(date +%T)] == the same, CUDA in f32 (no tensor cores)"
 DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --backends cuda --batch 32 --repeats 5 || status=1
 echo "[$(date +%T)] == the same, wgpu with its register-blocked GEMM (the 16x16-tile one is the default on a GPU)"
 DEEPSCREEN_WGPU_GEMM=rb target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
+# Never timed on a GPU yet (BENCHMARKS.md): the default opens subgroup reductions where offered
+# and f16 tiles never; these two runs say whether either default should change.
+echo "[$(date +%T)] == the same, wgpu with its linear layers' GEMM tiles in f16, then without subgroup reductions"
+DEEPSCREEN_WGPU_F16=1 target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
+DEEPSCREEN_WGPU_SUBGROUPS=0 target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
 if [ -e models/whisper-tiny-en-encoder.safetensors ]; then
     echo "[$(date +%T)] == bench: the Whisper tiny.en encoder front-end, 32 windows of 10 s"
     target/release/deepscreen bench --model models/whisper-tiny-en-encoder.safetensors \

@@ -17,7 +17,6 @@ struct Params {
 const T: u32 = 16u;
 var<workgroup> ta: array<array<f32, 16>, 16>;
 var<workgroup> tb: array<array<f32, 16>, 16>;
-var<workgroup> partial: array<f32, 256>;
 
 // out[b, t, o] = activate(bias[o] + Σ_{k, c} x[b, t·stride + k − padding, c] · w[o, c, k]):
 // a GEMM of (output steps × out channels) over k·C + c, 16×16 tiles, window b = wid.z.
@@ -57,36 +56,24 @@ fn conv1d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     }
 }
 
-// Sum of `partial` over the workgroup, returned to every invocation.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
 // One workgroup per row of `dim` values: mean, then variance about it (two passes), then
 // (x − mean) / sqrt(var + eps) · gamma + beta. gamma is bound as `w`, beta as `bias`.
 @compute @workgroup_size(256)
 fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
+              lanes: Lanes) {
+    let lid = lanes.index;
     let row = linear_group(wid, nwg);
     let valid = row < p.rows;
     let base = min(row, p.rows - 1u) * p.dim;
     var s = 0.0;
     for (var i = lid; i < p.dim; i += WG) { s += x[base + i]; }
-    let mean = workgroup_sum(lid, s) / f32(p.dim);
+    let mean = workgroup_reduce(lanes, s, false) / f32(p.dim);
     var q = 0.0;
     for (var i = lid; i < p.dim; i += WG) {
         let d = x[base + i] - mean;
         q += d * d;
     }
-    let inv = inverseSqrt(workgroup_sum(lid, q) / f32(p.dim) + p.eps);
+    let inv = inverseSqrt(workgroup_reduce(lanes, q, false) / f32(p.dim) + p.eps);
     if (valid) {
         for (var i = lid; i < p.dim; i += WG) {
             out[base + i] = (x[base + i] - mean) * inv * w[i] + bias[i];

@@ -11,8 +11,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
-
 // out[row, f] = compress(x[row, start + f])
 @compute @workgroup_size(256)
 fn select_bins_log(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -62,19 +60,14 @@ fn normalize_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 // window's maximum m, then out = (max(x, m − below_max) + shift) · scale (Whisper: 8, 4, 1/4).
 @compute @workgroup_size(256)
 fn normalize_range(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
+                     lanes: Lanes) {
+    let lid = lanes.index;
     let b = linear_group(wid, nwg);
     let valid = b < p.batch;
     let base = min(b, p.batch - 1u) * p.rows;
     var m = -3.402823e38;
     for (var i = lid; i < p.rows; i += WG) { m = max(m, x[base + i]); }
-    partial[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] = max(partial[lid], partial[lid + s]); }
-        workgroupBarrier();
-    }
-    let floor = partial[0] - p.below_max;
+    let floor = workgroup_reduce(lanes, m, true) - p.below_max;
     if (valid) {
         for (var i = lid; i < p.rows; i += WG) { out[base + i] = (max(x[base + i], floor) + p.shift) * p.scale; }
     }

@@ -52,11 +52,11 @@ fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // one workgroup per (item, channel) plane; mode 0 = average, 1 = max
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn global_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+               lanes: Lanes) {
+    let lid = lanes.index;
     let plane = linear_group(wid, nwg);
     let valid = plane < p.n;
     let base = min(plane, p.n - 1u) * p.inner;
@@ -65,16 +65,9 @@ fn global_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let v = x[base + i];
         acc = select(acc + v, max(acc, v), p.mode == 1u);
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] = select(partial[lid] + partial[lid + s], max(partial[lid], partial[lid + s]), p.mode == 1u);
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_reduce(lanes, acc, p.mode == 1u);
     if (lid == 0u && valid) {
-        out[plane] = select(partial[0] / f32(p.inner), partial[0], p.mode == 1u);
+        out[plane] = select(total / f32(p.inner), total, p.mode == 1u);
     }
 }
 

@@ -1,7 +1,10 @@
 // Tiled GEMM with a fused epilogue, for the filterbank projection (+ log), the DCT and linear
 // layers (+ bias + activation): out[M, N] = epilogue(A[M, K] · B), B stored [K, N] or, when
 // `b_trans` = 1, [N, K] (PyTorch linear weights). 16×16 output tile per workgroup, K in
-// 16-wide slabs staged through workgroup memory.
+// 16-wide slabs staged through workgroup memory as `Stage` values: f32, or f16 in the module's
+// f16 build (`matmul_f16`, `matmul_rb_f16`: half the workgroup memory, inputs rounded to f16's
+// 11 significant bits as TF32 rounds them; the products and sums stay f32). The backend
+// defines `Stage` and `stage()` before this source.
 
 struct Params {
     m: u32, n: u32, k: u32, b_trans: u32,
@@ -16,8 +19,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const T: u32 = 16u;
-var<workgroup> ta: array<array<f32, 16>, 16>;
-var<workgroup> tb: array<array<f32, 16>, 16>;
+var<workgroup> ta: array<array<Stage, 16>, 16>;
+var<workgroup> tb: array<array<Stage, 16>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
@@ -27,16 +30,16 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let slabs = (p.k + T - 1u) / T;
     for (var s = 0u; s < slabs; s++) {
         let ka = s * T + l.x;
-        ta[l.y][l.x] = select(0.0, a[row * p.k + ka], row < p.m && ka < p.k);
+        ta[l.y][l.x] = stage(select(0.0, a[row * p.k + ka], row < p.m && ka < p.k));
         let kb = s * T + l.y;
         var vb = 0.0;
         if (col < p.n && kb < p.k) {
             vb = select(b[kb * p.n + col], b[col * p.k + kb], p.b_trans == 1u);
         }
-        tb[l.y][l.x] = vb;
+        tb[l.y][l.x] = stage(vb);
         workgroupBarrier();
         for (var i = 0u; i < T; i++) {
-            acc += ta[l.y][i] * tb[i][l.x];
+            acc += f32(ta[l.y][i]) * f32(tb[i][l.x]);
         }
         workgroupBarrier();
     }
@@ -54,8 +57,8 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // slab's 32 workgroup reads per invocation feed 256 multiply-adds (the 16×16 kernel: 32 for 16).
 const RB: u32 = 64u;
 const RK: u32 = 16u;
-var<workgroup> sa: array<array<f32, 64>, 16>;
-var<workgroup> sb: array<array<f32, 64>, 16>;
+var<workgroup> sa: array<array<Stage, 64>, 16>;
+var<workgroup> sb: array<array<Stage, 64>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
@@ -70,15 +73,15 @@ fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
             let e = tid + 256u * i;
             let row = m0 + e / RK;
             let ka = k0 + e % RK;
-            sa[e % RK][e / RK] = select(0.0, a[row * p.k + ka], row < p.m && ka < p.k);
+            sa[e % RK][e / RK] = stage(select(0.0, a[row * p.k + ka], row < p.m && ka < p.k));
             if (p.b_trans == 1u) {
                 let col = n0 + e / RK;
                 let kb = k0 + e % RK;
-                sb[e % RK][e / RK] = select(0.0, b[col * p.k + kb], col < p.n && kb < p.k);
+                sb[e % RK][e / RK] = stage(select(0.0, b[col * p.k + kb], col < p.n && kb < p.k));
             } else {
                 let col = n0 + e % RB;
                 let kb = k0 + e / RB;
-                sb[e / RB][e % RB] = select(0.0, b[kb * p.n + col], col < p.n && kb < p.k);
+                sb[e / RB][e % RB] = stage(select(0.0, b[kb * p.n + col], col < p.n && kb < p.k));
             }
         }
         workgroupBarrier();
@@ -86,8 +89,8 @@ fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
             var av: array<f32, 4>;
             var bv: array<f32, 4>;
             for (var i = 0u; i < 4u; i++) {
-                av[i] = sa[k][l.y + 16u * i];
-                bv[i] = sb[k][l.x + 16u * i];
+                av[i] = f32(sa[k][l.y + 16u * i]);
+                bv[i] = f32(sb[k][l.x + 16u * i]);
             }
             for (var i = 0u; i < 4u; i++) {
                 for (var j = 0u; j < 4u; j++) {

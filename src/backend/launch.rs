@@ -53,6 +53,9 @@ pub struct Gemm {
     pub slope: f32,
     pub log_kind: u32,
     pub eps: f32,
+    /// The inputs are a layer's activations and weights, well inside f16's range, so the
+    /// tiles may be staged in f16 (linear layers; not the front-end's spectra).
+    pub f16_safe: bool,
     /// The op's output shape (`m × n` elements).
     pub out_shape: Vec<usize>,
 }
@@ -220,14 +223,17 @@ pub fn linear(
     activation: Activation,
 ) -> Result<Gemm> {
     let [batch, inputs, outputs] = check.linear(input, weight, bias)?;
-    Ok(gemm(
-        (batch, inputs, outputs),
-        true,
-        bias.is_some(),
-        activation,
-        None,
-        vec![batch, outputs],
-    ))
+    Ok(Gemm {
+        f16_safe: true,
+        ..gemm(
+            (batch, inputs, outputs),
+            true,
+            bias.is_some(),
+            activation,
+            None,
+            vec![batch, outputs],
+        )
+    })
 }
 
 fn gemm(
@@ -250,6 +256,7 @@ fn gemm(
         slope,
         log_kind,
         eps,
+        f16_safe: false,
         out_shape,
     }
 }

@@ -43,7 +43,10 @@ While a run writes a report it holds a lock on it: a second run on the same -o s
 Arithmetic: f32 everywhere, except the CUDA backend on compute capability 8.0 and newer (TF32
 tensor cores; DEEPSCREEN_CUDA_MATH=f32 keeps f32). DEEPSCREEN_CPU_MATH=bf16 (opt-in, CPUs with
 AVX512-BF16) runs the CPU backend's linear layers and encoder convolutions on bf16 inputs: the
-Whisper members about 1.5x faster, scores moved by up to about 5e-3 (BENCHMARKS.md). `deepscreen
+Whisper members about 1.5x faster, scores moved by up to about 5e-3 (BENCHMARKS.md).
+DEEPSCREEN_WGPU_F16=1 (opt-in, adapters with f16) stages the wgpu backend's linear-layer GEMM
+tiles in f16 (TF32-like rounding, f32 sums); DEEPSCREEN_WGPU_SUBGROUPS=0 turns off its subgroup
+reductions (on where the adapter offers them; the sums come in another order). `deepscreen
 devices` says which is in use.
 
 ",

@@ -1349,19 +1349,94 @@ backend_suite!(
     CpuBackend::with_math(CpuMath::Bf16),
     BF16_TOL
 );
+// wgpu as `new` opens it on a software adapter: register-blocked GEMM, subgroup reductions
+// where the adapter offers them (lavapipe does).
 backend_suite!(
     wgpu,
     "wgpu",
     deepscreen::backend::wgpu::WgpuBackend::with_gemm(GemmKind::RegisterBlocked),
     1e-4
 );
-// wgpu's 16×16-tile GEMM (`DEEPSCREEN_WGPU_GEMM=tiled`), kept for side-by-side timing.
+// wgpu's 16×16-tile GEMM (`DEEPSCREEN_WGPU_GEMM=tiled`, the default on a GPU), with no optional
+// feature: the reductions through workgroup memory, the fallback where subgroups are missing.
 backend_suite!(
     wgpu_tiled,
     "wgpu",
-    deepscreen::backend::wgpu::WgpuBackend::with_gemm(GemmKind::Tiled),
+    deepscreen::backend::wgpu::WgpuBackend::with_options(deepscreen::backend::wgpu::WgpuOptions {
+        gemm: GemmKind::Tiled,
+        subgroups: false,
+        f16: false,
+    }),
     1e-4
 );
+// Linear layers' GEMM tiles staged in f16 (`DEEPSCREEN_WGPU_F16=1`) on both GEMM kernels.
+// Skipped on an adapter without f16 unless DEEPSCREEN_REQUIRE_WGPU_F16=1 (CI sets it: lavapipe
+// offers f16).
+mod wgpu_f16 {
+    use super::*;
+    use deepscreen::backend::wgpu::{WgpuBackend, WgpuOptions};
+
+    fn each_gemm(test: impl Fn(&WgpuBackend)) {
+        for gemm in [GemmKind::RegisterBlocked, GemmKind::Tiled] {
+            let options = WgpuOptions {
+                f16: true,
+                ..WgpuOptions::offered(gemm)
+            };
+            if let Some(be) = require("wgpu_f16", WgpuBackend::with_options(options)) {
+                test(&be);
+            }
+        }
+    }
+
+    // f16 keeps 11 significant bits, as TF32 does, so each input is off by up to 2^-11
+    // relative; the products and sums are f32: the TF32 bound (`cuda_tf32`).
+    #[test]
+    fn linear_layers_match_reference_within_the_tf32_bound() {
+        each_gemm(|be| linear_sigmoid_softmax_match_reference(be, TF32_TOL));
+    }
+
+    // The front-end's GEMMs read spectra, beyond f16's range: they stay f32 (with f16 tiles
+    // the DCT case misses this bound: 3.1e-4 measured on lavapipe).
+    #[test]
+    fn front_end_gemms_stay_f32() {
+        each_gemm(|be| {
+            filterbank_log_matches_reference(be, 1e-4);
+            dct_matches_reference(be, 1e-4);
+        });
+    }
+
+    // The tiles really are f16: 1 + 2^-12 rounds to 1 (an f32 GEMM keeps it), and a value past
+    // f16's largest finite one saturates there instead of becoming infinite.
+    #[test]
+    fn linear_inputs_are_rounded_to_f16() {
+        let x = [1.0 + 2f32.powi(-12), 1.0e5, -3.0];
+        let w = [1.0f32];
+        each_gemm(|be| {
+            let out = be
+                .linear(
+                    &be.upload(&x, &[3, 1]).unwrap(),
+                    &be.upload(&w, &[1, 1]).unwrap(),
+                    None,
+                    Activation::None,
+                )
+                .unwrap();
+            assert_eq!(be.download(&out).unwrap(), [1.0, 65504.0, -3.0]);
+        });
+    }
+
+    // The `wgpu` suite runs the subgroup reductions only where the adapter offers them;
+    // DEEPSCREEN_REQUIRE_WGPU_SUBGROUPS=1 (CI: lavapipe offers them) makes their absence a failure.
+    #[test]
+    fn subgroups_are_offered_where_required() {
+        if required("wgpu_subgroups") {
+            assert!(
+                deepscreen::backend::wgpu::offered_features().0,
+                "DEEPSCREEN_REQUIRE_WGPU_SUBGROUPS=1 but the adapter offers no subgroup operations"
+            );
+        }
+    }
+}
+
 backend_suite!(
     cuda,
     "cuda",

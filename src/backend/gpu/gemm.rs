@@ -38,7 +38,14 @@ pub(super) fn matmul<K: Kernels>(
         f(gemm.eps),
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
-    let (entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
+    let (mut entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
+    if gemm.f16_safe && device.f16_gemm() {
+        entry = match entry {
+            "matmul" => "matmul_f16",
+            "matmul_rb" => "matmul_rb_f16",
+            other => other,
+        };
+    }
     device.launch(
         entry,
         &params,

@@ -155,6 +155,11 @@ pub trait Kernels: Device {
         GemmKind::Tiled
     }
 
+    /// Whether linear layers' GEMMs stage their tiles in f16 (wgpu's `matmul*_f16`).
+    fn f16_gemm(&self) -> bool {
+        false
+    }
+
     /// Shape rules with this backend's name in their errors.
     fn check(&self) -> Shapes {
         Shapes(self.name())

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wgpu::util::DeviceExt;
 
 use super::pool::{BufferPool, PooledBuffer};
-use super::{CHECK, COMMON, MODULES};
+use super::{
+    CHECK, COMMON, F16_ENTRIES, F16_MODULE, MODULES, REDUCE, REDUCE_SUBGROUPS, STAGE_F16, STAGE_F32,
+};
 use crate::backend::gpu::{GemmKind, Grid, Input, Kernels, Params};
 use crate::backend::{Device, DeviceTensor, lock};
 use crate::{Error, Result};
@@ -58,8 +60,103 @@ pub struct WgpuBackend {
     /// STFT twiddle tables by n_fft (`launch::twiddles`), made once and kept.
     twiddles: Mutex<HashMap<usize, wgpu::Buffer>>,
     device_error: Arc<Mutex<Option<String>>>,
-    /// The GEMM kernel: register-blocked `matmul_rb` unless `DEEPSCREEN_WGPU_GEMM=tiled`.
-    gemm: GemmKind,
+    /// The kernels and optional features in use.
+    options: WgpuOptions,
+}
+
+/// Which kernels a wgpu backend runs, and which optional adapter features they use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WgpuOptions {
+    /// The matrix products: `Tiled` or `RegisterBlocked`.
+    pub gemm: GemmKind,
+    /// Workgroup reductions (layer norm, global pooling, the range floor) with subgroup
+    /// operations (`shaders/reduce_subgroups.wgsl`) instead of a tree in workgroup memory.
+    pub subgroups: bool,
+    /// Linear layers' GEMM tiles staged in f16 (`matmul_f16`, `matmul_rb_f16`): their inputs
+    /// rounded as TF32 rounds them, products and sums in f32. The front-end's GEMMs
+    /// (filterbank, DCT) stay f32: spectra exceed f16's range.
+    pub f16: bool,
+}
+
+/// The optional features the adapter offers, as (subgroups, f16); neither without an adapter.
+pub fn offered_features() -> (bool, bool) {
+    match &probe().found {
+        Ok((a, _)) => {
+            let f = a.features();
+            (
+                f.contains(wgpu::Features::SUBGROUP),
+                f.contains(wgpu::Features::SHADER_F16),
+            )
+        }
+        Err(_) => (false, false),
+    }
+}
+
+/// A feature switch from the environment: `None` unset (or empty), else on or off.
+fn env_switch(var: &str) -> Result<Option<bool>> {
+    match std::env::var(var).as_deref() {
+        Err(_) | Ok("") => Ok(None),
+        Ok("1" | "on") => Ok(Some(true)),
+        Ok("0" | "off") => Ok(Some(false)),
+        Ok(other) => Err(err(format!("{var}={other}: expected 1 (on) or 0 (off)"))),
+    }
+}
+
+impl WgpuOptions {
+    /// `gemm`, with subgroup reductions where the adapter offers them and f16 staging off (it
+    /// changes the arithmetic, and no GPU has timed it yet: BENCHMARKS.md).
+    pub fn offered(gemm: GemmKind) -> Self {
+        WgpuOptions {
+            gemm,
+            subgroups: offered_features().0,
+            f16: false,
+        }
+    }
+
+    /// What `WgpuBackend::new` opens: `offered(default GEMM)` with the overrides
+    /// `DEEPSCREEN_WGPU_GEMM` (`tiled` | `rb`), `DEEPSCREEN_WGPU_SUBGROUPS` and
+    /// `DEEPSCREEN_WGPU_F16` (`1` | `0`).
+    pub fn from_env() -> Result<Self> {
+        let gemm = match std::env::var("DEEPSCREEN_WGPU_GEMM").as_deref() {
+            Err(_) | Ok("") => default_gemm(),
+            Ok("rb") => GemmKind::RegisterBlocked,
+            Ok("tiled") => GemmKind::Tiled,
+            Ok(other) => {
+                return Err(err(format!(
+                    "DEEPSCREEN_WGPU_GEMM={other}: expected tiled (the default on a GPU) or rb \
+                     (register-blocked, the default on a software adapter)"
+                )));
+            }
+        };
+        let mut options = Self::offered(gemm);
+        if let Some(on) = env_switch("DEEPSCREEN_WGPU_SUBGROUPS")? {
+            options.subgroups = on;
+        }
+        if let Some(on) = env_switch("DEEPSCREEN_WGPU_F16")? {
+            options.f16 = on;
+        }
+        Ok(options)
+    }
+
+    /// For `deepscreen devices`: the optional features, in use or only offered.
+    fn describe(self) -> String {
+        let (subgroups, f16) = offered_features();
+        let feature = |used: bool, offered: bool, what: &str, var: &str| match (used, offered) {
+            (true, _) => format!("{what} on"),
+            (false, true) => format!("{what} offered, off ({var}=1)"),
+            (false, false) => format!("no {what}"),
+        };
+        format!(
+            "{}; {}",
+            feature(
+                self.subgroups,
+                subgroups,
+                "subgroup reductions",
+                "DEEPSCREEN_WGPU_SUBGROUPS"
+            ),
+            feature(self.f16, f16, "f16 GEMM tiles", "DEEPSCREEN_WGPU_F16")
+        )
+    }
 }
 
 /// What the one-time adapter probe found, kept for every backend the process opens: creating
@@ -95,9 +192,13 @@ fn probe() -> &'static Probe {
 
 /// `deepscreen devices` line: adapter, driver and key limits, or why there is none.
 pub fn status() -> (bool, String) {
-    match &probe().found {
-        Ok((_, d)) => (true, format!("{d}; GEMM {}", default_gemm().describe())),
-        Err(e) => (false, e.clone()),
+    match (&probe().found, WgpuOptions::from_env()) {
+        (Ok((_, d)), Ok(o)) => (
+            true,
+            format!("{d}; GEMM {}; {}", o.gemm.describe(), o.describe()),
+        ),
+        (Ok(_), Err(e)) => (false, e.to_string()),
+        (Err(e), _) => (false, e.clone()),
     }
 }
 
@@ -204,34 +305,51 @@ fn default_gemm() -> GemmKind {
 }
 
 impl WgpuBackend {
-    /// Open the preferred adapter, with the GEMM kernel `DEEPSCREEN_WGPU_GEMM` names (`tiled`,
-    /// 16×16 tiles; `rb`, register-blocked 64×64 tiles) or, unset, the faster one measured for
-    /// this kind of adapter (`default_gemm`); errors say why there is none (never panics).
+    /// Open the preferred adapter with `WgpuOptions::from_env()`; errors say why there is none
+    /// (never panics).
     pub fn new() -> Result<Self> {
-        let gemm = match std::env::var("DEEPSCREEN_WGPU_GEMM").as_deref() {
-            Err(_) | Ok("") => default_gemm(),
-            Ok("rb") => GemmKind::RegisterBlocked,
-            Ok("tiled") => GemmKind::Tiled,
-            Ok(other) => {
-                return Err(err(format!(
-                    "DEEPSCREEN_WGPU_GEMM={other}: expected tiled (the default on a GPU) or rb \
-                     (register-blocked, the default on a software adapter)"
-                )));
-            }
-        };
-        Self::with_gemm(gemm)
+        Self::with_options(WgpuOptions::from_env()?)
     }
 
-    /// As `new`, with `gemm` (`RegisterBlocked` or `Tiled`) for the matrix products.
+    /// As `new`, with `gemm` (`RegisterBlocked` or `Tiled`) for the matrix products and the
+    /// optional features as `WgpuOptions::offered` has them.
     pub fn with_gemm(gemm: GemmKind) -> Result<Self> {
-        if gemm == GemmKind::TensorCores {
+        Self::with_options(WgpuOptions::offered(gemm))
+    }
+
+    /// As `new`, with `options`; an optional feature the adapter does not offer is an error.
+    pub fn with_options(options: WgpuOptions) -> Result<Self> {
+        if options.gemm == GemmKind::TensorCores {
             return Err(err("tensor-core kernels are CUDA's"));
         }
         let (adapter, _) = probe().found.as_ref().map_err(|e| err(e.clone()))?;
+        let (subgroups, f16) = offered_features();
+        let mut features = wgpu::Features::empty();
+        for (wanted, offered, feature, what) in [
+            (
+                options.subgroups,
+                subgroups,
+                wgpu::Features::SUBGROUP,
+                "subgroup operations",
+            ),
+            (
+                options.f16,
+                f16,
+                wgpu::Features::SHADER_F16,
+                "f16 in shaders",
+            ),
+        ] {
+            if wanted && !offered {
+                return Err(err(format!("this adapter does not offer {what}")));
+            }
+            if wanted {
+                features |= feature;
+            }
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("deepscreen"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -242,22 +360,45 @@ impl WgpuBackend {
             let mut slot = lock(&sink);
             slot.get_or_insert_with(|| e.to_string());
         }));
+        // Each module: `enable f16;` where it has f16 tiles, then COMMON, the reductions and the GEMM staging
+        // type the options choose, then its own source; `F16_MODULE` once more with f16 tiles.
+        let build = |name: &str, source: &str, f16: bool| {
+            // (naga takes subgroup operations from the device feature: no directive for them)
+            let enables = if f16 { "enable f16;\n" } else { "" };
+            let reduce = if options.subgroups {
+                REDUCE_SUBGROUPS
+            } else {
+                REDUCE
+            };
+            let stage = if f16 { STAGE_F16 } else { STAGE_F32 };
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(
+                    format!("{enables}{COMMON}\n{reduce}\n{stage}\n{source}").into(),
+                ),
+            })
+        };
+        let pipeline = |module: &wgpu::ShaderModule, entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
         let mut pipelines = HashMap::new();
         for (name, source, entries) in MODULES {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{source}").into()),
-            });
+            let module = build(name, source, false);
             for entry in *entries {
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                pipelines.insert(*entry, pipeline);
+                pipelines.insert(*entry, pipeline(&module, entry));
+            }
+            if options.f16 && *name == F16_MODULE {
+                let module = build(name, source, true);
+                for (entry, key) in F16_ENTRIES {
+                    pipelines.insert(*key, pipeline(&module, entry));
+                }
             }
         }
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
@@ -278,7 +419,7 @@ impl WgpuBackend {
             readback: Mutex::new(Vec::new()),
             twiddles: Mutex::new(HashMap::new()),
             device_error,
-            gemm,
+            options,
         };
         backend.check_device()?;
         Ok(backend)
@@ -533,6 +674,10 @@ impl Kernels for WgpuBackend {
     }
 
     fn gemm_kind(&self) -> GemmKind {
-        self.gemm
+        self.options.gemm
+    }
+
+    fn f16_gemm(&self) -> bool {
+        self.options.f16
     }
 }

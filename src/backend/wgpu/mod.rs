@@ -17,11 +17,26 @@
 mod device;
 mod pool;
 
-pub use device::{WgpuBackend, WgpuReadback, WgpuTensor, preferred_by_auto, status};
+pub use device::{
+    WgpuBackend, WgpuOptions, WgpuReadback, WgpuTensor, offered_features, preferred_by_auto, status,
+};
 
 use super::shapes::Shapes;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+/// `workgroup_reduce` through workgroup memory, and with subgroup operations: one of the two
+/// follows `COMMON` in every module.
+const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+const REDUCE_SUBGROUPS: &str = include_str!("../../../shaders/reduce_subgroups.wgsl");
+/// The type GEMM tiles are staged in (`shaders/matmul.wgsl`), in every module but the f16 one.
+const STAGE_F32: &str = "alias Stage = f32;\nfn stage(v: f32) -> Stage { return v; }\n";
+/// Its f16 version: an input past f16's largest finite value saturates there instead of
+/// becoming infinite (linear layers' inputs are normalised activations, far inside the range).
+const STAGE_F16: &str = "alias Stage = f16;\n\
+    fn stage(v: f32) -> Stage { return f16(clamp(v, -65504.0, 65504.0)); }\n";
+/// The module built a second time with `STAGE_F16`, and its entry points' pipeline names there.
+const F16_MODULE: &str = "matmul";
+const F16_ENTRIES: &[(&str, &str)] = &[("matmul", "matmul_f16"), ("matmul_rb", "matmul_rb_f16")];
 
 /// Each WGSL file and the entry points it defines.
 const MODULES: &[(&str, &str, &[&str])] = &[
