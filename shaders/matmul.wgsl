@@ -57,8 +57,10 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // slab's 32 workgroup reads per invocation feed 256 multiply-adds (the 16×16 kernel: 32 for 16).
 const RB: u32 = 64u;
 const RK: u32 = 16u;
-var<workgroup> sa: array<array<Stage, 64>, 16>;
-var<workgroup> sb: array<array<Stage, 64>, 16>;
+// Rows padded to 65: the staging stores walk k (the first index) across neighbouring
+// invocations, and a 64-wide row put all 16 of them in one memory bank (16-way conflicts).
+var<workgroup> sa: array<array<Stage, 65>, 16>;
+var<workgroup> sb: array<array<Stage, 65>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
