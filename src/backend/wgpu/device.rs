@@ -308,7 +308,18 @@ impl WgpuBackend {
     /// Open the preferred adapter with `WgpuOptions::from_env()`; errors say why there is none
     /// (never panics).
     pub fn new() -> Result<Self> {
-        Self::with_options(WgpuOptions::from_env()?)
+        let options = WgpuOptions::from_env()?;
+        let chosen = env_switch("DEEPSCREEN_WGPU_SUBGROUPS")?.is_some();
+        match Self::with_options(options) {
+            // Subgroups by default only: should a driver that offers them fail on these shaders,
+            // the reductions through workgroup memory still run (the first error if not).
+            Err(first) if options.subgroups && !chosen => Self::with_options(WgpuOptions {
+                subgroups: false,
+                ..options
+            })
+            .map_err(|_| first),
+            opened => opened,
+        }
     }
 
     /// As `new`, with `gemm` (`RegisterBlocked` or `Tiled`) for the matrix products and the
