@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from deepscreen_train import calibration
-from deepscreen_train.common import GENERATORS, read_rows
+from deepscreen_train.common import is_seen, read_rows
 from deepscreen_train.metrics import metrics
 
 
@@ -55,6 +55,14 @@ def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray,
             clips.append(d["clip"] + len(rows))
         rows += these
     return np.concatenate(states), np.concatenate(clips), rows
+
+
+def drop_held_out(states: np.ndarray, clip: np.ndarray, rows: list[dict], kind: str,
+                  held_out: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of `states` / `clip` whose clip is bona fide or a fake of a family not in
+    `held_out` (`common.is_seen`)."""
+    keep = np.array([is_seen(kind, rows[c]["attack"], held_out) for c in clip], dtype=bool)
+    return states[keep], clip[keep]
 
 
 def family(row: dict, groups: list[str] = ()) -> str:
@@ -172,6 +180,10 @@ def main() -> int:
     ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family "
                                                             "in the balanced sampling (e.g. ae-)")
     ap.add_argument("--kind", default="speech")
+    ap.add_argument("--hold-out-family", nargs="*", default=[],
+                    help="generator families (deepscreen_train.common.GENERATORS, e.g. tts) whose training clips "
+                         "are left out: a leave-one-family-out head, whose dev figures on that family are what an "
+                         "unseen family of its kind would get")
     ap.add_argument("--encoder", type=Path, required=True, help="the encoder's deepscreen model (convert.py)")
     ap.add_argument("--out", type=Path, help="write the model here")
     ap.add_argument("--id", default="speech-whisper-tiny-v1")
@@ -200,6 +212,8 @@ def main() -> int:
         raise SystemExit("--mix needs one --layer-features directory per --data directory")
     n_train = args.train_sets or len(sets)
     states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train")
+    held_out = frozenset(args.hold_out_family)
+    states, clip = drop_held_out(states, clip, rows, args.kind, held_out)
     width = states.shape[-1]
     labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
     fams = np.array([f"{rows[c]['label']}:{family(rows[c], args.group)}" for c in clip])
@@ -263,7 +277,7 @@ def main() -> int:
                  "unscored": int((~ok).sum())}
         for attack in sorted({x["attack"] for _, x in spoof_rows}):
             sp = s[[i for i, x in spoof_rows if x["attack"] == attack]]
-            seen = GENERATORS[args.kind][attack][1]
+            seen = is_seen(args.kind, attack, held_out)
             entry["attacks"][attack] = dict(metrics(bona, sp, threshold), seen=seen)
         for source in sorted({x["source"] for x in r if x["label"] == "bonafide"}):
             bs = s[[i for i, x in enumerate(r) if x["label"] == "bonafide" and x["source"] == source and ok[i]]]

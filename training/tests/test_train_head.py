@@ -1,0 +1,32 @@
+"""train_head.py --hold-out-family: a leave-one-family-out head trains on no window of a clip
+whose generator belongs to a held-out family, and keeps every other window."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "whisper"))
+from train_head import drop_held_out  # noqa: E402
+
+
+def test_held_out_families_lose_their_windows_and_nothing_else():
+    rows = [
+        {"label": "bonafide", "attack": "-"},
+        {"label": "spoof", "attack": "espeak-ng"},  # tts
+        {"label": "spoof", "attack": "world"},  # vocoder
+        {"label": "spoof", "attack": "flite"},  # tts
+        {"label": "spoof", "attack": "ae-rvq"},  # neural-codec
+    ]
+    clip = np.array([0, 0, 1, 2, 2, 3, 4, 4, 4])
+    states = np.arange(len(clip) * 2, dtype=np.float32).reshape(len(clip), 2)
+
+    s, c = drop_held_out(states, clip, rows, "speech", frozenset({"tts"}))
+    assert c.tolist() == [0, 0, 2, 2, 4, 4, 4]
+    assert np.array_equal(s, states[[0, 1, 3, 4, 6, 7, 8]])
+
+    s, c = drop_held_out(states, clip, rows, "speech", frozenset({"vocoder", "neural-codec"}))
+    assert c.tolist() == [0, 0, 1, 3]
+
+    s, c = drop_held_out(states, clip, rows, "speech", frozenset())
+    assert c.tolist() == clip.tolist() and np.array_equal(s, states)
