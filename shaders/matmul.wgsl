@@ -3,8 +3,8 @@
 // `b_trans` = 1, [N, K] (PyTorch linear weights). 16×16 output tile per workgroup, K in
 // 16-wide slabs staged through workgroup memory as `Stage` values: f32, or f16 in the module's
 // f16 build (`matmul_f16`, `matmul_rb_f16`: half the workgroup memory, inputs rounded to f16's
-// 11 significant bits as TF32 rounds them; the products and sums stay f32). The backend
-// defines `Stage` and `stage()` before this source.
+// 11 significant bits, as TF32 rounds them, within f16's range; the products and sums stay
+// f32). The backend defines `Stage`, `STAGE_ROW` and `stage()` before this source.
 
 struct Params {
     m: u32, n: u32, k: u32, b_trans: u32,
@@ -57,10 +57,11 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // slab's 32 workgroup reads per invocation feed 256 multiply-adds (the 16×16 kernel: 32 for 16).
 const RB: u32 = 64u;
 const RK: u32 = 16u;
-// Rows padded to 65: the staging stores walk k (the first index) across neighbouring
-// invocations, and a 64-wide row put all 16 of them in one memory bank (16-way conflicts).
-var<workgroup> sa: array<array<Stage, 65>, 16>;
-var<workgroup> sb: array<array<Stage, 65>, 16>;
+// Rows padded to STAGE_ROW (65 f32 or 66 f16: an odd number of words): the staging stores walk
+// k (the first index) across neighbouring invocations, and 64-wide rows put all 16 of them in
+// one memory bank (16-way conflicts).
+var<workgroup> sa: array<array<Stage, STAGE_ROW>, 16>;
+var<workgroup> sb: array<array<Stage, STAGE_ROW>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {

@@ -1406,10 +1406,25 @@ mod wgpu_f16 {
     }
 
     // The tiles really are f16: 1 + 2^-12 rounds to 1 (an f32 GEMM keeps it), and a value past
-    // f16's largest finite one saturates there instead of becoming infinite.
+    // f16's largest finite one saturates there instead of becoming infinite. 1 + 3·2^-12 tells
+    // the conversion's rounding: to nearest gives 1 + 2^-10, toward zero (which WGSL also
+    // allows: then inputs are off by up to 2^-10) gives 1.
     #[test]
     fn linear_inputs_are_rounded_to_f16() {
         let x = [1.0 + 2f32.powi(-12), 1.0e5, -3.0];
+        let nearest = 1.0 + 2f32.powi(-10);
+        each_gemm(|be| {
+            let out = be
+                .linear(
+                    &be.upload(&[1.0 + 3.0 * 2f32.powi(-12)], &[1, 1]).unwrap(),
+                    &be.upload(&[1.0], &[1, 1]).unwrap(),
+                    None,
+                    Activation::None,
+                )
+                .unwrap();
+            let got = be.download(&out).unwrap()[0];
+            assert!(got == nearest || got == 1.0, "1 + 3·2^-12 staged as {got}");
+        });
         let w = [1.0f32];
         each_gemm(|be| {
             let out = be
@@ -1425,13 +1440,22 @@ mod wgpu_f16 {
     }
 
     // The `wgpu` suite runs the subgroup reductions only where the adapter offers them;
-    // DEEPSCREEN_REQUIRE_WGPU_SUBGROUPS=1 (CI: lavapipe offers them) makes their absence a failure.
+    // DEEPSCREEN_REQUIRE_WGPU_SUBGROUPS=1 (CI: lavapipe offers them) makes their absence, or a
+    // default backend that runs without them, a failure.
     #[test]
-    fn subgroups_are_offered_where_required() {
+    fn subgroups_run_where_required() {
         if required("wgpu_subgroups") {
+            let opened = WgpuBackend::with_gemm(GemmKind::RegisterBlocked)
+                .unwrap()
+                .options();
             assert!(
-                deepscreen::backend::wgpu::offered_features().0,
-                "DEEPSCREEN_REQUIRE_WGPU_SUBGROUPS=1 but the adapter offers no subgroup operations"
+                opened.subgroups,
+                "the `wgpu` suite's backend runs no subgroup reductions"
+            );
+            let default = WgpuBackend::new().unwrap().options();
+            assert!(
+                default.subgroups,
+                "WgpuBackend::new runs no subgroup reductions"
             );
         }
     }

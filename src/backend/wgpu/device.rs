@@ -142,7 +142,10 @@ impl WgpuOptions {
     fn describe(self) -> String {
         let (subgroups, f16) = offered_features();
         let feature = |used: bool, offered: bool, what: &str, var: &str| match (used, offered) {
-            (true, _) => format!("{what} on"),
+            (true, true) => format!("{what} on"),
+            (true, false) => {
+                format!("{what} asked for by {var}=1 but not offered: wgpu cannot start")
+            }
             (false, true) => format!("{what} offered, off ({var}=1)"),
             (false, false) => format!("no {what}"),
         };
@@ -453,6 +456,11 @@ impl WgpuBackend {
                     })
             })
             .clone()
+    }
+
+    /// The kernels and optional features this backend runs (after `new`'s fallback).
+    pub fn options(&self) -> WgpuOptions {
+        self.options
     }
 
     pub fn adapter_name(&self) -> &str {

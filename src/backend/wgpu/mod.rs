@@ -28,11 +28,17 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 /// follows `COMMON` in every module.
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const REDUCE_SUBGROUPS: &str = include_str!("../../../shaders/reduce_subgroups.wgsl");
-/// The type GEMM tiles are staged in (`shaders/matmul.wgsl`), in every module but the f16 one.
-const STAGE_F32: &str = "alias Stage = f32;\nfn stage(v: f32) -> Stage { return v; }\n";
-/// Its f16 version: an input past f16's largest finite value saturates there instead of
-/// becoming infinite (linear layers' inputs are normalised activations, far inside the range).
-const STAGE_F16: &str = "alias Stage = f16;\n\
+/// The type GEMM tiles are staged in (`shaders/matmul.wgsl`), in every module but the f16 one,
+/// and the register-blocked kernel's padded row length (65 words: its staging stores hit
+/// distinct banks).
+const STAGE_F32: &str = "alias Stage = f32;\nconst STAGE_ROW = 65u;\n\
+    fn stage(v: f32) -> Stage { return v; }\n";
+/// Its f16 version (66 halves a row: 33 words). f16 keeps 11 significant bits between 6.1e-5
+/// and 65504 in magnitude; below, values lose bits (or flush to zero on some drivers), and past
+/// the top one they saturate there instead of becoming infinite. Linear layers' inputs are
+/// assumed to lie in that range (activations of normalised networks); the front-end's spectra
+/// do not, so its GEMMs never use these tiles.
+const STAGE_F16: &str = "alias Stage = f16;\nconst STAGE_ROW = 66u;\n\
     fn stage(v: f32) -> Stage { return f16(clamp(v, -65504.0, 65504.0)); }\n";
 /// The module built a second time with `STAGE_F16`, and its entry points' pipeline names there.
 const F16_MODULE: &str = "matmul";
