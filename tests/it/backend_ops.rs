@@ -1411,31 +1411,25 @@ mod wgpu_f16 {
     // allows: then inputs are off by up to 2^-10) gives 1.
     #[test]
     fn linear_inputs_are_rounded_to_f16() {
-        let x = [1.0 + 2f32.powi(-12), 1.0e5, -3.0];
-        let nearest = 1.0 + 2f32.powi(-10);
-        each_gemm(|be| {
+        let linear = |be: &WgpuBackend, x: &[f32]| {
             let out = be
                 .linear(
-                    &be.upload(&[1.0 + 3.0 * 2f32.powi(-12)], &[1, 1]).unwrap(),
+                    &be.upload(x, &[x.len(), 1]).unwrap(),
                     &be.upload(&[1.0], &[1, 1]).unwrap(),
                     None,
                     Activation::None,
                 )
                 .unwrap();
-            let got = be.download(&out).unwrap()[0];
-            assert!(got == nearest || got == 1.0, "1 + 3·2^-12 staged as {got}");
-        });
-        let w = [1.0f32];
+            be.download(&out).unwrap()
+        };
+        let nearest = 1.0 + 2f32.powi(-10);
         each_gemm(|be| {
-            let out = be
-                .linear(
-                    &be.upload(&x, &[3, 1]).unwrap(),
-                    &be.upload(&w, &[1, 1]).unwrap(),
-                    None,
-                    Activation::None,
-                )
-                .unwrap();
-            assert_eq!(be.download(&out).unwrap(), [1.0, 65504.0, -3.0]);
+            let got = linear(be, &[1.0 + 3.0 * 2f32.powi(-12)])[0];
+            assert!(got == nearest || got == 1.0, "1 + 3·2^-12 staged as {got}");
+            assert_eq!(
+                linear(be, &[1.0 + 2f32.powi(-12), 1.0e5, -3.0]),
+                [1.0, 65504.0, -3.0]
+            );
         });
     }
 

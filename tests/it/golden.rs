@@ -312,14 +312,15 @@ fn embedded_models_on_tensor_cores_matches_pytorch_to_tf32_bounds() {
     }
 }
 
-/// Every embedded model on wgpu with its linear layers' GEMM tiles in f16
+/// Embedded models on wgpu with their linear layers' GEMM tiles in f16
 /// (`DEEPSCREEN_WGPU_F16=1`; skipped on an adapter without f16 unless
 /// `DEEPSCREEN_REQUIRE_WGPU_F16=1`), within `TF32_BOUNDS` of PyTorch: f16 rounds those inputs
-/// to 11 significant bits as TF32 does (within f16's range, where the activations lie), and fewer products are rounded (the convolutions,
-/// attention and the front-end stay f32). The Whisper encoder (shared by the three Whisper
-/// members; speech-whisper's head) and the two CNN families, as on the emulator's tensor cores:
-/// every model takes 165 s on lavapipe. Measured there: Whisper features 2.6e-2 off on a scale
-/// of 10, outputs 2.2e-3 off on values up to 3.9 (music-whisper), scores within 2.4e-4.
+/// to 11 significant bits as TF32 does (within f16's range, where the activations lie), and
+/// fewer products are rounded (the convolutions, attention and the front-end stay f32). The
+/// Whisper encoder (shared by the three Whisper members) with speech-whisper's head, and the two
+/// CNN families, as on the emulator's tensor cores: every embedded model takes 165 s on
+/// lavapipe. Measured there on every model: Whisper features 2.6e-2 off on a scale of 10,
+/// outputs 2.2e-3 off on values up to 3.9 (music-whisper), scores within 2.4e-4.
 #[test]
 fn embedded_models_on_wgpu_f16_tiles_match_pytorch_to_tf32_bounds() {
     if emulated() {

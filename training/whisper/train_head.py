@@ -61,7 +61,10 @@ def drop_held_out(states: np.ndarray, clip: np.ndarray, rows: list[dict], kind: 
                   held_out: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
     """The windows of `states` / `clip` whose clip is bona fide or a fake of a family not in
     `held_out` (`common.is_seen`)."""
-    keep = np.array([is_seen(kind, rows[c]["attack"], held_out) for c in clip], dtype=bool)
+    seen = np.array([is_seen(kind, r["attack"], held_out) for r in rows], dtype=bool)
+    keep = seen[clip]
+    if keep.all():  # the stacked states can be gigabytes: no copy when nothing is dropped
+        return states, clip
     return states[keep], clip[keep]
 
 

@@ -13,6 +13,11 @@ pub(super) fn optional<T>(t: Option<&T>) -> Input<'_, T> {
     t.map_or(Input::Absent, Input::Tensor)
 }
 
+/// The GEMM kernels with a variant whose tiles are staged in f16 (`Kernels::f16_gemm`), and
+/// that variant's name: wgpu builds them from the same source (`shaders/matmul.wgsl`).
+pub(crate) const F16_VARIANTS: &[(&str, &str)] =
+    &[("matmul", "matmul_f16"), ("matmul_rb", "matmul_rb_f16")];
+
 /// `out = epilogue(a · b + bias)` as planned by `gemm`.
 pub(super) fn matmul<K: Kernels>(
     device: &K,
@@ -39,12 +44,11 @@ pub(super) fn matmul<K: Kernels>(
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
     let (mut entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
-    if gemm.f16_safe && device.f16_gemm() {
-        entry = match entry {
-            "matmul" => "matmul_f16",
-            "matmul_rb" => "matmul_rb_f16",
-            other => other,
-        };
+    if gemm.f16_safe
+        && device.f16_gemm()
+        && let Some(&(_, f16)) = F16_VARIANTS.iter().find(|(f32, _)| *f32 == entry)
+    {
+        entry = f16;
     }
     device.launch(
         entry,

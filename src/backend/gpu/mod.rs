@@ -14,6 +14,8 @@ mod frontend;
 mod gemm;
 mod separator;
 
+pub(crate) use gemm::F16_VARIANTS;
+
 use super::Device;
 use super::shapes::Shapes;
 use crate::Result;

@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wgpu::util::DeviceExt;
 
 use super::pool::{BufferPool, PooledBuffer};
-use super::{
-    CHECK, COMMON, F16_ENTRIES, F16_MODULE, MODULES, REDUCE, REDUCE_SUBGROUPS, STAGE_F16, STAGE_F32,
-};
-use crate::backend::gpu::{GemmKind, Grid, Input, Kernels, Params};
+use super::{CHECK, COMMON, F16_MODULE, MODULES, REDUCE, REDUCE_SUBGROUPS, STAGE_F16, STAGE_F32};
+use crate::backend::gpu::{F16_VARIANTS, GemmKind, Grid, Input, Kernels, Params};
 use crate::backend::{Device, DeviceTensor, lock};
 use crate::{Error, Result};
 
@@ -374,8 +372,9 @@ impl WgpuBackend {
             let mut slot = lock(&sink);
             slot.get_or_insert_with(|| e.to_string());
         }));
-        // Each module: `enable f16;` where it has f16 tiles, then COMMON, the reductions and the GEMM staging
-        // type the options choose, then its own source; `F16_MODULE` once more with f16 tiles.
+        // Each module: `enable f16;` where it has f16 tiles, then COMMON, the reductions and
+        // the GEMM staging type the options choose, then its own source; `F16_MODULE` once
+        // more with f16 tiles.
         let build = |name: &str, source: &str, f16: bool| {
             // (naga takes subgroup operations from the device feature: no directive for them)
             let enables = if f16 { "enable f16;\n" } else { "" };
@@ -410,7 +409,7 @@ impl WgpuBackend {
             }
             if options.f16 && *name == F16_MODULE {
                 let module = build(name, source, true);
-                for (entry, key) in F16_ENTRIES {
+                for (entry, key) in F16_VARIANTS {
                     pipelines.insert(*key, pipeline(&module, entry));
                 }
             }

@@ -40,9 +40,8 @@ const STAGE_F32: &str = "alias Stage = f32;\nconst STAGE_ROW = 65u;\n\
 /// do not, so its GEMMs never use these tiles.
 const STAGE_F16: &str = "alias Stage = f16;\nconst STAGE_ROW = 66u;\n\
     fn stage(v: f32) -> Stage { return f16(clamp(v, -65504.0, 65504.0)); }\n";
-/// The module built a second time with `STAGE_F16`, and its entry points' pipeline names there.
+/// The module built a second time with `STAGE_F16`, for `gpu::F16_VARIANTS`.
 const F16_MODULE: &str = "matmul";
-const F16_ENTRIES: &[(&str, &str)] = &[("matmul", "matmul_f16"), ("matmul_rb", "matmul_rb_f16")];
 
 /// Each WGSL file and the entry points it defines.
 const MODULES: &[(&str, &str, &[&str])] = &[
