@@ -218,19 +218,7 @@ def main() -> int:
     held_out = frozenset(args.hold_out_family)
     states, clip = drop_held_out(states, clip, rows, args.kind, held_out)
     width = states.shape[-1]
-    labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
-    fams = np.array([f"{rows[c]['label']}:{family(rows[c], args.group)}" for c in clip])
-    # Source-balanced sampling: each class half the batch, each family of a class alike.
-    weights = np.zeros(len(clip))
-    for cls in (0.0, 1.0):
-        in_cls = labels == cls
-        names = np.unique(fams[in_cls])
-        for name in names:
-            m = fams == name
-            weights[m] = 0.5 / len(names) / m.sum()
-    weights /= weights.sum()
-    print(f"train: {len(clip)} windows of {len(np.unique(clip))} clips, families "
-          f"{sorted(set(fams))}", flush=True)
+    labels, weights = balanced_sampling(clip, rows, args.group)
 
     head = Head(width, args.hidden, args.dropout, len(args.mix) + 1, fixed_mix_of(args.fixed_mix, args.mix))
     opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
@@ -248,14 +236,46 @@ def main() -> int:
         if step % 500 == 0:
             print(f"step {step} loss {loss.item():.4f}", flush=True)
 
-    # Dev: held-out real packages, held-out voices, held-out generators; clean and channel.
     dev = {}
-    for name in ("dev", "dev-channel"):
-        if not any((data / f"{name}.csv").exists() and read_rows(data / f"{name}.csv") for data, _ in sets):
-            continue  # e.g. the vocal head's lists (vocal_lists.py) have no channel list
+    for name in dev_lists(sets):
         s, c, r = load_stack(sets, args.layer_features, args.mix, name)
         dev[name] = (window_logits(head, s), c, r)
         del s
+    a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
+    if args.out:
+        export(args, head, width, a, b, threshold, report)
+    return 0
+
+
+def balanced_sampling(clip: np.ndarray, rows: list[dict], groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Window labels (1 = fake) and sampling probabilities: each class half the batch, each
+    family of a class (`family`) alike, whatever its number of windows."""
+    labels = np.array([rows[c]["label"] != "bonafide" for c in clip], dtype=np.float32)
+    fams = np.array([f"{rows[c]['label']}:{family(rows[c], groups)}" for c in clip])
+    weights = np.zeros(len(clip))
+    for cls in (0.0, 1.0):
+        names = np.unique(fams[labels == cls])
+        for name in names:
+            m = fams == name
+            weights[m] = 0.5 / len(names) / m.sum()
+    weights /= weights.sum()
+    print(f"train: {len(clip)} windows of {len(np.unique(clip))} clips, families "
+          f"{sorted(set(fams))}", flush=True)
+    return labels, weights
+
+
+def dev_lists(sets: list[tuple[Path, Path]]) -> list[str]:
+    """The dev lists that some --data set has clips in (the vocal head's lists have no
+    dev-channel)."""
+    return [name for name in ("dev", "dev-channel")
+            if any((data / f"{name}.csv").exists() and read_rows(data / f"{name}.csv") for data, _ in sets)]
+
+
+def measure(args, dev: dict, held_out: frozenset[str], mix_weights: np.ndarray, t0: float) -> tuple[float, float, float, dict]:
+    """Calibrate window logits on the dev lists (`dev`: name → (window logits, clip, rows)), set
+    the threshold at --target-fa of their bona fide files, and report: pooled, per attack, per
+    held-out real package, threshold transfer between packages. Printed, and written to --log
+    and --report when given. Returns (scale, bias, threshold, report)."""
     cal_logits = np.concatenate([dev[n][0] for n in dev])
     cal_labels = np.concatenate([[dev[n][2][c]["label"] != "bonafide" for c in dev[n][1]] for n in dev]).astype(np.float32)
     a, b = calibration.fit(cal_logits, cal_labels, balanced=False)
@@ -267,9 +287,9 @@ def main() -> int:
     threshold = calibration.threshold_at(bona_all, args.target_fa)
 
     if args.mix:
-        print("layer weights", dict(zip([*args.mix, "final"], head.mix_weights().round(3).tolist())))
+        print("layer weights", dict(zip([*args.mix, "final"], mix_weights.round(3).tolist())))
     report = {"note": args.note, "id": args.id, "calibration": [a, b], "threshold": threshold,
-              "mix": dict(zip([str(k) for k in [*args.mix, "final"]], head.mix_weights().tolist())),
+              "mix": dict(zip([str(k) for k in [*args.mix, "final"]], mix_weights.tolist())),
               "args": {k: str(v) for k, v in vars(args).items()}, "lists": {}}
     for name, (s, r) in scored.items():
         ok = np.isfinite(s)
@@ -318,18 +338,23 @@ def main() -> int:
                                {"pooled": {n: e["pooled"] for n, e in report["lists"].items()}}) + "\n")
     if args.report:
         args.report.write_text(json.dumps(report, indent=1))
-    if args.out:
-        export(args, head, width, a, b, threshold, report)
-    return 0
+    return a, b, threshold, report
 
 
-def export(args, head: Head, width: int, a: float, b: float, threshold: float, report: dict) -> None:
+def export(args, head: Head, width: int, a: float, b: float, threshold: float, report: dict,
+           encoder_tensors: dict[str, np.ndarray] | None = None) -> None:
+    """Write encoder + head as one model file; `encoder_tensors` replace the --encoder file's
+    tensors of the same names (a fine-tuned encoder's blocks)."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
     with safe_open(str(args.encoder), "np") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for k, v in (encoder_tensors or {}).items():
+        if k not in tensors or tensors[k].shape != v.shape:
+            raise SystemExit(f"{k}: not a tensor of {args.encoder} with shape {v.shape}")
+        tensors[k] = v.astype(tensors[k].dtype)
     config = json.loads(meta["deepscreen"])
     layers, head_tensors = head.engine_layers(width)
     tensors.update({k: v.astype(np.float16) for k, v in head_tensors.items()})
@@ -340,7 +365,8 @@ def export(args, head: Head, width: int, a: float, b: float, threshold: float, r
                                              for k, w in zip(states, head.mix_weights())]}
     config.update({
         "id": args.id,
-        "description": f"{args.kind.capitalize()} deepfake detector: frozen {config['provenance'].get('package', 'Whisper')} encoder "
+        "description": getattr(args, "description", None) or
+                       f"{args.kind.capitalize()} deepfake detector: frozen {config['provenance'].get('package', 'Whisper')} encoder "
                        "features, a small per-position head averaged over the window, calibrated logit.",
         "window": {"seconds": args.seconds, "hop_seconds": args.hop, "pad": "repeat"},
         "layers": layers,
