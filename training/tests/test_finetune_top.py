@@ -121,3 +121,52 @@ def test_export_carries_the_merged_blocks_and_nothing_else_changed(tmp_path):
         want = again(torch.cat([stack[:, :2], top(stack[:, 1])[:, None]], dim=1))
         assert torch.allclose(detector(stack), want)
         assert not torch.allclose(detector(stack), again(stack))
+
+
+def test_train_head_then_finetune_end_to_end(tmp_path):
+    """Both scripts' main() on a tiny made-up set: a head trained, then its top block adapted
+    from it, both exported and measured (the fakes' states are shifted, so both learn)."""
+    import subprocess
+
+    rng = np.random.default_rng(3)
+    t = encoder(rng)
+    config = {"format": "deepscreen-model", "version": 1, "id": "tiny", "provenance": {},
+              "encoder": {"kind": "whisper", "width": WIDTH, "heads": HEADS, "layers": LAYERS, "read": "final"}}
+    enc_path = tmp_path / "encoder.safetensors"
+    save_file(t, str(enc_path), metadata={"deepscreen": json.dumps(config)})
+    data, feats, layers = tmp_path / "data", tmp_path / "feats", tmp_path / "layers"
+    for name, n in (("train", 40), ("dev", 24), ("dev-channel", 24)):
+        rows = ["path,label,attack,source"]
+        for i in range(n):
+            fake = i % 2 == 1
+            rows.append(f"{name}/{i}.flac,{'spoof' if fake else 'bonafide'},{['espeak-ng', 'world'][i % 4 // 2] if fake else '-'},"
+                        f"{'gen' if fake else ['pkg-a', 'pkg-b'][i % 4 // 2]}")
+        data.mkdir(exist_ok=True)
+        (data / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        clip = np.repeat(np.arange(n), 2).astype(np.int32)
+        # Fakes' states leaned along one direction (a uniform offset would vanish in the layer norms).
+        direction = np.where(np.arange(WIDTH) < WIDTH // 2, 1.0, -1.0).astype(np.float32)
+        shift = np.array([1.0 if i % 2 else 0.0 for i in clip], dtype=np.float32)[:, None, None] * direction
+        for d in (feats, layers / "L1", layers / "L2"):
+            d.mkdir(parents=True, exist_ok=True)
+            states = rng.normal(0, 1, (len(clip), 5, WIDTH)).astype(np.float32) + shift
+            np.savez(d / f"{name}-00000.npz", states=states.astype(np.float16), clip=clip)
+    whisper = Path(__file__).resolve().parents[1] / "whisper"
+    common = ["--data", str(data), "--features", str(feats), "--layer-features", str(layers), "--mix", "1", "2",
+              "--encoder", str(enc_path), "--hidden", "8", "--hop", "4"]
+    head = tmp_path / "head.safetensors"
+    subprocess.run([sys.executable, str(whisper / "train_head.py"), *common, "--steps", "60", "--out", str(head),
+                    "--report", str(tmp_path / "head.json")], check=True, capture_output=True)
+    ft = tmp_path / "ft.safetensors"
+    subprocess.run([sys.executable, str(whisper / "finetune_top.py"), *common, "--from-block", "2", "--rank", "2",
+                    "--init-head", str(head), "--steps", "20", "--batch", "8", "--out", str(ft),
+                    "--report", str(tmp_path / "ft.json")], check=True, capture_output=True)
+    for report in ("head.json", "ft.json"):
+        r = json.loads((tmp_path / report).read_text())
+        assert set(r["lists"]) == {"dev", "dev-channel"}
+        assert r["lists"]["dev"]["pooled"]["eer"] < 0.25, report  # the shift is learnable
+    assert json.loads((tmp_path / "ft.json").read_text())["finetune"]["from_block"] == 2
+    with safe_open(str(ft), "np") as f:
+        out = {k: f.get_tensor(k) for k in f.keys()}
+    assert not np.array_equal(out["encoder.blocks.2.qkv.weight"], t["encoder.blocks.2.qkv.weight"])
+    assert np.array_equal(out["encoder.blocks.1.qkv.weight"], t["encoder.blocks.1.qkv.weight"])

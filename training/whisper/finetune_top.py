@@ -37,11 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_head import (  # noqa: E402
     Head,
     balanced_sampling,
-    dev_lists,
     drop_held_out,
     export,
     load_stack,
     measure,
+    score_dev,
+    train_steps,
 )
 
 ADAPTED = ("qkv", "attn_out", "mlp_in", "mlp_out")
@@ -160,15 +161,6 @@ def init_head(head: Head, path: Path, mix: list[int]) -> None:
         head.mix.copy_(torch.log(torch.tensor([r["weight"] for r in read["mix"]], dtype=torch.float32)))
 
 
-def window_logits(model: Detector, stack: np.ndarray, batch: int = 64) -> np.ndarray:
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(stack), batch):
-            out.append(model(torch.from_numpy(stack[i : i + batch].astype(np.float32))).numpy())
-    return np.concatenate(out)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="prepare.py outputs (one or more)")
@@ -238,25 +230,12 @@ def main() -> int:
                               "weight_decay": args.weight_decay}])
     # --steps 0 measures the starting point (--init-head on the frozen encoder) the same way.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=args.steps) if args.steps else None
-    for step in range(args.steps):
-        model.train()
-        idx = rng.choice(len(clip), args.batch, p=weights)
-        loss = F.binary_cross_entropy_with_logits(model(torch.from_numpy(stack[idx].astype(np.float32))),
-                                                  torch.from_numpy(labels[idx]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+    if args.steps:
+        train_steps(model, opt, sched, args.steps, args.batch, stack, labels, weights, rng, report_every=50)
     del stack
 
     merged = top.fold_merged(tensors[f"encoder.blocks.{args.from_block}.qkv.weight"].dtype)
-    dev = {}
-    for name in dev_lists(sets):
-        s, c, r = load_stack(sets, args.layer_features, args.mix, name)
-        dev[name] = (window_logits(model, s), c, r)
-        del s
+    dev = score_dev(model, sets, args.layer_features, args.mix, batch=64)
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
     report["finetune"] = {"from_block": args.from_block, "rank": args.rank, "alpha": args.alpha,
                           "adapted": list(ADAPTED), "steps": args.steps}

@@ -155,7 +155,8 @@ def fixed_mix_of(model: Path | None, mix: list[int]) -> np.ndarray | None:
     return np.array([r["weight"] for r in read])
 
 
-def window_logits(head: Head, states: np.ndarray, batch: int = 256) -> np.ndarray:
+def window_logits(head: nn.Module, states: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Window logits of `head` (a Head, or finetune_top's Detector) over states, in eval mode."""
     head.eval()
     out = []
     with torch.no_grad():
@@ -223,28 +224,40 @@ def main() -> int:
     head = Head(width, args.hidden, args.dropout, len(args.mix) + 1, fixed_mix_of(args.fixed_mix, args.mix))
     opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps)
-    for step in range(args.steps):
-        head.train()
-        idx = rng.choice(len(clip), args.batch, p=weights)
-        x = torch.from_numpy(states[idx].astype(np.float32))
-        y = torch.from_numpy(labels[idx])
-        loss = nn.functional.binary_cross_entropy_with_logits(head(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 500 == 0:
-            print(f"step {step} loss {loss.item():.4f}", flush=True)
-
-    dev = {}
-    for name in dev_lists(sets):
-        s, c, r = load_stack(sets, args.layer_features, args.mix, name)
-        dev[name] = (window_logits(head, s), c, r)
-        del s
+    train_steps(head, opt, sched, args.steps, args.batch, states, labels, weights, rng, report_every=500)
+    dev = score_dev(head, sets, args.layer_features, args.mix)
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
     if args.out:
         export(args, head, width, a, b, threshold, report)
     return 0
+
+
+def train_steps(model: nn.Module, opt, sched, steps: int, batch: int, states: np.ndarray, labels: np.ndarray,
+                weights: np.ndarray, rng: np.random.Generator, report_every: int) -> None:
+    """`steps` AdamW steps of binary cross-entropy on batches drawn with `weights`."""
+    t0 = time.time()
+    for step in range(steps):
+        model.train()
+        idx = rng.choice(len(labels), batch, p=weights)
+        loss = nn.functional.binary_cross_entropy_with_logits(model(torch.from_numpy(states[idx].astype(np.float32))),
+                                                              torch.from_numpy(labels[idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % report_every == 0:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def score_dev(model: nn.Module, sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int],
+              batch: int = 256) -> dict:
+    """{dev list: (window logits, clip, rows)}, each list's states loaded and freed in turn."""
+    dev = {}
+    for name in dev_lists(sets):
+        s, c, r = load_stack(sets, layer_dirs, mix, name)
+        dev[name] = (window_logits(model, s, batch), c, r)
+        del s
+    return dev
 
 
 def balanced_sampling(clip: np.ndarray, rows: list[dict], groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
