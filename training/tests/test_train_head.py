@@ -30,3 +30,24 @@ def test_held_out_families_lose_their_windows_and_nothing_else():
 
     s, c = drop_held_out(states, clip, rows, "speech", frozenset())
     assert c.tolist() == clip.tolist() and np.array_equal(s, states)
+
+
+def test_groups_weigh_generators_and_real_packages_as_one_family():
+    from train_head import balanced_sampling, family
+
+    rows = [
+        {"label": "bonafide", "attack": "-", "source": "asterisk-core-sounds-en"},
+        {"label": "bonafide", "attack": "-", "source": "asterisk-core-sounds-fr"},
+        {"label": "bonafide", "attack": "-", "source": "fillets-ng-data"},
+        {"label": "spoof", "attack": "ae-rvq", "source": "x"},
+        {"label": "spoof", "attack": "ae-istft", "source": "x"},
+        {"label": "spoof", "attack": "world", "source": "x"},
+    ]
+    groups = ["ae-", "asterisk-core-sounds"]
+    assert [family(r, groups) for r in rows] == ["asterisk-core-sounds", "asterisk-core-sounds", "fillets-ng-data",
+                                                "ae-", "ae-", "world"]
+    assert [family(r) for r in rows][:2] == ["asterisk-core-sounds-en", "asterisk-core-sounds-fr"]
+    # One window per clip: each class half the draws, each family of a class alike.
+    labels, weights = balanced_sampling(np.arange(len(rows)), rows, groups)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.allclose(weights, [0.125, 0.125, 0.25, 0.125, 0.125, 0.25])

@@ -70,10 +70,10 @@ def drop_held_out(states: np.ndarray, clip: np.ndarray, rows: list[dict], kind: 
 
 def family(row: dict, groups: list[str] = ()) -> str:
     """The unit of balancing: a real package, or a generator (TTS voices of one tool together);
-    generators whose name starts with one of `groups` weigh as one (e.g. all "ae-" vocoders)."""
-    if row["label"] == "bonafide":
-        return row["source"]
-    return next((g for g in groups if row["attack"].startswith(g)), row["attack"])
+    generators or real packages whose name starts with one of `groups` weigh as one (e.g. all
+    "ae-" vocoders, or "asterisk-core-sounds" for the Asterisk prompts of every language)."""
+    name = row["source"] if row["label"] == "bonafide" else row["attack"]
+    return next((g for g in groups if name.startswith(g)), name)
 
 
 def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str):
@@ -181,7 +181,7 @@ def main() -> int:
                          "weights, frozen, instead of learning them (with --mix listing its blocks)")
     ap.add_argument("--train-sets", type=int, help="train on the first K --data sets only (all are measured): "
                                                    "the baseline for an addition")
-    ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family "
+    ap.add_argument("--group", nargs="*", default=[], help="generator (or real package) name prefixes that weigh as one family "
                                                             "in the balanced sampling (e.g. ae-)")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--hold-out-family", nargs="*", default=[],
