@@ -51,3 +51,21 @@ def test_groups_weigh_generators_and_real_packages_as_one_family():
     labels, weights = balanced_sampling(np.arange(len(rows)), rows, groups)
     assert labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert np.allclose(weights, [0.125, 0.125, 0.25, 0.125, 0.125, 0.25])
+
+
+def test_without_sources_drops_a_package_and_renumbers_the_clips():
+    from train_head import without_sources
+
+    rows = [
+        {"label": "bonafide", "source": "a"},
+        {"label": "bonafide", "source": "b"},
+        {"label": "spoof", "source": "b"},  # a fake made from package b stays
+        {"label": "bonafide", "source": "c"},
+    ]
+    logits = np.array([0.1, 0.2, 1.0, 2.0, 2.5, 3.0])
+    clip = np.array([0, 1, 1, 2, 2, 3])
+    (lg, c, r), = without_sources({"dev": (logits, clip, rows)}, ["b"]).values()
+    assert lg.tolist() == [0.1, 2.0, 2.5, 3.0]
+    assert c.tolist() == [0, 1, 1, 2]
+    assert [x["source"] for x in r] == ["a", "b", "c"] and r[1]["label"] == "spoof"
+    assert without_sources({"dev": (logits, clip, rows)}, [])["dev"][0] is logits

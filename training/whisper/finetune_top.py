@@ -43,6 +43,7 @@ from train_head import (  # noqa: E402
     measure,
     score_dev,
     train_steps,
+    without_sources,
 )
 
 ADAPTED = ("qkv", "attn_out", "mlp_in", "mlp_out")
@@ -177,6 +178,7 @@ def main() -> int:
     ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--hold-out-family", nargs="*", default=[], help="families (common.GENERATORS) not trained on")
+    ap.add_argument("--drop-dev-source", nargs="*", default=[], help="real packages left out of the dev figures")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4, help="adapters")
@@ -235,7 +237,7 @@ def main() -> int:
     del stack
 
     merged = top.fold_merged(tensors[f"encoder.blocks.{args.from_block}.qkv.weight"].dtype)
-    dev = score_dev(model, sets, args.layer_features, args.mix, batch=64)
+    dev = without_sources(score_dev(model, sets, args.layer_features, args.mix, batch=64), args.drop_dev_source)
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
     report["finetune"] = {"from_block": args.from_block, "rank": args.rank, "alpha": args.alpha,
                           "adapted": list(ADAPTED), "steps": args.steps}

@@ -184,6 +184,8 @@ def main() -> int:
     ap.add_argument("--group", nargs="*", default=[], help="generator (or real package) name prefixes that weigh as one family "
                                                             "in the balanced sampling (e.g. ae-)")
     ap.add_argument("--kind", default="speech")
+    ap.add_argument("--drop-dev-source", nargs="*", default=[],
+                    help="real packages left out of the dev figures and threshold (e.g. one trained on through another --data set)")
     ap.add_argument("--hold-out-family", nargs="*", default=[],
                     help="generator families (deepscreen_train.common.GENERATORS, e.g. tts) whose training clips "
                          "are left out: a leave-one-family-out head, whose dev figures on that family are what an "
@@ -225,7 +227,7 @@ def main() -> int:
     opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps)
     train_steps(head, opt, sched, args.steps, args.batch, states, labels, weights, rng, report_every=500)
-    dev = score_dev(head, sets, args.layer_features, args.mix)
+    dev = without_sources(score_dev(head, sets, args.layer_features, args.mix), args.drop_dev_source)
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
     if args.out:
         export(args, head, width, a, b, threshold, report)
@@ -258,6 +260,21 @@ def score_dev(model: nn.Module, sets: list[tuple[Path, Path]], layer_dirs: list[
         dev[name] = (window_logits(model, s, batch), c, r)
         del s
     return dev
+
+
+def without_sources(dev: dict, sources: list[str]) -> dict:
+    """`dev` (score_dev's) without the clips of these real packages (e.g. one trained on, which is
+    then no longer held out); rows renumbered."""
+    if not sources:
+        return dev
+    out = {}
+    for name, (logits, clip, rows) in dev.items():
+        keep = [i for i, r in enumerate(rows) if not (r["label"] == "bonafide" and r["source"] in sources)]
+        index = np.full(len(rows), -1)
+        index[keep] = np.arange(len(keep))
+        windows = index[clip] >= 0
+        out[name] = (logits[windows], index[clip][windows], [rows[i] for i in keep])
+    return out
 
 
 def balanced_sampling(clip: np.ndarray, rows: list[dict], groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
