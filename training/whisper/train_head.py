@@ -22,7 +22,6 @@ Each run appends its figures to --log (JSON lines) so experiments stay on record
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -37,24 +36,40 @@ from deepscreen_train.common import is_seen, read_rows
 from deepscreen_train.metrics import metrics
 
 
-def load_features(sets: list[tuple[Path, Path]], name: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """One list (train, dev, …) over every (data, features) set, clip indices into the joined rows."""
+def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str):
+    """One list (train, dev, …) over every (data, features) set: the cached final states
+    [windows, positions, width], or with `mix` the states of those blocks (LAYER_DIR/L{k}) stacked
+    before the final ones [windows, len(mix) + 1, positions, width]; the window → row index into
+    the joined rows; the rows. Filled shard by shard into one array (the stack can be most of
+    the machine's memory: no second copy is made)."""
     rows: list[dict] = []
-    states, clips = [], []
-    for data, features in sets:
+    shards: list[tuple[list[Path], int]] = []  # per shard: its files (mix blocks…, final), row offset
+    for i, (data, features) in enumerate(sets):
         if not (data / f"{name}.csv").exists():
             continue
-        with open(data / f"{name}.csv", newline="") as f:
-            these = list(csv.DictReader(f))
-        shards = sorted(features.glob(f"{name}-*.npz"))
-        if not shards and these:
+        these = read_rows(data / f"{name}.csv")
+        files = sorted(features.glob(f"{name}-*.npz"))
+        if not files and these:
             raise SystemExit(f"no features for {name} in {features}: run features.py first")
-        for p in shards:
-            d = np.load(p)
-            states.append(d["states"])
-            clips.append(d["clip"] + len(rows))
+        shards += [([layer_dirs[i] / f"L{k}" / p.name for k in mix] + [p], len(rows)) for p in files]
         rows += these
-    return np.concatenate(states), np.concatenate(clips), rows
+    clips = [np.load(files[-1])["clip"] + offset for files, offset in shards]
+    if not clips:
+        raise SystemExit(f"no {name} list in {[str(d) for d, _ in sets]}")
+    first = np.load(shards[0][0][-1])["states"]
+    stack = np.empty((sum(len(c) for c in clips), *([len(mix) + 1] if mix else []), *first.shape[1:]), first.dtype)
+    at = 0
+    for (files, offset), clip in zip(shards, clips):
+        for j, path in enumerate(files):
+            d = np.load(path)
+            if not np.array_equal(d["clip"] + offset, clip):
+                raise SystemExit(f"{path} does not match the final states' windows (rerun features.py)")
+            if mix:
+                stack[at : at + len(clip), j] = d["states"]
+            else:
+                stack[at : at + len(clip)] = d["states"]
+        at += len(clip)
+    return stack, np.concatenate(clips), rows
 
 
 def drop_held_out(states: np.ndarray, clip: np.ndarray, rows: list[dict], kind: str,
@@ -74,23 +89,6 @@ def family(row: dict, groups: list[str] = ()) -> str:
     "ae-" vocoders, or "asterisk-core-sounds" for the Asterisk prompts of every language)."""
     name = row["source"] if row["label"] == "bonafide" else row["attack"]
     return next((g for g in groups if name.startswith(g)), name)
-
-
-def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str):
-    """Like load_features, with the states of blocks `mix` (from LAYER_DIR/L{k}) stacked before
-    the final states: [windows, len(mix) + 1, positions, width]."""
-    states, clip, rows = load_features(sets, name)
-    if not mix:
-        return states, clip, rows
-    stack = np.empty((len(states), len(mix) + 1, *states.shape[1:]), dtype=states.dtype)
-    stack[:, -1] = states
-    del states
-    for j, k in enumerate(mix):
-        s, c, _ = load_features([(d, ld / f"L{k}") for (d, _), ld in zip(sets, layer_dirs)], name)
-        if not np.array_equal(c, clip):
-            raise SystemExit(f"layer {k} features of {name} do not match the final ones (rerun features.py)")
-        stack[:, j] = s
-    return stack, clip, rows
 
 
 class Head(nn.Module):
