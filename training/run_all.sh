@@ -128,10 +128,17 @@ whisper_features() {
     shift
     for list in "$@"; do
         hop=4; [ "$list" = train ] && hop=2
-        $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4,final \
-            --data "$dir" --list "$list" --out "$dir/features-base-layers" --hop $hop
+        if [ -d "$dir/features-base" ] && [ ! -L "$dir/features-base" ]; then  # the old layout: resume it
+            $PY training/whisper/features.py --model-dir "$WHISPER" --data "$dir" --list "$list" \
+                --out "$dir/features-base" --hop $hop
+            $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4 \
+                --data "$dir" --list "$list" --out "$dir/features-base-layers" --hop $hop
+        else
+            $PY training/whisper/features.py --encoder "$DATA/whisper-base-encoder.safetensors" --layers 2,4,final \
+                --data "$dir" --list "$list" --out "$dir/features-base-layers" --hop $hop
+        fi
     done
-    [ -e "$dir/features-base" ] || ln -s features-base-layers/Lfinal "$dir/features-base"
+    [ -e "$dir/features-base" ] || [ -L "$dir/features-base" ] || ln -s features-base-layers/Lfinal "$dir/features-base"
 }
 whisper_features "$DATA/speech" dev dev-channel train
 $PY training/whisper/train_head.py --data "$DATA/speech" --features "$DATA/speech/features-base" \

@@ -170,3 +170,13 @@ def test_train_head_then_finetune_end_to_end(tmp_path):
         out = {k: f.get_tensor(k) for k in f.keys()}
     assert not np.array_equal(out["encoder.blocks.2.qkv.weight"], t["encoder.blocks.2.qkv.weight"])
     assert np.array_equal(out["encoder.blocks.1.qkv.weight"], t["encoder.blocks.1.qkv.weight"])
+
+
+def test_a_mixed_block_above_the_adapted_ones_is_refused(monkeypatch):
+    import finetune_top
+    import pytest
+
+    monkeypatch.setattr(sys, "argv", ["finetune_top.py", "--data", "d", "--features", "f", "--layer-features", "l",
+                                      "--mix", "2", "4", "5", "--from-block", "4", "--encoder", "e"])
+    with pytest.raises(SystemExit, match="highest of --mix"):
+        finetune_top.main()

@@ -69,3 +69,34 @@ def test_without_sources_drops_a_package_and_renumbers_the_clips():
     assert c.tolist() == [0, 1, 1, 2]
     assert [x["source"] for x in r] == ["a", "b", "c"] and r[1]["label"] == "spoof"
     assert without_sources({"dev": (logits, clip, rows)}, [])["dev"][0] is logits
+
+
+def test_load_stack_joins_sets_and_shards_like_a_plain_concatenation(tmp_path):
+    from train_head import load_stack
+
+    rng = np.random.default_rng(0)
+    sets, layer_dirs, want = [], [], {"states": [], "clip": [], "rows": []}
+    for s in range(2):
+        data = tmp_path / f"set{s}"
+        data.mkdir()
+        n_rows = 5 + s
+        (data / "dev.csv").write_text("path,label,attack,source\n" + "".join(
+            f"{s}/{i}.flac,bonafide,-,pkg{s}\n" for i in range(n_rows)))
+        for shard, rows in enumerate((range(0, 3), range(3, n_rows))):
+            clip = np.repeat(np.array(list(rows), dtype=np.int32), 2)
+            per_dir = {}
+            for d in ("final", "layers/L1", "layers/L2"):
+                (data / d).mkdir(parents=True, exist_ok=True)
+                per_dir[d] = rng.normal(0, 1, (len(clip), 3, 4)).astype(np.float16)
+                np.savez(data / d / f"dev-{shard:05d}.npz", states=per_dir[d], clip=clip)
+            want["states"].append(np.stack([per_dir["layers/L1"], per_dir["layers/L2"], per_dir["final"]], axis=1))
+            want["clip"].append(clip + len(want["rows"]))
+        want["rows"] += [f"{s}/{i}.flac" for i in range(n_rows)]
+        sets.append((data, data / "final"))
+        layer_dirs.append(data / "layers")
+    stack, clip, rows = load_stack(sets, layer_dirs, [1, 2], "dev")
+    assert np.array_equal(stack, np.concatenate(want["states"]))
+    assert np.array_equal(clip, np.concatenate(want["clip"]))
+    assert [r["path"] for r in rows] == want["rows"]
+    final, clip2, _ = load_stack(sets, layer_dirs, [], "dev")
+    assert np.array_equal(final, np.concatenate(want["states"])[:, -1]) and np.array_equal(clip2, clip)

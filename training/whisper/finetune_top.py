@@ -175,7 +175,7 @@ def main() -> int:
     ap.add_argument("--init-head", type=Path, help="start from this train_head.py model's head and layer mix")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=0.5)
-    ap.add_argument("--group", nargs="*", default=[], help="generator name prefixes that weigh as one family")
+    ap.add_argument("--group", nargs="*", default=[], help="generator (or real package) name prefixes that weigh as one family")
     ap.add_argument("--kind", default="speech")
     ap.add_argument("--hold-out-family", nargs="*", default=[], help="families (common.GENERATORS) not trained on")
     ap.add_argument("--drop-dev-source", nargs="*", default=[], help="real packages left out of the dev figures")
@@ -199,8 +199,9 @@ def main() -> int:
     args.description = (f"{args.kind.capitalize()} deepfake detector: Whisper encoder with blocks {args.from_block}+ "
                         f"fine-tuned (rank-{args.rank} adapters, merged), a small per-position head averaged over the window, "
                         "calibrated logit.")
-    if args.from_block not in args.mix:
-        raise SystemExit("--from-block must be one of --mix (its cached states are the adapted blocks' input)")
+    if args.from_block not in args.mix or max(args.mix) != args.from_block:
+        # Cached states of a block above FROM would be the unadapted ones, unlike what ships.
+        raise SystemExit("--from-block must be the highest of --mix (its cached states are the adapted blocks' input)")
     if not (len(args.data) == len(args.features) == len(args.layer_features)):
         raise SystemExit("give one --features and one --layer-features directory per --data directory")
     torch.manual_seed(args.seed)

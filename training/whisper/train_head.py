@@ -61,6 +61,8 @@ def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[
     at = 0
     for (files, offset), clip in zip(shards, clips):
         for j, path in enumerate(files):
+            if not path.exists():
+                raise SystemExit(f"{path} is missing beside {files[-1]} (rerun features.py)")
             d = np.load(path)
             if not np.array_equal(d["clip"] + offset, clip):
                 raise SystemExit(f"{path} does not match the final states' windows (rerun features.py)")
