@@ -35,6 +35,15 @@ def encoder(rng) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float16) for k, v in t.items()}
 
 
+def encoder_file(t: dict[str, np.ndarray], folder: Path) -> Path:
+    """`t` as a deepscreen encoder file (convert.py's layout)."""
+    config = {"format": "deepscreen-model", "version": 1, "id": "tiny", "provenance": {},
+              "encoder": {"kind": "whisper", "width": WIDTH, "heads": HEADS, "layers": LAYERS, "read": "final"}}
+    path = folder / "encoder.safetensors"
+    save_file(t, str(path), metadata={"deepscreen": json.dumps(config)})
+    return path
+
+
 def reference_top(t: dict[str, np.ndarray], x: np.ndarray, first: int) -> np.ndarray:
     """Blocks first.. and the final LayerNorm on one window [T, width], float64."""
     g = lambda k: t[k].astype(np.float64)  # noqa: E731
@@ -88,10 +97,7 @@ def test_merging_the_adapters_changes_no_output():
 def test_export_carries_the_merged_blocks_and_nothing_else_changed(tmp_path):
     rng = np.random.default_rng(2)
     t = encoder(rng)
-    config = {"format": "deepscreen-model", "version": 1, "id": "tiny", "provenance": {},
-              "encoder": {"kind": "whisper", "width": WIDTH, "heads": HEADS, "layers": LAYERS, "read": "final"}}
-    enc_path = tmp_path / "encoder.safetensors"
-    save_file(t, str(enc_path), metadata={"deepscreen": json.dumps(config)})
+    enc_path = encoder_file(t, tmp_path)
     top = TopBlocks(t, HEADS, LAYERS, first=2, rank=4, alpha=8)
     randomise_adapters(top, 2)
     merged = top.fold_merged(np.float16)
@@ -130,10 +136,7 @@ def test_train_head_then_finetune_end_to_end(tmp_path):
 
     rng = np.random.default_rng(3)
     t = encoder(rng)
-    config = {"format": "deepscreen-model", "version": 1, "id": "tiny", "provenance": {},
-              "encoder": {"kind": "whisper", "width": WIDTH, "heads": HEADS, "layers": LAYERS, "read": "final"}}
-    enc_path = tmp_path / "encoder.safetensors"
-    save_file(t, str(enc_path), metadata={"deepscreen": json.dumps(config)})
+    enc_path = encoder_file(t, tmp_path)
     data, feats, layers = tmp_path / "data", tmp_path / "feats", tmp_path / "layers"
     for name, n in (("train", 40), ("dev", 24), ("dev-channel", 24)):
         rows = ["path,label,attack,source"]
