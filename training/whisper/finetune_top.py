@@ -11,7 +11,7 @@ What trains: rank-R adapters, W + (alpha / R) · B · A with B = 0 at the start 
 encoder), on the qkv, attention-out and both MLP linears of blocks FROM … layers − 1, and the
 head (train_head.py's, from --init-head's weights or new). Norms, biases and every block below
 FROM stay frozen. Input: the cached states after block FROM (features.py --layers, which must be
-one of the head's --mix blocks); the head reads the --mix states as cached and the final states
+the highest of the head's --mix blocks); the head reads the --mix states as cached and the final states
 recomputed through the adapted blocks and the final LayerNorm.
 
 The dev figures are those of the model as exported: the merged weights rounded to the encoder
@@ -22,7 +22,6 @@ train_head.py's (same report, same --log).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -34,11 +33,13 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from share_encoder import load  # noqa: E402
 from train_head import (  # noqa: E402
     Head,
     balanced_sampling,
     drop_held_out,
     export,
+    fixed_mix_of,
     load_stack,
     measure,
     score_dev,
@@ -137,20 +138,10 @@ class Detector(nn.Module):
         return self.head(torch.cat([stack[:, :-1], final[:, None]], dim=1))
 
 
-def load_encoder(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "np") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["deepscreen"])
-
-
 def init_head(head: Head, path: Path, mix: list[int]) -> None:
     """Load the head weights and layer mix of a model exported by train_head.py."""
-    tensors, config = load_encoder(path)
-    read = config["encoder"].get("read", {})
-    states = [r["state"] for r in read.get("mix", [])] if isinstance(read, dict) else []
-    if states != [*mix, config["encoder"]["layers"] + 1]:
-        raise SystemExit(f"{path} does not mix blocks {mix} and the final states: give its --mix")
+    weights = fixed_mix_of(path, mix)  # checks that it mixes blocks `mix` and the final states
+    _, tensors = load(str(path))
     with torch.no_grad():
         for name in ("frame1", "frame2", "out"):
             layer = getattr(head, name)
@@ -159,7 +150,7 @@ def init_head(head: Head, path: Path, mix: list[int]) -> None:
                 raise SystemExit(f"{path}: its head has {w.shape[0]} units in {name}, not {layer.weight.shape[0]} (--hidden)")
             layer.weight.copy_(torch.from_numpy(w.reshape(layer.weight.shape)))
             layer.bias.copy_(torch.from_numpy(tensors[f"head.{name}.bias"].astype(np.float32)))
-        head.mix.copy_(torch.log(torch.tensor([r["weight"] for r in read["mix"]], dtype=torch.float32)))
+        head.mix.copy_(torch.log(torch.tensor(weights, dtype=torch.float32)))
 
 
 def main() -> int:
@@ -168,7 +159,7 @@ def main() -> int:
     ap.add_argument("--features", type=Path, nargs="+", required=True, help="features.py final states, one per --data")
     ap.add_argument("--layer-features", type=Path, nargs="+", required=True, help="features.py --layers outputs, one per --data")
     ap.add_argument("--mix", type=int, nargs="+", required=True, help="blocks whose states the head mixes with the final ones")
-    ap.add_argument("--from-block", type=int, required=True, help="adapt the blocks after this one (one of --mix)")
+    ap.add_argument("--from-block", type=int, required=True, help="adapt the blocks after this one (the highest of --mix)")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=16.0)
     ap.add_argument("--encoder", type=Path, required=True, help="the encoder's deepscreen model (convert.py)")
@@ -199,7 +190,7 @@ def main() -> int:
     args.description = (f"{args.kind.capitalize()} deepfake detector: Whisper encoder with blocks {args.from_block}+ "
                         f"fine-tuned (rank-{args.rank} adapters, merged), a small per-position head averaged over the window, "
                         "calibrated logit.")
-    if args.from_block not in args.mix or max(args.mix) != args.from_block:
+    if max(args.mix) != args.from_block:
         # Cached states of a block above FROM would be the unadapted ones, unlike what ships.
         raise SystemExit("--from-block must be the highest of --mix (its cached states are the adapted blocks' input)")
     if not (len(args.data) == len(args.features) == len(args.layer_features)):
@@ -209,7 +200,7 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
 
-    tensors, config = load_encoder(args.encoder)
+    config, tensors = load(str(args.encoder))
     enc = config["encoder"]
     top = TopBlocks(tensors, enc["heads"], enc["layers"], args.from_block, args.rank, args.alpha)
     sets = list(zip(args.data, args.features))
@@ -227,23 +218,18 @@ def main() -> int:
     print(f"blocks {args.from_block}..{enc['layers'] - 1} recomputed: max |d| {gap:.3g} from the cached final states", flush=True)
     labels, weights = balanced_sampling(clip, rows, args.group)
 
-    adapters = [p for n, p in top.named_parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": adapters, "lr": args.lr, "weight_decay": 0.0},
-                             {"params": [p for p in head.parameters() if p.requires_grad], "lr": args.head_lr,
-                              "weight_decay": args.weight_decay}])
     # --steps 0 measures the starting point (--init-head on the frozen encoder) the same way.
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=args.steps) if args.steps else None
     if args.steps:
+        opt = torch.optim.AdamW([{"params": top.parameters(), "lr": args.lr, "weight_decay": 0.0},
+                                 {"params": head.parameters(), "lr": args.head_lr, "weight_decay": args.weight_decay}])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=args.steps)
         train_steps(model, opt, sched, args.steps, args.batch, stack, labels, weights, rng, report_every=50)
     del stack
 
     merged = top.fold_merged(tensors[f"encoder.blocks.{args.from_block}.qkv.weight"].dtype)
     dev = without_sources(score_dev(model, sets, args.layer_features, args.mix, batch=64), args.drop_dev_source)
-    a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
-    report["finetune"] = {"from_block": args.from_block, "rank": args.rank, "alpha": args.alpha,
-                          "adapted": list(ADAPTED), "steps": args.steps}
-    if args.report:
-        args.report.write_text(json.dumps(report, indent=1))
+    a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0, extra={"finetune": {
+        "from_block": args.from_block, "rank": args.rank, "alpha": args.alpha, "adapted": list(ADAPTED), "steps": args.steps}})
     if args.out:
         export(args, head, width, a, b, threshold, report, encoder_tensors=merged)
     return 0

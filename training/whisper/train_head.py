@@ -56,8 +56,7 @@ def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[
     clips = [np.load(files[-1])["clip"] + offset for files, offset in shards]
     if not clips:
         raise SystemExit(f"no {name} list in {[str(d) for d, _ in sets]}")
-    first = np.load(shards[0][0][-1])["states"]
-    stack = np.empty((sum(len(c) for c in clips), *([len(mix) + 1] if mix else []), *first.shape[1:]), first.dtype)
+    stack = None  # allocated at the first shard read, whose shape and dtype it takes
     at = 0
     for (files, offset), clip in zip(shards, clips):
         for j, path in enumerate(files):
@@ -66,10 +65,14 @@ def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[
             d = np.load(path)
             if not np.array_equal(d["clip"] + offset, clip):
                 raise SystemExit(f"{path} does not match the final states' windows (rerun features.py)")
+            states = d["states"]
+            if stack is None:
+                n = sum(len(c) for c in clips)
+                stack = np.empty((n, *([len(mix) + 1] if mix else []), *states.shape[1:]), states.dtype)
             if mix:
-                stack[at : at + len(clip), j] = d["states"]
+                stack[at : at + len(clip), j] = states
             else:
-                stack[at : at + len(clip)] = d["states"]
+                stack[at : at + len(clip)] = states
         at += len(clip)
     return stack, np.concatenate(clips), rows
 
@@ -301,11 +304,13 @@ def dev_lists(sets: list[tuple[Path, Path]]) -> list[str]:
             if any((data / f"{name}.csv").exists() and read_rows(data / f"{name}.csv") for data, _ in sets)]
 
 
-def measure(args, dev: dict, held_out: frozenset[str], mix_weights: np.ndarray, t0: float) -> tuple[float, float, float, dict]:
+def measure(args, dev: dict, held_out: frozenset[str], mix_weights: np.ndarray, t0: float,
+            extra: dict | None = None) -> tuple[float, float, float, dict]:
     """Calibrate window logits on the dev lists (`dev`: name → (window logits, clip, rows)), set
     the threshold at --target-fa of their bona fide files, and report: pooled, per attack, per
-    held-out real package, threshold transfer between packages. Printed, and written to --log
-    and --report when given. Returns (scale, bias, threshold, report)."""
+    held-out real package, threshold transfer between packages; `extra` entries added to the
+    report. Printed, and written to --log and --report when given. Returns (scale, bias,
+    threshold, report)."""
     cal_logits = np.concatenate([dev[n][0] for n in dev])
     cal_labels = np.concatenate([[dev[n][2][c]["label"] != "bonafide" for c in dev[n][1]] for n in dev]).astype(np.float32)
     a, b = calibration.fit(cal_logits, cal_labels, balanced=False)
@@ -352,6 +357,7 @@ def measure(args, dev: dict, held_out: frozenset[str], mix_weights: np.ndarray, 
                 transfer[f"{src}->{other}"] = {"threshold": thr, "fa": float((test >= thr).mean())}
     report["threshold_transfer"] = transfer
     report["train_seconds"] = time.time() - t0
+    report.update(extra or {})
 
     for name, e in report["lists"].items():
         p = e["pooled"]
