@@ -100,3 +100,25 @@ def test_load_stack_joins_sets_and_shards_like_a_plain_concatenation(tmp_path):
     assert [r["path"] for r in rows] == want["rows"]
     final, clip2, _ = load_stack(sets, layer_dirs, [], "dev")
     assert np.array_equal(final, np.concatenate(want["states"])[:, -1]) and np.array_equal(clip2, clip)
+
+
+def test_fixed_mix_of_reads_a_head_model_and_refuses_any_other(tmp_path):
+    import json
+
+    import pytest
+    from safetensors.numpy import save_file
+
+    from train_head import fixed_mix_of
+
+    def model(read) -> Path:
+        path = tmp_path / f"m{len(list(tmp_path.iterdir()))}.safetensors"
+        config = {"encoder": {"kind": "whisper", "layers": 6, "read": read}}
+        save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"deepscreen": json.dumps(config)})
+        return path
+
+    head = model({"mix": [{"state": 2, "weight": 0.2}, {"state": 4, "weight": 0.3}, {"state": 7, "weight": 0.5}]})
+    assert fixed_mix_of(head, [2, 4]).tolist() == [0.2, 0.3, 0.5]
+    assert fixed_mix_of(None, [2, 4]) is None
+    for other, mix in ((head, [2]), (model("final"), [2, 4])):  # another mix; an encoder that mixes nothing
+        with pytest.raises(SystemExit, match="does not mix blocks"):
+            fixed_mix_of(other, mix)

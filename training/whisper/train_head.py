@@ -151,7 +151,8 @@ def fixed_mix_of(model: Path | None, mix: list[int]) -> np.ndarray | None:
 
     with safe_open(str(model), "np") as f:
         config = json.loads(f.metadata()["deepscreen"])
-    read = config["encoder"].get("read", {}).get("mix")
+    read = config["encoder"].get("read")
+    read = read.get("mix") if isinstance(read, dict) else None  # "final": an encoder that mixes nothing
     final = config["encoder"]["layers"] + 1
     if not read or [r["state"] for r in read] != [*mix, final]:
         raise SystemExit(f"{model} does not mix blocks {mix} and the final states: give its --mix")
