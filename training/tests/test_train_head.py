@@ -1,13 +1,16 @@
 """train_head.py --hold-out-family: a leave-one-family-out head trains on no window of a clip
 whose generator belongs to a held-out family, and keeps every other window."""
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "whisper"))
-from train_head import drop_held_out  # noqa: E402
+from train_head import drop_held_out, fixed_mix_of  # noqa: E402
 
 
 def test_held_out_families_lose_their_windows_and_nothing_else():
@@ -103,13 +106,6 @@ def test_load_stack_joins_sets_and_shards_like_a_plain_concatenation(tmp_path):
 
 
 def test_fixed_mix_of_reads_a_head_model_and_refuses_any_other(tmp_path):
-    import json
-
-    import pytest
-    from safetensors.numpy import save_file
-
-    from train_head import fixed_mix_of
-
     def model(read) -> Path:
         path = tmp_path / f"m{len(list(tmp_path.iterdir()))}.safetensors"
         config = {"encoder": {"kind": "whisper", "layers": 6, "read": read}}
