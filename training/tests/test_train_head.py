@@ -10,10 +10,29 @@ import pytest
 from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "whisper"))
-from train_head import drop_held_out, fixed_mix_of  # noqa: E402
+from train_head import fixed_mix_of  # noqa: E402
 
 
-def test_held_out_families_lose_their_windows_and_nothing_else():
+def write_list(data: Path, name: str, rows: list[dict], shards: list[np.ndarray], layers: list[str],
+               rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """A prepared list as features.py leaves it: NAME.csv, and per shard the windows' clip
+    indices with random states in DATA/final and DATA/layers/L{k}; returns the states per dir."""
+    data.mkdir(parents=True, exist_ok=True)
+    (data / f"{name}.csv").write_text("path,label,attack,source\n" + "".join(
+        f"{i}.flac,{r['label']},{r['attack']},{r.get('source', 'pkg')}\n" for i, r in enumerate(rows)))
+    written: dict[str, list[np.ndarray]] = {d: [] for d in ["final", *layers]}
+    for shard, clip in enumerate(shards):
+        for d in written:
+            (data / d).mkdir(parents=True, exist_ok=True)
+            states = rng.normal(0, 1, (len(clip), 3, 4)).astype(np.float16)
+            np.savez(data / d / f"{name}-{shard:05d}.npz", states=states, clip=clip.astype(np.int32))
+            written[d].append(states)
+    return written
+
+
+def test_held_out_families_lose_their_windows_and_nothing_else(tmp_path):
+    from train_head import load_stack, trained_on
+
     rows = [
         {"label": "bonafide", "attack": "-"},
         {"label": "spoof", "attack": "espeak-ng"},  # tts
@@ -22,17 +41,26 @@ def test_held_out_families_lose_their_windows_and_nothing_else():
         {"label": "spoof", "attack": "ae-rvq"},  # neural-codec
     ]
     clip = np.array([0, 0, 1, 2, 2, 3, 4, 4, 4])
-    states = np.arange(len(clip) * 2, dtype=np.float32).reshape(len(clip), 2)
+    written = write_list(tmp_path, "train", rows, [clip[:4], clip[4:]], ["layers/L2"], np.random.default_rng(1))
+    states = np.stack([np.concatenate(written["layers/L2"]), np.concatenate(written["final"])], axis=1)
+    sets, layer_dirs = [(tmp_path, tmp_path / "final")], [tmp_path / "layers"]
 
-    s, c = drop_held_out(states, clip, rows, "speech", frozenset({"tts"}))
-    assert c.tolist() == [0, 0, 2, 2, 4, 4, 4]
+    def load(held_out):
+        return load_stack(sets, layer_dirs, [2], "train", trained_on("speech", frozenset(held_out)))
+
+    s, c, r = load({"tts"})
+    assert c.tolist() == [0, 0, 2, 2, 4, 4, 4] and len(r) == len(rows)  # indices stay the list's
     assert np.array_equal(s, states[[0, 1, 3, 4, 6, 7, 8]])
 
-    s, c = drop_held_out(states, clip, rows, "speech", frozenset({"vocoder", "neural-codec"}))
+    s, c, _ = load({"vocoder", "neural-codec"})
     assert c.tolist() == [0, 0, 1, 3]
+    assert np.array_equal(s, states[[0, 1, 2, 5]])
 
-    s, c = drop_held_out(states, clip, rows, "speech", frozenset())
+    s, c, _ = load(set())
     assert c.tolist() == clip.tolist() and np.array_equal(s, states)
+    # The second shard (windows 4-8: rows 2-4) keeps nothing and adds nothing.
+    s, c, _ = load({"tts", "vocoder", "neural-codec"})
+    assert c.tolist() == [0, 0] and np.array_equal(s, states[[0, 1]])
 
 
 def test_groups_weigh_generators_and_real_packages_as_one_family():

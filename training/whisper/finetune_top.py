@@ -37,13 +37,13 @@ from share_encoder import load  # noqa: E402
 from train_head import (  # noqa: E402
     Head,
     balanced_sampling,
-    drop_held_out,
     export,
     fixed_mix_of,
     load_stack,
     measure,
     score_dev,
     train_steps,
+    trained_on,
     without_sources,
 )
 
@@ -204,9 +204,8 @@ def main() -> int:
     enc = config["encoder"]
     top = TopBlocks(tensors, enc["heads"], enc["layers"], args.from_block, args.rank, args.alpha)
     sets = list(zip(args.data, args.features))
-    stack, clip, rows = load_stack(sets, args.layer_features, args.mix, "train")
     held_out = frozenset(args.hold_out_family)
-    stack, clip = drop_held_out(stack, clip, rows, args.kind, held_out)
+    stack, clip, rows = load_stack(sets, args.layer_features, args.mix, "train", trained_on(args.kind, held_out))
     width = stack.shape[-1]
     head = Head(width, args.hidden, args.dropout, len(args.mix) + 1)
     if args.init_head:

@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,14 @@ from deepscreen_train.common import is_seen, read_rows
 from deepscreen_train.metrics import metrics
 
 
-def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str):
+def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[int], name: str,
+               keep_row: Callable[[dict], bool] | None = None):
     """One list (train, dev, …) over every (data, features) set: the cached final states
     [windows, positions, width], or with `mix` the states of those blocks (LAYER_DIR/L{k}) stacked
     before the final ones [windows, len(mix) + 1, positions, width]; the window → row index into
     the joined rows; the rows. Filled shard by shard into one array (the stack can be most of
-    the machine's memory: no second copy is made)."""
+    the machine's memory: no second copy is made). With `keep_row`, only the windows of the rows
+    it keeps are read in (the rows themselves all stay, so indices are those of the lists)."""
     rows: list[dict] = []
     shards: list[tuple[list[Path], int]] = []  # per shard: its files (mix blocks…, final), row offset
     for i, (data, features) in enumerate(sets):
@@ -56,36 +59,33 @@ def load_stack(sets: list[tuple[Path, Path]], layer_dirs: list[Path], mix: list[
     clips = [np.load(files[-1])["clip"] + offset for files, offset in shards]
     if not clips:
         raise SystemExit(f"no {name} list in {[str(d) for d, _ in sets]}")
+    kept_rows = np.array([keep_row is None or keep_row(r) for r in rows], dtype=bool)
+    keeps = [kept_rows[c] for c in clips]
     stack = None  # allocated at the first shard read, whose shape and dtype it takes
     at = 0
-    for (files, offset), clip in zip(shards, clips):
+    for (files, offset), clip, keep in zip(shards, clips, keeps):
         for j, path in enumerate(files):
             if not path.exists():
                 raise SystemExit(f"{path} is missing beside {files[-1]} (rerun features.py)")
             d = np.load(path)
             if not np.array_equal(d["clip"] + offset, clip):
                 raise SystemExit(f"{path} does not match the final states' windows (rerun features.py)")
-            states = d["states"]
+            states = d["states"][keep]
             if stack is None:
-                n = sum(len(c) for c in clips)
+                n = sum(int(k.sum()) for k in keeps)
                 stack = np.empty((n, *([len(mix) + 1] if mix else []), *states.shape[1:]), states.dtype)
             if mix:
-                stack[at : at + len(clip), j] = states
+                stack[at : at + len(states), j] = states
             else:
-                stack[at : at + len(clip)] = states
-        at += len(clip)
-    return stack, np.concatenate(clips), rows
+                stack[at : at + len(states)] = states
+        at += int(keep.sum())
+    return stack, np.concatenate([c[k] for c, k in zip(clips, keeps)]), rows
 
 
-def drop_held_out(states: np.ndarray, clip: np.ndarray, rows: list[dict], kind: str,
-                  held_out: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The windows of `states` / `clip` whose clip is bona fide or a fake of a family not in
-    `held_out` (`common.is_seen`)."""
-    seen = np.array([is_seen(kind, r["attack"], held_out) for r in rows], dtype=bool)
-    keep = seen[clip]
-    if keep.all():  # the stacked states can be gigabytes: no copy when nothing is dropped
-        return states, clip
-    return states[keep], clip[keep]
+def trained_on(kind: str, held_out: frozenset[str]) -> Callable[[dict], bool]:
+    """`load_stack`'s `keep_row` for a training list: bona fide rows and fakes of a generator that
+    trains (`common.is_seen`), none of a family in `held_out`."""
+    return lambda row: is_seen(kind, row["attack"], held_out)
 
 
 def family(row: dict, groups: list[str] = ()) -> str:
@@ -221,9 +221,9 @@ def main() -> int:
     if args.mix and len(args.layer_features) != len(args.data):
         raise SystemExit("--mix needs one --layer-features directory per --data directory")
     n_train = args.train_sets or len(sets)
-    states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train")
     held_out = frozenset(args.hold_out_family)
-    states, clip = drop_held_out(states, clip, rows, args.kind, held_out)
+    states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train",
+                                    trained_on(args.kind, held_out))
     width = states.shape[-1]
     labels, weights = balanced_sampling(clip, rows, args.group)
 
