@@ -186,7 +186,6 @@ fn encoder<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     let stem1_out = tensor(&[BATCH, FRAMES, D], 1.0);
     let stem2 = (tensor(&[D, D, 3], 0.02), tensor(&[D], 0.1));
     let x = tensor(&[BATCH, positions, D], 1.0);
-    let residual = tensor(&[BATCH, positions, D], 1.0);
     let (gamma, beta) = (tensor(&[D], 1.0), tensor(&[D], 0.1));
     let normed = tensor(&[rows, D], 1.0);
     let qkv_weight = (tensor(&[3 * D, D], 0.05), tensor(&[3 * D], 0.1));
@@ -222,15 +221,6 @@ fn encoder<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     g.bench_function(id("layer_norm"), |b| {
         b.iter(|| sync(be, be.layer_norm(&x, &gamma, &beta, 1e-5).unwrap()))
     });
-    g.bench_function(id("add_layer_norm"), |b| {
-        b.iter(|| {
-            let (sum, normed) = be
-                .add_layer_norm(&x, &residual, &gamma, &beta, 1e-5)
-                .unwrap();
-            sync(be, sum);
-            sync(be, normed)
-        })
-    });
     let linear =
         |b: &mut criterion::Bencher, input: &B::Tensor, w: &(B::Tensor, B::Tensor), act| {
             b.iter(|| sync(be, be.linear(input, &w.0, Some(&w.1), act).unwrap()))
@@ -249,6 +239,14 @@ fn encoder<B: Backend>(c: &mut Criterion, be: &B, label: &str) {
     });
     g.bench_function(id("linear_mlp_out_2048x512"), |b| {
         linear(b, &inner, &mlp_out, Activation::None)
+    });
+    // The same projection with the block's residual added in its epilogue (how the encoder
+    // runs it): against the row above, what the residual costs.
+    g.bench_function(id("linear_residual_mlp_out_2048x512"), |b| {
+        b.iter(|| {
+            let y = be.linear_residual(&inner, &mlp_out.0, Some(&mlp_out.1), &x);
+            sync(be, y.unwrap())
+        })
     });
     g.finish();
 }

@@ -8,6 +8,7 @@ struct MatmulParams {  // shaders/matmul.wgsl
     float slope;
     unsigned int log_kind;
     float eps;
+    unsigned int has_residual;
 };
 struct ConvParams {  // shaders/conv.wgsl
     unsigned int c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo, has_bias, act;
@@ -25,12 +26,22 @@ struct LayersParams {  // shaders/layers.wgsl
     unsigned int classes;
 };
 
-// out[M, N] = compress(activate(a[M, K] · B + bias)); B is [K, N], or [N, K] when b_trans.
+// The GEMMs' epilogue at (row, col): bias, activation, log compression, then the residual add
+// of a transformer block's projection (where has_residual).
+__device__ __forceinline__ void matmul_epilogue(const MatmulParams& p, const float* bias,
+                                                const float* residual, float* out, int row,
+                                                int col, float acc) {
+    float v = acc + (p.has_bias ? bias[col] : 0.0f);
+    v = compress(activate(v, p.act, p.slope), p.log_kind, p.eps);
+    long long at = (long long)row * p.n + col;
+    out[at] = p.has_residual ? v + residual[at] : v;
+}
+
+// out[M, N] = compress(activate(a[M, K] · B + bias)) + residual; B is [K, N], or [N, K] when
+// b_trans.
 extern "C" __global__ void matmul(const MatmulParams params, const float* a, const float* b,
-                                  const float* bias, float* out) {
+                                  const float* bias, const float* residual, float* out) {
     const int m = params.m, n = params.n, k = params.k, b_trans = params.b_trans;
-    const int has_bias = params.has_bias, act = params.act, log_kind = params.log_kind;
-    const float slope = params.slope, eps = params.eps;
     __shared__ float ta[TILE][TILE];
     __shared__ float tb[TILE][TILE + 1];
     int row = blockIdx.y * TILE + threadIdx.y;
@@ -48,19 +59,14 @@ extern "C" __global__ void matmul(const MatmulParams params, const float* a, con
         for (int i = 0; i < TILE; i++) acc += ta[threadIdx.y][i] * tb[i][threadIdx.x];
         __syncthreads();
     }
-    if (row < m && col < n) {
-        float v = acc + (has_bias ? bias[col] : 0.0f);
-        out[(long long)row * n + col] = compress(activate(v, act, slope), log_kind, eps);
-    }
+    if (row < m && col < n) matmul_epilogue(params, bias, residual, out, row, col, acc);
 }
 
 // `matmul` on tensor cores (TF32 inputs, f32 accumulation): one 128-thread block per 64x64
 // output tile (blockIdx.x over columns, blockIdx.y over rows), epilogue as `matmul`'s.
 extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, const float* b,
-                                     const float* bias, float* out) {
+                                     const float* bias, const float* residual, float* out) {
     const int m = params.m, n = params.n, k = params.k, b_trans = params.b_trans;
-    const int has_bias = params.has_bias, act = params.act, log_kind = params.log_kind;
-    const float slope = params.slope, eps = params.eps;
     tc_gemm_tile(
         blockIdx.y * TC_BM, blockIdx.x * TC_BN, k, !b_trans,
         [&](int row, int kk) { return row < m && kk < k ? a[(long long)row * k + kk] : 0.0f; },
@@ -69,9 +75,7 @@ extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, 
             return b_trans ? b[(long long)col * k + kk] : b[(long long)kk * n + col];
         },
         [&](int row, int col, float acc) {
-            if (row >= m || col >= n) return;
-            float v = acc + (has_bias ? bias[col] : 0.0f);
-            out[(long long)row * n + col] = compress(activate(v, act, slope), log_kind, eps);
+            if (row < m && col < n) matmul_epilogue(params, bias, residual, out, row, col, acc);
         });
 }
 

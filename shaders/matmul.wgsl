@@ -1,5 +1,6 @@
 // Tiled GEMM with a fused epilogue, for the filterbank projection (+ log), the DCT and linear
-// layers (+ bias + activation): out[M, N] = epilogue(A[M, K] · B), B stored [K, N] or, when
+// layers (+ bias + activation, + a residual): out[M, N] = epilogue(A[M, K] · B), B stored
+// [K, N] or, when
 // `b_trans` = 1, [N, K] (PyTorch linear weights). 16×16 output tile per workgroup, K in
 // 16-wide slabs staged through workgroup memory as `Stage` values: f32, or f16 in the module's
 // f16 build (`matmul_f16`, `matmul_rb_f16`: half the workgroup memory, inputs rounded to f16's
@@ -9,14 +10,26 @@
 struct Params {
     m: u32, n: u32, k: u32, b_trans: u32,
     has_bias: u32, act: u32, slope: f32, log_kind: u32,
-    eps: f32, _p0: u32, _p1: u32, _p2: u32,
+    eps: f32, has_residual: u32, _p1: u32, _p2: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// The epilogue of both kernels: bias, activation, log compression, then the residual add of
+// a transformer block's projection (out[i] = ... + residual[i]).
+fn epilogue(acc: f32, row: u32, col: u32) {
+    var v = acc;
+    if (p.has_bias == 1u) { v += bias[col]; }
+    v = compress(activate(v, p.act, p.slope), p.log_kind, p.eps);
+    let at = row * p.n + col;
+    if (p.has_residual == 1u) { v += residual[at]; }
+    out[at] = v;
+}
 
 const T: u32 = 16u;
 var<workgroup> ta: array<array<Stage, 16>, 16>;
@@ -44,10 +57,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
     }
     if (row < p.m && col < p.n) {
-        var v = acc;
-        if (p.has_bias == 1u) { v += bias[col]; }
-        v = activate(v, p.act, p.slope);
-        out[row * p.n + col] = compress(v, p.log_kind, p.eps);
+        epilogue(acc, row, col);
     }
 }
 
@@ -108,10 +118,7 @@ fn matmul_rb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
         for (var j = 0u; j < 4u; j++) {
             let col = n0 + l.x + 16u * j;
             if (row < p.m && col < p.n) {
-                var v = acc[i][j];
-                if (p.has_bias == 1u) { v += bias[col]; }
-                v = activate(v, p.act, p.slope);
-                out[row * p.n + col] = compress(v, p.log_kind, p.eps);
+                epilogue(acc[i][j], row, col);
             }
         }
     }

@@ -40,8 +40,9 @@ pub fn log_code(l: Option<LogSpec>) -> (u32, f32) {
     }
 }
 
-/// One `matmul` launch: `out[m, n] = compress(activate(a[m, k] · b + bias))`, with `b` laid
-/// out as `[k, n]` or (`b_trans`) `[n, k]`.
+/// One `matmul` launch: `out[m, n] = compress(activate(a[m, k] · b + bias)) + residual`, with
+/// `b` laid out as `[k, n]` or (`b_trans`) `[n, k]`, and the residual (`[m, n]` values) only
+/// where `has_residual`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gemm {
     pub m: usize,
@@ -49,6 +50,7 @@ pub struct Gemm {
     pub n: usize,
     pub b_trans: bool,
     pub has_bias: bool,
+    pub has_residual: bool,
     pub act: u32,
     pub slope: f32,
     pub log_kind: u32,
@@ -236,6 +238,23 @@ pub fn linear(
     })
 }
 
+/// `linear_residual`: `linear`'s GEMM, the residual added in its epilogue, the output in the
+/// residual's shape.
+pub fn linear_residual(
+    check: Shapes,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    residual: &[usize],
+) -> Result<Gemm> {
+    check.linear_residual(input, weight, bias, residual)?;
+    Ok(Gemm {
+        has_residual: true,
+        out_shape: residual.to_vec(),
+        ..linear(check, input, weight, bias, Activation::None)?
+    })
+}
+
 fn gemm(
     (m, k, n): (usize, usize, usize),
     b_trans: bool,
@@ -252,6 +271,7 @@ fn gemm(
         n,
         b_trans,
         has_bias,
+        has_residual: false,
         act,
         slope,
         log_kind,

@@ -203,21 +203,19 @@ pub trait EncoderOps: Device {
     /// a residual when equal, positions `[T, D]` added to `[B, T, D]`).
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
 
-    /// A pre-LayerNorm block's residual step: `sum = a + b` (same shapes) and its layer
-    /// normalisation, as [`add`](Self::add) then [`layer_norm`](Self::layer_norm) would give
-    /// them. A backend may do both in one pass over the rows.
-    fn add_layer_norm(
+    /// A projection and the residual add after it, as a pre-LayerNorm block ends each half:
+    /// `residual + input · weightᵀ + bias`, with `input` `[R, in]`, `weight` `[out, in]` and
+    /// `residual` `R × out` values in any shape ending in `out` (the residual stream
+    /// `[B, T, d]`), which the output keeps. As [`ClassifierOps::linear`] then
+    /// [`add`](Self::add) would give it; the backends add the residual in the GEMM's epilogue,
+    /// while the output tile is in registers or cache, instead of in a pass of its own.
+    fn linear_residual(
         &self,
-        a: &Self::Tensor,
-        b: &Self::Tensor,
-        gamma: &Self::Tensor,
-        beta: &Self::Tensor,
-        eps: f32,
-    ) -> Result<(Self::Tensor, Self::Tensor)> {
-        let sum = self.add(a, b)?;
-        let normed = self.layer_norm(&sum, gamma, beta, eps)?;
-        Ok((sum, normed))
-    }
+        input: &Self::Tensor,
+        weight: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        residual: &Self::Tensor,
+    ) -> Result<Self::Tensor>;
 }
 
 /// Everything the model's forward pass needs: a device with every op family. Implemented

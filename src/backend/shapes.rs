@@ -461,11 +461,23 @@ impl Shapes {
         Ok((n, m))
     }
 
-    /// A residual sum's equal shapes.
-    pub fn residual(self, a: &[usize], b: &[usize]) -> Result<()> {
-        self.ensure(a == b, "add_layer_norm", || {
-            format!("{a:?} and {b:?} differ (a residual adds equal shapes)")
-        })
+    /// `linear_residual`'s `[rows, inputs, outputs]`: a linear layer's, and a residual of
+    /// `rows × outputs` values whose last axis is the outputs.
+    pub fn linear_residual(
+        self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        residual: &[usize],
+    ) -> Result<[usize; 3]> {
+        let [rows, inputs, outputs] = self.linear(input, weight, bias)?;
+        let values: usize = residual.iter().product();
+        self.ensure(
+            residual.last() == Some(&outputs) && values == rows * outputs,
+            "linear_residual",
+            || format!("a residual of {residual:?} does not hold {rows} rows of {outputs}"),
+        )?;
+        Ok([rows, inputs, outputs])
     }
 
     pub fn reshape(self, from: &[usize], to: &[usize]) -> Result<()> {

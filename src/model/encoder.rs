@@ -272,34 +272,14 @@ pub fn forward<B: Backend>(
     };
     let mut states: Vec<Option<B::Tensor>> = Vec::with_capacity(deepest + 1);
     let mut x = x;
-    // The LayerNorm that follows each block (the next one's input norm, or the final norm) is
-    // fused with the residual add that ends it.
-    let mut normed: Option<B::Tensor> = None;
     let blocks = deepest.min(n);
     for (i, block) in enc.blocks.iter().enumerate().take(blocks) {
-        let h = match normed.take() {
-            Some(h) => h,
-            None => {
-                backend.layer_norm(&x, &block.attn_norm.gamma, &block.attn_norm.beta, LN_EPS)?
-            }
-        };
-        let next_norm = if i + 1 < blocks {
-            Some(&enc.blocks[i + 1].attn_norm)
-        } else if i + 1 == n && deepest == n + 1 {
-            Some(&enc.final_norm)
-        } else {
-            None
-        };
-        let (next, next_normed) = block_forward(backend, block, enc.heads, &x, h, next_norm)?;
+        let next = block_forward(backend, block, enc.heads, &x)?;
         states.push(keep(i).then_some(x));
         x = next;
-        normed = next_normed;
     }
     if deepest == n + 1 {
-        let last = match normed {
-            Some(last) => last,
-            None => backend.layer_norm(&x, &enc.final_norm.gamma, &enc.final_norm.beta, LN_EPS)?,
-        };
+        let last = backend.layer_norm(&x, &enc.final_norm.gamma, &enc.final_norm.beta, LN_EPS)?;
         states.push(keep(n).then_some(x));
         states.push(Some(last));
     } else {
@@ -326,38 +306,36 @@ pub fn forward<B: Backend>(
     Ok(vec![sum.expect("read.mix is not empty")])
 }
 
-/// One pre-LayerNorm transformer block on `x` `[B, T, d]`, given `h`, its input LayerNorm of
-/// `x`. Returns the block's output and, with `next_norm`, that LayerNorm of it.
+/// One pre-LayerNorm transformer block on `x` `[B, T, d]`: its output. Each half's residual
+/// add is in the epilogue of the projection that ends it.
 fn block_forward<B: Backend>(
     backend: &B,
     block: &Block<B::Tensor>,
     heads: usize,
     x: &B::Tensor,
-    h: B::Tensor,
-    next_norm: Option<&Norm<B::Tensor>>,
-) -> Result<(B::Tensor, Option<B::Tensor>)> {
+) -> Result<B::Tensor> {
     let [b, t, d]: [usize; 3] = x.shape().try_into().expect("encoder states are [B, T, d]");
     // Projections run as one GEMM over every position of every window.
-    let linear = |input: B::Tensor, dense: &Dense<B::Tensor>, act| -> Result<B::Tensor> {
+    let rows = |input: B::Tensor| {
         let width = input.shape()[2];
-        let rows = backend.reshape(input, &[b * t, width])?;
-        let out = backend.linear(&rows, &dense.weight, Some(&dense.bias), act)?;
-        let outputs = out.shape()[1];
-        backend.reshape(out, &[b, t, outputs])
+        backend.reshape(input, &[b * t, width])
     };
-    let qkv = linear(h, &block.qkv, Activation::None)?;
-    let attended = backend.attention(&qkv, heads)?;
-    let projected = linear(attended, &block.attn_out, Activation::None)?;
-    let norm = &block.mlp_norm;
-    let (x, h) = backend.add_layer_norm(x, &projected, &norm.gamma, &norm.beta, LN_EPS)?;
-    let inner = linear(h, &block.mlp_in, Activation::Gelu)?;
-    let out = linear(inner, &block.mlp_out, Activation::None)?;
+    let norm = |x: &B::Tensor, norm: &Norm<B::Tensor>| {
+        backend.layer_norm(x, &norm.gamma, &norm.beta, LN_EPS)
+    };
+    let h = rows(norm(x, &block.attn_norm)?)?;
+    let qkv = backend.linear(
+        &h,
+        &block.qkv.weight,
+        Some(&block.qkv.bias),
+        Activation::None,
+    )?;
+    let attended = backend.attention(&backend.reshape(qkv, &[b, t, 3 * d])?, heads)?;
+    let (attn_out, mlp_in, mlp_out) = (&block.attn_out, &block.mlp_in, &block.mlp_out);
+    let x = backend.linear_residual(&rows(attended)?, &attn_out.weight, Some(&attn_out.bias), x)?;
+    let h = rows(norm(&x, &block.mlp_norm)?)?;
+    let inner = backend.linear(&h, &mlp_in.weight, Some(&mlp_in.bias), Activation::Gelu)?;
+    let out = backend.linear_residual(&inner, &mlp_out.weight, Some(&mlp_out.bias), &x)?;
     debug_assert_eq!(out.shape(), &[b, t, d]);
-    match next_norm {
-        Some(norm) => {
-            let (x, h) = backend.add_layer_norm(&x, &out, &norm.gamma, &norm.beta, LN_EPS)?;
-            Ok((x, Some(h)))
-        }
-        None => Ok((backend.add(&x, &out)?, None)),
-    }
+    Ok(out)
 }

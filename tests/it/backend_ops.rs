@@ -977,6 +977,64 @@ fn linear_sigmoid_softmax_match_reference<B: Backend>(be: &B, tol: f64) {
     assert_close(&out, &reference, tol, "softmax");
 }
 
+/// A projection with the residual added in its epilogue (each half of an encoder block):
+/// against the f64 linear layer plus the residual, with the residual in the stream's
+/// `[B, T, d]` shape, which the output keeps.
+fn linear_residual_matches_reference<B: Backend>(be: &B, tol: f64) {
+    let mut r = rng(25);
+    for (residual_shape, inputs, with_bias) in [
+        (vec![1usize, 1, 1], 1, true),
+        (vec![2, 5, 3], 37, false),
+        // Whisper's widths at a small sequence: tiles past the 64×64 kernels' edges.
+        (vec![2, 70, 80], 300, true),
+        (vec![301, 37], 600, true),
+    ] {
+        let outputs = *residual_shape.last().unwrap();
+        let rows: usize = residual_shape.iter().product::<usize>() / outputs;
+        let x = random_vec(&mut r, rows * inputs, -1.0, 1.0);
+        let w = random_vec(&mut r, outputs * inputs, -1.0, 1.0);
+        let b = random_vec(&mut r, outputs, -1.0, 1.0);
+        let res = random_vec(&mut r, rows * outputs, -2.0, 2.0);
+        let bt = be.upload(&b, &[outputs]).unwrap();
+        let out = be
+            .linear_residual(
+                &be.upload(&x, &[rows, inputs]).unwrap(),
+                &be.upload(&w, &[outputs, inputs]).unwrap(),
+                with_bias.then_some(&bt),
+                &be.upload(&res, &residual_shape).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(out.shape(), residual_shape.as_slice());
+        let b64 = to_f64(&b);
+        let projected = ref_linear(
+            &to_f64(&x),
+            rows,
+            inputs,
+            &to_f64(&w),
+            outputs,
+            with_bias.then_some(b64.as_slice()),
+            Activation::None,
+        );
+        let reference: Vec<f64> = projected
+            .iter()
+            .zip(&res)
+            .map(|(p, &q)| p + q as f64)
+            .collect();
+        let what = format!("linear_residual {residual_shape:?} from {inputs}");
+        assert_close(&be.download(&out).unwrap(), &reference, tol, &what);
+    }
+    // A residual that does not hold the output's rows is refused, not read past its end.
+    let x = be.upload(&[0.0; 12], &[4, 3]).unwrap();
+    let w = be.upload(&[0.0; 6], &[2, 3]).unwrap();
+    for wrong in [vec![3usize, 2], vec![2, 4], vec![8]] {
+        let residual = be
+            .upload(&vec![0.0; wrong.iter().product()], &wrong)
+            .unwrap();
+        let refused = be.linear_residual(&x, &w, None, &residual);
+        assert!(refused.is_err(), "a residual of {wrong:?} for 4 rows of 2");
+    }
+}
+
 fn stft_rejects_a_too_short_signal<B: Backend>(be: &B, _tol: f64) {
     let s = be.upload(&[0.0; 10], &[1, 10]).unwrap();
     let w = be.upload(&[1.0; 16], &[16]).unwrap();
@@ -1317,6 +1375,7 @@ macro_rules! backend_suite {
             case!(max_pool_matches_reference);
             case!(mfm_and_global_pool_match_reference);
             case!(linear_sigmoid_softmax_match_reference);
+            case!(linear_residual_matches_reference);
             case!(long_inputs_match_the_cpu_backend);
             case!(queued_downloads_keep_their_own_values);
             case!(conv1d_matches_reference);
@@ -1492,8 +1551,8 @@ fn cuda_suite_on_the_cpu_emulator() {
         return;
     }
     for (module, cases) in [
-        ("backend_ops::cuda::", 22),
-        ("backend_ops::cuda_tf32::", 22),
+        ("backend_ops::cuda::", 23),
+        ("backend_ops::cuda_tf32::", 23),
     ] {
         if let Some(passed) = cuda_emulator::run_tests(module, "") {
             assert_eq!(passed, cases, "every case of {module}");

@@ -162,50 +162,7 @@ impl ClassifierOps for CpuBackend {
             &weight.shape,
             bias.map(|b| b.shape.as_slice()),
         )?;
-        // Every value is written below (the SGEMMs overwrite, they do not accumulate).
-        let mut out = pool::take(batch * outputs);
-        if outputs == 0 {
-            return CpuTensor::new(out, &[batch, outputs]);
-        }
-        // One block of rows per thread (an encoder projects thousands of rows; a classifier's
-        // batch is one block): every SGEMM call packs the whole weight, so fewer, taller calls
-        // are faster. The epilogue is applied while the block is hot.
-        let per_task = batch
-            .div_ceil(rayon::current_num_threads())
-            .max(LINEAR_MIN_ROWS_PER_TASK);
-        if let Some(kernel) = self.weight_kernel() {
-            let w = weight.packed(Layout::Rows, kernel);
-            out.par_chunks_mut(per_task * outputs)
-                .enumerate()
-                .for_each(|(task, dst)| {
-                    let rows = dst.len() / outputs;
-                    let src = &input.data[task * per_task * inputs..][..rows * inputs];
-                    w.matmul(src, rows, dst, bias.map(|b| b.data.as_slice()), act);
-                });
-            return CpuTensor::new(out, &[batch, outputs]);
-        }
-        out.par_chunks_mut(per_task * outputs)
-            .enumerate()
-            .for_each(|(task, dst)| {
-                let rows = dst.len() / outputs;
-                let first = task * per_task * inputs;
-                let src = &input.data[first..first + rows * inputs];
-                // weightᵀ is read in place: element (k, j) of the [in, out] matrix is
-                // weight[j * in + k].
-                sgemm(
-                    rows,
-                    inputs,
-                    outputs,
-                    src,
-                    (inputs, 1),
-                    &weight.data,
-                    (1, inputs),
-                    dst,
-                );
-                for row in dst.chunks_mut(outputs) {
-                    simd::bias_activate(row, bias.map(|b| b.data.as_slice()), act);
-                }
-            });
+        let out = self.linear_rows([batch, inputs, outputs], input, weight, bias, act, None);
         CpuTensor::new(out, &[batch, outputs])
     }
 
@@ -272,5 +229,76 @@ fn im2col(
                 }
             }
         }
+    }
+}
+
+impl CpuBackend {
+    /// `[rows, outputs]` of `act(input · weightᵀ + bias)`, plus `residual` (same layout) when
+    /// given: the epilogue runs on each block of rows while it is in cache.
+    pub(super) fn linear_rows(
+        &self,
+        [batch, inputs, outputs]: [usize; 3],
+        input: &CpuTensor,
+        weight: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        act: Activation,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        // Every value is written below (the SGEMMs overwrite, they do not accumulate).
+        let mut out = pool::take(batch * outputs);
+        if outputs == 0 {
+            return out;
+        }
+        let bias = bias.map(|b| b.data.as_slice());
+        let add_residual = |task: usize, per_task: usize, dst: &mut [f32]| {
+            if let Some(residual) = residual {
+                let first = task * per_task * outputs;
+                for (y, r) in dst.iter_mut().zip(&residual[first..]) {
+                    *y += r;
+                }
+            }
+        };
+        // One block of rows per thread (an encoder projects thousands of rows; a classifier's
+        // batch is one block): every SGEMM call packs the whole weight, so fewer, taller calls
+        // are faster. The epilogue is applied while the block is hot.
+        let per_task = batch
+            .div_ceil(rayon::current_num_threads())
+            .max(LINEAR_MIN_ROWS_PER_TASK);
+        if let Some(kernel) = self.weight_kernel() {
+            let w = weight.packed(Layout::Rows, kernel);
+            out.par_chunks_mut(per_task * outputs)
+                .enumerate()
+                .for_each(|(task, dst)| {
+                    let rows = dst.len() / outputs;
+                    let src = &input.data[task * per_task * inputs..][..rows * inputs];
+                    w.matmul(src, rows, dst, bias, act);
+                    add_residual(task, per_task, dst);
+                });
+            return out;
+        }
+        out.par_chunks_mut(per_task * outputs)
+            .enumerate()
+            .for_each(|(task, dst)| {
+                let rows = dst.len() / outputs;
+                let first = task * per_task * inputs;
+                let src = &input.data[first..first + rows * inputs];
+                // weightᵀ is read in place: element (k, j) of the [in, out] matrix is
+                // weight[j * in + k].
+                sgemm(
+                    rows,
+                    inputs,
+                    outputs,
+                    src,
+                    (inputs, 1),
+                    &weight.data,
+                    (1, inputs),
+                    dst,
+                );
+                for row in dst.chunks_mut(outputs) {
+                    simd::bias_activate(row, bias, act);
+                }
+                add_residual(task, per_task, dst);
+            });
+        out
     }
 }

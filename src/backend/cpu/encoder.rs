@@ -1,5 +1,5 @@
-//! CPU encoder ops: channels-last conv1d (im2col + GEMM), layer norm (alone, or in one pass
-//! with the residual add before it), multi-head attention (per window, head and block of
+//! CPU encoder ops: channels-last conv1d (im2col + GEMM), layer norm, a projection with the
+//! residual add in its epilogue, multi-head attention (per window, head and block of
 //! queries: two GEMMs and a vectorised softmax), broadcast add; rayon across rows, windows and
 //! heads. The GEMMs are the packed kernels' where the CPU has them (`packed`).
 
@@ -193,33 +193,21 @@ impl EncoderOps for CpuBackend {
         CpuTensor::new(out, &a.shape)
     }
 
-    /// Both in one pass per row: the sum is normalised while it is in L1.
-    fn add_layer_norm(
+    fn linear_residual(
         &self,
-        a: &CpuTensor,
-        b: &CpuTensor,
-        gamma: &CpuTensor,
-        beta: &CpuTensor,
-        eps: f32,
-    ) -> Result<(CpuTensor, CpuTensor)> {
-        CHECK.residual(&a.shape, &b.shape)?;
-        let [_, dim] = CHECK.layer_norm(&a.shape, &gamma.shape, &beta.shape)?;
-        // Every value of both is written below.
-        let mut sum = pool::take(a.data.len());
-        let mut normed = pool::take(a.data.len());
-        sum.par_chunks_mut(dim)
-            .zip(normed.par_chunks_mut(dim))
-            .zip(a.data.par_chunks(dim).zip(b.data.par_chunks(dim)))
-            .for_each(|((s, n), (x, y))| {
-                for ((s, x), y) in s.iter_mut().zip(x).zip(y) {
-                    *s = x + y;
-                }
-                n.copy_from_slice(s);
-                simd::layer_norm_row(n, &gamma.data, &beta.data, eps);
-            });
-        Ok((
-            CpuTensor::new(sum, &a.shape)?,
-            CpuTensor::new(normed, &a.shape)?,
-        ))
+        input: &CpuTensor,
+        weight: &CpuTensor,
+        bias: Option<&CpuTensor>,
+        residual: &CpuTensor,
+    ) -> Result<CpuTensor> {
+        let dims = CHECK.linear_residual(
+            &input.shape,
+            &weight.shape,
+            bias.map(|b| b.shape.as_slice()),
+            &residual.shape,
+        )?;
+        let residual_rows = Some(residual.data.as_slice());
+        let out = self.linear_rows(dims, input, weight, bias, Activation::None, residual_rows);
+        CpuTensor::new(out, &residual.shape)
     }
 }

@@ -136,7 +136,7 @@ impl<K: Kernels> ClassifierOps for K {
             bias.map(|b| b.shape()),
             activation,
         )?;
-        matmul(self, &gemm, input, weight, bias)
+        matmul(self, &gemm, input, weight, bias, None)
     }
 
     fn sigmoid(&self, input: &K::Tensor, scale: f32, bias: f32) -> Result<K::Tensor> {

@@ -1,7 +1,9 @@
 //! Encoder ops on a GPU: channels-last conv1d and layer norm (`shaders/encoder.wgsl`),
-//! attention (`attention.wgsl`), broadcast add (`add.wgsl`); CUDA's in `kernels/encoder.cu`.
+//! attention (`attention.wgsl`), broadcast add (`add.wgsl`), the residual projection (the
+//! GEMMs of `matmul.wgsl` with the residual in their epilogue); CUDA's in `kernels/encoder.cu`
+//! and `kernels/classifier.cu`.
 
-use super::gemm::tiled_conv;
+use super::gemm::{matmul, tiled_conv};
 use super::{GemmKind, Grid, Input, Kernels, Params, f, launch_into};
 use crate::Result;
 use crate::backend::launch;
@@ -107,5 +109,22 @@ impl<K: Kernels> EncoderOps for K {
             a.shape(),
             Grid::Items(n),
         )
+    }
+
+    fn linear_residual(
+        &self,
+        input: &K::Tensor,
+        weight: &K::Tensor,
+        bias: Option<&K::Tensor>,
+        residual: &K::Tensor,
+    ) -> Result<K::Tensor> {
+        let gemm = launch::linear_residual(
+            self.check(),
+            input.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
+            residual.shape(),
+        )?;
+        matmul(self, &gemm, input, weight, bias, Some(residual))
     }
 }

@@ -93,13 +93,13 @@ impl<K: Kernels> FrontendOps for K {
     ) -> Result<K::Tensor> {
         match launch::filterbank(self.check(), power.shape(), projection, log)? {
             Filterbank::SelectBins(sel) => select_bins_log(self, &sel, power),
-            Filterbank::Matrix { gemm, matrix } => matmul(self, &gemm, power, matrix, None),
+            Filterbank::Matrix { gemm, matrix } => matmul(self, &gemm, power, matrix, None, None),
         }
     }
 
     fn dct(&self, features: &K::Tensor, basis: &K::Tensor) -> Result<K::Tensor> {
         let gemm = launch::dct(self.check(), features.shape(), basis.shape())?;
-        matmul(self, &gemm, features, basis, None)
+        matmul(self, &gemm, features, basis, None, None)
     }
 
     fn normalize(

@@ -18,14 +18,17 @@ pub(super) fn optional<T>(t: Option<&T>) -> Input<'_, T> {
 pub(crate) const F16_VARIANTS: &[(&str, &str)] =
     &[("matmul", "matmul_f16"), ("matmul_rb", "matmul_rb_f16")];
 
-/// `out = epilogue(a · b + bias)` as planned by `gemm`.
+/// `out = epilogue(a · b + bias) + residual` as planned by `gemm` (`residual` where
+/// `gemm.has_residual`).
 pub(super) fn matmul<K: Kernels>(
     device: &K,
     gemm: &Gemm,
     a: &K::Tensor,
     b: &K::Tensor,
     bias: Option<&K::Tensor>,
+    residual: Option<&K::Tensor>,
 ) -> Result<K::Tensor> {
+    debug_assert_eq!(gemm.has_residual, residual.is_some());
     let mut out = device.alloc(&gemm.out_shape)?;
     if gemm.is_empty() {
         return Ok(out);
@@ -41,6 +44,7 @@ pub(super) fn matmul<K: Kernels>(
         f(gemm.slope),
         gemm.log_kind,
         f(gemm.eps),
+        gemm.has_residual as u32,
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
     let (mut entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
@@ -53,7 +57,12 @@ pub(super) fn matmul<K: Kernels>(
     device.launch(
         entry,
         &params,
-        &[Input::Tensor(a), Input::Tensor(b), optional(bias)],
+        &[
+            Input::Tensor(a),
+            Input::Tensor(b),
+            optional(bias),
+            optional(residual),
+        ],
         &mut out,
         grid,
     )?;
