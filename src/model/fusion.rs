@@ -76,15 +76,22 @@ pub(super) struct Fused<B: Backend> {
     cascade: Option<(Cascade, Vec<bool>)>,
 }
 
-/// A fused batch in flight: the members that run on every window, queued; and the deferred
-/// members' windows, kept until the cheap members' scores say which of them are needed.
+/// A fused batch in flight. Submitted: the members that run on every window are queued, and
+/// the deferred members' windows kept until those members' scores say which are needed.
+/// Advanced ([`Scorer::advance`]): those scores are in `members`, and the deferred members are
+/// queued on the windows left open.
 struct FusedBatch<B: Backend> {
-    pending: Vec<Option<PendingScores<B>>>,
-    deferred_inputs: Vec<Option<Vec<f32>>>,
     count: usize,
+    /// `members[window][k]`: member k's score, as collected.
+    members: Vec<Vec<Option<f32>>>,
+    /// Queued passes: the member, the windows it scores (`None`: all of them), its scores.
+    queued: Vec<(usize, Option<Vec<usize>>, PendingScores<B>)>,
+    /// The deferred members' windows (`Some` for member k when deferred), until advanced.
+    deferred_inputs: Vec<Option<Vec<f32>>>,
+    advanced: bool,
 }
 
-impl<B: Backend> Fused<B> {
+impl<B: Backend + 'static> Fused<B> {
     /// Upload every member's weights to `backend` (their host copies are dropped).
     pub(super) fn new(backend: B, spec: FusionSpec) -> Result<Self> {
         let info = spec.info();
@@ -117,11 +124,80 @@ impl<B: Backend> Fused<B> {
         self.cascade.as_ref().is_some_and(|(_, d)| d[member])
     }
 
-    /// Score `count` windows by member `k` at once (submit and wait).
-    fn score_now(&self, k: usize, windows: &[f32], count: usize) -> Result<Vec<f32>> {
-        let model = &self.members[k].0;
-        let pending = model.submit(&self.backend, windows, count)?;
-        model.collect(&self.backend, pending)
+    fn downcast(&self, submitted: Submitted) -> Result<Box<FusedBatch<B>>> {
+        submitted.0.downcast::<FusedBatch<B>>().map_err(|_| {
+            crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
+        })
+    }
+
+    /// The weighted sum of the members' calibrated logits present in `row`, plus the bias.
+    fn partial(&self, row: &[Option<f32>]) -> f64 {
+        row.iter()
+            .zip(&self.members)
+            .filter_map(|(p, (_, w))| p.map(|p| f64::from(*w) * logit(p)))
+            .sum::<f64>()
+            + f64::from(self.bias)
+    }
+
+    /// Wait for every queued pass of `batch` and put its scores into `batch.members`.
+    fn collect_queued(&self, batch: &mut FusedBatch<B>) -> Result<()> {
+        for (k, windows, pending) in std::mem::take(&mut batch.queued) {
+            let scores = self.members[k].0.collect(&self.backend, pending)?;
+            let expected = windows.as_ref().map_or(batch.count, Vec::len);
+            check_count(self.backend.name(), &scores, expected)?;
+            match windows {
+                None => {
+                    for (row, s) in batch.members.iter_mut().zip(scores) {
+                        row[k] = Some(s);
+                    }
+                }
+                Some(windows) => {
+                    for (i, s) in windows.into_iter().zip(scores) {
+                        batch.members[i][k] = Some(s);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Scorer::advance`] on a batch (once; nothing to do without a cascade).
+    fn advance_batch(&self, batch: &mut FusedBatch<B>) -> Result<()> {
+        let Some((cascade, _)) = &self.cascade else {
+            return Ok(());
+        };
+        if batch.advanced {
+            return Ok(());
+        }
+        batch.advanced = true;
+        self.collect_queued(batch)?;
+        // The windows the cheap members leave open run through the deferred ones, as one
+        // smaller batch.
+        let open: Vec<usize> = (0..batch.count)
+            .filter(|&i| {
+                let z = self.partial(&batch.members[i]) as f32;
+                (cascade.lo..=cascade.hi).contains(&z)
+            })
+            .collect();
+        for (k, windows) in std::mem::take(&mut batch.deferred_inputs)
+            .into_iter()
+            .enumerate()
+        {
+            let Some(windows) = windows else { continue };
+            if open.is_empty() {
+                continue;
+            }
+            let len = windows.len() / batch.count.max(1);
+            let gathered: Vec<f32> = open
+                .iter()
+                .flat_map(|&i| windows[i * len..(i + 1) * len].iter().copied())
+                .collect();
+            let pending = self.members[k]
+                .0
+                .submit(&self.backend, &gathered, open.len())?;
+            batch.queued.push((k, Some(open.clone()), pending));
+        }
+        Ok(())
     }
 }
 
@@ -141,82 +217,49 @@ impl<B: Backend + 'static> Scorer for Fused<B> {
     fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted> {
         super::check_inputs(self.backend.name(), inputs, self.members.len())?;
         let mut batch = FusedBatch::<B> {
-            pending: Vec::new(),
-            deferred_inputs: Vec::new(),
             count,
+            members: vec![vec![None; self.members.len()]; count],
+            queued: Vec::new(),
+            deferred_inputs: Vec::new(),
+            advanced: false,
         };
         for (k, ((model, _), windows)) in self.members.iter().zip(inputs).enumerate() {
             if self.is_deferred(k) {
-                batch.pending.push(None);
                 batch.deferred_inputs.push(Some(windows.to_vec()));
             } else {
-                batch
-                    .pending
-                    .push(Some(model.submit(&self.backend, windows, count)?));
+                let pending = model.submit(&self.backend, windows, count)?;
+                batch.queued.push((k, None, pending));
                 batch.deferred_inputs.push(None);
             }
         }
         Ok(Submitted(Box::new(batch)))
     }
 
+    /// With a cascade: wait for the members that run on every window, then queue the deferred
+    /// members on the windows those leave open, and return without waiting for them (a
+    /// pipeline advances batch k after queueing batch k + 1, so the device has both).
+    fn advance(&self, submitted: Submitted) -> Result<Submitted> {
+        let mut batch = self.downcast(submitted)?;
+        self.advance_batch(&mut batch)?;
+        Ok(Submitted(batch))
+    }
+
     fn collect(&self, submitted: Submitted) -> Result<Scores> {
-        let batch = submitted.0.downcast::<FusedBatch<B>>().map_err(|_| {
-            crate::Error::backend(self.backend_name(), "collect: batch of another scorer")
-        })?;
-        let FusedBatch {
-            pending,
-            deferred_inputs,
-            count,
-        } = *batch;
-        // members[window][k]: the members that ran on every window first.
-        let mut members = vec![vec![None; self.members.len()]; count];
-        for (k, p) in pending.into_iter().enumerate() {
-            if let Some(p) = p {
-                let scores = self.members[k].0.collect(&self.backend, p)?;
-                check_count(self.backend_name(), &scores, count)?;
-                for (row, s) in members.iter_mut().zip(scores) {
-                    row[k] = Some(s);
-                }
-            }
-        }
-        let partial = |row: &[Option<f32>]| -> f64 {
-            row.iter()
-                .zip(&self.members)
-                .filter_map(|(p, (_, w))| p.map(|p| f64::from(*w) * logit(p)))
-                .sum::<f64>()
-                + f64::from(self.bias)
-        };
+        let mut batch = self.downcast(submitted)?;
+        self.advance_batch(&mut batch)?;
+        self.collect_queued(&mut batch)?;
+        let FusedBatch { members, .. } = *batch;
         let Some((cascade, _)) = &self.cascade else {
-            let windows = members.iter().map(|row| sigmoid(partial(row))).collect();
+            let windows = members
+                .iter()
+                .map(|row| sigmoid(self.partial(row)))
+                .collect();
             return Ok(Scores { windows, members });
         };
-        // The windows the cheap members leave open run through the deferred ones, as one
-        // smaller batch.
-        let open: Vec<usize> = (0..count)
-            .filter(|&i| {
-                let z = partial(&members[i]) as f32;
-                (cascade.lo..=cascade.hi).contains(&z)
-            })
-            .collect();
-        if !open.is_empty() {
-            for (k, windows) in deferred_inputs.iter().enumerate() {
-                let Some(windows) = windows else { continue };
-                let len = windows.len() / count.max(1);
-                let gathered: Vec<f32> = open
-                    .iter()
-                    .flat_map(|&i| windows[i * len..(i + 1) * len].iter().copied())
-                    .collect();
-                let scores = self.score_now(k, &gathered, open.len())?;
-                check_count(self.backend_name(), &scores, open.len())?;
-                for (&i, s) in open.iter().zip(scores) {
-                    members[i][k] = Some(s);
-                }
-            }
-        }
         let windows = members
             .iter()
             .map(|row| {
-                let z = partial(row);
+                let z = self.partial(row);
                 if row.iter().all(Option::is_some) {
                     sigmoid(z)
                 } else if z < f64::from(cascade.lo) {

@@ -202,8 +202,17 @@ pub trait Scorer: Send + Sync {
     /// Queue the calibrated scoring of `count` windows: `inputs[k]` holds them laid end to end
     /// as network k takes them (`info().networks[k]`: its rate and window length; see
     /// `audio::read_windows`). Submit batch k+1, then collect batch k, and the device never
-    /// waits for the host between batches.
+    /// waits for the host between batches (see `screen::pipeline`: two batches in flight).
     fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted>;
+    /// Move a submitted batch on as far as it goes without waiting for all of it: a cascade
+    /// (`Fused`) waits for the members that score every window and queues its deferred
+    /// members on the windows left open. Called on batch k after batch k + 1 is submitted, so
+    /// that the deferred work queues behind it and the device is never left idle while the
+    /// host decides. Optional: [`Scorer::collect`] advances a batch that was not. Without a
+    /// cascade there is nothing to do.
+    fn advance(&self, submitted: Submitted) -> Result<Submitted> {
+        Ok(submitted)
+    }
     /// Wait for a batch from [`Scorer::submit`] of this scorer and return its scores.
     fn collect(&self, submitted: Submitted) -> Result<Scores>;
     /// One window's log filterbank and occlusion map over `bands` bands ([`Model::explain`]),
@@ -246,7 +255,7 @@ impl Scores {
 }
 
 /// A batch queued by [`Scorer::submit`] (the backend's pending readback, type-erased).
-pub struct Submitted(Box<dyn std::any::Any + Send>);
+pub struct Submitted(pub(crate) Box<dyn std::any::Any + Send>);
 
 /// An error unless a batch brings one input per network.
 fn check_inputs(backend: &'static str, inputs: &[&[f32]], networks: usize) -> Result<()> {

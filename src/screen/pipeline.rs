@@ -8,10 +8,10 @@
 //!    order, or input order with `ordered`).
 //!
 //! The batcher → scorer channel holds one batch: while the device scores batch k, batch k+1 is
-//! being filled (double buffering), and the scorer keeps one batch in flight on the device
-//! while it submits the next (see `Aggregator::consume`).
+//! being filled (double buffering), and the scorer keeps two batches in flight on the device,
+//! collecting the older only after submitting the next (see `Aggregator::consume`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
@@ -69,9 +69,10 @@ impl std::fmt::Debug for Vocals {
 pub const DEFAULT_BATCH: usize = 8;
 
 /// Copies of a window the pipeline may hold per slot of `--batch`: two batches' worth in the
-/// decode → batcher channel, the batch being filled, the batch queued on the device, and the
-/// one being collected.
-const WINDOW_COPIES: u64 = 5;
+/// decode → batcher channel, the batch being filled, the two batches in flight (a cascade keeps
+/// its deferred members' windows on the host until it advances them), and the one being
+/// submitted.
+const WINDOW_COPIES: u64 = 6;
 /// Activations of the CPU backend's forward pass alive at once, in units of the largest one
 /// (an op's input and output).
 const CPU_ACTIVATIONS: u64 = 2;
@@ -224,6 +225,9 @@ struct InFlight {
     /// (file, start, end) of each window, in batch order.
     meta: Vec<(usize, u64, u64)>,
 }
+
+/// Batches the scorer keeps submitted and not yet collected (see `Aggregator::consume`).
+const IN_FLIGHT: usize = 2;
 
 /// Per-file aggregation state, kept only until the file's row is written.
 #[derive(Default)]
@@ -530,18 +534,20 @@ struct Aggregator<'a> {
 impl Aggregator<'_> {
     /// Stage 3: score each batch, record each finished decode, write rows as files complete.
     ///
-    /// One batch stays in flight: when the next batch is already waiting, it is submitted
-    /// before the previous one is collected, so the device works through both back to back
-    /// (and, on CUDA, the next upload overlaps the current kernels). When nothing is waiting,
-    /// the batch in flight is collected at once, so rows are never held back.
+    /// Two batches stay in flight: when batch k + 1 arrives it is submitted, then batch k is
+    /// advanced (a cascade queues its deferred members, behind k + 1) and batch k − 1
+    /// collected, so the device always has queued work while the host waits and writes rows
+    /// (on CUDA the next upload also overlaps the current kernels). When nothing is waiting,
+    /// the oldest batch in flight is collected at once, so rows are never held back.
     fn consume(&mut self, rx: Receiver<Stage>) -> Result<()> {
-        let mut in_flight: Option<InFlight> = None;
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         loop {
-            let stage = if in_flight.is_some() {
+            let stage = if !in_flight.is_empty() {
                 match rx.try_recv() {
                     Ok(stage) => stage,
                     Err(TryRecvError::Empty) => {
-                        self.collect(in_flight.take().expect("checked above"))?;
+                        let oldest = in_flight.pop_front().expect("checked above");
+                        self.collect(oldest)?;
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
@@ -556,8 +562,14 @@ impl Aggregator<'_> {
                 Stage::Batch { inputs, meta } => {
                     let next = self.submit(&inputs, meta);
                     let _ = self.recycle.try_send(inputs);
-                    if let Some(previous) = in_flight.replace(next) {
-                        self.collect(previous)?;
+                    if let Some(previous) = in_flight.pop_back() {
+                        let advanced = self.advance(previous);
+                        in_flight.push_back(advanced);
+                    }
+                    in_flight.push_back(next);
+                    if in_flight.len() > IN_FLIGHT {
+                        let oldest = in_flight.pop_front().expect("more than two");
+                        self.collect(oldest)?;
                     }
                 }
                 Stage::Done(Msg::Done {
@@ -588,8 +600,8 @@ impl Aggregator<'_> {
                 Stage::Done(Msg::Window { .. }) => unreachable!("the batcher batches windows"),
             }
         }
-        if let Some(last) = in_flight {
-            self.collect(last)?;
+        for batch in in_flight {
+            self.collect(batch)?;
         }
         Ok(())
     }
@@ -601,6 +613,17 @@ impl Aggregator<'_> {
         let submitted = self.scorer.submit(&inputs, meta.len());
         self.summary.device_time += t.elapsed();
         InFlight { submitted, meta }
+    }
+
+    /// [`Scorer::advance`] a batch in flight; a failure is kept, as submit's.
+    fn advance(&mut self, batch: InFlight) -> InFlight {
+        let t = Instant::now();
+        let submitted = batch.submitted.and_then(|s| self.scorer.advance(s));
+        self.summary.device_time += t.elapsed();
+        InFlight {
+            submitted,
+            meta: batch.meta,
+        }
     }
 
     /// Wait for a queued batch, fold its scores into its files, and write finished rows.
@@ -861,4 +884,141 @@ pub fn vocal_on_file_scale(v: f32, vocal_threshold: f32, file_threshold: f32) ->
         tf + (v - tv) / (1.0 - tv) * (1.0 - tf)
     }
     .clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Explanation, Scores};
+    use std::sync::mpsc::Sender;
+
+    /// A scorer that records the order of its calls ("S2": batch 2 submitted, "A", "C":
+    /// advanced, collected); a batch's number is its first sample. With `collected`, it also
+    /// says which batch it collected.
+    struct Recorder {
+        info: DetectorInfo,
+        calls: Mutex<Vec<String>>,
+        collected: Option<Mutex<Sender<usize>>>,
+    }
+
+    impl Recorder {
+        fn new(collected: Option<Sender<usize>>) -> Self {
+            let info = crate::model::load("music-cnn").unwrap().info();
+            Recorder {
+                info,
+                calls: Mutex::new(Vec::new()),
+                collected: collected.map(Mutex::new),
+            }
+        }
+        fn log(&self, call: char, batch: usize) {
+            self.calls.lock().unwrap().push(format!("{call}{batch}"));
+        }
+    }
+
+    impl Scorer for Recorder {
+        fn backend_name(&self) -> &'static str {
+            "recorder"
+        }
+        fn tensors_on_host(&self) -> bool {
+            true
+        }
+        fn info(&self) -> &DetectorInfo {
+            &self.info
+        }
+        fn submit(&self, inputs: &[&[f32]], count: usize) -> Result<Submitted> {
+            let batch = inputs[0][0] as usize;
+            self.log('S', batch);
+            Ok(Submitted(Box::new((batch, count))))
+        }
+        fn advance(&self, submitted: Submitted) -> Result<Submitted> {
+            let &(batch, _) = submitted.0.downcast_ref::<(usize, usize)>().unwrap();
+            self.log('A', batch);
+            Ok(submitted)
+        }
+        fn collect(&self, submitted: Submitted) -> Result<Scores> {
+            let (batch, count) = *submitted.0.downcast::<(usize, usize)>().unwrap();
+            self.log('C', batch);
+            if let Some(tx) = &self.collected {
+                tx.lock().unwrap().send(batch).unwrap();
+            }
+            Ok(Scores {
+                windows: vec![0.5; count],
+                members: Vec::new(),
+            })
+        }
+        fn explain(&self, _window: &[f32], _bands: usize) -> Result<Explanation> {
+            unreachable!("not explained here")
+        }
+    }
+
+    fn batch(k: usize) -> Stage {
+        Stage::Batch {
+            inputs: vec![vec![k as f32; 4]],
+            meta: vec![(k, 0, 4)],
+        }
+    }
+
+    /// The scorer's calls as `consume` makes them from `rx`.
+    fn consume(scorer: &Recorder, rx: Receiver<Stage>) -> Vec<String> {
+        let opts = ScreenOptions {
+            batch: 1,
+            decoders: 1,
+            threshold: 0.5,
+            segment_rule: None,
+            segments: false,
+            ordered: false,
+            stop: None,
+            decoding: None,
+            vocals: None,
+        };
+        let (recycle, _recycled) = sync_channel(16);
+        let mut on_row = |_row: Row| Ok(());
+        let mut agg = Aggregator {
+            scorer,
+            opts: &opts,
+            on_row: &mut on_row,
+            files: HashMap::new(),
+            held: BTreeMap::new(),
+            next_out: 0,
+            summary: Summary::default(),
+            recycle,
+        };
+        agg.consume(rx).unwrap();
+        scorer.calls.lock().unwrap().clone()
+    }
+
+    /// Batches waiting back to back: batch k is advanced only after k + 1 is submitted (a
+    /// cascade's deferred work queues behind it) and collected only after k + 2 is, so two
+    /// stay in flight; the last ones are collected when the input ends.
+    #[test]
+    fn two_batches_stay_in_flight() {
+        let scorer = Recorder::new(None);
+        let (tx, rx) = sync_channel(8);
+        for k in 0..5 {
+            tx.send(batch(k)).unwrap();
+        }
+        drop(tx);
+        let calls = consume(&scorer, rx);
+        let want = "S0 S1 A0 S2 A1 C0 S3 A2 C1 S4 A3 C2 C3 C4";
+        assert_eq!(calls.join(" "), want);
+    }
+
+    /// A batch with none behind it is collected at once: rows are never held back waiting
+    /// for more input.
+    #[test]
+    fn a_batch_alone_is_collected_at_once() {
+        let (collected_tx, collected) = std::sync::mpsc::channel();
+        let scorer = Recorder::new(Some(collected_tx));
+        let (tx, rx) = sync_channel(1);
+        let calls = std::thread::scope(|s| {
+            s.spawn(move || {
+                for k in 0..3 {
+                    tx.send(batch(k)).unwrap();
+                    assert_eq!(collected.recv().unwrap(), k);
+                }
+            });
+            consume(&scorer, rx)
+        });
+        assert_eq!(calls.join(" "), "S0 C0 S1 C1 S2 C2");
+    }
 }
