@@ -79,6 +79,19 @@ extern "C" __global__ void matmul_tc(const MatmulParams params, const float* a, 
         });
 }
 
+// `matmul_tc` for linear layers (b_trans, k a multiple of 4) with its tiles copied by cp.async in
+// two stages (`tc_gemm_tile_async`); opt-in: DEEPSCREEN_CUDA_ASYNC_COPY=1.
+extern "C" __global__ void matmul_tc_async(const MatmulParams params, const float* a,
+                                           const float* b, const float* bias,
+                                           const float* residual, float* out) {
+    const int m = params.m, n = params.n;
+    tc_gemm_tile_async(blockIdx.y * TC_BM, blockIdx.x * TC_BN, m, n, params.k, a, b,
+                       [&](int row, int col, float acc) {
+                           if (row < m && col < n)
+                               matmul_epilogue(params, bias, residual, out, row, col, acc);
+                       });
+}
+
 // Element (r, px) of conv2d's virtual im2col matrix of one batch item (input `xi`), r = (channel
 // * kh + ki) * kw + kj: the input under tap (ki, kj) of output pixel px, zero in the padding
 // (shared by `conv2d` and `conv2d_tc`).

@@ -59,6 +59,32 @@ __device__ __forceinline__ void mma_tf32(float* d, const unsigned int* a, const 
 #endif
 }
 
+// Asynchronous copies (compute capability 8.0 and newer): 16 bytes from global to shared
+// memory without passing through registers, zero-filled where `valid` is false (then nothing
+// is read, and `src` need only be a valid address); grouped by commit, waited for by group
+// (`cp_async_wait<N>`: all but the newest N groups have landed).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+#if __CUDA_ARCH__ >= 800
+    unsigned int s = (unsigned int)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+#else
+    __trap();
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
 #endif
 
 // Reductions over the four threads that share a row of an mma fragment (lanes 4g..4g+3).
@@ -78,6 +104,56 @@ __device__ __forceinline__ float quad_sum(float v) {
 #define TC_BK 32
 #define TC_THREADS 128
 
+// A 64x64 tile's staged inputs: rows padded to 36 words, so that the fragment reads below hit
+// 32 different banks.
+#define TC_ROW (TC_BK + 4)
+
+// One TC_BK-deep step of a warp's 32x32 products from the staged tiles `sa` (A's rows) and `sb`
+// (B's columns), each [64][TC_ROW]: TF32 bits, or (`convert`) raw f32 bits rounded to TF32 as
+// the fragments are read.
+template <bool convert>
+__device__ __forceinline__ void tc_tile_products(const unsigned int (*sa)[TC_ROW],
+                                                 const unsigned int (*sb)[TC_ROW], int wm,
+                                                 int wn, int g, int t, float (*acc)[4][4]) {
+    auto frag = [](unsigned int v) { return convert ? tf32(__uint_as_float(v)) : v; };
+#pragma unroll
+    for (int kk = 0; kk < TC_BK; kk += 8) {
+        unsigned int af[2][4], bf[4][2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int r = wm + i * 16 + g;
+            af[i][0] = frag(sa[r][kk + t]);
+            af[i][1] = frag(sa[r + 8][kk + t]);
+            af[i][2] = frag(sa[r][kk + t + 4]);
+            af[i][3] = frag(sa[r + 8][kk + t + 4]);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int c = wn + j * 8 + g;
+            bf[j][0] = frag(sb[c][kk + t]);
+            bf[j][1] = frag(sb[c][kk + t + 4]);
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) mma_tf32(acc[i][j], af[i], bf[j]);
+    }
+}
+
+// Hand a warp's 32x32 results at (m0 + wm, n0 + wn) to `store(row, col, value)`.
+template <typename Store>
+__device__ __forceinline__ void tc_tile_store(int m0, int n0, int wm, int wn, int g, int t,
+                                              float (*acc)[4][4], Store store) {
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            int row = m0 + wm + i * 16 + g, col = n0 + wn + j * 8 + 2 * t;
+            store(row, col, acc[i][j][0]);
+            store(row, col + 1, acc[i][j][1]);
+            store(row + 8, col, acc[i][j][2]);
+            store(row + 8, col + 1, acc[i][j][3]);
+        }
+}
+
 // out tile at (m0, n0) of A[M, K] · B[K, N], with A and B read through `load_a(row, k)` and
 // `load_b(k, col)` (which return 0 outside the matrices) and each result handed to
 // `store(row, col, value)` (which skips outside). `b_col_inner`: consecutive threads read
@@ -85,9 +161,8 @@ __device__ __forceinline__ float quad_sum(float v) {
 template <typename LoadA, typename LoadB, typename Store>
 __device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_inner,
                                              LoadA load_a, LoadB load_b, Store store) {
-    // Padded rows (36 words): the fragment reads below hit 32 different banks.
-    __shared__ unsigned int sa[TC_BM][TC_BK + 4];
-    __shared__ unsigned int sb[TC_BN][TC_BK + 4];
+    __shared__ unsigned int sa[TC_BM][TC_ROW];
+    __shared__ unsigned int sb[TC_BN][TC_ROW];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -112,36 +187,52 @@ __device__ __forceinline__ void tc_gemm_tile(int m0, int n0, int k, bool b_col_i
             }
         }
         __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < TC_BK; kk += 8) {
-            unsigned int af[2][4], bf[4][2];
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                int r = wm + i * 16 + g;
-                af[i][0] = sa[r][kk + t];
-                af[i][1] = sa[r + 8][kk + t];
-                af[i][2] = sa[r][kk + t + 4];
-                af[i][3] = sa[r + 8][kk + t + 4];
-            }
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                int c = wn + j * 8 + g;
-                bf[j][0] = sb[c][kk + t];
-                bf[j][1] = sb[c][kk + t + 4];
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) mma_tf32(acc[i][j], af[i], bf[j]);
-        }
+        tc_tile_products<false>(sa, sb, wm, wn, g, t, acc);
         __syncthreads();
     }
+    tc_tile_store(m0, n0, wm, wn, g, t, acc, store);
+}
+
+// The same tile for A[M, K] · B[N, K]ᵀ with both k-contiguous and K a multiple of 4 (linear
+// layers), the inputs copied by cp.async in two stages: step s + 1's copy is in flight while
+// step s's products run, and the tiles are rounded to TF32 as the fragments are read.
+template <typename Store>
+__device__ __forceinline__ void tc_gemm_tile_async(int m0, int n0, int m, int n, int k,
+                                                   const float* a, const float* b,
+                                                   Store store) {
+    __shared__ __align__(16) unsigned int sa[2][TC_BM][TC_ROW];
+    __shared__ __align__(16) unsigned int sb[2][TC_BN][TC_ROW];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    float acc[2][4][4];
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 4; j++) {
-            int row = m0 + wm + i * 16 + g, col = n0 + wn + j * 8 + 2 * t;
-            store(row, col, acc[i][j][0]);
-            store(row, col + 1, acc[i][j][1]);
-            store(row + 8, col, acc[i][j][2]);
-            store(row + 8, col + 1, acc[i][j][3]);
+        for (int j = 0; j < 4; j++)
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+    // One stage: 64 rows of 32 values of A and of B, as 16-byte pieces (a row's eight pieces
+    // by eight neighbouring threads); past the matrices' edges, zeros.
+    auto stage = [&](int buf, int k0) {
+        for (int i = tid; i < TC_BM * TC_BK / 4; i += TC_THREADS) {
+            int r = i / (TC_BK / 4), c = (i % (TC_BK / 4)) * 4;
+            int row = m0 + r, col = n0 + r, kk = k0 + c;
+            bool in_a = row < m && kk < k, in_b = col < n && kk < k;
+            cp_async16(&sa[buf][r][c], in_a ? a + (long long)row * k + kk : a, in_a);
+            cp_async16(&sb[buf][r][c], in_b ? b + (long long)col * k + kk : b, in_b);
         }
+        cp_async_commit();
+    };
+    const int steps = (k + TC_BK - 1) / TC_BK;
+    if (steps > 0) stage(0, 0);
+    for (int s = 0; s < steps; s++) {
+        if (s + 1 < steps) {
+            stage((s + 1) & 1, (s + 1) * TC_BK);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        tc_tile_products<true>(sa[s & 1], sb[s & 1], wm, wn, g, t, acc);
+        __syncthreads();
+    }
+    tc_tile_store(m0, n0, wm, wn, g, t, acc, store);
 }

@@ -2,7 +2,8 @@
 # GPU verification in one command, on a machine with an NVIDIA GPU (and no Rust needed there):
 # runs the prebuilt parity tests with the GPU backends required (failing, not skipping, if a
 # backend cannot start), then `deepscreen devices` and `deepscreen bench` on every backend: CUDA
-# on its TF32 tensor cores (the default) and in f32 (DEEPSCREEN_CUDA_MATH=f32), the embedded
+# on its TF32 tensor cores (the default), with cp.async tile copies (DEEPSCREEN_CUDA_ASYNC_COPY=1)
+# and in f32 (DEEPSCREEN_CUDA_MATH=f32), the embedded
 # Whisper members, the fused defaults end to end on a catalog (with and without the cascade),
 # the encoder's ops one by one (criterion), and PyTorch beside them where it is installed.
 #
@@ -48,6 +49,10 @@ echo "[$(date +%T)] == bench: one synthetic batch of 32 per backend, every embed
 target/release/deepscreen bench --backends cpu,wgpu,cuda --batch 32 --repeats 5 || status=1
 echo "[$(date +%T)] == the same, CUDA in f32 (no tensor cores)"
 DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --backends cuda --batch 32 --repeats 5 || status=1
+# Never timed on a GPU yet: linear layers' TF32 GEMM with its tiles copied by cp.async in two
+# stages (opt-in); this run against the first says whether it should become the default.
+echo "[$(date +%T)] == the same, CUDA's linear layers with cp.async tile copies (DEEPSCREEN_CUDA_ASYNC_COPY=1)"
+DEEPSCREEN_CUDA_ASYNC_COPY=1 target/release/deepscreen bench --backends cuda --batch 32 --repeats 5 || status=1
 echo "[$(date +%T)] == the same, wgpu with its register-blocked GEMM (the 16x16-tile one is the default on a GPU)"
 DEEPSCREEN_WGPU_GEMM=rb target/release/deepscreen bench --backends wgpu --batch 32 --repeats 5 || status=1
 # Never timed on a GPU yet (BENCHMARKS.md): the default opens subgroup reductions where offered
@@ -76,6 +81,9 @@ for model in speech music; do
         target/release/deepscreen bench --catalog "$catalog" --model $model $exact \
             --backends wgpu,cuda --threads "$(nproc)" || status=1
     done
+    echo "-- $model (cascade), CUDA's linear layers with cp.async tile copies"
+    DEEPSCREEN_CUDA_ASYNC_COPY=1 target/release/deepscreen bench --catalog "$catalog" --model $model \
+        --backends cuda --threads "$(nproc)" || status=1
     echo "-- $model, CUDA in f32"
     DEEPSCREEN_CUDA_MATH=f32 target/release/deepscreen bench --catalog "$catalog" --model $model \
         --backends cuda --threads "$(nproc)" || status=1

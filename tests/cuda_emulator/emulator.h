@@ -82,6 +82,19 @@ static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     return emu_shfl_xor(v, lane_mask);
 }
 #define __syncwarp() emu_syncthreads()
+// Asynchronous copies land at once here (the threads run one after another up to each
+// barrier, so a copy that is complete before the wait is what the hardware guarantees after it).
+#define __align__(n) __attribute__((aligned(n)))
+static inline void cp_async16(void* dst, const void* src, bool valid) {
+    if (valid) {
+        memcpy(dst, src, 16);
+    } else {
+        memset(dst, 0, 16);
+    }
+}
+static inline void cp_async_commit() {}
+template <int N>
+static inline void cp_async_wait() {}
 
 // Launching: a kernel's parameters arrive as cuLaunchKernel's array of pointers to values.
 typedef void (*emu_launcher)(void** params);

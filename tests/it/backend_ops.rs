@@ -1534,6 +1534,16 @@ backend_suite!(
     TF32_TOL
 );
 
+// `cuda_tf32` with linear layers' GEMM copying its tiles by cp.async in two stages
+// (`DEEPSCREEN_CUDA_ASYNC_COPY=1`, `matmul_tc_async`): the same TF32 rounding, so the same bound.
+backend_suite!(
+    cuda_tf32_async,
+    "cuda",
+    deepscreen::backend::cuda::CudaBackend::with_math(Math::Tf32)
+        .map(|b| b.with_async_copies(true)),
+    TF32_TOL
+);
+
 /// The parity bound of the TF32 tensor-core kernels (see `cuda_tf32`).
 const TF32_TOL: f64 = 1e-3;
 
@@ -1553,6 +1563,7 @@ fn cuda_suite_on_the_cpu_emulator() {
     for (module, cases) in [
         ("backend_ops::cuda::", 23),
         ("backend_ops::cuda_tf32::", 23),
+        ("backend_ops::cuda_tf32_async::", 23),
     ] {
         if let Some(passed) = cuda_emulator::run_tests(module, "") {
             assert_eq!(passed, cases, "every case of {module}");

@@ -312,6 +312,24 @@ fn embedded_models_on_tensor_cores_matches_pytorch_to_tf32_bounds() {
     }
 }
 
+/// The same with linear layers' GEMM copying its tiles by cp.async (`DEEPSCREEN_CUDA_ASYNC_COPY=1`,
+/// opt-in): the same TF32 rounding, so the same bounds. On the emulator, speech-cnn (whose
+/// linear layers are the only GEMMs that change) stands in.
+#[test]
+fn embedded_models_on_tensor_cores_with_async_copies_matches_pytorch_to_tf32_bounds() {
+    let names: &[&str] = if emulated() {
+        &["speech-cnn"]
+    } else {
+        EMBEDDED_MODELS
+    };
+    let opened = CudaBackend::with_math(Math::Tf32).map(|b| b.with_async_copies(true));
+    if let Some(be) = gpu("cuda", opened) {
+        for name in names {
+            check_embedded_on(name, &be, TF32_BOUNDS);
+        }
+    }
+}
+
 /// Embedded models on wgpu with their linear layers' GEMM tiles in f16
 /// (`DEEPSCREEN_WGPU_F16=1`; skipped on an adapter without f16 unless
 /// `DEEPSCREEN_REQUIRE_WGPU_F16=1`), within `TF32_BOUNDS` of PyTorch: f16 rounds those inputs
@@ -680,6 +698,6 @@ fn cuda_emulator_runs_the_pytorch_checks() {
         return;
     }
     if let Some(passed) = cuda_emulator::run_tests("golden::", "_matches_") {
-        assert_eq!(passed, 15, "every PyTorch and reference parity case");
+        assert_eq!(passed, 16, "every PyTorch and reference parity case");
     }
 }

@@ -61,6 +61,19 @@ impl Math {
     }
 }
 
+/// `DEEPSCREEN_CUDA_ASYNC_COPY=1`: linear layers' TF32 GEMM copies its tiles with cp.async
+/// (`CudaBackend::with_async_copies`); off when unset or 0.
+pub fn async_copies_from_env() -> Result<bool> {
+    match std::env::var("DEEPSCREEN_CUDA_ASYNC_COPY").as_deref() {
+        Err(_) | Ok("") | Ok("0") => Ok(false),
+        Ok("1") => Ok(true),
+        Ok(other) => Err(err(format!(
+            "DEEPSCREEN_CUDA_ASYNC_COPY={other}: expected 1 (linear layers' TF32 GEMM copies its \
+             tiles with cp.async) or 0 (the default)"
+        ))),
+    }
+}
+
 pub struct CudaTensor {
     pub(super) buf: CudaSlice<f32>,
     pub(super) shape: Vec<usize>,
@@ -94,6 +107,9 @@ pub struct CudaBackend {
     max_shared: usize,
     /// What the GEMMs run on (TF32 only where the device has the tensor cores for it).
     math: Math,
+    /// Linear layers' TF32 GEMM copies its tiles with cp.async in two stages
+    /// (`matmul_tc_async`); only with `Math::Tf32`.
+    async_copies: bool,
 }
 
 fn ensure(cond: bool, op: &str, msg: impl FnOnce() -> String) -> Result<()> {
@@ -163,9 +179,23 @@ impl CudaBackend {
     }
 
     /// Open device 0 and compile the kernels for it, with the arithmetic `DEEPSCREEN_CUDA_MATH`
-    /// asks for (TF32 tensor cores by default); errors say why CUDA cannot run.
+    /// asks for (TF32 tensor cores by default) and the linear layers' cp.async GEMM where
+    /// `DEEPSCREEN_CUDA_ASYNC_COPY=1`; errors say why CUDA cannot run.
     pub fn new() -> Result<Self> {
-        Self::with_math(Math::from_env()?)
+        Ok(Self::with_math(Math::from_env()?)?.with_async_copies(async_copies_from_env()?))
+    }
+
+    /// The same backend with linear layers' TF32 GEMM copying its tiles by cp.async in two
+    /// stages (`matmul_tc_async`), or not. Opt-in: not yet timed on hardware. Nothing changes
+    /// where the GEMMs run in f32 (`Math::F32`, or a device before compute capability 8.0).
+    pub fn with_async_copies(mut self, on: bool) -> Self {
+        self.async_copies = on && self.math == Math::Tf32;
+        self
+    }
+
+    /// Whether linear layers' GEMM copies its tiles with cp.async (see `with_async_copies`).
+    pub fn async_copies(&self) -> bool {
+        self.async_copies
     }
 
     /// As `new`, with `math` for the GEMMs (TF32 falls back to f32 before compute
@@ -213,6 +243,7 @@ impl CudaBackend {
             functions,
             dummy,
             max_shared,
+            async_copies: false,
         })
     }
 
@@ -371,5 +402,9 @@ impl Kernels for CudaBackend {
             Math::Tf32 => GemmKind::TensorCores,
             Math::F32 => GemmKind::Tiled,
         }
+    }
+
+    fn async_copy_gemm(&self) -> bool {
+        self.async_copies
     }
 }

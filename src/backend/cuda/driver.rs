@@ -72,13 +72,20 @@ pub(super) fn probe() -> &'static Probe {
             let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
             let (major, minor) = ctx.compute_capability().map_err(|e| e.to_string())?;
             opened = Some(ctx);
-            let math = match super::Math::from_env() {
-                Ok(asked) => match (asked, asked.on_capability(major)) {
+            let math = match (
+                super::Math::from_env(),
+                super::device::async_copies_from_env(),
+            ) {
+                (Ok(asked), Ok(async_copies)) => match (asked, asked.on_capability(major)) {
+                    (_, super::Math::Tf32) if async_copies => {
+                        "GEMMs on TF32 tensor cores, linear layers' tiles copied by cp.async"
+                    }
                     (_, super::Math::Tf32) => "GEMMs on TF32 tensor cores",
                     (super::Math::Tf32, _) => "GEMMs in f32 (no TF32 tensor cores before 8.0)",
                     _ => "GEMMs in f32 (DEEPSCREEN_CUDA_MATH=f32)",
                 },
-                Err(_) => "DEEPSCREEN_CUDA_MATH is invalid",
+                (Err(_), _) => "DEEPSCREEN_CUDA_MATH is invalid",
+                (_, Err(_)) => "DEEPSCREEN_CUDA_ASYNC_COPY is invalid",
             };
             Ok(format!(
                 "{name} (compute capability {major}.{minor}; driver CUDA \

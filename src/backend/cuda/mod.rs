@@ -55,6 +55,7 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         &[
             "matmul",
             "matmul_tc",
+            "matmul_tc_async",
             "conv2d",
             "conv2d_tc",
             "channel_affine",

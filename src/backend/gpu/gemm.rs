@@ -48,6 +48,11 @@ pub(super) fn matmul<K: Kernels>(
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
     let (mut entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
+    // Its rows are copied in 16-byte pieces: k-contiguous B, k a multiple of 4.
+    if entry == "matmul_tc" && device.async_copy_gemm() && gemm.b_trans && gemm.k.is_multiple_of(4)
+    {
+        entry = "matmul_tc_async";
+    }
     if gemm.f16_safe
         && device.f16_gemm()
         && let Some(&(_, f16)) = F16_VARIANTS.iter().find(|(f32, _)| *f32 == entry)

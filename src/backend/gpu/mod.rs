@@ -162,6 +162,12 @@ pub trait Kernels: Device {
         false
     }
 
+    /// Whether linear layers' tensor-core GEMM copies its tiles asynchronously in two stages
+    /// (CUDA's `matmul_tc_async`, opt-in).
+    fn async_copy_gemm(&self) -> bool {
+        false
+    }
+
     /// Shape rules with this backend's name in their errors.
     fn check(&self) -> Shapes {
         Shapes(self.name())
