@@ -3,7 +3,7 @@
 // struct (the layout of the WGSL kernel's `Params`, filled by src/backend/gpu/), then its
 // inputs, then its output.
 
-struct MatmulParams {  // shaders/matmul.wgsl
+struct MatmulParams {  // shaders/gemm.wgsl
     unsigned int m, n, k, b_trans, has_bias, act;
     float slope;
     unsigned int log_kind;

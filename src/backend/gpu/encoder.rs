@@ -1,6 +1,6 @@
 //! Encoder ops on a GPU: channels-last conv1d and layer norm (`shaders/encoder.wgsl`),
 //! attention (`attention.wgsl`), broadcast add (`add.wgsl`), the residual projection (the
-//! GEMMs of `matmul.wgsl` with the residual in their epilogue); CUDA's in `kernels/encoder.cu`
+//! GEMMs of `gemm.wgsl` with the residual in their epilogue); CUDA's in `kernels/encoder.cu`
 //! and `kernels/classifier.cu`.
 
 use super::gemm::{matmul, tiled_conv};

@@ -1,5 +1,5 @@
-//! The tiled GEMMs: `matmul` (`shaders/matmul.wgsl`, `kernels/classifier.cu`), which
-//! filterbanks, the DCT and linear layers lower to (see [`launch::Gemm`]), and the
+//! The tiled GEMMs: `matmul` (`shaders/gemm.wgsl` with `matmul.wgsl` or `matmul_vec4.wgsl`;
+//! `kernels/classifier.cu`), which filterbanks, the DCT and linear layers lower to (see [`launch::Gemm`]), and the
 //! implicit-GEMM convolutions (`conv2d`, `conv1d`, see [`launch::TiledConv`]).
 
 use super::{GemmKind, Grid, Input, Kernels, Params, f};
@@ -33,7 +33,7 @@ pub(super) fn matmul<K: Kernels>(
     if gemm.is_empty() {
         return Ok(out);
     }
-    // The layout of `Params` in shaders/matmul.wgsl.
+    // The layout of `Params` in shaders/gemm.wgsl.
     let params = Params::new(&[
         gemm.m as u32,
         gemm.n as u32,
@@ -48,16 +48,20 @@ pub(super) fn matmul<K: Kernels>(
     ]);
     let (tiles_x, tiles_y) = gemm.tiles();
     let (mut entry, grid) = tiled_entry(device, "matmul", [tiles_x, tiles_y, 1]);
-    // Its rows are copied in 16-byte pieces: k-contiguous B, k a multiple of 4.
-    if entry == "matmul_tc" && device.async_copy_gemm() && gemm.b_trans && gemm.k.is_multiple_of(4)
-    {
-        entry = "matmul_tc_async";
-    }
     if gemm.f16_safe
         && device.f16_gemm()
         && let Some(&(_, f16)) = F16_VARIANTS.iter().find(|(f32, _)| *f32 == entry)
     {
         entry = f16;
+    }
+    // Linear layers (k-contiguous B, k a multiple of 4) read their rows in 16-byte pieces:
+    // wgpu's register-blocked kernel as vec4 values, CUDA's tensor-core one (opt-in) by cp.async.
+    if gemm.b_trans && gemm.k.is_multiple_of(4) {
+        match entry {
+            "matmul_rb" => entry = "matmul_rb_vec4",
+            "matmul_tc" if device.async_copy_gemm() => entry = "matmul_tc_async",
+            _ => {}
+        }
     }
     device.launch(
         entry,

@@ -28,7 +28,7 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 /// follows `COMMON` in every module.
 const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 const REDUCE_SUBGROUPS: &str = include_str!("../../../shaders/reduce_subgroups.wgsl");
-/// The type GEMM tiles are staged in (`shaders/matmul.wgsl`), in every module but the f16 one,
+/// The type GEMM tiles are staged in (`shaders/gemm.wgsl`), in every module but the f16 one,
 /// and the register-blocked kernel's padded row length (65 words: its staging stores hit
 /// distinct banks).
 const STAGE_F32: &str = "alias Stage = f32;\nconst STAGE_ROW = 65u;\n\
@@ -52,8 +52,19 @@ const MODULES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "matmul",
-        include_str!("../../../shaders/matmul.wgsl"),
+        concat!(
+            include_str!("../../../shaders/gemm.wgsl"),
+            include_str!("../../../shaders/matmul.wgsl")
+        ),
         &["matmul", "matmul_rb"],
+    ),
+    (
+        "matmul_vec4",
+        concat!(
+            include_str!("../../../shaders/gemm.wgsl"),
+            include_str!("../../../shaders/matmul_vec4.wgsl")
+        ),
+        &["matmul_rb_vec4"],
     ),
     (
         "conv",
