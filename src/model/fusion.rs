@@ -125,9 +125,10 @@ impl<B: Backend + 'static> Fused<B> {
     }
 
     fn downcast(&self, submitted: Submitted) -> Result<Box<FusedBatch<B>>> {
-        submitted.0.downcast::<FusedBatch<B>>().map_err(|_| {
-            crate::Error::backend(self.backend.name(), "collect: batch of another scorer")
-        })
+        submitted
+            .0
+            .downcast::<FusedBatch<B>>()
+            .map_err(|_| crate::Error::backend(self.backend.name(), "a batch of another scorer"))
     }
 
     /// The weighted sum of the members' calibrated logits present in `row`, plus the bias.
@@ -179,14 +180,12 @@ impl<B: Backend + 'static> Fused<B> {
                 (cascade.lo..=cascade.hi).contains(&z)
             })
             .collect();
-        for (k, windows) in std::mem::take(&mut batch.deferred_inputs)
-            .into_iter()
-            .enumerate()
-        {
+        let deferred = std::mem::take(&mut batch.deferred_inputs);
+        if open.is_empty() {
+            return Ok(());
+        }
+        for (k, windows) in deferred.into_iter().enumerate() {
             let Some(windows) = windows else { continue };
-            if open.is_empty() {
-                continue;
-            }
             let len = windows.len() / batch.count.max(1);
             let gathered: Vec<f32> = open
                 .iter()

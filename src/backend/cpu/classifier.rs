@@ -250,7 +250,13 @@ impl CpuBackend {
             return out;
         }
         let bias = bias.map(|b| b.data.as_slice());
-        let add_residual = |task: usize, per_task: usize, dst: &mut [f32]| {
+        // One block of rows per thread (an encoder projects thousands of rows; a classifier's
+        // batch is one block): every SGEMM call packs the whole weight, so fewer, taller calls
+        // are faster. The epilogue is applied while the block is hot.
+        let per_task = batch
+            .div_ceil(rayon::current_num_threads())
+            .max(LINEAR_MIN_ROWS_PER_TASK);
+        let add_residual = |task: usize, dst: &mut [f32]| {
             if let Some(residual) = residual {
                 let first = task * per_task * outputs;
                 for (y, r) in dst.iter_mut().zip(&residual[first..]) {
@@ -258,12 +264,6 @@ impl CpuBackend {
                 }
             }
         };
-        // One block of rows per thread (an encoder projects thousands of rows; a classifier's
-        // batch is one block): every SGEMM call packs the whole weight, so fewer, taller calls
-        // are faster. The epilogue is applied while the block is hot.
-        let per_task = batch
-            .div_ceil(rayon::current_num_threads())
-            .max(LINEAR_MIN_ROWS_PER_TASK);
         if let Some(kernel) = self.weight_kernel() {
             let w = weight.packed(Layout::Rows, kernel);
             out.par_chunks_mut(per_task * outputs)
@@ -272,7 +272,7 @@ impl CpuBackend {
                     let rows = dst.len() / outputs;
                     let src = &input.data[task * per_task * inputs..][..rows * inputs];
                     w.matmul(src, rows, dst, bias, act);
-                    add_residual(task, per_task, dst);
+                    add_residual(task, dst);
                 });
             return out;
         }
@@ -297,7 +297,7 @@ impl CpuBackend {
                 for row in dst.chunks_mut(outputs) {
                     simd::bias_activate(row, bias, act);
                 }
-                add_residual(task, per_task, dst);
+                add_residual(task, dst);
             });
         out
     }

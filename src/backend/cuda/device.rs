@@ -193,11 +193,6 @@ impl CudaBackend {
         self
     }
 
-    /// Whether linear layers' GEMM copies its tiles with cp.async (see `with_async_copies`).
-    pub fn async_copies(&self) -> bool {
-        self.async_copies
-    }
-
     /// As `new`, with `math` for the GEMMs (TF32 falls back to f32 before compute
     /// capability 8.0, which has no TF32 tensor cores).
     pub fn with_math(math: Math) -> Result<Self> {

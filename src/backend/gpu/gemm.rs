@@ -1,6 +1,7 @@
 //! The tiled GEMMs: `matmul` (`shaders/gemm.wgsl` with `matmul.wgsl` or `matmul_vec4.wgsl`;
-//! `kernels/classifier.cu`), which filterbanks, the DCT and linear layers lower to (see [`launch::Gemm`]), and the
-//! implicit-GEMM convolutions (`conv2d`, `conv1d`, see [`launch::TiledConv`]).
+//! `kernels/classifier.cu`), which filterbanks, the DCT and linear layers lower to (see
+//! [`launch::Gemm`]), and the implicit-GEMM convolutions (`conv2d`, `conv1d`, see
+//! [`launch::TiledConv`]).
 
 use super::{GemmKind, Grid, Input, Kernels, Params, f};
 use crate::Result;
