@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Data v3 (issue 29) on a lent GPU machine: trains the GAN vocoders that are not finished yet,
-# every instance at once on the one GPU, for MINUTES of wall time each, from the training audio
-# packed here beforehand (gan_vocoder.py --pack; the machine has neither the packages nor ffmpeg):
+# Data v3 (issue 29) on a lent GPU machine: trains the GAN vocoders and codecs (SPEECH and MUSIC:
+# the instances to train, by default all of gan_vocoder.py's INSTANCES), every instance at once
+# on the one GPU, for MINUTES of wall time each, from the training audio packed here beforehand
+# (gan_vocoder.py --pack; the machine has neither the packages nor ffmpeg):
 #
 #     python3 training/data/gan_vocoder.py --kind speech --real data/real --pack .gan/speech.opus
 #     python3 training/data/gan_vocoder.py --kind music --real data/real --pack .gan/music.opus
@@ -17,8 +18,8 @@ out=${OUT:?OUT: the folder that comes back}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:training PYTHONUNBUFFERED=1
 declare -A todo=(
-    [speech]="${SPEECH:-melgan-16k melgan-24k istft-16k istft-24k bigvgan-16k bigvgan-24k}"
-    [music]="${MUSIC:-hifigan-44k hifigan-24k melgan-32k melgan-44k istft-44k istft-32k bigvgan-44k bigvgan-24k}"
+    [speech]="${SPEECH:-hifigan-16k hifigan-22k melgan-16k melgan-24k istft-16k istft-24k bigvgan-16k bigvgan-24k codec-16k codec-24k}"
+    [music]="${MUSIC:-hifigan-44k hifigan-24k melgan-32k melgan-44k istft-44k istft-32k bigvgan-44k bigvgan-24k codec-24k codec-32k codec-44k}"
 )
 declare -A dirs=([speech]=gan-speech [music]=gan)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -34,7 +35,7 @@ python3 - <<'PY'
 import pathlib, torch
 for p in sorted(pathlib.Path("/tmp/gan").glob("*/*.pt")):
     state = torch.load(p, map_location="cpu", weights_only=False)
-    state["weights"] = {k: v.half() for k, v in state["weights"].items()}
+    state["weights"] = {k: v.half() for k, v in state["weights"].items()}  # a codec's front stays f32
     torch.save(state, p)
     print(f"{p}: {state['steps']} steps in {state['minutes']:.1f} min")
 PY

@@ -12,7 +12,10 @@ own upsampling and so its own artefacts:
 - `istft`: ConvNeXt blocks at the frame rate predict log-magnitude and phase, inverted by an
   inverse STFT (Vocos / iSTFTNet-like: no upsampling layer at all);
 - `bigvgan`: HiFi-GAN's layout with periodic Snake activations, each wrapped in 2× anti-aliased
-  up- and down-sampling (BigVGAN's AMP blocks).
+  up- and down-sampling (BigVGAN's AMP blocks);
+- `codec`: a neural audio codec (SoundStream / EnCodec-like): a strided convolutional encoder,
+  residual vector quantisation of its latent, and HiFi-GAN's transposed-convolution decoder,
+  trained end to end with the same adversarial losses; its input is the waveform, not a mel.
 
 Each family has instances that differ in rate, hop / upsampling factors and seed (`INSTANCES`).
 They are trained on the *training* packages only (the split of deepscreen_train.common), so a
@@ -60,8 +63,10 @@ class Instance:
     family: str
     rate: int
     ups: tuple[int, ...]  # upsampling factors (istft: the hop alone; melgan: ×4 by the PQMF bank)
-    mels: int
+    mels: int  # the vocoder's input bands; for a codec, those of its mel loss
     seed: int
+    latent: int = 0  # codec: the width of the quantised latent
+    books: int = 0  # codec: residual codebooks (each of CODEBOOK_SIZE entries)
 
     @property
     def hop(self) -> int:
@@ -79,6 +84,9 @@ INSTANCES = {
         "istft-24k": Instance("istft", 24000, (256,), 100, 6),
         "bigvgan-16k": Instance("bigvgan", 16000, (4, 4, 5, 2), 80, 7),
         "bigvgan-24k": Instance("bigvgan", 24000, (8, 4, 2, 4), 100, 8),
+        # Codecs: 50 and 100 latent frames a second, 6 and 8 codebooks.
+        "codec-16k": Instance("codec", 16000, (8, 5, 4, 2), 80, 9, latent=64, books=6),
+        "codec-24k": Instance("codec", 24000, (6, 5, 4, 2), 100, 10, latent=64, books=8),
     },
     "music": {
         "hifigan-44k": Instance("hifigan", 44100, (8, 8, 4, 2), 128, 11),
@@ -89,11 +97,16 @@ INSTANCES = {
         "istft-32k": Instance("istft", 32000, (320,), 128, 16),
         "bigvgan-44k": Instance("bigvgan", 44100, (8, 4, 4, 4), 128, 17),
         "bigvgan-24k": Instance("bigvgan", 24000, (4, 5, 4, 3), 100, 18),
+        # Codecs at the issue's three rates: 75, 100 and 86 latent frames a second.
+        "codec-24k": Instance("codec", 24000, (8, 5, 4, 2), 100, 19, latent=64, books=8),
+        "codec-32k": Instance("codec", 32000, (8, 5, 4, 2), 128, 20, latent=64, books=8),
+        "codec-44k": Instance("codec", 44100, (8, 8, 4, 2), 128, 21, latent=96, books=9),
     },
 }
 
 CHANNELS = 128  # the generator's first width (HiFi-GAN V1 uses 512; small enough for a CPU)
 BANDS = 4  # multi-band MelGAN's sub-bands
+CODEBOOK_SIZE = 256  # entries per residual codebook (EnCodec uses 1,024; fewer fill on CPU batches)
 
 
 def weight_norm(m: nn.Module) -> nn.Module:
@@ -183,7 +196,7 @@ class UpsamplingGenerator(nn.Module):
     def __init__(self, inst: Instance, out_channels: int = 1, kernels=(3, 7, 11)):
         super().__init__()
         act = snake_aa if inst.family == "bigvgan" else leaky
-        self.pre = weight_norm(nn.Conv1d(inst.mels, CHANNELS, 7, padding=3))
+        self.pre = weight_norm(nn.Conv1d(inst.latent or inst.mels, CHANNELS, 7, padding=3))
         self.ups, self.blocks = nn.ModuleList(), nn.ModuleList()
         c = CHANNELS
         for u in inst.ups:
@@ -302,7 +315,111 @@ class ISTFTGenerator(nn.Module):
 
 def generator(inst: Instance) -> nn.Module:
     return {"hifigan": UpsamplingGenerator, "bigvgan": UpsamplingGenerator, "melgan": MelGANGenerator,
-            "istft": ISTFTGenerator}[inst.family](inst)
+            "istft": ISTFTGenerator, "codec": UpsamplingGenerator}[inst.family](inst)
+
+
+# ---------------------------------------------------------------- the codec's encoder and quantiser
+
+
+class CodecEncoder(nn.Module):
+    """The decoder's mirror: a convolution, then per upsampling factor (reversed) a residual unit
+    and a strided convolution that downsamples by it and doubles the width, then a projection to
+    the latent. A waveform of n·hop samples becomes n latent frames."""
+
+    def __init__(self, inst: Instance):
+        super().__init__()
+        c = CHANNELS // 2 ** len(inst.ups)
+        layers: list[nn.Module] = [weight_norm(nn.Conv1d(1, c, 7, padding=3))]
+        for u in reversed(inst.ups):
+            layers += [Residual(nn.Sequential(nn.ELU(), weight_norm(nn.Conv1d(c, c, 3, padding=1)),
+                                              nn.ELU(), weight_norm(nn.Conv1d(c, c, 1)))),
+                       nn.ELU(), weight_norm(nn.Conv1d(c, 2 * c, 2 * u, stride=u, padding=(u + 1) // 2))]
+            c *= 2
+        layers += [nn.ELU(), weight_norm(nn.Conv1d(c, inst.latent, 3, padding=1))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] → [B, latent, T / hop]
+        return self.net(x[:, None])
+
+
+class ResidualVQ(nn.Module):
+    """Residual vector quantisation (SoundStream): each codebook quantises what the ones before it
+    left, to its nearest entry. The codebooks are not trained by gradients: each entry follows
+    the mean of the vectors assigned to it (exponential moving averages, decay 0.99), and an
+    entry left unused is restarted on a vector of the batch. The encoder gets the decoder's
+    gradient straight through the quantiser and a commitment loss that pulls its output
+    towards what was chosen."""
+
+    def __init__(self, dim: int, books: int, size: int = CODEBOOK_SIZE, decay: float = 0.99):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("codebooks", torch.zeros(books, size, dim))
+        self.register_buffer("counts", torch.ones(books, size))  # moving count of assignments
+        self.register_buffer("sums", torch.zeros(books, size, dim))  # moving sum of assigned vectors
+        self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, dim, T] → (the quantised latent, same shape, with straight-through gradients; the
+        commitment loss)."""
+        b, d, t = z.shape
+        x = z.detach().transpose(1, 2).reshape(-1, d)
+        residual, total = x, torch.zeros_like(x)
+        for k in range(self.codebooks.shape[0]):
+            if self.training:
+                self._learn(k, residual)
+            q = self.codebooks[k][self.nearest(k, residual)]
+            total = total + q
+            residual = residual - q
+        if self.training:
+            self.ready.fill_(True)
+        q = total.view(b, t, d).transpose(1, 2)
+        return z + (q - z).detach(), F.mse_loss(z, q)
+
+    def nearest(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, self.codebooks[k]).argmin(dim=1)
+
+    @torch.no_grad()
+    def _learn(self, k: int, x: torch.Tensor) -> None:
+        size = self.codebooks.shape[1]
+        if not self.ready:  # start from the data: random vectors of the first batch
+            pick = torch.randint(len(x), (size,), device=x.device)
+            self.codebooks[k] = x[pick] + 1e-3 * torch.randn_like(x[pick])
+            self.sums[k] = self.codebooks[k].clone()
+        onehot = F.one_hot(self.nearest(k, x), size).to(x.dtype)  # [N, size]
+        self.counts[k].mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+        self.sums[k].mul_(self.decay).add_(onehot.T @ x, alpha=1 - self.decay)
+        self.codebooks[k] = self.sums[k] / self.counts[k].clamp(min=1e-5)[:, None]
+        dead = self.counts[k] < 1e-2  # unused for about 450 steps
+        if dead.any():
+            pick = torch.randint(len(x), (int(dead.sum()),), device=x.device)
+            self.codebooks[k][dead] = x[pick]
+            self.sums[k][dead] = x[pick]
+            self.counts[k][dead] = 1.0
+
+
+class Codec(nn.Module):
+    """Encoder and quantiser: waveform [B, T] → (quantised latent [B, latent, T / hop], commitment
+    loss). The decoder is `generator(inst)`, as for the vocoders."""
+
+    def __init__(self, inst: Instance):
+        super().__init__()
+        self.hop = inst.hop
+        self.encoder = CodecEncoder(inst)
+        self.quantiser = ResidualVQ(inst.latent, inst.books)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.quantiser(self.encoder(x))
+
+
+def analysis(inst: Instance) -> nn.Module:
+    """What the generator decodes from: a codec's quantised latent, or a vocoder's log-mel."""
+    return Codec(inst) if inst.family == "codec" else MelFeatures(inst)
+
+
+def analyse(front: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the generator's input, the front's own loss: a codec's commitment, else 0)."""
+    out = front(x)
+    return out if isinstance(out, tuple) else (out, torch.zeros((), device=x.device))
 
 
 # ---------------------------------------------------------------- discriminators
@@ -420,12 +537,16 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
     ckpt, final = out / f"{name}.ckpt", out / f"{name}.pt"
     torch.manual_seed(inst.seed)
     gen, disc, feats = generator(inst).to(device), Discriminators().to(device), MelFeatures(inst).to(device)
-    og = torch.optim.AdamW(gen.parameters(), 2e-4, betas=(0.8, 0.99))
+    # The generator's input: the mel itself, or a codec's encoder and quantiser, trained with it.
+    front = analysis(inst).to(device).train()
+    og = torch.optim.AdamW([*gen.parameters(), *front.parameters()], 2e-4, betas=(0.8, 0.99))
     od = torch.optim.AdamW(disc.parameters(), 2e-4, betas=(0.8, 0.99))
     step, elapsed = 0, 0.0
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         gen.load_state_dict(state["gen"])
+        if "front" in state:
+            front.load_state_dict(state["front"])
         disc.load_state_dict(state["disc"])
         og.load_state_dict(state["og"])
         od.load_state_dict(state["od"])
@@ -445,8 +566,8 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
     while (step < steps) if steps else (clock() - t0 < minutes * 60):
         idx = batches.integers(0, len(audio) - seg, size=batch)
         x = torch.from_numpy(np.stack([audio[i : i + seg] for i in idx])).to(device)
-        mel = feats(x)
-        y = gen(mel)[..., :seg]
+        cond, front_loss = analyse(front, x)
+        y = gen(cond)[..., :seg]
         x = x[:, None, : y.shape[-1]]
         # Discriminators: real → 1, generated → 0 (least squares).
         d_loss = sum(((1 - r) ** 2).mean() + (g**2).mean()
@@ -460,7 +581,7 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
         fm = sum(F.l1_loss(gf, rf.detach()) for (_, rfs), (_, gfs) in zip(real_out, fake_out)
                  for rf, gf in zip(rfs, gfs))
         mel_l1 = F.l1_loss(feats(y.squeeze(1)), feats(x.squeeze(1)))
-        g_loss = adv + 2 * fm + 45 * mel_l1 + stft_loss(y, x)
+        g_loss = adv + 2 * fm + 45 * mel_l1 + stft_loss(y, x) + front_loss
         og.zero_grad()
         g_loss.backward()
         og.step()
@@ -471,32 +592,38 @@ def train(inst: Instance, name: str, audio: np.ndarray, out: Path, minutes: floa
         # A checkpoint every 200 steps or 5 minutes of compute, whichever comes first (slow CPU
         # steps must not lose half an hour to a stopped session).
         if step % 200 == 0 or clock() - saved > 300:
-            state = {"gen": gen.state_dict(), "disc": disc.state_dict(), "og": og.state_dict(),
-                     "od": od.state_dict(), "step": step, "elapsed": clock() - t0}
+            state = {"gen": gen.state_dict(), "front": front.state_dict(), "disc": disc.state_dict(),
+                     "og": og.state_dict(), "od": od.state_dict(), "step": step, "elapsed": clock() - t0}
             torch.save(state, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
             saved = clock()
-    torch.save({"instance": inst.__dict__, "name": name, "weights": gen.state_dict(), "steps": step,
-                "minutes": (clock() - t0) / 60}, final)
+    torch.save({"instance": inst.__dict__, "name": name, "weights": gen.state_dict(),
+                "front": front.state_dict(), "steps": step, "minutes": (clock() - t0) / 60}, final)
     ckpt.unlink(missing_ok=True)
     print(f"{name}: {step} steps in {(clock() - t0) / 60:.1f} min → {final}", flush=True)
 
 
-def load(path: Path) -> tuple[nn.Module, MelFeatures, Instance]:
+def load(path: Path) -> tuple[nn.Module, nn.Module, Instance]:
+    """(generator, its front: `analysis(inst)`, the instance) of a finished vocoder or codec."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     inst = Instance(**{**state["instance"], "ups": tuple(state["instance"]["ups"])})
-    gen = generator(inst)
+    gen, front = generator(inst), analysis(inst)
     gen.load_state_dict(state["weights"])
-    return gen.eval(), MelFeatures(inst).eval(), inst
+    if "front" in state:  # vocoders finished before codecs existed saved none (a mel has no weights)
+        front.load_state_dict(state["front"])
+    return gen.eval(), front.eval(), inst
 
 
 @torch.no_grad()
-def copy_synthesis(vocoder: tuple[nn.Module, MelFeatures, Instance], audio: np.ndarray) -> np.ndarray:
-    """`audio` at the vocoder's rate → its mel → the vocoder's waveform, same length."""
-    gen, feats, inst = vocoder
-    x = torch.from_numpy(np.asarray(audio, np.float32))[None]
-    y = gen(feats(x))[0, 0].numpy()
-    return np.pad(y, (0, max(0, len(audio) - len(y))))[: len(audio)]
+def copy_synthesis(vocoder: tuple[nn.Module, nn.Module, Instance], audio: np.ndarray) -> np.ndarray:
+    """`audio` at the vocoder's rate → its mel (or the codec's quantised latent) → the decoder's
+    waveform, same length (a codec's input padded to whole frames first: it encodes n·hop samples)."""
+    gen, front, inst = vocoder
+    n = len(audio)
+    pad = -n % inst.hop if inst.family == "codec" else 0
+    x = torch.from_numpy(np.pad(np.asarray(audio, np.float32), (0, pad)))[None]
+    y = gen(analyse(front, x)[0])[0, 0].numpy()
+    return np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
 def main() -> int:

@@ -52,6 +52,9 @@ GENERATORS = {
         **{f"gan-{name}": (f"gan-{name.split('-')[0]}", True) for name in (
             "hifigan-16k", "hifigan-22k", "melgan-16k", "melgan-24k", "istft-16k", "istft-24k",
             "bigvgan-16k", "bigvgan-24k")},
+        # GAN-trained neural codecs (encoder, residual VQ, transposed-conv decoder): a family of
+        # their own, as the decoders of codec-based TTS.
+        **{f"gan-{name}": ("gan-codec", True) for name in ("codec-16k", "codec-24k")},
     },
     "music": {
         # Held out after a first model: Griffin-Lim on a linear spectrogram restores the magnitude
@@ -71,6 +74,9 @@ GENERATORS = {
         **{f"gan-{name}": (f"gan-{name.split('-')[0]}", True) for name in (
             "hifigan-44k", "hifigan-24k", "melgan-32k", "melgan-44k", "istft-44k", "istft-32k",
             "bigvgan-44k", "bigvgan-24k")},
+        # GAN-trained neural codecs at 24, 32 and 44.1 kHz (issue 29), apart from the autoencoder
+        # ae-rvq, which learns by reconstruction alone.
+        **{f"gan-{name}": ("gan-codec", True) for name in ("codec-24k", "codec-32k", "codec-44k")},
     },
 }
 
