@@ -113,7 +113,8 @@ def resynth_job(job: dict) -> dict | None:
         elif attack == "world":
             y = world(x, rate, rng)
         elif attack == "mlsa":
-            y = mlsa(x, rate)
+            # Music (44.1 kHz) trains on MLSA, its settings varied; speech holds it out at one.
+            y = mlsa(x, rate, rng if rate > 16000 else None)
         elif attack.startswith("ae-"):
             y = autoencoder(x, job["ae"], attack[3:])
         elif attack.startswith("gan-"):

@@ -44,7 +44,11 @@ def world(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     return pyworld.synthesize(f0, sp, ap, rate, frame_period=5.0).astype(np.float32)[: len(x)]
 
 
-def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
+def mlsa(x: np.ndarray, rate: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """MLSA copy-synthesis: mel-cepstra per frame, SWIPE pitch, pulse/noise excitation through
+    the MLSA filter. Without `rng`, one fixed setting (speech's held-out attack); with it, the
+    settings vary per clip (a training attack should not be one vocoder configuration): frame
+    hop 2.5–10 ms, cepstral order, all-pass constant, Gaussian or M-sequence noise, Padé order."""
     import pysptk
     from pysptk.synthesis import MLSADF, Synthesizer
 
@@ -54,6 +58,12 @@ def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
         hop, frame, order, alpha, f0_max = 80, 512, 20, 0.42, 300
     else:
         hop, frame, order, alpha, f0_max = 220, 1024, 30, 0.55, 1000
+    gaussian, pade = False, 5
+    if rng is not None:
+        hop = int(hop * rng.choice([0.5, 1.0, 2.0]))
+        order = int(order * rng.uniform(0.7, 1.4))
+        alpha = float(alpha + rng.uniform(-0.05, 0.05))
+        gaussian, pade = bool(rng.random() < 0.5), int(rng.choice([4, 5]))
     # A small noise floor keeps the mel-cepstra finite in empty bands (narrowband sources), which
     # otherwise drive the MLSA filter unstable.
     d = x.astype(np.float64) + 3e-3 * np.random.default_rng(0).standard_normal(len(x))
@@ -64,6 +74,6 @@ def mlsa(x: np.ndarray, rate: int) -> np.ndarray:
     b = pysptk.mc2b(mc, alpha)
     pitch = pysptk.swipe(d, fs=rate, hopsize=hop, min=60, max=f0_max, otype="pitch")
     m = min(len(pitch), len(b))
-    excitation = pysptk.excite(pitch[:m].astype(np.float64), hop)
-    y = Synthesizer(MLSADF(order=order, alpha=alpha, pd=5), hop).synthesis(excitation, b[:m])
+    excitation = pysptk.excite(pitch[:m].astype(np.float64), hop, gaussian=gaussian)
+    y = Synthesizer(MLSADF(order=order, alpha=alpha, pd=pade), hop).synthesis(excitation, b[:m])
     return y.astype(np.float32)[: len(x)]
