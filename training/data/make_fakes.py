@@ -252,13 +252,17 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
     for attack, (_, seen) in GENERATORS["speech"].items():
         if attack in ("espeak-ng", "flite", "festival-diphone", "piper-vits"):
             continue
-        if missing_vocoder(attack, args):
-            continue
+        jobs = []
         for split in ("train", "dev") if seen else ("dev",):
             for i, r in enumerate(rng.sample(by_split[split], count(split))):
-                resynth.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
-                                    ae=args.ae, gan=args.gan, input=str(args.real / r["path"]),
-                                    output=str(out / attack / split / f"{i:05d}.flac")))
+                jobs.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
+                                 ae=args.ae, gan=args.gan, input=str(args.real / r["path"]),
+                                 output=str(out / attack / split / f"{i:05d}.flac")))
+        # Planned even when its vocoder is missing (the draws are made, the jobs dropped): a
+        # later run that has it plans every attack after it the same, so the clips this run
+        # writes keep the sources their list rows name.
+        if not missing_vocoder(attack, args):
+            resynth += jobs
     return tts, resynth
 
 
@@ -272,16 +276,17 @@ def music_plan(args, rng: random.Random) -> list[dict]:
     jobs = []
     out = args.out / "music"
     for attack, (_, seen) in GENERATORS["music"].items():
-        if missing_vocoder(attack, args):
-            continue
+        planned = []
         for split in ("train", "dev") if seen else ("dev",):
             n = args.train_per_generator if split == "train" else args.dev_per_generator
             for i in range(n):
                 r, d = rng.choice(tracks[split])
-                jobs.append(dict(attack=attack, source=r["source"], split=split, rate=44100, seed=rng.randrange(1 << 30),
-                                 input=str(args.real / r["path"]), start=rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1),
-                                 seconds=MUSIC_EXCERPT_S, ae=args.ae, gan=args.gan,
-                                 output=str(out / attack / split / f"{i:05d}.flac")))
+                planned.append(dict(attack=attack, source=r["source"], split=split, rate=44100,
+                                    seed=rng.randrange(1 << 30), input=str(args.real / r["path"]),
+                                    start=rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1), seconds=MUSIC_EXCERPT_S,
+                                    ae=args.ae, gan=args.gan, output=str(out / attack / split / f"{i:05d}.flac")))
+        if not missing_vocoder(attack, args):  # planned all the same: see speech_plan
+            jobs += planned
     return jobs
 
 
