@@ -69,8 +69,8 @@ $PY training/data/fetch_real.py --out "$DATA/real"
 # 2. Neural vocoders / codecs trained here on the training packages (five decoder families).
 OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind speech --real "$DATA/real" --out "$DATA/ae-speech" --minutes 2.5
 OMP_NUM_THREADS=1 $PY training/data/codec_ae.py --kind music --real "$DATA/real" --out "$DATA/ae" --minutes 4
-# 2b. Data v3: GAN-trained vocoders (four families, two instances each per kind), checkpointed
-# and resumed; MINUTES_GAN each on a CPU (pass --device cuda where a GPU is lent: minutes there
+# 2b. Data v3: GAN-trained vocoders (four families, two instances each per kind) and GAN-trained
+# RVQ codecs (speech 16 / 24 kHz, music 24 / 32 / 44.1 kHz), checkpointed and resumed; MINUTES_GAN each on a CPU (pass --device cuda where a GPU is lent: minutes there
 # are hours here).
 MINUTES_GAN=${MINUTES_GAN:-30}
 OMP_NUM_THREADS=2 $PY training/data/gan_vocoder.py --kind speech --real "$DATA/real" --out "$DATA/gan-speech" \
