@@ -13,9 +13,9 @@ own upsampling and so its own artefacts:
   inverse STFT (Vocos / iSTFTNet-like: no upsampling layer at all);
 - `bigvgan`: HiFi-GAN's layout with periodic Snake activations, each wrapped in 2× anti-aliased
   up- and down-sampling (BigVGAN's AMP blocks);
-- `codec`: a neural audio codec (SoundStream / EnCodec-like): a strided convolutional encoder,
-  residual vector quantisation of its latent, and HiFi-GAN's transposed-convolution decoder,
-  trained end to end with the same adversarial losses; its input is the waveform, not a mel.
+- `codec`: a neural audio codec: an encoder (ConvNeXt blocks on the log-mel), residual vector
+  quantisation of its latent (SoundStream / EnCodec's quantiser) and HiFi-GAN's
+  transposed-convolution decoder, trained end to end with the same adversarial losses.
 
 Each family has instances that differ in rate, hop / upsampling factors and seed (`INSTANCES`).
 They are trained on the *training* packages only (the split of deepscreen_train.common), so a
@@ -322,24 +322,23 @@ def generator(inst: Instance) -> nn.Module:
 
 
 class CodecEncoder(nn.Module):
-    """The decoder's mirror: a convolution, then per upsampling factor (reversed) a residual unit
-    and a strided convolution that downsamples by it and doubles the width, then a projection to
-    the latent. A waveform of n·hop samples becomes n latent frames."""
+    """The codec's analysis: the log-mel of the waveform (`inst.mels` bands at the decoder's hop),
+    ConvNeXt blocks at the frame rate, a projection to the latent. (A strided convolutional
+    encoder on the waveform, as SoundStream's, carried nothing of its input after 800 steps on a
+    CPU: its latent was the same for a 110 Hz and an 880 Hz tone. From the mel, the latent
+    carries the signal from the first step; the quantiser and the transposed-conv decoder, whose
+    artefacts a detector learns, are a codec's.)"""
 
-    def __init__(self, inst: Instance):
+    def __init__(self, inst: Instance, blocks: int = 3):
         super().__init__()
-        c = CHANNELS // 2 ** len(inst.ups)
-        layers: list[nn.Module] = [weight_norm(nn.Conv1d(1, c, 7, padding=3))]
-        for u in reversed(inst.ups):
-            layers += [Residual(nn.Sequential(nn.ELU(), weight_norm(nn.Conv1d(c, c, 3, padding=1)),
-                                              nn.ELU(), weight_norm(nn.Conv1d(c, c, 1)))),
-                       nn.ELU(), weight_norm(nn.Conv1d(c, 2 * c, 2 * u, stride=u, padding=(u + 1) // 2))]
-            c *= 2
-        layers += [nn.ELU(), weight_norm(nn.Conv1d(c, inst.latent, 3, padding=1))]
-        self.net = nn.Sequential(*layers)
+        c = CHANNELS * 2
+        self.mel = MelFeatures(inst)
+        self.pre = nn.Conv1d(inst.mels, c, 7, padding=3)
+        self.blocks = nn.Sequential(*[ConvNeXt(c) for _ in range(blocks)])
+        self.post = nn.Conv1d(c, inst.latent, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] → [B, latent, T / hop]
-        return self.net(x[:, None])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T] → [B, latent, T / hop + 1]
+        return self.post(self.blocks(self.pre(self.mel(x))))
 
 
 class ResidualVQ(nn.Module):
@@ -398,8 +397,8 @@ class ResidualVQ(nn.Module):
 
 
 class Codec(nn.Module):
-    """Encoder and quantiser: waveform [B, T] → (quantised latent [B, latent, T / hop], commitment
-    loss). The decoder is `generator(inst)`, as for the vocoders."""
+    """Encoder and quantiser: waveform [B, T] → (quantised latent [B, latent, T / hop + 1],
+    commitment loss). The decoder is `generator(inst)`, as for the vocoders."""
 
     def __init__(self, inst: Instance):
         super().__init__()
@@ -617,11 +616,10 @@ def load(path: Path) -> tuple[nn.Module, nn.Module, Instance]:
 @torch.no_grad()
 def copy_synthesis(vocoder: tuple[nn.Module, nn.Module, Instance], audio: np.ndarray) -> np.ndarray:
     """`audio` at the vocoder's rate → its mel (or the codec's quantised latent) → the decoder's
-    waveform, same length (a codec's input padded to whole frames first: it encodes n·hop samples)."""
-    gen, front, inst = vocoder
+    waveform, same length."""
+    gen, front, _ = vocoder
     n = len(audio)
-    pad = -n % inst.hop if inst.family == "codec" else 0
-    x = torch.from_numpy(np.pad(np.asarray(audio, np.float32), (0, pad)))[None]
+    x = torch.from_numpy(np.asarray(audio, np.float32))[None]
     y = gen(analyse(front, x)[0])[0, 0].numpy()
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
