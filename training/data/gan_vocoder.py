@@ -2,8 +2,8 @@
 trained the way the decoders of real TTS and music generators are — adversarial (least-squares)
 against multi-period and multi-scale discriminators, feature matching, a mel L1 loss and a
 multi-resolution STFT loss — then used for copy-synthesis of allowed real audio
-(`make_fakes.py`): real audio → its mel → the vocoder → a fake. Four families, each with its
-own upsampling and so its own artefacts:
+(`make_fakes.py`): real audio → its mel → the vocoder → a fake. Five families, each with its
+own upsampling (or bottleneck) and so its own artefacts:
 
 - `hifigan`: transposed-convolution upsampling, each followed by multi-receptive-field residual
   blocks (HiFi-GAN's generator, small);
@@ -402,7 +402,6 @@ class Codec(nn.Module):
 
     def __init__(self, inst: Instance):
         super().__init__()
-        self.hop = inst.hop
         self.encoder = CodecEncoder(inst)
         self.quantiser = ResidualVQ(inst.latent, inst.books)
 
