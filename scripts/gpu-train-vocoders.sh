@@ -17,10 +17,10 @@ minutes=${1:?usage: gpu-train-vocoders.sh MINUTES}
 out=${OUT:?OUT: the folder that comes back}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:training PYTHONUNBUFFERED=1
-declare -A todo=(
-    [speech]="${SPEECH:-hifigan-16k hifigan-22k melgan-16k melgan-24k istft-16k istft-24k bigvgan-16k bigvgan-24k codec-16k codec-24k}"
-    [music]="${MUSIC:-hifigan-44k hifigan-24k melgan-32k melgan-44k istft-44k istft-32k bigvgan-44k bigvgan-24k codec-24k codec-32k codec-44k}"
-)
+instances() {  # every instance of kind $1 in gan_vocoder.py's INSTANCES
+    python3 -c "import sys; sys.path.insert(0, 'training/data'); from gan_vocoder import INSTANCES; print(*INSTANCES['$1'])"
+}
+declare -A todo=([speech]="${SPEECH:-$(instances speech)}" [music]="${MUSIC:-$(instances music)}")
 declare -A dirs=([speech]=gan-speech [music]=gan)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for kind in speech music; do
