@@ -11,7 +11,7 @@ packages are split as in deepscreen_train/common.py; generators marked unseen th
     python training/data/make_fakes.py --real data/real --ae data/ae --out data/fake --kind speech
     python training/data/make_fakes.py --real data/real --ae data/ae --out data/fake --kind music
 
-Writes OUT/<kind>/<generator>/... and OUT/fake-<kind>.csv (path,kind,attack,source,split).
+Writes OUT/<kind>/<generator>/... and OUT/fake-<kind>.csv (path,kind,attack,source,split,input,start).
 """
 
 from __future__ import annotations
@@ -290,6 +290,19 @@ def music_plan(args, rng: random.Random) -> list[dict]:
     return jobs
 
 
+# `input` and `start` name what a resynthesis was made from (the real file, under --real, and
+# the excerpt's start in seconds), so a fake can be set beside its source; empty for TTS.
+FAKE_LIST_FIELDS = ["path", "kind", "attack", "source", "split", "input", "start"]
+
+
+def list_row(job: dict, args) -> None:
+    """Completes a finished job as its row of fake-<kind>.csv (FAKE_LIST_FIELDS)."""
+    job["path"] = str(Path(job["output"]).relative_to(args.out))
+    job["kind"] = args.kind
+    job["input"] = str(Path(job["input"]).relative_to(args.real)) if "input" in job else ""
+    job["start"] = f"{job['start']:.3f}" if job.get("start") is not None else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, required=True, help="output of fetch_real.py")
@@ -319,9 +332,8 @@ def main() -> int:
     # seeds its items in list order, makes the same dataset on every rebuild.
     done.sort(key=lambda j: j["output"])
     for j in done:
-        j["path"] = str(Path(j["output"]).relative_to(args.out))
-        j["kind"] = args.kind
-    write_rows(args.out / f"fake-{args.kind}.csv", done, ["path", "kind", "attack", "source", "split"])
+        list_row(j, args)
+    write_rows(args.out / f"fake-{args.kind}.csv", done, FAKE_LIST_FIELDS)
     counts: dict[tuple, int] = {}
     for j in done:
         counts[(j["attack"], j["split"])] = counts.get((j["attack"], j["split"]), 0) + 1

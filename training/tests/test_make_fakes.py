@@ -45,3 +45,17 @@ def test_a_missing_vocoder_does_not_shift_the_plans_of_the_attacks_after_it(tmp_
 
     assert {j["attack"] for j in with_all} - {j["attack"] for j in without_first} == {gans[0]}
     assert strip([j for j in with_all if j["attack"] != gans[0]]) == strip(without_first)
+
+
+def test_a_list_row_names_the_real_excerpt_a_fake_was_made_from(tmp_path):
+    args = argparse.Namespace(real=tmp_path / "real", out=tmp_path / "fake", kind="music")
+    job = dict(attack="mlsa", source="supertux-data", split="dev", input=str(tmp_path / "real/music/supertux/a.ogg"),
+               start=12.34567, seconds=10.0, output=str(tmp_path / "fake/music/mlsa/dev/00003.flac"))
+    make_fakes.list_row(job, args)
+    write_rows(tmp_path / "fake.csv", [job], make_fakes.FAKE_LIST_FIELDS)
+    lines = (tmp_path / "fake.csv").read_text().splitlines()
+    assert lines == ["path,kind,attack,source,split,input,start",
+                     "music/mlsa/dev/00003.flac,music,mlsa,supertux-data,dev,music/supertux/a.ogg,12.346"]
+    tts = dict(attack="flite", source="flite:slt", split="dev", output=str(tmp_path / "fake/speech/flite/dev/00000.wav"))
+    make_fakes.list_row(tts, argparse.Namespace(real=tmp_path / "real", out=tmp_path / "fake", kind="speech"))
+    assert (tts["input"], tts["start"]) == ("", "")
