@@ -188,8 +188,9 @@ $PY training/whisper/golden_head.py "$WHISPER" models/music-whisper.safetensors 
 # 6c. The default `music`: music-cnn, music-whisper and music-cnn-wb fused (their calibrated
 # logits summed per window; the two CNNs share one vote: weights 0.5, 1, 0.5). Its threshold:
 # 1 % false alarms on the held-out real music of dev + dev-channel, from the engine's own scores
-# of the fused model. NOTE (2026-12-05): the music v3 this makes was measured against the shipped
-# music v2 and not shipped (models/music.md, "v3 candidate"): compare before committing a new one
+# of the fused model. NOTE: the music v3 (2026-12-05) and v3.1 (2026-12-07) this made were measured
+# against the shipped music v2 and not shipped (models/music.md, "v3 candidate", "v3.1 candidate"):
+# compare before committing a new one
 # (python -m deepscreen_train.compare on both binaries' reports over the same files).
 fuse music "music-cnn music-whisper music-cnn-wb" "0.5 1 0.5" music-fusion-v3 music-whisper 0.65
 # 6d. The vocal stage's judge, `speech` (models/vocals.md): its vocal threshold flags 2 % of the dev
