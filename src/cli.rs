@@ -90,7 +90,8 @@ pub struct ScreenArgs {
     /// speech head fused the same way; speech-cnn, speech-cnn-wb, speech-whisper: its members
     /// alone; speech-lcnn: an older speech model; vocal, vocal-cnn: judges for --vocal-model
     /// trained on voices separated from music; vocal-whisper: vocal's Whisper member) or a
-    /// .safetensors file.
+    /// .safetensors file (a fused one may read its members from the files beside it, e.g.
+    /// models/candidates/music-fusion-v3.1.safetensors).
     #[arg(short, long, value_name = "NAME|FILE", default_value = model::DEFAULT_MODEL)]
     pub model: String,
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Write a fused model: a composite of embedded networks that score the same windows; the
+"""Write a fused model: a composite of networks that score the same windows; the
 engine sums their weighted calibrated logits per window (src/model/fusion.rs). The file holds
 no tensors and copies no member's network: its config names the members, their weights, a
 bias, the windows (rate, length, hop: those of the first member, which also explains windows
 on the review page) and the threshold, so it is a few kB.
+
+A member is an embedded network's name, or a network file (`*.safetensors`): the fused file then
+names it by its id and its path relative to the fused file, and the engine reads it from there
+at load (a candidate scored without a rebuild; keep the files together).
 
     python training/fuse.py --member music-cnn music-whisper music-cnn-wb --weights 0.5 1 0.5 \
         --id music-fusion-v2 --out models/music.safetensors \
@@ -28,6 +32,7 @@ provenance kept):
 import argparse
 import json
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -52,19 +57,32 @@ def threshold_at(score_files: list[Path], false_alarms: float) -> float:
     return real[k]
 
 
-def fused_config(members: list[str], weights: list[float], first: dict, model_id: str,
+def member_entry(member: str, config: dict, out: Path) -> dict:
+    """How the fused file names a member: an embedded name, or a file's id and its path from the
+    fused file's folder."""
+    if not is_file(member):
+        return {"model": member}
+    return {"model": config["id"], "file": os.path.relpath(Path(member).resolve(), out.resolve().parent)}
+
+
+def is_file(member: str) -> bool:
+    return member.endswith(".safetensors")
+
+
+def fused_config(members: list[dict], weights: list[float], first: dict, model_id: str,
                  threshold: float, provenance: dict) -> dict:
-    """The config of a fused model whose windows are `first`'s (the first member's config)."""
+    """The config of a fused model whose windows are `first`'s (the first member's config);
+    `members` as `member_entry` gives them."""
     return {
         "format": "deepscreen-model",
         "version": 1,
         "id": model_id,
-        "description": "Fused detector: " + " + ".join(members)
+        "description": "Fused detector: " + " + ".join(m["model"] for m in members)
         + " score the same windows; their calibrated logits are summed.",
         "sample_rate": first["sample_rate"],
         "window": first["window"],
         "fusion": {
-            "members": [{"model": m, "weight": w} for m, w in zip(members, weights)],
+            "members": [{**m, "weight": w} for m, w in zip(members, weights)],
             "bias": 0.0,
         },
         "threshold": threshold,
@@ -82,10 +100,11 @@ def write_fused(path: Path, config: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--member", nargs="+",
-                    help="embedded network names, in order (the first sets the windows)")
+                    help="embedded network names or network files (*.safetensors), in order (the first "
+                    "sets the windows)")
     ap.add_argument("--refit", type=Path, help="a fused model file: refit its cascade alone, in place")
     ap.add_argument("--weights", type=float, nargs="*", help="one per member (default 1)")
-    ap.add_argument("--models", type=Path, default=Path("models"), help="where the members' files are")
+    ap.add_argument("--models", type=Path, default=Path("models"), help="where the embedded members' files are")
     ap.add_argument("--id")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--threshold", type=float, default=0.5)
@@ -93,7 +112,7 @@ def main() -> None:
     ap.add_argument("--target-fa", type=float, default=0.01)
     ap.add_argument("--cascade", type=Path, nargs="*", default=[],
                     help="exact reports with segments of this fused model on the dev lists")
-    ap.add_argument("--defer", nargs="+", default=[], help="the members the cascade defers")
+    ap.add_argument("--defer", nargs="+", default=[], help="the members the cascade defers (as --member names them)")
     ap.add_argument("--max-flips", type=float, default=0.002)
     ap.add_argument("--cascade-margin", type=float, default=0.5)
     args = ap.parse_args()
@@ -106,7 +125,7 @@ def main() -> None:
     weights = args.weights or [1.0] * len(args.member)
     if len(weights) != len(args.member):
         raise SystemExit("--weights: one per member")
-    configs = [config_of(args.models / f"{m}.safetensors") for m in args.member]
+    configs = [config_of(Path(m) if is_file(m) else args.models / f"{m}.safetensors") for m in args.member]
     for name, c in zip(args.member, configs):
         if "fusion" in c:
             raise SystemExit(f"{name} is itself a fused model (fusions do not nest)")
@@ -119,7 +138,14 @@ def main() -> None:
         if args.scores
         else "given",
     }
-    config = fused_config(args.member, weights, configs[0], args.id, threshold, provenance)
+    entries = [member_entry(m, c, args.out) for m, c in zip(args.member, configs)]
+    config = fused_config(entries, weights, configs[0], args.id, threshold, provenance)
+    unknown = [d for d in args.defer if d not in args.member and d not in [e["model"] for e in entries]]
+    if unknown:
+        raise SystemExit(f"--defer {' '.join(unknown)}: not among the members")
+    # The cascade names members as the fused file does.
+    args.defer = [e["model"] for m, e in zip(args.member, entries) if m in args.defer or e["model"] in args.defer]
+    args.member = [e["model"] for e in entries]
     if args.cascade:
         config["fusion"]["cascade"] = fit_cascade(args, weights, config)
     write_fused(args.out, config)

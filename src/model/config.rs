@@ -159,9 +159,16 @@ pub struct Cascade {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FusionMember {
-    /// An embedded model's name (a network, not itself a fusion).
+    /// An embedded model's name (a network, not itself a fusion); with `file`, the id of the
+    /// network in that file.
     pub model: String,
     pub weight: f32,
+    /// A network file to read the member from, relative to the fused model's own file, instead
+    /// of an embedded network: a fusion of models not built into the binary (a candidate, a
+    /// user's retrained member). Only a fused model loaded from a file can name one; the file's
+    /// id must be `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// A model file's config: one network, or a fusion of embedded networks (a config with a

@@ -22,13 +22,19 @@ use crate::{Error, Result};
 /// Parse and validate a model file, a network or a fusion. `source` names the file in error
 /// messages.
 pub fn load_detector(bytes: &[u8], source: &str) -> Result<Detector> {
+    load_detector_in(bytes, source, None)
+}
+
+/// As [`load_detector`]; `folder` is where the bytes' file lies (None: not a file, e.g.
+/// embedded), where a fusion's `file` members are read.
+fn load_detector_in(bytes: &[u8], source: &str, folder: Option<&Path>) -> Result<Detector> {
     match read_config(bytes, source)? {
         FileConfig::Network(config) => {
             let tensors = read_tensors(bytes, source, "")?;
             Ok(Detector::Network(build(config, tensors, source)?))
         }
         FileConfig::Fusion(config) => Ok(Detector::Fusion(
-            load_fusion(config).map_err(|e| Error::model(format!("{source}: {e}")))?,
+            load_fusion(config, folder).map_err(|e| Error::model(format!("{source}: {e}")))?,
         )),
     }
 }
@@ -56,8 +62,12 @@ fn bare(e: &Error) -> String {
     e.to_string().trim_start_matches("model: ").to_string()
 }
 
-/// A fused model: its members loaded from the embedded networks and planned for its windows.
-fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> {
+/// A fused model: its members loaded (embedded networks, or files in `folder`) and planned for
+/// its windows.
+fn load_fusion(
+    config: FusionConfig,
+    folder: Option<&Path>,
+) -> std::result::Result<FusionSpec, String> {
     check_format(&config.format, config.version).map_err(|e| bare(&e))?;
     let (window_samples, hop_samples, min_samples) =
         window_samples(&config.window, config.sample_rate).map_err(|e| bare(&e))?;
@@ -77,7 +87,7 @@ fn load_fusion(config: FusionConfig) -> std::result::Result<FusionSpec, String> 
         .fusion
         .members
         .iter()
-        .map(|m| load_member(m, &config.window))
+        .map(|m| load_member(m, &config.window, folder))
         .collect::<std::result::Result<Vec<_>, String>>()?;
     Ok(FusionSpec {
         config,
@@ -121,32 +131,64 @@ fn check_cascade(
     Ok(())
 }
 
-/// A fused model's member: an embedded network, planned for the fused model's windows (each
-/// member takes them at its own rate).
+/// A fused model's member: an embedded network, or the network file it names (relative to
+/// `folder`, the fused model's), planned for the fused model's windows (each member takes them
+/// at its own rate).
 fn load_member(
     member: &FusionMember,
     window: &WindowConfig,
+    folder: Option<&Path>,
 ) -> std::result::Result<FusedMember, String> {
-    let bytes = super::embedded(&member.model).ok_or_else(|| {
-        format!(
-            "it fuses the embedded model {:?}, which this build lacks",
-            member.model
-        )
-    })?;
+    let read;
+    let (bytes, source) = match &member.file {
+        None => (
+            super::embedded(&member.model).ok_or_else(|| {
+                format!(
+                    "it fuses the embedded model {:?}, which this build lacks",
+                    member.model
+                )
+            })?,
+            member.model.clone(),
+        ),
+        Some(file) => {
+            let folder = folder.ok_or_else(|| {
+                format!(
+                    "its member {:?} is the file {file:?}, but a fused model names member files \
+                     only when it is itself a file",
+                    member.model
+                )
+            })?;
+            let path = folder.join(file);
+            read = std::fs::read(&path).map_err(|e| {
+                format!(
+                    "its member {:?} is the file {}, which cannot be read: {e}",
+                    member.model,
+                    path.display()
+                )
+            })?;
+            (read.as_slice(), path.display().to_string())
+        }
+    };
     if !member.weight.is_finite() {
         return Err(format!("the weight of {:?} is not finite", member.model));
     }
-    let FileConfig::Network(mut config) =
-        read_config(bytes, &member.model).map_err(|e| e.to_string())?
+    let FileConfig::Network(mut config) = read_config(bytes, &source).map_err(|e| e.to_string())?
     else {
         return Err(format!(
-            "it fuses {:?}, itself a fused model (fusions do not nest)",
-            member.model
+            "it fuses {source:?}, itself a fused model (fusions do not nest)"
         ));
     };
-    let tensors = read_tensors(bytes, &member.model, "").map_err(|e| e.to_string())?;
+    // Its weights, threshold and cascade were fitted on that network: another in its place
+    // would score silently differently.
+    if member.file.is_some() && config.id != member.model {
+        return Err(format!(
+            "its member {:?} is the file {source}, which holds the model {:?}",
+            member.model, config.id
+        ));
+    }
+    let tensors = read_tensors(bytes, &source, "").map_err(|e| e.to_string())?;
     config.window = window.clone();
-    let spec = build(config, tensors, &member.model).map_err(|e| e.to_string())?;
+    let spec = build(config, tensors, &source).map_err(|e| e.to_string())?;
     spec.facts.require_classifier().map_err(|e| e.to_string())?;
     Ok(FusedMember {
         spec,
@@ -304,7 +346,11 @@ pub fn load_path(path: &Path) -> Result<Detector> {
         path: path.to_path_buf(),
         cause: source,
     })?;
-    load_detector(&bytes, &path.display().to_string())
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    load_detector_in(&bytes, &path.display().to_string(), Some(folder))
 }
 
 /// Serialise a config and its tensors into a model file (what `training/export.py` writes).

@@ -1510,3 +1510,94 @@ fn reading_the_results_quotes_the_models_and_their_cards() {
     }
     assert!(section.contains("10 false flags for each true"));
 }
+
+/// A fused model file may read members from network files beside it (a candidate, a retrained
+/// member) instead of the embedded ones: the file's network is the one scored, named by its
+/// id; a file missing, holding another model, or named by a fusion that is not itself a file
+/// is refused.
+#[test]
+fn a_fused_model_reads_member_files_beside_it() {
+    let FileConfig::Fusion(speech) =
+        file::read_config(deepscreen::model::embedded("speech").unwrap(), "speech").unwrap()
+    else {
+        panic!("speech is a fusion");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("members")).unwrap();
+    // speech-cnn retrained, as far as the fusion can tell: its calibration moved by +2 logits.
+    let (mut cnn, tensors) =
+        file::read(deepscreen::model::embedded("speech-cnn").unwrap(), "cnn").unwrap();
+    cnn.id = "speech-cnn-moved".into();
+    cnn.calibration.bias += 2.0;
+    let member_file = dir.path().join("members/cnn.safetensors");
+    std::fs::write(&member_file, file::to_bytes(&cnn, &tensors).unwrap()).unwrap();
+
+    let mut fused = speech.clone();
+    fused.id = "speech-with-a-file-member".into();
+    fused.fusion.cascade = None;
+    fused.fusion.members = vec![
+        FusionMember {
+            model: "speech-cnn-moved".into(),
+            weight: 0.5,
+            file: Some("members/cnn.safetensors".into()),
+        },
+        FusionMember {
+            model: "speech-cnn-wb".into(),
+            weight: 0.5,
+            file: None,
+        },
+    ];
+    let write = |config: &FusionConfig, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, file::fusion_to_bytes(config).unwrap()).unwrap();
+        path.display().to_string()
+    };
+    let Detector::Fusion(loaded) =
+        deepscreen::model::load(&write(&fused, "fused.safetensors")).unwrap()
+    else {
+        panic!("a fusion");
+    };
+    assert_eq!(loaded.members[0].spec.facts.config.id, "speech-cnn-moved");
+
+    let count = 3;
+    let windows = voice_like_windows(count, 0.01);
+    let got = fused_scores(&loaded, &windows, count);
+    let moved = cpu_scores(file::load_path(&member_file).unwrap(), &[&windows], count);
+    let embedded = cpu_scores(
+        deepscreen::model::resolve("speech-cnn").unwrap(),
+        &[&windows],
+        count,
+    );
+    // Trained on 2 s windows: scored as the fusion plans it, on its 4 s windows.
+    let wideband = cpu_scores(loaded.members[1].spec.clone(), &[&windows], count);
+    for (m, e) in moved.iter().zip(&embedded) {
+        assert!(
+            (m - e).abs() > 1e-3,
+            "the moved calibration must show: {m} vs {e}"
+        );
+    }
+    expect_fused(&loaded, &got, &[&moved, &wideband], 1e-5);
+
+    let refused = |config: &FusionConfig| {
+        deepscreen::model::load(&write(config, "refused.safetensors"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let mut missing = fused.clone();
+    missing.fusion.members[0].file = Some("members/none.safetensors".into());
+    let e = refused(&missing);
+    assert!(
+        e.contains("none.safetensors") && e.contains("cannot be read"),
+        "{e}"
+    );
+    let mut other = fused.clone();
+    other.fusion.members[0].model = "speech-cnn-v3".into();
+    let e = refused(&other);
+    assert!(e.contains("holds the model \"speech-cnn-moved\""), "{e}");
+    let e = file::load_detector(&file::fusion_to_bytes(&fused).unwrap(), "bytes")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only when it is itself a file"), "{e}");
+}
