@@ -9,7 +9,10 @@ dev (clean), dev-channel (every clip through the channel chain of deepscreen_tra
 noise, reverb, quantisation, codecs…), dev-real-reencoded (the clean bona fide re-encoded to
 MP3/Ogg, against the clean fakes); each pooled, per attack, seen vs unseen attacks, and within
 bandwidth groups (narrowband ≤ 5.5 kHz vs wideband); detection at 1 % / 0.1 % false alarms and
-false alarms per held-out real package at the model's default threshold.
+false alarms per held-out real package at the model's default threshold. "Seen in training" is
+what the model's networks record as their training clips (train.py, train_head.py: provenance
+`train_clips`; a fused model's members together), not today's generator table, which grows; for
+models that record none, the table.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from deepscreen_train.common import GENERATORS, is_seen, read_rows
 from deepscreen_train.metrics import metrics
 
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_eval(exe: str, protocol: Path, model: str, audio_dir: Path, scores: Path, vocals: str, exact: bool) -> dict:
@@ -48,10 +52,8 @@ def subset_metrics(rows: list[dict], scores: dict[str, float]) -> dict:
 
 
 def model_threshold(model: str) -> float:
-    """The default threshold in a model file's config."""
-    with open(model, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        return float(json.loads(json.loads(f.read(n))["__metadata__"]["deepscreen"])["threshold"])
+    """The default threshold in a model's config."""
+    return float(file_config(model_path(model))["threshold"])
 
 
 def at_threshold(report: dict, rows: list[dict], scores: dict[str, float], threshold: float) -> dict:
@@ -74,6 +76,41 @@ def at_threshold(report: dict, rows: list[dict], scores: dict[str, float], thres
         m["flagged"] = sum(x >= threshold for x in xs)
         m["false_alarm_rate"] = rate(xs)
     return out
+
+
+def file_config(path: Path) -> dict:
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(json.loads(f.read(n))["__metadata__"]["deepscreen"])
+
+
+def model_path(model: str) -> Path:
+    """A --model argument's file: a path, or an embedded model's file under models/."""
+    path = Path(model)
+    return path if path.exists() else ROOT / "models" / f"{model}.safetensors"
+
+
+def trained_attacks(model: str) -> tuple[set[str] | None, list[str]]:
+    """The attacks a model trained on, from its networks' provenance (`train_clips`, written by
+    train.py), not from today's generator table, which may have grown since: the union over a
+    fused model's members. Returns (attacks or None if no network records them, the networks
+    that record none, e.g. the Whisper heads)."""
+    config = file_config(model_path(model))
+    if "fusion" in config:
+        folder = model_path(model).parent
+        networks = [(m["model"], folder / m["file"] if "file" in m else ROOT / "models" / f"{m['model']}.safetensors")
+                    for m in config["fusion"]["members"]]
+    else:
+        networks = [(config["id"], model_path(model))]
+    attacks: set[str] | None = None
+    silent = []
+    for name, path in networks:
+        clips = file_config(path).get("provenance", {}).get("train_clips")
+        if not isinstance(clips, dict):
+            silent.append(name)
+            continue
+        attacks = (attacks or set()) | {a for a in clips if a != "bonafide"}
+    return attacks, silent
 
 
 def pct(x: float) -> str:
@@ -101,10 +138,14 @@ def main() -> int:
     threshold = model_threshold(args.model) if args.rethreshold else None
     results: dict[str, dict] = {}
     subsets_out: dict[str, dict] = {}
+    trained, silent = trained_attacks(args.model)
+    seen = (lambda a: a in trained) if trained is not None else (lambda a: is_seen(args.kind, a))  # noqa: E731
+    seen_from = (f"the training clips its networks record ({', '.join(silent)} records none)" if silent else
+                 "the training clips its networks record") if trained is not None else "today's generator table"
     for name in args.lists:
         rows = read_rows(args.data / f"{name}.csv")
-        for r in rows:  # from the generator table, which may have changed since prepare.py ran
-            r["seen"] = "-" if r["attack"] == "-" else ("seen" if is_seen(args.kind, r["attack"]) else "unseen")
+        for r in rows:
+            r["seen"] = "-" if r["attack"] == "-" else ("seen" if seen(r["attack"]) else "unseen")
         # One engine run per list; subsets are cut from its score file.
         score_file = args.data / f"{name}.scores.txt"
         if not args.rethreshold:
@@ -139,9 +180,10 @@ def main() -> int:
     for key, m in subsets_out.items():
         name, subset = key.split("/")
         print(f"| {name} | {subset} | {m['bona_fide']} | {m['spoof']} | {pct(m['eer'])} | {pct(m['detection_at_1pct_fa'])} |")
+    print(f"\n\"Seen in training\" from {seen_from}.")
     print("\n| attack | seen in training | EER clean | EER channel | EER real re-encoded | det. @ 1 % FA (clean) | det. @ default thr. (channel) |")
     print("|---|---|---|---|---|---|---|")
-    for attack, (_, seen) in GENERATORS[args.kind].items():
+    for attack in GENERATORS[args.kind]:
         cells = []
         for name in LISTS:
             m = results.get(f"{name}/all", {}).get("per_attack", {}).get(attack)
@@ -150,13 +192,15 @@ def main() -> int:
         channel = results.get("dev-channel/all", {}).get("per_attack", {}).get(attack)
         cells.append(pct(clean["detection_at_1pct_fa"]) if clean else "–")
         cells.append(pct(channel["detection_rate"]) if channel else "–")
-        print(f"| {attack} | {'yes' if seen else 'no (held out)'} | " + " | ".join(cells) + " |")
+        print(f"| {attack} | {'yes' if seen(attack) else 'no'} | " + " | ".join(cells) + " |")
     print("\n| held-out real package | list | trials | false alarms @ default thr. |\n|---|---|---|---|")
     for name in args.lists:
         for source, fa in results.get(f"{name}/all", {}).get("per_source", {}).items():
             print(f"| {source} | {name} | {fa['bona_fide']} | {pct(fa['false_alarm_rate'])} |")
     if args.out:
-        args.out.write_text(json.dumps({"lists": results, "subsets": subsets_out}, indent=1) + "\n")
+        args.out.write_text(json.dumps({"lists": results, "subsets": subsets_out, "seen_from": seen_from,
+                                        "trained_attacks": sorted(trained) if trained is not None else None},
+                                       indent=1) + "\n")
     return 0
 
 

@@ -67,3 +67,22 @@ def test_a_score_file_that_disagrees_with_the_report_is_refused():
     del scores["a"]  # the report counted two scored bona fide of pkg1
     with pytest.raises(ValueError, match="pkg1"):
         at_threshold(engine_report(), rows, scores, 0.5)
+
+
+def test_seen_attacks_come_from_what_the_models_trained_on():
+    """The shipped music v2 never trained on MLSA or a GAN decoder, whatever today's generator
+    table says; the v3.1 candidate (a fused file reading its CNN files beside it) trained on both.
+    The Whisper heads record no training clips, and are named."""
+    from deepscreen_train.common import is_seen
+    from evaluate import ROOT, trained_attacks
+
+    shipped, silent = trained_attacks("music")
+    assert silent == ["music-whisper"]
+    assert {"world", "griffin-lim-mel", "ae-rvq"} <= shipped
+    assert not {"mlsa", "gan-codec-24k", "gan-hifigan-44k"} & shipped
+    assert is_seen("music", "mlsa") and is_seen("music", "gan-codec-24k")  # the table today
+    candidate, _ = trained_attacks(str(ROOT / "models" / "candidates" / "music-fusion-v3.1.safetensors"))
+    assert {"mlsa", "gan-codec-24k", "gan-codec-32k", "gan-codec-44k", "gan-hifigan-44k"} <= candidate
+    assert "ae-subpixel" not in candidate
+    network, silent = trained_attacks(str(ROOT / "models" / "speech-cnn.safetensors"))
+    assert silent == [] and "gan-hifigan-16k" in network and "piper-vits" not in network

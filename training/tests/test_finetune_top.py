@@ -105,7 +105,7 @@ def test_export_carries_the_merged_blocks_and_nothing_else_changed(tmp_path):
     args = argparse.Namespace(encoder=enc_path, mix=[1, 2], seconds=4.0, hop=4.0, id="tiny-ft", kind="speech",
                               data=[tmp_path], note="test", target_fa=0.01, out=tmp_path / "ft.safetensors",
                               description="fine-tuned")
-    export(args, head, WIDTH, 1.0, 0.0, 0.5, {"lists": {}}, encoder_tensors=merged)
+    export(args, head, WIDTH, 1.0, 0.0, 0.5, {"lists": {}}, {"bonafide": 3, "world": 2}, encoder_tensors=merged)
     with safe_open(str(args.out), "np") as f:
         out = {k: f.get_tensor(k) for k in f.keys()}
         written = json.loads(f.metadata()["deepscreen"])
@@ -115,6 +115,7 @@ def test_export_carries_the_merged_blocks_and_nothing_else_changed(tmp_path):
     assert any(not np.array_equal(merged[k], t[k]) for k in merged)
     assert [r["state"] for r in written["encoder"]["read"]["mix"]] == [1, 2, LAYERS + 1]
     assert written["description"] == "fine-tuned"
+    assert written["provenance"]["train_clips"] == {"bonafide": 3, "world": 2}
 
     # The exported head and layer mix come back through --init-head, and the detector built on
     # them recomputes the final slot from the adapted blocks' input.

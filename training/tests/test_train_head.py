@@ -31,7 +31,7 @@ def write_list(data: Path, name: str, rows: list[dict], shards: list[np.ndarray]
 
 
 def test_held_out_families_lose_their_windows_and_nothing_else(tmp_path):
-    from train_head import load_stack, trained_on
+    from train_head import clip_counts, load_stack, trained_on
 
     rows = [
         {"label": "bonafide", "attack": "-"},
@@ -61,6 +61,8 @@ def test_held_out_families_lose_their_windows_and_nothing_else(tmp_path):
     # The second shard (windows 4-8: rows 2-4) keeps nothing and adds nothing.
     s, c, _ = load({"tts", "vocoder", "neural-codec"})
     assert c.tolist() == [0, 0] and np.array_equal(s, states[[0, 1]])
+    # What the exported head records as its training clips (evaluate.py's "seen in training").
+    assert clip_counts(rows, trained_on("speech", frozenset({"tts"}))) == {"ae-rvq": 1, "bonafide": 1, "world": 1}
 
 
 def test_groups_weigh_generators_and_real_packages_as_one_family():

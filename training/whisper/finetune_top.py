@@ -37,6 +37,7 @@ from share_encoder import load  # noqa: E402
 from train_head import (  # noqa: E402
     Head,
     balanced_sampling,
+    clip_counts,
     export,
     fixed_mix_of,
     load_stack,
@@ -205,7 +206,8 @@ def main() -> int:
     top = TopBlocks(tensors, enc["heads"], enc["layers"], args.from_block, args.rank, args.alpha)
     sets = list(zip(args.data, args.features))
     held_out = frozenset(args.hold_out_family)
-    stack, clip, rows = load_stack(sets, args.layer_features, args.mix, "train", trained_on(args.kind, held_out))
+    keep = trained_on(args.kind, held_out)
+    stack, clip, rows = load_stack(sets, args.layer_features, args.mix, "train", keep)
     width = stack.shape[-1]
     head = Head(width, args.hidden, args.dropout, len(args.mix) + 1)
     if args.init_head:
@@ -230,7 +232,7 @@ def main() -> int:
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0, extra={"finetune": {
         "from_block": args.from_block, "rank": args.rank, "alpha": args.alpha, "adapted": list(ADAPTED), "steps": args.steps}})
     if args.out:
-        export(args, head, width, a, b, threshold, report, encoder_tensors=merged)
+        export(args, head, width, a, b, threshold, report, clip_counts(rows, keep), encoder_tensors=merged)
     return 0
 
 

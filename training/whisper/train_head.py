@@ -88,6 +88,17 @@ def trained_on(kind: str, held_out: frozenset[str]) -> Callable[[dict], bool]:
     return lambda row: is_seen(kind, row["attack"], held_out)
 
 
+def clip_counts(rows: list[dict], keep: Callable[[dict], bool]) -> dict[str, int]:
+    """The training clips per attack ("bonafide" for real), as train.py records them in a model's
+    provenance (`train_clips`: what evaluate.py calls seen in training)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if keep(r):
+            key = "bonafide" if r["label"] == "bonafide" else r["attack"]
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def family(row: dict, groups: list[str] = ()) -> str:
     """The unit of balancing: a real package, or a generator (TTS voices of one tool together);
     generators or real packages whose name starts with one of `groups` weigh as one (e.g. all
@@ -222,8 +233,8 @@ def main() -> int:
         raise SystemExit("--mix needs one --layer-features directory per --data directory")
     n_train = args.train_sets or len(sets)
     held_out = frozenset(args.hold_out_family)
-    states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train",
-                                    trained_on(args.kind, held_out))
+    keep = trained_on(args.kind, held_out)
+    states, clip, rows = load_stack(sets[:n_train], args.layer_features[:n_train], args.mix, "train", keep)
     width = states.shape[-1]
     labels, weights = balanced_sampling(clip, rows, args.group)
 
@@ -234,7 +245,7 @@ def main() -> int:
     dev = without_sources(score_dev(head, sets, args.layer_features, args.mix), args.drop_dev_source)
     a, b, threshold, report = measure(args, dev, held_out, head.mix_weights(), t0)
     if args.out:
-        export(args, head, width, a, b, threshold, report)
+        export(args, head, width, a, b, threshold, report, clip_counts(rows, keep))
     return 0
 
 
@@ -379,7 +390,7 @@ def measure(args, dev: dict, held_out: frozenset[str], mix_weights: np.ndarray, 
 
 
 def export(args, head: Head, width: int, a: float, b: float, threshold: float, report: dict,
-           encoder_tensors: dict[str, np.ndarray] | None = None) -> None:
+           train_clips: dict[str, int], encoder_tensors: dict[str, np.ndarray] | None = None) -> None:
     """Write encoder + head as one model file; `encoder_tensors` replace the --encoder file's
     tensors of the same names (a fine-tuned encoder's blocks)."""
     from safetensors import safe_open
@@ -414,6 +425,7 @@ def export(args, head: Head, width: int, a: float, b: float, threshold: float, r
     })
     config["provenance"] = {
         "encoder": config["provenance"],
+        "train_clips": train_clips,
         "head": {"trained_on": [str(d) for d in args.data], "note": args.note, "threshold_rule": f"{args.target_fa:.0%} false alarms on held-out real (dev bona fide)",
                  "dev": {n: e["pooled"] for n, e in report["lists"].items()}},
     }
