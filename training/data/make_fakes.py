@@ -113,8 +113,8 @@ def resynth_job(job: dict) -> dict | None:
         elif attack == "world":
             y = world(x, rate, rng)
         elif attack == "mlsa":
-            # Music (44.1 kHz) trains on MLSA, its settings varied; speech holds it out at one.
-            y = mlsa(x, rate, rng if rate > 16000 else None)
+            # Music trains on MLSA, its settings varied; speech holds it out at one setting.
+            y = mlsa(x, rate, rng if job["kind"] == "music" else None)
         elif attack.startswith("ae-"):
             y = autoencoder(x, job["ae"], attack[3:])
         elif attack.startswith("gan-"):
@@ -255,7 +255,7 @@ def speech_plan(args, rng: random.Random) -> tuple[list[dict], list[dict]]:
         jobs = []
         for split in ("train", "dev") if seen else ("dev",):
             for i, r in enumerate(rng.sample(by_split[split], count(split))):
-                jobs.append(dict(attack=attack, source=r["source"], split=split, rate=16000, seed=rng.randrange(1 << 30),
+                jobs.append(dict(attack=attack, source=r["source"], split=split, kind="speech", rate=16000, seed=rng.randrange(1 << 30),
                                  ae=args.ae, gan=args.gan, input=str(args.real / r["path"]),
                                  output=str(out / attack / split / f"{i:05d}.flac")))
         # Planned even when its vocoder is missing (the draws are made, the jobs dropped): a
@@ -281,7 +281,7 @@ def music_plan(args, rng: random.Random) -> list[dict]:
             n = args.train_per_generator if split == "train" else args.dev_per_generator
             for i in range(n):
                 r, d = rng.choice(tracks[split])
-                planned.append(dict(attack=attack, source=r["source"], split=split, rate=44100,
+                planned.append(dict(attack=attack, source=r["source"], split=split, kind="music", rate=44100,
                                     seed=rng.randrange(1 << 30), input=str(args.real / r["path"]),
                                     start=rng.uniform(1.0, d - MUSIC_EXCERPT_S - 1), seconds=MUSIC_EXCERPT_S,
                                     ae=args.ae, gan=args.gan, output=str(out / attack / split / f"{i:05d}.flac")))
