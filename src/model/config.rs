@@ -171,7 +171,7 @@ pub struct FusionMember {
     pub file: Option<String>,
 }
 
-/// A model file's config: one network, or a fusion of embedded networks (a config with a
+/// A model file's config: one network, or a fusion of networks (a config with a
 /// `fusion` key).
 // One per loaded file: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]

@@ -92,7 +92,7 @@ pub fn embedded(name: &str) -> Option<&'static [u8]> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
-/// What a model file defines: one network, or a fusion of embedded networks.
+/// What a model file defines: one network, or a fusion of networks (embedded, or files beside it).
 // One per loaded model: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
