@@ -1,6 +1,7 @@
 //! Fused detectors: a composite of networks (embedded, or files beside the fused one) that
 //! score the same windows, whose calibrated logits are combined, so that detectors which fail
-//! on different attacks cover each other (e.g. the music CNN catches Griffin-Lim, the Whisper head DSP vocoders).
+//! on different attacks cover each other (e.g. the music CNN catches Griffin-Lim, the Whisper
+//! head DSP vocoders).
 //!
 //! A fused model file holds no network of its own: it names its members, their weights, a
 //! bias, the windows and the threshold ([`FusionConfig`]). Each member is planned for those
