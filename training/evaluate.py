@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from deepscreen_train.common import GENERATORS, is_seen, read_rows
 from deepscreen_train.metrics import metrics
+from fuse import config_of
 
 LISTS = ("dev", "dev-channel", "dev-real-reencoded")
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def subset_metrics(rows: list[dict], scores: dict[str, float]) -> dict:
 
 def model_threshold(model: str) -> float:
     """The default threshold in a model's config."""
-    return float(file_config(model_path(model))["threshold"])
+    return float(config_of(model_path(model))["threshold"])
 
 
 def at_threshold(report: dict, rows: list[dict], scores: dict[str, float], threshold: float) -> dict:
@@ -78,12 +78,6 @@ def at_threshold(report: dict, rows: list[dict], scores: dict[str, float], thres
     return out
 
 
-def file_config(path: Path) -> dict:
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        return json.loads(json.loads(f.read(n))["__metadata__"]["deepscreen"])
-
-
 def model_path(model: str) -> Path:
     """A --model argument's file: a path, or an embedded model's file under models/."""
     path = Path(model)
@@ -95,7 +89,7 @@ def trained_attacks(model: str) -> tuple[set[str] | None, list[str]]:
     train.py), not from today's generator table, which may have grown since: the union over a
     fused model's members. Returns (attacks or None if no network records them, the networks
     that record none, e.g. the Whisper heads)."""
-    config = file_config(model_path(model))
+    config = config_of(model_path(model))
     if "fusion" in config:
         folder = model_path(model).parent
         networks = [(m["model"], folder / m["file"] if "file" in m else ROOT / "models" / f"{m['model']}.safetensors")
@@ -105,7 +99,7 @@ def trained_attacks(model: str) -> tuple[set[str] | None, list[str]]:
     attacks: set[str] | None = None
     silent = []
     for name, path in networks:
-        clips = file_config(path).get("provenance", {}).get("train_clips")
+        clips = config_of(path).get("provenance", {}).get("train_clips")
         if not isinstance(clips, dict):
             silent.append(name)
             continue

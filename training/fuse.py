@@ -40,9 +40,10 @@ from deepscreen_train import cascade
 
 
 def config_of(path: Path) -> dict:
-    b = path.read_bytes()
-    n = struct.unpack("<Q", b[:8])[0]
-    return json.loads(json.loads(b[8 : 8 + n])["__metadata__"]["deepscreen"])
+    """A deepscreen model file's config (from the safetensors header alone)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(json.loads(f.read(n))["__metadata__"]["deepscreen"])
 
 
 def threshold_at(score_files: list[Path], false_alarms: float) -> float:
@@ -140,12 +141,13 @@ def main() -> None:
     }
     entries = [member_entry(m, c, args.out) for m, c in zip(args.member, configs)]
     config = fused_config(entries, weights, configs[0], args.id, threshold, provenance)
-    unknown = [d for d in args.defer if d not in args.member and d not in [e["model"] for e in entries]]
+    names = [e["model"] for e in entries]
+    unknown = [d for d in args.defer if d not in args.member and d not in names]
     if unknown:
         raise SystemExit(f"--defer {' '.join(unknown)}: not among the members")
     # The cascade names members as the fused file does.
-    args.defer = [e["model"] for m, e in zip(args.member, entries) if m in args.defer or e["model"] in args.defer]
-    args.member = [e["model"] for e in entries]
+    args.defer = [n for m, n in zip(args.member, names) if m in args.defer or n in args.defer]
+    args.member = names
     if args.cascade:
         config["fusion"]["cascade"] = fit_cascade(args, weights, config)
     write_fused(args.out, config)

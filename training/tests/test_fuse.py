@@ -19,17 +19,14 @@ import pytest
 
 from test_windowing import ENGINE, ROOT
 
+sys.path.insert(0, str(ROOT / "training"))
+from fuse import config_of  # noqa: E402
+
 FUSE = ROOT / "training" / "fuse.py"
 
 
 def fuse(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(FUSE), *args], capture_output=True, text=True, cwd=ROOT)
-
-
-def config_of(path: Path) -> dict:
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    return json.loads(json.loads(raw[8 : 8 + n])["__metadata__"]["deepscreen"])
 
 
 def screen(model: str, audio: Path) -> dict:
