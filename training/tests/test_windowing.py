@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -21,11 +21,12 @@ from deepscreen_train import windowing
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = Path(os.environ.get("DEEPSCREEN_BIN", ROOT / "target" / "release" / "deepscreen"))
 
+sys.path.insert(0, str(ROOT / "training"))
+from fuse import config_of  # noqa: E402
+
 
 def model_window(name: str) -> tuple[int, dict]:
-    raw = (ROOT / "models" / f"{name}.safetensors").read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    config = json.loads(json.loads(raw[8 : 8 + n])["__metadata__"]["deepscreen"])
+    config = config_of(ROOT / "models" / f"{name}.safetensors")
     return config["sample_rate"], config["window"]
 
 
