@@ -10,7 +10,7 @@ names it by its id and its path relative to the fused file, and the engine reads
 at load (a candidate scored without a rebuild; keep the files together).
 
     python training/fuse.py --member music-cnn music-whisper music-cnn-wb --weights 0.5 1 0.5 \
-        --id music-fusion-v2 --out models/music.safetensors \
+        --id music-fusion-v3.2 --out models/music.safetensors \
         [--scores DATA/music/dev.scores.txt DATA/music/dev-channel.scores.txt]
 
 With --scores (`deepscreen eval --scores` files of this fused model on dev lists of held-out

@@ -73,7 +73,7 @@ pub struct FusionConfig {
     /// Always "deepscreen-model".
     pub format: String,
     pub version: u32,
-    /// Stable identifier reported in every row, e.g. "music-fusion-v2".
+    /// Stable identifier reported in every row, e.g. "music-fusion-v3.2".
     pub id: String,
     #[serde(default)]
     pub description: String,

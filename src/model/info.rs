@@ -7,7 +7,7 @@ use super::network::NetworkFacts;
 /// A detector's facts: how audio is windowed for it and how its window scores become a verdict.
 #[derive(Debug, Clone)]
 pub struct DetectorInfo {
-    /// Reported in every row, e.g. "music-fusion-v2".
+    /// Reported in every row, e.g. "music-fusion-v3.2".
     pub id: String,
     /// Default decision threshold on the calibrated score.
     pub threshold: f32,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def strongest_run(scores: list[float], k: int) -> tuple[float, int] | None:
     """Max over runs of k consecutive windows of the run's lowest score (the first run on a
@@ -26,7 +28,8 @@ def flags(score: float, windows: list[float], threshold: float, k: int, t: float
 def rule_threshold(real: dict[str, list[tuple[float, list[float]]]], threshold: float, k: int,
                    added_fa: float) -> float:
     """The lowest run threshold (never below the file `threshold`) that flags, in every real
-    package, at most floor(added_fa · its files) of the files the file score leaves bona fide.
+    package, at most floor(added_fa · its files) of the files the file score leaves bona fide,
+    as the engine compares (in f32).
     `real`: package → [(file score, window scores)]."""
     edge = 0.0
     for files in real.values():
@@ -34,7 +37,9 @@ def rule_threshold(real: dict[str, list[tuple[float, list[float]]]], threshold: 
                         if (r := strongest_run(windows, k))), reverse=True)
         allowed = math.floor(added_fa * len(files))
         edge = max(edge, quiet[allowed] if allowed < len(quiet) else 0.0)
-    return max(threshold, math.nextafter(edge, 2.0))
+    # The engine reads scores and thresholds as f32 and flags at >=: the threshold must be the
+    # next f32 above the edge, or the real run that set it (an f32 score) flags its own file.
+    return max(threshold, float(np.nextafter(np.float32(edge), np.float32(2.0))))
 
 
 def fit(real: dict[str, list[tuple[float, list[float]]]], partial: list[tuple[float, list[float]]],

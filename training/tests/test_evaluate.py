@@ -70,19 +70,20 @@ def test_a_score_file_that_disagrees_with_the_report_is_refused():
 
 
 def test_seen_attacks_come_from_what_the_models_trained_on():
-    """The shipped music v2 never trained on MLSA or a GAN decoder, whatever today's generator
-    table says; the v3.1 candidate (a fused file reading its CNN files beside it) trained on both.
-    The Whisper heads record no training clips, and are named."""
+    """The music v3 candidate (a fused file reading its CNN files beside it) never trained on MLSA
+    or a GAN codec, whatever today's generator table says; the shipped music v3.2 trained on both,
+    on every GAN decoder, and on neither held-out attack. The Whisper heads record no training
+    clips, and are named."""
     from deepscreen_train.common import is_seen
     from evaluate import ROOT, trained_attacks
 
     shipped, silent = trained_attacks("music")
     assert silent == ["music-whisper"]
-    assert {"world", "griffin-lim-mel", "ae-rvq"} <= shipped
-    assert not {"mlsa", "gan-codec-24k", "gan-hifigan-44k"} & shipped
+    assert {"world", "griffin-lim-mel", "ae-rvq", "mlsa", "gan-codec-24k", "gan-istft-32k"} <= shipped
+    assert not {"ae-subpixel", "griffin-lim-linear"} & shipped
     assert is_seen("music", "mlsa") and is_seen("music", "gan-codec-24k")  # the table today
-    candidate, _ = trained_attacks(str(ROOT / "models" / "candidates" / "music-fusion-v3.1.safetensors"))
-    assert {"mlsa", "gan-codec-24k", "gan-codec-32k", "gan-codec-44k", "gan-hifigan-44k"} <= candidate
-    assert "ae-subpixel" not in candidate
+    v3, silent = trained_attacks(str(ROOT / "models" / "candidates" / "music-fusion-v3.safetensors"))
+    assert silent == ["music-whisper"]
+    assert "gan-hifigan-44k" in v3 and not {"mlsa", "gan-codec-24k", "gan-codec-44k"} & v3
     network, silent = trained_attacks(str(ROOT / "models" / "speech-cnn.safetensors"))
     assert silent == [] and "gan-hifigan-16k" in network and "piper-vits" not in network

@@ -4,6 +4,8 @@ on made-up window scores."""
 import itertools
 import random
 
+import numpy as np
+
 from deepscreen_train.segment_rule import fit, flags, rule_threshold, strongest_run
 
 
@@ -37,6 +39,21 @@ def test_threshold_adds_no_more_than_the_budget_in_any_package():
             lower = t - 1e-6
             assert any(sum(flags(s, w, threshold, k, lower) and s < threshold for s, w in files)
                        > int(budget * len(files)) for files in real.values())
+
+
+def test_threshold_stays_above_the_real_run_in_f32():
+    # The engine reads window scores and the rule's threshold as f32 and flags at >=. A real run
+    # near 1 (music's highest real window scored 0.99997896) set a threshold one f64 step above it,
+    # which the engine read back as the same f32 and flagged that real file.
+    for top in [0.99997896, 0.9918769, 0.5, 0.123456789]:
+        score = float(np.float32(top))
+        real = {"r": [(0.01, [0.02, score, 0.03])] + [(0.01, [0.02, 0.03]) for _ in range(30)]}
+        t = rule_threshold(real, 0.05, 1, 0.0)
+        assert np.float32(t) > np.float32(score)
+        assert not flags(np.float32(0.01), [np.float32(w) for w in real["r"][0][1]], np.float32(0.05), 1,
+                         np.float32(t))
+        # and it is the next f32: the one below it is the real run itself
+        assert np.nextafter(np.float32(t), np.float32(0)) == np.float32(score)
 
 
 def test_fit_prefers_the_length_that_catches_most():
