@@ -53,6 +53,13 @@ def file_scores(logits: np.ndarray, clip: np.ndarray, n: int, a: float, b: float
         return total / count
 
 
+def just_above(score: float) -> float:
+    """The lowest threshold that leaves `score` unflagged as the engine compares: it reads scores
+    and thresholds as f32 and flags at >=, so one f64 step above an f32 score reads back as that
+    score (and flags it); the next f32 does not."""
+    return float(np.nextafter(np.float32(score), np.float32(2.0)))
+
+
 def threshold_at(bona: np.ndarray, false_alarms: float) -> float:
     """The score that `false_alarms` of the real (bona fide) scores reach: at most that share
     is flagged (score ≥ threshold) when the scores are distinct."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from .calibration import just_above
 
 
 def strongest_run(scores: list[float], k: int) -> tuple[float, int] | None:
@@ -37,9 +37,7 @@ def rule_threshold(real: dict[str, list[tuple[float, list[float]]]], threshold: 
                         if (r := strongest_run(windows, k))), reverse=True)
         allowed = math.floor(added_fa * len(files))
         edge = max(edge, quiet[allowed] if allowed < len(quiet) else 0.0)
-    # The engine reads scores and thresholds as f32 and flags at >=: the threshold must be the
-    # next f32 above the edge, or the real run that set it (an f32 score) flags its own file.
-    return max(threshold, float(np.nextafter(np.float32(edge), np.float32(2.0))))
+    return max(threshold, just_above(edge))
 
 
 def fit(real: dict[str, list[tuple[float, list[float]]]], partial: list[tuple[float, list[float]]],

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from deepscreen_train import metrics
+from deepscreen_train.calibration import just_above
 from deepscreen_train.common import read_rows, source_family
 from deepscreen_train.reports import read_report
 
@@ -57,10 +58,11 @@ def rate(x) -> float:
 
 
 def threshold_at(real_scores: np.ndarray, fa: float) -> float:
-    """The lowest threshold (score >= threshold flags) that flags at most `fa` of `real_scores`."""
+    """The lowest threshold (score >= threshold flags, in the engine's f32) that flags at most
+    `fa` of `real_scores`."""
     v = np.sort(np.asarray(real_scores, dtype=np.float64))
     k = int(np.floor(fa * len(v)))
-    return float(np.nextafter(v[len(v) - 1 - k], 1.0)) if k < len(v) else 0.0
+    return just_above(v[len(v) - 1 - k]) if k < len(v) else 0.0
 
 
 def leave_one_out(groups: dict[str, np.ndarray], fa: float, floor: float = 0.0) -> dict:

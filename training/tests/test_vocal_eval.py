@@ -27,6 +27,14 @@ def test_the_threshold_flags_at_most_the_share_asked_for():
                 assert np.sum(real >= below.max()) > int(np.floor(fa * n))
 
 
+def test_the_threshold_holds_in_the_engines_f32():
+    # The engine compares f32 scores with an f32 threshold: one f64 step above the highest real
+    # score would read back as that score and flag it.
+    real = np.array([0.2, 0.99997896, 0.4], dtype=np.float32)
+    t = np.float32(threshold_at(real.astype(np.float64), 0.0))
+    assert np.sum(real >= t) == 0 and np.nextafter(t, np.float32(0)) == real.max()
+
+
 def test_nothing_real_is_flagged_at_a_zero_share():
     real = np.array([0.2, 0.9, 0.9, 0.4])
     assert np.sum(real >= threshold_at(real, 0.0)) == 0
