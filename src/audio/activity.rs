@@ -31,8 +31,22 @@ fn db_to_amplitude(db: f32) -> f32 {
 
 /// Whether a frame's RMS exceeds [`ACTIVE_DBFS`].
 fn frame_is_active(frame: &[f32]) -> bool {
-    let power = frame.iter().map(|&x| x as f64 * x as f64).sum::<f64>() / frame.len() as f64;
-    power > (db_to_amplitude(ACTIVE_DBFS) as f64).powi(2)
+    mean_square(frame) > (db_to_amplitude(ACTIVE_DBFS) as f64).powi(2)
+}
+
+/// Mean of x² in f64, over eight lanes so that it vectorises (one running sum was a chain of
+/// dependent adds: a tenth of decoding's time, since every sample is judged twice).
+fn mean_square(x: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f64::from(v) * f64::from(v);
+        }
+    }
+    let sum = lanes.iter().sum::<f64>() + tail.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    sum / x.len().max(1) as f64
 }
 
 /// Whether at least [`ACTIVE_SHARE`] of the window's 20 ms frames are louder than
@@ -103,12 +117,14 @@ impl SilenceGate {
 
     /// Feed source samples; what passes the gate is appended to `out`.
     pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
-        self.pending.extend_from_slice(input);
-        let whole = self.pending.len() / self.frame * self.frame;
-        let frames: Vec<f32> = self.pending.drain(..whole).collect();
-        for f in frames.chunks(self.frame) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(input);
+        let whole = pending.len() / self.frame * self.frame;
+        for f in pending[..whole].chunks(self.frame) {
             self.frame_in(f, out);
         }
+        pending.drain(..whole);
+        self.pending = pending;
     }
 
     /// The source ended: the last partial frame goes through.
@@ -176,6 +192,22 @@ mod tests {
         (0..(seconds * RATE as f32) as usize)
             .map(|i| a * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / RATE as f32).sin())
             .collect()
+    }
+
+    #[test]
+    fn the_lane_wise_mean_square_is_the_naive_one() {
+        for len in [1usize, 7, 8, 9, 320, 882, 1001] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| uniform(3, i as u64) * 0.5 + 1e-3)
+                .collect();
+            let naive = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / len as f64;
+            let got = mean_square(&x);
+            assert!(
+                (got - naive).abs() <= 1e-12 * naive,
+                "{len}: {got} vs {naive}"
+            );
+        }
+        assert_eq!(mean_square(&[]), 0.0);
     }
 
     #[test]

@@ -24,27 +24,55 @@ pub struct NetworkWindows {
     pub inputs: Vec<Vec<f32>>,
 }
 
-/// `window` (at `info.sample_rate`) as each network of `info` takes it: resampled to its rate
-/// on its own (zero-padded beyond both ends) and fitted to its window length. A network at
-/// the window rate gets the samples unchanged.
-pub fn network_inputs(window: Vec<f32>, info: &DetectorInfo) -> Result<Vec<Vec<f32>>> {
-    let mut window = Some(window);
-    let last = info.networks.len().saturating_sub(1);
-    let mut inputs = Vec::with_capacity(info.networks.len());
-    for (k, net) in info.networks.iter().enumerate() {
-        let samples = window.as_ref().expect("taken only by the last network");
-        let rate = net.config.sample_rate;
-        let mut x = if rate != info.sample_rate {
-            resample::resample_buffer(samples, info.sample_rate, rate)?
-        } else if k == last {
-            window.take().expect("present until the last network")
-        } else {
-            samples.clone()
-        };
-        x.resize(net.window_samples, 0.0);
-        inputs.push(x);
+/// Makes each window (at `info.sample_rate`) into what every network of `info` takes: resampled
+/// to its rate on its own (zero-padded beyond both ends) and fitted to its window length. A
+/// network at the window rate gets the samples unchanged. One resampler per network at another
+/// rate is kept and reset between windows: planning it anew cost more than resampling a window.
+pub struct NetworkInputs<'a> {
+    info: &'a DetectorInfo,
+    resamplers: Vec<Option<resample::MonoResampler>>,
+}
+
+impl<'a> NetworkInputs<'a> {
+    pub fn new(info: &'a DetectorInfo) -> Result<Self> {
+        let resamplers = info
+            .networks
+            .iter()
+            .map(|net| {
+                let rate = net.config.sample_rate;
+                (rate != info.sample_rate)
+                    .then(|| resample::MonoResampler::new(info.sample_rate, rate))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(NetworkInputs { info, resamplers })
     }
-    Ok(inputs)
+
+    /// `window` as each network takes it, in the order of `info.networks`.
+    pub fn of(&mut self, window: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        let mut window = Some(window);
+        let last = self.info.networks.len().saturating_sub(1);
+        let mut inputs = Vec::with_capacity(self.info.networks.len());
+        for (k, (net, resampler)) in self
+            .info
+            .networks
+            .iter()
+            .zip(&mut self.resamplers)
+            .enumerate()
+        {
+            let samples = window.as_ref().expect("taken only by the last network");
+            let mut x = if let Some(r) = resampler {
+                r.resample_whole(samples)?
+            } else if k == last {
+                window.take().expect("present until the last network")
+            } else {
+                samples.clone()
+            };
+            x.resize(net.window_samples, 0.0);
+            inputs.push(x);
+        }
+        Ok(inputs)
+    }
 }
 
 /// What the stream was, once it has been read to the end.
@@ -104,6 +132,7 @@ pub fn read_windows(
     let mut silent = 0usize;
     let rate = info.sample_rate;
     let gate = std::cell::RefCell::new(activity::SilenceGate::new(rate));
+    let mut network_inputs = NetworkInputs::new(info)?;
     let mut counted = |mut w: Window| {
         if !activity::is_active(&w.samples, rate) {
             silent += 1;
@@ -117,7 +146,7 @@ pub fn read_windows(
         emit(NetworkWindows {
             start,
             end,
-            inputs: network_inputs(w.samples, info)?,
+            inputs: network_inputs.of(w.samples)?,
         })
     };
     let mut gated = Vec::new();

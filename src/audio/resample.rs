@@ -73,14 +73,42 @@ impl MonoResampler {
             return emit(input);
         }
         self.pending.extend_from_slice(input);
+        // Chunks are read at an offset and the consumed prefix dropped once at the end: draining
+        // it chunk by chunk moved the rest of a long push every time (quadratic in its length).
+        let mut at = 0;
         loop {
             let need = self.inner.as_ref().map_or(0, |r| r.input_frames_next());
-            if self.pending.len() < need {
-                return Ok(());
+            if self.pending.len() - at < need {
+                break;
             }
-            let used = self.run(need, None, u64::MAX, emit)?;
-            self.pending.drain(..used);
+            at += self.run(at, need, None, u64::MAX, emit)?;
         }
+        self.pending.drain(..at);
+        Ok(())
+    }
+
+    /// Back to the state of a new resampler (same rates), without planning its FFTs again.
+    pub fn reset(&mut self) {
+        if let Some(r) = self.inner.as_mut() {
+            r.reset();
+        }
+        self.pending.clear();
+        self.delay_left = self.inner.as_ref().map_or(0, |r| r.output_delay());
+        self.consumed = 0;
+        self.produced = 0;
+    }
+
+    /// Resample a whole buffer as [`resample_buffer`] does, reusing this resampler (reset first).
+    pub fn resample_whole(&mut self, input: &[f32]) -> Result<Vec<f32>> {
+        self.reset();
+        let mut out = Vec::with_capacity(input.len() * self.to as usize / self.from as usize + 1);
+        let mut keep = |x: &[f32]| {
+            out.extend_from_slice(x);
+            Ok(())
+        };
+        self.push(input, &mut keep)?;
+        self.finish(&mut keep)?;
+        Ok(out)
     }
 
     /// Flush the tail (zero-padded internally) and emit the remaining samples.
@@ -92,17 +120,18 @@ impl MonoResampler {
             / self.from as u128) as u64;
         let mut partial = self.pending.len();
         while self.produced < expected {
-            self.run(partial, Some(partial), expected, emit)?;
+            self.run(0, partial, Some(partial), expected, emit)?;
             self.pending.clear();
             partial = 0;
         }
         Ok(())
     }
 
-    /// One resampler call on `pending[..frames]`, emitting output up to a total of `limit`
-    /// samples; returns input frames consumed.
+    /// One resampler call on `pending[at..at + frames]`, emitting output up to a total of
+    /// `limit` samples; returns input frames consumed.
     fn run(
         &mut self,
+        at: usize,
         frames: usize,
         partial: Option<usize>,
         limit: u64,
@@ -114,8 +143,9 @@ impl MonoResampler {
         let fail = |e: &dyn std::fmt::Display| Error::Audio(format!("resampler failed ({e})"));
         let need = resampler.input_frames_next();
         // A partial call still reads `need` frames of buffer; pad with zeros beyond `frames`.
-        self.pending.resize(self.pending.len().max(need), 0.0);
-        let input = InterleavedSlice::new(&self.pending[..need], 1, need).map_err(|e| fail(&e))?;
+        self.pending.resize(self.pending.len().max(at + need), 0.0);
+        let input =
+            InterleavedSlice::new(&self.pending[at..at + need], 1, need).map_err(|e| fail(&e))?;
         let out_frames = self.out.len();
         let mut output =
             InterleavedSlice::new_mut(&mut self.out, 1, out_frames).map_err(|e| fail(&e))?;
@@ -140,13 +170,5 @@ impl MonoResampler {
 /// Resample a whole buffer (`round(len · to / from)` samples out): the streaming resampler
 /// run once over it, zero-padded beyond both ends.
 pub fn resample_buffer(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
-    let mut resampler = MonoResampler::new(from, to)?;
-    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 1);
-    let mut keep = |x: &[f32]| {
-        out.extend_from_slice(x);
-        Ok(())
-    };
-    resampler.push(input, &mut keep)?;
-    resampler.finish(&mut keep)?;
-    Ok(out)
+    MonoResampler::new(from, to)?.resample_whole(input)
 }

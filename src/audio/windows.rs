@@ -1,4 +1,4 @@
-//! Cutting a stream into fixed windows with hop, holding at most about one window of audio.
+//! Cutting a stream into fixed windows with hop, holding at most about two windows of audio.
 //!
 //! Rules (documented in README "Windows and padding"):
 //! - windows start at 0, hop, 2·hop, … while they fit entirely;
@@ -78,7 +78,9 @@ impl Windower {
         // Keep what a later window may need: from the next start, and the last `len` samples
         // for the end-aligned tail window.
         let keep_from = self.next_start.min(self.total.saturating_sub(len));
-        if keep_from > self.buf_start {
+        // Dropped a window's length at a time: dropping after every push moved the whole kept
+        // window each time (a 5 s window for each 1,024-sample packet: most of decoding's time).
+        if keep_from >= self.buf_start + len {
             self.buf.drain(..(keep_from - self.buf_start) as usize);
             self.buf_start = keep_from;
         }

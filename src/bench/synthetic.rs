@@ -105,8 +105,9 @@ fn time_on(
         fusion @ Detector::Fusion(_) => {
             let info = fusion.info();
             let mut inputs = vec![Vec::new(); info.networks.len()];
+            let mut network_inputs = crate::audio::NetworkInputs::new(&info)?;
             for window in windows.chunks_exact(info.window_samples) {
-                let each = crate::audio::network_inputs(window.to_vec(), &info)?;
+                let each = network_inputs.of(window.to_vec())?;
                 inputs
                     .iter_mut()
                     .zip(each)

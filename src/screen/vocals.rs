@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use crate::audio::{activity, decode_resampled, network_inputs, resample, windows::Windower};
+use crate::audio::{NetworkInputs, activity, decode_resampled, resample, windows::Windower};
 use crate::backend::{Backend, BackendKind, WithBackend};
 use crate::model::separator::{Separator, load};
 use crate::model::{self, Explanation, Scorer};
@@ -423,12 +423,13 @@ impl<B: Backend + 'static> Bound<B> {
             info.window.pad,
         );
         let mut windows: Vec<crate::audio::NetworkWindows> = Vec::new();
+        let mut network_inputs = NetworkInputs::new(info)?;
         let mut take = |w: crate::audio::Window| -> Result<()> {
             if activity::is_active(&w.samples, info.sample_rate) {
                 windows.push(crate::audio::NetworkWindows {
                     start: w.start,
                     end: w.end,
-                    inputs: network_inputs(w.samples, info)?,
+                    inputs: network_inputs.of(w.samples)?,
                 });
             }
             Ok(())

@@ -266,6 +266,27 @@ fn resampling_does_not_depend_on_chunking() {
     }
 }
 
+#[test]
+fn a_reused_resampler_gives_what_a_new_one_gives() {
+    // Screening keeps one resampler per member network and resets it between windows: nothing
+    // of one window (its tail, the filter's overlap, a push left unfinished) may reach the next.
+    let mut r = crate::common::rng(6);
+    let a = crate::common::random_vec(&mut r, 220_500, -1.0, 1.0);
+    let b = crate::common::random_vec(&mut r, 100_003, -1.0, 1.0);
+    let mut reused = MonoResampler::new(44100, 16000).unwrap();
+    for x in [&a, &b, &a] {
+        let fresh = resample_all(x, 44100, 16000, x.len());
+        assert_eq!(fresh.len(), (x.len() * 16000 + 22050) / 44100);
+        assert_eq!(reused.resample_whole(x).unwrap(), fresh);
+    }
+    reused.push(&b[..50_000], &mut |_| Ok(())).unwrap();
+    assert_eq!(
+        reused.resample_whole(&a).unwrap(),
+        resample_all(&a, 44100, 16000, a.len()),
+        "after a push left unfinished"
+    );
+}
+
 fn windows_of(
     x: &[f32],
     len: usize,

@@ -919,8 +919,9 @@ fn cpu_scores(detector: impl Into<Detector>, inputs: &[&[f32]], count: usize) ->
 fn member_inputs(fused: &FusionSpec, windows: &[f32]) -> Vec<Vec<f32>> {
     let info = fused.info();
     let mut inputs = vec![Vec::new(); info.networks.len()];
+    let mut network_inputs = deepscreen::audio::NetworkInputs::new(&info).unwrap();
     for w in windows.chunks_exact(info.window_samples) {
-        let each = deepscreen::audio::network_inputs(w.to_vec(), &info).unwrap();
+        let each = network_inputs.of(w.to_vec()).unwrap();
         inputs
             .iter_mut()
             .zip(each)
