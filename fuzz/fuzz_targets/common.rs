@@ -58,7 +58,8 @@ pub fn score_once(detector: Detector) {
     }
     let n = info.window_samples;
     let window: Vec<f32> = (0..n).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
-    let Ok(inputs) = deepscreen::audio::network_inputs(window, &info) else {
+    let Ok(inputs) = deepscreen::audio::NetworkInputs::new(&info).and_then(|mut n| n.of(window))
+    else {
         return;
     };
     let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
