@@ -91,35 +91,19 @@ pub fn decode_mono(
             MetadataOptions::default(),
         )
         .map_err(|e| audio_err(format!("not a recognised audio file ({e})")))?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| audio_err("no decodable audio track"))?;
-    let track_id = track.id;
-    let declared_frames = track.num_frames;
-    let time_base = track.time_base;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| audio_err("audio track has no codec parameters"))?
-        .clone();
-    let mut decoder = super::opus::codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| match codec_name(params.codec) {
-            Some(name) => audio_err(format!(
-                "unsupported codec: {name} (no {name} decoder is built in; convert the file, e.g. \
-                 `ffmpeg -i IN -c:a flac OUT.flac`)"
-            )),
-            None => audio_err(format!("unsupported codec {} ({e})", params.codec)),
-        })?;
+    let mut link = Link::open(format.as_ref())?;
+    let mut decoder = link.decoder()?;
     let mut info = StreamInfo {
-        sample_rate: params.sample_rate.unwrap_or(0),
-        channels: params.channels.as_ref().map_or(0, |c| c.count()),
+        sample_rate: link.params.sample_rate.unwrap_or(0),
+        channels: link.params.channels.as_ref().map_or(0, |c| c.count()),
         codec: decoder.codec_info().short_name.to_string(),
         container: format.format_info().short_name.to_string(),
     };
     let mut stats = DecodeStats::default();
+    let mut declared_frames = link.num_frames;
     let mut started = false;
+    // The current link's channel count, once its first audio is decoded.
+    let mut link_channels: Option<usize> = None;
     let mut planes: Vec<Vec<f32>> = Vec::new();
     let mut mono: Vec<f32> = Vec::new();
     let mut last_error = String::new();
@@ -129,12 +113,6 @@ pub fn decode_mono(
     let mut failing = 0u32;
     let at = |stats: &DecodeStats, info: &StreamInfo| {
         stats.frames as f64 / f64::from(info.sample_rate.max(1))
-    };
-    // Packet times in seconds (the track's time base, else the declared rate's); where the next
-    // packet should start, to find what a resynchronising reader skipped.
-    let seconds = |ticks: f64| match time_base {
-        Some(tb) => ticks * f64::from(tb.numer.get()) / f64::from(tb.denom.get()),
-        None => ticks / f64::from(params.sample_rate.unwrap_or(0).max(1)),
     };
     // Where the next packet should start (seconds), and how long the last decoded one was.
     let mut expected: Option<(f64, f64)> = None;
@@ -150,9 +128,30 @@ pub fn decode_mono(
                 break;
             }
             Err(SymError::ResetRequired) => {
-                return Err(audio_err(
-                    "stream changes its parameters mid-file (unsupported)",
-                ));
+                // A chained stream (Ogg files joined end to end, as streaming radio sends them;
+                // found in real packages): the reader now lists the next link's track, which
+                // gets a decoder of its own. Its timestamps start again from zero.
+                link = Link::open(format.as_ref()).map_err(|e| {
+                    audio_err(format!("a chained stream's next part cannot be read: {e}"))
+                })?;
+                if started
+                    && link
+                        .params
+                        .sample_rate
+                        .is_some_and(|r| r != info.sample_rate)
+                {
+                    return Err(audio_err(format!(
+                        "chained stream changes from {} Hz to {} Hz mid-file (unsupported; \
+                         split it, e.g. with ffmpeg)",
+                        info.sample_rate,
+                        link.params.sample_rate.unwrap_or(0)
+                    )));
+                }
+                decoder = link.decoder()?;
+                declared_frames = declared_frames.zip(link.num_frames).map(|(a, b)| a + b);
+                expected = None;
+                link_channels = None;
+                continue;
             }
             Err(e) if stats.frames > 0 => {
                 failing += 1;
@@ -169,10 +168,10 @@ pub fn decode_mono(
             Err(e) => return Err(audio_err(format!("cannot read the stream ({e})"))),
         };
         failing = 0;
-        if packet.track_id != track_id {
+        if packet.track_id != link.track_id {
             continue;
         }
-        let pts = seconds(packet.pts.get() as f64);
+        let pts = link.seconds(packet.pts.get() as f64);
         if let Some((next, last_span)) = expected {
             // Decoders trim delay themselves (Opus's pre-skip in Matroska), so a packet may
             // start up to about half the last one's length late without any audio lost.
@@ -181,8 +180,8 @@ pub fn decode_mono(
                 stats.lost_s += gap;
             }
         }
-        let trims = seconds((packet.trim_start.get() + packet.trim_end.get()) as f64);
-        let lost_with_packet = seconds(packet.dur.get() as f64);
+        let trims = link.seconds((packet.trim_start.get() + packet.trim_end.get()) as f64);
+        let lost_with_packet = link.seconds(packet.dur.get() as f64);
         if packet.dur.get() > 0 {
             // Until decoded, the container's word for where the packet ends (Matroska gives
             // none: then a failed packet shows as a gap before the next one).
@@ -226,12 +225,16 @@ pub fn decode_mono(
             info.sample_rate = rate;
             info.channels = channels;
             started = true;
-        } else if rate != info.sample_rate || channels != info.channels {
+        } else if rate != info.sample_rate || link_channels.is_some_and(|c| c != channels) {
+            // A new link of a chain may have another channel count: it is averaged to mono
+            // like the first; the report names the first link's.
             return Err(audio_err(format!(
                 "stream changes from {} Hz/{} ch to {rate} Hz/{channels} ch mid-file (unsupported)",
-                info.sample_rate, info.channels
+                info.sample_rate,
+                link_channels.unwrap_or(info.channels)
             )));
         }
+        link_channels = Some(channels);
         buf.copy_to_vecs_planar(&mut planes);
         downmix(&planes, &mut mono, &mut stats);
         stats.frames += frames as u64;
@@ -300,6 +303,55 @@ pub fn decode_mono(
         });
     }
     Ok((info, stats))
+}
+
+/// The audio track being decoded: a file's default one, or the current link of a chained stream.
+struct Link {
+    track_id: u32,
+    num_frames: Option<u64>,
+    time_base: Option<symphonia::core::units::TimeBase>,
+    params: symphonia::core::codecs::audio::AudioCodecParameters,
+}
+
+impl Link {
+    fn open(format: &dyn symphonia::core::formats::FormatReader) -> Result<Self> {
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| audio_err("no decodable audio track"))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| audio_err("audio track has no codec parameters"))?
+            .clone();
+        Ok(Link {
+            track_id: track.id,
+            num_frames: track.num_frames,
+            time_base: track.time_base,
+            params,
+        })
+    }
+
+    fn decoder(&self) -> Result<Box<dyn symphonia::core::codecs::audio::AudioDecoder>> {
+        super::opus::codecs()
+            .make_audio_decoder(&self.params, &AudioDecoderOptions::default())
+            .map_err(|e| match codec_name(self.params.codec) {
+                Some(name) => audio_err(format!(
+                    "unsupported codec: {name} (no {name} decoder is built in; convert the \
+                     file, e.g. `ffmpeg -i IN -c:a flac OUT.flac`)"
+                )),
+                None => audio_err(format!("unsupported codec {} ({e})", self.params.codec)),
+            })
+    }
+
+    /// Packet times in seconds (the track's time base, else the declared rate's): where the
+    /// next packet should start, to find what a resynchronising reader skipped.
+    fn seconds(&self, ticks: f64) -> f64 {
+        match self.time_base {
+            Some(tb) => ticks * f64::from(tb.numer.get()) / f64::from(tb.denom.get()),
+            None => ticks / f64::from(self.params.sample_rate.unwrap_or(0).max(1)),
+        }
+    }
 }
 
 /// The channels' average into `mono`; non-finite samples count as 0 and absurd ones are clipped

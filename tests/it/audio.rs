@@ -189,6 +189,48 @@ fn decode_damage_is_counted_apart_from_truncation() {
     }
 }
 
+#[test]
+fn a_chained_ogg_decodes_link_after_link() {
+    // Two Vorbis streams end to end, mono 440 Hz then stereo 3 kHz (real packages hold such
+    // files: klettres-data's Czech syllables). Both decode, in order, as one mono stream named
+    // by the first link's facts.
+    let (info, x) = decode_all(&fixture("tone_chained.ogg"));
+    assert_eq!(
+        (info.sample_rate, info.channels, info.codec.as_str()),
+        (22050, 1, "vorbis")
+    );
+    let seconds = x.len() as f64 / 22050.0;
+    assert!((seconds - 1.5).abs() < 0.01, "{seconds} s decoded");
+    let (a, b) = x.split_at(x.len() / 2);
+    let (a, b) = (&a[2205..a.len() - 2205], &b[2205..b.len() - 2205]);
+    let level = |x: &[f32], f: f64| tone_level(x, 22050.0, f);
+    // ffmpeg's sine is at 1/8 of full scale (0.0625 in tone_level's units); its mono → stereo
+    // upmix put it at −3 dB in each channel of the second link (0.0442).
+    assert!(
+        level(a, 440.0) > 0.05 && level(a, 3000.0) < 0.005,
+        "first link"
+    );
+    assert!(
+        level(b, 3000.0) > 0.035 && level(b, 440.0) < 0.005,
+        "second link"
+    );
+}
+
+#[test]
+fn a_chain_that_changes_its_rate_is_a_clear_error() {
+    // Vorbis at 22.05 kHz, then Opus at 48 kHz, in one Ogg file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.ogg");
+    let mut bytes = std::fs::read(fixture("tone.ogg")).unwrap();
+    bytes.extend(std::fs::read(fixture("tone_opus.opus")).unwrap());
+    std::fs::write(&path, bytes).unwrap();
+    let err = decode_mono(&path, |_, _| Ok(())).unwrap_err().to_string();
+    assert!(
+        err.contains("chained stream changes from 22050 Hz to 48000 Hz"),
+        "{err}"
+    );
+}
+
 fn resample_all(x: &[f32], from: u32, to: u32, chunk: usize) -> Vec<f32> {
     let mut r = MonoResampler::new(from, to).unwrap();
     let mut out = Vec::new();
