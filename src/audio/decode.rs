@@ -121,10 +121,21 @@ pub fn decode_mono(
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                stats.truncated = Some(format!(
-                    "file ends in the middle of a packet at {:.1} s (truncated?)",
-                    at(&stats, &info)
-                ));
+                // Ogg says only that the stream's last page never came: a cut file, or (as in
+                // hundreds of real klettres-data files, decoded whole) an encoder that never
+                // wrote it. Other containers end inside a packet they announced.
+                stats.truncated = Some(if info.container == "ogg" {
+                    format!(
+                        "the Ogg stream ends at {:.1} s without its end-of-stream mark (cut off, \
+                         or left unclosed by its encoder)",
+                        at(&stats, &info)
+                    )
+                } else {
+                    format!(
+                        "file ends in the middle of a packet at {:.1} s (truncated?)",
+                        at(&stats, &info)
+                    )
+                });
                 break;
             }
             Err(SymError::ResetRequired) => {

@@ -172,6 +172,22 @@ fn decode_damage_is_counted_apart_from_truncation() {
         "{:?}",
         s.truncated
     );
+    // An Ogg stream whose last page is missing (cut at a page boundary, or never written by its
+    // encoder: real packages hold such files) decodes to its last page and says which it is.
+    let bytes = std::fs::read(fixture("tone.ogg")).unwrap();
+    let last_page = bytes.windows(4).rposition(|w| w == b"OggS").unwrap();
+    let unclosed = dir.path().join("unclosed.ogg");
+    std::fs::write(&unclosed, &bytes[..last_page]).unwrap();
+    let (_, s) = stats(&unclosed).unwrap();
+    assert_eq!(s.lost_s, 0.0);
+    assert!(
+        s.truncated
+            .as_deref()
+            .unwrap_or("")
+            .contains("without its end-of-stream mark"),
+        "{:?}",
+        s.truncated
+    );
     // Undamaged files lose nothing, whatever the container's delay and padding bookkeeping.
     for name in [
         "tone.flac",
