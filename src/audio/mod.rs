@@ -111,7 +111,7 @@ pub fn decode_resampled(
 }
 
 /// Stream `path` into the model's windows; `emit` receives each window in order, as every
-/// network of the model takes it ([`network_inputs`]).
+/// network of the model takes it ([`NetworkInputs`]).
 /// Memory is bounded by about three windows plus one decoded packet, whatever the file length.
 pub fn read_windows(
     path: &Path,
