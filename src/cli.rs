@@ -123,8 +123,9 @@ pub struct ScreenArgs {
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
 
-    /// Write rows to FILE instead of standard output. A FILE that already holds a report is
-    /// refused: continue it with --resume, or replace it with --force.
+    /// Write rows to FILE instead of standard output (`-o -`: standard output; `./-` names a
+    /// file). A FILE that already holds a report is refused: continue it with --resume, or
+    /// replace it with --force.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -178,7 +179,7 @@ pub struct ScreenArgs {
 
     /// When the run finishes, also write the review page of its report (`deepscreen review`
     /// with its defaults) to FILE. Needs -o.
-    #[arg(long, value_name = "FILE.html", requires = "output")]
+    #[arg(long, value_name = "FILE.html", requires = "output", value_parser = parse_file_output)]
     pub html: Option<PathBuf>,
 }
 
@@ -188,7 +189,7 @@ pub struct ReviewArgs {
     pub report: PathBuf,
 
     /// Write the page to FILE.
-    #[arg(short, long, value_name = "FILE.html")]
+    #[arg(short, long, value_name = "FILE.html", value_parser = parse_file_output)]
     pub output: PathBuf,
 
     /// Flagged files shown in detail (highest score first).
@@ -306,16 +307,16 @@ pub struct EvalArgs {
     pub batch: Option<usize>,
 
     /// Write an ASVspoof-style score file (ID ATTACK KEY SCORE, higher = more bona fide).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parse_file_output)]
     pub scores: Option<PathBuf>,
 
     /// Draw the pooled ROC curve to FILE (SVG).
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", value_parser = parse_file_output)]
     pub plot: Option<PathBuf>,
 
     /// Draw the pooled DET curve to FILE (SVG): miss vs false-alarm rate on probit axes, with the
     /// model's operating point; the low false-alarm end a catalog screen lives in is readable.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", value_parser = parse_file_output)]
     pub det: Option<PathBuf>,
 
     /// Print the report as JSON.
@@ -332,7 +333,7 @@ pub struct MergeArgs {
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
 
-    /// Write the merged report to FILE instead of standard output.
+    /// Write the merged report to FILE instead of standard output (`-o -`: standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -361,6 +362,18 @@ fn parse_segment_threshold(s: &str) -> Result<SegmentThreshold, String> {
         _ => parse_probability(s)
             .map(SegmentThreshold::At)
             .map_err(|e| format!("{e} (give a score in [0, 1], or off)")),
+    }
+}
+
+/// An output that can only be a file: `-` is refused rather than silently naming a file `-`.
+fn parse_file_output(s: &str) -> Result<PathBuf, String> {
+    if s == "-" {
+        Err(
+            "this writes a file, not standard output: give a file name (./- for one named -)"
+                .into(),
+        )
+    } else {
+        Ok(PathBuf::from(s))
     }
 }
 

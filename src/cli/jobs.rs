@@ -1,5 +1,7 @@
 //! Parsed arguments into the library's plain job structs.
 
+use std::path::PathBuf;
+
 use deepscreen::bench::BenchJob;
 use deepscreen::eval::command::EvalJob;
 use deepscreen::report::Format;
@@ -9,10 +11,30 @@ use deepscreen::screen::merge::MergeJob;
 
 use super::{BenchArgs, EvalArgs, MergeArgs, ReviewArgs, ScreenArgs};
 
+/// `-o -` is standard output, as in most tools (`-o ./-` names a file called `-`).
+fn report_file(output: Option<PathBuf>) -> Option<PathBuf> {
+    output.filter(|path| path.as_os_str() != "-")
+}
+
 impl TryFrom<ScreenArgs> for ScreenJob {
     type Error = String;
     fn try_from(a: ScreenArgs) -> Result<Self, String> {
-        let format = Format::for_output(a.format, a.output.as_deref())?;
+        let to_stdout = a.output.is_some() && report_file(a.output.clone()).is_none();
+        let needs_file = [
+            (a.resume, "--resume continues a report file"),
+            (a.force, "--force replaces a report file"),
+            (
+                a.html.is_some(),
+                "--html builds its page from the report file",
+            ),
+        ];
+        if let Some((_, what)) = needs_file.iter().find(|(given, _)| to_stdout && *given) {
+            return Err(format!(
+                "{what}, and -o - writes to standard output: give -o FILE"
+            ));
+        }
+        let output = report_file(a.output);
+        let format = Format::for_output(a.format, output.as_deref())?;
         Ok(ScreenJob {
             paths: a.paths,
             files_from: a.files_from,
@@ -22,7 +44,7 @@ impl TryFrom<ScreenArgs> for ScreenJob {
             batch: a.batch.map(|b| b as usize),
             threads: a.threads,
             format,
-            output: a.output,
+            output,
             threshold: a.threshold,
             segment_threshold: a.segment_threshold,
             segments: a.segments,
@@ -74,7 +96,7 @@ impl From<MergeArgs> for MergeJob {
     fn from(a: MergeArgs) -> Self {
         MergeJob {
             reports: a.reports,
-            output: a.output,
+            output: report_file(a.output),
             format: a.format,
             expect: a.expect,
         }

@@ -1286,3 +1286,69 @@ fn a_blip_in_silence_is_no_signal_and_a_short_file_is_too_short() {
         );
     }
 }
+
+/// `-o -` is standard output, as in most tools (it once wrote a file named `-`): screen and merge
+/// write their rows there and create no file; options that need a report file say so; outputs
+/// that can only be files (review pages, eval's plots) refuse `-`.
+#[test]
+fn dash_output_is_standard_output_and_never_a_file_named_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path());
+    let audio = dir.path().join("a.wav");
+    crate::common::write_wav_16k(&audio, 1.5, |t| {
+        0.3 * (2.0 * 330.0 * std::f32::consts::PI * t).sin()
+    });
+    let in_dir = |cmd: &mut Command| run(cmd.current_dir(dir.path()));
+    let screen = |extra: &[&str]| {
+        in_dir(
+            bin()
+                .arg("screen")
+                .arg(&audio)
+                .arg("--model")
+                .arg(&model)
+                .arg("--no-progress")
+                .args(extra),
+        )
+    };
+    let dash = dir.path().join("-");
+
+    let to_stdout = screen(&["-o", "-"]);
+    assert_eq!(to_stdout.status.code(), Some(0), "{to_stdout:?}");
+    let rows = rows_by_name(&to_stdout.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows.contains_key("a.wav"), "{rows:?}");
+    assert!(!dash.exists(), "-o - created a file named -");
+    // The same rows as with no -o at all.
+    let plain = screen(&[]);
+    assert_eq!(plain.stdout, to_stdout.stdout);
+    // CSV by --format, as for standard output.
+    let csv = screen(&["-o", "-", "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("path,score,verdict"));
+
+    for (extra, says) in [
+        (&["--resume"][..], "--resume continues a report file"),
+        (&["--force"][..], "--force replaces a report file"),
+        (&["--html", "page.html"][..], "--html builds its page"),
+    ] {
+        let mut args = vec!["-o", "-"];
+        args.extend_from_slice(extra);
+        let out = screen(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{extra:?}: no rows before the refusal");
+    }
+
+    // merge -o -: the merged report on standard output.
+    let report = dir.path().join("r.jsonl");
+    std::fs::write(&report, &to_stdout.stdout).unwrap();
+    let merged = in_dir(bin().arg("merge").arg(&report).args(["-o", "-"]));
+    assert_eq!(merged.status.code(), Some(0), "{merged:?}");
+    assert_eq!(merged.stdout, to_stdout.stdout);
+
+    // File-only outputs refuse -, before any work.
+    let review = in_dir(bin().arg("review").arg(&report).args(["-o", "-"]));
+    assert_eq!(review.status.code(), Some(2), "{review:?}");
+    assert!(String::from_utf8_lossy(&review.stderr).contains("not standard output"));
+    assert!(!dash.exists(), "a file named - was written");
+}
