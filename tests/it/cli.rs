@@ -1336,7 +1336,10 @@ fn dash_output_is_standard_output_and_never_a_file_named_dash() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
         assert!(stderr.contains(says), "{extra:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{extra:?}: no rows before the refusal");
+        assert!(
+            out.stdout.is_empty(),
+            "{extra:?}: no rows before the refusal"
+        );
     }
 
     // merge -o -: the merged report on standard output.

@@ -31,34 +31,39 @@ impl ClassifierOps for CpuBackend {
         let k = channels * kh * kw;
         let hw_out = ho * wo;
         let direct = kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
-        let mut out = vec![0.0f32; batch * out_ch * hw_out];
+        // Every value is written below (the SGEMM overwrites; k = 0 fills zeros).
+        let mut out = pool::take(batch * out_ch * hw_out);
         if hw_out == 0 || out_ch == 0 {
             return CpuTensor::new(out, &[batch, out_ch, ho, wo]);
         }
+        let col_len = if direct { 0 } else { k * hw_out };
         out.par_chunks_mut(out_ch * hw_out)
             .zip(input.data.par_chunks(channels * h * w))
-            .for_each_init(Vec::new, |col, (dst, x)| {
-                // A 1x1 stride-1 convolution is already a GEMM over the input planes.
-                let columns: &[f32] = if direct {
-                    x
-                } else {
-                    im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], col);
-                    col
-                };
-                sgemm(
-                    out_ch,
-                    k,
-                    hw_out,
-                    &weight.data,
-                    (k, 1),
-                    columns,
-                    (hw_out, 1),
-                    dst,
-                );
-                for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
-                    simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
-                }
-            });
+            .for_each_init(
+                || pool::Scratch::new(col_len),
+                |col, (dst, x)| {
+                    // A 1x1 stride-1 convolution is already a GEMM over the input planes.
+                    let columns: &[f32] = if direct {
+                        x
+                    } else {
+                        im2col(x, [channels, h, w], [kh, kw], p, [ho, wo], &mut col.0);
+                        &col.0
+                    };
+                    sgemm(
+                        out_ch,
+                        k,
+                        hw_out,
+                        &weight.data,
+                        (k, 1),
+                        columns,
+                        (hw_out, 1),
+                        dst,
+                    );
+                    for (o, plane) in dst.chunks_mut(hw_out).enumerate() {
+                        simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
+                    }
+                },
+            );
         CpuTensor::new(out, &[batch, out_ch, ho, wo])
     }
 
@@ -70,7 +75,7 @@ impl ClassifierOps for CpuBackend {
         act: Activation,
     ) -> Result<CpuTensor> {
         let (channels, inner) = CHECK.channel_affine(&input.shape, &scale.shape, &shift.shape)?;
-        let mut out = input.data.clone();
+        let mut out = pool::copy_of(&input.data);
         if inner > 0 {
             out.par_chunks_mut(inner)
                 .enumerate()
@@ -98,7 +103,8 @@ impl ClassifierOps for CpuBackend {
         let cols: Vec<(usize, usize)> = (0..wo)
             .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
             .collect();
-        let mut out = vec![0.0f32; batch * channels * ho * wo];
+        // Every row is filled below.
+        let mut out = pool::take(batch * channels * ho * wo);
         if ho * wo > 0 {
             out.par_chunks_mut(ho * wo)
                 .zip(input.data.par_chunks(h * w))
@@ -121,7 +127,8 @@ impl ClassifierOps for CpuBackend {
         let (shape, inner) = CHECK.mfm(&input.shape)?;
         let batch = input.shape[0];
         let half = shape[1] * inner;
-        let mut out = vec![0.0f32; batch * half];
+        // Every value is written below.
+        let mut out = pool::take(batch * half);
         if half > 0 {
             out.par_chunks_mut(half)
                 .zip(input.data.par_chunks(2 * half))

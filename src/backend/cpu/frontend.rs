@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm};
+use super::{CHECK, CpuBackend, CpuTensor, pool, sgemm};
 use crate::Result;
 use crate::backend::{FrontendOps, LogSpec, NORM_EPS, Normalization, Projection, StftParams};
 
@@ -27,7 +27,8 @@ impl CpuBackend {
         let pad = if p.center { p.n_fft / 2 } else { 0 };
         let fft = self.fft_plan(p.n_fft);
         let width = bins * per_bin;
-        let mut out = vec![0.0f32; batch * frames * width];
+        // Every row is written whole by `write` (its `bins · per_bin` values).
+        let mut out = pool::take(batch * frames * width);
         out.par_chunks_mut(width).enumerate().try_for_each_init(
             || {
                 (
@@ -86,7 +87,7 @@ impl FrontendOps for CpuBackend {
             Projection::Bins { start, end } => {
                 let [batch, frames, bins] = CHECK.bin_range(&power.shape, start, end)?;
                 let width = end - start;
-                let mut out = vec![0.0f32; batch * frames * width];
+                let mut out = pool::take(batch * frames * width);
                 out.par_chunks_mut(width)
                     .zip(power.data.par_chunks(bins))
                     .for_each(|(dst, src)| {
@@ -122,7 +123,7 @@ impl FrontendOps for CpuBackend {
             _ => None,
         };
         let [_, frames, feats] = CHECK.normalize(&features.shape, stats)?;
-        let mut out = features.data.clone();
+        let mut out = pool::copy_of(&features.data);
         if let Normalization::Global { mean, std } = mode {
             out.par_chunks_mut(feats).for_each(|row| {
                 for ((v, m), s) in row.iter_mut().zip(&mean.data).zip(&std.data) {
@@ -195,7 +196,8 @@ fn project_rows(
     post: impl Fn(f32) -> f32 + Sync,
 ) -> Vec<f32> {
     let rows = x.len() / k.max(1);
-    let mut out = vec![0.0f32; rows * n];
+    // The SGEMMs overwrite every value.
+    let mut out = pool::take(rows * n);
     out.par_chunks_mut(ROWS_PER_TASK * n)
         .zip(x.par_chunks(ROWS_PER_TASK * k))
         .for_each(|(dst, src)| {
