@@ -10,9 +10,26 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay`: its place in `mi_option_t` (mimalloc.h, v3, which
+/// libmimalloc-sys builds by default; the crate names no constant for it). A test checks it
+/// still reads the option's documented default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     quiet_wayland_probe();
     cli::run(cli::Cli::parse())
+}
+
+/// mimalloc hands freed memory back to the kernel (it "purges" it), so the next batch's tensors
+/// of the same sizes fault their pages in again and the kernel zeroes them: 9 % of a `music`
+/// screen's time in `clear_page_erms` (a purge delay of 1 s instead of -1 did not help). Never purging keeps them: `speech` 1.12×, `music` 1.08× on the
+/// CPU for 35–80 MiB more peak memory (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY`, if set, wins.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain option store, before any thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
 }
 
 /// While wgpu looks for a GPU, Mesa's Vulkan driver asks libwayland for a display, and
@@ -26,5 +43,22 @@ fn quiet_wayland_probe() {
         // SAFETY: first statement of main, before any thread exists, so nothing reads the
         // environment concurrently.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", "/dev/null") };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option number still names `purge_delay` in the linked mimalloc: it reads its
+    /// default (1000 ms in v3's options.c), and the options after it theirs.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads of mimalloc's option table.
+        let read = |option| unsafe { libmimalloc_sys::mi_option_get(option) };
+        assert_eq!(read(super::MI_OPTION_PURGE_DELAY), 1000);
+        assert_eq!(read(libmimalloc_sys::mi_option_os_tag), 100);
+        assert_eq!(read(libmimalloc_sys::mi_option_max_errors), 32);
     }
 }
