@@ -41,8 +41,10 @@ from deepscreen_train import channel
 from deepscreen_train.common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, duration, load_audio, read_rows, real_split, write_flac, write_rows
 
 # Data v3 adds the archival codecs: old low-bitrate MP3 (8–24 kbps, mono, low rates), GSM for
-# music too, IMA ADPCM in WAV.
-SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw", "mp3-old", "adpcm"]
+# music too, IMA ADPCM in WAV. Speech adds the telephone codecs Speex and G.726 (2026-12-07:
+# through them, real old low-band speech was flagged 8 % / 2 % of the time; models/speech.md,
+# "telephone codecs it never trained on"). G.723.1 stays out, to measure an unseen codec.
+SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw", "mp3-old", "adpcm", "speex", "g726"]
 MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis", "mp3-old", "gsm", "adpcm"]
 
 
@@ -65,6 +67,11 @@ def codec_args(codec: str, rng: random.Random) -> tuple[list[str], str, int | No
         return ["-c:a", "libmp3lame", "-b:a", f"{rng.choice([8, 16, 24])}k"], "mp3", rate
     if codec == "adpcm":
         return ["-c:a", "adpcm_ima_wav"], "wav", rng.choice([11025, 22050])
+    if codec == "speex":
+        rate = rng.choice([8000, 16000])
+        return ["-c:a", "libspeex", "-b:a", f"{rng.choice([8, 11, 15])}k"], "ogg", rate
+    if codec == "g726":
+        return ["-c:a", "g726", "-b:a", f"{rng.choice([16, 24, 32])}k"], "wav", 8000
     raise ValueError(codec)
 
 
