@@ -69,8 +69,8 @@ impl Drop for Scratch {
 mod tests {
     use super::super::{CpuBackend, CpuTensor};
     use crate::backend::{
-        Activation, ClassifierOps, Conv2dParams, FrontendOps, LogSpec, Normalization, PoolParams,
-        Projection, StftParams,
+        Activation, ClassifierOps, Conv2dParams, ConvTranspose2dParams, FrontendOps, LogSpec,
+        Normalization, PoolParams, Projection, SeparatorOps, StftParams,
     };
 
     /// Deterministic values in [-1, 1).
@@ -135,6 +135,17 @@ mod tests {
         let pooled = 2 * 3 * 68 * 332;
         poisoned(&[pooled], &|| {
             cpu.max_pool2d(&x, &pool).unwrap().data.clone()
+        });
+        // The transposed convolution's per-task columns (its output accumulates: fresh zeros).
+        let (wt, bias_t) = (tensor(&[3, 2, 5, 5], 11), tensor(&[2], 12));
+        let up = ConvTranspose2dParams {
+            stride: [2, 2],
+            crop: [1, 1],
+            crop_end: [2, 2],
+        };
+        poisoned(&[2 * 5 * 5 * plane], &|| {
+            let y = cpu.conv_transpose2d(&x, &wt, Some(&bias_t), &up, Activation::None);
+            y.unwrap().data.clone()
         });
         let pairs = tensor(&[2, 4, 67, 331], 5);
         poisoned(&lengths, &|| cpu.mfm(&pairs).unwrap().data.clone());

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
 
-use super::{CHECK, CpuBackend, CpuTensor, sgemm, simd};
+use super::{CHECK, CpuBackend, CpuTensor, pool, sgemm, simd};
 use crate::Result;
 use crate::backend::{Activation, ConvTranspose2dParams, SeparatorOps, StftParams};
 
@@ -33,25 +33,28 @@ impl SeparatorOps for CpuBackend {
         }
         out.par_chunks_mut(out_ch * ho * wo)
             .zip(input.data.par_chunks(channels * h * w))
-            .for_each_init(Vec::new, |cols, (dst, x)| {
-                // cols[tap, pixel] = Σ_c weight[c, tap] · x[c, pixel]: weightᵀ (strided) · x.
-                cols.clear();
-                cols.resize(taps * h * w, 0.0);
-                sgemm(
-                    taps,
-                    channels,
-                    h * w,
-                    &weight.data,
-                    (1, taps),
-                    x,
-                    (h * w, 1),
-                    cols,
-                );
-                col2im(cols, [out_ch, kh, kw], [h, w], p, [ho, wo], dst);
-                for (o, plane) in dst.chunks_mut(ho * wo).enumerate() {
-                    simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
-                }
-            });
+            .for_each_init(
+                || pool::Scratch::new(taps * h * w),
+                |cols, (dst, x)| {
+                    // cols[tap, pixel] = Σ_c weight[c, tap] · x[c, pixel]: weightᵀ (strided) · x,
+                    // every value overwritten (recycled: see conv2d's im2col columns).
+                    let cols = &mut cols.0;
+                    sgemm(
+                        taps,
+                        channels,
+                        h * w,
+                        &weight.data,
+                        (1, taps),
+                        x,
+                        (h * w, 1),
+                        cols,
+                    );
+                    col2im(cols, [out_ch, kh, kw], [h, w], p, [ho, wo], dst);
+                    for (o, plane) in dst.chunks_mut(ho * wo).enumerate() {
+                        simd::shift_activate(plane, bias.map_or(0.0, |b| b.data[o]), act);
+                    }
+                },
+            );
         CpuTensor::new(out, &[c.batch, out_ch, ho, wo])
     }
 
