@@ -1,6 +1,6 @@
 """The table of scripts/unseen-channels.sh: per channel and held-out package, the real files the
-default threshold flags (file verdicts of `deepscreen screen` reports DIR/<channel>.jsonl;
-error and no-signal rows left out) and the mean file score.
+default threshold flags (file verdicts of the `deepscreen screen` reports DIR/<channel>.jsonl,
+"clean" first; error and no-signal rows left out) and the mean file score.
 
     python3 scripts/unseen-channels-table.py DIR
 """
@@ -11,14 +11,13 @@ import os
 import sys
 
 U = sys.argv[1]
-chans = ["clean", "g726-32k", "g726-16k", "g723-6k3", "speex-nb-8k", "msadpcm-11k", "opus-nb-8k", "aac-22k-24k"]
+reports = sorted(f[: -len(".jsonl")] for f in os.listdir(U) if f.endswith(".jsonl"))
+chans = sorted(reports, key=lambda c: c != "clean")
 pk = ["asterisk-core-sounds-ru-wav", "fillets-ng-data-nl", "flight-of-the-amazon-queen", "klettres-data"]
 print("| channel | " + " | ".join(pk) + " | pooled | mean score |")
 print("|---" * (len(pk) + 3) + "|")
 for c in chans:
     f = os.path.join(U, c + ".jsonl")
-    if not os.path.exists(f):
-        continue
     n = collections.Counter(); fl = collections.Counter(); ss = []
     for line in open(f):
         r = json.loads(line)

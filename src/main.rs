@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's `mi_option_purge_delay`: its place in `mi_option_t` (mimalloc.h, v3, which
 /// libmimalloc-sys builds by default; the crate names no constant for it). A test checks it
-/// still reads the option's documented default.
+/// still reads that option's default.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> std::process::ExitCode {
@@ -23,8 +23,9 @@ fn main() -> std::process::ExitCode {
 
 /// mimalloc hands freed memory back to the kernel (it "purges" it), so the next batch's tensors
 /// of the same sizes fault their pages in again and the kernel zeroes them: 9 % of a `music`
-/// screen's time in `clear_page_erms` (a purge delay of 1 s instead of -1 did not help). Never purging keeps them: `speech` 1.12×, `music` 1.08× on the
-/// CPU for 35–80 MiB more peak memory (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY`, if set, wins.
+/// screen's time in `clear_page_erms` (a purge delay of 1 s instead of -1 did not help). Never
+/// purging keeps them: `speech` 1.10×, `music` 1.07× on the CPU for 30–130 MiB more peak memory
+/// (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY`, if set, wins.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: a plain option store, before any thread exists.

@@ -19,7 +19,10 @@ fn report_file(output: Option<PathBuf>) -> Option<PathBuf> {
 impl TryFrom<ScreenArgs> for ScreenJob {
     type Error = String;
     fn try_from(a: ScreenArgs) -> Result<Self, String> {
-        let to_stdout = a.output.is_some() && report_file(a.output.clone()).is_none();
+        let to_stdout = a
+            .output
+            .as_ref()
+            .is_some_and(|path| path.as_os_str() == "-");
         let needs_file = [
             (a.resume, "--resume continues a report file"),
             (a.force, "--force replaces a report file"),

@@ -42,7 +42,7 @@ from deepscreen_train.common import GENERATORS, MODEL_RATE, MUSIC_EXCERPT_S, dur
 
 # Data v3 adds the archival codecs: old low-bitrate MP3 (8–24 kbps, mono, low rates), GSM for
 # music too, IMA ADPCM in WAV. Speech adds the telephone codecs Speex and G.726 (2026-12-07:
-# through them, real old low-band speech was flagged 8 % / 2 % of the time; models/speech.md,
+# through them, real old low-band speech was flagged up to 8 % / 3 % of the time; models/speech.md,
 # "telephone codecs it never trained on"). G.723.1 stays out, to measure an unseen codec.
 SPEECH_CODECS = ["mp3", "aac", "opus", "vorbis", "gsm", "mulaw", "mp3-old", "adpcm", "speex", "g726"]
 MUSIC_CODECS = ["mp3", "aac", "opus", "vorbis", "mp3-old", "gsm", "adpcm"]
