@@ -848,6 +848,11 @@ fn max_pool_matches_reference<B: Backend>(be: &B, tol: f64) {
         ([2, 3, 9, 7], [3, 2], [2, 1], [1, 1]),
         ([1, 2, 5, 11], [3, 3], [3, 3], [1, 0]),
         ([2, 1, 6, 6], [1, 1], [1, 1], [0, 0]),
+        // Windows that tile the plane (kernel = stride, no padding), with rows and columns
+        // left over: the CPU backend's fast path.
+        ([2, 3, 9, 7], [2, 2], [2, 2], [0, 0]),
+        ([1, 2, 10, 13], [3, 2], [3, 2], [0, 0]),
+        ([1, 2, 8, 11], [2, 3], [2, 3], [0, 0]),
     ];
     for (shape, kernel, stride, padding) in cases {
         let [b, c, h, w] = shape;

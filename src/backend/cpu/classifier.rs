@@ -105,7 +105,11 @@ impl ClassifierOps for CpuBackend {
             .collect();
         // Every row is filled below.
         let mut out = pool::take(batch * channels * ho * wo);
-        if ho * wo > 0 {
+        if ho * wo > 0 && p.padding == [0, 0] && p.stride == p.kernel {
+            out.par_chunks_mut(ho * wo)
+                .zip(input.data.par_chunks(h * w))
+                .for_each(|(dst, plane)| max_pool_tiles(plane, w, p.kernel, dst, wo));
+        } else if ho * wo > 0 {
             out.par_chunks_mut(ho * wo)
                 .zip(input.data.par_chunks(h * w))
                 .for_each(|(dst, plane)| {
@@ -262,6 +266,28 @@ fn inside(wo: usize, sw: usize, offset: isize, w: usize) -> (usize, usize) {
     (lo, (hi as usize).clamp(lo, wo))
 }
 
+/// Max-pooling of one plane (`w` columns) into `dst` (`wo` columns) in windows that tile it:
+/// kernel = stride, no padding (the CNNs' 2x2 pools). Each input row is read once, in order,
+/// and the 2-wide case runs without a range per output value (the general loop above cost 12 %
+/// of a music screen). The maxima are taken in the general loop's order: the same bits.
+fn max_pool_tiles(plane: &[f32], w: usize, [kh, kw]: [usize; 2], dst: &mut [f32], wo: usize) {
+    for (oh, dst_row) in dst.chunks_mut(wo).enumerate() {
+        dst_row.fill(f32::NEG_INFINITY);
+        for row in plane[oh * kh * w..(oh + 1) * kh * w].chunks_exact(w) {
+            let row = &row[..wo * kw];
+            if kw == 2 {
+                for (d, pair) in dst_row.iter_mut().zip(row.chunks_exact(2)) {
+                    *d = d.max(pair[0]).max(pair[1]);
+                }
+            } else {
+                for (d, win) in dst_row.iter_mut().zip(row.chunks_exact(kw)) {
+                    *d = win.iter().fold(*d, |m, &v| m.max(v));
+                }
+            }
+        }
+    }
+}
+
 impl CpuBackend {
     /// `[rows, outputs]` of `act(input · weightᵀ + bias)`, plus `residual` (same layout) when
     /// given: the epilogue runs on each block of rows while it is in cache.
@@ -336,6 +362,48 @@ impl CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tiling fast path gives the bits of the definition (each window's maximum folded from
+    /// -inf, row by row, left to right), with signed zeros, NaN and infinities among the values
+    /// and the plane's last rows and columns left out by the window grid.
+    #[test]
+    fn tiled_max_pool_is_the_definition_bit_for_bit() {
+        let specials = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.5,
+            -2.25,
+        ];
+        for (h, w, kh, kw) in [(9, 7, 2, 2), (10, 13, 3, 2), (8, 11, 2, 3), (5, 5, 1, 1)] {
+            let plane: Vec<f32> = (0..h * w)
+                .map(|i| match i % 11 {
+                    k if k < specials.len() => specials[k],
+                    k => (k as f32 - 8.0) * 0.5 + i as f32 * 1e-3,
+                })
+                .collect();
+            let (ho, wo) = (h / kh, w / kw);
+            let mut fast = vec![7.0; ho * wo];
+            max_pool_tiles(&plane, w, [kh, kw], &mut fast, wo);
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let mut m = f32::NEG_INFINITY;
+                    for r in oh * kh..(oh + 1) * kh {
+                        for c in ow * kw..(ow + 1) * kw {
+                            m = m.max(plane[r * w + c]);
+                        }
+                    }
+                    assert_eq!(
+                        fast[oh * wo + ow].to_bits(),
+                        m.to_bits(),
+                        "{h}x{w} ({oh}, {ow})"
+                    );
+                }
+            }
+        }
+    }
 
     /// im2col as its definition reads, element by element.
     fn naive_im2col(
