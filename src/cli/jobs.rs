@@ -1,6 +1,6 @@
 //! Parsed arguments into the library's plain job structs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use deepscreen::bench::BenchJob;
 use deepscreen::eval::command::EvalJob;
@@ -12,17 +12,19 @@ use deepscreen::screen::merge::MergeJob;
 use super::{BenchArgs, EvalArgs, MergeArgs, ReviewArgs, ScreenArgs};
 
 /// `-o -` is standard output, as in most tools (`-o ./-` names a file called `-`).
+fn is_standard_output(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The report file `-o` names, if any (none for standard output).
 fn report_file(output: Option<PathBuf>) -> Option<PathBuf> {
-    output.filter(|path| path.as_os_str() != "-")
+    output.filter(|path| !is_standard_output(path))
 }
 
 impl TryFrom<ScreenArgs> for ScreenJob {
     type Error = String;
     fn try_from(a: ScreenArgs) -> Result<Self, String> {
-        let to_stdout = a
-            .output
-            .as_ref()
-            .is_some_and(|path| path.as_os_str() == "-");
+        let to_stdout = a.output.as_deref().is_some_and(is_standard_output);
         let needs_file = [
             (a.resume, "--resume continues a report file"),
             (a.force, "--force replaces a report file"),

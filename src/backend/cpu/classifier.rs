@@ -93,16 +93,13 @@ impl ClassifierOps for CpuBackend {
     fn max_pool2d(&self, input: &CpuTensor, p: &PoolParams) -> Result<CpuTensor> {
         let c = CHECK.max_pool2d(&input.shape, p)?;
         let (batch, channels, h, w, ho, wo) = (c.batch, c.channels, c.h, c.w, c.ho, c.wo);
-        // Window bounds per output column, computed once: [start, end) input columns.
+        // A window's [start, end) input rows or columns.
         let col_range = |o: usize, kernel: usize, stride: usize, pad: usize, len: usize| {
             let first = (o * stride) as isize - pad as isize;
             let lo = first.max(0) as usize;
             let hi = ((first + kernel as isize).max(0) as usize).min(len);
             (lo, hi)
         };
-        let cols: Vec<(usize, usize)> = (0..wo)
-            .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
-            .collect();
         // Every row is filled below.
         let mut out = pool::take(batch * channels * ho * wo);
         if ho * wo > 0 && p.padding == [0, 0] && p.stride == p.kernel {
@@ -110,6 +107,10 @@ impl ClassifierOps for CpuBackend {
                 .zip(input.data.par_chunks(h * w))
                 .for_each(|(dst, plane)| max_pool_tiles(plane, w, p.kernel, dst, wo));
         } else if ho * wo > 0 {
+            // Window bounds per output column, computed once.
+            let cols: Vec<(usize, usize)> = (0..wo)
+                .map(|o| col_range(o, p.kernel[1], p.stride[1], p.padding[1], w))
+                .collect();
             out.par_chunks_mut(ho * wo)
                 .zip(input.data.par_chunks(h * w))
                 .for_each(|(dst, plane)| {
